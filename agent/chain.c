@@ -1,0 +1,129 @@
+/* Runs a policy's handlers over one packet. Packet path: no allocation, no locks, no I/O. */
+#include <string.h>
+
+#include "els/flow.h"
+#include "els/policy.h"
+
+/* The packet that opened a flow, rebuilt from the flow entry, so that the handlers after the
+ * tracker can say whether the current policy still grants that flow. */
+static void origin_packet(const struct els_flow *f, struct els_pkt *o)
+{
+	unsigned a = f->init_side, b = !f->init_side;
+
+	memset(o, 0, sizeof(*o));
+	o->family = f->key.family;
+	o->proto = f->key.proto;
+	o->dir = f->init_dir;
+	o->src = f->key.addr[a];
+	o->dst = f->key.addr[b];
+	if (o->proto == 6 || o->proto == 17) {
+		o->flags = ELS_PKT_HAS_PORTS;
+		o->sport = f->key.port[a];
+		o->dport = f->key.port[b];
+		o->tcp_flags = o->proto == 6 ? ELS_TCP_SYN : 0;
+	} else if (o->proto == 1 || o->proto == 58) {
+		/* Only echo exchanges form ICMP flows (els_flow_key_of). */
+		o->flags = ELS_PKT_HAS_ICMP | ELS_PKT_ICMP_ECHO;
+		o->icmp_type = o->proto == 1 ? 8 : 128;
+		o->icmp_id = f->key.port[0];
+	}
+}
+
+/* Runs links [from, n) on pkt; fills d and returns true when one of them decided. */
+static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx *ctx,
+		      struct els_decision *d)
+{
+	for (unsigned i = from; i < p->nlinks; i++) {
+		const struct els_chain_link *l = &p->links[i];
+		struct els_decision hd = {0};
+		enum els_action a = l->h->handle(l->conf, ctx, &hd);
+
+		hd.handler = (uint8_t)i;
+		if (a == ELS_FAIL) {
+			if (l->fail_open)
+				continue;
+			hd.action = ELS_DROP;
+			hd.reason = ELS_R_HANDLER_FAILED;
+			*d = hd;
+			return true;
+		}
+		if (a == ELS_CONTINUE) {
+			if (ctx->recheck && ctx->flow) {
+				/* The tracker found a flow admitted under an older generation. */
+				struct els_pkt origin;
+				struct els_ctx sub = {
+					.pkt = &origin,
+					.now_ns = ctx->now_ns,
+					.generation = ctx->generation,
+				};
+				struct els_decision sd = {0};
+				origin_packet(ctx->flow, &origin);
+				bool decided = run_links(p, i + 1, &sub, &sd);
+				d->handler = (uint8_t)i;
+				if (decided && sd.action == ELS_ACCEPT) {
+					d->action = ELS_ACCEPT;
+					d->reason = ELS_R_FLOW;
+					d->rule = sd.rule;
+				} else {
+					d->action = ELS_DROP;
+					d->reason = ELS_R_PERMIT_REVOKED;
+					d->rule = ctx->flow->rule;
+				}
+				return true;
+			}
+			continue;
+		}
+		hd.action = (uint8_t)a;
+		*d = hd;
+		return true;
+	}
+	return false;
+}
+
+enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
+			      struct els_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (ctx->pkt->reason != ELS_R_NONE) {
+		/* Headers that do not parse are never guessed at: the packet is dropped with the
+		 * decoder's reason, before any handler sees it. */
+		d->action = ELS_DROP;
+		d->handler = ELS_HANDLER_DECODE;
+		d->reason = ctx->pkt->reason;
+		return ELS_DROP;
+	}
+	if (!run_links(p, 0, ctx, d)) {
+		d->action = ELS_DROP; /* deny all: nothing permitted it */
+		d->handler = ELS_HANDLER_CHAIN;
+		d->reason = ELS_R_DEFAULT_POLICY;
+	}
+	for (unsigned i = 0; i < p->nlinks; i++)
+		if (p->links[i].h->commit)
+			p->links[i].h->commit(p->links[i].conf, ctx, d);
+	return (enum els_action)d->action;
+}
+
+const char *els_chain_handler_name(const struct els_policy *p, unsigned idx)
+{
+	if (idx == ELS_HANDLER_DECODE)
+		return "decode";
+	if (idx < p->nlinks)
+		return p->links[idx].h->name;
+	return "chain";
+}
+
+const char *els_chain_rule_name(const struct els_policy *p, const struct els_decision *d)
+{
+	if (d->handler >= p->nlinks || !d->rule)
+		return NULL;
+	const struct els_chain_link *l = &p->links[d->handler];
+	if (d->reason == ELS_R_FLOW || d->reason == ELS_R_PERMIT_REVOKED) {
+		/* The tracker passes on the rule of the handler that admitted the flow; its
+		 * name belongs to that handler (the first after the tracker with names). */
+		for (unsigned i = d->handler + 1u; i < p->nlinks; i++)
+			if (p->links[i].h->rule_name)
+				return p->links[i].h->rule_name(p->links[i].conf, d->rule);
+		return NULL;
+	}
+	return l->h->rule_name ? l->h->rule_name(l->conf, d->rule) : NULL;
+}

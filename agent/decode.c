@@ -1,0 +1,289 @@
+/* Decodes the IP and L4 headers of one packet into struct els_pkt (see include/els/pkt.h).
+ *
+ * Runs on the packet path for every queued packet: no allocation, no loop over payload (the
+ * only loop is the IPv6 extension header walk, capped at ELS_DECODE_MAX_EXT), and every read
+ * is bounds-checked against caplen first. Multi-byte fields are assembled byte by byte, so
+ * nothing depends on the alignment of buf.
+ *
+ * Two lengths bound each packet:
+ *  - claimed: what the IP header says (IPv4 total length, IPv6 40 + payload length). It may
+ *    exceed caplen, because NFQUEUE copies only the first bytes, but never wire_len.
+ *  - end: min(caplen, claimed), the bytes that are both present and part of the packet.
+ * A header that does not fit in claimed is malformed; one that fits in claimed but not in
+ * end was only cut by the capture (truncated / truncated_l4).
+ */
+#include "els/pkt.h"
+#include "els/reason.h"
+
+/* Long enough for any sane chain (RFC 8200 recommends order and at most two destination
+ * option headers); short enough that a crafted chain cannot make us spin. */
+#define ELS_DECODE_MAX_EXT 16
+
+enum {
+	P_HOPOPTS = 0,
+	P_ICMP = 1,
+	P_TCP = 6,
+	P_UDP = 17,
+	P_ROUTING = 43,
+	P_FRAGMENT = 44,
+	P_AH = 51,
+	P_ICMPV6 = 58,
+	P_NONE = 59,
+	P_DSTOPTS = 60,
+	P_MH = 135,
+	P_HIP = 139,
+	P_SHIM6 = 140,
+	P_EXP1 = 253,
+	P_EXP2 = 254,
+};
+
+#define TCP_HDR_MIN  20u
+#define UDP_HDR_LEN  8u
+#define ICMP_HDR_LEN 8u /* type, code, checksum and the 4-byte rest (echo id/seq, MTU, ...) */
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline unsigned fail(struct els_pkt *p, enum els_reason r)
+{
+	p->reason = (uint16_t)r;
+	return r;
+}
+
+/* RFC 1858 3.2: a TCP fragment at offset 8 can rewrite the flags of the first fragment after
+ * the filter has read them; no legitimate stack sends one. */
+static inline unsigned later_fragment(struct els_pkt *p)
+{
+	p->flags |= ELS_PKT_LATER_FRAG;
+	if (p->proto == P_TCP && p->frag_off == 8)
+		return fail(p, ELS_R_TINY_FRAGMENT);
+	return ELS_R_NONE;
+}
+
+/* Decodes the L4 header of p->proto at buf[off]; off <= end <= claimed. */
+static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t claimed,
+			  struct els_pkt *p)
+{
+	bool frag = p->flags & ELS_PKT_FRAGMENT;
+	const uint8_t *h = buf + off;
+	size_t need;
+
+	switch (p->proto) {
+	case P_TCP:
+		need = TCP_HDR_MIN;
+		break;
+	case P_UDP:
+		need = UDP_HDR_LEN;
+		break;
+	case P_ICMP:
+	case P_ICMPV6:
+		need = ICMP_HDR_LEN;
+		break;
+	default:
+		return fail(p, ELS_R_UNKNOWN_PROTO);
+	}
+	/* A first fragment is judged by its own claimed length: the capture may hold padding
+	 * or nothing at all past the headers, neither says what the sender put in it. */
+	if (claimed - off < need)
+		return fail(p, frag ? ELS_R_TINY_FRAGMENT : ELS_R_TRUNCATED_L4);
+	if (end - off < need)
+		return fail(p, ELS_R_TRUNCATED_L4);
+
+	switch (p->proto) {
+	case P_TCP: {
+		size_t doff = (size_t)(h[12] >> 4) * 4;
+
+		/* Options need not be captured (we never read them), but must fit in the packet.
+		 * A first fragment may legally end inside them. */
+		if (doff < TCP_HDR_MIN || (!frag && doff > claimed - off))
+			return fail(p, ELS_R_BAD_TCP_OFFSET);
+		p->tcp_flags = h[13];
+		break;
+	}
+	case P_UDP: {
+		size_t ulen = rd16(h + 4);
+
+		/* In a first fragment the UDP length covers the whole datagram, not this piece. */
+		if (ulen < UDP_HDR_LEN || (!frag && ulen > claimed - off))
+			return fail(p, ELS_R_BAD_UDP_LENGTH);
+		break;
+	}
+	default: {
+		/* ICMP and ICMPv6 are told apart by protocol number, not by IP version. */
+		bool echo =
+		    p->proto == P_ICMP ? h[0] == 8 || h[0] == 0 : h[0] == 128 || h[0] == 129;
+
+		p->icmp_type = h[0];
+		p->icmp_code = h[1];
+		p->flags |= ELS_PKT_HAS_ICMP;
+		if (echo) {
+			p->icmp_id = rd16(h + 4);
+			p->flags |= ELS_PKT_ICMP_ECHO;
+		}
+		return ELS_R_NONE;
+	}
+	}
+	p->sport = rd16(h);
+	p->dport = rd16(h + 2);
+	p->flags |= ELS_PKT_HAS_PORTS;
+	return ELS_R_NONE;
+}
+
+static unsigned decode_v4(const uint8_t *buf, size_t caplen, size_t wire, struct els_pkt *p)
+{
+	size_t ihl, tot, end;
+	uint16_t fo;
+
+	p->family = ELS_AF_INET;
+	if (caplen < 20)
+		return fail(p, ELS_R_TRUNCATED);
+	memcpy(p->src.b, buf + 12, 4);
+	memcpy(p->dst.b, buf + 16, 4);
+	p->proto = buf[9];
+	ihl = (size_t)(buf[0] & 0x0f) * 4;
+	tot = rd16(buf + 2);
+	/* Options running past the whole packet are a bad IHL; past a partial capture only,
+	 * a truncation (checked after the lengths, which can still be judged). */
+	if (ihl < 20 || (ihl > caplen && caplen >= wire))
+		return fail(p, ELS_R_BAD_IHL);
+	if (tot < ihl || tot > wire)
+		return fail(p, ELS_R_BAD_IP_LENGTH);
+	if (ihl > caplen)
+		return fail(p, ELS_R_TRUNCATED);
+
+	fo = rd16(buf + 6);
+	p->frag_off = (uint16_t)((fo & 0x1fff) * 8);
+	if (fo & 0x3fff) { /* MF or an offset */
+		p->flags |= ELS_PKT_FRAGMENT;
+		p->frag_id = rd16(buf + 4);
+	}
+	/* Never look for L4 in a later fragment: its first bytes are payload, not ports. */
+	if (p->frag_off)
+		return later_fragment(p);
+	end = caplen < tot ? caplen : tot;
+	return decode_l4(buf, ihl, end, tot, p);
+}
+
+/* Checks that an extension header of hlen bytes at off fits. In a first fragment the whole
+ * chain must be there (RFC 7112), so running past the fragment is a tiny fragment. */
+static inline unsigned ext_fits(struct els_pkt *p, size_t off, size_t hlen, size_t end,
+				size_t claimed)
+{
+	if (claimed - off < hlen)
+		return fail(p, p->flags & ELS_PKT_FRAGMENT ? ELS_R_TINY_FRAGMENT
+							   : ELS_R_BAD_EXT_HEADER);
+	if (end - off < hlen)
+		return fail(p, ELS_R_TRUNCATED);
+	return ELS_R_NONE;
+}
+
+static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct els_pkt *p)
+{
+	size_t claimed, end, off = 40, hlen;
+	bool seen_frag = false;
+	unsigned r;
+	uint8_t nh;
+
+	p->family = ELS_AF_INET6;
+	if (caplen < 40)
+		return fail(p, ELS_R_TRUNCATED);
+	memcpy(p->src.b, buf + 8, 16);
+	memcpy(p->dst.b, buf + 24, 16);
+	nh = buf[6];
+	p->proto = nh;
+	claimed = 40 + (size_t)rd16(buf + 4);
+	/* Payload length 0 with hop-by-hop options is a jumbogram (RFC 2675): not supported,
+	 * and a hop-by-hop header would not fit in a zero-length payload anyway. */
+	if (claimed > wire || (claimed == 40 && nh == P_HOPOPTS))
+		return fail(p, ELS_R_BAD_IP_LENGTH);
+	end = caplen < claimed ? caplen : claimed;
+
+	for (;;) {
+		switch (nh) {
+		case P_HOPOPTS:
+			/* RFC 8200 4.1: only directly after the fixed header; Linux drops it
+			 * anywhere else, so a filter must not read the chain differently. */
+			if (p->ext_count)
+				return fail(p, ELS_R_BAD_EXT_HEADER);
+			/* fall through */
+		case P_ROUTING:
+		case P_DSTOPTS:
+		case P_MH:
+		case P_HIP:
+		case P_SHIM6:
+		case P_EXP1:
+		case P_EXP2:
+		case P_AH:
+		case P_FRAGMENT:
+			break;
+		case P_NONE:
+			return ELS_R_NONE; /* nothing follows: no L4 to decode */
+		default:
+			/* TCP, UDP, ICMP; ESP and the rest are unknown_protocol */
+			return decode_l4(buf, off, end, claimed, p);
+		}
+		if (p->ext_count >= ELS_DECODE_MAX_EXT)
+			return fail(p, ELS_R_EXT_CHAIN_TOO_LONG);
+		/* next header and length bytes first, then the whole header */
+		r = ext_fits(p, off, nh == P_FRAGMENT ? 8 : 2, end, claimed);
+		if (r)
+			return r;
+		if (nh == P_FRAGMENT) {
+			uint16_t fo = rd16(buf + off + 2);
+
+			/* two fragment headers would mean fragments of fragments */
+			if (seen_frag)
+				return fail(p, ELS_R_BAD_EXT_HEADER);
+			seen_frag = true;
+			hlen = 8;
+			p->frag_off = fo & 0xfff8;
+			/* An atomic fragment (offset 0, no M) is a whole packet (RFC 6946). */
+			if (fo & 0xfff9) {
+				p->flags |= ELS_PKT_FRAGMENT;
+				p->frag_id = rd32(buf + off + 4);
+			}
+		} else {
+			if (nh == P_AH) /* RFC 4302: length in 4-octet units, minus 2 */
+				hlen = ((size_t)buf[off + 1] + 2) * 4;
+			else
+				hlen = ((size_t)buf[off + 1] + 1) * 8;
+			r = ext_fits(p, off, hlen, end, claimed);
+			if (r)
+				return r;
+		}
+		p->ext_count++;
+		nh = buf[off];
+		p->proto = nh;
+		off += hlen;
+		if (p->frag_off)
+			return later_fragment(p);
+	}
+}
+
+unsigned els_decode(const uint8_t *buf, size_t caplen, size_t wire_len, enum els_dir dir,
+		    struct els_pkt *pkt)
+{
+	memset(pkt, 0, sizeof(*pkt));
+	pkt->dir = (uint8_t)dir;
+	/* The caller promises wire_len >= caplen; if not, the bytes in hand were on the wire. */
+	if (wire_len < caplen)
+		wire_len = caplen;
+	pkt->wire_len = wire_len > UINT32_MAX ? UINT32_MAX : (uint32_t)wire_len;
+	if (caplen < 1)
+		return fail(pkt, ELS_R_TRUNCATED);
+	switch (buf[0] >> 4) {
+	case 4:
+		return decode_v4(buf, caplen, wire_len, pkt);
+	case 6:
+		return decode_v6(buf, caplen, wire_len, pkt);
+	default:
+		return fail(pkt, ELS_R_BAD_VERSION);
+	}
+}

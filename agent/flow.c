@@ -1,0 +1,418 @@
+/* The flow table (see include/els/flow.h). One per worker, so nothing here locks.
+ *
+ * Layout: a preallocated array of flows addressed by uint32 index; hash buckets hold the index
+ * of the first flow of their chain (chained through hnext); each flow also sits on one expiry
+ * list (lprev/lnext), chosen by its state and protocol class, in the order flows were last
+ * touched. Free slots are those past the high-water mark plus a free list threaded through
+ * hnext, so creating a large table does not touch every page up front. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "els/flow.h"
+#include "els/reason.h"
+
+#define NIL	  UINT32_MAX
+#define LIST_FREE 0xffu
+#define N_PCLASS  3 /* TCP, other (UDP and anything with ports), ICMP */
+#define N_LISTS	  (N_PCLASS * ELS_FS__COUNT)
+
+#define FRAG_SLOTS	 4096u /* power of two */
+#define FRAG_LIFETIME_NS (30ull * 1000000000ull)
+
+_Static_assert(sizeof(struct els_flow) <= 128, "struct els_flow must stay within 128 bytes");
+_Static_assert(sizeof(struct els_flow_key) == 40, "struct els_flow_key must have no padding");
+_Static_assert(N_LISTS < LIST_FREE, "list index must fit in els_flow.list");
+
+struct frag_key {
+	struct els_addr src, dst;
+	uint32_t id;
+	uint8_t family, proto;
+	uint8_t pad[2];
+};
+
+struct frag_slot {
+	struct frag_key key;
+	uint64_t expire_ns; /* 0: empty */
+};
+
+struct els_flow_table {
+	struct els_flow *flows;
+	uint32_t *buckets;
+	struct frag_slot *frags;
+	uint64_t seed;
+	uint32_t capacity, count, mask;
+	uint32_t hwm;	    /* slots [hwm, capacity) have never been used */
+	uint32_t free_head; /* removed slots, chained through hnext */
+	uint32_t head[N_LISTS], tail[N_LISTS];
+	unsigned expire_cursor; /* list expiry starts at, so no list starves under a small budget */
+};
+
+static const char *const state_names[ELS_FS__COUNT] = {
+    [ELS_FS_NONE] = "none",	      [ELS_FS_SYN_SENT] = "syn_sent",
+    [ELS_FS_SYN_RECV] = "syn_recv",   [ELS_FS_ESTABLISHED] = "established",
+    [ELS_FS_FIN_WAIT] = "fin_wait",   [ELS_FS_CLOSING] = "closing",
+    [ELS_FS_TIME_WAIT] = "time_wait", [ELS_FS_UNREPLIED] = "unreplied",
+};
+
+const char *els_flow_state_name(unsigned state)
+{
+	return state < ELS_FS__COUNT ? state_names[state] : "?";
+}
+
+static unsigned pclass(uint8_t proto)
+{
+	if (proto == 6)
+		return 0;
+	if (proto == 1 || proto == 58)
+		return 2;
+	return 1;
+}
+
+static unsigned list_of(uint8_t proto, unsigned state)
+{
+	return pclass(proto) * ELS_FS__COUNT + state;
+}
+
+static uint32_t bucket_of(const struct els_flow_table *t, const struct els_flow_key *key)
+{
+	return (uint32_t)XXH3_64bits_withSeed(key, sizeof(*key), t->seed) & t->mask;
+}
+
+struct els_flow_table *els_flow_table_new(uint32_t capacity, uint64_t seed)
+{
+	struct els_flow_table *t;
+	uint32_t nb = 1;
+
+	if (capacity == 0 || capacity > ELS_FLOW_MAX_CAPACITY)
+		return NULL;
+	while (nb < capacity)
+		nb <<= 1;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->flows = calloc(capacity, sizeof(*t->flows));
+	t->buckets = malloc((size_t)nb * sizeof(*t->buckets));
+	t->frags = calloc(FRAG_SLOTS, sizeof(*t->frags));
+	if (!t->flows || !t->buckets || !t->frags) {
+		els_flow_table_free(t);
+		return NULL;
+	}
+	memset(t->buckets, 0xff, (size_t)nb * sizeof(*t->buckets));
+	t->seed = seed;
+	t->capacity = capacity;
+	t->mask = nb - 1;
+	t->free_head = NIL;
+	for (unsigned i = 0; i < N_LISTS; i++)
+		t->head[i] = t->tail[i] = NIL;
+	return t;
+}
+
+void els_flow_table_free(struct els_flow_table *t)
+{
+	if (!t)
+		return;
+	free(t->flows);
+	free(t->buckets);
+	free(t->frags);
+	free(t);
+}
+
+uint32_t els_flow_count(const struct els_flow_table *t)
+{
+	return t->count;
+}
+
+uint32_t els_flow_capacity(const struct els_flow_table *t)
+{
+	return t->capacity;
+}
+
+static void put_addr(struct els_addr *dst, const struct els_addr *src, uint8_t family)
+{
+	/* Copy only the family's bytes, so a decoder leaving junk past an IPv4 address cannot
+	 * split one flow into two keys. */
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst->b, src->b, family == ELS_AF_INET ? 4 : 16);
+}
+
+bool els_flow_key_of(const struct els_pkt *p, struct els_flow_key *key, uint8_t *side)
+{
+	uint16_t sport, dport;
+	int c;
+
+	if (p->flags & ELS_PKT_LATER_FRAG)
+		return false;
+	if (p->family != ELS_AF_INET && p->family != ELS_AF_INET6)
+		return false;
+	if (p->flags & ELS_PKT_HAS_PORTS) {
+		sport = p->sport;
+		dport = p->dport;
+	} else if ((p->flags & ELS_PKT_ICMP_ECHO) && (p->proto == 1 || p->proto == 58)) {
+		/* The echo id is the same in request and reply, so using it as both ports makes
+		 * the reply normalise to the request's key. */
+		sport = dport = p->icmp_id;
+	} else {
+		return false;
+	}
+
+	memset(key, 0, sizeof(*key));
+	key->family = p->family;
+	key->proto = p->proto;
+	c = memcmp(p->src.b, p->dst.b, p->family == ELS_AF_INET ? 4 : 16);
+	if (c < 0 || (c == 0 && sport <= dport)) {
+		put_addr(&key->addr[0], &p->src, p->family);
+		put_addr(&key->addr[1], &p->dst, p->family);
+		key->port[0] = sport;
+		key->port[1] = dport;
+		*side = 0;
+	} else {
+		put_addr(&key->addr[0], &p->dst, p->family);
+		put_addr(&key->addr[1], &p->src, p->family);
+		key->port[0] = dport;
+		key->port[1] = sport;
+		*side = 1;
+	}
+	return true;
+}
+
+struct els_flow *els_flow_lookup(struct els_flow_table *t, const struct els_flow_key *key)
+{
+	for (uint32_t i = t->buckets[bucket_of(t, key)]; i != NIL; i = t->flows[i].hnext) {
+		if (memcmp(&t->flows[i].key, key, sizeof(*key)) == 0)
+			return &t->flows[i];
+	}
+	return NULL;
+}
+
+static uint32_t idx_of(const struct els_flow_table *t, const struct els_flow *f)
+{
+	return (uint32_t)(f - t->flows);
+}
+
+static void list_unlink(struct els_flow_table *t, struct els_flow *f)
+{
+	unsigned l = f->list;
+
+	if (f->lprev != NIL)
+		t->flows[f->lprev].lnext = f->lnext;
+	else
+		t->head[l] = f->lnext;
+	if (f->lnext != NIL)
+		t->flows[f->lnext].lprev = f->lprev;
+	else
+		t->tail[l] = f->lprev;
+	f->lprev = f->lnext = NIL;
+}
+
+static void list_append(struct els_flow_table *t, struct els_flow *f, unsigned l)
+{
+	uint32_t i = idx_of(t, f);
+
+	f->list = (uint8_t)l;
+	f->lnext = NIL;
+	f->lprev = t->tail[l];
+	if (t->tail[l] != NIL)
+		t->flows[t->tail[l]].lnext = i;
+	else
+		t->head[l] = i;
+	t->tail[l] = i;
+}
+
+void els_flow_remove(struct els_flow_table *t, struct els_flow *f)
+{
+	uint32_t i = idx_of(t, f);
+	uint32_t *link = &t->buckets[bucket_of(t, &f->key)];
+
+	if (f->list == LIST_FREE)
+		return;
+	while (*link != NIL && *link != i)
+		link = &t->flows[*link].hnext;
+	if (*link == i)
+		*link = f->hnext;
+	list_unlink(t, f);
+	f->list = LIST_FREE;
+	f->hnext = t->free_head;
+	t->free_head = i;
+	t->count--;
+}
+
+/* The least recently seen flow that is not established: heads only, since each list is in
+ * touch order. */
+static struct els_flow *evict_victim(struct els_flow_table *t)
+{
+	struct els_flow *best = NULL;
+
+	for (unsigned l = 0; l < N_LISTS; l++) {
+		if (l % ELS_FS__COUNT == ELS_FS_ESTABLISHED || t->head[l] == NIL)
+			continue;
+		struct els_flow *f = &t->flows[t->head[l]];
+		if (!best || f->last_ns < best->last_ns)
+			best = f;
+	}
+	return best;
+}
+
+struct els_flow *
+els_flow_insert(struct els_flow_table *t, const struct els_flow_key *key, uint64_t now_ns,
+		void (*on_end)(const struct els_flow *f, unsigned reason, void *arg), void *arg)
+{
+	struct els_flow *f;
+	uint32_t i, b;
+
+	if (els_flow_lookup(t, key))
+		return NULL;
+	if (t->count == t->capacity) {
+		struct els_flow *victim = evict_victim(t);
+		if (!victim)
+			return NULL;
+		if (on_end)
+			on_end(victim, ELS_R_FLOW_EVICTED, arg);
+		els_flow_remove(t, victim);
+	}
+	if (t->free_head != NIL) {
+		i = t->free_head;
+		t->free_head = t->flows[i].hnext;
+	} else {
+		i = t->hwm++;
+	}
+	f = &t->flows[i];
+	memset(f, 0, sizeof(*f));
+	f->key = *key;
+	f->first_ns = f->last_ns = f->expire_ns = now_ns;
+	b = bucket_of(t, key);
+	f->hnext = t->buckets[b];
+	t->buckets[b] = i;
+	list_append(t, f, list_of(key->proto, ELS_FS_NONE));
+	t->count++;
+	return f;
+}
+
+void els_flow_touch(struct els_flow_table *t, struct els_flow *f, unsigned state, uint64_t now_ns,
+		    uint64_t timeout_ns)
+{
+	if (state >= ELS_FS__COUNT)
+		state = ELS_FS_NONE; /* a caller bug; keep the list index in range */
+	f->state = (uint8_t)state;
+	f->last_ns = now_ns;
+	f->expire_ns = now_ns + timeout_ns < now_ns ? UINT64_MAX : now_ns + timeout_ns;
+	list_unlink(t, f);
+	list_append(t, f, list_of(f->key.proto, state));
+}
+
+unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned budget,
+			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
+			 void *arg)
+{
+	unsigned done = 0;
+
+	for (unsigned n = 0; n < N_LISTS && done < budget; n++) {
+		unsigned l = (t->expire_cursor + n) % N_LISTS;
+		while (done < budget && t->head[l] != NIL) {
+			struct els_flow *f = &t->flows[t->head[l]];
+			if (f->expire_ns > now_ns)
+				break;
+			if (on_end)
+				on_end(f,
+				       f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED
+								    : ELS_R_FLOW_TIMEOUT,
+				       arg);
+			els_flow_remove(t, f);
+			done++;
+		}
+	}
+	t->expire_cursor = (t->expire_cursor + 1) % N_LISTS;
+	return done;
+}
+
+void els_flow_foreach(struct els_flow_table *t, void (*fn)(const struct els_flow *f, void *arg),
+		      void *arg)
+{
+	for (uint32_t i = 0; i < t->hwm; i++) {
+		if (t->flows[i].list != LIST_FREE)
+			fn(&t->flows[i], arg);
+	}
+}
+
+int els_flow_table_check(const struct els_flow_table *t)
+{
+	uint32_t live = 0, on_lists = 0, in_buckets = 0, freed = 0;
+
+	if (t->count > t->capacity || t->hwm > t->capacity)
+		return -EUCLEAN;
+	for (uint32_t i = 0; i < t->hwm; i++) {
+		const struct els_flow *f = &t->flows[i];
+		if (f->list == LIST_FREE)
+			continue;
+		live++;
+		if (f->list >= N_LISTS || f->list != list_of(f->key.proto, f->state))
+			return -EUCLEAN;
+	}
+	if (live != t->count)
+		return -EUCLEAN;
+	for (unsigned l = 0; l < N_LISTS; l++) {
+		uint32_t prev = NIL;
+		for (uint32_t i = t->head[l]; i != NIL; i = t->flows[i].lnext) {
+			if (i >= t->hwm || t->flows[i].list != l || t->flows[i].lprev != prev ||
+			    ++on_lists > t->count)
+				return -EUCLEAN;
+			prev = i;
+		}
+		if (t->tail[l] != prev)
+			return -EUCLEAN;
+	}
+	for (uint32_t b = 0; b <= t->mask; b++) {
+		for (uint32_t i = t->buckets[b]; i != NIL; i = t->flows[i].hnext) {
+			if (i >= t->hwm || t->flows[i].list == LIST_FREE ||
+			    bucket_of(t, &t->flows[i].key) != b || ++in_buckets > t->count)
+				return -EUCLEAN;
+		}
+	}
+	for (uint32_t i = t->free_head; i != NIL; i = t->flows[i].hnext) {
+		if (i >= t->hwm || t->flows[i].list != LIST_FREE || ++freed > t->hwm)
+			return -EUCLEAN;
+	}
+	if (on_lists != t->count || in_buckets != t->count || freed + t->count != t->hwm)
+		return -EUCLEAN;
+	return 0;
+}
+
+static void frag_key_of(const struct els_pkt *p, struct frag_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	put_addr(&k->src, &p->src, p->family);
+	put_addr(&k->dst, &p->dst, p->family);
+	k->id = p->frag_id;
+	k->family = p->family;
+	k->proto = p->proto;
+}
+
+static struct frag_slot *frag_slot_of(struct els_flow_table *t, const struct frag_key *k)
+{
+	/* A different seed from the flow hash's, so flow and fragment collisions are unrelated. */
+	uint64_t h = XXH3_64bits_withSeed(k, sizeof(*k), t->seed ^ 0x9e3779b97f4a7c15ull);
+	return &t->frags[h & (FRAG_SLOTS - 1)];
+}
+
+void els_frag_admit(struct els_flow_table *t, const struct els_pkt *first, uint64_t now_ns)
+{
+	struct frag_key k;
+	struct frag_slot *s;
+
+	frag_key_of(first, &k);
+	s = frag_slot_of(t, &k);
+	s->key = k;
+	s->expire_ns = now_ns + FRAG_LIFETIME_NS < now_ns ? UINT64_MAX : now_ns + FRAG_LIFETIME_NS;
+}
+
+bool els_frag_admitted(struct els_flow_table *t, const struct els_pkt *later, uint64_t now_ns)
+{
+	struct frag_key k;
+	const struct frag_slot *s;
+
+	frag_key_of(later, &k);
+	s = frag_slot_of(t, &k);
+	return s->expire_ns != 0 && now_ns < s->expire_ns && memcmp(&s->key, &k, sizeof(k)) == 0;
+}

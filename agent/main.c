@@ -1,0 +1,442 @@
+/* elsd: the ELS endpoint agent. Options, start-up, signals, reload, shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "els/monitor.h"
+#include "els/policy.h"
+#include "log.h"
+#include "queue.h"
+#include "replay.h"
+#include "worker.h"
+
+#define DEFAULT_CONFIG "/etc/elsd/elsd.conf"
+#define MAX_LOCAL 64
+
+static const char usage_text[] =
+	"Usage: elsd [OPTIONS]\n"
+	"       elsd -n [-c FILE]\n"
+	"       elsd --replay CAPTURE [-c FILE] [--local CIDR]... [--verdicts]\n"
+	"\n"
+	"The ELS endpoint agent: judges every packet that netfilter steers to its NFQUEUE\n"
+	"queues against an allow/deny list, a ports-and-protocols policy (deny all, permit by\n"
+	"exception, inbound and outbound) and a stateful flow tracker, and records its verdicts\n"
+	"in a SQLite monitor file. Only headers are read; payloads never are.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+	"  -n, --check           check the configuration, print every error as\n"
+	"                        FILE:LINE: message, and exit: 0 if valid, 1 if not\n"
+	"      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
+	"      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
+	"                        cooked) instead of live queues; records go to the monitor as\n"
+	"                        for live traffic. Needs no privileges.\n"
+	"      --local CIDR      with --replay: this host's addresses (repeatable), to tell\n"
+	"                        inbound from outbound; default: the config's local_addresses\n"
+	"      --verdicts        with --replay: print one line per packet:\n"
+	"                        N DIR VERDICT HANDLER REASON rule=ID\n"
+	"      --services FILE   services database for port names (default /etc/services)\n"
+	"      --handlers        list the handlers a chain may name, and exit\n"
+	"  -V, --version         print the version and exit\n"
+	"  -h, --help            print this help and exit\n"
+	"\n"
+	"Signals: SIGHUP reloads the configuration (a bad file keeps the running policy and logs\n"
+	"why); SIGTERM and SIGINT stop cleanly, answering every queued packet first.\n"
+	"\n"
+	"Exit status: 0 on a clean stop or a valid check, 1 on a configuration error,\n"
+	"2 on a usage error, 3 when the queues or the monitor cannot be opened.\n";
+
+struct options {
+	const char *config;
+	const char *monitor;
+	const char *replay;
+	const char *services;
+	struct els_cidr local[MAX_LOCAL];
+	unsigned nlocal;
+	bool check, verdicts;
+};
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_MONITOR = 256, OPT_REPLAY, OPT_LOCAL, OPT_VERDICTS, OPT_SERVICES, OPT_HANDLERS };
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'n'},
+		{"monitor", required_argument, NULL, OPT_MONITOR},
+		{"replay", required_argument, NULL, OPT_REPLAY},
+		{"local", required_argument, NULL, OPT_LOCAL},
+		{"verdicts", no_argument, NULL, OPT_VERDICTS},
+		{"services", required_argument, NULL, OPT_SERVICES},
+		{"handlers", no_argument, NULL, OPT_HANDLERS},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	const char *why;
+
+	o->config = DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'n':
+			o->check = true;
+			break;
+		case OPT_MONITOR:
+			o->monitor = optarg;
+			break;
+		case OPT_REPLAY:
+			o->replay = optarg;
+			break;
+		case OPT_LOCAL:
+			if (o->nlocal == MAX_LOCAL) {
+				fprintf(stderr, "elsd: at most %d --local options\n", MAX_LOCAL);
+				exit(2);
+			}
+			if (els_cidr_parse(optarg, &o->local[o->nlocal], &why) < 0) {
+				fprintf(stderr, "elsd: --local %s: %s\n", optarg, why);
+				exit(2);
+			}
+			o->nlocal++;
+			break;
+		case OPT_VERDICTS:
+			o->verdicts = true;
+			break;
+		case OPT_SERVICES:
+			o->services = optarg;
+			break;
+		case OPT_HANDLERS:
+			for (const struct els_handler *const *h = els_handler_all(); *h; h++)
+				printf("%-14s %s\n", (*h)->name, (*h)->summary);
+			exit(0);
+		case 'V':
+			printf("elsd %s\n", ELS_VERSION);
+			exit(0);
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fputs("Try 'elsd --help'.\n", stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "elsd: unexpected argument '%s'\nTry 'elsd --help'.\n", argv[optind]);
+		exit(2);
+	}
+	if ((o->nlocal || o->verdicts) && !o->replay) {
+		fprintf(stderr, "elsd: --local and --verdicts only apply to --replay\n");
+		exit(2);
+	}
+}
+
+static struct els_policy *load(const struct options *o)
+{
+	struct els_diag d;
+	els_diag_init(&d, o->config);
+	struct els_policy *p = els_policy_load(o->config, o->services, &d);
+	if (!p)
+		els_diag_print(&d, stderr);
+	els_diag_free(&d);
+	return p;
+}
+
+static void push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
+{
+	struct els_record r = {.kind = ELS_REC_EVENT, .ts_ns = els_now_real(), .count = 1,
+			       .reason = ELS_R_EVENT, .generation = gen, .handler = "elsd"};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r.detail, sizeof(r.detail), fmt, ap);
+	va_end(ap);
+	els_ring_push(ring, &r);
+}
+
+static struct els_monitor *open_monitor(const struct options *o, const struct els_policy *p,
+					unsigned producers)
+{
+	struct els_diag d;
+	els_diag_init(&d, o->config);
+	struct els_monitor_opts mo = {
+		.path = o->monitor ? o->monitor : p->set.monitor_path,
+		.producers = producers,
+		.ring_size = p->set.monitor_ring,
+		.batch_max = 4096,
+		.flush_ms = 200,
+	};
+	struct els_monitor *m = els_monitor_open(&mo, &d);
+	if (!m || els_monitor_start(m) < 0) {
+		els_diag_print(&d, stderr);
+		if (m)
+			els_monitor_close(m);
+		m = NULL;
+	}
+	els_diag_free(&d);
+	return m;
+}
+
+static int run_replay(const struct options *o, struct els_policy *p)
+{
+	struct els_worker w;
+	struct els_replay_result res;
+	struct els_monitor *m = open_monitor(o, p, 2);
+	int rc = 3;
+
+	if (!m) {
+		els_policy_free(p);
+		return 3;
+	}
+	if (els_worker_init(&w, 0, p->set.flow_capacity, els_monitor_ring(m, 0)) < 0) {
+		fprintf(stderr, "elsd: out of memory for %u flows\n", p->set.flow_capacity);
+		goto out;
+	}
+	els_gen_publish(p);
+	push_event(els_monitor_ring(m, 1), p->generation, "replay %s", o->replay);
+	struct els_replay_opts ro = {
+		.path = o->replay,
+		.local = o->nlocal ? o->local : p->set.local,
+		.nlocal = o->nlocal ? o->nlocal : p->set.nlocal,
+		.verdicts = o->verdicts ? stdout : NULL,
+	};
+	if (els_replay_run(&ro, &w, &res) == 0) {
+		rc = 0;
+		fprintf(stderr,
+			"elsd: replayed %lu packets: %lu accepted, %lu dropped, %lu not IP\n",
+			res.packets, res.accepted, res.dropped, res.skipped);
+	}
+	els_worker_finish(&w, els_now_real());
+	els_worker_fini(&w);
+out:
+	els_monitor_close(m);
+	els_policy_free(p);
+	return rc;
+}
+
+struct daemon {
+	const struct options *opt;
+	unsigned nq;
+	struct els_worker *workers;
+	struct els_worker **wp;
+	struct els_queue **queues;
+	pthread_t *threads;
+	struct els_monitor *mon;
+	struct els_ring *ctl; /* the main thread's ring, for events */
+	atomic_bool stop;
+	struct els_policy *running;
+};
+
+struct worker_arg {
+	struct daemon *d;
+	unsigned i;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *a = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "elsd-q%u", a->d->workers[a->i].queue);
+	pthread_setname_np(pthread_self(), name);
+	els_queue_run(a->d->queues[a->i], &a->d->stop);
+	return NULL;
+}
+
+/* Settings that size or place things at start-up: a reload reports a change and keeps the
+ * running value, because half-applying them would be worse than not applying them. */
+static void keep_start_settings(struct els_policy *np, const struct els_policy *old)
+{
+	const struct els_settings *o = &old->set;
+	struct els_settings *n = &np->set;
+
+	if (n->queue_first != o->queue_first || n->queue_last != o->queue_last)
+		els_log(ELS_LL_WARNING, "reload: 'queues' changed; takes effect on restart");
+	if (n->fail_open != o->fail_open)
+		els_log(ELS_LL_WARNING, "reload: 'fail_open' changed; takes effect on restart");
+	if (n->copy_bytes != o->copy_bytes || n->queue_maxlen != o->queue_maxlen)
+		els_log(ELS_LL_WARNING,
+			"reload: 'copy_bytes'/'queue_maxlen' changed; take effect on restart");
+	if (n->flow_capacity != o->flow_capacity)
+		els_log(ELS_LL_WARNING, "reload: 'flows.capacity' changed; takes effect on restart");
+	if (strcmp(n->monitor_path, o->monitor_path) != 0)
+		els_log(ELS_LL_WARNING, "reload: 'monitor.path' changed; takes effect on restart");
+	n->queue_first = o->queue_first;
+	n->queue_last = o->queue_last;
+	n->fail_open = o->fail_open;
+	n->copy_bytes = o->copy_bytes;
+	n->queue_maxlen = o->queue_maxlen;
+	n->flow_capacity = o->flow_capacity;
+	n->monitor_ring = o->monitor_ring;
+	char *tmp = n->monitor_path;
+	n->monitor_path = strdup(o->monitor_path);
+	if (!n->monitor_path)
+		n->monitor_path = tmp;
+	else
+		free(tmp);
+}
+
+static void reload(struct daemon *d)
+{
+	struct els_diag diag;
+	els_diag_init(&diag, d->opt->config);
+	struct els_policy *np = els_policy_load(d->opt->config, d->opt->services, &diag);
+
+	if (!np) {
+		for (unsigned i = 0; i < diag.count; i++)
+			els_log(ELS_LL_ERROR, "reload failed, keeping generation %u: %s",
+				d->running->generation, diag.msgs[i]);
+		push_event(d->ctl, d->running->generation, "reload failed: %.80s",
+			   diag.count ? diag.msgs[0] : "?");
+		els_diag_free(&diag);
+		return;
+	}
+	els_diag_free(&diag);
+	keep_start_settings(np, d->running);
+	els_log_set_level(np->set.log_level);
+	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
+	d->running = np;
+	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
+	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
+		els_policy_free(old);
+	else
+		els_log(ELS_LL_ERROR, "reload: a worker did not pick up generation %u in 5 s; "
+				      "keeping the old generation's memory",
+			np->generation);
+	els_log(ELS_LL_INFO, "reloaded %s: generation %u, sha256 %.16s", np->path, np->generation,
+		np->hash);
+	push_event(d->ctl, np->generation, "reload ok: generation %u sha256 %.16s",
+		   np->generation, np->hash);
+}
+
+static int run_daemon(const struct options *o, struct els_policy *p)
+{
+	struct daemon d = {.opt = o, .running = p};
+	sigset_t sigs;
+	int rc = 3;
+	unsigned started = 0;
+
+	els_log_set_level(p->set.log_level);
+	/* Signals go to the main thread only: block them before any thread exists. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d.nq = p->set.queue_last - p->set.queue_first + 1;
+	d.workers = calloc(d.nq, sizeof(*d.workers));
+	d.wp = calloc(d.nq, sizeof(*d.wp));
+	d.queues = calloc(d.nq, sizeof(*d.queues));
+	d.threads = calloc(d.nq, sizeof(*d.threads));
+	if (!d.workers || !d.wp || !d.queues || !d.threads)
+		goto out;
+	d.mon = open_monitor(o, p, d.nq + 1);
+	if (!d.mon)
+		goto out;
+	d.ctl = els_monitor_ring(d.mon, d.nq);
+	for (unsigned i = 0; i < d.nq; i++) {
+		d.wp[i] = &d.workers[i];
+		if (els_worker_init(&d.workers[i], i, p->set.flow_capacity,
+				    els_monitor_ring(d.mon, i)) < 0) {
+			els_log(ELS_LL_ERROR, "out of memory for %u flows per queue",
+				p->set.flow_capacity);
+			goto out;
+		}
+		d.workers[i].queue = p->set.queue_first + i;
+		struct els_queue_opts qo = {
+			.num = p->set.queue_first + i,
+			.copy_bytes = p->set.copy_bytes,
+			.maxlen = p->set.queue_maxlen,
+			.fail_open = p->set.fail_open,
+		};
+		d.queues[i] = els_queue_open(&qo, &d.workers[i]);
+		if (!d.queues[i])
+			goto out;
+	}
+	els_gen_publish(p);
+	struct worker_arg *args = calloc(d.nq, sizeof(*args));
+	if (!args)
+		goto out;
+	for (; started < d.nq; started++) {
+		args[started] = (struct worker_arg){&d, started};
+		if (pthread_create(&d.threads[started], NULL, worker_main, &args[started]) != 0) {
+			els_log(ELS_LL_ERROR, "cannot start worker thread: %s", strerror(errno));
+			atomic_store(&d.stop, true);
+			break;
+		}
+	}
+	if (started == d.nq) {
+		rc = 0;
+		els_log(ELS_LL_INFO,
+			"started: queues %u-%u, %u handlers, generation %u, sha256 %.16s, %s",
+			p->set.queue_first, p->set.queue_last, p->nlinks, p->generation, p->hash,
+			p->set.fail_open ? "fail-open" : "fail-closed");
+		push_event(d.ctl, p->generation, "start: queues %u-%u sha256 %.16s",
+			   p->set.queue_first, p->set.queue_last, p->hash);
+	}
+	while (!atomic_load(&d.stop)) {
+		int sig = sigwaitinfo(&sigs, NULL);
+		if (sig == SIGHUP)
+			reload(&d);
+		else if (sig == SIGTERM || sig == SIGINT)
+			atomic_store(&d.stop, true);
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(d.threads[i], NULL);
+	free(args);
+	uint64_t packets = 0;
+	for (unsigned i = 0; i < d.nq; i++) {
+		packets += atomic_load(&d.workers[i].st.packets);
+		els_worker_finish(&d.workers[i], els_now_real());
+	}
+	if (rc == 0) {
+		els_log(ELS_LL_INFO, "stopping after %llu packets", (unsigned long long)packets);
+		push_event(d.ctl, d.running->generation, "stop after %llu packets",
+			   (unsigned long long)packets);
+	}
+out:
+	for (unsigned i = 0; d.queues && i < d.nq; i++)
+		els_queue_close(d.queues[i]);
+	if (d.mon)
+		els_monitor_close(d.mon);
+	for (unsigned i = 0; d.workers && i < d.nq; i++)
+		els_worker_fini(&d.workers[i]);
+	free(d.workers);
+	free(d.wp);
+	free(d.queues);
+	free(d.threads);
+	els_policy_free(d.running);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+
+	parse_args(argc, argv, &o);
+	struct els_policy *p = load(&o);
+	if (!p)
+		return 1;
+	if (o.check) {
+		printf("%s: OK: %u handlers (", o.config, p->nlinks);
+		for (unsigned i = 0; i < p->nlinks; i++)
+			printf("%s%s", i ? ", " : "", p->links[i].h->name);
+		printf("), queues %u-%u, sha256 %s\n", p->set.queue_first, p->set.queue_last,
+		       p->hash);
+		els_policy_free(p);
+		return 0;
+	}
+	if (o.replay)
+		return run_replay(&o, p);
+	return run_daemon(&o, p);
+}

@@ -1,0 +1,239 @@
+/* NFQUEUE through libnetfilter_queue's libmnl interface.
+ *
+ * Each turn of the loop reads every packet the socket holds (up to a batch), judges them in
+ * order, and answers them with as few verdict messages as possible: a run of equal verdicts on
+ * consecutive ids becomes one NFQNL_MSG_VERDICT_BATCH, and all messages of a turn go to the
+ * kernel in one sendto. Every packet read gets exactly one verdict; a packet that cannot be
+ * parsed is dropped, not left queued. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue.h"
+
+#define QUEUE_BATCH 128       /* packets judged per turn before verdicts go out */
+#define QUEUE_RCVBUF (8u << 20) /* socket receive buffer: absorbs bursts while we judge */
+#define QUEUE_POLL_MS 100     /* idle wake-up: generation pickup, timers, stop flag */
+
+struct pending {
+	uint32_t id;
+	uint8_t verdict; /* NF_ACCEPT / NF_DROP */
+};
+
+struct els_queue {
+	struct mnl_socket *nl;
+	unsigned num;
+	unsigned portid;
+	struct els_worker *w;
+	struct pending pend[QUEUE_BATCH];
+	unsigned npend;
+	char *rxbuf; /* one netlink message: the copied headers plus attributes */
+	size_t rxlen;
+	char *txbuf; /* the verdict batch */
+	size_t txlen;
+};
+
+static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
+{
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	return 0;
+}
+
+struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_worker *w)
+{
+	struct els_queue *q = calloc(1, sizeof(*q));
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	int rc;
+
+	if (!q)
+		return NULL;
+	q->num = o->num;
+	q->w = w;
+	q->rxlen = o->copy_bytes + 4096; /* headers + netlink attributes */
+	q->txlen = QUEUE_BATCH * 64 + 4096;
+	q->rxbuf = malloc(q->rxlen);
+	q->txbuf = malloc(q->txlen);
+	q->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!q->rxbuf || !q->txbuf || !q->nl) {
+		fprintf(stderr, "elsd: queue %u: cannot open netlink socket: %s\n", o->num,
+			strerror(errno));
+		goto fail;
+	}
+	if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		fprintf(stderr, "elsd: queue %u: netlink bind: %s\n", o->num, strerror(errno));
+		goto fail;
+	}
+	q->portid = mnl_socket_get_portid(q->nl);
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, o->num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+	if ((rc = send_config(q, nlh)) < 0) {
+		fprintf(stderr,
+			"elsd: queue %u: cannot bind: %s (is another program bound to it? elsd needs "
+			"CAP_NET_ADMIN)\n",
+			o->num, strerror(-rc));
+		goto fail;
+	}
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, o->num);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, (int)o->copy_bytes);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, o->maxlen);
+	/* GSO: accept unsegmented super-packets rather than having the kernel split them for
+	 * us; only headers are read, so their checksum state does not matter. FAIL_OPEN: what
+	 * the kernel does when the queue is full. */
+	uint32_t flags = NFQA_CFG_F_GSO | (o->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
+	if ((rc = send_config(q, nlh)) < 0) {
+		fprintf(stderr, "elsd: queue %u: cannot configure: %s\n", o->num, strerror(-rc));
+		goto fail;
+	}
+	int sz = (int)QUEUE_RCVBUF;
+	int fd = mnl_socket_get_fd(q->nl);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	return q;
+fail:
+	els_queue_close(q);
+	return NULL;
+}
+
+static uint8_t hook_dir(uint8_t hook)
+{
+	/* LOCAL_OUT and POST_ROUTING carry what this host sends; everything else is inbound
+	 * (PRE_ROUTING, LOCAL_IN, and FORWARD, which a host agent treats as arriving). */
+	return hook == NF_INET_LOCAL_OUT || hook == NF_INET_POST_ROUTING ? ELS_DIR_OUT
+									 : ELS_DIR_IN;
+}
+
+static int on_packet(const struct nlmsghdr *nlh, void *data)
+{
+	struct els_queue *q = data;
+	struct nlattr *attr[NFQA_MAX + 1] = {0};
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
+		return MNL_CB_OK; /* not a packet: nothing to answer */
+	const struct nfqnl_msg_packet_hdr *ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	uint32_t id = ntohl(ph->packet_id);
+	const uint8_t *payload = NULL;
+	size_t caplen = 0, wire = 0;
+	if (attr[NFQA_PAYLOAD]) {
+		payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+		caplen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+	}
+	wire = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : caplen;
+	enum els_action a = els_worker_packet(q->w, payload ? payload : (const uint8_t *)"",
+					      caplen, wire, hook_dir(ph->hook), els_now_mono(),
+					      els_now_real());
+	q->pend[q->npend].id = id;
+	q->pend[q->npend].verdict = a == ELS_ACCEPT ? NF_ACCEPT : NF_DROP;
+	q->npend++;
+	return MNL_CB_OK;
+}
+
+/* Sends the verdicts of the packets judged this turn, in id order. */
+static void flush_verdicts(struct els_queue *q)
+{
+	struct mnl_nlmsg_batch *b;
+	unsigned i = 0;
+
+	if (!q->npend)
+		return;
+	b = mnl_nlmsg_batch_start(q->txbuf, q->txlen);
+	while (i < q->npend) {
+		unsigned j = i;
+		/* Extend a run while the verdict is the same and the ids are consecutive, so the
+		 * batch verdict covers exactly the packets of the run. */
+		while (j + 1 < q->npend && q->pend[j + 1].verdict == q->pend[i].verdict &&
+		       q->pend[j + 1].id == q->pend[j].id + 1)
+			j++;
+		int type = j > i ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT;
+		struct nlmsghdr *nlh = nfq_nlmsg_put(mnl_nlmsg_batch_current(b), type, q->num);
+		nfq_nlmsg_verdict_put(nlh, (int)q->pend[j].id, q->pend[i].verdict);
+		mnl_nlmsg_batch_next(b);
+		i = j + 1;
+	}
+	if (mnl_socket_sendto(q->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
+		atomic_fetch_add_explicit(&q->w->st.verdict_errors, 1, memory_order_relaxed);
+	mnl_nlmsg_batch_stop(b);
+	q->npend = 0;
+}
+
+/* Reads and judges up to QUEUE_BATCH packets without blocking. Returns how many messages
+ * were read, or -1 when the socket is broken. */
+static int read_batch(struct els_queue *q)
+{
+	int fd = mnl_socket_get_fd(q->nl);
+	int n = 0;
+
+	while (q->npend < QUEUE_BATCH) {
+		ssize_t len = recv(fd, q->rxbuf, q->rxlen, MSG_DONTWAIT);
+		if (len < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == ENOBUFS) {
+				/* The kernel dropped messages for us: count and go on. */
+				atomic_fetch_add_explicit(&q->w->st.enobufs, 1,
+							  memory_order_relaxed);
+				continue;
+			}
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		n++;
+		mnl_cb_run(q->rxbuf, (size_t)len, 0, q->portid, on_packet, q);
+	}
+	return n;
+}
+
+void els_queue_run(struct els_queue *q, const atomic_bool *stop)
+{
+	struct pollfd pfd = {.fd = mnl_socket_get_fd(q->nl), .events = POLLIN};
+	struct els_worker *w = q->w;
+
+	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
+		els_worker_refresh(w);
+		atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_relaxed);
+		int r = read_batch(q);
+		flush_verdicts(q);
+		els_worker_tick(w, els_now_mono(), els_now_real());
+		if (r < 0) {
+			fprintf(stderr, "elsd: queue %u: netlink receive failed: %s\n", q->num,
+				strerror(errno));
+			break;
+		}
+		if (r == 0)
+			poll(&pfd, 1, QUEUE_POLL_MS);
+	}
+	/* Answer what is already queued before unbinding, so nothing waits for a verdict that
+	 * will never come. */
+	els_worker_refresh(w);
+	while (read_batch(q) > 0)
+		flush_verdicts(q);
+	flush_verdicts(q);
+}
+
+void els_queue_close(struct els_queue *q)
+{
+	if (!q)
+		return;
+	if (q->nl) {
+		char buf[MNL_SOCKET_BUFFER_SIZE];
+		struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+		nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
+		mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len);
+		mnl_socket_close(q->nl);
+	}
+	free(q->rxbuf);
+	free(q->txbuf);
+	free(q);
+}

@@ -1,0 +1,212 @@
+/* Packet worker: decode -> chain -> records. Shared by live queues and replay. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+#define WORKER_DROPAGG_SLOTS 4096
+#define WORKER_EXPIRE_BUDGET 256 /* flows expired per tick: bounds the pause per batch */
+#define WORKER_TICK_NS 100000000ull
+
+int els_worker_init(struct els_worker *w, unsigned index, unsigned flow_capacity,
+		    struct els_ring *ring)
+{
+	uint64_t seed;
+
+	memset(w, 0, sizeof(*w));
+	w->index = index;
+	w->ring = ring;
+	/* The hash seed need not be secret forever, only unpredictable to remote senders. */
+	if (getentropy(&seed, sizeof(seed)) < 0)
+		seed = els_now_real() ^ (uint64_t)(uintptr_t)w;
+	w->flows = els_flow_table_new(flow_capacity, seed);
+	w->drops = els_dropagg_new(WORKER_DROPAGG_SLOTS, ring);
+	if (!w->flows || !w->drops) {
+		els_worker_fini(w);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void els_worker_fini(struct els_worker *w)
+{
+	els_flow_table_free(w->flows);
+	els_dropagg_free(w->drops);
+	w->flows = NULL;
+	w->drops = NULL;
+}
+
+void els_worker_refresh(struct els_worker *w)
+{
+	w->pol = els_gen_current();
+	atomic_store_explicit(&w->seen_gen, w->pol->generation, memory_order_release);
+}
+
+static void copy_name(char *dst, size_t n, const char *src)
+{
+	if (!src) {
+		dst[0] = '\0';
+		return;
+	}
+	size_t l = strnlen(src, n - 1);
+	memcpy(dst, src, l);
+	dst[l] = '\0';
+}
+
+static void record_from_pkt(struct els_record *r, const struct els_pkt *p)
+{
+	r->family = p->family;
+	r->dir = p->dir;
+	r->proto = p->proto;
+	r->src = p->src;
+	r->dst = p->dst;
+	if (p->flags & ELS_PKT_HAS_PORTS) {
+		r->sport = p->sport;
+		r->dport = p->dport;
+		r->tcp_flags = p->tcp_flags;
+	}
+	if (p->flags & ELS_PKT_HAS_ICMP) {
+		r->icmp_type = p->icmp_type;
+		r->icmp_code = p->icmp_code;
+	}
+}
+
+/* The record is built on the stack and copied into the ring: no allocation. */
+static void record_decision(struct els_worker *w, struct els_record *r,
+			    const struct els_decision *d)
+{
+	r->handler = els_chain_handler_name(w->pol, d->handler);
+	r->reason = d->reason;
+	r->rule = d->rule;
+	r->generation = w->pol->generation;
+	r->verdict = d->action;
+	copy_name(r->rule_name, sizeof(r->rule_name), els_chain_rule_name(w->pol, d));
+}
+
+struct flow_end_arg {
+	struct els_worker *w;
+	uint64_t real_ns;
+};
+
+static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
+{
+	struct flow_end_arg *a = arg;
+	struct els_worker *w = a->w;
+	unsigned i = f->init_side, o = !f->init_side;
+	struct els_record r = {
+		.kind = ELS_REC_FLOW_END,
+		.ts_ns = a->real_ns,
+		.count = 1,
+		.pkts = {f->pkts[0], f->pkts[1]},
+		.bytes = {f->bytes[0], f->bytes[1]},
+		.duration_ns = f->last_ns - f->first_ns,
+		.src = f->key.addr[i],
+		.dst = f->key.addr[o],
+		.sport = f->key.port[i],
+		.dport = f->key.port[o],
+		.family = f->key.family,
+		.proto = f->key.proto,
+		.dir = f->init_dir,
+		.verdict = ELS_ACCEPT,
+		.handler = "tracker",
+		.reason = (uint16_t)reason,
+		.rule = f->rule,
+		.generation = f->generation,
+	};
+	if (f->key.proto != 6 && f->key.proto != 17)
+		r.sport = r.dport = 0; /* echo ids are not ports */
+	struct els_decision d = {.handler = (uint8_t)f->handler, .rule = f->rule,
+				 .reason = ELS_R_PERMIT};
+	if (w->pol)
+		copy_name(r.rule_name, sizeof(r.rule_name), els_chain_rule_name(w->pol, &d));
+	els_ring_push(w->ring, &r);
+}
+
+enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size_t caplen,
+				  size_t wire_len, enum els_dir dir, uint64_t mono_ns,
+				  uint64_t real_ns)
+{
+	struct els_decision d;
+	return els_worker_packet_decision(w, buf, caplen, wire_len, dir, mono_ns, real_ns, &d);
+}
+
+enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf,
+					   size_t caplen, size_t wire_len, enum els_dir dir,
+					   uint64_t mono_ns, uint64_t real_ns,
+					   struct els_decision *dp)
+{
+	struct els_pkt pkt;
+	struct els_decision d;
+	struct flow_end_arg fa = {w, real_ns};
+
+	els_decode(buf, caplen, wire_len, dir, &pkt);
+	struct els_ctx ctx = {
+		.pkt = &pkt,
+		.flows = w->flows,
+		.now_ns = mono_ns,
+		.generation = w->pol->generation,
+		.flow_end = flow_end,
+		.flow_end_arg = &fa,
+	};
+	enum els_action a = els_chain_run(w->pol, &ctx, &d);
+	*dp = d;
+
+	atomic_fetch_add_explicit(&w->st.packets, 1, memory_order_relaxed);
+	if (pkt.reason != ELS_R_NONE)
+		atomic_fetch_add_explicit(&w->st.decode_errors, 1, memory_order_relaxed);
+	int mode = w->pol->set.log_mode;
+	if (a == ELS_DROP) {
+		atomic_fetch_add_explicit(&w->st.dropped, 1, memory_order_relaxed);
+		struct els_record r = {.kind = ELS_REC_DROP, .ts_ns = real_ns, .count = 1};
+		record_from_pkt(&r, &pkt);
+		record_decision(w, &r, &d);
+		els_dropagg_add(w->drops, &r);
+		return a;
+	}
+	atomic_fetch_add_explicit(&w->st.accepted, 1, memory_order_relaxed);
+	if ((ctx.new_flow && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
+		struct els_record r = {
+			.kind = ctx.new_flow ? ELS_REC_ADMIT : ELS_REC_ACCEPT,
+			.ts_ns = real_ns,
+			.count = 1,
+		};
+		record_from_pkt(&r, &pkt);
+		record_decision(w, &r, &d);
+		els_ring_push(w->ring, &r);
+	}
+	return a;
+}
+
+void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
+{
+	struct flow_end_arg fa = {w, real_ns};
+
+	if (mono_ns - w->last_tick_ns < WORKER_TICK_NS && mono_ns >= w->last_tick_ns)
+		return;
+	w->last_tick_ns = mono_ns;
+	els_flow_expire(w->flows, mono_ns, WORKER_EXPIRE_BUDGET, flow_end, &fa);
+	els_dropagg_flush(w->drops, real_ns);
+}
+
+struct finish_arg {
+	struct els_worker *w;
+	struct flow_end_arg fa;
+};
+
+static void finish_one(const struct els_flow *f, void *arg)
+{
+	struct finish_arg *a = arg;
+	flow_end(f, ELS_R_FLOW_SHUTDOWN, &a->fa);
+}
+
+void els_worker_finish(struct els_worker *w, uint64_t real_ns)
+{
+	struct finish_arg a = {w, {w, real_ns}};
+
+	if (w->flows)
+		els_flow_foreach(w->flows, finish_one, &a);
+	if (w->drops)
+		els_dropagg_flush(w->drops, UINT64_MAX);
+}

@@ -1,0 +1,86 @@
+/* The handler interface: what every stage of the packet chain implements.
+ *
+ * A handler has two halves. build/destroy run off the packet path, when a policy generation
+ * is built from the config: they compile the handler's section into an immutable `conf`.
+ * handle runs on the packet path, on a worker thread, for every packet: it must not allocate,
+ * take a lock shared with another thread, or do I/O. Mutable per-worker state (the flow table)
+ * reaches it through the context, never through conf, because conf is shared by all workers. */
+#ifndef ELS_HANDLER_H
+#define ELS_HANDLER_H
+
+#include <libconfig.h>
+#include <stdint.h>
+
+#include "els/diag.h"
+#include "els/pkt.h"
+#include "els/reason.h"
+
+struct els_flow;
+struct els_flow_table;
+
+enum els_action {
+	ELS_CONTINUE = 0, /* no opinion: the next handler decides */
+	ELS_ACCEPT = 1,   /* final: the packet passes */
+	ELS_DROP = 2,     /* final: the packet is dropped */
+	ELS_FAIL = 3,     /* the handler could not decide; the chain applies its fail policy */
+};
+
+struct els_decision {
+	uint8_t action;   /* enum els_action */
+	uint8_t handler;  /* index in the chain; set by the chain, not by the handler */
+	uint16_t reason;  /* enum els_reason */
+	uint32_t rule;    /* handler-specific rule id (1-based), 0 when no rule applies */
+};
+
+/* Per-packet context a worker hands the chain. */
+struct els_ctx {
+	const struct els_pkt *pkt;
+	struct els_flow_table *flows; /* this worker's flow table (NULL in unit tests without one) */
+	struct els_flow *flow;        /* set by the tracker: the flow the packet belongs to */
+	uint64_t now_ns;              /* CLOCK_MONOTONIC time of the packet (replay: capture time) */
+	uint32_t generation;          /* policy generation deciding this packet */
+	uint8_t recheck;              /* set by the tracker: flow predates this generation, ask the
+					 handlers after it whether its permit still holds */
+	uint8_t new_flow;             /* set by the tracker's commit when it created a flow */
+	/* Reports a flow that ends on the packet path (evicted, reset, revoked) so the worker can
+	 * write its end record. May be NULL. */
+	void (*flow_end)(const struct els_flow *f, unsigned reason, void *arg);
+	void *flow_end_arg;
+};
+
+/* Everything build() may need besides its own section. */
+struct els_build_env {
+	const char *config_path;   /* the main config file, for relative list file paths */
+	const char *services_path; /* /etc/services, overridable for tests */
+};
+
+struct els_handler {
+	const char *name;    /* as written in the config's chain list and as its section name */
+	const char *summary; /* one line for `elsd --handlers` */
+
+	/* Compiles the handler's config section (NULL when the config has none) into *conf.
+	 * Returns 0, or -EINVAL after adding at least one message to diag. Frees everything it
+	 * allocated on failure. */
+	int (*build)(const config_setting_t *section, const struct els_build_env *env, void **conf,
+		     struct els_diag *diag);
+	void (*destroy)(void *conf);
+
+	/* Decides one packet. Fills out->action/reason/rule. */
+	enum els_action (*handle)(const void *conf, struct els_ctx *ctx, struct els_decision *out);
+
+	/* Optional: sees the chain's final decision for the packet, e.g. to create a flow once a
+	 * permit accepted its first packet. May turn an ACCEPT into a DROP (with its own reason)
+	 * when it cannot honour it, e.g. a full flow table. Runs on the packet path under the same
+	 * rules as handle. */
+	void (*commit)(const void *conf, struct els_ctx *ctx, struct els_decision *final);
+
+	/* Optional: the configured name of rule id (e.g. a permit's `id`), or NULL. */
+	const char *(*rule_name)(const void *conf, uint32_t rule);
+};
+
+/* Registry (handlers/registry.c): NULL when no handler has that name. */
+const struct els_handler *els_handler_find(const char *name);
+/* NULL-terminated list of every registered handler. */
+const struct els_handler *const *els_handler_all(void);
+
+#endif

@@ -1,0 +1,76 @@
+/* The decoded view of one packet's headers. Filled by els_decode(); read by every handler. */
+#ifndef ELS_PKT_H
+#define ELS_PKT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum els_family { ELS_AF_NONE = 0, ELS_AF_INET = 4, ELS_AF_INET6 = 6 };
+
+/* Direction as seen from this host: IN = addressed to it, OUT = sent by it. */
+enum els_dir { ELS_DIR_IN = 0, ELS_DIR_OUT = 1 };
+
+/* IPv4 lives in b[0..3] with the rest zero, so one type serves both families. */
+struct els_addr {
+	uint8_t b[16];
+};
+
+/* pkt->flags */
+#define ELS_PKT_FRAGMENT 0x01u  /* part of a fragmented datagram (first or later) */
+#define ELS_PKT_LATER_FRAG 0x02u /* a non-first fragment: no L4 header, no ports */
+#define ELS_PKT_HAS_PORTS 0x04u /* TCP or UDP header decoded: sport/dport are valid */
+#define ELS_PKT_HAS_ICMP 0x08u  /* ICMP/ICMPv6 header decoded: icmp_type/code valid */
+#define ELS_PKT_ICMP_ECHO 0x10u /* echo request/reply: icmp_id valid */
+
+/* TCP flag bits as on the wire */
+#define ELS_TCP_FIN 0x01u
+#define ELS_TCP_SYN 0x02u
+#define ELS_TCP_RST 0x04u
+#define ELS_TCP_PSH 0x08u
+#define ELS_TCP_ACK 0x10u
+#define ELS_TCP_URG 0x20u
+
+struct els_pkt {
+	struct els_addr src, dst;
+	uint32_t wire_len;  /* length of the whole packet on the wire (may exceed the capture) */
+	uint32_t frag_id;   /* IPv4 id or IPv6 fragment header id, when ELS_PKT_FRAGMENT */
+	uint16_t frag_off;  /* fragment offset in bytes */
+	uint16_t sport, dport; /* host order; valid only with ELS_PKT_HAS_PORTS */
+	uint16_t icmp_id;      /* host order; valid only with ELS_PKT_ICMP_ECHO */
+	uint16_t reason;    /* enum els_reason: ELS_R_NONE if every header decoded cleanly */
+	uint8_t family;     /* enum els_family */
+	uint8_t dir;        /* enum els_dir, from the NFQUEUE hook or the replay's local set */
+	uint8_t proto;      /* L4 protocol number after IPv6 extension headers */
+	uint8_t flags;      /* ELS_PKT_* */
+	uint8_t tcp_flags;  /* ELS_TCP_*, valid when proto is TCP and ELS_PKT_HAS_PORTS */
+	uint8_t icmp_type, icmp_code;
+	uint8_t ext_count;  /* IPv6 extension headers walked */
+};
+
+/* Decode caplen bytes starting at the IP header. wire_len is the packet's real length
+ * (>= caplen when only the headers were copied). Never reads past buf[caplen-1].
+ * Returns pkt->reason; on a decode failure the fields decoded so far stay valid (addresses,
+ * family), so a drop can still be attributed. */
+unsigned els_decode(const uint8_t *buf, size_t caplen, size_t wire_len, enum els_dir dir,
+		    struct els_pkt *pkt);
+
+static inline const struct els_addr *els_pkt_local(const struct els_pkt *p)
+{
+	return p->dir == ELS_DIR_IN ? &p->dst : &p->src;
+}
+static inline const struct els_addr *els_pkt_remote(const struct els_pkt *p)
+{
+	return p->dir == ELS_DIR_IN ? &p->src : &p->dst;
+}
+static inline uint16_t els_pkt_local_port(const struct els_pkt *p)
+{
+	return p->dir == ELS_DIR_IN ? p->dport : p->sport;
+}
+static inline uint16_t els_pkt_remote_port(const struct els_pkt *p)
+{
+	return p->dir == ELS_DIR_IN ? p->sport : p->dport;
+}
+
+#endif

@@ -1,0 +1,68 @@
+/* A policy generation: the whole configuration compiled into an immutable object. Workers
+ * read the current one without locks; a reload builds a new one aside, validates all of it,
+ * and only then publishes it (see agent/generation.c). Nothing in it changes after
+ * els_policy_load() returns. */
+#ifndef ELS_POLICY_H
+#define ELS_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "els/addr.h"
+#include "els/diag.h"
+#include "els/handler.h"
+
+#define ELS_CHAIN_MAX 16
+#define ELS_HANDLER_DECODE 0xffu /* decision index meaning "the decoder rejected it" */
+#define ELS_HANDLER_CHAIN 0xfeu  /* decision index meaning "no handler decided" */
+
+enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
+
+struct els_chain_link {
+	const struct els_handler *h;
+	void *conf;        /* owned: freed with h->destroy */
+	bool fail_open;    /* the handler's `fail` setting: ELS_FAIL -> continue (true) or drop */
+};
+
+/* Settings outside the chain. Those marked [R] take effect on reload; the others need a
+ * restart, and a reload that changes them says so and keeps the running value. */
+struct els_settings {
+	unsigned queue_first, queue_last; /* NFQUEUE numbers served, one worker each */
+	bool fail_open;                   /* NFQA_CFG_F_FAIL_OPEN */
+	unsigned copy_bytes;              /* headers-only copy range */
+	unsigned queue_maxlen;
+	unsigned flow_capacity;           /* per worker */
+	char *monitor_path;
+	unsigned monitor_ring;            /* records per ring */
+	int log_mode;                     /* [R] enum els_log_mode */
+	int log_level;                    /* [R] enum els_log_level */
+	struct els_cidr *local;           /* [R] local_addresses, for replay direction */
+	unsigned nlocal;
+};
+
+struct els_policy {
+	uint32_t generation; /* set by the publisher; 0 until published */
+	unsigned nlinks;
+	struct els_chain_link links[ELS_CHAIN_MAX];
+	struct els_settings set;
+	char *path;
+	char hash[65];       /* SHA-256 of the config file's bytes, hex */
+};
+
+/* Reads and compiles a config file. NULL after adding every error to diag. The caller frees
+ * the result with els_policy_free. services_path NULL means /etc/services. */
+struct els_policy *els_policy_load(const char *path, const char *services_path,
+				   struct els_diag *diag);
+void els_policy_free(struct els_policy *p);
+
+/* Runs the chain on ctx->pkt and fills out (out->handler is the deciding link's index, or
+ * ELS_HANDLER_DECODE / ELS_HANDLER_CHAIN). Always decides: ACCEPT or DROP. Packet path. */
+enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
+			      struct els_decision *out);
+
+/* Name of the handler behind a decision index ("decode", "chain" for the special ones). */
+const char *els_chain_handler_name(const struct els_policy *p, unsigned idx);
+/* Configured name of the rule behind a decision, or NULL. */
+const char *els_chain_rule_name(const struct els_policy *p, const struct els_decision *d);
+
+#endif

@@ -1,0 +1,58 @@
+/* Every reason a packet can be decided for, and every record kind, with its stable name.
+ * The names are written to the monitor file and matched by queries: never rename one. */
+#ifndef ELS_REASON_H
+#define ELS_REASON_H
+
+#include <stdint.h>
+
+/* X(ENUM_SUFFIX, "name") */
+#define ELS_REASON_LIST(X)                                                                         \
+	X(NONE, "none")                                                                            \
+	/* decoder: the packet could not be read as the headers it claims to carry */              \
+	X(TRUNCATED, "truncated")                     /* capture shorter than the IP header */     \
+	X(BAD_VERSION, "bad_ip_version")              /* neither IPv4 nor IPv6 */                  \
+	X(BAD_IHL, "bad_ihl")                         /* IPv4 header length < 20 or past data */   \
+	X(BAD_IP_LENGTH, "bad_ip_length")             /* total/payload length inconsistent */      \
+	X(BAD_EXT_HEADER, "bad_ipv6_ext_header")      /* extension header runs past the data */    \
+	X(EXT_CHAIN_TOO_LONG, "ipv6_ext_chain_too_long")                                           \
+	X(TRUNCATED_L4, "truncated_l4")               /* TCP/UDP/ICMP header cut short */          \
+	X(TINY_FRAGMENT, "tiny_fragment")             /* first fragment too short for L4 (RFC 1858) */ \
+	X(BAD_TCP_OFFSET, "bad_tcp_data_offset")                                                   \
+	X(BAD_UDP_LENGTH, "bad_udp_length")                                                        \
+	X(UNKNOWN_PROTO, "unknown_protocol")          /* L4 protocol the agent does not decode */  \
+	/* iplist */                                                                               \
+	X(DENY_LIST, "deny_list")                                                                  \
+	X(NOT_IN_ALLOW_LIST, "not_in_allow_list")                                                  \
+	/* header_filter */                                                                        \
+	X(PERMIT, "permit")                                                                        \
+	X(NO_PERMIT, "no_permit")                     /* deny all, permit by exception */          \
+	X(PORT_ZERO, "port_zero")                                                                  \
+	X(FRAGMENT_NO_PORTS, "fragment_no_ports")     /* non-first fragment, no permit without ports */ \
+	/* tracker */                                                                              \
+	X(FLOW, "flow")                               /* belongs to an admitted flow */            \
+	X(FRAGMENT_OF_FLOW, "fragment_of_admitted")   /* later fragment of an admitted datagram */ \
+	X(OUT_OF_STATE, "out_of_state")               /* TCP non-SYN that belongs to no flow */    \
+	X(BAD_TCP_STATE, "bad_tcp_transition")        /* e.g. SYN on an established flow */        \
+	X(PERMIT_REVOKED, "permit_revoked")           /* new policy no longer grants the flow */   \
+	X(FLOW_TABLE_FULL, "flow_table_full")                                                      \
+	X(FLOW_CLOSED, "flow_closed")                 /* flow end: FIN/RST completed */            \
+	X(FLOW_TIMEOUT, "flow_timeout")               /* flow end: idle timeout */                 \
+	X(FLOW_EVICTED, "flow_evicted")               /* flow end: capacity eviction */            \
+	X(FLOW_SHUTDOWN, "flow_shutdown")             /* flow end: elsd stopped */                 \
+	/* chain */                                                                                \
+	X(HANDLER_FAILED, "handler_failed")                                                        \
+	X(DEFAULT_POLICY, "default_policy")           /* no handler decided */                     \
+	X(MONITOR_GAP, "monitor_gap")                 /* records lost to a full ring */            \
+	X(EVENT, "event")                             /* agent event: start, reload, stop */
+
+enum els_reason {
+#define ELS_X_ENUM(e, s) ELS_R_##e,
+	ELS_REASON_LIST(ELS_X_ENUM)
+#undef ELS_X_ENUM
+	ELS_R__COUNT
+};
+
+/* The stable name of a reason; "?" for an out-of-range value. */
+const char *els_reason_name(unsigned reason);
+
+#endif

@@ -1,0 +1,159 @@
+# Shared harness for integration scenarios: two network namespaces joined by a veth pair,
+# a client (198.18.0.1, 2001:db8:1::1) and a server (198.18.0.2, 2001:db8:1::2) whose INPUT
+# and OUTPUT traffic is steered to elsd through NFQUEUE. Every rule and address lives inside
+# the namespaces; the host is never touched. Source this file, then call els_setup.
+set -uo pipefail
+
+: "${ELS_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${ELSD:=$ELS_SOURCE_DIR/build/elsd}"
+
+ELS_TAG="e$$"
+CLI="$ELS_TAG-cli"
+SRV="$ELS_TAG-srv"
+CLI4=198.18.0.1 SRV4=198.18.0.2 CLI6=2001:db8:1::1 SRV6=2001:db8:1::2
+WORK=$(mktemp -d /tmp/els-it.XXXXXX)
+DB="$WORK/monitor.db"
+ELSD_LOG="$WORK/elsd.log"
+ELSD_PID=
+QUEUE=0
+PASSED=0 FAILED=0
+BG_PIDS=()
+
+log() { printf '# %s\n' "$*"; }
+pass() { PASSED=$((PASSED + 1)); printf 'ok %d - %s\n' $((PASSED + FAILED)) "$1"; }
+fail() {
+	FAILED=$((FAILED + 1))
+	printf 'not ok %d - %s\n' $((PASSED + FAILED)) "$1"
+	[[ -f $ELSD_LOG ]] && sed 's/^/#   elsd: /' "$ELSD_LOG" | tail -n 20
+}
+# check "description" command...: passes when the command succeeds
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then pass "$d"; else fail "$d"; fi; }
+# check_not "description" command...: passes when the command fails
+check_not() { local d=$1; shift; if "$@" >/dev/null 2>&1; then fail "$d"; else pass "$d"; fi; }
+# check_eq "description" expected actual
+check_eq() {
+	if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1 (expected '$2', got '$3')"; fi
+}
+# check_ge "description" minimum actual
+check_ge() {
+	if [[ $3 =~ ^[0-9]+$ ]] && (($3 >= $2)); then pass "$1"; else fail "$1 (expected >= $2, got '$3')"; fi
+}
+
+in_cli() { ip netns exec "$CLI" "$@"; }
+in_srv() { ip netns exec "$SRV" "$@"; }
+sql() { sqlite3 -batch -noheader "$DB" "$@"; }
+
+els_cleanup() {
+	set +e
+	[[ -n $ELSD_PID ]] && kill "$ELSD_PID" 2>/dev/null && wait "$ELSD_PID" 2>/dev/null
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	ip netns pids "$SRV" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns pids "$CLI" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns del "$CLI" 2>/dev/null
+	ip netns del "$SRV" 2>/dev/null
+	[[ -n ${ELS_KEEP:-} ]] || rm -rf "$WORK"
+}
+
+els_finish() {
+	echo "$PASSED passed, $FAILED failed"
+	((FAILED == 0))
+}
+
+els_require() {
+	[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)"; exit 1; }
+	[[ -x $ELSD ]] || { echo "elsd not built at $ELSD"; exit 1; }
+}
+
+els_setup() {
+	els_require
+	trap els_cleanup EXIT
+	ip netns add "$CLI" && ip netns add "$SRV" || exit 1
+	ip link add "$ELS_TAG-c" netns "$CLI" type veth peer name "$ELS_TAG-s" netns "$SRV" || exit 1
+	in_cli ip link set lo up
+	in_srv ip link set lo up
+	in_cli ip link set "$ELS_TAG-c" name eth0
+	in_srv ip link set "$ELS_TAG-s" name eth0
+	in_cli ip addr add $CLI4/24 dev eth0
+	in_srv ip addr add $SRV4/24 dev eth0
+	in_cli ip -6 addr add $CLI6/64 dev eth0 nodad
+	in_srv ip -6 addr add $SRV6/64 dev eth0 nodad
+	in_cli ip link set eth0 up
+	in_srv ip link set eth0 up
+}
+
+# Steers the server's non-loopback INPUT and OUTPUT to NFQUEUE $QUEUE (IPv4 and IPv6).
+# Extra arguments (e.g. --queue-bypass) are added to the NFQUEUE rules.
+els_steer() {
+	for ipt in iptables ip6tables; do
+		for chain in INPUT OUTPUT; do
+			local ifopt=-i
+			[[ $chain == OUTPUT ]] && ifopt=-o
+			in_srv $ipt -A $chain $ifopt lo -j ACCEPT
+			in_srv $ipt -A $chain -j NFQUEUE --queue-num "$QUEUE" "$@"
+		done
+	done
+}
+
+# Writes a config: the conf/elsd.conf example with the monitor and addresses of this test.
+# Usage: els_config FILE [sed expressions...]
+els_config() {
+	local out=$1; shift
+	sed -e "s|/var/lib/elsd/monitor.db|$DB|" "$ELS_SOURCE_DIR/conf/elsd.conf" >"$out"
+	for e in "$@"; do sed -i -e "$e" "$out"; done
+}
+
+# Starts elsd in the server namespace with config $1; waits until its queues are bound.
+els_start() {
+	local conf=$1; shift
+	: >"$ELSD_LOG"
+	ip netns exec "$SRV" "$ELSD" -c "$conf" "$@" >>"$ELSD_LOG" 2>&1 &
+	ELSD_PID=$!
+	for _ in $(seq 100); do
+		grep -q "started:" "$ELSD_LOG" && return 0
+		kill -0 "$ELSD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "elsd did not start:"; cat "$ELSD_LOG"
+	return 1
+}
+
+# Stops elsd (SIGTERM) and waits; the monitor file is complete afterwards.
+els_stop() {
+	[[ -n $ELSD_PID ]] || return 0
+	kill -TERM "$ELSD_PID" 2>/dev/null
+	wait "$ELSD_PID"
+	local rc=$?
+	ELSD_PID=
+	return $rc
+}
+
+# Runs a command in the background in a namespace; it is killed at cleanup.
+bg_in() { local ns=$1; shift; ip netns exec "$ns" "$@" >/dev/null 2>&1 & BG_PIDS+=($!); }
+
+# Self-signed certificate for the test HTTPS server.
+els_https_server() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj "/CN=srv.test" -keyout "$WORK/srv.key" -out "$WORK/srv.crt" 2>/dev/null
+	bg_in "$SRV" openssl s_server -quiet -accept "[::]:443" -cert "$WORK/srv.crt" \
+		-key "$WORK/srv.key" -www
+	for _ in $(seq 50); do in_srv ss -ltn | grep -q ':443 ' && return 0; sleep 0.1; done
+	return 1
+}
+
+# A TCP listener on port $2 in namespace $1 (answers with a line, keeps listening).
+els_listen() { bg_in "$1" python3 -c '
+import socket,sys,threading
+s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", int(sys.argv[1]))); s.listen(64)
+while True:
+    c,_=s.accept(); c.sendall(b"hello\n"); threading.Timer(30, c.close).start()
+' "$2"; for _ in $(seq 50); do ip netns exec "$1" ss -ltn | grep -q ":$2 " && return 0; sleep 0.1; done; return 1; }
+
+# Waits until the monitor file has committed records matching a WHERE clause (max ~5 s).
+wait_records() {
+	for _ in $(seq 50); do
+		[[ $(sql "SELECT count(*) FROM records WHERE $1" 2>/dev/null) -gt 0 ]] 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}

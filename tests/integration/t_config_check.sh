@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `elsd -n` accepts the shipped examples and reports each kind of mistake as FILE:LINE: message
+# with a non-zero exit. No namespaces needed.
+. "$(dirname "$0")/lib.sh"
+els_require
+trap els_cleanup EXIT
+C=$WORK/elsd.conf
+
+out=$("$ELSD" -n -c "$ELS_SOURCE_DIR/conf/elsd.conf" 2>&1)
+check_eq "the example config is valid" 0 $?
+check "the check names the chain" grep -q "iplist, tracker, header_filter" <<<"$out"
+
+# expect_error DESCRIPTION PATTERN-IN-FILE MESSAGE-REGEX: the error names the line of PATTERN
+expect_error() {
+	local line msg rc
+	line=$(grep -n -m1 -F -- "$2" "$C" | cut -d: -f1)
+	msg=$("$ELSD" -n -c "$C" 2>&1); rc=$?
+	if ((rc == 1)) && grep -qE -- "^$C:$line: .*$3" <<<"$msg"; then
+		pass "$1"
+	else
+		fail "$1: exit $rc, line $line, got: $msg"
+	fi
+}
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|chain = \[ "iplist"|chain = [ "iplsit"|' "$C"
+expect_error "unknown handler in chain" '"iplsit"' "unknown handler 'iplsit'"
+
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|"198.19.66.0/24"|"198.19.66.300/24"|' "$C"
+expect_error "bad CIDR in the deny list" '198.19.66.300' "198.19.66.300"
+
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|local_ports = \[ "https" \]|local_ports = [ "https" ]; colour = "red"|' "$C"
+expect_error "unknown key in a permit" 'colour' "colour"
+
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|local_ports = \[ "https" \]|local_ports = [ "htps" ]|' "$C"
+expect_error "unknown service name" '"htps"' "htps"
+
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|^fail_open = false;|fail_open = false|' "$C"
+line=$(grep -n -m1 '^copy_bytes' "$C" | cut -d: -f1)
+msg=$("$ELSD" -n -c "$C" 2>&1)
+check "a syntax error names the file and a line" grep -qE "^$C:[0-9]+: syntax error" <<<"$msg"
+
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|^queues = "0";|queues = "0"; queus = "1";|' "$C"
+expect_error "unknown top-level setting" 'queus' "queus"
+
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|chain = \[ "iplist", "tracker", "header_filter" \]|chain = [ "iplist", "header_filter", "tracker" ]|' "$C"
+expect_error "tracker after header_filter is refused" 'chain = [' "tracker.*before"
+
+# Several mistakes at once: every one reported.
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i -e 's|"198.19.66.0/24"|"198.19.66.300/24"|' -e 's|local_ports = \[ "https" \]|local_ports = [ "htps" ]|' "$C"
+n=$("$ELSD" -n -c "$C" 2>&1 | grep -c "^$C:[0-9]*: ")
+check_ge "two mistakes give two messages" 2 "$n"
+
+msg=$("$ELSD" -n -c "$WORK/missing.conf" 2>&1); rc=$?
+check_eq "a missing file exits 1" 1 "$rc"
+check "a missing file is named" grep -q "missing.conf" <<<"$msg"
+check "--help documents --replay" sh -c "'$ELSD' --help | grep -q -- --replay"
+"$ELSD" --bogus >/dev/null 2>&1; check_eq "an unknown option exits 2" 2 $?
+els_finish

@@ -1,0 +1,137 @@
+/* Config loading: the example parses, settings and defaults, and errors name file and line. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "els/monitor.h"
+#include "els/policy.h"
+
+static char path[64];
+
+static void write_conf(const char *text)
+{
+	strcpy(path, "/tmp/els-test-policy-XXXXXX");
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static struct els_policy *load(const char *text, struct els_diag *d)
+{
+	write_conf(text);
+	els_diag_init(d, path);
+	return els_policy_load(path, NULL, d);
+}
+
+/* True when some message starts with "<path>:<line>: " and contains needle. */
+static bool has_error(const struct els_diag *d, unsigned line, const char *needle)
+{
+	char prefix[128];
+	snprintf(prefix, sizeof(prefix), "%s:%u: ", path, line);
+	for (unsigned i = 0; i < d->count; i++)
+		if (strncmp(d->msgs[i], prefix, strlen(prefix)) == 0 && strstr(d->msgs[i], needle))
+			return true;
+	return false;
+}
+
+static void dump(const struct els_diag *d)
+{
+	for (unsigned i = 0; i < d->count; i++)
+		cr_log_info("%s", d->msgs[i]);
+}
+
+Test(policy, example_config_loads)
+{
+	struct els_diag d;
+	els_diag_init(&d, "conf/elsd.conf");
+	struct els_policy *p = els_policy_load(ELS_SOURCE_DIR "/conf/elsd.conf", NULL, &d);
+	dump(&d);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->nlinks, 3);
+	cr_assert_str_eq(p->links[0].h->name, "iplist");
+	cr_assert_str_eq(p->links[2].h->name, "header_filter");
+	cr_assert_eq(strlen(p->hash), 64);
+	cr_assert_eq(p->set.nlocal, 2);
+	els_policy_free(p);
+	els_diag_free(&d);
+}
+
+Test(policy, settings_and_defaults)
+{
+	struct els_diag d;
+	struct els_policy *p = load("queues = \"2-5\";\nfail_open = true;\n"
+				    "monitor = { path = \"/tmp/x.db\"; log = \"all\"; };\n"
+				    "chain = [ \"tracker\" ];\n", &d);
+	dump(&d);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->set.queue_first, 2);
+	cr_assert_eq(p->set.queue_last, 5);
+	cr_assert(p->set.fail_open);
+	cr_assert_str_eq(p->set.monitor_path, "/tmp/x.db");
+	cr_assert_eq(p->set.log_mode, ELS_LOG_ALL);
+	cr_assert_eq(p->set.copy_bytes, 256);
+	cr_assert_eq(p->set.flow_capacity, 262144);
+	els_policy_free(p);
+	els_diag_free(&d);
+	unlink(path);
+}
+
+Test(policy, every_error_is_reported_with_its_line)
+{
+	struct els_diag d;
+	struct els_policy *p = load("queues = \"5-2\";\n"                /* 1 */
+				    "fail_open = 1;\n"                   /* 2 */
+				    "copy_bytes = 3;\n"                  /* 3 */
+				    "monitor = { log = \"some\"; };\n"   /* 4 */
+				    "chain = [ \"tracker\", \"nope\" ];\n" /* 5 */
+				    "tracer = { };\n",                   /* 6 */
+				    &d);
+	dump(&d);
+	cr_assert_null(p);
+	cr_assert(has_error(&d, 1, "queues"));
+	cr_assert(has_error(&d, 2, "fail_open"));
+	cr_assert(has_error(&d, 3, "out of range"));
+	cr_assert(has_error(&d, 4, "\"some\""));
+	cr_assert(has_error(&d, 5, "unknown handler 'nope'"));
+	cr_assert(has_error(&d, 6, "tracer"));
+	els_diag_free(&d);
+	unlink(path);
+}
+
+Test(policy, chain_order_and_duplicates)
+{
+	struct els_diag d;
+	struct els_policy *p = load("chain = [ \"header_filter\",\n \"tracker\",\n \"tracker\" ];\n"
+				    "header_filter = { permits = ( ); };\n", &d);
+	dump(&d);
+	cr_assert_null(p);
+	cr_assert(has_error(&d, 3, "twice"));
+	cr_assert(has_error(&d, 1, "before 'header_filter'"));
+	els_diag_free(&d);
+	unlink(path);
+}
+
+Test(policy, syntax_error_names_the_line)
+{
+	struct els_diag d;
+	struct els_policy *p = load("queues = \"0\";\nchain = [ \"tracker\" \n", &d);
+	cr_assert_null(p);
+	cr_assert_eq(d.count, 1);
+	cr_assert(strstr(d.msgs[0], path) != NULL);
+	cr_assert(strstr(d.msgs[0], ":3: ") || strstr(d.msgs[0], ":2: "), "%s", d.msgs[0]);
+	els_diag_free(&d);
+	unlink(path);
+}
+
+Test(policy, missing_file)
+{
+	struct els_diag d;
+	els_diag_init(&d, "x");
+	cr_assert_null(els_policy_load("/nonexistent/elsd.conf", NULL, &d));
+	cr_assert_eq(d.count, 1);
+	cr_assert(strstr(d.msgs[0], "/nonexistent/elsd.conf: cannot read"), "%s", d.msgs[0]);
+	els_diag_free(&d);
+}
