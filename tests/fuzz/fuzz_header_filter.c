@@ -68,6 +68,11 @@ static void *build(const char *text, struct els_diag *d)
 	return conf;
 }
 
+static void remove_services(void)
+{
+	unlink(svc_path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -79,6 +84,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (fd < 0 || write(fd, services, sizeof(services) - 1) != (ssize_t)sizeof(services) - 1)
 		abort();
 	close(fd);
+	atexit(remove_services);
 	els_diag_init(&d, "fixed.conf");
 	fixed = build(policy, &d);
 	if (!fixed) {

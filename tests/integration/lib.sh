@@ -134,9 +134,15 @@ bg_in() { local ns=$1; shift; ip netns exec "$ns" "$@" >/dev/null 2>&1 & BG_PIDS
 els_https_server() {
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 		-subj "/CN=srv.test" -keyout "$WORK/srv.key" -out "$WORK/srv.crt" 2>/dev/null
-	bg_in "$SRV" openssl s_server -quiet -accept "[::]:443" -cert "$WORK/srv.crt" \
+	# openssl binds [::] IPv6-only: one server per family.
+	bg_in "$SRV" openssl s_server -quiet -4 -accept "$SRV4:443" -cert "$WORK/srv.crt" \
 		-key "$WORK/srv.key" -www
-	for _ in $(seq 50); do in_srv ss -ltn | grep -q ':443 ' && return 0; sleep 0.1; done
+	bg_in "$SRV" openssl s_server -quiet -6 -accept "[$SRV6]:443" -cert "$WORK/srv.crt" \
+		-key "$WORK/srv.key" -www
+	for _ in $(seq 50); do
+		[[ $(in_srv ss -ltnH 'sport = :443' | wc -l) -ge 2 ]] && return 0
+		sleep 0.1
+	done
 	return 1
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Writes a capture of crafted packets for `elsd --replay` tests, and the verdict expected
 for each, one per line: "<in|out> <accept|drop> <handler> <reason>". The server is
 198.18.0.2 / 2001:db8:1::2; the client 198.18.0.1 / 2001:db8:1::1.

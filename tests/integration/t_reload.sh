@@ -35,8 +35,14 @@ els_config "$CONF"
 kill -HUP "$ELSD_PID"
 for _ in $(seq 50); do grep -q "generation 2" "$ELSD_LOG" && break; sleep 0.1; done
 check "the good reload becomes generation 2" grep -q "reloaded .*generation 2" "$ELSD_LOG"
-wait_records "kind='drop' AND reason='permit_revoked' AND dport=8080 AND src='$CLI4' AND generation=2" &&
+# Whichever side sends next (the client's data or the server's ACK) meets the new policy.
+wait_records "kind='drop' AND reason='permit_revoked' AND (dport=8080 OR sport=8080) AND generation=2" &&
 	pass "the revoked flow is cut on its next packet" || fail "no permit_revoked drop for the 8080 flow"
+wait_records "kind='flow_end' AND reason='permit_revoked' AND dport=8080 AND src='$CLI4'" &&
+	pass "the cut flow's end is recorded as permit_revoked" || fail "no flow_end for the revoked flow"
+sleep 0.5
+n=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND src='$CLI4' AND dport=8080 AND reason='out_of_state'")
+check_ge "the client's later packets are dropped as out_of_state" 1 "$n"
 check_not "a new connection to 8080 is refused by the new policy" in_cli nc -z -w 2 $SRV4 8080
 check "HTTPS still passes under generation 2" in_cli curl -sk --max-time 3 "https://$SRV4/"
 els_stop || fail "elsd exited non-zero"

@@ -5,7 +5,7 @@
 # and the monitor file holds the same decisions. Needs no privileges or namespaces.
 . "$(dirname "$0")/lib.sh"
 trap els_cleanup EXIT
-python3 "$(dirname "$0")/make_capture.py" "$WORK/cap.pcap" "$WORK/expected" 2>/dev/null ||
+/usr/bin/python3 "$(dirname "$0")/make_capture.py" "$WORK/cap.pcap" "$WORK/expected" 2>/dev/null ||
 	{ fail "scapy could not write the capture"; els_finish; exit; }
 els_config "$WORK/elsd.conf"
 "$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --verdicts >"$WORK/got" 2>"$ELSD_LOG"
