@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "log.h"
+#include "notify.h"
 #include "queue.h"
 #include "replay.h"
 #include "worker.h"
@@ -186,6 +188,11 @@ static struct els_monitor *open_monitor(const struct options *o, const struct el
 	return m;
 }
 
+static void drain_monitor(void *arg)
+{
+	els_monitor_sync(arg, 10000);
+}
+
 static int run_replay(const struct options *o, struct els_policy *p)
 {
 	struct els_worker w;
@@ -208,6 +215,8 @@ static int run_replay(const struct options *o, struct els_policy *p)
 		.local = o->nlocal ? o->local : p->set.local,
 		.nlocal = o->nlocal ? o->nlocal : p->set.nlocal,
 		.verdicts = o->verdicts ? stdout : NULL,
+		.drain = drain_monitor,
+		.drain_arg = m,
 	};
 	if (els_replay_run(&ro, &w, &res) == 0) {
 		rc = 0;
@@ -233,6 +242,7 @@ struct daemon {
 	struct els_monitor *mon;
 	struct els_ring *ctl; /* the main thread's ring, for events */
 	atomic_bool stop;
+	atomic_bool failed; /* a worker lost its queue: exit non-zero so a supervisor restarts */
 	struct els_policy *running;
 };
 
@@ -247,7 +257,11 @@ static void *worker_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "elsd-q%u", a->d->workers[a->i].queue);
 	pthread_setname_np(pthread_self(), name);
-	els_queue_run(a->d->queues[a->i], &a->d->stop);
+	if (els_queue_run(a->d->queues[a->i], &a->d->stop) < 0) {
+		atomic_store(&a->d->failed, true);
+		atomic_store(&a->d->stop, true);
+		kill(getpid(), SIGTERM); /* wake the main thread */
+	}
 	return NULL;
 }
 
@@ -317,6 +331,50 @@ static void reload(struct daemon *d)
 		   np->generation, np->hash);
 }
 
+/* True when every worker has turned its loop since the last call: they wake at least every
+ * 100 ms even when idle, so a worker that has not is stuck, and systemd should know. */
+static bool workers_alive(struct daemon *d, uint64_t *last)
+{
+	bool alive = true;
+	for (unsigned i = 0; i < d->nq; i++) {
+		uint64_t hb = atomic_load_explicit(&d->workers[i].heartbeat, memory_order_relaxed);
+		alive &= hb != last[i];
+		last[i] = hb;
+	}
+	return alive;
+}
+
+/* The main thread's loop: signals, and the watchdog at half the interval systemd asked for. */
+static void supervise(struct daemon *d, const sigset_t *sigs)
+{
+	uint64_t wd_usec = els_notify_watchdog_usec();
+	uint64_t period_ns = wd_usec ? wd_usec * 1000 / 2 : 1000000000ull;
+	uint64_t *last = calloc(d->nq, sizeof(*last));
+	uint64_t next = els_now_mono() + period_ns;
+
+	while (!atomic_load(&d->stop)) {
+		uint64_t now = els_now_mono();
+		uint64_t wait = next > now ? next - now : 0;
+		struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u),
+				      .tv_nsec = (long)(wait % 1000000000u)};
+		int sig = sigtimedwait(sigs, NULL, &ts);
+		if (sig == SIGHUP) {
+			els_notify("RELOADING=1");
+			reload(d);
+			els_notify("READY=1\nSTATUS=filtering, generation %u",
+				   d->running->generation);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			atomic_store(&d->stop, true);
+		}
+		if (els_now_mono() >= next) {
+			next = els_now_mono() + period_ns;
+			if (wd_usec && last && workers_alive(d, last))
+				els_notify("WATCHDOG=1");
+		}
+	}
+	free(last);
+}
+
 static int run_daemon(const struct options *o, struct els_policy *p)
 {
 	struct daemon d = {.opt = o, .running = p};
@@ -384,19 +442,27 @@ static int run_daemon(const struct options *o, struct els_policy *p)
 		push_event(d.ctl, p->generation, "start: queues %u-%u sha256 %.16s",
 			   p->set.queue_first, p->set.queue_last, p->hash);
 	}
-	while (!atomic_load(&d.stop)) {
-		int sig = sigwaitinfo(&sigs, NULL);
-		if (sig == SIGHUP)
-			reload(&d);
-		else if (sig == SIGTERM || sig == SIGINT)
-			atomic_store(&d.stop, true);
-	}
+	if (rc == 0)
+		els_notify("READY=1\nSTATUS=filtering queues %u-%u, generation %u\nMAINPID=%d",
+			   p->set.queue_first, p->set.queue_last, p->generation, (int)getpid());
+	supervise(&d, &sigs);
+	els_notify("STOPPING=1\nSTATUS=stopping");
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(d.threads[i], NULL);
 	free(args);
 	uint64_t packets = 0;
 	for (unsigned i = 0; i < d.nq; i++) {
-		packets += atomic_load(&d.workers[i].st.packets);
+		const struct els_worker_stats *st = &d.workers[i].st;
+		packets += atomic_load(&st->packets);
+		els_log(ELS_LL_INFO,
+			"queue %u: %llu packets, %llu accepted, %llu dropped (%llu undecodable), "
+			"%llu ENOBUFS, %llu verdict send errors",
+			d.workers[i].queue, (unsigned long long)atomic_load(&st->packets),
+			(unsigned long long)atomic_load(&st->accepted),
+			(unsigned long long)atomic_load(&st->dropped),
+			(unsigned long long)atomic_load(&st->decode_errors),
+			(unsigned long long)atomic_load(&st->enobufs),
+			(unsigned long long)atomic_load(&st->verdict_errors));
 		els_worker_finish(&d.workers[i], els_now_real());
 	}
 	if (rc == 0) {
@@ -416,7 +482,7 @@ out:
 	free(d.queues);
 	free(d.threads);
 	els_policy_free(d.running);
-	return rc;
+	return atomic_load(&d.failed) ? 3 : rc;
 }
 
 int main(int argc, char **argv)
@@ -424,6 +490,8 @@ int main(int argc, char **argv)
 	struct options o = {0};
 
 	parse_args(argc, argv, &o);
+	/* The monitor file names every peer of this host: not for other users to read. */
+	umask(027);
 	struct els_policy *p = load(&o);
 	if (!p)
 		return 1;

@@ -195,8 +195,10 @@ static int read_batch(struct els_queue *q)
 	return n;
 }
 
-void els_queue_run(struct els_queue *q, const atomic_bool *stop)
+int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 {
+	int rc = 0;
+
 	struct pollfd pfd = {.fd = mnl_socket_get_fd(q->nl), .events = POLLIN};
 	struct els_worker *w = q->w;
 
@@ -209,6 +211,7 @@ void els_queue_run(struct els_queue *q, const atomic_bool *stop)
 		if (r < 0) {
 			fprintf(stderr, "elsd: queue %u: netlink receive failed: %s\n", q->num,
 				strerror(errno));
+			rc = -1;
 			break;
 		}
 		if (r == 0)
@@ -220,6 +223,7 @@ void els_queue_run(struct els_queue *q, const atomic_bool *stop)
 	while (read_batch(q) > 0)
 		flush_verdicts(q);
 	flush_verdicts(q);
+	return rc;
 }
 
 void els_queue_close(struct els_queue *q)

@@ -21,8 +21,9 @@ struct els_queue_opts {
 struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_worker *w);
 
 /* The worker loop: runs until *stop becomes true, then drains what the kernel has already
- * queued (each packet still gets its verdict) and returns. */
-void els_queue_run(struct els_queue *q, const atomic_bool *stop);
+ * queued (each packet still gets its verdict) and returns 0. Returns -1 when the netlink
+ * socket fails for good (the caller stops the daemon, so that its supervisor restarts it). */
+int els_queue_run(struct els_queue *q, const atomic_bool *stop);
 
 void els_queue_close(struct els_queue *q);
 

@@ -6,6 +6,10 @@
 
 #include "replay.h"
 
+/* Records one packet can cause at most: a drop, an admit, flow ends of evicted/expired
+ * flows; with a margin for the drop aggregator's flush. */
+#define REPLAY_RING_RESERVE 512
+
 /* Offset of the IP header for a link type, or -1 when the frame carries no IP. */
 static long ip_offset(int dlt, const uint8_t *p, size_t len)
 {
@@ -123,6 +127,8 @@ int els_replay_run(const struct els_replay_opts *o, struct els_worker *w,
 		size_t cap = h->caplen - (size_t)off;
 		size_t wire = h->len > (size_t)off ? h->len - (size_t)off : cap;
 		enum els_dir dir = direction(o, ip, cap);
+		if (o->drain && els_ring_space(w->ring) < REPLAY_RING_RESERVE)
+			o->drain(o->drain_arg);
 		els_worker_tick(w, ts, ts);
 		struct els_decision d;
 		enum els_action a = els_worker_packet_decision(w, ip, cap, wire, dir, ts, ts, &d);

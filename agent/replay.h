@@ -13,6 +13,10 @@ struct els_replay_opts {
 	const struct els_cidr *local; /* this host's addresses: decide direction */
 	unsigned nlocal;
 	FILE *verdicts;               /* if non-NULL, one line per packet */
+	/* Called when the worker's monitor ring is nearly full: replay runs faster than any
+	 * writer, and unlike live traffic it can wait, so it never loses a record. */
+	void (*drain)(void *arg);
+	void *drain_arg;
 };
 
 struct els_replay_result {
