@@ -82,14 +82,18 @@ els_setup() {
 }
 
 # Steers the server's non-loopback INPUT and OUTPUT to NFQUEUE $QUEUE (IPv4 and IPv6).
-# Extra arguments (e.g. --queue-bypass) are added to the NFQUEUE rules.
+# Extra arguments (e.g. --queue-bypass, --queue-balance 0:1) are added to the NFQUEUE rules;
+# --queue-balance replaces --queue-num.
 els_steer() {
+	local target=(--queue-num "$QUEUE")
+	[[ " $* " == *" --queue-balance "* ]] && target=()
 	for ipt in iptables ip6tables; do
 		for chain in INPUT OUTPUT; do
 			local ifopt=-i
 			[[ $chain == OUTPUT ]] && ifopt=-o
 			in_srv $ipt -A $chain $ifopt lo -j ACCEPT
-			in_srv $ipt -A $chain -j NFQUEUE --queue-num "$QUEUE" "$@"
+			in_srv $ipt -A $chain -j NFQUEUE "${target[@]}" "$@" ||
+				{ echo "els_steer: $ipt rejected the rule"; return 1; }
 		done
 	done
 }
