@@ -13,6 +13,8 @@ check "curl reaches https over IPv4" in_cli curl -sk --max-time 5 "https://$SRV4
 check "curl reaches https over IPv6" in_cli curl -sk --max-time 5 "https://[$SRV6]/"
 out=$(echo | in_cli timeout 5 openssl s_client -connect "$SRV4:443" 2>&1)
 check "openssl s_client completes a TLS handshake" grep -q "BEGIN CERTIFICATE" <<<"$out"
+check "ping (permit ping-in) is answered over IPv4" in_cli ping -c1 -W2 "$SRV4"
+check "ping6 (permit ping6-in) is answered over IPv6" in_cli ping -6 -c1 -W2 "$SRV6"
 els_stop || fail "elsd exited non-zero"
 
 admits4=$(sql "SELECT count(*) FROM records WHERE kind='admit' AND dir='in' AND proto='tcp'
@@ -27,6 +29,9 @@ check_ge "flow ends carry both directions' packet and byte counts" 2 "$ends"
 drops=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND proto='tcp'
 	AND (dport=443 OR sport=443)")
 check_eq "no packet of a permitted HTTPS flow was dropped" 0 "$drops"
+n=$(sql "SELECT count(*) FROM records WHERE kind='flow_end' AND proto IN ('icmp','icmpv6')
+	AND rule_name IN ('ping-in','ping6-in') AND pkts_init=1 AND pkts_resp=1")
+check_eq "each echo exchange is one flow: request admitted, reply passed on the flow" 2 "$n"
 events=$(sql "SELECT count(*) FROM records WHERE kind='event' AND (detail LIKE 'start%' OR detail LIKE 'stop%')")
 check_eq "start and stop events recorded" 2 "$events"
 els_finish
