@@ -24,10 +24,14 @@ static bool name_in(const char *name, const char *const *list)
 	return false;
 }
 
-/* Checks that every child of group s is named in allowed. */
+/* Checks that s, when present, is a group whose every child is named in allowed. */
 static void check_keys(const config_setting_t *s, const char *what, const char *const *allowed,
 		       struct els_diag *d)
 {
+	if (s && !config_setting_is_group(s)) {
+		els_diag_at(d, s, "'%s' must be a group: %s = { ... };", what, what);
+		return;
+	}
 	for (int i = 0; s && i < config_setting_length(s); i++) {
 		const config_setting_t *c = config_setting_get_elem(s, (unsigned)i);
 		if (!name_in(config_setting_name(c), allowed))
@@ -38,7 +42,8 @@ static void check_keys(const config_setting_t *s, const char *what, const char *
 
 static const config_setting_t *member(const config_setting_t *group, const char *name)
 {
-	return group ? config_setting_get_member(group, name) : NULL;
+	return group && config_setting_is_group(group) ? config_setting_get_member(group, name)
+						       : NULL;
 }
 
 /* Reads an optional integer in [lo, hi]; keeps *out (the default) when absent. */

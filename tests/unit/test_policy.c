@@ -135,3 +135,17 @@ Test(policy, missing_file)
 	cr_assert(strstr(d.msgs[0], "/nonexistent/elsd.conf: cannot read"), "%s", d.msgs[0]);
 	els_diag_free(&d);
 }
+
+/* Found by fuzz_policy: a list where a group belongs used to crash the key check. */
+Test(policy, list_where_a_group_belongs)
+{
+	struct els_diag d;
+	struct els_policy *p = load("flows = [ \"tracker\" ];\nmonitor = ( 1 );\n"
+				    "chain = [ \"tracker\" ];\n", &d);
+	dump(&d);
+	cr_assert_null(p);
+	cr_assert(has_error(&d, 1, "'flows' must be a group"));
+	cr_assert(has_error(&d, 2, "'monitor' must be a group"));
+	els_diag_free(&d);
+	unlink(path);
+}
