@@ -1,6 +1,9 @@
 /* elsd: the ELS endpoint agent. Options, start-up, signals, reload, shutdown. */
 #include <errno.h>
 #include <getopt.h>
+#include <libconfig.h>
+#include <libgen.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -8,13 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "log.h"
+#include "mgmt.h"
 #include "notify.h"
+#include "privdrop.h"
 #include "queue.h"
 #include "replay.h"
 #include "worker.h"
@@ -46,6 +54,10 @@ static const char usage_text[] =
 	"                        N DIR VERDICT HANDLER REASON rule=ID\n"
 	"      --services FILE   services database for port names (default /etc/services)\n"
 	"      --handlers        list the handlers a chain may name, and exit\n"
+	"      --get SETTING     check the configuration, then print one setting's value\n"
+	"                        (queues and fail_open with their defaults applied; others\n"
+	"                        such as management.listen as written, nothing if absent)\n"
+	"                        and exit; for scripts such as els-rules\n"
 	"  -V, --version         print the version and exit\n"
 	"  -h, --help            print this help and exit\n"
 	"\n"
@@ -60,6 +72,7 @@ struct options {
 	const char *monitor;
 	const char *replay;
 	const char *services;
+	const char *get;
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
 	bool check, verdicts;
@@ -67,7 +80,8 @@ struct options {
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_MONITOR = 256, OPT_REPLAY, OPT_LOCAL, OPT_VERDICTS, OPT_SERVICES, OPT_HANDLERS };
+	enum { OPT_MONITOR = 256, OPT_REPLAY, OPT_LOCAL, OPT_VERDICTS, OPT_SERVICES, OPT_HANDLERS,
+	       OPT_GET };
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check", no_argument, NULL, 'n'},
@@ -77,6 +91,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"verdicts", no_argument, NULL, OPT_VERDICTS},
 		{"services", required_argument, NULL, OPT_SERVICES},
 		{"handlers", no_argument, NULL, OPT_HANDLERS},
+		{"get", required_argument, NULL, OPT_GET},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -116,6 +131,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_SERVICES:
 			o->services = optarg;
 			break;
+		case OPT_GET:
+			o->get = optarg;
+			break;
 		case OPT_HANDLERS:
 			for (const struct els_handler *const *h = els_handler_all(); *h; h++)
 				printf("%-14s %s\n", (*h)->name, (*h)->summary);
@@ -152,6 +170,60 @@ static struct els_policy *load(const struct options *o)
 	return p;
 }
 
+/* --get: one value for a shell script. queues and fail_open come from the checked policy, so
+ * that their defaults live in one place; anything else is read as written. */
+static int print_setting(const struct els_policy *p, const char *name)
+{
+	if (strcmp(name, "queues") == 0) {
+		printf("%u", p->set.queue_first);
+		if (p->set.queue_last != p->set.queue_first)
+			printf("-%u", p->set.queue_last);
+		putchar('\n');
+		return 0;
+	}
+	if (strcmp(name, "fail_open") == 0) {
+		puts(p->set.fail_open ? "true" : "false");
+		return 0;
+	}
+	config_t cfg;
+	char *dir = strdup(p->path);
+	int rc = 1;
+	config_init(&cfg);
+	if (!dir)
+		goto out;
+	config_set_include_dir(&cfg, dirname(dir));
+	if (!config_read_file(&cfg, p->path))
+		goto out;
+	const config_setting_t *s = config_lookup(&cfg, name);
+	rc = 0;
+	if (!s)
+		goto out;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		printf("%lld\n", config_setting_get_int64(s));
+		break;
+	case CONFIG_TYPE_FLOAT:
+		printf("%g\n", config_setting_get_float(s));
+		break;
+	case CONFIG_TYPE_BOOL:
+		puts(config_setting_get_bool(s) ? "true" : "false");
+		break;
+	case CONFIG_TYPE_STRING:
+		puts(config_setting_get_string(s));
+		break;
+	default:
+		fprintf(stderr, "elsd: --get %s: not a single value\n", name);
+		rc = 1;
+	}
+out:
+	if (rc && !dir)
+		fprintf(stderr, "elsd: out of memory\n");
+	config_destroy(&cfg);
+	free(dir);
+	return rc;
+}
+
 static void push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
@@ -176,6 +248,10 @@ static struct els_monitor *open_monitor(const struct options *o, const struct el
 		.ring_size = p->set.monitor_ring,
 		.batch_max = 4096,
 		.flush_ms = 200,
+		.key_file = p->set.monitor_key,
+		.agent_id = p->set.agent_id,
+		.retention_days = p->set.monitor_retention_days,
+		.max_size = (uint64_t)p->set.monitor_max_mb << 20,
 	};
 	struct els_monitor *m = els_monitor_open(&mo, &d);
 	if (!m || els_monitor_start(m) < 0) {
@@ -244,6 +320,8 @@ struct daemon {
 	atomic_bool stop;
 	atomic_bool failed; /* a worker lost its queue: exit non-zero so a supervisor restarts */
 	struct els_policy *running;
+	struct els_control *control; /* management requests; NULL without `management` */
+	uint64_t start_ns;
 };
 
 struct worker_arg {
@@ -283,6 +361,17 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 		els_log(ELS_LL_WARNING, "reload: 'flows.capacity' changed; takes effect on restart");
 	if (strcmp(n->monitor_path, o->monitor_path) != 0)
 		els_log(ELS_LL_WARNING, "reload: 'monitor.path' changed; takes effect on restart");
+	if (strcmp(n->user ? n->user : "", o->user ? o->user : "") != 0)
+		els_log(ELS_LL_WARNING, "reload: 'user' changed; takes effect on restart");
+	if (n->monitor_retention_days != o->monitor_retention_days ||
+	    n->monitor_max_mb != o->monitor_max_mb ||
+	    strcmp(n->monitor_key ? n->monitor_key : "", o->monitor_key ? o->monitor_key : "") ||
+	    strcmp(n->agent_id ? n->agent_id : "", o->agent_id ? o->agent_id : ""))
+		els_log(ELS_LL_WARNING, "reload: 'monitor.key_file', 'monitor.retention_days', "
+					"'monitor.max_size_mb' or 'agent_id' changed; take effect on "
+					"restart");
+	n->monitor_retention_days = o->monitor_retention_days;
+	n->monitor_max_mb = o->monitor_max_mb;
 	n->queue_first = o->queue_first;
 	n->queue_last = o->queue_last;
 	n->fail_open = o->fail_open;
@@ -296,6 +385,26 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 		n->monitor_path = tmp;
 	else
 		free(tmp);
+}
+
+/* Publishes a policy that was built and checked aside (SIGHUP, or a management request). */
+static void commit_policy(struct daemon *d, struct els_policy *np)
+{
+	keep_start_settings(np, d->running);
+	els_log_set_level(np->set.log_level);
+	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
+	d->running = np;
+	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
+	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
+		els_policy_free(old);
+	else
+		els_log(ELS_LL_ERROR, "reload: a worker did not pick up generation %u in 5 s; "
+				      "keeping the old generation's memory",
+			np->generation);
+	els_log(ELS_LL_INFO, "reloaded %s: generation %u, sha256 %.16s", np->path, np->generation,
+		np->hash);
+	push_event(d->ctl, np->generation, "reload ok: generation %u sha256 %.16s",
+		   np->generation, np->hash);
 }
 
 static void reload(struct daemon *d)
@@ -314,21 +423,55 @@ static void reload(struct daemon *d)
 		return;
 	}
 	els_diag_free(&diag);
-	keep_start_settings(np, d->running);
-	els_log_set_level(np->set.log_level);
-	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
-	d->running = np;
-	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
-	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
-		els_policy_free(old);
-	else
-		els_log(ELS_LL_ERROR, "reload: a worker did not pick up generation %u in 5 s; "
-				      "keeping the old generation's memory",
-			np->generation);
-	els_log(ELS_LL_INFO, "reloaded %s: generation %u, sha256 %.16s", np->path, np->generation,
-		np->hash);
-	push_event(d->ctl, np->generation, "reload ok: generation %u sha256 %.16s",
-		   np->generation, np->hash);
+	commit_policy(d, np);
+}
+
+static const struct els_policy *control_running(void *arg)
+{
+	return ((struct daemon *)arg)->running;
+}
+
+static uint32_t control_commit(void *arg, struct els_policy *np)
+{
+	struct daemon *d = arg;
+	els_notify("RELOADING=1");
+	commit_policy(d, np);
+	els_notify("READY=1\nSTATUS=filtering, generation %u", d->running->generation);
+	return d->running->generation;
+}
+
+/* Forks the management endpoint (when configured) and sets up the main-process side. */
+static int start_management(struct daemon *d, const struct els_policy *p)
+{
+	const struct els_mgmt_conf *mc = p->set.mgmt;
+	pid_t pid;
+	int fd;
+
+	if (!mc)
+		return 0;
+	if (els_mgmt_spawn(mc, &pid, &fd) < 0)
+		return -1;
+	struct els_control_env env = {
+		.config_path = d->opt->config,
+		.services_path = d->opt->services,
+		.monitor_path = d->opt->monitor ? d->opt->monitor : p->set.monitor_path,
+		.workers = d->workers,
+		.nq = d->nq,
+		.mon = d->mon,
+		.ctl = d->ctl,
+		.start_mono_ns = d->start_ns,
+		.running = control_running,
+		.commit = control_commit,
+		.arg = d,
+	};
+	d->control = els_control_new(&env, fd, pid, mc->crl);
+	if (!d->control) {
+		close(fd);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return 0;
 }
 
 /* True when every worker has turned its loop since the last call: they wake at least every
@@ -351,21 +494,43 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 	uint64_t period_ns = wd_usec ? wd_usec * 1000 / 2 : 1000000000ull;
 	uint64_t *last = calloc(d->nq, sizeof(*last));
 	uint64_t next = els_now_mono() + period_ns;
+	/* signalfd rather than sigtimedwait, so that one poll also serves the management
+	 * channel: the main thread never blocks on the endpoint, only on this poll. */
+	int sfd = signalfd(-1, sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		els_log(ELS_LL_ERROR, "signalfd: %s; signals are checked once a second",
+			strerror(errno));
 
 	while (!atomic_load(&d->stop)) {
 		uint64_t now = els_now_mono();
 		uint64_t wait = next > now ? next - now : 0;
-		struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u),
-				      .tv_nsec = (long)(wait % 1000000000u)};
-		int sig = sigtimedwait(sigs, NULL, &ts);
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+					{.fd = els_control_fd(d->control), .events = 0}};
+		if (pfd[1].fd >= 0)
+			pfd[1].events = els_control_events(d->control);
+		int ms = (int)((wait + 999999) / 1000000);
+		if (sfd < 0 && ms > 1000)
+			ms = 1000;
+		int n = poll(pfd, 2, ms);
+		int sig = 0;
+		struct signalfd_siginfo si;
+		if (sfd < 0)
+			sig = sigtimedwait(sigs, NULL, &(struct timespec){0});
+		else if (n > 0 && pfd[0].revents & POLLIN && read(sfd, &si, sizeof(si)) == sizeof(si))
+			sig = (int)si.ssi_signo;
 		if (sig == SIGHUP) {
 			els_notify("RELOADING=1");
 			reload(d);
+			els_control_reload_crl(d->control);
 			els_notify("READY=1\nSTATUS=filtering, generation %u",
 				   d->running->generation);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			atomic_store(&d->stop, true);
+		} else if (sig == SIGCHLD) {
+			els_control_reap(d->control);
 		}
+		if (n > 0 && pfd[1].fd >= 0 && pfd[1].revents)
+			els_control_io(d->control, pfd[1].revents);
 		if (els_now_mono() >= next) {
 			next = els_now_mono() + period_ns;
 			if (wd_usec && last && workers_alive(d, last))
@@ -373,11 +538,13 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		}
 	}
 	free(last);
+	if (sfd >= 0)
+		close(sfd);
 }
 
 static int run_daemon(const struct options *o, struct els_policy *p)
 {
-	struct daemon d = {.opt = o, .running = p};
+	struct daemon d = {.opt = o, .running = p, .start_ns = els_now_mono()};
 	sigset_t sigs;
 	int rc = 3;
 	unsigned started = 0;
@@ -388,6 +555,7 @@ static int run_daemon(const struct options *o, struct els_policy *p)
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGCHLD); /* the management endpoint's exit */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -422,6 +590,13 @@ static int run_daemon(const struct options *o, struct els_policy *p)
 			goto out;
 	}
 	els_gen_publish(p);
+	if (start_management(&d, p) < 0)
+		goto out;
+	/* Privilege drop of the main process goes here: after the management fork above (if
+	 * any), whose child drops privileges on its own. */
+	if (els_privdrop(p->set.user, o->monitor ? o->monitor : p->set.monitor_path,
+			 p->set.monitor_key) < 0)
+		goto out;
 	struct worker_arg *args = calloc(d.nq, sizeof(*args));
 	if (!args)
 		goto out;
@@ -471,6 +646,7 @@ static int run_daemon(const struct options *o, struct els_policy *p)
 			   (unsigned long long)packets);
 	}
 out:
+	els_control_free(d.control); /* workers are joined: their snapshot buffers can go */
 	for (unsigned i = 0; d.queues && i < d.nq; i++)
 		els_queue_close(d.queues[i]);
 	if (d.mon)
@@ -503,6 +679,11 @@ int main(int argc, char **argv)
 		       p->hash);
 		els_policy_free(p);
 		return 0;
+	}
+	if (o.get) {
+		int rc = print_setting(p, o.get);
+		els_policy_free(p);
+		return rc;
 	}
 	if (o.replay)
 		return run_replay(&o, p);

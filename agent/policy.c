@@ -3,17 +3,20 @@
 #include <errno.h>
 #include <libgen.h>
 #include <openssl/evp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/mgmt.h"
 #include "els/monitor.h"
 #include "els/policy.h"
 
 /* Top-level keys that are not handler sections. */
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
-	"local_addresses", "flows",	"monitor",    "chain",	      NULL,
+	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
+	NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -168,7 +171,9 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 	static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
 	static const char *const log_modes[] = {"default", "all", "drops", NULL};
 	static const char *const flow_keys[] = {"capacity", NULL};
-	static const char *const mon_keys[] = {"path", "log", "ring_size", NULL};
+	static const char *const mon_keys[] = {"path",	    "log",	   "ring_size",
+					       "key_file", "retention_days", "max_size_mb",
+					       NULL};
 
 	parse_queues(root, set, d);
 	const config_setting_t *fo = member(root, "fail_open");
@@ -178,6 +183,11 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 		else
 			set->fail_open = config_setting_get_bool(fo);
 	}
+	const char *user = get_string(root, "user", d);
+	if (user && *user && !getpwnam(user))
+		els_diag_at(d, member(root, "user"),
+			    "'user' = \"%s\": no such user (create it, or remove the setting)", user);
+	set->user = user && *user ? strdup(user) : NULL;
 	set->copy_bytes = 256;
 	get_uint(root, "copy_bytes", 64, 65535, &set->copy_bytes, d);
 	set->queue_maxlen = 4096;
@@ -197,6 +207,13 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 	set->log_mode = get_choice(mon, "log", log_modes, ELS_LOG_DEFAULT, d);
 	set->monitor_ring = 65536;
 	get_uint(mon, "ring_size", 1024, 1u << 24, &set->monitor_ring, d);
+	const char *key = get_string(mon, "key_file", d);
+	set->monitor_key = key ? strdup(key) : NULL;
+	const char *agent = get_string(root, "agent_id", d);
+	set->agent_id = agent ? strdup(agent) : NULL;
+	set->monitor_retention_days = 30;
+	get_uint(mon, "retention_days", 0, 36500, &set->monitor_retention_days, d);
+	get_uint(mon, "max_size_mb", 0, 1u << 24, &set->monitor_max_mb, d);
 }
 
 /* Builds the chain: handler names in order, each compiled from its section. */
@@ -332,6 +349,7 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 		.services_path = services_path ? services_path : "/etc/services",
 	};
 	parse_settings(root, &p->set, d);
+	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
 	build_chain(root, p, &env, d);
 	if (d->count != errors_before)
 		goto fail;
@@ -354,6 +372,10 @@ void els_policy_free(struct els_policy *p)
 	for (unsigned i = 0; i < p->nlinks; i++)
 		p->links[i].h->destroy(p->links[i].conf);
 	free(p->set.monitor_path);
+	free(p->set.monitor_key);
+	free(p->set.agent_id);
+	free(p->set.user);
+	els_mgmt_config_free(p->set.mgmt);
 	free(p->set.local);
 	free(p->path);
 	free(p);

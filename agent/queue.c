@@ -208,6 +208,7 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 		int r = read_batch(q);
 		flush_verdicts(q);
 		els_worker_tick(w, els_now_mono(), els_now_real());
+		els_worker_snapshot_serve(w); /* management `flows` request, if any */
 		if (r < 0) {
 			fprintf(stderr, "elsd: queue %u: netlink receive failed: %s\n", q->num,
 				strerror(errno));

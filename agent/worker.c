@@ -152,6 +152,7 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 	};
 	enum els_action a = els_chain_run(w->pol, &ctx, &d);
 	*dp = d;
+	els_worker_count(w, &d, a);
 
 	atomic_fetch_add_explicit(&w->st.packets, 1, memory_order_relaxed);
 	if (pkt.reason != ELS_R_NONE)

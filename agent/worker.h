@@ -11,9 +11,29 @@
 #include "els/monitor.h"
 #include "els/policy.h"
 
+/* Final decisions per handler, for the management `stats` request: decided[slot][0 accepted,
+ * 1 dropped], slot = the handler's position in els_handler_all(), or the two below. Kept by
+ * handler, not chain position, so that a reload that reorders the chain keeps them apart. */
+#define ELS_STATS_HANDLERS 16
+#define ELS_STATS_DECODE   ELS_STATS_HANDLERS
+#define ELS_STATS_CHAIN    (ELS_STATS_HANDLERS + 1)
+
 /* Counters are written by the worker only and read by anyone (relaxed atomics). */
 struct els_worker_stats {
 	_Atomic uint64_t packets, accepted, dropped, decode_errors, enobufs, verdict_errors;
+	_Atomic uint64_t decided[ELS_STATS_HANDLERS + 2][2];
+};
+
+/* Flow snapshot for the management `flows` request. The worker owns its flow table, so the
+ * main thread asks and the worker copies, at its next loop turn (within QUEUE_POLL_MS):
+ * the main thread sets buf/max, then req = done + 1 (release); the worker copies up to max
+ * flows, sets count/total, then done = req (release). buf belongs to the main thread and is
+ * never freed while req != done. Lock order: none, the two sides never wait on each other. */
+struct els_flow_snap {
+	struct els_flow *buf;	 /* [M] main thread; written by the worker between req and done */
+	uint32_t max;		 /* [M] */
+	uint32_t count, total;	 /* [W] valid once done == req */
+	_Atomic uint32_t req, done;
 };
 
 struct els_worker {
@@ -27,9 +47,11 @@ struct els_worker {
 	_Atomic uint64_t heartbeat;     /* bumped every loop turn: liveness for the watchdog */
 	struct els_worker_stats st;
 	uint64_t last_tick_ns;
+	struct els_flow_snap snap;
 };
 
-/* Field tags: [I] set before the thread starts, never changed; [W] worker thread only. */
+/* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;
+ * [M] main thread only. */
 
 int els_worker_init(struct els_worker *w, unsigned index, unsigned flow_capacity,
 		    struct els_ring *ring);
@@ -66,5 +88,47 @@ bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t g
 
 uint64_t els_now_mono(void);
 uint64_t els_now_real(void);
+
+/* Counts a final decision in st.decided. Packet path: a loop over the few registered
+ * handlers, no allocation, no lock. */
+static inline void els_worker_count(struct els_worker *w, const struct els_decision *d,
+				    enum els_action a)
+{
+	unsigned slot = ELS_STATS_CHAIN;
+	if (d->handler == ELS_HANDLER_DECODE) {
+		slot = ELS_STATS_DECODE;
+	} else if (d->handler < w->pol->nlinks) {
+		const struct els_handler *h = w->pol->links[d->handler].h;
+		const struct els_handler *const *all = els_handler_all();
+		for (unsigned i = 0; all[i] && i < ELS_STATS_HANDLERS; i++)
+			if (all[i] == h) {
+				slot = i;
+				break;
+			}
+	}
+	atomic_fetch_add_explicit(&w->st.decided[slot][a == ELS_DROP], 1, memory_order_relaxed);
+}
+
+static inline void els_worker_snap_one(const struct els_flow *f, void *arg)
+{
+	struct els_flow_snap *s = arg;
+	if (s->count < s->max)
+		s->buf[s->count++] = *f;
+	s->total++;
+}
+
+/* Answers a pending flow snapshot request (see struct els_flow_snap). Worker thread, between
+ * batches. */
+static inline void els_worker_snapshot_serve(struct els_worker *w)
+{
+	uint32_t req = atomic_load_explicit(&w->snap.req, memory_order_acquire);
+	if (req == atomic_load_explicit(&w->snap.done, memory_order_relaxed))
+		return;
+	w->snap.count = 0;
+	w->snap.total = 0;
+	if (w->flows && w->snap.buf)
+		els_flow_foreach(w->flows, els_worker_snap_one, &w->snap);
+	atomic_store_explicit(&w->snap.done, req, memory_order_release);
+}
 
 #endif

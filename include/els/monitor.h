@@ -11,7 +11,7 @@
 #include "els/diag.h"
 #include "els/pkt.h"
 
-#define ELS_MONITOR_SCHEMA_VERSION 1
+#define ELS_MONITOR_SCHEMA_VERSION 2
 
 enum els_rec_kind {
 	ELS_REC_DROP = 1,     /* a dropped packet, or `count` of them aggregated over one second */
@@ -29,34 +29,41 @@ enum els_log_mode {
 };
 
 struct els_record {
-	uint64_t ts_ns;          /* CLOCK_REALTIME, ns since the epoch */
-	uint64_t count;          /* DROP: packets aggregated; GAP: records lost; else 1 */
+	uint64_t ts_ns;		    /* CLOCK_REALTIME, ns since the epoch */
+	uint64_t count;		    /* DROP: packets aggregated; GAP: records lost; else 1 */
 	uint64_t pkts[2], bytes[2]; /* FLOW_END: [0] from the initiator, [1] from the responder */
-	uint64_t duration_ns;    /* FLOW_END */
+	uint64_t duration_ns;	    /* FLOW_END */
 	struct els_addr src, dst; /* DROP/ACCEPT: as on the wire; ADMIT/FLOW_END: initiator first */
-	const char *handler;     /* static name of the deciding handler, or NULL */
+	const char *handler;	  /* static name of the deciding handler, or NULL */
 	uint32_t rule;
 	uint32_t generation;
-	uint16_t reason;         /* enum els_reason */
+	uint16_t reason; /* enum els_reason */
 	uint16_t sport, dport;
-	uint8_t kind;            /* enum els_rec_kind */
-	uint8_t verdict;         /* enum els_action: ACCEPT or DROP, 0 for events/gaps */
+	uint8_t kind;	 /* enum els_rec_kind */
+	uint8_t verdict; /* enum els_action: ACCEPT or DROP, 0 for events/gaps */
 	uint8_t family, dir, proto;
 	uint8_t icmp_type, icmp_code, tcp_flags;
-	char rule_name[32];      /* the deciding rule's configured name, or empty */
-	char detail[96];         /* EVENT text, NUL-terminated; empty otherwise */
+	char rule_name[32]; /* the deciding rule's configured name, or empty */
+	char detail[96];    /* EVENT text, NUL-terminated; empty otherwise */
 };
 
 struct els_ring;
 struct els_monitor;
 
 struct els_monitor_opts {
-	const char *path;     /* SQLite file; created with the schema if missing */
-	unsigned producers;   /* number of rings (one per worker, plus one for the main thread) */
-	unsigned ring_size;   /* records per ring, rounded up to a power of two; 0 means 8192 */
-	unsigned batch_max;   /* records per transaction at most; 0 means 1024 */
-	unsigned flush_ms;    /* longest a record waits before it is committed; 0 means 200 */
+	const char *path;   /* SQLite file; created with the schema if missing */
+	unsigned producers; /* number of rings (one per worker, plus one for the main thread) */
+	unsigned ring_size; /* records per ring, rounded up to a power of two; 0 means 8192 */
+	unsigned batch_max; /* records per transaction at most; 0 means 1024 */
+	unsigned flush_ms;  /* longest a record waits before it is committed; 0 means 200 */
 	unsigned busy_timeout_ms; /* SQLite busy timeout; 0 means 1000 */
+	/* Chain key (32 bytes, mode 0600). NULL means "monitor.key" in path's directory. Created
+	 * with getrandom when missing; a key others can read is refused. */
+	const char *key_file;
+	const char *agent_id;	 /* stored in a new file's meta; NULL or "" means the host name */
+	unsigned retention_days; /* swept records older than this are deleted; 0: kept */
+	uint64_t max_size;	 /* bytes of records the file may hold; 0: no cap (see docs) */
+	unsigned retention_period_ms; /* how often retention looks for work; 0 means 60000 */
 };
 
 /* Opens or creates the file and checks its schema version; does not start the thread.
@@ -77,11 +84,14 @@ bool els_ring_push(struct els_ring *r, const struct els_record *rec);
 
 /* Counters for status and tests. */
 struct els_monitor_stats {
-	uint64_t written;    /* rows committed to the file, gap rows included */
-	uint64_t lost;       /* records lost to full rings (each gap record says where) */
+	uint64_t written;      /* rows committed to the file, gap rows included */
+	uint64_t lost;	       /* records lost to full rings (each gap record says where) */
 	uint64_t write_errors; /* failed transactions (disk full, file gone); filtering goes on */
-	uint64_t write_lost; /* records drained but not written because of write errors (a gap
-				record with detail "write error: ..." says how many and where) */
+	uint64_t write_lost;   /* records drained but not written because of write errors (a gap
+				  record with detail "write error: ..." says how many and where) */
+	uint64_t shed;	       /* records not written because of max_size (gap rows say where) */
+	uint64_t retained;     /* rows deleted by retention */
+	int cap_level;	       /* 0: below max_size; 1: admits, flow ends, accepts shed; 2: full */
 };
 void els_monitor_get_stats(struct els_monitor *m, struct els_monitor_stats *out);
 
@@ -116,5 +126,117 @@ void els_dropagg_free(struct els_dropagg *a);
 void els_dropagg_add(struct els_dropagg *a, const struct els_record *rec);
 /* Emits every entry whose second is over (all of them when now_ns is UINT64_MAX). */
 void els_dropagg_flush(struct els_dropagg *a, uint64_t now_ns);
+
+/* ---- Tamper evidence (agent/monitor_chain.c; the model is in docs/forensics.md) ----
+ *
+ * Every row carries mac = HMAC-SHA256(key, previous row's mac || canonical form of the row's
+ * columns, seq first). The first row chains on a genesis value derived from the key and the
+ * file's chain id. meta holds the chain head (last seq and mac) and the anchor (seq and mac
+ * of the row before the oldest remaining one), each with a tag only the key can make, so
+ * deleting rows at either end is as visible as deleting them in the middle. */
+#define ELS_MON_KEY_LEN 32
+#define ELS_MON_MAC_LEN 32
+#define ELS_MON_NCOLS	26 /* columns a MAC covers */
+
+/* Those columns as a SELECT list, in MAC order: "seq, ts_ns, kind, ..., detail". */
+extern const char els_mon_columns[];
+
+struct els_mon_key {
+	unsigned char k[ELS_MON_KEY_LEN];
+	char id[17];   /* first 16 hex digits of SHA-256 over the key: names it, reveals nothing */
+	void *mac_ctx; /* OpenSSL HMAC context keyed with k; one thread at a time */
+};
+
+/* Reads the key file; with create, makes it (0600, 32 random bytes) when it does not exist.
+ * Refuses a file that group or others may access, that is not owned by this user or root, or
+ * that is not exactly 32 bytes. 0, or -errno with a message in err. Free with _wipe. */
+int els_mon_key_load(const char *path, bool create, struct els_mon_key *key, char *err,
+		     size_t errlen);
+void els_mon_key_wipe(struct els_mon_key *key);
+/* The default key path for a monitor file: "monitor.key" in its directory. Caller frees. */
+char *els_mon_key_path(const char *monitor_path);
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+/* out = MAC of the current row of st, whose columns first .. first + ELS_MON_NCOLS - 1 are
+ * els_mon_columns, chained on prev. 0, or -ENOMEM. */
+int els_mon_row_mac(const struct els_mon_key *key, const unsigned char prev[ELS_MON_MAC_LEN],
+		    struct sqlite3_stmt *st, int first, unsigned char out[ELS_MON_MAC_LEN]);
+/* The value a chain's first row is chained on. */
+void els_mon_genesis(const struct els_mon_key *key, const char *chain_id,
+		     unsigned char out[ELS_MON_MAC_LEN]);
+/* Tag of a meta position ("head", "anchor", "swept"): 64 hex digits and a NUL. */
+void els_mon_tag(const struct els_mon_key *key, const char *what, const char *chain_id,
+		 uint64_t seq, const unsigned char mac[ELS_MON_MAC_LEN], char hex[65]);
+void els_mon_hex(const unsigned char *b, size_t n, char *out); /* 2n digits and a NUL */
+int els_mon_unhex(const char *s, unsigned char *b, size_t n);  /* 0, or -EINVAL */
+
+/* A position in the chain: a seq and the mac of that row. */
+struct els_mon_pos {
+	uint64_t seq;
+	unsigned char mac[ELS_MON_MAC_LEN];
+	bool present; /* the meta entry exists and parses */
+	bool ok;      /* and its tag verifies with the key */
+};
+
+struct els_mon_meta {
+	int version;
+	char agent_id[128], host[128], chain_id[17], key_id[17];
+	struct els_mon_pos head, anchor, swept;
+	uint64_t migrated_v1; /* last seq of a version 1 file that was migrated, else 0 */
+};
+
+/* Reads meta (in the caller's transaction, if any). key NULL: tags are not checked. 0, or
+ * -EINVAL / -EIO with a message. */
+int els_mon_meta_read(struct sqlite3 *db, const struct els_mon_key *key, struct els_mon_meta *out,
+		      char *err, size_t errlen);
+/* Writes a tagged position into meta (what: "head", "anchor", "swept"). SQLite result. */
+int els_mon_meta_put_pos(struct sqlite3 *db, const struct els_mon_key *key, const char *chain_id,
+			 const char *what, uint64_t seq, const unsigned char mac[ELS_MON_MAC_LEN]);
+
+enum els_mon_finding {
+	ELS_MF_NONE = 0,
+	ELS_MF_ALTERED,	  /* a record's columns or mac were changed */
+	ELS_MF_INSERTED,  /* a record elsd did not write (no valid mac, or beyond the head) */
+	ELS_MF_DELETED,	  /* records missing before the one at `at` */
+	ELS_MF_TRUNCATED, /* records missing at the end: the head is beyond the last row */
+	ELS_MF_META,	  /* the head or anchor entry in meta is missing or was changed */
+};
+
+/* Checks rows one at a time, in seq order. */
+struct els_mon_verifier {
+	const struct els_mon_key *key;
+	uint64_t seq; /* the last good position */
+	unsigned char mac[ELS_MON_MAC_LEN];
+	uint64_t head_seq; /* rows beyond it were inserted; UINT64_MAX: unknown */
+	uint64_t rows;	   /* rows verified */
+	int finding;	   /* enum els_mon_finding */
+	uint64_t at;	   /* the first seq concerned */
+	char msg[256];
+};
+void els_mon_verify_init(struct els_mon_verifier *v, const struct els_mon_key *key,
+			 const struct els_mon_pos *from, uint64_t head_seq);
+/* st's columns first .. first + NCOLS - 1 are els_mon_columns, then mac. False once a
+ * finding is made (v->finding, v->at, v->msg). */
+bool els_mon_verify_row(struct els_mon_verifier *v, struct sqlite3_stmt *st, int first);
+/* After the last row: the chain must end exactly at the authenticated head. */
+bool els_mon_verify_end(struct els_mon_verifier *v, const struct els_mon_pos *head);
+
+/* Verifies a whole file from its anchor to its head in one read transaction. 0 with the
+ * outcome in v (finding NONE: clean) and meta; -errno with a message in err when the file
+ * cannot be checked (not a monitor file, version 1, another key). progress, if not NULL, is
+ * called now and then with rows done and rows in all. */
+int els_mon_verify_file(const char *path, const struct els_mon_key *key, struct els_mon_verifier *v,
+			struct els_mon_meta *meta, void (*progress)(uint64_t done, uint64_t total),
+			char *err, size_t errlen);
+
+/* "altered", "inserted", ...: the finding as a stable word (reports, the enterprise DB). */
+const char *els_mon_finding_name(int finding);
+
+/* `--verify` for the command-line tools: verifies path with the key at key_path (NULL: the
+ * default beside it), prints the outcome on stdout and errors on stderr prefixed with prog.
+ * Returns the exit status: 0 clean, 1 a finding, 2 cannot verify. */
+int els_mon_verify_cli(const char *prog, const char *path, const char *key_path, bool progress);
 
 #endif

@@ -16,6 +16,8 @@
 #define ELS_HANDLER_DECODE 0xffu /* decision index meaning "the decoder rejected it" */
 #define ELS_HANDLER_CHAIN 0xfeu  /* decision index meaning "no handler decided" */
 
+struct els_mgmt_conf;
+
 enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
 
 struct els_chain_link {
@@ -34,10 +36,16 @@ struct els_settings {
 	unsigned flow_capacity;           /* per worker */
 	char *monitor_path;
 	unsigned monitor_ring;            /* records per ring */
+	char *monitor_key;                /* monitor.key_file; NULL: monitor.key beside the file */
+	char *agent_id;                   /* agent_id; NULL: the host name */
+	unsigned monitor_retention_days;  /* monitor.retention_days; 0: keep */
+	unsigned monitor_max_mb;          /* monitor.max_size_mb; 0: no cap */
 	int log_mode;                     /* [R] enum els_log_mode */
 	int log_level;                    /* [R] enum els_log_level */
 	struct els_cidr *local;           /* [R] local_addresses, for replay direction */
 	unsigned nlocal;
+	char *user; /* drop to this user after binding (NULL: stay); see agent/privdrop.h */
+	struct els_mgmt_conf *mgmt;       /* management endpoint (els/mgmt.h); NULL: none */
 };
 
 struct els_policy {

@@ -33,6 +33,8 @@ static void teardown(void)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
 	unlink(p);
+	snprintf(p, sizeof(p), "%s/monitor.key", dir);
+	unlink(p);
 	rmdir(dir);
 }
 
@@ -149,7 +151,7 @@ Test(monitor, creates_file_with_schema_and_reopens)
 					&st, NULL),
 		     SQLITE_OK);
 	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-	cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "1");
+	cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "2");
 	sqlite3_finalize(st);
 	cr_assert_eq(q_int(db, "SELECT count(*) FROM records"), 0);
 	cr_assert_eq(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
@@ -500,11 +502,11 @@ Test(monitor, refuses_newer_schema_naming_the_file)
 	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db,
 				  "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-				  "INSERT INTO meta VALUES('schema_version', '2');",
+				  "INSERT INTO meta VALUES('schema_version', '3');",
 				  NULL, NULL, NULL),
 		     SQLITE_OK);
 	sqlite3_close(db);
-	open_fails("schema version 2 is newer");
+	open_fails("schema version 3 is newer");
 }
 
 Test(monitor, refuses_foreign_files)

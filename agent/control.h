@@ -1,0 +1,87 @@
+/* The main process's side of the management channel: receives the requests the endpoint
+ * process (agent/mgmt.c) has authenticated and checked, executes them against the running
+ * daemon, answers, and records each one in the monitor. Runs on the main thread only, from
+ * the supervise() poll loop; nothing here blocks on the endpoint (sends are queued).
+ * Commands are in docs/management-protocol.md; policy and list edits in control_edit.c. */
+#ifndef ELS_CONTROL_H
+#define ELS_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "els/monitor.h"
+#include "els/policy.h"
+#include "worker.h"
+
+struct els_control_env {
+	const char *config_path;
+	const char *services_path; /* NULL: /etc/services */
+	const char *monitor_path;  /* the file the monitor writes (log queries); copied */
+	struct els_worker *workers;
+	unsigned nq;
+	struct els_monitor *mon; /* may be NULL (tests) */
+	struct els_ring *ctl;	 /* the main thread's ring: audit events; may be NULL */
+	uint64_t start_mono_ns;
+	/* The running generation. */
+	const struct els_policy *(*running)(void *arg);
+	/* Publishes np (ownership passes) exactly as a SIGHUP reload does; returns its
+	 * generation. */
+	uint32_t (*commit)(void *arg, struct els_policy *np);
+	void *arg;
+};
+
+struct els_control;
+
+/* Takes over fd (the socketpair end, non-blocking) and the endpoint's pid (0: none, tests).
+ * crl_path is re-read and sent to the endpoint on els_control_reload_crl(). NULL on ENOMEM.
+ * Frees with els_control_free, which closes the channel and reaps the endpoint. */
+struct els_control *els_control_new(const struct els_control_env *env, int fd, pid_t pid,
+				    const char *crl_path);
+void els_control_free(struct els_control *c);
+
+/* The descriptor to poll, -1 once the endpoint is gone, and the events to ask for. */
+int els_control_fd(const struct els_control *c);
+short els_control_events(const struct els_control *c);
+/* Handles poll results on els_control_fd(): reads and executes requests, sends answers. */
+void els_control_io(struct els_control *c, short revents);
+/* SIGHUP: sends the CRL file to the endpoint (the endpoint cannot read it any more). */
+void els_control_reload_crl(struct els_control *c);
+/* SIGCHLD: reaps the endpoint if it exited, logs why and closes the channel. */
+void els_control_reap(struct els_control *c);
+
+/* Executes one request JSON for a client (what an ELS_IPC_REQUEST carries) and returns the
+ * response JSON (malloc'd, caller frees); *outcome gets "ok" or the error code for the audit
+ * record. Also used by tests, without an endpoint. */
+char *els_control_execute(struct els_control *c, const char *identity, int role, const char *peer,
+			  const char *json, size_t len, const char **outcome);
+
+/* ---- between control.c and control_edit.c ---- */
+
+/* An error answer under construction: code, message, details (owned json array or NULL). */
+struct els_cmd_err {
+	const char *code;
+	char msg[512];
+	json_t *details;
+};
+
+void els_cmd_fail(struct els_cmd_err *e, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* SHA-256 of buf, hex. */
+void els_sha256_hex(const void *buf, size_t len, char hex[65]);
+/* A JSON string from bytes that may not be UTF-8 (invalid bytes become U+FFFD). */
+json_t *els_json_text(const char *buf, size_t len);
+
+const struct els_control_env *els_control_env_of(const struct els_control *c);
+
+json_t *els_cmd_policy_get(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_policy_validate(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_policy_apply(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_policy_rollback(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_list_get(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_list_add(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_list_del(struct els_control *c, json_t *args, struct els_cmd_err *e);
+
+#endif

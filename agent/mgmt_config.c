@@ -1,0 +1,216 @@
+/* The `management` section of the config: where the endpoint listens, its TLS material and
+ * the account it runs as. Checked completely at load time (so `elsd -n` catches a typo in a
+ * path or user name) but applied only at start. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "els/mgmt.h"
+
+static const char *const mgmt_keys[] = {"listen", "ca",		 "cert",      "key", "crl",
+					"user",	  "max_clients", "timeout_s", NULL};
+
+void els_mgmt_config_free(struct els_mgmt_conf *c)
+{
+	if (!c)
+		return;
+	free(c->listen);
+	free(c->ca);
+	free(c->cert);
+	free(c->key);
+	free(c->crl);
+	free(c->user);
+	free(c);
+}
+
+/* Relative paths follow the config file, as list files do. Caller frees. */
+static char *resolve(const char *path, const char *config_path)
+{
+	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
+	char *out = NULL;
+
+	if (path[0] == '/' || !slash)
+		return strdup(path);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - config_path), config_path, path) < 0)
+		return NULL;
+	return out;
+}
+
+/* "A.B.C.D:PORT" or "[V6]:PORT", numeric only: the endpoint binds before anything could
+ * resolve a name, and a name would make the listening address depend on DNS. */
+static int parse_listen(const char *s, char host[64], uint16_t *port, const char **why)
+{
+	const char *colon;
+	size_t hl;
+	unsigned char tmp[16];
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':') {
+			*why = "an IPv6 address must be written [ADDR]:PORT";
+			return -EINVAL;
+		}
+		hl = (size_t)(end - s - 1);
+		if (hl == 0 || hl >= 64) {
+			*why = "bad IPv6 address";
+			return -EINVAL;
+		}
+		memcpy(host, s + 1, hl);
+		host[hl] = 0;
+		colon = end + 1;
+		if (inet_pton(AF_INET6, host, tmp) != 1) {
+			*why = "not an IPv6 address";
+			return -EINVAL;
+		}
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon) {
+			*why = "expected ADDRESS:PORT, e.g. \"127.0.0.1:7443\"";
+			return -EINVAL;
+		}
+		hl = (size_t)(colon - s);
+		if (hl == 0 || hl >= 64) {
+			*why = "bad address";
+			return -EINVAL;
+		}
+		memcpy(host, s, hl);
+		host[hl] = 0;
+		if (inet_pton(AF_INET, host, tmp) != 1) {
+			*why = "the address must be a numeric IPv4 address, or [IPv6]";
+			return -EINVAL;
+		}
+	}
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p == 0 || p > 65535) {
+		*why = "the port must be a number 1..65535";
+		return -EINVAL;
+	}
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static char *get_path(const config_setting_t *g, const char *name, const char *def,
+		      const char *config_path, struct els_diag *d)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	const char *v = def;
+
+	if (s) {
+		v = config_setting_get_string(s);
+		if (!v || !v[0]) {
+			els_diag_at(d, s, "management: '%s' must be a non-empty string", name);
+			return NULL;
+		}
+	}
+	if (!v) {
+		els_diag_at(d, g, "management: '%s' is required (a file path)", name);
+		return NULL;
+	}
+	char *r = resolve(v, config_path);
+	if (!r)
+		els_diag_at(d, g, "management: out of memory");
+	return r;
+}
+
+static void get_bounded(const config_setting_t *g, const char *name, unsigned lo, unsigned hi,
+			unsigned *out, struct els_diag *d)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
+		els_diag_at(d, s, "management: '%s' must be an integer", name);
+		return;
+	}
+	long long v = config_setting_get_int64(s);
+	if (v < lo || v > hi) {
+		els_diag_at(d, s, "management: '%s' = %lld is out of range %u..%u", name, v, lo,
+			    hi);
+		return;
+	}
+	*out = (unsigned)v;
+}
+
+int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
+			  struct els_mgmt_conf **out, struct els_diag *d)
+{
+	const config_setting_t *g = root ? config_setting_get_member(root, "management") : NULL;
+	unsigned before = d->count;
+	const char *why;
+
+	*out = NULL;
+	if (!g)
+		return 0;
+	if (!config_setting_is_group(g)) {
+		els_diag_at(d, g, "'management' must be a group: management = { listen = ...; }");
+		return -EINVAL;
+	}
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		bool known = false;
+		for (const char *const *k = mgmt_keys; *k; k++)
+			known |= strcmp(*k, config_setting_name(s)) == 0;
+		if (!known)
+			els_diag_at(d, s,
+				    "unknown setting '%s' in management (known: listen, ca, cert, "
+				    "key, crl, user, max_clients, timeout_s)",
+				    config_setting_name(s));
+	}
+	struct els_mgmt_conf *c = calloc(1, sizeof(*c));
+	if (!c) {
+		els_diag_at(d, g, "management: out of memory");
+		return -ENOMEM;
+	}
+	c->max_clients = 32;
+	c->timeout_s = 10;
+
+	const config_setting_t *ls = config_setting_get_member(g, "listen");
+	const char *lv = ls ? config_setting_get_string(ls) : "127.0.0.1:7443";
+	if (!lv)
+		els_diag_at(d, ls, "management: 'listen' must be a string \"ADDRESS:PORT\"");
+	else if (parse_listen(lv, c->host, &c->port, &why) < 0)
+		els_diag_at(d, ls ? ls : g, "management: listen \"%s\": %s", lv, why);
+	else
+		c->listen = strdup(lv);
+
+	c->ca = get_path(g, "ca", "/etc/elsd/tls/ca.crt", config_path, d);
+	c->cert = get_path(g, "cert", "/etc/elsd/tls/agent.crt", config_path, d);
+	c->key = get_path(g, "key", "/etc/elsd/tls/agent.key", config_path, d);
+	c->crl = get_path(g, "crl", "/etc/elsd/tls/crl.pem", config_path, d);
+
+	const config_setting_t *us = config_setting_get_member(g, "user");
+	const char *uv = us ? config_setting_get_string(us) : "nobody";
+	if (!uv || !uv[0]) {
+		els_diag_at(d, us, "management: 'user' must be an account name");
+	} else if (!getpwnam(uv)) {
+		els_diag_at(d, us ? us : g,
+			    "management: user \"%s\" does not exist: create it or name another "
+			    "unprivileged account",
+			    uv);
+	} else if (getpwnam(uv)->pw_uid == 0) {
+		els_diag_at(d, us ? us : g,
+			    "management: user \"%s\" is root: the endpoint must run unprivileged",
+			    uv);
+	} else {
+		c->user = strdup(uv);
+	}
+	get_bounded(g, "max_clients", 1, 1024, &c->max_clients, d);
+	get_bounded(g, "timeout_s", 1, 3600, &c->timeout_s, d);
+
+	if (d->count != before || !c->listen || !c->ca || !c->cert || !c->key || !c->crl ||
+	    !c->user) {
+		if (d->count == before)
+			els_diag_at(d, g, "management: out of memory");
+		els_mgmt_config_free(c);
+		return -EINVAL;
+	}
+	*out = c;
+	return 0;
+}

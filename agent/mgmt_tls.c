@@ -1,0 +1,329 @@
+/* TLS for the management endpoint: certificates, key, CA, CRL, and who a client is. Every
+ * verification failure ends the handshake: there is no setting that lowers it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mgmt.h"
+
+int els_mgmt_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	struct stat st;
+	int rc = 0;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	*out = NULL;
+	*len = 0;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((size_t)st.st_size > max) {
+		rc = -EFBIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -EIO;
+			goto out;
+		}
+		got += (size_t)r;
+	}
+	buf[got] = 0;
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static void ssl_error(char *err, size_t n, const char *what, const char *path)
+{
+	unsigned long e = ERR_get_error();
+	snprintf(err, n, "%s %s: %s", what, path, e ? ERR_reason_error_string(e) : "no PEM data");
+	ERR_clear_error();
+}
+
+static STACK_OF(X509) * read_certs(const char *path, char *err, size_t n)
+{
+	char *pem;
+	size_t len;
+	int rc = els_mgmt_read_file(path, 4u << 20, &pem, &len);
+	if (rc < 0) {
+		snprintf(err, n, "cannot read %s: %s", path, strerror(-rc));
+		return NULL;
+	}
+	BIO *b = BIO_new_mem_buf(pem, (int)len);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	X509 *x;
+	while (b && sk && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	BIO_free(b);
+	free(pem);
+	if (!sk || sk_X509_num(sk) == 0) {
+		snprintf(err, n, "%s holds no PEM certificate", path);
+		sk_X509_pop_free(sk, X509_free);
+		return NULL;
+	}
+	return sk;
+}
+
+/* The agent's key must be its own: like relayd's check_file_secrecy, refuse a file that
+ * someone else owns or that group or others may read, rather than use a key that may have
+ * leaked. The check is on the descriptor that is read, so the file cannot change between. */
+static EVP_PKEY *read_key(const char *path, char *err, size_t n)
+{
+	struct stat st;
+	EVP_PKEY *k = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		snprintf(err, n, "cannot read the agent key %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) {
+		snprintf(err, n, "the agent key %s is not a regular file of at most 64 KiB", path);
+		goto out;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, n,
+			 "the agent key %s belongs to uid %u: it must be owned by root or "
+			 "by the user elsd runs as",
+			 path, (unsigned)st.st_uid);
+		goto out;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, n,
+			 "the agent key %s is accessible by group or others (mode %04o): "
+			 "run chmod 600 %s",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	char buf[65536];
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == sizeof(buf))
+			break;
+	}
+	BIO *b = BIO_new_mem_buf(buf, (int)got);
+	if (b)
+		k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	explicit_bzero(buf, sizeof(buf));
+	if (!k)
+		ssl_error(err, n, "cannot load the agent key", path);
+out:
+	close(fd);
+	return k;
+}
+
+static SSL_CTX *build_ctx(struct els_mgmt_tls *t, const char *crl_pem, size_t crl_len,
+			  const char *crl_name, char *err, size_t n)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	X509_STORE *store = X509_STORE_new();
+	BIO *b = BIO_new_mem_buf(crl_pem, (int)crl_len);
+	unsigned ncrl = 0;
+	X509_CRL *crl;
+
+	if (!ctx || !store || !b) {
+		snprintf(err, n, "out of memory");
+		goto fail;
+	}
+	while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL))) {
+		X509_STORE_add_crl(store, crl);
+		X509_CRL_free(crl);
+		ncrl++;
+	}
+	ERR_clear_error();
+	if (!ncrl) {
+		snprintf(err, n, "%s holds no PEM CRL (create one with 'els-pki crl DIR')",
+			 crl_name);
+		goto fail;
+	}
+	for (int i = 0; i < sk_X509_num(t->cas); i++)
+		X509_STORE_add_cert(store, sk_X509_value(t->cas, i));
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	SSL_CTX_set_cert_store(ctx, store);
+	store = NULL;
+
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_verify_depth(ctx, 2);
+	/* No resumption: a resumed session skips the certificate check, and so would skip a
+	 * CRL that revoked it since. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+	for (int i = 0; names && i < sk_X509_num(t->cas); i++)
+		sk_X509_NAME_push(names,
+				  X509_NAME_dup(X509_get_subject_name(sk_X509_value(t->cas, i))));
+	if (names)
+		SSL_CTX_set_client_CA_list(ctx, names);
+	if (SSL_CTX_use_certificate(ctx, t->cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, t->key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_error(err, n, "the agent certificate and key do not match:", "(cert/key)");
+		goto fail;
+	}
+	for (int i = 0; t->chain && i < sk_X509_num(t->chain); i++)
+		SSL_CTX_add1_chain_cert(ctx, sk_X509_value(t->chain, i));
+	BIO_free(b);
+	return ctx;
+fail:
+	BIO_free(b);
+	X509_STORE_free(store);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int els_mgmt_tls_load(struct els_mgmt_tls *t, const struct els_mgmt_conf *c, char *err, size_t n)
+{
+	char *crl = NULL;
+	size_t crl_len;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->cas = read_certs(c->ca, err, n);
+	if (!t->cas)
+		goto fail;
+	t->chain = read_certs(c->cert, err, n);
+	if (!t->chain)
+		goto fail;
+	t->cert = sk_X509_shift(t->chain);
+	t->key = read_key(c->key, err, n);
+	if (!t->key)
+		goto fail;
+	rc = els_mgmt_read_file(c->crl, 4u << 20, &crl, &crl_len);
+	if (rc < 0) {
+		snprintf(err, n, "cannot read the CRL %s: %s", c->crl, strerror(-rc));
+		goto fail;
+	}
+	t->ctx = build_ctx(t, crl, crl_len, c->crl, err, n);
+	free(crl);
+	if (!t->ctx)
+		goto fail;
+	return 0;
+fail:
+	els_mgmt_tls_free(t);
+	return -EINVAL;
+}
+
+int els_mgmt_tls_set_crl(struct els_mgmt_tls *t, const char *pem, size_t len, char *err, size_t n)
+{
+	SSL_CTX *ctx = build_ctx(t, pem, len, "the new CRL", err, n);
+	if (!ctx)
+		return -EINVAL;
+	SSL_CTX_free(t->ctx); /* connections in progress keep their own reference */
+	t->ctx = ctx;
+	return 0;
+}
+
+void els_mgmt_tls_free(struct els_mgmt_tls *t)
+{
+	SSL_CTX_free(t->ctx);
+	EVP_PKEY_free(t->key);
+	X509_free(t->cert);
+	sk_X509_pop_free(t->chain, X509_free);
+	sk_X509_pop_free(t->cas, X509_free);
+	memset(t, 0, sizeof(*t));
+}
+
+static void copy_printable(char *out, size_t n, const unsigned char *s, int len)
+{
+	size_t o = 0;
+	for (int i = 0; i < len && o + 1 < n; i++) {
+		unsigned char ch = s[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+		out[o++] = ok ? (char)ch : '?';
+	}
+	out[o] = 0;
+}
+
+/* Adds role r to the set; a second, different role makes the set contradictory. */
+static void add_role(int *role, int r)
+{
+	if (*role == -1 || r == ELS_ROLE_NONE)
+		return;
+	if (*role == ELS_ROLE_NONE)
+		*role = r;
+	else if (*role != r)
+		*role = -1;
+}
+
+int els_mgmt_cert_role(X509 *x, char *identity, size_t n)
+{
+	X509_NAME *subj = X509_get_subject_name(x);
+	int role = ELS_ROLE_NONE, i;
+
+	snprintf(identity, n, "(no CN)");
+	i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (i >= 0) {
+		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+		copy_printable(identity, n, ASN1_STRING_get0_data(s), ASN1_STRING_length(s));
+	}
+	for (i = -1; (i = X509_NAME_get_index_by_NID(subj, NID_organizationalUnitName, i)) >= 0;) {
+		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+		char ou[16];
+		if (ASN1_STRING_length(s) >= (int)sizeof(ou))
+			continue;
+		memcpy(ou, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+		ou[ASN1_STRING_length(s)] = 0;
+		add_role(&role, els_mgmt_role_parse(ou));
+	}
+	GENERAL_NAMES *san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int k = 0; san && k < sk_GENERAL_NAME_num(san); k++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(san, k);
+		if (g->type != GEN_URI)
+			continue;
+		const ASN1_STRING *s = g->d.uniformResourceIdentifier;
+		int len = ASN1_STRING_length(s);
+		const unsigned char *d = ASN1_STRING_get0_data(s);
+		if (len > 9 && len < 32 && memcmp(d, "els:role:", 9) == 0) {
+			char r[32];
+			memcpy(r, d + 9, (size_t)len - 9);
+			r[len - 9] = 0;
+			int pr = els_mgmt_role_parse(r);
+			/* An els:role: URI naming no known role is a bad certificate, not "no
+			 * claim": it must not be outvoted by the OU. */
+			add_role(&role, pr == ELS_ROLE_NONE ? -1 : pr);
+		}
+	}
+	GENERAL_NAMES_free(san);
+	return role < 0 ? ELS_ROLE_NONE : role;
+}

@@ -1,0 +1,92 @@
+/* The management endpoint: configuration, protocol constants, and the pieces of the protocol
+ * that both the unprivileged endpoint process and the main process use (request envelope and
+ * argument checks, roles). The wire format is docs/management-protocol.md. */
+#ifndef ELS_MGMT_H
+#define ELS_MGMT_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "els/diag.h"
+
+#define ELS_MGMT_VERSION   1
+#define ELS_MGMT_MAX_FRAME (16u << 20) /* body bytes, both directions */
+
+/* `management = { ... }` in the config. Not reloadable: the endpoint is set up once, at start
+ * (only the CRL is re-read on SIGHUP). Paths are resolved from the config file's directory. */
+struct els_mgmt_conf {
+	char *listen;  /* as written, "127.0.0.1:7443" or "[::1]:7443" */
+	char host[64]; /* numeric address part of listen */
+	uint16_t port;
+	char *ca, *cert, *key, *crl;
+	char *user;	      /* account the endpoint runs as */
+	unsigned max_clients; /* concurrent connections */
+	unsigned timeout_s;   /* handshake, per-request read and write deadline */
+};
+
+/* Parses the optional `management` group of root. *out is NULL when the group is absent; on
+ * errors every message is added to d (file:line) and -EINVAL returned. config_path resolves
+ * relative paths. Frees with els_mgmt_config_free. */
+int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
+			  struct els_mgmt_conf **out, struct els_diag *d);
+void els_mgmt_config_free(struct els_mgmt_conf *c);
+
+enum els_mgmt_role { ELS_ROLE_NONE = 0, ELS_ROLE_AUDITOR = 1, ELS_ROLE_ADMIN = 2 };
+const char *els_mgmt_role_name(int role);
+/* "admin"/"auditor" -> role, anything else ELS_ROLE_NONE. */
+int els_mgmt_role_parse(const char *s);
+
+/* Incremental frame reader: 4-byte big-endian length then the body. The body buffer grows as
+ * bytes arrive, so a client that announces 16 MiB and sends nothing costs nothing. */
+struct els_mgmt_frame {
+	uint8_t hdr[4];
+	unsigned hdr_got;
+	uint32_t len;  /* body length, once hdr_got == 4 */
+	uint8_t *body; /* owned; NUL-terminated when complete */
+	size_t got, cap;
+};
+
+enum { ELS_FRAME_MORE = 0, ELS_FRAME_DONE = 1, ELS_FRAME_TOO_LARGE = -1 };
+
+void els_mgmt_frame_init(struct els_mgmt_frame *f);
+void els_mgmt_frame_free(struct els_mgmt_frame *f);
+/* Consumes bytes from buf[0..len) up to the end of the current frame; *used gets how many.
+ * Returns ELS_FRAME_DONE when a body is complete (f->body, f->len), ELS_FRAME_MORE when more
+ * bytes are needed, ELS_FRAME_TOO_LARGE for a length of 0 or above ELS_MGMT_MAX_FRAME, or
+ * -ENOMEM. After DONE, els_mgmt_frame_reset() starts the next frame. */
+int els_mgmt_frame_feed(struct els_mgmt_frame *f, const uint8_t *buf, size_t len, size_t *used);
+void els_mgmt_frame_reset(struct els_mgmt_frame *f);
+
+/* A checked request envelope. */
+struct els_mgmt_req {
+	int64_t id;
+	bool has_id;
+	const char *cmd; /* points into the parsed JSON (valid while json lives) */
+	int role_needed;
+	void *json;	   /* json_t * of the whole request; owned, json_decref */
+	void *args;	   /* json_t * object (borrowed from json; an empty one when absent) */
+	char cmd_name[40]; /* the request's cmd, printable, also on failure ("?" if none) */
+};
+
+/* Checks one request body (any bytes) for a client with role: JSON object, v, id, cmd, args
+ * against the command's argument table, and the role. Returns 0 with *req filled (the caller
+ * json_decrefs req->json), or a negative errno with *err_response set to a complete error
+ * response (malloc'd JSON text; caller frees) and *code to its static error code. */
+int els_mgmt_request_check(const char *body, size_t len, int role, struct els_mgmt_req *req,
+			   char **err_response, const char **code);
+
+/* Builds an error response (malloc'd JSON text). id < 0 means null. message is printf-like.
+ * details (json_t *, may be NULL) is stolen. */
+char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Command names and the role each needs; NULL-terminated by name. */
+struct els_mgmt_cmd_info {
+	const char *name;
+	int role;
+};
+const struct els_mgmt_cmd_info *els_mgmt_commands(void);
+
+#endif

@@ -1,0 +1,384 @@
+/* The read-only subcommands: status, stats, flows, log. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "elsctl.h"
+
+/* ---- status ---- */
+
+static int show_status(json_t *r, FILE *out)
+{
+	char up[32], h[13];
+	json_t *q, *mon = json_object_get(r, "monitor"), *cl = json_object_get(r, "client");
+	size_t i;
+	static const char *const hdr[] = {"QUEUE",	   "PACKETS", "ACCEPTED",      "DROPPED",
+					  "DECODE_ERRORS", "ENOBUFS", "VERDICT_ERRORS"};
+	static const char *const keys[] = {"queue",	    "packets", "accepted",	"dropped",
+					   "decode_errors", "enobufs", "verdict_errors"};
+	struct ctl_table *t = ctl_table_new(7, hdr);
+
+	ctl_fmt_duration((double)ctl_jint(r, "uptime_s"), up, sizeof(up));
+	fprintf(out, "agent:      %s (elsd %s, pid %" JSON_INTEGER_FORMAT "), up %s\n",
+		ctl_jstr(r, "hostname"), ctl_jstr(r, "version"), ctl_jint(r, "pid"), up);
+	fprintf(out, "policy:     generation %" JSON_INTEGER_FORMAT ", sha256 %s, %s\n",
+		ctl_jint(r, "generation"), ctl_short_hash(ctl_jstr(r, "policy_sha256"), h),
+		ctl_jstr(r, "policy_path"));
+	fprintf(out, "fail_open:  %s\n",
+		json_is_true(json_object_get(r, "fail_open")) ? "yes" : "no");
+	fprintf(out,
+		"monitor:    %" JSON_INTEGER_FORMAT " records written, %" JSON_INTEGER_FORMAT
+		" lost (rings full), %" JSON_INTEGER_FORMAT " write errors (%" JSON_INTEGER_FORMAT
+		" records lost)\n",
+		ctl_jint(mon, "written"), ctl_jint(mon, "lost"), ctl_jint(mon, "write_errors"),
+		ctl_jint(mon, "write_lost"));
+	if (cl)
+		fprintf(out, "you:        %s (role %s)\n", ctl_jstr(cl, "identity"),
+			ctl_jstr(cl, "role"));
+	json_array_foreach(json_object_get(r, "queues"), i, q)
+	{
+		char cells[7][32];
+		const char *row[7];
+
+		for (int k = 0; k < 7; k++)
+			row[k] = ctl_json_text(json_object_get(q, keys[k]), cells[k], 32);
+		ctl_table_add(t, row);
+	}
+	fputc('\n', out);
+	ctl_table_print(t, out);
+	ctl_table_free(t);
+	return CTL_EXIT_OK;
+}
+
+static void sum_status(json_t *r, char *buf, size_t len)
+{
+	char up[32], h[13];
+
+	ctl_fmt_duration((double)ctl_jint(r, "uptime_s"), up, sizeof(up));
+	snprintf(buf, len, "generation %" JSON_INTEGER_FORMAT " sha256 %s elsd %s up %s",
+		 ctl_jint(r, "generation"), ctl_short_hash(ctl_jstr(r, "policy_sha256"), h),
+		 ctl_jstr(r, "version"), up);
+}
+
+int cmd_status(struct ctl *c, int argc, char *argv[])
+{
+	struct ctl_req r = {.cmd = "status", .show = show_status, .summary = sum_status};
+	int rc = ctl_no_options(ctl_cmd_find("status"), argc, argv, 0);
+
+	return rc >= 0 ? rc : ctl_run(c, &r);
+}
+
+/* ---- stats ---- */
+
+static int show_stats(json_t *r, FILE *out)
+{
+	static const char *const hdr[] = {"HANDLER", "IN_CHAIN", "ACCEPTED", "DROPPED"};
+	struct ctl_table *t = ctl_table_new(4, hdr);
+	json_t *h, *chain = json_object_get(r, "chain");
+	size_t i;
+
+	fprintf(out, "generation %" JSON_INTEGER_FORMAT ", chain:", ctl_jint(r, "generation"));
+	json_array_foreach(chain, i, h)
+	    fprintf(out, "%s%s", i ? " -> " : " ", json_string_value(h));
+	fputs("\n\n", out);
+	json_array_foreach(json_object_get(r, "handlers"), i, h)
+	{
+		char a[32], d[32];
+		const char *row[] = {ctl_jstr(h, "name"),
+				     json_is_true(json_object_get(h, "in_chain")) ? "yes" : "no",
+				     ctl_json_text(json_object_get(h, "accepted"), a, sizeof(a)),
+				     ctl_json_text(json_object_get(h, "dropped"), d, sizeof(d))};
+
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t, out);
+	ctl_table_free(t);
+	return CTL_EXIT_OK;
+}
+
+static void sum_stats(json_t *r, char *buf, size_t len)
+{
+	json_int_t acc = 0, drop = 0;
+	json_t *h;
+	size_t i;
+
+	json_array_foreach(json_object_get(r, "handlers"), i, h)
+	{
+		acc += ctl_jint(h, "accepted") > 0 ? ctl_jint(h, "accepted") : 0;
+		drop += ctl_jint(h, "dropped") > 0 ? ctl_jint(h, "dropped") : 0;
+	}
+	snprintf(buf, len,
+		 "generation %" JSON_INTEGER_FORMAT " accepted %" JSON_INTEGER_FORMAT
+		 " dropped %" JSON_INTEGER_FORMAT,
+		 ctl_jint(r, "generation"), acc, drop);
+}
+
+int cmd_stats(struct ctl *c, int argc, char *argv[])
+{
+	struct ctl_req r = {.cmd = "stats", .show = show_stats, .summary = sum_stats};
+	int rc = ctl_no_options(ctl_cmd_find("stats"), argc, argv, 0);
+
+	return rc >= 0 ? rc : ctl_run(c, &r);
+}
+
+/* ---- flows ---- */
+
+static void fmt_pair(json_t *o, const char *a, const char *b, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT, ctl_jint(o, a),
+		 ctl_jint(o, b));
+}
+
+static int show_flows(json_t *r, FILE *out)
+{
+	static const char *const hdr[] = {"PROTO", "SRC",   "SPORT", "DST",  "DPORT",
+					  "DIR",   "STATE", "AGE",   "IDLE", "PKTS",
+					  "BYTES", "RULE",  "Q"};
+	struct ctl_table *t = ctl_table_new(13, hdr);
+	json_t *f, *flows = json_object_get(r, "flows");
+	size_t i;
+
+	json_array_foreach(flows, i, f)
+	{
+		char sp[16], dp[16], age[32], idle[32], pk[48], by[48], rule[16], q[16];
+		const char *row[13];
+
+		ctl_fmt_duration((double)ctl_jint(f, "age_ms") / 1000, age, sizeof(age));
+		ctl_fmt_duration((double)ctl_jint(f, "idle_ms") / 1000, idle, sizeof(idle));
+		fmt_pair(f, "pkts_init", "pkts_resp", pk, sizeof(pk));
+		fmt_pair(f, "bytes_init", "bytes_resp", by, sizeof(by));
+		row[0] = ctl_jstr(f, "proto");
+		row[1] = ctl_jstr(f, "src");
+		row[2] = ctl_json_text(json_object_get(f, "sport"), sp, sizeof(sp));
+		row[3] = ctl_jstr(f, "dst");
+		row[4] = ctl_json_text(json_object_get(f, "dport"), dp, sizeof(dp));
+		row[5] = ctl_jstr(f, "dir");
+		row[6] = ctl_jstr(f, "state");
+		row[7] = age;
+		row[8] = idle;
+		row[9] = pk;
+		row[10] = by;
+		row[11] = ctl_json_text(json_object_get(f, "rule"), rule, sizeof(rule));
+		row[12] = ctl_json_text(json_object_get(f, "queue"), q, sizeof(q));
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t, out);
+	ctl_table_free(t);
+	fprintf(out,
+		"%zu of %" JSON_INTEGER_FORMAT " flows%s (generation %" JSON_INTEGER_FORMAT
+		"; PKTS and BYTES are initiator/responder)\n",
+		json_array_size(flows), ctl_jint(r, "total"),
+		json_is_true(json_object_get(r, "truncated")) ? ", more with --limit" : "",
+		ctl_jint(r, "generation"));
+	return CTL_EXIT_OK;
+}
+
+static void sum_flows(json_t *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" JSON_INTEGER_FORMAT " flows generation %" JSON_INTEGER_FORMAT,
+		 ctl_jint(r, "total"), ctl_jint(r, "generation"));
+}
+
+int cmd_flows(struct ctl *c, int argc, char *argv[])
+{
+	static const struct option lo[] = {
+	    {"limit", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
+	struct ctl_req r = {.cmd = "flows", .show = show_flows, .summary = sum_flows};
+	long long limit = 0;
+	int ch, rc;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
+		if (ch == 'n') {
+			if (ctl_parse_uint(optarg, 1, 10000, &limit) < 0)
+				return ctl_usage_error("flows", "--limit %s: need 1..10000",
+						       optarg);
+		} else if (ch == 'h') {
+			return fputs(ctl_cmd_find("flows")->usage, stdout), CTL_EXIT_OK;
+		} else {
+			return ctl_bad_option("flows");
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_error("flows", "unexpected argument '%s'", argv[optind]);
+	r.args = limit ? json_pack("{s:I}", "limit", (json_int_t)limit) : NULL;
+	rc = ctl_run(c, &r);
+	json_decref(r.args);
+	return rc;
+}
+
+/* ---- log ---- */
+
+static int show_log(json_t *r, FILE *out)
+{
+	static const char *const hdr[] = {"TIME (UTC)", "KIND",	 "VERDICT", "DIR",   "PROTO",
+					  "SRC",	"SPORT", "DST",	    "DPORT", "HANDLER",
+					  "REASON",	"RULE",	 "COUNT",   "DETAIL"};
+	struct ctl_table *t = ctl_table_new(14, hdr);
+	json_t *rows = json_object_get(r, "rows");
+	size_t n = json_array_size(rows);
+
+	/* The agent answers newest first; print oldest first so the newest ends up last, as
+	 * tail(1) does. */
+	for (size_t i = n; i-- > 0;) {
+		json_t *w = json_array_get(rows, i);
+		char tm[40], sp[16], dp[16], cnt[24], rule[80];
+		const char *rn = json_string_value(json_object_get(w, "rule_name"));
+		const char *row[14];
+
+		ctl_fmt_time_ns(ctl_jint(w, "ts_ns"), tm, sizeof(tm));
+		ctl_json_text(json_object_get(w, "rule"), rule, sizeof(rule));
+		if (rn)
+			snprintf(rule, sizeof(rule), "%s", rn);
+		row[0] = tm;
+		row[1] = ctl_jstr(w, "kind");
+		row[2] = ctl_jstr(w, "verdict");
+		row[3] = ctl_jstr(w, "dir");
+		row[4] = ctl_jstr(w, "proto");
+		row[5] = ctl_jstr(w, "src");
+		row[6] = ctl_json_text(json_object_get(w, "sport"), sp, sizeof(sp));
+		row[7] = ctl_jstr(w, "dst");
+		row[8] = ctl_json_text(json_object_get(w, "dport"), dp, sizeof(dp));
+		row[9] = ctl_jstr(w, "handler");
+		row[10] = ctl_jstr(w, "reason");
+		row[11] = rule;
+		row[12] = ctl_json_text(json_object_get(w, "count"), cnt, sizeof(cnt));
+		row[13] = ctl_jstr(w, "detail");
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t, out);
+	ctl_table_free(t);
+	if (json_is_true(json_object_get(r, "truncated")) && n > 0)
+		fprintf(out, "(more rows: --limit, or --before-seq %" JSON_INTEGER_FORMAT ")\n",
+			ctl_jint(json_array_get(rows, n - 1), "seq"));
+	return CTL_EXIT_OK;
+}
+
+static void sum_log(json_t *r, char *buf, size_t len)
+{
+	snprintf(buf, len, "%zu rows%s", json_array_size(json_object_get(r, "rows")),
+		 json_is_true(json_object_get(r, "truncated")) ? " (more)" : "");
+}
+
+int cmd_log(struct ctl *c, int argc, char *argv[])
+{
+	enum {
+		O_KIND = 256,
+		O_VERDICT,
+		O_REASON,
+		O_HANDLER,
+		O_ADDR,
+		O_PORT,
+		O_SINCE,
+		O_UNTIL,
+		O_BEFORE
+	};
+	static const struct option lo[] = {
+	    {"limit", required_argument, NULL, 'n'},
+	    {"kind", required_argument, NULL, O_KIND},
+	    {"verdict", required_argument, NULL, O_VERDICT},
+	    {"reason", required_argument, NULL, O_REASON},
+	    {"handler", required_argument, NULL, O_HANDLER},
+	    {"addr", required_argument, NULL, O_ADDR},
+	    {"port", required_argument, NULL, O_PORT},
+	    {"since", required_argument, NULL, O_SINCE},
+	    {"until", required_argument, NULL, O_UNTIL},
+	    {"before-seq", required_argument, NULL, O_BEFORE},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	static const char *const kinds[] = {"drop", "admit", "flow_end", "accept", "gap", "event"};
+	struct ctl_req r = {.cmd = "log", .show = show_log, .summary = sum_log};
+	long long v;
+	int ch, rc;
+	bool ok;
+
+	r.args = json_object();
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			if (ctl_parse_uint(optarg, 1, 10000, &v) < 0) {
+				rc = ctl_usage_error("log", "--limit %s: need 1..10000", optarg);
+				goto out;
+			}
+			json_object_set_new(r.args, "limit", json_integer(v));
+			break;
+		case O_KIND:
+			ok = false;
+			for (unsigned i = 0; i < 6; i++)
+				ok |= !strcmp(optarg, kinds[i]);
+			if (!ok) {
+				rc = ctl_usage_error(
+				    "log",
+				    "--kind %s: one of drop, admit, flow_end, accept, gap, event",
+				    optarg);
+				goto out;
+			}
+			json_object_set_new(r.args, "kind", json_string(optarg));
+			break;
+		case O_VERDICT:
+			if (strcmp(optarg, "accept") && strcmp(optarg, "drop")) {
+				rc = ctl_usage_error("log", "--verdict %s: accept or drop", optarg);
+				goto out;
+			}
+			json_object_set_new(r.args, "verdict", json_string(optarg));
+			break;
+		case O_REASON:
+		case O_HANDLER:
+		case O_ADDR:
+			json_object_set_new(r.args,
+					    ch == O_REASON    ? "reason"
+					    : ch == O_HANDLER ? "handler"
+							      : "addr",
+					    json_string(optarg));
+			break;
+		case O_PORT:
+			if (ctl_parse_uint(optarg, 0, 65535, &v) < 0) {
+				rc = ctl_usage_error("log", "--port %s: need 0..65535", optarg);
+				goto out;
+			}
+			json_object_set_new(r.args, "port", json_integer(v));
+			break;
+		case O_SINCE:
+		case O_UNTIL:
+			if (ctl_parse_time(optarg, (long long)time(NULL), &v) < 0) {
+				rc =
+				    ctl_usage_error("log",
+						    "%s: not a time (use @EPOCH, 15m/2h/7d ago, or "
+						    "YYYY-MM-DD[THH:MM[:SS]] UTC)",
+						    optarg);
+				goto out;
+			}
+			json_object_set_new(r.args, ch == O_SINCE ? "since_ns" : "until_ns",
+					    json_integer(v));
+			break;
+		case O_BEFORE:
+			if (ctl_parse_uint(optarg, 1, 9007199254740991LL, &v) < 0) {
+				rc = ctl_usage_error("log", "--before-seq %s: need a row's seq",
+						     optarg);
+				goto out;
+			}
+			json_object_set_new(r.args, "before_seq", json_integer(v));
+			break;
+		case 'h':
+			fputs(ctl_cmd_find("log")->usage, stdout);
+			rc = CTL_EXIT_OK;
+			goto out;
+		default:
+			rc = ctl_bad_option("log");
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		rc = ctl_usage_error("log", "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	rc = ctl_run(c, &r);
+out:
+	json_decref(r.args);
+	return rc;
+}

@@ -1,0 +1,209 @@
+/* elsctl subcommands: the table, help, and what every subcommand shares (argument checks,
+ * reading result fields). The subcommands themselves are in cmd_*.c: each turns its arguments
+ * into one protocol request and knows how to show the answer to a person and summarise it on
+ * a fleet line. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elsctl.h"
+
+json_int_t ctl_jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+const char *ctl_jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "-";
+}
+
+/* The first 12 hex digits: enough to tell policies apart on a line. */
+const char *ctl_short_hash(const char *h, char *buf)
+{
+	snprintf(buf, 13, "%s", h);
+	return buf;
+}
+
+int ctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("elsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'elsctl %s --help'.\n", cmd);
+	return CTL_EXIT_USAGE;
+}
+
+/* getopt has said what was wrong with the option. */
+int ctl_bad_option(const char *cmd)
+{
+	fprintf(stderr,
+		"Try 'elsctl %s --help' (global options such as --json go before the "
+		"subcommand).\n",
+		cmd);
+	return CTL_EXIT_USAGE;
+}
+
+/* Parses the options of a subcommand that has none but --help. Returns -1 to go on. */
+int ctl_no_options(const struct ctl_cmd *cmd, int argc, char *argv[], int max_args)
+{
+	static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+		if (ch == 'h') {
+			fputs(cmd->usage, stdout);
+			return CTL_EXIT_OK;
+		}
+		return ctl_bad_option(cmd->name);
+	}
+	if (argc - optind > max_args)
+		return ctl_usage_error(cmd->name, "unexpected argument '%s'",
+				       argv[optind + max_args]);
+	return -1;
+}
+
+int ctl_parse_uint(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return !errno && end != s && !*end && *out >= min && *out <= max ? 0 : -EINVAL;
+}
+
+int ctl_dispatch(const struct ctl_cmd *table, const char *group, struct ctl *c, int argc,
+		 char *argv[])
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		fputs(ctl_cmd_find(group)->usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
+	}
+	for (const struct ctl_cmd *t = table; t->name; t++)
+		if (!strcmp(t->name, argv[1]))
+			return t->fn(c, argc - 1, argv + 1);
+	return ctl_usage_error(group, "unknown subcommand '%s'", argv[1]);
+}
+
+/* ---- help ---- */
+
+static int cmd_help(struct ctl *c, int argc, char *argv[]);
+
+#define TARGETS "Runs against --agent, or every agent of --agents (one line per agent).\n"
+
+
+const struct ctl_cmd ctl_cmds[] = {
+    {"status", cmd_status, "version, uptime, policy generation and hash, queue counters",
+     "Usage: elsctl [OPTIONS] status\n\n"
+     "Shows the agent's host name, elsd version and uptime, the running policy generation\n"
+     "and the SHA-256 of its file, the monitor's counters, who the agent thinks you are, and\n"
+     "a table of per-queue packet counters. Role: auditor.\n" TARGETS
+     "Fleet line: generation N sha256 PREFIX elsd VERSION up UPTIME\n"},
+    {"stats", cmd_stats, "packets accepted and dropped per handler",
+     "Usage: elsctl [OPTIONS] stats\n\n"
+     "Shows the running chain and, for each handler, how many packets' final verdict it\n"
+     "decided since elsd started (\"decode\": rejected by the decoder; \"chain\": no handler\n"
+     "decided). Role: auditor.\n" TARGETS "Fleet line: generation N accepted A dropped D\n"},
+    {"policy", cmd_policy, "get, check, apply or roll back the policy file",
+     "Usage: elsctl [OPTIONS] policy get\n"
+     "       elsctl [OPTIONS] policy check [--remote] FILE\n"
+     "       elsctl [OPTIONS] policy apply [--expect-sha256 HASH] FILE\n"
+     "       elsctl [OPTIONS] policy rollback\n\n"
+     "get       Print the agent's config file as it is on disk (redirect it to a file to\n"
+     "          edit it). A note on stderr says if the file differs from the running policy.\n"
+     "          Role: auditor.\n"
+     "check     Validate FILE here with the same loader elsd uses, printing every error as\n"
+     "          FILE:LINE: message (no agent is contacted; list files resolve from FILE's\n"
+     "          directory). Exit 0 if valid, 1 if not.\n"
+     "          --remote: send FILE to the agent(s) instead (policy.validate), which load it\n"
+     "          as a reload would, with the agent's list files. Role: auditor.\n"
+     "apply     Send FILE to the agent(s). Each builds the new policy aside; only if all of it\n"
+     "          is valid does it keep the old file as <config>.prev, write FILE atomically as\n"
+     "          its config (so it survives a restart) and switch to it. Errors are listed as\n"
+     "          FILE:LINE: message and nothing changes. Role: admin.\n"
+     "          --expect-sha256 HASH: apply only where the agent's file still has this hash\n"
+     "          (from `policy get --json`); otherwise that agent answers \"conflict\".\n"
+     "rollback  Make <config>.prev the running policy again (a second rollback undoes the\n"
+     "          first). Same as `elsctl rollback`. Role: admin.\n\n" TARGETS
+     "Fleet lines: apply and rollback: generation N sha256 PREFIX [(unchanged)];\n"
+     "check --remote: valid sha256 PREFIX; get: generation N sha256 PREFIX.\n"},
+    {"rollback", cmd_rollback, "same as `policy rollback`",
+     "Usage: elsctl [OPTIONS] rollback\n\n"
+     "Makes the agent's previous policy (<config>.prev) the running policy and config file\n"
+     "again, keeping the replaced one as <config>.prev. Role: admin.\n" TARGETS},
+    {"list", cmd_list, "show or edit the managed deny/allow list",
+     "Usage: elsctl [OPTIONS] list get deny|allow\n"
+     "       elsctl [OPTIONS] list add [--dry-run] deny|allow ADDR...\n"
+     "       elsctl [OPTIONS] list del [--dry-run] deny|allow ADDR...\n\n"
+     "The managed list file is the first of iplist.deny_files (or allow_files) in the\n"
+     "agent's config; entries written inline in the config are not managed here.\n"
+     "get   Print the file's entries in canonical form after a '#' header line, so the\n"
+     "      output is itself a valid list file. Role: auditor.\n"
+     "add   Add each ADDR (an address or CIDR) and reload, as one step. One line per ADDR:\n"
+     "      \"added 198.19.1.0/24\", \"duplicate 198.19.1.0/24\" or \"invalid ADDR: why\".\n"
+     "del   Remove each ADDR and reload: \"removed ADDR\" or \"not found ADDR\".\n"
+     "      Role for add and del: admin. Invalid entries do not stop the valid ones, but\n"
+     "      make elsctl exit 1.\n"
+     "--dry-run  report what would happen; change nothing.\n\n" TARGETS
+     "Fleet line: generation N added A duplicate D ... (counts per outcome).\n"},
+    {"flows", cmd_flows, "live flows in the agent's flow tables",
+     "Usage: elsctl [OPTIONS] flows [--limit N]\n\n"
+     "A snapshot of live flows: protocol, initiator (SRC, SPORT), responder (DST, DPORT),\n"
+     "direction of the first packet, state, age, idle time, packets and bytes (initiator/\n"
+     "responder), the permit rule that admitted it and the queue. At most N flows\n"
+     "(1..10000, default 100). Role: auditor.\n" TARGETS "Fleet line: N flows generation G\n"},
+    {"log", cmd_log, "query the agent's monitor file",
+     "Usage: elsctl [OPTIONS] log [--limit N] [--kind KIND] [--verdict accept|drop]\n"
+     "                            [--reason NAME] [--handler NAME] [--addr ADDR]\n"
+     "                            [--port PORT] [--since TIME] [--until TIME]\n"
+     "                            [--before-seq SEQ]\n\n"
+     "Prints the newest N (default 50, at most 10000) monitor records that match every\n"
+     "filter, oldest first so the newest is last, as tail(1) does. Columns are those of\n"
+     "docs/monitor-schema.md; RULE shows the rule name when it has one. Role: auditor.\n"
+     "--kind       drop, admit, flow_end, accept, gap or event\n"
+     "--reason     e.g. deny_list, no_permit, out_of_state\n"
+     "--addr       rows whose source or destination is ADDR\n"
+     "--port       rows whose source or destination port is PORT\n"
+     "--since, --until  TIME is @EPOCH_SECONDS, a span before now (30s, 15m, 2h, 7d), or\n"
+     "             UTC YYYY-MM-DD[THH:MM[:SS]]; --until is exclusive\n"
+     "--before-seq rows older than the row with this seq (to page back; the last line\n"
+     "             says which SEQ to pass when more rows match)\n\n" TARGETS
+     "Fleet line: N rows\n"},
+    {"help", cmd_help, "help on a subcommand", "Usage: elsctl help [SUBCOMMAND]\n"},
+    {0},
+};
+
+const struct ctl_cmd *ctl_cmd_find(const char *name)
+{
+	for (const struct ctl_cmd *t = ctl_cmds; t->name; t++)
+		if (!strcmp(t->name, name))
+			return t;
+	return NULL;
+}
+
+static int cmd_help(struct ctl *c, int argc, char *argv[])
+{
+	const struct ctl_cmd *t;
+
+	(void)c;
+	if (argc < 2) {
+		ctl_usage(stdout);
+		return CTL_EXIT_OK;
+	}
+	t = ctl_cmd_find(argv[1]);
+	if (!t)
+		return ctl_usage_error("help", "no subcommand '%s'", argv[1]);
+	fputs(t->usage, stdout);
+	return CTL_EXIT_OK;
+}

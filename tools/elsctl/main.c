@@ -1,0 +1,202 @@
+/* elsctl: the management console for elsd agents. Global options, then a subcommand from
+ * the table in cmds.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elsctl.h"
+
+#define DEFAULT_AGENT "127.0.0.1:" CTL_DEFAULT_PORT
+
+static const char usage_head[] =
+    "Usage: elsctl [OPTIONS] SUBCOMMAND [ARGS]\n"
+    "       elsctl help SUBCOMMAND | elsctl SUBCOMMAND --help\n"
+    "\n"
+    "The console of the ELS agent (elsd): asks one agent, or a whole fleet at once, over\n"
+    "mutually authenticated TLS 1.3 for its status, statistics, flows and monitor records,\n"
+    "and changes its policy and its deny/allow lists.\n"
+    "\n"
+    "Subcommands:\n";
+
+static const char usage_tail[] =
+    "\n"
+    "Options (before the subcommand):\n"
+    "  -a, --agent HOST:PORT  the agent to ask (default $ELSCTL_AGENT, else " DEFAULT_AGENT ").\n"
+    "                         HOST is a name or address; IPv6 as [ADDR]:PORT. The agent's\n"
+    "                         certificate must name HOST (DNS or IP subjectAltName).\n"
+    "  -A, --agents FILE      fleet mode: run the request against every agent in FILE, one\n"
+    "                         HOST:PORT per line ('#' starts a comment), concurrently, and\n"
+    "                         print one line per agent in file order:\n"
+    "                           HOST:PORT ok SUMMARY\n"
+    "                           HOST:PORT FAILED: REASON\n"
+    "  -P, --parallel N       fleet mode: at most N agents at a time (1..256, default 16)\n"
+    "      --cert FILE        console certificate (default $ELSCTL_CERT, else\n"
+    "                         ~/.config/elsctl/console.crt)\n"
+    "      --key FILE         its private key, mode 0600 (default $ELSCTL_KEY, else\n"
+    "                         ~/.config/elsctl/console.key)\n"
+    "      --ca FILE          management CA certificate that issued the agents'\n"
+    "                         certificates (default $ELSCTL_CA, else ~/.config/elsctl/ca.crt)\n"
+    "  -j, --json             print the result as JSON (fleet mode: one JSON object per\n"
+    "                         line: {\"agent\", \"ok\", \"result\" or \"error\"})\n"
+    "  -t, --timeout S        seconds to wait for the connection and for each answer\n"
+    "                         (1..3600, default 10)\n"
+    "  -V, --version          print the version and exit\n"
+    "  -h, --help             print this help and exit\n"
+    "\n"
+    "Roles: an auditor certificate may run status, stats, policy get/check, list get, flows\n"
+    "and log; policy apply/rollback and list add/del need an admin certificate.\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success (fleet mode: on every agent)\n"
+    "  1  the agent refused or failed the request: invalid policy, forbidden, conflict, ...\n"
+    "     (also: `policy check` found errors, `list add/del` had invalid entries)\n"
+    "  2  usage error: bad option or argument, unreadable policy or fleet file\n"
+    "  3  no answer: cannot connect, TLS or certificate failure (ours or the agent's),\n"
+    "     timeout, malformed answer\n"
+    "  4  fleet mode: some agents succeeded and some failed (when all fail: 1 if any agent\n"
+    "     answered with an error, else 3)\n"
+    "\n"
+    "Examples:\n"
+    "  elsctl --agent web1.example.net:" CTL_DEFAULT_PORT " status\n"
+    "  elsctl --agents web.fleet policy apply web.conf\n"
+    "  elsctl --agent 192.0.2.11:" CTL_DEFAULT_PORT " list add deny 198.51.100.0/24 203.0.113.9\n"
+    "  elsctl --json log --kind drop --since 15m --limit 20\n"
+    "\n"
+    "See docs/elsctl.md and docs/management-protocol.md.\n";
+
+void ctl_usage(FILE *out)
+{
+	fputs(usage_head, out);
+	for (const struct ctl_cmd *t = ctl_cmds; t->name; t++)
+		fprintf(out, "  %-10s %s\n", t->name, t->help);
+	fputs(usage_tail, out);
+}
+
+static int usage_fail(const char *msg, const char *arg)
+{
+	fprintf(stderr, "elsctl: %s%s\nTry 'elsctl --help'.\n", msg, arg ? arg : "");
+	return CTL_EXIT_USAGE;
+}
+
+/* $ELSCTL_x, else ~/.config/elsctl/NAME ($XDG_CONFIG_HOME honoured). */
+static const char *default_path(const char *env, const char *name, char *buf, size_t len)
+{
+	const char *v = getenv(env), *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (v && *v)
+		return v;
+	if (xdg && *xdg)
+		snprintf(buf, len, "%s/elsctl/%s", xdg, name);
+	else
+		snprintf(buf, len, "%s/.config/elsctl/%s", home ? home : "", name);
+	return buf;
+}
+
+static int parse_num(const char *s, long min, long max, unsigned *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	enum { OPT_CERT = 256, OPT_KEY, OPT_CA };
+	static const struct option lo[] = {
+	    {"agent", required_argument, NULL, 'a'},
+	    {"agents", required_argument, NULL, 'A'},
+	    {"parallel", required_argument, NULL, 'P'},
+	    {"cert", required_argument, NULL, OPT_CERT},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"ca", required_argument, NULL, OPT_CA},
+	    {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	struct ctl c = {
+	    .default_port = CTL_DEFAULT_PORT,
+	    .parallel = CTL_DEFAULT_PARALLEL,
+	    .tls.timeout_s = CTL_DEFAULT_TIMEOUT,
+	};
+	const struct ctl_cmd *cmd;
+	int ch;
+
+	/* A dropped connection must be an error message, not a silent death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	/* '+': stop at the subcommand; its own options are its business. */
+	while ((ch = getopt_long(argc, argv, "+a:A:P:jt:Vh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			c.agent = optarg;
+			break;
+		case 'A':
+			c.agents_file = optarg;
+			break;
+		case 'P':
+			if (parse_num(optarg, 1, CTL_MAX_PARALLEL, &c.parallel) < 0)
+				return usage_fail("--parallel: need 1..256, got ", optarg);
+			break;
+		case OPT_CERT:
+			c.tls.cert = optarg;
+			break;
+		case OPT_KEY:
+			c.tls.key = optarg;
+			break;
+		case OPT_CA:
+			c.tls.ca = optarg;
+			break;
+		case 'j':
+			c.json = true;
+			break;
+		case 't':
+			if (parse_num(optarg, 1, 3600, &c.tls.timeout_s) < 0)
+				return usage_fail("--timeout: need 1..3600 seconds, got ", optarg);
+			break;
+		case 'V':
+			printf("elsctl %s (protocol 1)\n", ELS_VERSION);
+			return CTL_EXIT_OK;
+		case 'h':
+			ctl_usage(stdout);
+			return CTL_EXIT_OK;
+		default:
+			fputs("Try 'elsctl --help'.\n", stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		ctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (c.agent && c.agents_file)
+		return usage_fail("--agent and --agents exclude each other", NULL);
+	if (!c.agent && !c.agents_file) {
+		c.agent = getenv("ELSCTL_AGENT");
+		if (!c.agent || !*c.agent)
+			c.agent = DEFAULT_AGENT;
+	}
+	if (!c.tls.cert)
+		c.tls.cert =
+		    default_path("ELSCTL_CERT", "console.crt", c.cert_buf, sizeof(c.cert_buf));
+	if (!c.tls.key)
+		c.tls.key = default_path("ELSCTL_KEY", "console.key", c.key_buf, sizeof(c.key_buf));
+	if (!c.tls.ca)
+		c.tls.ca = default_path("ELSCTL_CA", "ca.crt", c.ca_buf, sizeof(c.ca_buf));
+	cmd = ctl_cmd_find(argv[optind]);
+	if (!cmd) {
+		fprintf(stderr, "elsctl: unknown subcommand '%s'\n", argv[optind]);
+		ctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	return cmd->fn(&c, argc - optind, argv + optind);
+}
