@@ -33,6 +33,7 @@ struct els_control {
 	const char *identity; /* of the request being executed */
 	int role;
 	struct els_flow **snap_bufs; /* per worker, allocated on first use, kept: see worker.h */
+	struct els_sweep_job sweep;
 };
 
 const struct els_control_env *els_control_env_of(const struct els_control *c)
@@ -421,6 +422,29 @@ out:
 	return out;
 }
 
+static json_t *cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e)
+{
+	static char *const fallback[] = {"els-sweep", NULL};
+	const struct els_policy *p = c->env.running(c->env.arg);
+	char *const *argv = p->set.mgmt && p->set.mgmt->sweep_argv ? p->set.mgmt->sweep_argv
+								 : fallback;
+	(void)args;
+	int rc = els_sweep_start(&c->sweep, argv, c->identity);
+	if (rc == -EBUSY) {
+		els_cmd_fail(e, "busy", "a sweep started by %s is still running (pid %d)",
+			     c->sweep.by, (int)c->sweep.pid);
+		return NULL;
+	}
+	if (rc < 0) {
+		els_cmd_fail(e, "internal", "cannot start %s: %s", argv[0], strerror(-rc));
+		return NULL;
+	}
+	els_log(ELS_LL_INFO, "sweep started by %s: %s (pid %d)", c->identity, argv[0],
+		(int)c->sweep.pid);
+	return json_pack("{s:b,s:i,s:s}", "started", 1, "pid", (int)c->sweep.pid, "command",
+			 argv[0]);
+}
+
 /* ---- dispatch ---- */
 
 static const struct {
@@ -438,6 +462,7 @@ static const struct {
     {"list.get", els_cmd_list_get},
     {"list.add", els_cmd_list_add},
     {"list.del", els_cmd_list_del},
+    {"sweep", cmd_sweep},
 };
 
 char *els_control_execute(struct els_control *c, const char *identity, int role, const char *peer,
@@ -645,6 +670,11 @@ void els_control_reload_crl(struct els_control *c)
 void els_control_reap(struct els_control *c)
 {
 	int status;
+	char done[160];
+	if (c && els_sweep_reap(&c->sweep, done, sizeof(done))) {
+		els_log(ELS_LL_INFO, "%s", done);
+		audit_push(c, done);
+	}
 	if (!c || c->pid <= 0)
 		return;
 	pid_t r = waitpid(c->pid, &status, WNOHANG);

@@ -37,6 +37,17 @@ struct els_control;
 /* Takes over fd (the socketpair end, non-blocking) and the endpoint's pid (0: none, tests).
  * crl_path is re-read and sent to the endpoint on els_control_reload_crl(). NULL on ENOMEM.
  * Frees with els_control_free, which closes the channel and reaps the endpoint. */
+/* The forensic sweep started by a `sweep` request (agent/control_sweep.c). */
+struct els_sweep_job {
+	pid_t pid; /* 0: none running */
+	uint64_t started_ns;
+	char by[64]; /* identity of the console that asked */
+};
+/* Starts argv (searched in PATH) unless a sweep is running: 0, -EBUSY, or -errno. */
+int els_sweep_start(struct els_sweep_job *j, char *const argv[], const char *by);
+/* True when the running sweep has ended; why then describes how. Never blocks. */
+bool els_sweep_reap(struct els_sweep_job *j, char *why, size_t n);
+
 struct els_control *els_control_new(const struct els_control_env *env, int fd, pid_t pid,
 				    const char *crl_path);
 void els_control_free(struct els_control *c);

@@ -12,7 +12,8 @@
 #include "els/mgmt.h"
 
 static const char *const mgmt_keys[] = {"listen", "ca",		 "cert",      "key", "crl",
-					"user",	  "max_clients", "timeout_s", NULL};
+					"user",	  "max_clients", "timeout_s", "sweep_command",
+					NULL};
 
 void els_mgmt_config_free(struct els_mgmt_conf *c)
 {
@@ -24,6 +25,9 @@ void els_mgmt_config_free(struct els_mgmt_conf *c)
 	free(c->key);
 	free(c->crl);
 	free(c->user);
+	for (char **a = c->sweep_argv; a && *a; a++)
+		free(*a);
+	free(c->sweep_argv);
 	free(c);
 }
 
@@ -138,6 +142,31 @@ static void get_bounded(const config_setting_t *g, const char *name, unsigned lo
 	*out = (unsigned)v;
 }
 
+/* sweep_command = [ "/usr/bin/els-sweep", "-c", "/etc/elsd/sweep.conf" ]: an argv, not a
+ * shell line, so nothing in it is ever interpreted. Default: els-sweep from PATH with its own
+ * default configuration. */
+static void parse_sweep_command(const config_setting_t *g, struct els_mgmt_conf *c,
+				struct els_diag *d)
+{
+	const config_setting_t *s = config_setting_get_member(g, "sweep_command");
+	unsigned n = s ? (unsigned)config_setting_length(s) : 1;
+
+	if (s && (!config_setting_is_array(s) || n == 0)) {
+		els_diag_at(d, s, "management: 'sweep_command' must be a non-empty list of "
+				  "strings, e.g. [ \"/usr/bin/els-sweep\", \"-c\", \"/etc/elsd/sweep.conf\" ]");
+		return;
+	}
+	c->sweep_argv = calloc(n + 1, sizeof(*c->sweep_argv));
+	for (unsigned i = 0; c->sweep_argv && i < n; i++) {
+		const char *v = s ? config_setting_get_string_elem(s, i) : "els-sweep";
+		if (!v) {
+			els_diag_at(d, s, "management: 'sweep_command' must list strings");
+			return;
+		}
+		c->sweep_argv[i] = strdup(v);
+	}
+}
+
 int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 			  struct els_mgmt_conf **out, struct els_diag *d)
 {
@@ -160,7 +189,7 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 		if (!known)
 			els_diag_at(d, s,
 				    "unknown setting '%s' in management (known: listen, ca, cert, "
-				    "key, crl, user, max_clients, timeout_s)",
+				    "key, crl, user, max_clients, timeout_s, sweep_command)",
 				    config_setting_name(s));
 	}
 	struct els_mgmt_conf *c = calloc(1, sizeof(*c));
@@ -203,6 +232,7 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	}
 	get_bounded(g, "max_clients", 1, 1024, &c->max_clients, d);
 	get_bounded(g, "timeout_s", 1, 3600, &c->timeout_s, d);
+	parse_sweep_command(g, c, d);
 
 	if (d->count != before || !c->listen || !c->ca || !c->cert || !c->key || !c->crl ||
 	    !c->user) {

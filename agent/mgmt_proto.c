@@ -173,6 +173,7 @@ static const struct cmd_spec cmds[] = {
     {{"policy.rollback", ELS_ROLE_ADMIN}, no_args},
     {{"list.add", ELS_ROLE_ADMIN}, list_edit_args},
     {{"list.del", ELS_ROLE_ADMIN}, list_edit_args},
+    {{"sweep", ELS_ROLE_ADMIN}, no_args},
     {{NULL, 0}, NULL},
 };
 
@@ -348,7 +349,7 @@ int els_mgmt_request_check(const char *body, size_t len, int role, struct els_mg
 				   "unknown command \"%.64s\" (this agent knows: status, "
 				   "stats, policy.get, policy.validate, policy.apply, "
 				   "policy.rollback, list.get, list.add, list.del, flows, "
-				   "log)",
+				   "log, sweep)",
 				   cmd);
 		goto fail;
 	}

@@ -24,6 +24,7 @@ struct els_mgmt_conf {
 	char *user;	      /* account the endpoint runs as */
 	unsigned max_clients; /* concurrent connections */
 	unsigned timeout_s;   /* handshake, per-request read and write deadline */
+	char **sweep_argv;    /* `sweep` request runs this (NULL-terminated); default els-sweep */
 };
 
 /* Parses the optional `management` group of root. *out is NULL when the group is absent; on

@@ -180,6 +180,12 @@ const struct ctl_cmd ctl_cmds[] = {
      "--before-seq rows older than the row with this seq (to page back; the last line\n"
      "             says which SEQ to pass when more rows match)\n\n" TARGETS
      "Fleet line: N rows\n"},
+    {"sweep", cmd_sweep, "run the agent's forensic sweep to PostgreSQL now",
+     "Usage: elsctl [OPTIONS] sweep\n\n"
+     "Asks the agent to start its sweep (management.sweep_command, default els-sweep) now\n"
+     "instead of at the next timer run. Answers busy while a sweep runs. The sweep's end and\n"
+     "exit status become a monitor event. Role: admin.\n" TARGETS
+     "Fleet line: sweep started pid N\n"},
     {"help", cmd_help, "help on a subcommand", "Usage: elsctl help [SUBCOMMAND]\n"},
     {0},
 };

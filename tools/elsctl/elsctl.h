@@ -113,6 +113,7 @@ int cmd_status(struct ctl *c, int argc, char *argv[]);
 int cmd_stats(struct ctl *c, int argc, char *argv[]);
 int cmd_policy(struct ctl *c, int argc, char *argv[]);
 int cmd_rollback(struct ctl *c, int argc, char *argv[]);
+int cmd_sweep(struct ctl *c, int argc, char *argv[]);
 int cmd_list(struct ctl *c, int argc, char *argv[]);
 int cmd_flows(struct ctl *c, int argc, char *argv[]);
 int cmd_log(struct ctl *c, int argc, char *argv[]);
