@@ -118,7 +118,8 @@ Test(request, roles)
 	for (const struct els_mgmt_cmd_info *c = els_mgmt_commands(); c->name; c++) {
 		bool write = strcmp(c->name, "policy.apply") == 0 ||
 			     strcmp(c->name, "policy.rollback") == 0 ||
-			     strcmp(c->name, "list.add") == 0 || strcmp(c->name, "list.del") == 0;
+			     strcmp(c->name, "list.add") == 0 || strcmp(c->name, "list.del") == 0 ||
+			     strcmp(c->name, "sweep") == 0;
 		cr_assert_eq(c->role, write ? ELS_ROLE_ADMIN : ELS_ROLE_AUDITOR, "%s", c->name);
 	}
 }
