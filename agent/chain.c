@@ -53,6 +53,7 @@ static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx 
 				struct els_pkt origin;
 				struct els_ctx sub = {
 					.pkt = &origin,
+					.ws = ctx->ws, /* session gates and expiry ask it */
 					.now_ns = ctx->now_ns,
 					.generation = ctx->generation,
 				};
@@ -64,6 +65,7 @@ static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx 
 					d->action = ELS_ACCEPT;
 					d->reason = ELS_R_FLOW;
 					d->rule = sd.rule;
+					d->flags = sd.flags & ELS_DEC_GATED;
 				} else {
 					d->action = ELS_DROP;
 					d->reason = ELS_R_PERMIT_REVOKED;

@@ -19,6 +19,8 @@
 #include "control.h"
 #include "els/monitor.h"
 #include "els/policy.h"
+#include "els/registry.h"
+#include "kdrops.h"
 #include "log.h"
 #include "mgmt.h"
 #include "notify.h"
@@ -54,6 +56,10 @@ static const char usage_text[] =
 	"                        N DIR VERDICT HANDLER REASON rule=ID\n"
 	"      --services FILE   services database for port names (default /etc/services)\n"
 	"      --handlers        list the handlers a chain may name, and exit\n"
+	"      --report          check the configuration, then print the PPS registry: every\n"
+	"                        permit with its IANA service names, metadata, expiry, and\n"
+	"                        hits from the monitor file (--monitor or monitor.path); exit\n"
+	"                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
 	"      --get SETTING     check the configuration, then print one setting's value\n"
 	"                        (queues and fail_open with their defaults applied; others\n"
 	"                        such as management.listen as written, nothing if absent)\n"
@@ -75,13 +81,13 @@ struct options {
 	const char *get;
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
-	bool check, verdicts;
+	bool check, verdicts, report;
 };
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_MONITOR = 256, OPT_REPLAY, OPT_LOCAL, OPT_VERDICTS, OPT_SERVICES, OPT_HANDLERS,
-	       OPT_GET };
+	       OPT_GET, OPT_REPORT };
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check", no_argument, NULL, 'n'},
@@ -92,6 +98,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"services", required_argument, NULL, OPT_SERVICES},
 		{"handlers", no_argument, NULL, OPT_HANDLERS},
 		{"get", required_argument, NULL, OPT_GET},
+		{"report", no_argument, NULL, OPT_REPORT},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -130,6 +137,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SERVICES:
 			o->services = optarg;
+			break;
+		case OPT_REPORT:
+			o->report = true;
 			break;
 		case OPT_GET:
 			o->get = optarg;
@@ -319,6 +329,7 @@ struct daemon {
 	struct els_ring *ctl; /* the main thread's ring, for events */
 	atomic_bool stop;
 	atomic_bool failed; /* a worker lost its queue: exit non-zero so a supervisor restarts */
+	struct els_kdrops kdrops; /* [M] the kernel's drop counters for our queues */
 	struct els_policy *running;
 	struct els_control *control; /* management requests; NULL without `management` */
 	uint64_t start_ns;
@@ -487,6 +498,20 @@ static bool workers_alive(struct daemon *d, uint64_t *last)
 	return alive;
 }
 
+static void kernel_dropped(unsigned queue, uint64_t queue_full, uint64_t sockbuf, void *arg)
+{
+	struct daemon *d = arg;
+	struct els_record r = {.kind = ELS_REC_GAP, .ts_ns = els_now_real(),
+			       .count = queue_full + sockbuf, .reason = ELS_R_QUEUE_OVERFLOW,
+			       .generation = d->running->generation, .handler = "queue"};
+	snprintf(r.detail, sizeof(r.detail),
+		 "queue %u: kernel dropped %llu packets unjudged (queue full %llu, socket %llu)",
+		 queue, (unsigned long long)(queue_full + sockbuf), (unsigned long long)queue_full,
+		 (unsigned long long)sockbuf);
+	els_log(ELS_LL_WARNING, "%s", r.detail);
+	els_ring_push(d->ctl, &r);
+}
+
 /* The main thread's loop: signals, and the watchdog at half the interval systemd asked for. */
 static void supervise(struct daemon *d, const sigset_t *sigs)
 {
@@ -535,6 +560,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 			next = els_now_mono() + period_ns;
 			if (wd_usec && last && workers_alive(d, last))
 				els_notify("WATCHDOG=1");
+			els_kdrops_poll(&d->kdrops, kernel_dropped, d);
 		}
 	}
 	free(last);
@@ -589,6 +615,11 @@ static int run_daemon(const struct options *o, struct els_policy *p)
 		if (!d.queues[i])
 			goto out;
 	}
+	/* Baseline of the kernel's drop counters, now that the queues exist. */
+	els_kdrops_init(&d.kdrops, p->set.queue_first, p->set.queue_last);
+	if (els_kdrops_poll(&d.kdrops, kernel_dropped, &d) < 0)
+		els_log(ELS_LL_WARNING, "cannot read %s: kernel queue drops will not be reported",
+			d.kdrops.path);
 	els_gen_publish(p);
 	if (start_management(&d, p) < 0)
 		goto out;
@@ -679,6 +710,14 @@ int main(int argc, char **argv)
 		       p->hash);
 		els_policy_free(p);
 		return 0;
+	}
+	if (o.report) {
+		int n = els_registry_report(p, o.monitor ? o.monitor : p->set.monitor_path,
+					    o.services, stdout);
+		if (n == -ENOENT)
+			fprintf(stderr, "elsd: %s: no header_filter in the chain\n", o.config);
+		els_policy_free(p);
+		return n < 0 ? 1 : n > 0 ? 4 : 0;
 	}
 	if (o.get) {
 		int rc = print_setting(p, o.get);

@@ -29,6 +29,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mgmt.h"
+#include "sandbox.h"
 
 #define PARENT_TIMEOUT_MS 60000 /* a request the main process has not answered by then */
 #define AUDIT_PER_SEC	  20	/* handshake/over-capacity refusals reported per second */
@@ -426,7 +427,8 @@ static int listen_on(const struct els_mgmt_conf *c, char *err, size_t n)
 	return fd;
 }
 
-/* For good: no way back to root, no capability in any set, none to be gained by exec. */
+/* For good: no way back to root, no capability in any set, none to be gained by exec.
+ * Returns 1 when the endpoint already ran as that user (no switch), 0 after a switch. */
 static int drop_privileges(const char *user, char *err, size_t n)
 {
 	struct passwd *pw = getpwnam(user);
@@ -467,7 +469,7 @@ static int drop_privileges(const char *user, char *err, size_t n)
 		snprintf(err, n, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		return -1;
 	}
-	return 0;
+	return same;
 }
 
 static void serve(struct endpoint *e)
@@ -581,8 +583,20 @@ static void child_main(const struct els_mgmt_conf *c, int fd, pid_t parent)
 	e.lfd = listen_on(c, err, sizeof(err));
 	if (e.lfd < 0)
 		fatal_to_parent(&e.ipc, err);
-	if (drop_privileges(c->user, err, sizeof(err)) < 0)
+	int same_uid = drop_privileges(c->user, err, sizeof(err));
+	if (same_uid < 0)
 		fatal_to_parent(&e.ipc, err);
+	/* The filesystem is gone from here on: the TLS files are loaded, the CRL comes over the
+	 * socketpair. Under the same uid as elsd, this is what keeps the endpoint from elsd's
+	 * policy and monitor files, so without Landlock it must not run at all. */
+	int abi = els_sandbox_endpoint(err, sizeof(err));
+	if (abi < 0)
+		fatal_to_parent(&e.ipc, err);
+	if (abi == 0 && same_uid)
+		fatal_to_parent(&e.ipc,
+				"the endpoint would run under elsd's own account and this kernel has "
+				"no Landlock to keep it from elsd's files: start elsd as root (the "
+				"endpoint then becomes management.user), or use a kernel with Landlock");
 	e.conns = calloc(c->max_clients, sizeof(*e.conns));
 	if (!e.conns)
 		fatal_to_parent(&e.ipc, "out of memory");

@@ -215,7 +215,11 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	c->crl = get_path(g, "crl", "/etc/elsd/tls/crl.pem", config_path, d);
 
 	const config_setting_t *us = config_setting_get_member(g, "user");
-	const char *uv = us ? config_setting_get_string(us) : "nobody";
+	/* Default: nobody when elsd starts as root; otherwise (systemd's User=elsd, where
+	 * switching users is not allowed) elsd's own account, with the endpoint confined by
+	 * Landlock instead (agent/sandbox.h). */
+	const struct passwd *self = geteuid() != 0 ? getpwuid(geteuid()) : NULL;
+	const char *uv = us ? config_setting_get_string(us) : self ? self->pw_name : "nobody";
 	if (!uv || !uv[0]) {
 		els_diag_at(d, us, "management: 'user' must be an account name");
 	} else if (!getpwnam(uv)) {

@@ -50,6 +50,8 @@ static void mb_flush(struct mac_buf *m)
 
 static void mb_put(struct mac_buf *m, const void *p, size_t n)
 {
+	if (n == 0)
+		return; /* p may be NULL for an empty value: memcpy(.., NULL, 0) is undefined */
 	if (n > sizeof(m->b) - m->len) {
 		mb_flush(m);
 		if (n > sizeof(m->b)) {

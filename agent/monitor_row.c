@@ -12,6 +12,7 @@ static const char *kind_name(unsigned kind)
 	static const char *const names[] = {
 	    [ELS_REC_DROP] = "drop",	 [ELS_REC_ADMIT] = "admit", [ELS_REC_FLOW_END] = "flow_end",
 	    [ELS_REC_ACCEPT] = "accept", [ELS_REC_GAP] = "gap",	    [ELS_REC_EVENT] = "event",
+	    [ELS_REC_WOULD_DROP] = "would_drop",
 	};
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : NULL;
 }

@@ -41,12 +41,16 @@ static int lookup(const char *user, struct passwd *pw, char *buf, size_t len)
 }
 
 /* The monitor's directory may be writable by that user: a link planted there must not make
- * root give away the file it points to, so only a plain file with one name is given. */
+ * root give away the file it points to, so only a plain file with one name is given.
+ * O_PATH, not a real open: SQLite already has these files open with POSIX locks, and closing
+ * any ordinary descriptor of a file drops every such lock the process holds on it. Without
+ * them, the next reader (sqlite3, els-log, els-sweep) believes it is the last connection,
+ * deletes the -wal and -shm files, and elsd dies of SIGBUS on its mapping of the -shm file. */
 static int give_file(const char *path, const struct passwd *pw)
 {
 	struct stat st;
 	int rc = 0;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0 && errno == ENOENT)
 		return 0;
@@ -54,7 +58,7 @@ static int give_file(const char *path, const struct passwd *pw)
 		rc = -errno;
 	else if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
 		rc = -EPERM;
-	else if (fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
+	else if (fchownat(fd, "", pw->pw_uid, pw->pw_gid, AT_EMPTY_PATH) < 0)
 		rc = -errno;
 	if (fd >= 0)
 		close(fd);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../handlers/wstate.h"
 #include "worker.h"
 
 #define WORKER_DROPAGG_SLOTS 4096
@@ -23,7 +24,8 @@ int els_worker_init(struct els_worker *w, unsigned index, unsigned flow_capacity
 		seed = els_now_real() ^ (uint64_t)(uintptr_t)w;
 	w->flows = els_flow_table_new(flow_capacity, seed);
 	w->drops = els_dropagg_new(WORKER_DROPAGG_SLOTS, ring);
-	if (!w->flows || !w->drops) {
+	w->ws = els_ws_new(flow_capacity, ring, true);
+	if (!w->flows || !w->drops || !w->ws) {
 		els_worker_fini(w);
 		return -ENOMEM;
 	}
@@ -34,8 +36,10 @@ void els_worker_fini(struct els_worker *w)
 {
 	els_flow_table_free(w->flows);
 	els_dropagg_free(w->drops);
+	els_ws_free(w->ws);
 	w->flows = NULL;
 	w->drops = NULL;
+	w->ws = NULL;
 }
 
 void els_worker_refresh(struct els_worker *w)
@@ -113,8 +117,11 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 		.handler = "tracker",
 		.reason = (uint16_t)reason,
 		.rule = f->rule,
-		.generation = f->generation,
+		/* 0 marks a flow of a session-gated permit (handlers/tracker.c) */
+		.generation = f->generation ? f->generation : w->pol ? w->pol->generation : 0,
 	};
+	if (f->state == ELS_FS_ESTABLISHED)
+		els_ws_session_change(w->ws, f, -1); /* every flow's end comes through here */
 	if (f->key.proto != 6 && f->key.proto != 17)
 		r.sport = r.dport = 0; /* echo ids are not ports */
 	struct els_decision d = {.handler = (uint8_t)f->handler, .rule = f->rule,
@@ -142,9 +149,12 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 	struct flow_end_arg fa = {w, real_ns};
 
 	els_decode(buf, caplen, wire_len, dir, &pkt);
+	w->ws->now_ns = mono_ns;
+	w->ws->real_ns = real_ns;
 	struct els_ctx ctx = {
 		.pkt = &pkt,
 		.flows = w->flows,
+		.ws = w->ws,
 		.now_ns = mono_ns,
 		.generation = w->pol->generation,
 		.flow_end = flow_end,
@@ -167,6 +177,15 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 		return a;
 	}
 	atomic_fetch_add_explicit(&w->st.accepted, 1, memory_order_relaxed);
+	if (d.flags & ELS_DEC_OBSERVE) {
+		/* Observe mode: passed, but recorded as what it would have been. Its own kind, so
+		 * no query for drops ever counts it. */
+		struct els_record r = {.kind = ELS_REC_WOULD_DROP, .ts_ns = real_ns, .count = 1};
+		record_from_pkt(&r, &pkt);
+		record_decision(w, &r, &d);
+		els_ring_push(w->ring, &r);
+		return a;
+	}
 	if ((ctx.new_flow && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
 		struct els_record r = {
 			.kind = ctx.new_flow ? ELS_REC_ADMIT : ELS_REC_ACCEPT,
@@ -187,7 +206,17 @@ void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 	if (mono_ns - w->last_tick_ns < WORKER_TICK_NS && mono_ns >= w->last_tick_ns)
 		return;
 	w->last_tick_ns = mono_ns;
+	w->ws->now_ns = mono_ns;
+	w->ws->real_ns = real_ns;
 	els_flow_expire(w->flows, mono_ns, WORKER_EXPIRE_BUDGET, flow_end, &fa);
+	els_ws_tick(w->ws);
+	if (w->pol) {
+		struct els_ctx ctx = {.flows = w->flows, .ws = w->ws, .now_ns = mono_ns,
+				      .generation = w->pol->generation};
+		for (unsigned i = 0; i < w->pol->nlinks; i++)
+			if (w->pol->links[i].h->tick)
+				w->pol->links[i].h->tick(w->pol->links[i].conf, &ctx);
+	}
 	els_dropagg_flush(w->drops, real_ns);
 }
 

@@ -42,6 +42,7 @@ struct els_worker {
 	struct els_flow_table *flows;   /* [W] owned by the worker thread */
 	struct els_ring *ring;          /* [I] owned by the monitor */
 	struct els_dropagg *drops;      /* [W] */
+	struct els_wstate *ws;          /* [W] handler state: sessions, scans (handlers/wstate.h) */
 	const struct els_policy *pol;   /* [W] generation in use for the current batch */
 	_Atomic uint32_t seen_gen;      /* generation the worker last picked up (quiescence) */
 	_Atomic uint64_t heartbeat;     /* bumped every loop turn: liveness for the watchdog */

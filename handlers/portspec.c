@@ -341,3 +341,19 @@ int els_services_port(const struct els_services *s, const char *name, const char
 		return s->e[lo].port;
 	return -ENOENT;
 }
+
+const char *els_services_name(const struct els_services *s, unsigned port, const char *proto)
+{
+	int udp = strcmp(proto, "udp") == 0;
+	const struct svc_entry *best = NULL;
+
+	if (!s || (!udp && strcmp(proto, "tcp") != 0))
+		return NULL;
+	/* Off the packet path (reports): a linear pass is fine. The lowest order is the first
+	 * line naming the port, and on that line the service's own name before its aliases. */
+	for (size_t i = 0; i < s->n; i++)
+		if (s->e[i].port == port && s->e[i].udp == udp &&
+		    (!best || s->e[i].order < best->order))
+			best = &s->e[i];
+	return best ? best->name : NULL;
+}

@@ -48,5 +48,8 @@ void els_services_free(struct els_services *s);
 /* The port of name (or alias) for proto ("tcp", "udp"), as the file's first matching line says;
  * -ENOENT when there is none. */
 int els_services_port(const struct els_services *s, const char *name, const char *proto);
+/* The name the file gives port for proto ("tcp", "udp"): its first line's service name, not an
+ * alias. NULL when none (or s is NULL). Points into s. */
+const char *els_services_name(const struct els_services *s, unsigned port, const char *proto);
 
 #endif

@@ -7,11 +7,15 @@
 extern const struct els_handler els_handler_iplist;
 extern const struct els_handler els_handler_header_filter;
 extern const struct els_handler els_handler_tracker;
+extern const struct els_handler els_handler_anomaly;
+extern const struct els_handler els_handler_scan;
 
 static const struct els_handler *const registry[] = {
 	&els_handler_iplist,
 	&els_handler_tracker,
 	&els_handler_header_filter,
+	&els_handler_anomaly,
+	&els_handler_scan,
 	NULL,
 };
 

@@ -8,6 +8,7 @@
 
 #include "els/flow.h"
 #include "els/handler.h"
+#include "wstate.h"
 
 #define NS_PER_S      1000000000ull
 #define MAX_TIMEOUT_S (366ll * 86400) /* a year: longer is a typo, and keeps ns in range */
@@ -256,8 +257,12 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 		f->pkts[!from_init]++;
 		f->bytes[!from_init] += p->wire_len;
 		f->fin_seen = fin;
+		unsigned was = f->state;
 		els_flow_touch(ctx->flows, f, (unsigned)st, ctx->now_ns,
 			       timeout_of(c, f->key.proto, (unsigned)st));
+		/* The session index counts established flows (session-gated permits). */
+		if ((was == ELS_FS_ESTABLISHED) != (st == ELS_FS_ESTABLISHED))
+			els_ws_session_change(ctx->ws, f, st == ELS_FS_ESTABLISHED ? 1 : -1);
 		if (f->generation != ctx->generation) {
 			ctx->recheck = 1;
 			return ELS_CONTINUE;
@@ -278,6 +283,14 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 		}
 	}
 	return ELS_CONTINUE;
+}
+
+/* A flow admitted by a session-gated permit keeps generation 0, which no policy has: every
+ * packet of it is then re-judged like a flow from an older generation, so the flow closes
+ * (permit_revoked) once the session that opened the gate is over. */
+static uint32_t gen_of(const struct els_ctx *ctx, const struct els_decision *final)
+{
+	return final->flags & ELS_DEC_GATED ? 0 : ctx->generation;
 }
 
 static void tracker_commit(const void *conf, struct els_ctx *ctx, struct els_decision *final)
@@ -322,7 +335,7 @@ static void tracker_commit(const void *conf, struct els_ctx *ctx, struct els_dec
 		f->init_dir = p->dir;
 		f->rule = final->rule;
 		f->handler = final->handler;
-		f->generation = ctx->generation;
+		f->generation = gen_of(ctx, final);
 		f->pkts[0] = 1;
 		f->bytes[0] = p->wire_len;
 		els_flow_touch(ctx->flows, f, st, ctx->now_ns, timeout_of(c, key.proto, st));
@@ -331,7 +344,7 @@ static void tracker_commit(const void *conf, struct els_ctx *ctx, struct els_dec
 	} else if (f && ctx->recheck) {
 		/* Confirmed under this generation. f->handler stays: the chain reports the
 		 * confirmation as the tracker's, and flow records name the admitting handler. */
-		f->generation = ctx->generation;
+		f->generation = gen_of(ctx, final);
 		f->rule = final->rule;
 	}
 frag:

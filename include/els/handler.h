@@ -17,6 +17,7 @@
 
 struct els_flow;
 struct els_flow_table;
+struct els_wstate;
 
 enum els_action {
 	ELS_CONTINUE = 0, /* no opinion: the next handler decides */
@@ -30,12 +31,21 @@ struct els_decision {
 	uint8_t handler;  /* index in the chain; set by the chain, not by the handler */
 	uint16_t reason;  /* enum els_reason */
 	uint32_t rule;    /* handler-specific rule id (1-based), 0 when no rule applies */
+	uint8_t flags;    /* ELS_DEC_* */
 };
+
+/* decision flags */
+#define ELS_DEC_OBSERVE 0x01u /* accepted only because of observe mode: reason says what the
+				 verdict would have been (the worker records a would_drop) */
+#define ELS_DEC_GATED	0x02u /* admitted by a session-gated permit: the tracker asks again
+				 on every packet of the flow, so it closes with the session */
 
 /* Per-packet context a worker hands the chain. */
 struct els_ctx {
 	const struct els_pkt *pkt;
 	struct els_flow_table *flows; /* this worker's flow table (NULL in unit tests without one) */
+	struct els_wstate *ws;        /* this worker's handler state (handlers/wstate.h): session
+					 index, scan table, fragment ranges; NULL: none */
 	struct els_flow *flow;        /* set by the tracker: the flow the packet belongs to */
 	uint64_t now_ns;              /* CLOCK_MONOTONIC time of the packet (replay: capture time) */
 	uint32_t generation;          /* policy generation deciding this packet */
@@ -76,6 +86,11 @@ struct els_handler {
 
 	/* Optional: the configured name of rule id (e.g. a permit's `id`), or NULL. */
 	const char *(*rule_name)(const void *conf, uint32_t rule);
+
+	/* Optional: housekeeping on the worker thread between batches (about every 100 ms), with
+	 * ctx->ws, now_ns and generation set and pkt NULL: expiry dates, runtime deny entries
+	 * that ran out. Same rules as handle: no allocation, no lock, no I/O. */
+	void (*tick)(const void *conf, struct els_ctx *ctx);
 };
 
 /* Registry (handlers/registry.c): NULL when no handler has that name. */

@@ -20,6 +20,7 @@ enum els_rec_kind {
 	ELS_REC_ACCEPT = 4,   /* an accepted packet, only with log = "all" */
 	ELS_REC_GAP = 5,      /* `count` records lost because a ring was full */
 	ELS_REC_EVENT = 6,    /* agent event: start, stop, reload ok/failed (text in detail) */
+	ELS_REC_WOULD_DROP = 7, /* observe mode: accepted, but `reason` says it would be dropped */
 };
 
 enum els_log_mode {

@@ -43,7 +43,22 @@
 	X(HANDLER_FAILED, "handler_failed")                                                        \
 	X(DEFAULT_POLICY, "default_policy")           /* no handler decided */                     \
 	X(MONITOR_GAP, "monitor_gap")                 /* records lost to a full ring */            \
-	X(EVENT, "event")                             /* agent event: start, reload, stop */
+	X(EVENT, "event")                             /* agent event: start, reload, stop */    \
+	/* header_filter: session gates, registry (docs/els-policy.md) */                          \
+	X(SESSION_REQUIRED, "session_required")       /* gated permit, no session held */          \
+	X(PERMIT_EXPIRED, "permit_expired")           /* event/alert: a permit's date passed */    \
+	/* anomaly */                                                                              \
+	X(TCP_NULL, "tcp_null")                       /* no TCP flag set */                        \
+	X(TCP_XMAS, "tcp_xmas")                       /* FIN+PSH+URG (nmap -sX) and worse */       \
+	X(TCP_SYN_FIN, "tcp_syn_fin")                                                              \
+	X(TCP_SYN_RST, "tcp_syn_rst")                                                              \
+	X(LAND, "land")                               /* source address = destination address */  \
+	X(FRAGMENT_OVERLAP, "fragment_overlap")       /* fragment overlaps one seen before */      \
+	/* scan */                                                                                 \
+	X(SCAN_DETECTED, "scan_detected")             /* the probe that crossed the threshold */   \
+	X(SCAN_DENY, "scan_deny")                     /* source on the runtime deny set */ \
+	/* queue */                                                                                \
+	X(QUEUE_OVERFLOW, "queue_overflow")           /* gap: the kernel dropped packets unjudged */
 
 enum els_reason {
 #define ELS_X_ENUM(e, s) ELS_R_##e,

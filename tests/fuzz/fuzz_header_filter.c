@@ -6,6 +6,7 @@
  * Every decision is checked for consistency: a drop has no rule and one of the filter's drop
  * reasons, an accept names a rule that exists. */
 #include <libconfig.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,13 +104,23 @@ static void decide(const void *conf, uint32_t nrules, const struct els_pkt *p)
 
 	if (a != out.action)
 		abort();
+	bool drop_reason = out.reason == ELS_R_NO_PERMIT || out.reason == ELS_R_PORT_ZERO ||
+			   out.reason == ELS_R_FRAGMENT_NO_PORTS ||
+			   out.reason == ELS_R_SESSION_REQUIRED;
+	if (out.flags & ~(ELS_DEC_OBSERVE | ELS_DEC_GATED))
+		abort();
 	if (a == ELS_DROP) {
-		if (out.rule != 0 ||
-		    (out.reason != ELS_R_NO_PERMIT && out.reason != ELS_R_PORT_ZERO &&
-		     out.reason != ELS_R_FRAGMENT_NO_PORTS))
+		if (out.rule != 0 || !drop_reason || out.flags)
+			abort();
+	} else if (a == ELS_ACCEPT && (out.flags & ELS_DEC_OBSERVE) && !out.rule) {
+		/* observe mode for the whole section: the reason is the drop it would be */
+		if (!drop_reason)
 			abort();
 	} else if (a == ELS_ACCEPT) {
-		if (out.reason != ELS_R_PERMIT || out.rule == 0 || out.rule > nrules ||
+		/* an observe permit reports no_permit: without it the packet would not pass */
+		bool want = (out.flags & ELS_DEC_OBSERVE) ? out.reason == ELS_R_NO_PERMIT
+							  : out.reason == ELS_R_PERMIT;
+		if (!want || out.rule == 0 || out.rule > nrules ||
 		    !els_handler_header_filter.rule_name(conf, out.rule))
 			abort();
 	} else {

@@ -67,6 +67,10 @@ els_require() {
 els_setup() {
 	els_require
 	trap els_cleanup EXIT
+	# A test killed by ctest's timeout (SIGTERM) or ^C must still remove its namespaces:
+	# bash runs the EXIT trap only when it exits, so turn those signals into an exit.
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
 	ip netns add "$CLI" && ip netns add "$SRV" || exit 1
 	ip link add "$ELS_TAG-c" netns "$CLI" type veth peer name "$ELS_TAG-s" netns "$SRV" || exit 1
 	in_cli ip link set lo up

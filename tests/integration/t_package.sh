@@ -75,7 +75,7 @@ for t in "$ELS_SOURCE_DIR"/tools/*/; do
 	[[ -n $(ls "$ELS_SOURCE_DIR/tools/$t/"*.c 2>/dev/null) ]] &&
 		check_eq "/usr/bin/$t" "755 root:root" "$(perm "/usr/bin/$t")"
 done
-check_eq "/etc/elsd" "750 root:elsd" "$(perm /etc/elsd)"
+check_eq "/etc/elsd" "770 root:elsd" "$(perm /etc/elsd)"
 check_eq "/etc/elsd/elsd.conf" "640 root:elsd" "$(perm /etc/elsd/elsd.conf)"
 check_eq "/var/lib/elsd" "750 elsd:elsd" "$(perm /var/lib/elsd)"
 check_eq "/var/log/elsd" "750 elsd:elsd" "$(perm /var/log/elsd)"

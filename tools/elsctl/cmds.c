@@ -102,6 +102,10 @@ static int cmd_help(struct ctl *c, int argc, char *argv[]);
 
 #define TARGETS "Runs against --agent, or every agent of --agents (one line per agent).\n"
 
+/* Local subcommands of the ELS policy tools (cmd_suggest.c, cmd_audit.c, cmd_registry.c). */
+int cmd_suggest(struct ctl *c, int argc, char *argv[]);
+int cmd_audit(struct ctl *c, int argc, char *argv[]);
+int cmd_registry(struct ctl *c, int argc, char *argv[]);
 
 const struct ctl_cmd ctl_cmds[] = {
     {"status", cmd_status, "version, uptime, policy generation and hash, queue counters",
@@ -180,6 +184,28 @@ const struct ctl_cmd ctl_cmds[] = {
      "--before-seq rows older than the row with this seq (to page back; the last line\n"
      "             says which SEQ to pass when more rows match)\n\n" TARGETS
      "Fleet line: N rows\n"},
+    {"registry", cmd_registry, "PPS registry report of a local config (no agent)",
+     "Usage: elsctl registry [-c CONF] [--monitor FILE]\n\n"
+     "Prints every permit of CONF (default /etc/elsd/elsd.conf) with its ports and their\n"
+     "IANA service names, addresses, mode, session gate, expiry, justification, owner,\n"
+     "category, mitigations, and hits (flows admitted, last admission) from the monitor\n"
+     "file (--monitor, default the config's monitor.path). Same as `elsd --report`.\n"
+     "Exit 0, or 1 when a permit has expired. See docs/els-policy.md.\n"},
+    {"suggest", cmd_suggest, "propose a policy from an observe-mode monitor file (no agent)",
+     "Usage: elsctl suggest [--base CONF] MONITOR\n\n"
+     "Reads the would_drop and admit records of MONITOR (a run with header_filter\n"
+     "mode = \"observe\") and prints a config whose permits admit that traffic: grouped by\n"
+     "direction, protocol and service port (or ICMP type), remotes widened to networks,\n"
+     "with counts in comments. --base: take every other setting from CONF. Check the\n"
+     "result with `elsd -n -c FILE`. See docs/els-policy.md.\n"},
+    {"audit", cmd_audit, "listening sockets against the policy (no agent)",
+     "Usage: elsctl audit [-c CONF]\n\n"
+     "Lists this host's listening TCP and UDP sockets (IPv4 and IPv6, via netlink\n"
+     "sock_diag, with the owning process where /proc is readable) against the inbound\n"
+     "permits of CONF: NOT-PERMITTED (listening, no permit reaches it), permitted, loopback,\n"
+     "and UNUSED-PERMIT (a permitted port where nothing listens). Run it in the network\n"
+     "namespace elsd filters. Exit 0 when nothing is flagged, 1 otherwise. --json before the\n"
+     "subcommand gives a JSON array.\n"},
     {"sweep", cmd_sweep, "run the agent's forensic sweep to PostgreSQL now",
      "Usage: elsctl [OPTIONS] sweep\n\n"
      "Asks the agent to start its sweep (management.sweep_command, default els-sweep) now\n"

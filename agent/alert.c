@@ -1,0 +1,174 @@
+/* Alerts to syslog (see alert.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "alert.h"
+#include "els/addr.h"
+#include "els/reason.h"
+#include "log.h"
+
+#define ALERT_MAX_RINGS 64
+#define ALERT_PERIOD_MS 200
+
+/* Lock order: only `lock`. rings/nrings/thread/running: [lock]. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static struct els_ring *rings[ALERT_MAX_RINGS];
+static unsigned nrings;
+static pthread_t thread;
+static bool running, opened;
+
+static void emit(int prio, const char *text)
+{
+	if (!opened) {
+		openlog("elsd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		opened = true;
+	}
+	syslog(prio, "ELS_ALERT %s", text);
+	if (!getenv("JOURNAL_STREAM"))
+		els_log(ELS_LL_WARNING, "alert: %s", text);
+}
+
+void els_alert(unsigned reason, const char *fmt, ...)
+{
+	char text[768];
+	va_list ap;
+	int n = snprintf(text, sizeof(text), "event=%s ", els_reason_name(reason));
+
+	va_start(ap, fmt);
+	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&lock); /* syslog and the opened flag from any thread */
+	emit(LOG_WARNING, text);
+	pthread_mutex_unlock(&lock);
+}
+
+static const char *proto_text(unsigned p, char *buf)
+{
+	switch (p) {
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 1:
+		return "icmp";
+	case 58:
+		return "icmpv6";
+	}
+	snprintf(buf, 8, "%u", p);
+	return buf;
+}
+
+void els_alert_format(const struct els_record *r, char *buf, size_t len)
+{
+	char src[64] = "", dst[64] = "", pb[8];
+	size_t n;
+
+	n = (size_t)snprintf(buf, len, "event=%s", els_reason_name(r->reason));
+	if (r->family && !r->proto && n < len) {
+		/* an event about an address (a scanner), not a packet */
+		els_addr_str(&r->src, r->family, src);
+		n += (size_t)snprintf(buf + n, len - n, " src=%s", src);
+	} else if (r->family && n < len) {
+		els_addr_str(&r->src, r->family, src);
+		els_addr_str(&r->dst, r->family, dst);
+		n += (size_t)snprintf(buf + n, len - n, " src=%s dst=%s dir=%s proto=%s", src, dst,
+				      r->dir == ELS_DIR_OUT ? "out" : "in",
+				      proto_text(r->proto, pb));
+		if ((r->proto == 6 || r->proto == 17) && n < len)
+			n += (size_t)snprintf(buf + n, len - n, " sport=%u dport=%u", r->sport,
+					      r->dport);
+	}
+	if (r->rule_name[0] && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " rule=%s", r->rule_name);
+	if (r->handler && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " handler=%s", r->handler);
+	if (r->detail[0] && n < len)
+		snprintf(buf + n, len - n, " %s", r->detail);
+}
+
+/* [lock] held. */
+static void drain(struct els_ring *r)
+{
+	const struct els_record *rec;
+	uint64_t lost;
+	char text[512];
+
+	while ((rec = els_ring_peek(r, &lost))) {
+		els_alert_format(rec, text, sizeof(text));
+		emit(LOG_WARNING, text);
+		els_ring_consume(r);
+	}
+}
+
+static void *drain_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	while (running) {
+		for (unsigned i = 0; i < nrings; i++)
+			drain(rings[i]);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += ALERT_PERIOD_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&wake, &lock, &ts);
+	}
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+int els_alert_register(struct els_ring *r)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	if (nrings == ALERT_MAX_RINGS) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	if (!running) {
+		running = true;
+		rc = -pthread_create(&thread, NULL, drain_main, NULL);
+		if (rc) {
+			running = false;
+			goto out;
+		}
+	}
+	rings[nrings++] = r;
+out:
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+void els_alert_unregister(struct els_ring *r)
+{
+	bool join = false;
+
+	pthread_mutex_lock(&lock);
+	for (unsigned i = 0; i < nrings; i++) {
+		if (rings[i] != r)
+			continue;
+		drain(r);
+		rings[i] = rings[--nrings];
+		break;
+	}
+	if (!nrings && running) {
+		running = false;
+		join = true;
+		pthread_cond_signal(&wake);
+	}
+	pthread_mutex_unlock(&lock);
+	if (join)
+		pthread_join(thread, NULL);
+}

@@ -1,0 +1,223 @@
+/* anomaly: header combinations that no working stack sends, each with its own reason and a
+ * configurable action ("drop", "observe": pass but record a would_drop, "off"):
+ *   tcp_null, tcp_xmas, tcp_syn_fin, tcp_syn_rst   flag sets used to fingerprint and evade
+ *   land               source address = destination address (loopback addresses excepted)
+ *   port_zero          TCP/UDP from or to port 0 (seeds 000/001)
+ *   fragment_overlap   a fragment that overlaps one of the same datagram (teardrop, RFC 5722)
+ *   ext_chain          IPv6 extension header chain longer than max_ext_headers
+ * Two more are the decoder's, and always drop, because a filter must never guess at headers it
+ * cannot read: tiny first fragments that hide the L4 header (tiny_fragment, RFC 1858) and
+ * chains beyond its walking limit of 16 (ipv6_ext_chain_too_long).
+ *
+ * Place it early in the chain (before the tracker) so packets of admitted flows are checked too.
+ * Every detection is alerted (rate-limited per reason) through the worker's alert ring. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "els/handler.h"
+#include "els/monitor.h"
+#include "wstate.h"
+
+enum an_check {
+	AN_TCP_NULL,
+	AN_TCP_XMAS,
+	AN_TCP_SYN_FIN,
+	AN_TCP_SYN_RST,
+	AN_LAND,
+	AN_PORT_ZERO,
+	AN_FRAG_OVERLAP,
+	AN_EXT_CHAIN,
+	AN__COUNT
+};
+
+static const struct {
+	const char *key;
+	uint16_t reason;
+} checks[AN__COUNT] = {
+    [AN_TCP_NULL] = {"tcp_null", ELS_R_TCP_NULL},
+    [AN_TCP_XMAS] = {"tcp_xmas", ELS_R_TCP_XMAS},
+    [AN_TCP_SYN_FIN] = {"tcp_syn_fin", ELS_R_TCP_SYN_FIN},
+    [AN_TCP_SYN_RST] = {"tcp_syn_rst", ELS_R_TCP_SYN_RST},
+    [AN_LAND] = {"land", ELS_R_LAND},
+    [AN_PORT_ZERO] = {"port_zero", ELS_R_PORT_ZERO},
+    [AN_FRAG_OVERLAP] = {"fragment_overlap", ELS_R_FRAGMENT_OVERLAP},
+    [AN_EXT_CHAIN] = {"ext_chain", ELS_R_EXT_CHAIN_TOO_LONG},
+};
+
+enum an_action { AN_DROP, AN_OBSERVE, AN_OFF };
+static const char *const actions[] = {"drop", "observe", "off", NULL};
+
+#define DEFAULT_MAX_EXT 8 /* RFC 8200's recommended order has at most 8 kinds before L4 */
+
+struct an_conf {
+	uint8_t action[AN__COUNT];
+	unsigned max_ext;
+};
+
+static int an_build(const config_setting_t *section, const struct els_build_env *env, void **conf,
+		    struct els_diag *diag)
+{
+	struct an_conf *c = calloc(1, sizeof(*c));
+	unsigned before = diag->count;
+
+	(void)env;
+	*conf = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->max_ext = DEFAULT_MAX_EXT;
+	for (int i = 0; section && i < config_setting_length(section); i++) {
+		const config_setting_t *s = config_setting_get_elem(section, (unsigned)i);
+		const char *name = config_setting_name(s);
+		unsigned k;
+
+		if (strcmp(name, "fail") == 0)
+			continue; /* the chain's */
+		if (strcmp(name, "max_ext_headers") == 0) {
+			int t = config_setting_type(s);
+			long long v = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64
+					  ? config_setting_get_int64(s)
+					  : -1;
+			if (v < 1 || v > 16)
+				els_diag_at(diag, s,
+					    "anomaly: 'max_ext_headers' must be 1..16 (the decoder "
+					    "stops at 16)");
+			else
+				c->max_ext = (unsigned)v;
+			continue;
+		}
+		for (k = 0; k < AN__COUNT && strcmp(name, checks[k].key) != 0; k++)
+			;
+		if (k == AN__COUNT) {
+			els_diag_at(diag, s,
+				    "anomaly: unknown setting '%s' (known: tcp_null, tcp_xmas, "
+				    "tcp_syn_fin, tcp_syn_rst, land, port_zero, fragment_overlap, "
+				    "ext_chain, max_ext_headers, fail)",
+				    name);
+			continue;
+		}
+		const char *v = config_setting_get_string(s);
+		int a = -1;
+		for (int j = 0; v && actions[j]; j++)
+			if (strcmp(v, actions[j]) == 0)
+				a = j;
+		if (a < 0)
+			els_diag_at(diag, s,
+				    "anomaly: '%s' must be \"drop\", \"observe\" or \"off\"", name);
+		else
+			c->action[k] = (uint8_t)a;
+	}
+	if (diag->count != before) {
+		free(c);
+		return -EINVAL;
+	}
+	*conf = c;
+	return 0;
+}
+
+static void an_destroy(void *conf)
+{
+	free(conf);
+}
+
+/* Loopback and the unspecified address: equal source and destination there are no attack. */
+static bool land_exempt(const struct els_pkt *p)
+{
+	static const uint8_t v6lo[16] = {[15] = 1}, zero[16];
+	if (p->family == ELS_AF_INET && p->src.b[0] == 127)
+		return true;
+	return memcmp(p->src.b, v6lo, 16) == 0 || memcmp(p->src.b, zero, 16) == 0;
+}
+
+/* The first anomaly of p, or AN__COUNT. */
+static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
+{
+	const struct els_pkt *p = ctx->pkt;
+	unsigned found = AN__COUNT;
+
+	/* Every fragment goes into the range memory, whatever else is wrong with it, so a later
+	 * fragment is compared with all of its predecessors. */
+	if ((p->flags & ELS_PKT_FRAGMENT) && ctx->ws && c->action[AN_FRAG_OVERLAP] != AN_OFF &&
+	    els_ws_frag_overlaps(ctx->ws, p))
+		found = AN_FRAG_OVERLAP;
+	if (memcmp(&p->src, &p->dst, sizeof(p->src)) == 0 && !land_exempt(p))
+		return AN_LAND;
+	if (p->proto == 6 && (p->flags & ELS_PKT_HAS_PORTS)) {
+		uint8_t fl = p->tcp_flags & 0x3f; /* ECE and CWR are congestion bits, not shape */
+		const uint8_t xmas = ELS_TCP_FIN | ELS_TCP_PSH | ELS_TCP_URG;
+		if (fl == 0)
+			return AN_TCP_NULL;
+		if ((fl & xmas) == xmas)
+			return AN_TCP_XMAS;
+		if ((fl & (ELS_TCP_SYN | ELS_TCP_FIN)) == (ELS_TCP_SYN | ELS_TCP_FIN))
+			return AN_TCP_SYN_FIN;
+		if ((fl & (ELS_TCP_SYN | ELS_TCP_RST)) == (ELS_TCP_SYN | ELS_TCP_RST))
+			return AN_TCP_SYN_RST;
+	}
+	if ((p->flags & ELS_PKT_HAS_PORTS) && (p->sport == 0 || p->dport == 0))
+		return AN_PORT_ZERO;
+	if (p->family == ELS_AF_INET6 && p->ext_count > c->max_ext)
+		return AN_EXT_CHAIN;
+	return found;
+}
+
+static void report(struct els_ctx *ctx, uint16_t reason, uint8_t kind)
+{
+	const struct els_pkt *p = ctx->pkt;
+	struct els_record r = {.kind = kind,
+			       .ts_ns = ctx->ws->real_ns,
+			       .count = 1,
+			       .src = p->src,
+			       .dst = p->dst,
+			       .handler = "anomaly",
+			       .reason = reason,
+			       .generation = ctx->generation,
+			       .verdict = ELS_ACCEPT,
+			       .family = p->family,
+			       .dir = p->dir,
+			       .proto = p->proto};
+	if (p->flags & ELS_PKT_HAS_PORTS) {
+		r.sport = p->sport;
+		r.dport = p->dport;
+		r.tcp_flags = p->tcp_flags;
+	}
+	if (kind == ELS_REC_WOULD_DROP)
+		els_ws_record(ctx->ws, &r);
+	els_ws_alert(ctx->ws, &r, true);
+}
+
+static enum els_action an_handle(const void *conf, struct els_ctx *ctx, struct els_decision *out)
+{
+	const struct an_conf *c = conf;
+	unsigned k = classify(c, ctx);
+
+	if (k == AN__COUNT || c->action[k] == AN_OFF)
+		return ELS_CONTINUE;
+	if (c->action[k] == AN_OBSERVE) {
+		if (ctx->ws)
+			report(ctx, checks[k].reason, ELS_REC_WOULD_DROP);
+		return ELS_CONTINUE;
+	}
+	if (ctx->ws)
+		report(ctx, checks[k].reason, ELS_REC_EVENT); /* the worker records the drop */
+	out->action = ELS_DROP;
+	out->reason = checks[k].reason;
+	out->rule = k + 1;
+	return ELS_DROP;
+}
+
+static const char *an_rule_name(const void *conf, uint32_t rule)
+{
+	(void)conf;
+	return rule >= 1 && rule <= AN__COUNT ? checks[rule - 1].key : NULL;
+}
+
+const struct els_handler els_handler_anomaly = {
+    .name = "anomaly",
+    .summary = "drops TCP flag sets no stack sends, land packets, port 0, overlapping fragments, "
+	       "long IPv6 header chains",
+    .build = an_build,
+    .destroy = an_destroy,
+    .handle = an_handle,
+    .rule_name = an_rule_name,
+};

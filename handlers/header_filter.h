@@ -1,0 +1,132 @@
+/* header_filter internals, shared by its files: header_filter.c (the packet path),
+ * header_filter_parse.c (config -> permits), header_filter_build.c (permits -> lookup tables)
+ * and header_filter_report.c (registry report, audit queries). Not a public interface. */
+#ifndef ELS_HEADER_FILTER_H
+#define ELS_HEADER_FILTER_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "els/addr.h"
+#include "els/handler.h"
+#include "els/lpm.h"
+#include "portspec.h"
+
+enum { P_TCP, P_UDP, P_ICMP, P_ICMP6, P_N };
+extern const char *const hf_proto_names[]; /* "tcp", "udp", "icmp", "icmpv6", "any", NULL */
+#define P_MASK_ANY   0x0fu
+#define P_MASK_PORTS ((1u << P_TCP) | (1u << P_UDP))
+
+#define NONE	     UINT32_MAX
+#define LOCAL_LINEAR 8 /* above this many local prefixes a permit gets its own LPM */
+#define MAX_MAPS     16
+
+struct hf_set {
+	uint32_t off, len; /* into pool */
+};
+
+/* Interns sorted uint32 lists: equal lists get one id. */
+struct hf_interner {
+	uint32_t *pool;
+	size_t npool, cpool;
+	struct hf_set *sets;
+	uint32_t nsets, csets;
+	uint32_t *slot; /* open addressing: set id + 1, 0 = free */
+	uint32_t nslot;
+};
+
+struct hf_inst {
+	uint32_t rule;	 /* 0-based permit index */
+	uint32_t off, n; /* residual port ranges in conf->ranges; n == 0: nothing to check */
+};
+
+/* What the packet path needs of a permit. */
+struct hf_rule {
+	char *id;
+	struct els_cidr *local; /* NULL: any local address */
+	uint32_t nlocal;
+	struct els_lpm *local_lpm;
+	int64_t expires_s; /* CLOCK_REALTIME second from which it no longer matches; 0: never */
+	uint64_t grace_ns; /* gate stays open this long after the last session ended */
+	uint16_t req_port; /* requires = "proto/port": the session that opens the gate */
+	uint8_t req_proto; /* 0: not gated */
+	uint8_t observe;   /* mode = "observe": matches, but recorded as would_drop */
+	uint8_t expired;   /* expired when built: compiled into no index */
+};
+
+/* A permit as written, kept after the build for reports and audits. `s` is valid only while
+ * building. */
+struct hf_permit {
+	const config_setting_t *s;
+	uint8_t dir, protos; /* protos: bit per P_* */
+	bool has_lp, has_rp, has_types;
+	struct els_port_set lp[2], rp[2]; /* [P_TCP], [P_UDP] */
+	struct els_port_set types[2];	  /* [P_ICMP - 2], [P_ICMP6 - 2] */
+	struct els_cidr *remote;	  /* NULL: any */
+	uint32_t nremote;
+	int line; /* config line, for reports */
+	/* registry metadata (DoDI 8551.01 PPS registry); NULL when not given */
+	char *justification, *owner, *category, *mitigations, *expires, *requires;
+};
+
+struct hf_index {
+	const uint16_t *map; /* NULL: no instance in this index */
+	uint32_t nclass;
+	struct els_lpm **lpm; /* per class; NULL for a class without instances */
+};
+
+struct hf_table {
+	struct hf_index side[2];
+	struct els_lpm *any;
+};
+
+struct hf_conf {
+	struct hf_table tab[2][P_N];
+	struct hf_rule *rules;
+	struct hf_permit *pm; /* [nrules], parallel to rules */
+	uint32_t nrules;
+	bool observe;	  /* mode = "observe" for the whole section */
+	uint32_t *expiry; /* rule indexes with an expiry date, by date; [nexpiry] */
+	uint32_t nexpiry;
+	struct hf_inst *inst;
+	uint32_t ninst, cinst;
+	struct els_port_range *ranges;
+	size_t nranges, cranges;
+	struct hf_interner cand;
+	uint16_t *maps[MAX_MAPS];
+	uint32_t map_dom[MAX_MAPS];
+	unsigned nmaps;
+};
+
+/* Build scratch, shared by the parse and compile halves. */
+struct hf_build {
+	struct hf_conf *c;
+	struct els_diag *d;
+	const char *services_path;
+	struct els_services *svc;
+	int svc_err; /* the services file could not be read: reported once */
+	struct hf_permit *pm;
+	const struct els_port_set **key; /* per instance: the list its side index is keyed on */
+	uint32_t ckey;
+	uint32_t *tmp, *tmp2; /* scratch of ninst entries */
+	int err;	      /* first allocation failure */
+	int64_t now_s;	      /* wall clock at build: permits expired by then are left out */
+	char where[300];      /* "permit '<id>'", for messages */
+};
+
+/* header_filter_build.c */
+void hf_compile(struct hf_build *b);
+void hf_destroy(void *conf);
+
+/* header_filter_parse.c */
+int hf_build(const config_setting_t *section, const struct els_build_env *env, void **conf,
+	     struct els_diag *d);
+/* "2026-12-31" or "2026-12-31T18:00:00Z" (UTC) -> the first second it no longer covers
+ * (the day after a bare date). 0 or -EINVAL. */
+int hf_parse_expiry(const char *text, int64_t *out_s);
+
+/* header_filter.c */
+bool hf_rule_expired_now(const struct hf_rule *r, const struct els_ctx *ctx);
+
+#endif

@@ -1,0 +1,278 @@
+/* header_filter, report half: the PPS registry (include/els/registry.h). Off the packet path. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "els/policy.h"
+#include "els/registry.h"
+#include "header_filter.h"
+
+extern const struct els_handler els_handler_header_filter;
+
+static const struct hf_conf *hf_of(const struct els_policy *p)
+{
+	for (unsigned i = 0; i < p->nlinks; i++)
+		if (p->links[i].h == &els_handler_header_filter)
+			return p->links[i].conf;
+	return NULL;
+}
+
+struct hits {
+	char name[32];
+	long long admits, would;
+	long long last_ns;
+};
+
+/* Admissions per rule name from the monitor file. Returns the count (>= 0) with *out
+ * allocated, or -1 with why in err. Record rule names are cut at 31 bytes: matched so. */
+static int load_hits(const char *path, struct hits **out, char *err, size_t errlen)
+{
+	static const char q[] =
+	    "SELECT rule_name, sum(kind = 'admit'), sum(kind = 'would_drop'), "
+	    "max(CASE WHEN kind = 'admit' THEN ts_ns END) FROM records "
+	    "WHERE handler = 'header_filter' AND kind IN ('admit', 'would_drop') "
+	    "AND rule_name IS NOT NULL GROUP BY rule_name";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct hits *h = NULL;
+	int n = 0, cap = 0, rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		n = -1;
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct hits *g = realloc(h, (size_t)cap * sizeof(*h));
+			if (!g) {
+				snprintf(err, errlen, "out of memory");
+				n = -1;
+				goto out;
+			}
+			h = g;
+		}
+		snprintf(h[n].name, sizeof(h[n].name), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		h[n].admits = sqlite3_column_int64(st, 1);
+		h[n].would = sqlite3_column_int64(st, 2);
+		h[n].last_ns = sqlite3_column_int64(st, 3);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+		n = -1;
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (n < 0) {
+		free(h);
+		return -1;
+	}
+	*out = h;
+	return n;
+}
+
+static void fmt_time(long long ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000LL);
+	struct tm tm;
+	if (!ns || !gmtime_r(&t, &tm))
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* "443 (https), 8000-8080" for one protocol's list, naming each single port that the services
+ * file knows. */
+static void print_ports(FILE *out, const struct els_port_set *s, const char *proto,
+			const struct els_services *svc)
+{
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct els_port_range *r = &s->r[i];
+		const char *name = r->lo == r->hi ? els_services_name(svc, r->lo, proto) : NULL;
+		fprintf(out, "%s%u", i ? ", " : "", r->lo);
+		if (r->hi != r->lo)
+			fprintf(out, "-%u", r->hi);
+		if (name)
+			fprintf(out, " (%s)", name);
+	}
+}
+
+static void print_cidrs(FILE *out, const struct els_cidr *c, uint32_t n)
+{
+	char a[ELS_ADDR_STRLEN];
+	if (!c) {
+		fputs("any", out);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		fprintf(out, "%s%s/%u", i ? ", " : "", els_addr_str(&c[i].addr, c[i].family, a),
+			c[i].plen);
+}
+
+static void print_what(FILE *out, const struct hf_permit *pm, const struct els_services *svc)
+{
+	bool any = (pm->protos & P_MASK_ANY) == P_MASK_ANY;
+	bool first = true;
+
+	for (unsigned p = 0; p < P_N; p++) {
+		if (!(pm->protos & (1u << p)))
+			continue;
+		fprintf(out, "%s%s", first ? "" : " + ", hf_proto_names[p]);
+		first = false;
+		if (p <= P_UDP && (pm->has_lp || pm->has_rp)) {
+			if (pm->has_lp) {
+				fputs(" local ", out);
+				print_ports(out, &pm->lp[p], hf_proto_names[p], svc);
+			}
+			if (pm->has_rp) {
+				fputs(" remote ", out);
+				print_ports(out, &pm->rp[p], hf_proto_names[p], svc);
+			}
+		} else if (p <= P_UDP && !any) {
+			fputs(" any port", out);
+		} else if (p > P_UDP && pm->has_types) {
+			const struct els_port_set *t = &pm->types[p - P_ICMP];
+			fputs(" types", out);
+			for (uint32_t i = 0; i < t->n; i++) {
+				fprintf(out, "%s%u", i ? "," : " ", t->r[i].lo);
+				if (t->r[i].hi != t->r[i].lo)
+					fprintf(out, "-%u", t->r[i].hi);
+			}
+		}
+	}
+}
+
+int els_registry_report(const struct els_policy *p, const char *monitor_path,
+			const char *services_path, FILE *out)
+{
+	const struct hf_conf *c = hf_of(p);
+	struct els_services *svc = NULL;
+	struct hits *h = NULL;
+	char err[256] = "", t[32];
+	int nh = -1, expired = 0;
+	time_t now = time(NULL);
+
+	if (!c)
+		return -ENOENT;
+	els_services_load(services_path ? services_path : "/etc/services", &svc);
+	if (monitor_path)
+		nh = load_hits(monitor_path, &h, err, sizeof(err));
+	fprintf(out, "PPS registry of %s (sha256 %.16s): %u permits, %s mode\n", p->path, p->hash,
+		c->nrules, c->observe ? "observe" : "enforce");
+	if (nh < 0)
+		fprintf(out, "hits unknown: monitor %s: %s\n",
+			monitor_path ? monitor_path : "(none)", monitor_path ? err : "not given");
+	else
+		fprintf(out, "hits: flows admitted, from the admit records of %s\n", monitor_path);
+	for (uint32_t i = 0; i < c->nrules; i++) {
+		const struct hf_rule *r = &c->rules[i];
+		const struct hf_permit *pm = &c->pm[i];
+		bool gone = r->expires_s && r->expires_s <= (int64_t)now;
+		expired += gone;
+		fprintf(out, "\npermit %s (line %d)%s\n", r->id, pm->line, gone ? " EXPIRED" : "");
+		fprintf(out, "  %s ", pm->dir == ELS_DIR_OUT ? "out" : "in");
+		print_what(out, pm, svc);
+		fputs("\n  remote: ", out);
+		print_cidrs(out, pm->remote, pm->nremote);
+		fputs("  local: ", out);
+		print_cidrs(out, r->local, r->nlocal);
+		fprintf(out, "\n  mode: %s  requires: %s",
+			r->observe || c->observe ? "observe" : "enforce",
+			pm->requires ? pm->requires : "-");
+		if (pm->requires)
+			fprintf(out, " (grace %llus)",
+				(unsigned long long)(r->grace_ns / 1000000000ull));
+		fprintf(out, "  expires: %s%s\n", pm->expires ? pm->expires : "never",
+			gone ? " (passed: no longer matches)" : "");
+		fprintf(out, "  justification: %s\n", pm->justification ? pm->justification : "-");
+		fprintf(out, "  owner: %s  category: %s\n", pm->owner ? pm->owner : "-",
+			pm->category ? pm->category : "-");
+		fprintf(out, "  mitigations: %s\n", pm->mitigations ? pm->mitigations : "-");
+		if (nh >= 0) {
+			const struct hits *x = NULL;
+			for (int k = 0; k < nh && !x; k++)
+				if (strncmp(h[k].name, r->id, sizeof(h[k].name) - 1) == 0)
+					x = &h[k];
+			fmt_time(x ? x->last_ns : 0, t, sizeof(t));
+			fprintf(out, "  hits: %lld  last hit: %s", x ? x->admits : 0LL, t);
+			if (x && x->would)
+				fprintf(out, "  would_drop: %lld", x->would);
+			fputc('\n', out);
+		}
+	}
+	free(h);
+	els_services_free(svc);
+	return expired;
+}
+
+static bool rule_live(const struct hf_conf *c, uint32_t i, time_t now)
+{
+	const struct hf_rule *r = &c->rules[i];
+	return !r->expired && !r->observe && !c->observe &&
+	       !(r->expires_s && r->expires_s <= (int64_t)now);
+}
+
+const char *els_registry_inbound(const struct els_policy *p, uint8_t proto, uint8_t family,
+				 const struct els_addr *local, uint16_t port, bool *restricted)
+{
+	const struct hf_conf *c = hf_of(p);
+	static const struct els_addr zero;
+	unsigned pi = proto == 6 ? P_TCP : P_UDP;
+	time_t now = time(NULL);
+
+	if (!c || (proto != 6 && proto != 17))
+		return NULL;
+	for (uint32_t i = 0; i < c->nrules; i++) {
+		const struct hf_rule *r = &c->rules[i];
+		const struct hf_permit *pm = &c->pm[i];
+		if (pm->dir != ELS_DIR_IN || !(pm->protos & (1u << pi)) || !rule_live(c, i, now))
+			continue;
+		if (pm->has_lp ? !els_ranges_has(pm->lp[pi].r, pm->lp[pi].n, port) : port == 0)
+			continue;
+		/* a wildcard listener is reachable through any local address a permit names */
+		if (r->local && memcmp(local, &zero, sizeof(zero)) != 0) {
+			bool ok = false;
+			for (uint32_t k = 0; k < r->nlocal && !ok; k++)
+				ok = els_cidr_contains(&r->local[k], family, local);
+			if (!ok)
+				continue;
+		}
+		if (restricted)
+			*restricted = pm->remote || pm->has_rp || r->req_proto;
+		return r->id;
+	}
+	return NULL;
+}
+
+void els_registry_inbound_ports(const struct els_policy *p,
+				void (*fn)(void *arg, const char *id, uint8_t proto, uint16_t lo,
+					   uint16_t hi),
+				void *arg)
+{
+	const struct hf_conf *c = hf_of(p);
+	time_t now = time(NULL);
+
+	for (uint32_t i = 0; c && i < c->nrules; i++) {
+		const struct hf_permit *pm = &c->pm[i];
+		if (pm->dir != ELS_DIR_IN || !pm->has_lp || !rule_live(c, i, now))
+			continue;
+		for (unsigned pi = P_TCP; pi <= P_UDP; pi++) {
+			if (!(pm->protos & (1u << pi)))
+				continue;
+			for (uint32_t k = 0; k < pm->lp[pi].n; k++)
+				fn(arg, c->rules[i].id, pi == P_TCP ? 6 : 17, pm->lp[pi].r[k].lo,
+				   pm->lp[pi].r[k].hi);
+		}
+	}
+}

@@ -1,0 +1,167 @@
+/* anomaly: each check with its reason, the actions drop/observe/off, loopback exemption,
+ * fragment overlap memory, config errors. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "../../handlers/wstate.h"
+#include "els/handler.h"
+
+extern const struct els_handler els_handler_anomaly;
+
+static void *build(const char *text)
+{
+	config_t cfg;
+	struct els_diag d;
+	void *conf = NULL;
+	config_init(&cfg);
+	els_diag_init(&d, "t");
+	cr_assert(config_read_string(&cfg, text));
+	int rc = els_handler_anomaly.build(config_lookup(&cfg, "anomaly"), NULL, &conf, &d);
+	els_diag_free(&d);
+	config_destroy(&cfg);
+	return rc ? NULL : conf;
+}
+
+static struct els_pkt tcp(const char *src, const char *dst, int sport, int dport, uint8_t fl)
+{
+	struct els_pkt p = {.family = ELS_AF_INET,
+			    .proto = 6,
+			    .flags = ELS_PKT_HAS_PORTS,
+			    .sport = (uint16_t)sport,
+			    .dport = (uint16_t)dport,
+			    .tcp_flags = fl,
+			    .wire_len = 60};
+	inet_pton(AF_INET, src, p.src.b);
+	inet_pton(AF_INET, dst, p.dst.b);
+	return p;
+}
+
+static struct els_decision judge(void *conf, struct els_wstate *ws, struct els_pkt p,
+				 enum els_action *a)
+{
+	struct els_ctx ctx = {.pkt = &p, .ws = ws, .generation = 1};
+	struct els_decision d = {0};
+	*a = els_handler_anomaly.handle(conf, &ctx, &d);
+	return d;
+}
+
+#define C "203.0.113.5"
+#define S "198.18.0.2"
+
+Test(anomaly, each_check_has_its_reason)
+{
+	void *c = build("anomaly = { };");
+	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	enum els_action a;
+	static const struct {
+		uint8_t fl;
+		int dport;
+		unsigned reason;
+	} cases[] = {
+	    {0, 443, ELS_R_TCP_NULL},
+	    {ELS_TCP_FIN | ELS_TCP_PSH | ELS_TCP_URG, 443, ELS_R_TCP_XMAS},
+	    {0x3f, 443, ELS_R_TCP_XMAS},
+	    {ELS_TCP_SYN | ELS_TCP_FIN, 443, ELS_R_TCP_SYN_FIN},
+	    {ELS_TCP_SYN | ELS_TCP_RST, 443, ELS_R_TCP_SYN_RST},
+	    {ELS_TCP_SYN, 0, ELS_R_PORT_ZERO},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct els_decision d =
+		    judge(c, ws, tcp(C, S, 40000, cases[i].dport, cases[i].fl), &a);
+		cr_assert_eq(a, ELS_DROP, "case %zu", i);
+		cr_assert_eq(d.reason, cases[i].reason, "case %zu: %u", i, d.reason);
+	}
+	/* ordinary flag sets pass on; ECE/CWR alone do not make a NULL */
+	uint8_t fine[] = {ELS_TCP_SYN, ELS_TCP_SYN | ELS_TCP_ACK,
+			  ELS_TCP_ACK, ELS_TCP_FIN | ELS_TCP_ACK,
+			  ELS_TCP_RST, ELS_TCP_SYN | 0xc0};
+	for (size_t i = 0; i < sizeof(fine); i++) {
+		judge(c, ws, tcp(C, S, 40000, 443, fine[i]), &a);
+		cr_assert_eq(a, ELS_CONTINUE, "flags %#x", fine[i]);
+	}
+	struct els_decision d = judge(c, ws, tcp(S, S, 443, 443, ELS_TCP_SYN), &a);
+	cr_assert_eq(a, ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_LAND);
+	judge(c, ws, tcp("127.0.0.1", "127.0.0.1", 4000, 443, ELS_TCP_SYN), &a);
+	cr_assert_eq(a, ELS_CONTINUE, "loopback is no land");
+
+	struct els_pkt v6 = {.family = ELS_AF_INET6, .proto = 17, .ext_count = 9};
+	d = judge(c, ws, v6, &a);
+	cr_assert_eq(a, ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_EXT_CHAIN_TOO_LONG);
+	v6.ext_count = 8;
+	judge(c, ws, v6, &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	/* drops are alerted, one per reason per 10 s */
+	uint64_t lost;
+	cr_assert_not_null(els_ring_peek(ws->alerts, &lost));
+	els_ws_free(ws);
+	els_handler_anomaly.destroy(c);
+}
+
+Test(anomaly, observe_and_off)
+{
+	void *c = build("anomaly = { tcp_null = \"observe\"; tcp_xmas = \"off\"; "
+			"max_ext_headers = 2; };");
+	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct els_ring *mon = els_ring_new(16);
+	enum els_action a;
+	ws->mon = mon;
+	judge(c, ws, tcp(C, S, 40000, 443, 0), &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	uint64_t lost;
+	const struct els_record *r = els_ring_peek(mon, &lost);
+	cr_assert_not_null(r);
+	cr_assert_eq(r->kind, ELS_REC_WOULD_DROP);
+	cr_assert_eq(r->reason, ELS_R_TCP_NULL);
+	cr_assert_eq(r->verdict, ELS_ACCEPT);
+	judge(c, ws, tcp(C, S, 40000, 443, ELS_TCP_FIN | ELS_TCP_PSH | ELS_TCP_URG), &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	struct els_pkt v6 = {.family = ELS_AF_INET6, .proto = 17, .ext_count = 3};
+	judge(c, ws, v6, &a);
+	cr_assert_eq(a, ELS_DROP);
+	els_ws_free(ws);
+	els_ring_free(mon);
+	els_handler_anomaly.destroy(c);
+}
+
+Test(anomaly, fragment_overlap)
+{
+	void *c = build("anomaly = { };");
+	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	enum els_action a;
+	struct els_pkt f = tcp(C, S, 0, 0, 0);
+	f.proto = 17;
+	f.flags = ELS_PKT_FRAGMENT;
+	f.frag_id = 77;
+	f.wire_len = 1500; /* data >= 1440 bytes */
+	judge(c, ws, f, &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	struct els_pkt g = f;
+	g.flags = ELS_PKT_FRAGMENT | ELS_PKT_LATER_FRAG;
+	g.frag_off = 1480; /* adjacent: fine */
+	g.wire_len = 100;
+	judge(c, ws, g, &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	g.frag_off = 800; /* inside the first */
+	struct els_decision d = judge(c, ws, g, &a);
+	cr_assert_eq(a, ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_FRAGMENT_OVERLAP);
+	g.frag_id = 78; /* another datagram */
+	judge(c, ws, g, &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	els_ws_free(ws);
+	els_handler_anomaly.destroy(c);
+}
+
+Test(anomaly, config_errors)
+{
+	cr_assert_null(build("anomaly = { tcp_null = \"block\"; };"));
+	cr_assert_null(build("anomaly = { smurf = \"drop\"; };"));
+	cr_assert_null(build("anomaly = { max_ext_headers = 17; };"));
+	void *c = build("anomaly = { fail = \"open\"; land = \"off\"; };");
+	cr_assert_not_null(c);
+	els_handler_anomaly.destroy(c);
+}

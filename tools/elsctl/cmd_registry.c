@@ -1,0 +1,49 @@
+/* elsctl registry: the PPS registry report of a local config, as `elsd --report` prints it
+ * (include/els/registry.h). Contacts no agent. */
+#include <errno.h>
+#include <getopt.h>
+
+#include "els/diag.h"
+#include "els/policy.h"
+#include "els/registry.h"
+#include "elsctl.h"
+
+/* `elsctl registry`: the PPS registry report, as `elsd --report` prints it. */
+int cmd_registry(struct ctl *c, int argc, char *argv[])
+{
+	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+					   {"monitor", required_argument, NULL, 'm'},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
+	const char *conf = "/etc/elsd/elsd.conf", *mon = NULL;
+	struct els_diag d;
+	int ch;
+
+	(void)c;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+c:m:h", lo, NULL)) != -1) {
+		if (ch == 'c')
+			conf = optarg;
+		else if (ch == 'm')
+			mon = optarg;
+		else if (ch == 'h')
+			return fputs(ctl_cmd_find("registry")->usage, stdout), CTL_EXIT_OK;
+		else
+			return ctl_bad_option("registry");
+	}
+	if (argc != optind)
+		return ctl_usage_error("registry", "unexpected argument '%s'", argv[optind]);
+	els_diag_init(&d, conf);
+	struct els_policy *p = els_policy_load(conf, NULL, &d);
+	if (!p) {
+		els_diag_print(&d, stderr);
+		els_diag_free(&d);
+		return CTL_EXIT_USAGE;
+	}
+	els_diag_free(&d);
+	int n = els_registry_report(p, mon ? mon : p->set.monitor_path, NULL, stdout);
+	els_policy_free(p);
+	if (n == -ENOENT)
+		fprintf(stderr, "elsctl: registry: %s has no header_filter in its chain\n", conf);
+	return n < 0 ? CTL_EXIT_USAGE : n > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
+}

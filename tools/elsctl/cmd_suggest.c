@@ -1,0 +1,370 @@
+/* elsctl suggest: learn a policy from a monitor file (paper VII: "a port-by-port and
+ * protocol-by-protocol examination of the traffic ... The valid and necessary traffic can be
+ * identified"). Runs locally, contacts no agent.
+ *
+ * Input: the `would_drop` records of an observe-mode run (what the current policy would have
+ * dropped) and its `admit` records (what it admitted): the first packet of every flow, and
+ * every packet that forms no flow. Grouped by direction, protocol and service port (the local
+ * port inbound, the remote port outbound) or ICMP type, each with the remote addresses seen.
+ * Remotes become CIDRs: up to 8 addresses are listed one by one; more are widened to their
+ * /24 (IPv4) or /64 (IPv6); more than 16 such networks mean "any remote". Services with the
+ * same direction, protocol and remote list share one permit. The result is written with
+ * libconfig, so it parses; `elsd -n` checks the rest. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <libconfig.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "els/addr.h"
+#include "elsctl.h"
+
+#define MAX_LISTED   8
+#define MAX_NETWORKS 16
+
+struct remote {
+	struct els_cidr c;
+	long long n;
+};
+
+struct group {
+	int dir;     /* 0 in, 1 out */
+	int proto;   /* 6, 17, 1, 58 */
+	int port;    /* service port or ICMP type */
+	long long n; /* flows (or packets without a flow) */
+	struct remote *r;
+	size_t nr, cr;
+	char remotes[1024]; /* canonical text of the remote list after widening ("" = any) */
+	int merged;	    /* index + 1 of the permit it joined */
+};
+
+struct learn {
+	struct group *g;
+	size_t n, cap;
+	bool v6;
+	long long records;
+};
+
+static struct group *group_of(struct learn *l, int dir, int proto, int port)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->g[i].dir == dir && l->g[i].proto == proto && l->g[i].port == port)
+			return &l->g[i];
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct group *g = realloc(l->g, cap * sizeof(*g));
+		if (!g)
+			return NULL;
+		l->g = g;
+		l->cap = cap;
+	}
+	struct group *g = &l->g[l->n++];
+	memset(g, 0, sizeof(*g));
+	g->dir = dir;
+	g->proto = proto;
+	g->port = port;
+	return g;
+}
+
+static int add_remote(struct group *g, const struct els_cidr *c, long long n)
+{
+	for (size_t i = 0; i < g->nr; i++)
+		if (g->r[i].c.family == c->family && g->r[i].c.plen == c->plen &&
+		    !memcmp(&g->r[i].c.addr, &c->addr, sizeof(c->addr))) {
+			g->r[i].n += n;
+			return 0;
+		}
+	if (g->nr == g->cr) {
+		size_t cap = g->cr ? g->cr * 2 : 8;
+		struct remote *r = realloc(g->r, cap * sizeof(*r));
+		if (!r)
+			return -1;
+		g->r = r;
+		g->cr = cap;
+	}
+	g->r[g->nr].c = *c;
+	g->r[g->nr++].n = n;
+	return 0;
+}
+
+static int proto_num(const char *p)
+{
+	if (!strcmp(p, "tcp"))
+		return 6;
+	if (!strcmp(p, "udp"))
+		return 17;
+	if (!strcmp(p, "icmp"))
+		return 1;
+	if (!strcmp(p, "icmpv6"))
+		return 58;
+	return -1;
+}
+
+static const char *proto_name(int p)
+{
+	return p == 6 ? "tcp" : p == 17 ? "udp" : p == 1 ? "icmp" : "icmpv6";
+}
+
+static int read_monitor(const char *path, struct learn *l)
+{
+	/* would_drop rows of the header filter say what the policy lacks; admit rows what it
+	 * had. Anomalies and port 0 are never learnt. */
+	static const char q[] =
+	    "SELECT dir, proto, src, dst, dport, icmp_type, count(*) FROM records "
+	    "WHERE (kind = 'admit' OR (kind = 'would_drop' AND handler = 'header_filter' AND "
+	    "reason IN ('no_permit', 'session_required'))) AND proto IN ('tcp', 'udp', 'icmp', "
+	    "'icmpv6') GROUP BY dir, proto, src, dst, dport, icmp_type";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "elsctl: suggest: %s: %s\n", path,
+			db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *dir = (const char *)sqlite3_column_text(st, 0);
+		int proto = proto_num((const char *)sqlite3_column_text(st, 1));
+		int out = dir && !strcmp(dir, "out");
+		const char *remote = (const char *)sqlite3_column_text(st, out ? 3 : 2);
+		long long n = sqlite3_column_int64(st, 6);
+		int port;
+		struct els_cidr c;
+		const char *why;
+
+		if (proto < 0 || !remote || els_cidr_parse(remote, &c, &why) < 0)
+			continue;
+		if (proto == 6 || proto == 17) {
+			if (sqlite3_column_type(st, 4) == SQLITE_NULL)
+				continue;
+			port = sqlite3_column_int(st, 4);
+			if (port == 0)
+				continue;
+		} else {
+			if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+				continue;
+			port = sqlite3_column_int(st, 5);
+		}
+		struct group *g = group_of(l, out, proto, port);
+		if (!g || add_remote(g, &c, n) < 0) {
+			fprintf(stderr, "elsctl: suggest: out of memory\n");
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		g->n += n;
+		l->records += n;
+		l->v6 |= c.family == ELS_AF_INET6;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (rc != SQLITE_DONE) {
+		if (rc != SQLITE_NOMEM)
+			fprintf(stderr, "elsctl: suggest: %s: cannot read records\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int cidr_cmp(const void *a, const void *b)
+{
+	const struct remote *x = a, *y = b;
+	if (x->c.family != y->c.family)
+		return x->c.family - y->c.family;
+	int m = memcmp(&x->c.addr, &y->c.addr, sizeof(x->c.addr));
+	return m ? m : x->c.plen - y->c.plen;
+}
+
+/* Widens the remotes of g per the rule at the top and writes their canonical text. */
+static void widen(struct group *g)
+{
+	if (g->nr > MAX_LISTED) {
+		for (size_t i = 0; i < g->nr; i++) {
+			struct els_cidr *c = &g->r[i].c;
+			unsigned keep = c->family == ELS_AF_INET ? 24 : 64;
+			c->plen = (uint8_t)keep;
+			for (unsigned b = keep / 8; b < 16; b++)
+				c->addr.b[b] = 0;
+		}
+	}
+	qsort(g->r, g->nr, sizeof(*g->r), cidr_cmp);
+	size_t k = 0;
+	for (size_t i = 0; i < g->nr; i++) {
+		if (k && !cidr_cmp(&g->r[k - 1], &g->r[i])) {
+			g->r[k - 1].n += g->r[i].n;
+			continue;
+		}
+		g->r[k++] = g->r[i];
+	}
+	g->nr = k;
+	g->remotes[0] = '\0';
+	if (g->nr > MAX_NETWORKS)
+		return; /* any */
+	for (size_t i = 0; i < g->nr; i++) {
+		char a[ELS_ADDR_STRLEN];
+		size_t len = strlen(g->remotes);
+		snprintf(g->remotes + len, sizeof(g->remotes) - len, "%s%s/%u", i ? " " : "",
+			 els_addr_str(&g->r[i].c.addr, g->r[i].c.family, a), g->r[i].c.plen);
+	}
+}
+
+static config_setting_t *add_str(config_setting_t *g, const char *k, const char *v)
+{
+	config_setting_t *s = config_setting_add(g, k, CONFIG_TYPE_STRING);
+	if (s)
+		config_setting_set_string(s, v);
+	return s;
+}
+
+/* Appends permit groups[first] (and those merged into it) to list. */
+static void emit(config_setting_t *list, struct learn *l, size_t first, int num, FILE *notes)
+{
+	struct group *g = &l->g[first];
+	config_setting_t *p = config_setting_add(list, NULL, CONFIG_TYPE_GROUP);
+	char id[64];
+	long long flows = 0;
+	bool icmp = g->proto == 1 || g->proto == 58;
+
+	snprintf(id, sizeof(id), "learn-%d-%s-%s", num, g->dir ? "out" : "in",
+		 proto_name(g->proto));
+	add_str(p, "id", id);
+	add_str(p, "dir", g->dir ? "out" : "in");
+	add_str(p, "proto", proto_name(g->proto));
+	config_setting_t *ports = config_setting_add(p,
+						     icmp     ? "icmp_types"
+						     : g->dir ? "remote_ports"
+							      : "local_ports",
+						     CONFIG_TYPE_ARRAY);
+	fprintf(notes, "#   %s:", id);
+	for (size_t i = first; i < l->n; i++) {
+		if (i != first && l->g[i].merged != (int)first + 1)
+			continue;
+		config_setting_set_int_elem(ports, -1, l->g[i].port);
+		flows += l->g[i].n;
+		fprintf(notes, " %s %d", icmp ? "type" : "port", l->g[i].port);
+	}
+	fprintf(notes, ": %lld %s from %zu remote%s%s\n", flows,
+		icmp || g->proto == 17 ? "flows or packets" : "flows", g->nr, g->nr == 1 ? "" : "s",
+		g->remotes[0] ? "" : " (any)");
+	if (g->remotes[0]) {
+		config_setting_t *r = config_setting_add(p, "remote", CONFIG_TYPE_ARRAY);
+		for (size_t i = 0; i < g->nr; i++) {
+			char a[ELS_ADDR_STRLEN + 8], b[ELS_ADDR_STRLEN];
+			snprintf(a, sizeof(a), "%s/%u",
+				 els_addr_str(&g->r[i].c.addr, g->r[i].c.family, b),
+				 g->r[i].c.plen);
+			config_setting_set_string_elem(r, -1, a);
+		}
+	}
+	add_str(p, "justification", "learnt from an observe-mode run: review before use");
+}
+
+/* IPv6 does not work without neighbour discovery, and its packets form no flows, so an
+ * observe run may hold no record of them: always permitted when IPv6 was seen. */
+static void emit_ndp(config_setting_t *list)
+{
+	static const int in[] = {134, 135, 136}, out[] = {133, 135, 136};
+	for (int d = 0; d < 2; d++) {
+		config_setting_t *p = config_setting_add(list, NULL, CONFIG_TYPE_GROUP);
+		add_str(p, "id", d ? "ndp-out" : "ndp-in");
+		add_str(p, "dir", d ? "out" : "in");
+		add_str(p, "proto", "icmpv6");
+		config_setting_t *t = config_setting_add(p, "icmp_types", CONFIG_TYPE_ARRAY);
+		for (int i = 0; i < 3; i++)
+			config_setting_set_int_elem(t, -1, d ? out[i] : in[i]);
+		add_str(p, "justification", "IPv6 neighbour discovery");
+	}
+}
+
+static int base_config(config_t *cfg, const char *base)
+{
+	if (base) {
+		if (!config_read_file(cfg, base)) {
+			fprintf(stderr, "elsctl: suggest: %s:%d: %s\n",
+				config_error_file(cfg) ? config_error_file(cfg) : base,
+				config_error_line(cfg), config_error_text(cfg));
+			return -1;
+		}
+		return 0;
+	}
+	config_setting_t *root = config_root_setting(cfg);
+	add_str(root, "queues", "0");
+	config_setting_t *chain = config_setting_add(root, "chain", CONFIG_TYPE_ARRAY);
+	config_setting_set_string_elem(chain, -1, "tracker");
+	config_setting_set_string_elem(chain, -1, "header_filter");
+	return 0;
+}
+
+int cmd_suggest(struct ctl *c, int argc, char *argv[])
+{
+	static const struct option lo[] = {
+	    {"base", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'}, {0}};
+	const char *base = NULL;
+	struct learn l = {0};
+	config_t cfg;
+	int ch, rc = CTL_EXIT_FAILED, num = 0;
+
+	(void)c;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+b:h", lo, NULL)) != -1) {
+		if (ch == 'b')
+			base = optarg;
+		else if (ch == 'h')
+			return fputs(ctl_cmd_find("suggest")->usage, stdout), CTL_EXIT_OK;
+		else
+			return ctl_bad_option("suggest");
+	}
+	if (argc - optind != 1)
+		return ctl_usage_error("suggest", "suggest needs one MONITOR file");
+	config_init(&cfg);
+	if (base_config(&cfg, base) < 0) {
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	if (read_monitor(argv[optind], &l) < 0)
+		goto out;
+	for (size_t i = 0; i < l.n; i++)
+		widen(&l.g[i]);
+	/* services with the same direction, protocol and remotes share a permit */
+	for (size_t i = 0; i < l.n; i++)
+		for (size_t j = 0; j < i && !l.g[i].merged; j++)
+			if (!l.g[j].merged && l.g[j].dir == l.g[i].dir &&
+			    l.g[j].proto == l.g[i].proto && !strcmp(l.g[j].remotes, l.g[i].remotes))
+				l.g[i].merged = (int)j + 1;
+
+	config_setting_t *root = config_root_setting(&cfg);
+	config_setting_t *hf = config_setting_get_member(root, "header_filter");
+	if (!hf)
+		hf = config_setting_add(root, "header_filter", CONFIG_TYPE_GROUP);
+	if (config_setting_get_member(hf, "mode"))
+		config_setting_remove(hf, "mode"); /* the suggestion is meant to be enforced */
+	if (config_setting_get_member(hf, "permits"))
+		config_setting_remove(hf, "permits");
+	config_setting_t *list = config_setting_add(hf, "permits", CONFIG_TYPE_LIST);
+	if (!list) {
+		fprintf(stderr, "elsctl: suggest: 'header_filter' in the base is not a group\n");
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	printf("# Suggested by `elsctl suggest` from %s: %lld records, %zu services.\n",
+	       argv[optind], l.records, l.n);
+	printf("# Review every permit (add owner, category, mitigations) before enforcing it.\n");
+	for (size_t i = 0; i < l.n; i++)
+		if (!l.g[i].merged)
+			emit(list, &l, i, ++num, stdout);
+	if (l.v6)
+		emit_ndp(list);
+	fflush(stdout);
+	config_write(&cfg, stdout);
+	rc = CTL_EXIT_OK;
+out:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.g[i].r);
+	free(l.g);
+	config_destroy(&cfg);
+	return rc;
+}
