@@ -16,7 +16,7 @@
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	NULL,
+	"offload", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -182,6 +182,13 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 			els_diag_at(d, fo, "'fail_open' must be true or false");
 		else
 			set->fail_open = config_setting_get_bool(fo);
+	}
+	const config_setting_t *off = member(root, "offload");
+	if (off) {
+		if (config_setting_type(off) != CONFIG_TYPE_BOOL)
+			els_diag_at(d, off, "'offload' must be true or false");
+		else
+			set->offload = config_setting_get_bool(off);
 	}
 	const char *user = get_string(root, "user", d);
 	if (user && *user && !getpwnam(user))

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "offload.h"
 #include "queue.h"
 
 #define QUEUE_BATCH 128       /* packets judged per turn before verdicts go out */
@@ -38,6 +39,11 @@ struct els_queue {
 	size_t rxlen;
 	char *txbuf; /* the verdict batch */
 	size_t txlen;
+	struct els_offload *off; /* opened when a generation turns offload on */
+	uint32_t gen;		 /* generation seen at the last turn */
+	struct els_offload_req offq[QUEUE_BATCH]; /* flows to mark after this turn's verdicts */
+	unsigned noffq;
+	uint64_t now_mono, now_real; /* read once per turn: a turn lasts microseconds */
 };
 
 static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
@@ -131,10 +137,15 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	}
 	wire = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : caplen;
 	enum els_action a = els_worker_packet(q->w, payload ? payload : (const uint8_t *)"",
-					      caplen, wire, hook_dir(ph->hook), els_now_mono(),
-					      els_now_real());
+					      caplen, wire, hook_dir(ph->hook), q->now_mono,
+					      q->now_real);
 	q->pend[q->npend].id = id;
 	q->pend[q->npend].verdict = a == ELS_ACCEPT ? NF_ACCEPT : NF_DROP;
+	if (q->w->offload_now) {
+		q->offq[q->noffq].key = q->w->offload_now->key;
+		q->offq[q->noffq].init_side = q->w->offload_now->init_side;
+		q->noffq++;
+	}
 	q->npend++;
 	return MNL_CB_OK;
 }
@@ -165,6 +176,10 @@ static void flush_verdicts(struct els_queue *q)
 		atomic_fetch_add_explicit(&q->w->st.verdict_errors, 1, memory_order_relaxed);
 	mnl_nlmsg_batch_stop(b);
 	q->npend = 0;
+	/* After the verdicts, so the packet that completed the flow is on its way already. */
+	if (q->noffq && q->off)
+		els_offload_mark(q->off, q->offq, q->noffq);
+	q->noffq = 0;
 }
 
 /* Reads and judges up to QUEUE_BATCH packets without blocking. Returns how many messages
@@ -174,6 +189,8 @@ static int read_batch(struct els_queue *q)
 	int fd = mnl_socket_get_fd(q->nl);
 	int n = 0;
 
+	q->now_mono = els_now_mono();
+	q->now_real = els_now_real();
 	while (q->npend < QUEUE_BATCH) {
 		ssize_t len = recv(fd, q->rxbuf, q->rxlen, MSG_DONTWAIT);
 		if (len < 0) {
@@ -195,11 +212,40 @@ static int read_batch(struct els_queue *q)
 	return n;
 }
 
+/* Offload between batches: on a new generation, every marked flow comes back to the queue to
+ * be judged again (and offload is opened when the generation turns it on); then conntrack's
+ * news. A conntrack socket that fails ends offload, not the queue. */
+static void offload_turn(struct els_queue *q, struct pollfd *pfd)
+{
+	struct els_worker *w = q->w;
+
+	if (w->pol->generation != q->gen) {
+		q->gen = w->pol->generation;
+		if (q->off)
+			els_offload_unmark_all(q->off, w);
+		if (w->pol->set.offload && !q->off)
+			q->off = els_offload_open(q->num);
+		w->offload_on = q->off && w->pol->set.offload;
+	}
+	if (q->off && els_offload_run(q->off, w, els_now_mono(), els_now_real()) < 0) {
+		fprintf(stderr, "elsd: queue %u: offload: conntrack socket failed: %s; offload off\n",
+			q->num, strerror(errno));
+		els_offload_unmark_all(q->off, w);
+		els_offload_close(q->off);
+		q->off = NULL;
+		w->offload_on = false;
+	}
+	pfd[1].fd = q->off ? els_offload_fd(q->off, 0) : -1;
+	pfd[2].fd = q->off ? els_offload_fd(q->off, 1) : -1;
+}
+
 int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 {
 	int rc = 0;
 
-	struct pollfd pfd = {.fd = mnl_socket_get_fd(q->nl), .events = POLLIN};
+	struct pollfd pfd[3] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
+				{.fd = -1, .events = POLLIN},
+				{.fd = -1, .events = POLLIN}};
 	struct els_worker *w = q->w;
 
 	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
@@ -209,6 +255,7 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 		flush_verdicts(q);
 		els_worker_tick(w, els_now_mono(), els_now_real());
 		els_worker_snapshot_serve(w); /* management `flows` request, if any */
+		offload_turn(q, pfd);
 		if (r < 0) {
 			fprintf(stderr, "elsd: queue %u: netlink receive failed: %s\n", q->num,
 				strerror(errno));
@@ -216,7 +263,7 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 			break;
 		}
 		if (r == 0)
-			poll(&pfd, 1, QUEUE_POLL_MS);
+			poll(pfd, 3, QUEUE_POLL_MS);
 	}
 	/* Answer what is already queued before unbinding, so nothing waits for a verdict that
 	 * will never come. */
@@ -224,6 +271,11 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 	while (read_batch(q) > 0)
 		flush_verdicts(q);
 	flush_verdicts(q);
+	/* Offloaded flows come back to the queue: whoever judges next (a restarted elsd, or the
+	 * fail-open/closed policy) sees them, rather than the kernel passing them unwatched. */
+	if (q->off)
+		els_offload_unmark_all(q->off, w);
+	w->offload_on = false;
 	return rc;
 }
 
@@ -238,6 +290,7 @@ void els_queue_close(struct els_queue *q)
 		mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len);
 		mnl_socket_close(q->nl);
 	}
+	els_offload_close(q->off);
 	free(q->rxbuf);
 	free(q->txbuf);
 	free(q);

@@ -131,6 +131,27 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 	els_ring_push(w->ring, &r);
 }
 
+void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reason,
+			 uint64_t real_ns)
+{
+	struct flow_end_arg fa = {w, real_ns};
+	flow_end(f, reason, &fa);
+	els_flow_remove(w->flows, f);
+}
+
+/* A flow goes to the kernel (agent/offload.h) once nothing more is to be learned from its
+ * packets: established (TCP handshake done, UDP answered) and confirmed under the running
+ * generation (a session-gated flow keeps generation 0 and is judged packet by packet). */
+static void offload_check(struct els_worker *w, struct els_flow *f)
+{
+	if (f->state != ELS_FS_ESTABLISHED || f->generation != w->pol->generation ||
+	    (f->offload & ELS_FLOW_MARKED) || (f->key.proto != 6 && f->key.proto != 17))
+		return;
+	f->offload |= ELS_FLOW_OFFLOADED | ELS_FLOW_MARKED;
+	w->offloaded++;
+	w->offload_now = f;
+}
+
 enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size_t caplen,
 				  size_t wire_len, enum els_dir dir, uint64_t mono_ns,
 				  uint64_t real_ns)
@@ -148,6 +169,7 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 	struct els_decision d;
 	struct flow_end_arg fa = {w, real_ns};
 
+	w->offload_now = NULL;
 	els_decode(buf, caplen, wire_len, dir, &pkt);
 	w->ws->now_ns = mono_ns;
 	w->ws->real_ns = real_ns;
@@ -186,6 +208,8 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 		els_ring_push(w->ring, &r);
 		return a;
 	}
+	if (w->offload_on && ctx.flow && mode != ELS_LOG_ALL && w->pol->set.offload)
+		offload_check(w, ctx.flow);
 	if ((ctx.new_flow && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
 		struct els_record r = {
 			.kind = ctx.new_flow ? ELS_REC_ADMIT : ELS_REC_ACCEPT,

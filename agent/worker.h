@@ -49,6 +49,11 @@ struct els_worker {
 	struct els_worker_stats st;
 	uint64_t last_tick_ns;
 	struct els_flow_snap snap;
+	bool offload_on;                /* [W] the queue can offload flows (agent/offload.h) */
+	/* [W] set by each packet: the flow it hands to the kernel, else NULL; valid until the
+	 * next packet */
+	const struct els_flow *offload_now;
+	uint32_t offloaded;             /* [W] flows marked since the last unmark (a hint) */
 };
 
 /* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;
@@ -74,6 +79,11 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 
 /* Housekeeping between batches: expires flows, flushes drop aggregates. */
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns);
+
+/* Writes f's flow end record (reason, f's counters as they are) and removes it from the table:
+ * for flows that end outside the packet path (offload: conntrack destroy events). */
+void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reason,
+			 uint64_t real_ns);
 
 /* Ends every live flow (reason flow_shutdown) and flushes everything: at stop. */
 void els_worker_finish(struct els_worker *w, uint64_t real_ns);

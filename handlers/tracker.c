@@ -185,6 +185,8 @@ static int tcp_next(unsigned st, bool from_init, uint8_t side, uint8_t fl, uint8
 static void flow_restart(struct els_flow *f, const struct els_pkt *p, uint8_t side, uint64_t now)
 {
 	f->first_ns = now;
+	f->state = ELS_FS_NONE; /* the old connection's end is reported: nothing carries over */
+	f->offload = 0;
 	memset(f->pkts, 0, sizeof(f->pkts));
 	memset(f->bytes, 0, sizeof(f->bytes));
 	f->fin_seen = 0;
@@ -228,9 +230,11 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 				st = from_init ? ELS_FS_UNREPLIED : ELS_FS_ESTABLISHED;
 		} else if ((fl & (ELS_TCP_SYN | ELS_TCP_ACK | ELS_TCP_RST | ELS_TCP_FIN)) ==
 			       ELS_TCP_SYN &&
-			   f->state == ELS_FS_TIME_WAIT) {
+			   (f->state == ELS_FS_TIME_WAIT || (f->offload & ELS_FLOW_OFFLOADED))) {
 			/* The old connection is over and this SYN opens a new one on the same
-			 * ports: its end is reported before the entry is reused. */
+			 * ports: its end is reported before the entry is reused. An offloaded
+			 * flow's close happened in the kernel, unseen; a new conntrack entry
+			 * (without the mark) is why this SYN reached us at all. */
 			if (ctx->flow_end)
 				ctx->flow_end(f, ELS_R_FLOW_CLOSED, ctx->flow_end_arg);
 			if (!from_init) {

@@ -50,8 +50,14 @@ struct els_flow {
 	/* table bookkeeping: indices into the table's preallocated array */
 	uint32_t hnext, lprev, lnext;
 	uint8_t list;               /* which expiry list the flow is on */
+	uint8_t offload;            /* ELS_FLOW_OFFLOADED | ELS_FLOW_MARKED (agent/offload.h) */
 	uint64_t expire_ns;         /* last_ns + the timeout given to els_flow_touch */
 };
+
+/* els_flow.offload: the kernel carries the flow (its end and counters come from conntrack);
+ * its conntrack entry carries the offload mark right now. Zero for a new flow. */
+#define ELS_FLOW_OFFLOADED 0x01u
+#define ELS_FLOW_MARKED	   0x02u
 
 struct els_flow_table;
 

@@ -87,15 +87,19 @@ els_setup() {
 
 # Steers the server's non-loopback INPUT and OUTPUT to NFQUEUE $QUEUE (IPv4 and IPv6).
 # Extra arguments (e.g. --queue-bypass, --queue-balance 0:1) are added to the NFQUEUE rules;
-# --queue-balance replaces --queue-num.
+# --queue-balance replaces --queue-num. A first argument --offload adds, ahead of NFQUEUE, the
+# rule that accepts connections elsd has offloaded (connmark 0x40000000, agent/offload.h).
 els_steer() {
-	local target=(--queue-num "$QUEUE")
+	local target=(--queue-num "$QUEUE") offload=
+	[[ ${1:-} == --offload ]] && { offload=1; shift; }
 	[[ " $* " == *" --queue-balance "* ]] && target=()
 	for ipt in iptables ip6tables; do
 		for chain in INPUT OUTPUT; do
 			local ifopt=-i
 			[[ $chain == OUTPUT ]] && ifopt=-o
 			in_srv $ipt -A $chain $ifopt lo -j ACCEPT
+			[[ -n $offload ]] && in_srv $ipt -A $chain -m connmark \
+				--mark 0x40000000/0x40000000 -j ACCEPT
 			in_srv $ipt -A $chain -j NFQUEUE "${target[@]}" "$@" ||
 				{ echo "els_steer: $ipt rejected the rule"; return 1; }
 		done

@@ -1,0 +1,60 @@
+/* Offload: the kernel fast path for flows elsd has nothing more to learn from (what Suricata
+ * calls bypass). Once the tracker has admitted a TCP or UDP flow, it is established, its
+ * permit is confirmed under the running generation, and the logging policy needs no more of
+ * its packets (monitor.log is not "all"), elsd sets ELS_OFFLOAD_MARK in the flow's conntrack
+ * entry right after that packet's verdict (a ctnetlink update: the verdict's own NFQA_CT
+ * attribute would need CONFIG_NETFILTER_NETLINK_GLUE_CT, which kernels often lack, and would
+ * break runs of batch verdicts). A steering rule ahead of the NFQUEUE rule
+ * accepts connections that carry the mark, so the rest of the flow never leaves the kernel:
+ *
+ *   iptables -A INPUT -m connmark --mark 0x40000000/0x40000000 -j ACCEPT   (and OUTPUT)
+ *
+ * elsd then learns about the flow from conntrack instead (nf_conntrack_acct=1 gives the
+ * counters): destroy events end it with the kernel's packet and byte counts, and a dump of the
+ * marked entries every few seconds keeps it fresh in the flow table (so it does not time out
+ * there while the kernel carries it) with live counters. On a new policy generation every
+ * marked flow is unmarked: its next packet comes back through the queue and is judged again,
+ * and a flow whose permit was revoked is dropped (permit_revoked) instead of being re-marked.
+ * One per queue worker; everything here runs in the worker thread, between batches. */
+#ifndef ELS_OFFLOAD_H
+#define ELS_OFFLOAD_H
+
+#include <stdint.h>
+
+#include "worker.h"
+
+/* The conntrack mark bit elsd owns; other bits of the mark are left alone. */
+#define ELS_OFFLOAD_MARK 0x40000000u
+
+struct els_offload;
+
+/* Opens the conntrack sockets (needs CAP_NET_ADMIN and nf_conntrack_netlink). NULL with a
+ * message on stderr on failure. Freed with els_offload_close. */
+struct els_offload *els_offload_open(unsigned queue);
+void els_offload_close(struct els_offload *o);
+
+/* The fds to poll for input (-1 when absent). */
+int els_offload_fd(const struct els_offload *o, unsigned which);
+
+/* A flow to hand to the kernel: its key and which key side initiated it (the conntrack
+ * entry's original direction). */
+struct els_offload_req {
+	struct els_flow_key key;
+	uint8_t init_side;
+};
+
+/* Sets ELS_OFFLOAD_MARK on the conntrack entries of n flows, in one netlink batch, without
+ * waiting for answers (an entry that is gone already is no error). */
+void els_offload_mark(struct els_offload *o, const struct els_offload_req *r, unsigned n);
+
+/* Reads what the conntrack sockets hold, without blocking: destroy events end offloaded flows
+ * of w's table with the kernel's counters; dump answers refresh them. Starts a refresh dump
+ * when one is due. Returns the number of messages handled, or -1 when a socket failed. */
+int els_offload_run(struct els_offload *o, struct els_worker *w, uint64_t mono_ns,
+		    uint64_t real_ns);
+
+/* Clears the mark of every flow of w that carries it, so that their packets come back to the
+ * queue (after a new generation). Returns how many flows were unmarked. */
+unsigned els_offload_unmark_all(struct els_offload *o, struct els_worker *w);
+
+#endif
