@@ -2,6 +2,7 @@
  * prefix length and the host-bits check. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,23 @@ const char *els_addr_str(const struct els_addr *a, unsigned family, char *buf)
 	if (!inet_ntop(family == ELS_AF_INET ? AF_INET : AF_INET6, a->b, buf, ELS_ADDR_STRLEN))
 		strcpy(buf, "?");
 	return buf;
+}
+
+const char *els_proto_name(unsigned proto, char buf[ELS_PROTO_STRLEN])
+{
+	switch (proto) {
+	case 1:
+		return "icmp";
+	case 6:
+		return "tcp";
+	case 17:
+		return "udp";
+	case 58:
+		return "icmpv6";
+	default:
+		snprintf(buf, ELS_PROTO_STRLEN, "%u", proto & 0xffu);
+		return buf;
+	}
 }
 
 bool els_cidr_contains(const struct els_cidr *c, unsigned family, const struct els_addr *a)

@@ -50,22 +50,6 @@ void els_alert(unsigned reason, const char *fmt, ...)
 	pthread_mutex_unlock(&lock);
 }
 
-static const char *proto_text(unsigned p, char *buf)
-{
-	switch (p) {
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 1:
-		return "icmp";
-	case 58:
-		return "icmpv6";
-	}
-	snprintf(buf, 8, "%u", p);
-	return buf;
-}
-
 void els_alert_format(const struct els_record *r, char *buf, size_t len)
 {
 	char src[64] = "", dst[64] = "", pb[8];
@@ -81,7 +65,7 @@ void els_alert_format(const struct els_record *r, char *buf, size_t len)
 		els_addr_str(&r->dst, r->family, dst);
 		n += (size_t)snprintf(buf + n, len - n, " src=%s dst=%s dir=%s proto=%s", src, dst,
 				      r->dir == ELS_DIR_OUT ? "out" : "in",
-				      proto_text(r->proto, pb));
+				      els_proto_name(r->proto, pb));
 		if ((r->proto == 6 || r->proto == 17) && n < len)
 			n += (size_t)snprintf(buf + n, len - n, " sport=%u dport=%u", r->sport,
 					      r->dport);

@@ -204,23 +204,6 @@ static json_t *cmd_stats(struct els_control *c, json_t *args, struct els_cmd_err
 			 "handlers", hs);
 }
 
-static const char *proto_name(unsigned proto, char *buf)
-{
-	switch (proto) {
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 1:
-		return "icmp";
-	case 58:
-		return "icmpv6";
-	default:
-		snprintf(buf, 8, "%u", proto);
-		return buf;
-	}
-}
-
 static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e)
 {
 	json_t *jl = json_object_get(args, "limit");
@@ -285,7 +268,7 @@ static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err
 				"{s:i,s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,"
 				"s:I,s:I}",
 				"queue", (int)w->queue, "family", (int)f->key.family, "proto",
-				proto_name(f->key.proto, pb), "src",
+				els_proto_name(f->key.proto, pb), "src",
 				els_addr_str(&f->key.addr[is], f->key.family, a), "sport",
 				(int)f->key.port[is], "dst",
 				els_addr_str(&f->key.addr[rs], f->key.family, b), "dport",

@@ -171,13 +171,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 static struct els_policy *load(const struct options *o)
 {
-	struct els_diag d;
-	els_diag_init(&d, o->config);
-	struct els_policy *p = els_policy_load(o->config, o->services, &d);
-	if (!p)
-		els_diag_print(&d, stderr);
-	els_diag_free(&d);
-	return p;
+	return els_policy_load_report(o->config, o->services, stderr);
 }
 
 /* --get: one value for a shell script. queues and fail_open come from the checked policy, so
@@ -310,7 +304,7 @@ static int run_replay(const struct options *o, struct els_policy *p)
 			"elsd: replayed %lu packets: %lu accepted, %lu dropped, %lu not IP\n",
 			res.packets, res.accepted, res.dropped, res.skipped);
 	}
-	els_worker_finish(&w, els_now_real());
+	els_worker_finish(&w, els_now_real(), drain_monitor, m);
 	els_worker_fini(&w);
 out:
 	els_monitor_close(m);
@@ -669,7 +663,7 @@ static int run_daemon(const struct options *o, struct els_policy *p)
 			(unsigned long long)atomic_load(&st->decode_errors),
 			(unsigned long long)atomic_load(&st->enobufs),
 			(unsigned long long)atomic_load(&st->verdict_errors));
-		els_worker_finish(&d.workers[i], els_now_real());
+		els_worker_finish(&d.workers[i], els_now_real(), drain_monitor, d.mon);
 	}
 	if (rc == 0) {
 		els_log(ELS_LL_INFO, "stopping after %llu packets", (unsigned long long)packets);

@@ -17,23 +17,6 @@ static const char *kind_name(unsigned kind)
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : NULL;
 }
 
-static const char *proto_name(unsigned proto, char *buf, size_t len)
-{
-	switch (proto) {
-	case 1:
-		return "icmp";
-	case 6:
-		return "tcp";
-	case 17:
-		return "udp";
-	case 58:
-		return "icmpv6";
-	default:
-		snprintf(buf, len, "%u", proto);
-		return buf;
-	}
-}
-
 /* Column indexes, in els_mon_columns order. */
 enum {
 	C_SEQ,
@@ -116,7 +99,7 @@ void mon_row_of(struct mon_row *w, uint64_t seq, const struct els_record *r)
 	v_const(&v[C_DIR], !pkt ? NULL : r->dir == ELS_DIR_OUT ? "out" : "in");
 	if (has_l3) {
 		v_int(&v[C_FAMILY], r->family);
-		v_const(&v[C_PROTO], proto_name(r->proto, w->pbuf, sizeof(w->pbuf)));
+		v_const(&v[C_PROTO], els_proto_name(r->proto, w->pbuf));
 		v_const(&v[C_SRC], els_addr_str(&r->src, r->family, w->sbuf));
 		v_const(&v[C_DST], els_addr_str(&r->dst, r->family, w->dbuf));
 	}

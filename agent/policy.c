@@ -372,6 +372,18 @@ fail:
 	return NULL;
 }
 
+struct els_policy *els_policy_load_report(const char *path, const char *services_path,
+					  FILE *err)
+{
+	struct els_diag d;
+	els_diag_init(&d, path);
+	struct els_policy *p = els_policy_load(path, services_path, &d);
+	if (!p)
+		els_diag_print(&d, err);
+	els_diag_free(&d);
+	return p;
+}
+
 void els_policy_free(struct els_policy *p)
 {
 	if (!p)

@@ -247,17 +247,26 @@ void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 struct finish_arg {
 	struct els_worker *w;
 	struct flow_end_arg fa;
+	void (*drain)(void *arg);
+	void *drain_arg;
 };
+
+/* Room kept in the ring before each end record at stop: one record, plus the drop
+ * aggregator's flush that follows. */
+#define FINISH_RING_RESERVE 64
 
 static void finish_one(const struct els_flow *f, void *arg)
 {
 	struct finish_arg *a = arg;
+	if (a->drain && els_ring_space(a->w->ring) < FINISH_RING_RESERVE)
+		a->drain(a->drain_arg);
 	flow_end(f, ELS_R_FLOW_SHUTDOWN, &a->fa);
 }
 
-void els_worker_finish(struct els_worker *w, uint64_t real_ns)
+void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg),
+		       void *arg)
 {
-	struct finish_arg a = {w, {w, real_ns}};
+	struct finish_arg a = {w, {w, real_ns}, drain, arg};
 
 	if (w->flows)
 		els_flow_foreach(w->flows, finish_one, &a);

@@ -85,8 +85,11 @@ void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns);
 void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reason,
 			 uint64_t real_ns);
 
-/* Ends every live flow (reason flow_shutdown) and flushes everything: at stop. */
-void els_worker_finish(struct els_worker *w, uint64_t real_ns);
+/* Ends every live flow (reason flow_shutdown) and flushes everything: at stop. Off the packet
+ * path, so when the ring fills it calls drain(arg) (which waits for the monitor's writer)
+ * rather than lose end records; drain may be NULL. */
+void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg),
+		       void *arg);
 
 /* The published generation (agent/generation.c). */
 const struct els_policy *els_gen_current(void);

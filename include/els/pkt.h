@@ -56,6 +56,11 @@ struct els_pkt {
 unsigned els_decode(const uint8_t *buf, size_t caplen, size_t wire_len, enum els_dir dir,
 		    struct els_pkt *pkt);
 
+/* "tcp", "udp", "icmp", "icmpv6", or the number written into buf (ELS_PROTO_STRLEN bytes).
+ * These are the names the monitor file and the config use. */
+#define ELS_PROTO_STRLEN 4
+const char *els_proto_name(unsigned proto, char buf[ELS_PROTO_STRLEN]);
+
 static inline const struct els_addr *els_pkt_local(const struct els_pkt *p)
 {
 	return p->dir == ELS_DIR_IN ? &p->dst : &p->src;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "els/addr.h"
 #include "els/diag.h"
@@ -63,6 +64,10 @@ struct els_policy {
 struct els_policy *els_policy_load(const char *path, const char *services_path,
 				   struct els_diag *diag);
 void els_policy_free(struct els_policy *p);
+
+/* The same, for programs: on failure every error goes to err, one per line, and NULL. */
+struct els_policy *els_policy_load_report(const char *path, const char *services_path,
+					  FILE *err);
 
 /* Runs the chain on ctx->pkt and fills out (out->handler is the deciding link's index, or
  * ELS_HANDLER_DECODE / ELS_HANDLER_CHAIN). Always decides: ACCEPT or DROP. Packet path. */

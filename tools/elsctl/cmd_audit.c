@@ -218,7 +218,6 @@ int cmd_audit(struct ctl *c, int argc, char *argv[])
 	    {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
 	const char *conf = "/etc/elsd/elsd.conf";
 	struct audit a = {.json = c->json};
-	struct els_diag d;
 	int ch, rc;
 
 	optind = 0;
@@ -232,14 +231,9 @@ int cmd_audit(struct ctl *c, int argc, char *argv[])
 	}
 	if (argc != optind)
 		return ctl_usage_error("audit", "unexpected argument '%s'", argv[optind]);
-	els_diag_init(&d, conf);
-	struct els_policy *p = els_policy_load(conf, NULL, &d);
-	if (!p) {
-		els_diag_print(&d, stderr);
-		els_diag_free(&d);
+	struct els_policy *p = els_policy_load_report(conf, NULL, stderr);
+	if (!p)
 		return CTL_EXIT_USAGE;
-	}
-	els_diag_free(&d);
 	static const struct {
 		uint8_t fam, proto;
 		uint32_t states;

@@ -16,7 +16,6 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	const char *conf = "/etc/elsd/elsd.conf", *mon = NULL;
-	struct els_diag d;
 	int ch;
 
 	(void)c;
@@ -33,14 +32,9 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 	}
 	if (argc != optind)
 		return ctl_usage_error("registry", "unexpected argument '%s'", argv[optind]);
-	els_diag_init(&d, conf);
-	struct els_policy *p = els_policy_load(conf, NULL, &d);
-	if (!p) {
-		els_diag_print(&d, stderr);
-		els_diag_free(&d);
+	struct els_policy *p = els_policy_load_report(conf, NULL, stderr);
+	if (!p)
 		return CTL_EXIT_USAGE;
-	}
-	els_diag_free(&d);
 	int n = els_registry_report(p, mon ? mon : p->set.monitor_path, NULL, stdout);
 	els_policy_free(p);
 	if (n == -ENOENT)

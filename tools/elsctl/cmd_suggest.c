@@ -103,7 +103,8 @@ static int proto_num(const char *p)
 
 static const char *proto_name(int p)
 {
-	return p == 6 ? "tcp" : p == 17 ? "udp" : p == 1 ? "icmp" : "icmpv6";
+	static char buf[ELS_PROTO_STRLEN]; /* single-threaded tool */
+	return els_proto_name((unsigned)p, buf);
 }
 
 static int read_monitor(const char *path, struct learn *l)
