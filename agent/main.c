@@ -1,77 +1,64 @@
-/* elsd: the ELS endpoint agent. Options, start-up, signals, reload, shutdown. */
+/* elsd: the ELS endpoint agent. Options, --check, --get, --report, --replay; the daemon itself
+ * is agent/daemon.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <libconfig.h>
 #include <libgen.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/signalfd.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "els/monitor.h"
+#include "daemon.h"
 #include "els/policy.h"
 #include "els/registry.h"
-#include "kdrops.h"
-#include "log.h"
-#include "mgmt.h"
-#include "notify.h"
-#include "privdrop.h"
-#include "queue.h"
 #include "replay.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/elsd/elsd.conf"
-#define MAX_LOCAL 64
+#define MAX_LOCAL      64
 
 static const char usage_text[] =
-	"Usage: elsd [OPTIONS]\n"
-	"       elsd -n [-c FILE]\n"
-	"       elsd --replay CAPTURE [-c FILE] [--local CIDR]... [--verdicts]\n"
-	"\n"
-	"The ELS endpoint agent: judges every packet that netfilter steers to its NFQUEUE\n"
-	"queues against an allow/deny list, a ports-and-protocols policy (deny all, permit by\n"
-	"exception, inbound and outbound) and a stateful flow tracker, and records its verdicts\n"
-	"in a SQLite monitor file. Only headers are read; payloads never are.\n"
-	"\n"
-	"Options:\n"
-	"  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
-	"  -n, --check           check the configuration, print every error as\n"
-	"                        FILE:LINE: message, and exit: 0 if valid, 1 if not\n"
-	"      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
-	"      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
-	"                        cooked) instead of live queues; records go to the monitor as\n"
-	"                        for live traffic. Needs no privileges.\n"
-	"      --local CIDR      with --replay: this host's addresses (repeatable), to tell\n"
-	"                        inbound from outbound; default: the config's local_addresses\n"
-	"      --verdicts        with --replay: print one line per packet:\n"
-	"                        N DIR VERDICT HANDLER REASON rule=ID\n"
-	"      --services FILE   services database for port names (default /etc/services)\n"
-	"      --handlers        list the handlers a chain may name, and exit\n"
-	"      --report          check the configuration, then print the PPS registry: every\n"
-	"                        permit with its IANA service names, metadata, expiry, and\n"
-	"                        hits from the monitor file (--monitor or monitor.path); exit\n"
-	"                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
-	"      --get SETTING     check the configuration, then print one setting's value\n"
-	"                        (queues and fail_open with their defaults applied; others\n"
-	"                        such as management.listen as written, nothing if absent)\n"
-	"                        and exit; for scripts such as els-rules\n"
-	"  -V, --version         print the version and exit\n"
-	"  -h, --help            print this help and exit\n"
-	"\n"
-	"Signals: SIGHUP reloads the configuration (a bad file keeps the running policy and logs\n"
-	"why); SIGTERM and SIGINT stop cleanly, answering every queued packet first.\n"
-	"\n"
-	"Exit status: 0 on a clean stop or a valid check, 1 on a configuration error,\n"
-	"2 on a usage error, 3 when the queues or the monitor cannot be opened.\n";
+    "Usage: elsd [OPTIONS]\n"
+    "       elsd -n [-c FILE]\n"
+    "       elsd --replay CAPTURE [-c FILE] [--local CIDR]... [--verdicts]\n"
+    "\n"
+    "The ELS endpoint agent: judges every packet that netfilter steers to its NFQUEUE\n"
+    "queues against an allow/deny list, a ports-and-protocols policy (deny all, permit by\n"
+    "exception, inbound and outbound) and a stateful flow tracker, and records its verdicts\n"
+    "in a SQLite monitor file. Only headers are read; payloads never are.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+    "  -n, --check           check the configuration, print every error as\n"
+    "                        FILE:LINE: message, and exit: 0 if valid, 1 if not\n"
+    "      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
+    "      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
+    "                        cooked) instead of live queues; records go to the monitor as\n"
+    "                        for live traffic. Needs no privileges.\n"
+    "      --local CIDR      with --replay: this host's addresses (repeatable), to tell\n"
+    "                        inbound from outbound; default: the config's local_addresses\n"
+    "      --verdicts        with --replay: print one line per packet:\n"
+    "                        N DIR VERDICT HANDLER REASON rule=ID\n"
+    "      --services FILE   services database for port names (default /etc/services)\n"
+    "      --handlers        list the handlers a chain may name, and exit\n"
+    "      --report          check the configuration, then print the PPS registry: every\n"
+    "                        permit with its IANA service names, metadata, expiry, and\n"
+    "                        hits from the monitor file (--monitor or monitor.path); exit\n"
+    "                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
+    "      --get SETTING     check the configuration, then print one setting's value\n"
+    "                        (queues and fail_open with their defaults applied; others\n"
+    "                        such as management.listen as written, nothing if absent)\n"
+    "                        and exit; for scripts such as els-rules\n"
+    "  -V, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "Signals: SIGHUP reloads the configuration (a bad file keeps the running policy and logs\n"
+    "why); SIGTERM and SIGINT stop cleanly, answering every queued packet first.\n"
+    "\n"
+    "Exit status: 0 on a clean stop or a valid check, 1 on a configuration error,\n"
+    "2 on a usage error, 3 when the queues or the monitor cannot be opened.\n";
 
 struct options {
 	const char *config;
@@ -86,22 +73,30 @@ struct options {
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_MONITOR = 256, OPT_REPLAY, OPT_LOCAL, OPT_VERDICTS, OPT_SERVICES, OPT_HANDLERS,
-	       OPT_GET, OPT_REPORT };
+	enum {
+		OPT_MONITOR = 256,
+		OPT_REPLAY,
+		OPT_LOCAL,
+		OPT_VERDICTS,
+		OPT_SERVICES,
+		OPT_HANDLERS,
+		OPT_GET,
+		OPT_REPORT
+	};
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'n'},
-		{"monitor", required_argument, NULL, OPT_MONITOR},
-		{"replay", required_argument, NULL, OPT_REPLAY},
-		{"local", required_argument, NULL, OPT_LOCAL},
-		{"verdicts", no_argument, NULL, OPT_VERDICTS},
-		{"services", required_argument, NULL, OPT_SERVICES},
-		{"handlers", no_argument, NULL, OPT_HANDLERS},
-		{"get", required_argument, NULL, OPT_GET},
-		{"report", no_argument, NULL, OPT_REPORT},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'n'},
+	    {"monitor", required_argument, NULL, OPT_MONITOR},
+	    {"replay", required_argument, NULL, OPT_REPLAY},
+	    {"local", required_argument, NULL, OPT_LOCAL},
+	    {"verdicts", no_argument, NULL, OPT_VERDICTS},
+	    {"services", required_argument, NULL, OPT_SERVICES},
+	    {"handlers", no_argument, NULL, OPT_HANDLERS},
+	    {"get", required_argument, NULL, OPT_GET},
+	    {"report", no_argument, NULL, OPT_REPORT},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 	const char *why;
@@ -160,7 +155,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "elsd: unexpected argument '%s'\nTry 'elsd --help'.\n", argv[optind]);
+		fprintf(stderr, "elsd: unexpected argument '%s'\nTry 'elsd --help'.\n",
+			argv[optind]);
 		exit(2);
 	}
 	if ((o->nlocal || o->verdicts) && !o->replay) {
@@ -228,56 +224,12 @@ out:
 	return rc;
 }
 
-static void push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
-{
-	struct els_record r = {.kind = ELS_REC_EVENT, .ts_ns = els_now_real(), .count = 1,
-			       .reason = ELS_R_EVENT, .generation = gen, .handler = "elsd"};
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r.detail, sizeof(r.detail), fmt, ap);
-	va_end(ap);
-	els_ring_push(ring, &r);
-}
-
-static struct els_monitor *open_monitor(const struct options *o, const struct els_policy *p,
-					unsigned producers)
-{
-	struct els_diag d;
-	els_diag_init(&d, o->config);
-	struct els_monitor_opts mo = {
-		.path = o->monitor ? o->monitor : p->set.monitor_path,
-		.producers = producers,
-		.ring_size = p->set.monitor_ring,
-		.batch_max = 4096,
-		.flush_ms = 200,
-		.key_file = p->set.monitor_key,
-		.agent_id = p->set.agent_id,
-		.retention_days = p->set.monitor_retention_days,
-		.max_size = (uint64_t)p->set.monitor_max_mb << 20,
-	};
-	struct els_monitor *m = els_monitor_open(&mo, &d);
-	if (!m || els_monitor_start(m) < 0) {
-		els_diag_print(&d, stderr);
-		if (m)
-			els_monitor_close(m);
-		m = NULL;
-	}
-	els_diag_free(&d);
-	return m;
-}
-
-static void drain_monitor(void *arg)
-{
-	els_monitor_sync(arg, 10000);
-}
-
 static int run_replay(const struct options *o, struct els_policy *p)
 {
 	struct els_worker w;
 	struct els_replay_result res;
-	struct els_monitor *m = open_monitor(o, p, 2);
+	struct els_monitor *m =
+	    els_open_monitor(&(struct els_run_opts){o->config, o->services, o->monitor}, p, 2);
 	int rc = 3;
 
 	if (!m) {
@@ -289,14 +241,14 @@ static int run_replay(const struct options *o, struct els_policy *p)
 		goto out;
 	}
 	els_gen_publish(p);
-	push_event(els_monitor_ring(m, 1), p->generation, "replay %s", o->replay);
+	els_push_event(els_monitor_ring(m, 1), p->generation, "replay %s", o->replay);
 	struct els_replay_opts ro = {
-		.path = o->replay,
-		.local = o->nlocal ? o->local : p->set.local,
-		.nlocal = o->nlocal ? o->nlocal : p->set.nlocal,
-		.verdicts = o->verdicts ? stdout : NULL,
-		.drain = drain_monitor,
-		.drain_arg = m,
+	    .path = o->replay,
+	    .local = o->nlocal ? o->local : p->set.local,
+	    .nlocal = o->nlocal ? o->nlocal : p->set.nlocal,
+	    .verdicts = o->verdicts ? stdout : NULL,
+	    .drain = els_drain_monitor,
+	    .drain_arg = m,
 	};
 	if (els_replay_run(&ro, &w, &res) == 0) {
 		rc = 0;
@@ -304,386 +256,12 @@ static int run_replay(const struct options *o, struct els_policy *p)
 			"elsd: replayed %lu packets: %lu accepted, %lu dropped, %lu not IP\n",
 			res.packets, res.accepted, res.dropped, res.skipped);
 	}
-	els_worker_finish(&w, els_now_real(), drain_monitor, m);
+	els_worker_finish(&w, els_now_real(), els_drain_monitor, m);
 	els_worker_fini(&w);
 out:
 	els_monitor_close(m);
 	els_policy_free(p);
 	return rc;
-}
-
-struct daemon {
-	const struct options *opt;
-	unsigned nq;
-	struct els_worker *workers;
-	struct els_worker **wp;
-	struct els_queue **queues;
-	pthread_t *threads;
-	struct els_monitor *mon;
-	struct els_ring *ctl; /* the main thread's ring, for events */
-	atomic_bool stop;
-	atomic_bool failed; /* a worker lost its queue: exit non-zero so a supervisor restarts */
-	struct els_kdrops kdrops; /* [M] the kernel's drop counters for our queues */
-	struct els_policy *running;
-	struct els_control *control; /* management requests; NULL without `management` */
-	uint64_t start_ns;
-};
-
-struct worker_arg {
-	struct daemon *d;
-	unsigned i;
-};
-
-static void *worker_main(void *arg)
-{
-	struct worker_arg *a = arg;
-	char name[16];
-	snprintf(name, sizeof(name), "elsd-q%u", a->d->workers[a->i].queue);
-	pthread_setname_np(pthread_self(), name);
-	if (els_queue_run(a->d->queues[a->i], &a->d->stop) < 0) {
-		atomic_store(&a->d->failed, true);
-		atomic_store(&a->d->stop, true);
-		kill(getpid(), SIGTERM); /* wake the main thread */
-	}
-	return NULL;
-}
-
-/* Settings that size or place things at start-up: a reload reports a change and keeps the
- * running value, because half-applying them would be worse than not applying them. */
-static void keep_start_settings(struct els_policy *np, const struct els_policy *old)
-{
-	const struct els_settings *o = &old->set;
-	struct els_settings *n = &np->set;
-
-	if (n->queue_first != o->queue_first || n->queue_last != o->queue_last)
-		els_log(ELS_LL_WARNING, "reload: 'queues' changed; takes effect on restart");
-	if (n->fail_open != o->fail_open)
-		els_log(ELS_LL_WARNING, "reload: 'fail_open' changed; takes effect on restart");
-	if (n->copy_bytes != o->copy_bytes || n->queue_maxlen != o->queue_maxlen)
-		els_log(ELS_LL_WARNING,
-			"reload: 'copy_bytes'/'queue_maxlen' changed; take effect on restart");
-	if (n->flow_capacity != o->flow_capacity)
-		els_log(ELS_LL_WARNING, "reload: 'flows.capacity' changed; takes effect on restart");
-	if (strcmp(n->monitor_path, o->monitor_path) != 0)
-		els_log(ELS_LL_WARNING, "reload: 'monitor.path' changed; takes effect on restart");
-	if (strcmp(n->user ? n->user : "", o->user ? o->user : "") != 0)
-		els_log(ELS_LL_WARNING, "reload: 'user' changed; takes effect on restart");
-	if (n->monitor_retention_days != o->monitor_retention_days ||
-	    n->monitor_max_mb != o->monitor_max_mb ||
-	    strcmp(n->monitor_key ? n->monitor_key : "", o->monitor_key ? o->monitor_key : "") ||
-	    strcmp(n->agent_id ? n->agent_id : "", o->agent_id ? o->agent_id : ""))
-		els_log(ELS_LL_WARNING, "reload: 'monitor.key_file', 'monitor.retention_days', "
-					"'monitor.max_size_mb' or 'agent_id' changed; take effect on "
-					"restart");
-	n->monitor_retention_days = o->monitor_retention_days;
-	n->monitor_max_mb = o->monitor_max_mb;
-	n->queue_first = o->queue_first;
-	n->queue_last = o->queue_last;
-	n->fail_open = o->fail_open;
-	n->copy_bytes = o->copy_bytes;
-	n->queue_maxlen = o->queue_maxlen;
-	n->flow_capacity = o->flow_capacity;
-	n->monitor_ring = o->monitor_ring;
-	char *tmp = n->monitor_path;
-	n->monitor_path = strdup(o->monitor_path);
-	if (!n->monitor_path)
-		n->monitor_path = tmp;
-	else
-		free(tmp);
-}
-
-/* Publishes a policy that was built and checked aside (SIGHUP, or a management request). */
-static void commit_policy(struct daemon *d, struct els_policy *np)
-{
-	keep_start_settings(np, d->running);
-	els_log_set_level(np->set.log_level);
-	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
-	d->running = np;
-	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
-	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
-		els_policy_free(old);
-	else
-		els_log(ELS_LL_ERROR, "reload: a worker did not pick up generation %u in 5 s; "
-				      "keeping the old generation's memory",
-			np->generation);
-	els_log(ELS_LL_INFO, "reloaded %s: generation %u, sha256 %.16s", np->path, np->generation,
-		np->hash);
-	push_event(d->ctl, np->generation, "reload ok: generation %u sha256 %.16s",
-		   np->generation, np->hash);
-}
-
-static void reload(struct daemon *d)
-{
-	struct els_diag diag;
-	els_diag_init(&diag, d->opt->config);
-	struct els_policy *np = els_policy_load(d->opt->config, d->opt->services, &diag);
-
-	if (!np) {
-		for (unsigned i = 0; i < diag.count; i++)
-			els_log(ELS_LL_ERROR, "reload failed, keeping generation %u: %s",
-				d->running->generation, diag.msgs[i]);
-		push_event(d->ctl, d->running->generation, "reload failed: %.80s",
-			   diag.count ? diag.msgs[0] : "?");
-		els_diag_free(&diag);
-		return;
-	}
-	els_diag_free(&diag);
-	commit_policy(d, np);
-}
-
-static const struct els_policy *control_running(void *arg)
-{
-	return ((struct daemon *)arg)->running;
-}
-
-static uint32_t control_commit(void *arg, struct els_policy *np)
-{
-	struct daemon *d = arg;
-	els_notify("RELOADING=1");
-	commit_policy(d, np);
-	els_notify("READY=1\nSTATUS=filtering, generation %u", d->running->generation);
-	return d->running->generation;
-}
-
-/* Forks the management endpoint (when configured) and sets up the main-process side. */
-static int start_management(struct daemon *d, const struct els_policy *p)
-{
-	const struct els_mgmt_conf *mc = p->set.mgmt;
-	pid_t pid;
-	int fd;
-
-	if (!mc)
-		return 0;
-	if (els_mgmt_spawn(mc, &pid, &fd) < 0)
-		return -1;
-	struct els_control_env env = {
-		.config_path = d->opt->config,
-		.services_path = d->opt->services,
-		.monitor_path = d->opt->monitor ? d->opt->monitor : p->set.monitor_path,
-		.workers = d->workers,
-		.nq = d->nq,
-		.mon = d->mon,
-		.ctl = d->ctl,
-		.start_mono_ns = d->start_ns,
-		.running = control_running,
-		.commit = control_commit,
-		.arg = d,
-	};
-	d->control = els_control_new(&env, fd, pid, mc->crl);
-	if (!d->control) {
-		close(fd);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return 0;
-}
-
-/* True when every worker has turned its loop since the last call: they wake at least every
- * 100 ms even when idle, so a worker that has not is stuck, and systemd should know. */
-static bool workers_alive(struct daemon *d, uint64_t *last)
-{
-	bool alive = true;
-	for (unsigned i = 0; i < d->nq; i++) {
-		uint64_t hb = atomic_load_explicit(&d->workers[i].heartbeat, memory_order_relaxed);
-		alive &= hb != last[i];
-		last[i] = hb;
-	}
-	return alive;
-}
-
-static void kernel_dropped(unsigned queue, uint64_t queue_full, uint64_t sockbuf, void *arg)
-{
-	struct daemon *d = arg;
-	struct els_record r = {.kind = ELS_REC_GAP, .ts_ns = els_now_real(),
-			       .count = queue_full + sockbuf, .reason = ELS_R_QUEUE_OVERFLOW,
-			       .generation = d->running->generation, .handler = "queue"};
-	snprintf(r.detail, sizeof(r.detail),
-		 "queue %u: kernel dropped %llu packets unjudged (queue full %llu, socket %llu)",
-		 queue, (unsigned long long)(queue_full + sockbuf), (unsigned long long)queue_full,
-		 (unsigned long long)sockbuf);
-	els_log(ELS_LL_WARNING, "%s", r.detail);
-	els_ring_push(d->ctl, &r);
-}
-
-/* The main thread's loop: signals, and the watchdog at half the interval systemd asked for. */
-static void supervise(struct daemon *d, const sigset_t *sigs)
-{
-	uint64_t wd_usec = els_notify_watchdog_usec();
-	uint64_t period_ns = wd_usec ? wd_usec * 1000 / 2 : 1000000000ull;
-	uint64_t *last = calloc(d->nq, sizeof(*last));
-	uint64_t next = els_now_mono() + period_ns;
-	/* signalfd rather than sigtimedwait, so that one poll also serves the management
-	 * channel: the main thread never blocks on the endpoint, only on this poll. */
-	int sfd = signalfd(-1, sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0)
-		els_log(ELS_LL_ERROR, "signalfd: %s; signals are checked once a second",
-			strerror(errno));
-
-	while (!atomic_load(&d->stop)) {
-		uint64_t now = els_now_mono();
-		uint64_t wait = next > now ? next - now : 0;
-		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
-					{.fd = els_control_fd(d->control), .events = 0}};
-		if (pfd[1].fd >= 0)
-			pfd[1].events = els_control_events(d->control);
-		int ms = (int)((wait + 999999) / 1000000);
-		if (sfd < 0 && ms > 1000)
-			ms = 1000;
-		int n = poll(pfd, 2, ms);
-		int sig = 0;
-		struct signalfd_siginfo si;
-		if (sfd < 0)
-			sig = sigtimedwait(sigs, NULL, &(struct timespec){0});
-		else if (n > 0 && pfd[0].revents & POLLIN && read(sfd, &si, sizeof(si)) == sizeof(si))
-			sig = (int)si.ssi_signo;
-		if (sig == SIGHUP) {
-			els_notify("RELOADING=1");
-			reload(d);
-			els_control_reload_crl(d->control);
-			els_notify("READY=1\nSTATUS=filtering, generation %u",
-				   d->running->generation);
-		} else if (sig == SIGTERM || sig == SIGINT) {
-			atomic_store(&d->stop, true);
-		} else if (sig == SIGCHLD) {
-			els_control_reap(d->control);
-		}
-		if (n > 0 && pfd[1].fd >= 0 && pfd[1].revents)
-			els_control_io(d->control, pfd[1].revents);
-		if (els_now_mono() >= next) {
-			next = els_now_mono() + period_ns;
-			if (wd_usec && last && workers_alive(d, last))
-				els_notify("WATCHDOG=1");
-			els_kdrops_poll(&d->kdrops, kernel_dropped, d);
-		}
-	}
-	free(last);
-	if (sfd >= 0)
-		close(sfd);
-}
-
-static int run_daemon(const struct options *o, struct els_policy *p)
-{
-	struct daemon d = {.opt = o, .running = p, .start_ns = els_now_mono()};
-	sigset_t sigs;
-	int rc = 3;
-	unsigned started = 0;
-
-	els_log_set_level(p->set.log_level);
-	/* Signals go to the main thread only: block them before any thread exists. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGCHLD); /* the management endpoint's exit */
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	d.nq = p->set.queue_last - p->set.queue_first + 1;
-	d.workers = calloc(d.nq, sizeof(*d.workers));
-	d.wp = calloc(d.nq, sizeof(*d.wp));
-	d.queues = calloc(d.nq, sizeof(*d.queues));
-	d.threads = calloc(d.nq, sizeof(*d.threads));
-	if (!d.workers || !d.wp || !d.queues || !d.threads)
-		goto out;
-	d.mon = open_monitor(o, p, d.nq + 1);
-	if (!d.mon)
-		goto out;
-	d.ctl = els_monitor_ring(d.mon, d.nq);
-	for (unsigned i = 0; i < d.nq; i++) {
-		d.wp[i] = &d.workers[i];
-		if (els_worker_init(&d.workers[i], i, p->set.flow_capacity,
-				    els_monitor_ring(d.mon, i)) < 0) {
-			els_log(ELS_LL_ERROR, "out of memory for %u flows per queue",
-				p->set.flow_capacity);
-			goto out;
-		}
-		d.workers[i].queue = p->set.queue_first + i;
-		struct els_queue_opts qo = {
-			.num = p->set.queue_first + i,
-			.copy_bytes = p->set.copy_bytes,
-			.maxlen = p->set.queue_maxlen,
-			.fail_open = p->set.fail_open,
-		};
-		d.queues[i] = els_queue_open(&qo, &d.workers[i]);
-		if (!d.queues[i])
-			goto out;
-	}
-	/* Baseline of the kernel's drop counters, now that the queues exist. */
-	els_kdrops_init(&d.kdrops, p->set.queue_first, p->set.queue_last);
-	if (els_kdrops_poll(&d.kdrops, kernel_dropped, &d) < 0)
-		els_log(ELS_LL_WARNING, "cannot read %s: kernel queue drops will not be reported",
-			d.kdrops.path);
-	els_gen_publish(p);
-	if (start_management(&d, p) < 0)
-		goto out;
-	/* Privilege drop of the main process goes here: after the management fork above (if
-	 * any), whose child drops privileges on its own. */
-	if (els_privdrop(p->set.user, o->monitor ? o->monitor : p->set.monitor_path,
-			 p->set.monitor_key) < 0)
-		goto out;
-	struct worker_arg *args = calloc(d.nq, sizeof(*args));
-	if (!args)
-		goto out;
-	for (; started < d.nq; started++) {
-		args[started] = (struct worker_arg){&d, started};
-		if (pthread_create(&d.threads[started], NULL, worker_main, &args[started]) != 0) {
-			els_log(ELS_LL_ERROR, "cannot start worker thread: %s", strerror(errno));
-			atomic_store(&d.stop, true);
-			break;
-		}
-	}
-	if (started == d.nq) {
-		rc = 0;
-		els_log(ELS_LL_INFO,
-			"started: queues %u-%u, %u handlers, generation %u, sha256 %.16s, %s",
-			p->set.queue_first, p->set.queue_last, p->nlinks, p->generation, p->hash,
-			p->set.fail_open ? "fail-open" : "fail-closed");
-		push_event(d.ctl, p->generation, "start: queues %u-%u sha256 %.16s",
-			   p->set.queue_first, p->set.queue_last, p->hash);
-	}
-	if (rc == 0)
-		els_notify("READY=1\nSTATUS=filtering queues %u-%u, generation %u\nMAINPID=%d",
-			   p->set.queue_first, p->set.queue_last, p->generation, (int)getpid());
-	supervise(&d, &sigs);
-	els_notify("STOPPING=1\nSTATUS=stopping");
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(d.threads[i], NULL);
-	free(args);
-	uint64_t packets = 0;
-	for (unsigned i = 0; i < d.nq; i++) {
-		const struct els_worker_stats *st = &d.workers[i].st;
-		packets += atomic_load(&st->packets);
-		els_log(ELS_LL_INFO,
-			"queue %u: %llu packets, %llu accepted, %llu dropped (%llu undecodable), "
-			"%llu ENOBUFS, %llu verdict send errors",
-			d.workers[i].queue, (unsigned long long)atomic_load(&st->packets),
-			(unsigned long long)atomic_load(&st->accepted),
-			(unsigned long long)atomic_load(&st->dropped),
-			(unsigned long long)atomic_load(&st->decode_errors),
-			(unsigned long long)atomic_load(&st->enobufs),
-			(unsigned long long)atomic_load(&st->verdict_errors));
-		els_worker_finish(&d.workers[i], els_now_real(), drain_monitor, d.mon);
-	}
-	if (rc == 0) {
-		els_log(ELS_LL_INFO, "stopping after %llu packets", (unsigned long long)packets);
-		push_event(d.ctl, d.running->generation, "stop after %llu packets",
-			   (unsigned long long)packets);
-	}
-out:
-	els_control_free(d.control); /* workers are joined: their snapshot buffers can go */
-	for (unsigned i = 0; d.queues && i < d.nq; i++)
-		els_queue_close(d.queues[i]);
-	if (d.mon)
-		els_monitor_close(d.mon);
-	for (unsigned i = 0; d.workers && i < d.nq; i++)
-		els_worker_fini(&d.workers[i]);
-	free(d.workers);
-	free(d.wp);
-	free(d.queues);
-	free(d.threads);
-	els_policy_free(d.running);
-	return atomic_load(&d.failed) ? 3 : rc;
 }
 
 int main(int argc, char **argv)
@@ -720,5 +298,5 @@ int main(int argc, char **argv)
 	}
 	if (o.replay)
 		return run_replay(&o, p);
-	return run_daemon(&o, p);
+	return els_daemon_run(&(struct els_run_opts){o.config, o.services, o.monitor}, p);
 }
