@@ -132,12 +132,19 @@ n4=$(sqlite3 "$DB4" "SELECT count(*) FROM records")
 "$SWEEP" --db "$PGCONN" -m "$DB4" -b 500 --limit 4000 -q >/dev/null 2>&1
 check_eq "a sweep limited to 4000 records" 4000 "$(sqlite3 "$DB4" "SELECT CAST(value AS INTEGER) FROM meta WHERE key='swept'")"
 # The capture's packets are from 2023, older than any retention, but each replay records a
-# "replay" event of today at seq 65: age-based retention deletes the swept prefix up to it.
+# "replay" event of today. Where it lands among the first records depends on which ring the
+# writer drains first, so the boundary is read from the file: age-based retention deletes the
+# swept prefix up to the first young record, and not one record more.
+young=$(sqlite3 "$DB4" "SELECT min(seq) FROM records WHERE ts_ns >= (strftime('%s','now') - 86400) * 1000000000")
+check_ge "a young record exists in the swept prefix" 1 "$young"
 # A short replay runs elsd's writer, whose first retention run always completes.
 els_config "$WORK/retain.conf" 's|log = "default";|log = "default"; retention_days = 1;|'
 "$ELSD" -c "$WORK/retain.conf" --monitor "$DB4" --replay "$WORK/small.pcap" 2>"$WORK/retain.log"
-check "elsd reports what retention deleted" grep -q "retention deleted 64 swept records" "$WORK/retain.log"
-check_eq "age-based retention stops at the first young record" 65 "$(sqlite3 "$DB4" "SELECT min(seq) FROM records")"
+if ((young > 1)); then
+	check "elsd reports what retention deleted" \
+		grep -q "retention deleted $((young - 1)) swept records" "$WORK/retain.log"
+fi
+check_eq "age-based retention stops at the first young record" "$young" "$(sqlite3 "$DB4" "SELECT min(seq) FROM records")"
 # Over the size cap, swept records of any age make room; unswept ones never do.
 check_ge "the file is over 1 MiB" 1100000 "$(sqlite3 "$DB4" "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size")"
 els_config "$WORK/cap.conf" 's|log = "default";|log = "default"; retention_days = 1; max_size_mb = 1;|'
