@@ -11,8 +11,18 @@
  * branches like glue (and keeps a valid key), so a remove never needs to allocate.
  * A node of length n has all its descendants agreeing on their first n bits; child[b] holds
  * those whose bit n is b. Lookups therefore follow the address's bits and only compare whole
- * keys at prefix nodes, where a mismatch also ends the walk (nothing below can match). */
+ * keys at prefix nodes, where a mismatch also ends the walk (nothing below can match).
+ *
+ * A trie walk costs one dependent memory access per level, and the levels grow with the
+ * number of prefixes (about 20 at a million). So once a family holds more than
+ * ELS_LPM_DIR_MIN prefixes it also gets a direct table (the directory) indexed by the first
+ * DIR_BITS bits of the address: a slot names the first node at or past bit DIR_BITS on its
+ * path (where the walk resumes) and the longest stored prefix shorter than DIR_BITS covering
+ * the whole slot (a /8 is thus spread over its 256 slots). A lookup then walks only the few
+ * levels below DIR_BITS. Every insert and remove recomputes the block of slots whose path
+ * went through the part of the trie it changed, so lookups are exact at all times. */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -40,6 +50,23 @@ struct gnode {
 	uint8_t plen;
 };
 
+/* The directory: 2^DIR_BITS slots of 8 bytes (512 KiB) per family that has one. 16 bits for
+ * IPv6 too: 24 would cost 128 MiB, and IPv6 lists are short. */
+#ifndef ELS_LPM_DIR_BITS /* both overridable so that a fuzzer reaches the directory quickly */
+#define ELS_LPM_DIR_BITS 16
+#endif
+#ifndef ELS_LPM_DIR_MIN
+#define ELS_LPM_DIR_MIN 256
+#endif
+#define DIR_BITS  ((unsigned)ELS_LPM_DIR_BITS)
+#define DIR_SLOTS (1u << DIR_BITS)
+_Static_assert(DIR_BITS >= 1 && DIR_BITS <= 24, "directory of 2 to 16M slots");
+
+struct dslot {
+	uint32_t next; /* first node at or past bit DIR_BITS on the slot's path, or REF_NIL */
+	uint32_t best; /* prefix node: longest prefix shorter than DIR_BITS covering the slot */
+};
+
 struct lpm_fam {
 	uint32_t root;
 	unsigned keylen, maxbits;
@@ -48,7 +75,8 @@ struct lpm_fam {
 	uint32_t pcap, pused, pfree; /* slots allocated, high-water mark, free list head */
 	struct gnode *gbuf;
 	uint32_t gcap, gused, gfree;
-	size_t count; /* stored prefixes (empty prefix nodes not included) */
+	size_t count;	   /* stored prefixes (empty prefix nodes not included) */
+	struct dslot *dir; /* NULL while the family is small (or its allocation failed) */
 };
 
 struct els_lpm {
@@ -240,6 +268,7 @@ void els_lpm_free(struct els_lpm *t)
 	for (unsigned i = 0; i < 2; i++) {
 		free(t->fam[i].pbuf);
 		free(t->fam[i].gbuf);
+		free(t->fam[i].dir);
 	}
 	free(t);
 }
@@ -266,19 +295,124 @@ static uint32_t new_prefix(struct lpm_fam *f, const uint8_t *k, unsigned plen, u
 	return r;
 }
 
-int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
+/* The slot of a key: its first DIR_BITS bits. */
+static uint32_t dir_index(const uint8_t *k)
 {
-	struct lpm_fam *f = fam_of(t, c->family);
-	uint8_t k[16];
+	return load_be32(k) >> (32 - DIR_BITS);
+}
 
-	if (!f || c->plen > f->maxbits)
-		return -EINVAL;
-	int err = reserve(f);
-	if (err)
-		return err;
-	unsigned plen = c->plen;
-	masked_key(f, c, k);
+/* Slot indexes whose first n bits (n <= DIR_BITS) are fixed. */
+static uint32_t dir_mask(unsigned n)
+{
+	return n == 0 ? 0 : (DIR_SLOTS - 1) & ~((1u << (DIR_BITS - n)) - 1);
+}
 
+/* A key standing for everything below ref: all of it agrees with this key on ref's length.
+ * Glue nodes and empty prefix nodes have two children, so the walk always ends. */
+static const uint8_t *rep_key(const struct lpm_fam *f, uint32_t ref)
+{
+	while (ref & REF_GLUE)
+		ref = gn(f, ref)->child[0];
+	return pn(f, ref)->key;
+}
+
+static void dir_set(struct lpm_fam *f, uint32_t from, uint32_t to, uint32_t next, uint32_t best)
+{
+	for (uint32_t i = from; i < to; i++) {
+		f->dir[i].next = next;
+		f->dir[i].best = best;
+	}
+}
+
+/* Fills the block of slots sharing their first m bits with q from the subtrie cur, which is
+ * the first node at or past bit m on the block's path (or REF_NIL); best is the longest
+ * stored prefix shorter than m covering the block. Recursion depth is at most DIR_BITS. */
+static void dir_fill(struct lpm_fam *f, uint32_t cur, uint32_t q, unsigned m, uint32_t best)
+{
+	uint32_t end = q + (1u << (DIR_BITS - m));
+
+	if (cur == REF_NIL) {
+		dir_set(f, q, end, REF_NIL, best);
+		return;
+	}
+	unsigned n = plen_of(f, cur);
+	unsigned fixed = n < DIR_BITS ? n : DIR_BITS;
+	/* Only slots sharing cur's first bits can meet anything below cur (path compression
+	 * may have skipped bits between m and n); the rest of the block ends here. */
+	uint32_t lo = dir_index(rep_key(f, cur)) & dir_mask(fixed);
+	uint32_t hi = lo + (1u << (DIR_BITS - fixed));
+	if (lo < q || hi > end) {
+		dir_set(f, q, end, REF_NIL, best);
+		return;
+	}
+	dir_set(f, q, lo, REF_NIL, best);
+	dir_set(f, hi, end, REF_NIL, best);
+	if (n >= DIR_BITS) {
+		f->dir[lo].next = cur;
+		f->dir[lo].best = best;
+		return;
+	}
+	if (!(cur & REF_GLUE) && !pn(f, cur)->empty)
+		best = cur;
+	const uint32_t *ch = children(f, cur);
+	dir_fill(f, ch[0], lo, n + 1, best);
+	dir_fill(f, ch[1], lo + (1u << (DIR_BITS - 1 - n)), n + 1, best);
+}
+
+/* Recomputes the slots sharing their first m bits with k (m <= DIR_BITS): a change at a node
+ * of length d on k's path can only move the slots sharing k's first min(d, DIR_BITS) bits. */
+static void dir_refresh(struct lpm_fam *f, const uint8_t *k, unsigned m)
+{
+	uint32_t cur = f->root, best = REF_NIL;
+
+	if (!f->dir)
+		return;
+	if (m > DIR_BITS)
+		m = DIR_BITS;
+	while (cur != REF_NIL) {
+		unsigned n = plen_of(f, cur);
+		if (n >= m)
+			break;
+		if (!(cur & REF_GLUE)) {
+			const struct pnode *p = pn(f, cur);
+			if (!prefix_eq(k, p->key, n, f->keylen)) {
+				cur = REF_NIL; /* nothing below covers the block */
+				break;
+			}
+			if (!p->empty)
+				best = cur;
+		}
+		cur = children(f, cur)[bit_at(k, n)];
+	}
+	dir_fill(f, cur, dir_index(k) & dir_mask(m), m, best);
+}
+
+/* Gives the family its directory once it is big enough to pay for it. Failing to allocate
+ * is no error: lookups walk from the root as before, and a later insert or trim tries again. */
+static void dir_build(struct lpm_fam *f)
+{
+	if (f->dir || f->count <= ELS_LPM_DIR_MIN)
+		return;
+	f->dir = malloc(DIR_SLOTS * sizeof(*f->dir));
+	if (f->dir)
+		dir_fill(f, f->root, 0, 0, REF_NIL);
+}
+
+#define NO_CHANGE UINT_MAX
+
+/* What an insert changed, for the directory. */
+struct change {
+	unsigned depth; /* length of the shallowest node added or changed, or NO_CHANGE */
+	uint32_t *link; /* the reference rewritten to the node added at that depth */
+	int up;		/* length of the node holding link; -1 for the root */
+};
+
+static int trie_insert(struct lpm_fam *f, const uint8_t *k, unsigned plen, uint32_t value,
+		       struct change *ch)
+{
+	ch->depth = plen;
+	ch->link = &f->root;
+	ch->up = -1;
 	if (f->root == REF_NIL) {
 		f->root = new_prefix(f, k, plen, value);
 		return 1;
@@ -300,6 +434,7 @@ int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
 		cur = gn(f, cur)->child[0];
 	const struct pnode *near = pn(f, cur);
 	unsigned d = common_bits(k, near->key, f->keylen, plen < near->plen ? plen : near->plen);
+	ch->depth = d;
 
 	/* Pass 2: walk down again to the first node at or past bit d, where k's node belongs. */
 	uint32_t *link = &f->root;
@@ -308,9 +443,11 @@ int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
 		unsigned n = plen_of(f, cur);
 		if (n > d || (n == d && n == plen))
 			break;
+		ch->up = (int)n;
 		link = &children(f, cur)[bit_at(k, n)];
 		cur = *link;
 	}
+	ch->link = link;
 
 	if (cur == REF_NIL) {
 		*link = new_prefix(f, k, plen, value);
@@ -324,6 +461,8 @@ int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
 			p->value = value;
 			p->empty = 0;
 			f->count += (size_t)added;
+			if (!added) /* slots name nodes, not values: none moves */
+				ch->depth = NO_CHANGE;
 			return added;
 		}
 		uint32_t r = new_prefix(f, k, plen, value);
@@ -348,6 +487,31 @@ int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
 	gp->child[!bit_at(k, d)] = cur;
 	*link = g;
 	return 1;
+}
+
+int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
+{
+	struct lpm_fam *f = fam_of(t, c->family);
+	uint8_t k[16];
+	struct change ch;
+
+	if (!f || c->plen > f->maxbits)
+		return -EINVAL;
+	int err = reserve(f);
+	if (err)
+		return err;
+	masked_key(f, c, k);
+	int rc = trie_insert(f, k, c->plen, value, &ch);
+	if (!f->dir)
+		dir_build(f);
+	else if (ch.depth < DIR_BITS)
+		dir_refresh(f, k, ch.depth);
+	else if (ch.depth != NO_CHANGE && ch.up < (int)DIR_BITS)
+		/* The common case in a big table, and cheaper than a refresh from the root: only
+		 * k's slot can move, and its first node past DIR_BITS is now the one added. */
+		f->dir[dir_index(k)].next = *ch.link;
+	/* else the change lies below the slot's first node: the slot stays as it is */
+	return rc;
 }
 
 /* Finds the exact prefix; *linkp receives the reference pointing to it and *parentp the
@@ -391,9 +555,11 @@ int els_lpm_remove(struct els_lpm *t, const struct els_cidr *c)
 	struct pnode *p = pn(f, cur);
 	uint32_t c0 = p->child[0], c1 = p->child[1];
 
+	unsigned changed = c->plen;
 	f->count--;
 	if (c0 != REF_NIL && c1 != REF_NIL) {
 		p->empty = 1; /* still needed for branching */
+		dir_refresh(f, k, changed);
 		return 1;
 	}
 	*link = c0 != REF_NIL ? c0 : c1;
@@ -403,12 +569,15 @@ int els_lpm_remove(struct els_lpm *t, const struct els_cidr *c)
 	uint32_t up = plink ? *plink : REF_NIL;
 	if (*link == REF_NIL && up != REF_NIL && ((up & REF_GLUE) || pn(f, up)->empty)) {
 		const uint32_t *uc = children(f, up);
+		changed = plen_of(f, up);
 		*plink = uc[0] != REF_NIL ? uc[0] : uc[1];
 		if (up & REF_GLUE)
 			gfree_slot(f, up);
 		else
 			pfree_slot(f, up);
 	}
+	/* Slots may still name the freed nodes until this: it runs before anyone can look. */
+	dir_refresh(f, k, changed);
 	return 1;
 }
 
@@ -421,7 +590,13 @@ uint32_t els_lpm_lookup(const struct els_lpm *t, unsigned family, const struct e
 
 	if (!f)
 		return ELS_LPM_NONE;
-	uint32_t cur = f->root;
+	uint32_t cur = f->root, short_best = REF_NIL;
+	bool hit = false;
+	if (f->dir) {
+		const struct dslot *s = &f->dir[dir_index(a->b)];
+		cur = s->next;
+		short_best = s->best;
+	}
 	while (cur != REF_NIL) {
 		unsigned n;
 		const uint32_t *ch;
@@ -436,6 +611,7 @@ uint32_t els_lpm_lookup(const struct els_lpm *t, unsigned family, const struct e
 			if (!p->empty) {
 				best = p->value;
 				best_len = p->plen;
+				hit = true;
 			}
 			n = p->plen;
 			ch = p->child;
@@ -443,6 +619,11 @@ uint32_t els_lpm_lookup(const struct els_lpm *t, unsigned family, const struct e
 		if (n >= f->maxbits)
 			break;
 		cur = ch[bit_at(a->b, n)];
+	}
+	if (!hit && short_best != REF_NIL) { /* anything found below the slot is longer */
+		const struct pnode *p = pn(f, short_best);
+		best = p->value;
+		best_len = p->plen;
 	}
 	if (plen_out)
 		*plen_out = best == ELS_LPM_NONE ? 0 : best_len;
@@ -477,6 +658,11 @@ void els_lpm_trim(struct els_lpm *t)
 	for (unsigned i = 0; i < 2; i++) {
 		struct lpm_fam *f = &t->fam[i];
 		void *pb = f->pbuf, *gb = f->gbuf;
+		if (f->dir && f->count <= ELS_LPM_DIR_MIN) {
+			free(f->dir); /* shrank since: the walk from the root is short again */
+			f->dir = NULL;
+		}
+		dir_build(f); /* in case an allocation failed while building */
 		if (f->pused == 0 && f->gused == 0)
 			continue;
 		shrink(&pb, &f->pcap, f->pused, f->stride);
@@ -498,6 +684,8 @@ size_t els_lpm_bytes(const struct els_lpm *t)
 	for (unsigned i = 0; i < 2; i++) {
 		const struct lpm_fam *f = &t->fam[i];
 		n += (size_t)f->pcap * f->stride + (size_t)f->gcap * sizeof(struct gnode);
+		if (f->dir)
+			n += DIR_SLOTS * sizeof(*f->dir);
 	}
 	return n;
 }

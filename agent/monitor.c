@@ -153,6 +153,7 @@ static void free_monitor(struct els_monitor *m)
 	els_mon_key_wipe(&m->key);
 	free(m->rings);
 	free(m->rs);
+	free(m->pend);
 	free(m->path);
 	free(m->agent_id);
 	free(m);
@@ -187,8 +188,10 @@ struct els_monitor *els_monitor_open(const struct els_monitor_opts *o, struct el
 	m->agent_id = o->agent_id ? strdup(o->agent_id) : NULL;
 	m->rings = calloc(m->nring, sizeof(*m->rings));
 	m->rs = calloc(m->nring, sizeof(*m->rs));
+	m->pend = calloc(MON_INS_ROWS, sizeof(*m->pend));
 	key_path = o->key_file && *o->key_file ? strdup(o->key_file) : els_mon_key_path(o->path);
-	if (!m->path || !m->rings || !m->rs || !key_path || (o->agent_id && !m->agent_id))
+	if (!m->path || !m->rings || !m->rs || !m->pend || !key_path ||
+	    (o->agent_id && !m->agent_id))
 		goto nomem;
 	for (unsigned i = 0; i < m->nring; i++) {
 		m->rings[i] = els_ring_new(o->ring_size ? o->ring_size : 8192);

@@ -37,7 +37,7 @@ const char els_mon_columns[] =
 struct mac_buf {
 	EVP_MAC_CTX *ctx;
 	size_t len;
-	unsigned char b[512];
+	unsigned char b[768]; /* a writer's row fits: one EVP_MAC_update per row */
 	bool bad;
 };
 
@@ -64,20 +64,18 @@ static void mb_put(struct mac_buf *m, const void *p, size_t n)
 	m->len += n;
 }
 
+static void be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
 static void mb_u64(struct mac_buf *m, uint64_t v)
 {
 	unsigned char b[8];
 
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		b[i] = (unsigned char)v;
+	be64(b, v);
 	mb_put(m, b, 8);
-}
-
-static void mb_u32(struct mac_buf *m, uint32_t v)
-{
-	unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
-	mb_put(m, b, 4);
 }
 
 /* Starts a MAC with the key set at load: EVP_MAC_init with a NULL key reuses it. */
@@ -102,22 +100,33 @@ static int mb_end(struct mac_buf *m, unsigned char out[ELS_MON_MAC_LEN])
 	return 0;
 }
 
+/* A column's type byte and its integer or length go straight into the buffer: this runs 26
+ * times a row, and a call per piece cost the writer about a tenth of its instructions. */
 static void mb_val(struct mac_buf *m, const struct mon_val *v)
 {
-	unsigned char t = (unsigned char)v->type;
+	unsigned char *p;
 
-	mb_put(m, &t, 1);
+	if (sizeof(m->b) - m->len < 9)
+		mb_flush(m);
+	p = m->b + m->len;
+	*p = (unsigned char)v->type;
 	switch (v->type) {
 	case SQLITE_INTEGER:
 	case SQLITE_FLOAT:
-		mb_u64(m, (uint64_t)v->i);
+		be64(p + 1, (uint64_t)v->i);
+		m->len += 9;
 		break;
 	case SQLITE_TEXT:
 	case SQLITE_BLOB:
-		mb_u32(m, (uint32_t)v->n);
+		p[1] = (unsigned char)(v->n >> 24);
+		p[2] = (unsigned char)(v->n >> 16);
+		p[3] = (unsigned char)(v->n >> 8);
+		p[4] = (unsigned char)v->n;
+		m->len += 5;
 		mb_put(m, v->s, v->n);
 		break;
 	default:
+		m->len += 1;
 		break;
 	}
 }

@@ -40,12 +40,20 @@ static const char schema_sql[] =
     " proto, src, sport, dst, dport, handler, reason, rule_name, count, detail FROM records;"
     "INSERT INTO meta(key, value) VALUES('schema_version', '2');";
 
-const char mon_insert_sql[] =
-    "INSERT INTO records(seq, ts_ns, kind, verdict, dir, family, proto, src, sport, dst, dport,"
-    " icmp_type, icmp_code, tcp_flags, handler, reason, rule, rule_name, generation, count,"
-    " pkts_init, pkts_resp, bytes_init, bytes_resp, duration_ns, detail, mac)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+int mon_insert_sql(char *buf, size_t len, unsigned n)
+{
+	size_t off =
+	    (size_t)snprintf(buf, len, "INSERT INTO records(%s, mac) VALUES", els_mon_columns);
+
+	for (unsigned r = 0; r < n && off < len; r++) {
+		off += (size_t)snprintf(buf + off, len - off, "%s(", r ? "," : "");
+		for (unsigned c = 0; c <= ELS_MON_NCOLS && off < len; c++)
+			off += (size_t)snprintf(buf + off, len - off, "%s?", c ? "," : "");
+		if (off < len)
+			off += (size_t)snprintf(buf + off, len - off, ")");
+	}
+	return off < len ? 0 : -ENOMEM;
+}
 
 static int meta_put(sqlite3 *db, const char *k, const char *v)
 {

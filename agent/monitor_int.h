@@ -24,12 +24,29 @@ struct mon_val {
 	size_t n;
 };
 
+/* Rows one insert statement takes: each sqlite3_step costs cursors and record buffers that
+ * SQLite allocates and frees again (this build has no lookaside), so rows are queued and
+ * inserted this many at a time. */
+#define MON_INS_ROWS 16
+
+/* What an insert statement holds bound: bindings survive sqlite3_reset, so a row rebinds only
+ * the values that differ from those of the row the same slot held last time (most of a
+ * flood's columns repeat). s is kept only for fixed text, whose pointer alone says the value
+ * is the same. */
+struct mon_binds {
+	int type[MON_INS_ROWS][ELS_MON_NCOLS]; /* an SQLite type, or 0: unknown, bind again */
+	int64_t i[MON_INS_ROWS][ELS_MON_NCOLS];
+	const char *s[MON_INS_ROWS][ELS_MON_NCOLS];
+};
+
 /* out = HMAC(key, prev || canonical form of v[0 .. ELS_MON_NCOLS - 1]). 0 or -ENOMEM. */
 int mon_mac_vals(const struct els_mon_key *key, const unsigned char prev[ELS_MON_MAC_LEN],
 		 const struct mon_val *v, unsigned char out[ELS_MON_MAC_LEN]);
 
 /* Schema and file (monitor_file.c). */
-extern const char mon_insert_sql[]; /* ?1 .. ?26: els_mon_columns; ?27: mac */
+/* INSERT of n rows (1 .. MON_INS_ROWS): per row the 26 els_mon_columns, then the mac. 0, or
+ * -ENOMEM. */
+int mon_insert_sql(char *buf, size_t len, unsigned n);
 
 struct mon_file_state {
 	char chain_id[17];
@@ -86,7 +103,10 @@ struct els_monitor {
 
 	/* [W] the writer thread's, or the opener's until start */
 	sqlite3 *db;
-	sqlite3_stmt *ins;
+	sqlite3_stmt *ins, *ins_many;	    /* one row; MON_INS_ROWS rows */
+	struct mon_binds binds, binds_many; /* their parameters */
+	struct mon_pend *pend;		    /* [MON_INS_ROWS] rows added, not yet inserted */
+	unsigned npend;
 	dev_t dev;
 	ino_t ino;
 	bool in_txn;
@@ -143,14 +163,31 @@ static inline uint64_t mon_real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A record as the column values that are both bound and MACed, so the two cannot differ. */
+/* A record as the column values that are both bound and MACed, so the two cannot differ.
+ * fixed: bit i set when v[i] is TEXT of static storage (a name from a constant table). */
 struct mon_row {
 	struct mon_val v[ELS_MON_NCOLS];
+	uint32_t fixed;
 	char kbuf[8], pbuf[8], sbuf[ELS_ADDR_STRLEN], dbuf[ELS_ADDR_STRLEN];
 };
 void mon_row_of(struct mon_row *w, uint64_t seq, const struct els_record *r);
-/* Binds and steps one row with its MAC; an SQLite result code. */
-int mon_insert_row(sqlite3_stmt *st, const struct mon_row *w, const unsigned char *mac);
+
+/* A row waiting for the next insert, with its own copy of the record: the ring slot it came
+ * from is reused once consumed, and the row's values point into r and handler. */
+struct mon_pend {
+	struct els_record r;
+	char handler[65];
+	struct mon_row w;
+	unsigned char mac[ELS_MON_MAC_LEN];
+};
+/* Copies r into p and makes its row. */
+void mon_pend_set(struct mon_pend *p, uint64_t seq, const struct els_record *r);
+
+/* After a prepare, every parameter is NULL. */
+void mon_binds_reset(struct mon_binds *b);
+/* Binds (what changed) and steps rows p[0 .. n - 1] with their MACs into st, a statement of
+ * mon_insert_sql(n); an SQLite result code. */
+int mon_insert_rows(sqlite3_stmt *st, struct mon_binds *b, const struct mon_pend *p, unsigned n);
 
 /* monitor_txn.c: everything below runs on the writer thread (or the opener's before start). */
 int mon_open_db(struct els_monitor *m, char *err, size_t errlen);

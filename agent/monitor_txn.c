@@ -19,7 +19,8 @@
 void mon_close_db(struct els_monitor *m)
 {
 	sqlite3_finalize(m->ins);
-	m->ins = NULL;
+	sqlite3_finalize(m->ins_many);
+	m->ins = m->ins_many = NULL;
 	sqlite3_close_v2(m->db);
 	m->db = NULL;
 }
@@ -30,6 +31,7 @@ int mon_open_db(struct els_monitor *m, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	struct stat sb;
+	char sql[4096];
 	int rc, ret = -EIO;
 
 	/* NOMUTEX: one thread at a time uses the handle (the opener, then the writer), so
@@ -80,11 +82,17 @@ int mon_open_db(struct els_monitor *m, char *err, size_t errlen)
 	if (ret)
 		goto out;
 	ret = -EIO;
-	if (sqlite3_prepare_v3(m->db, mon_insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &m->ins,
-			       NULL) != SQLITE_OK) {
+	if (mon_insert_sql(sql, sizeof(sql), 1) != 0 ||
+	    sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->ins, NULL) !=
+		SQLITE_OK ||
+	    mon_insert_sql(sql, sizeof(sql), MON_INS_ROWS) != 0 ||
+	    sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &m->ins_many, NULL) !=
+		SQLITE_OK) {
 		snprintf(err, errlen, "cannot prepare the insert: %s", sqlite3_errmsg(m->db));
 		goto out;
 	}
+	mon_binds_reset(&m->binds);
+	mon_binds_reset(&m->binds_many);
 	if (stat(m->path, &sb) == 0) {
 		m->dev = sb.st_dev;
 		m->ino = sb.st_ino;
@@ -158,6 +166,7 @@ static void fail_txn(struct els_monitor *m, const char *why)
 	atomic_fetch_add(&m->write_lost, m->txn_records);
 	m->pending_lost += m->txn_value;
 	m->in_txn = false;
+	m->npend = 0;
 	m->txn_rows = 0;
 	m->txn_value = m->txn_records = 0;
 	m->failed = true;
@@ -168,30 +177,49 @@ static void fail_txn(struct els_monitor *m, const char *why)
 	mon_publish(m);
 }
 
+/* Inserts the rows added since the last call: a full queue in one statement, a partial one
+ * (at commit) row by row. An SQLite result code. */
+static int flush_rows(struct els_monitor *m)
+{
+	unsigned i = 0;
+	int rc = SQLITE_OK;
+
+	if (m->npend == MON_INS_ROWS) {
+		rc = mon_insert_rows(m->ins_many, &m->binds_many, m->pend, MON_INS_ROWS);
+		i = MON_INS_ROWS;
+	}
+	for (; i < m->npend && rc == SQLITE_OK; i++)
+		rc = mon_insert_rows(m->ins, &m->binds, &m->pend[i], 1);
+	m->npend = 0;
+	return rc;
+}
+
+/* Adds a chained row to the open transaction. The row is queued and inserted with the next
+ * MON_INS_ROWS, or at commit; a failure then fails the whole transaction, queued rows
+ * included, so they are counted like every other row of it. */
 static bool add_row(struct els_monitor *m, const struct els_record *r)
 {
-	struct mon_row w;
-	unsigned char mac[ELS_MON_MAC_LEN];
+	struct mon_pend *p = &m->pend[m->npend];
 	uint64_t seq = m->fs.head_seq + 1;
-	int rc;
 
-	mon_row_of(&w, seq, r);
-	if (mon_mac_vals(&m->key, m->fs.head_mac, w.v, mac) != 0) {
+	mon_pend_set(p, seq, r);
+	if (mon_mac_vals(&m->key, m->fs.head_mac, p->w.v, p->mac) != 0) {
 		fail_txn(m, "cannot compute a MAC");
 		return false;
 	}
-	rc = mon_insert_row(m->ins, &w, mac);
-	if (rc != SQLITE_OK) {
+	m->fs.head_seq = seq;
+	memcpy(m->fs.head_mac, p->mac, ELS_MON_MAC_LEN);
+	if (++m->npend == MON_INS_ROWS && flush_rows(m) != SQLITE_OK) {
+		/* this row is not counted in the transaction yet: the caller counts it */
 		fail_txn(m, sqlite3_errmsg(m->db));
 		return false;
 	}
-	m->fs.head_seq = seq;
-	memcpy(m->fs.head_mac, mac, sizeof(mac));
 	m->txn_rows++;
 	m->txn_value += r->kind == ELS_REC_GAP ? r->count : 1;
 	m->txn_records += r->kind != ELS_REC_GAP;
 	/* a flood commits thousands of rows at once: look at the cap within the transaction
-	 * too (page_count counts its pages), or a level could be skipped */
+	 * too (page_count counts its pages; 256 rows are whole queues, so none is pending), or a
+	 * level could be skipped */
 	if (m->max_size && (m->txn_rows & 255) == 0)
 		mon_update_cap(m);
 	return true;
@@ -276,7 +304,8 @@ void mon_commit_txn(struct els_monitor *m)
 		if (!add_row(m, &g))
 			return; /* the count moved into the write-error gap */
 	}
-	if (els_mon_meta_put_pos(m->db, &m->key, m->fs.chain_id, "head", m->fs.head_seq,
+	if (flush_rows(m) != SQLITE_OK ||
+	    els_mon_meta_put_pos(m->db, &m->key, m->fs.chain_id, "head", m->fs.head_seq,
 				 m->fs.head_mac) != SQLITE_OK ||
 	    sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		fail_txn(m, sqlite3_errmsg(m->db));

@@ -1,6 +1,8 @@
 /* Longest-prefix-match table over IPv4 and IPv6 prefixes (a path-compressed binary trie per
  * family). Built off the packet path, then read-only: lookups take no lock and allocate
- * nothing, and cost O(prefix length) whatever the number of entries. */
+ * nothing, and cost O(prefix length) whatever the number of entries. A family with more than
+ * 256 prefixes also gets a 512 KiB direct table on the first 16 address bits, so a lookup
+ * there costs one table access plus the few trie levels below it: nearly flat in size. */
 #ifndef ELS_LPM_H
 #define ELS_LPM_H
 
@@ -35,8 +37,9 @@ uint32_t els_lpm_lookup(const struct els_lpm *t, unsigned family, const struct e
 /* Value of an exact prefix, or ELS_LPM_NONE. */
 uint32_t els_lpm_get(const struct els_lpm *t, const struct els_cidr *c);
 
-/* Gives back the spare room that growing the table left, once it is built. Lookups and later
- * changes work as before (the next insert grows it again). */
+/* Gives back the spare room that growing the table left, once it is built (and the direct
+ * table of a family back to 256 prefixes or fewer). Lookups and later changes work as before
+ * (the next insert grows it again). */
 void els_lpm_trim(struct els_lpm *t);
 
 /* Number of prefixes stored, and bytes of memory the table holds. */

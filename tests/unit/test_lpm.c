@@ -441,3 +441,248 @@ Test(lpm, million_random_prefixes, .timeout = 60)
 	free(r.s);
 	free(all);
 }
+
+/* Fills a family past the size at which the table adds its direct first-level table (256
+ * prefixes), with host routes away from the prefixes under test. */
+static void add_fillers(struct els_lpm *t, unsigned family, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		char text[64];
+		if (family == ELS_AF_INET)
+			snprintf(text, sizeof(text), "198.51.%u.%u", 100 + i / 256, i % 256);
+		else
+			snprintf(text, sizeof(text), "fd00::%x", i);
+		struct els_cidr c = C(text);
+		cr_assert_eq(els_lpm_insert(t, &c, 100000 + i), 1);
+	}
+}
+
+static void expect(const struct els_lpm *t, const char *addr, uint32_t value, unsigned plen)
+{
+	unsigned got_len = 99;
+	uint32_t got = L(t, addr, &got_len);
+	cr_assert_eq(got, value, "%s: got %u, want %u", addr, got, value);
+	cr_assert_eq(got_len, plen, "%s: got /%u, want /%u", addr, got_len, plen);
+}
+
+static void put(struct els_lpm *t, const char *text, uint32_t value)
+{
+	struct els_cidr c = C(text);
+	cr_assert_eq(els_lpm_insert(t, &c, value), 1, "insert %s", text);
+}
+
+static void del(struct els_lpm *t, const char *text)
+{
+	struct els_cidr c = C(text);
+	cr_assert_eq(els_lpm_remove(t, &c), 1, "remove %s", text);
+}
+
+/* The direct table takes the first 16 bits: prefixes shorter than that are spread over many
+ * of its slots, and removing one must take it out of every slot again. */
+Test(lpm, direct_table_v4_edges)
+{
+	struct els_lpm *t = els_lpm_new();
+	add_fillers(t, ELS_AF_INET, 256);
+	size_t small = els_lpm_bytes(t);
+	cr_assert_lt(small, 65536, "no direct table for 256 prefixes");
+	add_fillers(t, ELS_AF_INET6, 0);
+	put(t, "198.51.200.0/24", 999); /* the 257th */
+	cr_assert_geq(els_lpm_bytes(t), small + 65536 * 8, "direct table past 256 prefixes");
+
+	put(t, "0.0.0.0/0", 1);
+	put(t, "10.0.0.0/8", 2);  /* 256 slots */
+	put(t, "10.1.0.0/16", 3); /* exactly one slot */
+	put(t, "10.1.2.0/24", 4); /* below a slot */
+	put(t, "10.1.2.3/32", 5);
+	put(t, "10.0.0.0/15", 6); /* one bit short of the stride */
+	put(t, "10.2.0.0/17", 7); /* one bit past it */
+	expect(t, "10.1.2.3", 5, 32);
+	expect(t, "10.1.2.4", 4, 24);
+	expect(t, "10.1.3.1", 3, 16);
+	expect(t, "10.0.5.5", 6, 15);
+	expect(t, "10.2.0.1", 7, 17);
+	expect(t, "10.2.128.1", 2, 8);
+	expect(t, "10.255.255.255", 2, 8);
+	expect(t, "11.0.0.0", 1, 0);
+	expect(t, "198.51.100.5", 100005, 32);
+	expect(t, "198.51.100.255", 100255, 32);
+	expect(t, "198.51.101.0", 1, 0);
+	expect(t, "198.51.200.77", 999, 24);
+
+	del(t, "10.0.0.0/8");
+	expect(t, "10.2.128.1", 1, 0);
+	expect(t, "10.255.0.1", 1, 0);
+	expect(t, "10.2.0.1", 7, 17);
+	expect(t, "10.1.2.4", 4, 24);
+	del(t, "0.0.0.0/0");
+	expect(t, "10.255.0.1", ELS_LPM_NONE, 0);
+	expect(t, "11.0.0.0", ELS_LPM_NONE, 0);
+	expect(t, "10.0.5.5", 6, 15);
+	del(t, "10.0.0.0/15");
+	expect(t, "10.0.5.5", ELS_LPM_NONE, 0);
+	expect(t, "10.1.3.1", 3, 16);
+	put(t, "10.0.0.0/8", 8);
+	expect(t, "10.255.0.1", 8, 8);
+	expect(t, "10.0.5.5", 8, 8);
+	/* A stride-long prefix with a longer one below: it stays to branch, empty. */
+	del(t, "10.1.0.0/16");
+	expect(t, "10.1.3.1", 8, 8);
+	expect(t, "10.1.2.3", 5, 32);
+	del(t, "10.1.2.0/24");
+	expect(t, "10.1.2.4", 8, 8);
+	expect(t, "10.1.2.3", 5, 32);
+	/* Back under the threshold, trim drops the direct table; lookups do not notice. */
+	for (unsigned i = 0; i < 200; i++) {
+		char text[32];
+		snprintf(text, sizeof(text), "198.51.100.%u", i);
+		del(t, text);
+	}
+	els_lpm_trim(t);
+	cr_assert_lt(els_lpm_bytes(t), 65536);
+	expect(t, "10.1.2.3", 5, 32);
+	expect(t, "10.200.0.1", 8, 8);
+	expect(t, "198.51.100.5", ELS_LPM_NONE, 0);
+	expect(t, "198.51.100.205", 100205, 32);
+	els_lpm_free(t);
+}
+
+Test(lpm, direct_table_v6_edges)
+{
+	struct els_lpm *t = els_lpm_new();
+	add_fillers(t, ELS_AF_INET6, 300);
+	add_fillers(t, ELS_AF_INET, 10); /* IPv4 stays small: its own table is not needed */
+	cr_assert_geq(els_lpm_bytes(t), 65536 * 8);
+	cr_assert_lt(els_lpm_bytes(t), 65536 * 8 * 2);
+
+	put(t, "::/0", 1);
+	put(t, "2000::/3", 2);
+	put(t, "2001::/16", 3);
+	put(t, "2001:db8::/32", 4);
+	put(t, "2001:db8::1/128", 5);
+	put(t, "2001:8000::/17", 6);
+	expect(t, "2001:db8::1", 5, 128);
+	expect(t, "2001:db8::2", 4, 32);
+	expect(t, "2001:dead::1", 6, 17);
+	expect(t, "2001:1::1", 3, 16);
+	expect(t, "2002::1", 2, 3);
+	expect(t, "3fff:ffff::1", 2, 3);
+	expect(t, "4000::1", 1, 0);
+	expect(t, "fd00::5", 100005, 128);
+	expect(t, "fd00::1:0", 1, 0);
+	expect(t, "10.0.0.1", ELS_LPM_NONE, 0); /* the v6 /0 covers no IPv4 */
+	expect(t, "198.51.100.9", 100009, 32);
+
+	del(t, "2000::/3");
+	expect(t, "2002::1", 1, 0);
+	expect(t, "2001:1::1", 3, 16);
+	del(t, "::/0");
+	expect(t, "2002::1", ELS_LPM_NONE, 0);
+	expect(t, "fd00::1:0", ELS_LPM_NONE, 0);
+	del(t, "2001::/16");
+	expect(t, "2001:1::1", ELS_LPM_NONE, 0);
+	expect(t, "2001:db8::2", 4, 32);
+	expect(t, "2001:dead::1", 6, 17);
+	put(t, "2000::/15", 7);
+	expect(t, "2001:1::1", 7, 15);
+	expect(t, "2000:1::1", 7, 15);
+	expect(t, "2001:db8::1", 5, 128);
+	els_lpm_free(t);
+}
+
+/* Random nested prefixes in a few /8s, the count rising past the threshold and falling back
+ * under it, with every lookup checked against a scan of all stored prefixes. */
+Test(lpm, direct_table_churn_against_scan)
+{
+	enum { MAXN = 2048 };
+	static struct els_cidr set[MAXN];
+	static uint32_t val[MAXN];
+	unsigned n = 0;
+	bool big = false, small_again = false;
+	struct els_lpm *t = els_lpm_new();
+
+	for (unsigned op = 0; op < 12000; op++) {
+		bool growing = (op / 3000) % 2 == 0;
+		struct els_cidr c;
+		memset(&c, 0, sizeof(c));
+		uint64_t r = rnd();
+		c.family = r & 1 ? ELS_AF_INET : ELS_AF_INET6;
+		unsigned bits = c.family == ELS_AF_INET ? 32 : 128;
+		c.plen = (uint8_t)((r >> 8) % (bits + 1));
+		uint64_t k = rnd();
+		c.addr.b[0] = (uint8_t)(10 + (k & 1));
+		c.addr.b[1] = (uint8_t)((k >> 1) & 3);
+		c.addr.b[2] = (uint8_t)(k >> 8);
+		c.addr.b[3] = (uint8_t)(k >> 16);
+		if (c.family == ELS_AF_INET6)
+			c.addr.b[15] = (uint8_t)(k >> 24);
+		mask(&c.addr, c.plen, bits);
+		if (!growing && n && (r >> 24) % 8 != 0)
+			c = set[rnd() % n]; /* random keys would seldom be there to remove */
+		int at = -1;
+		for (unsigned i = 0; i < n; i++)
+			if (set[i].family == c.family && set[i].plen == c.plen &&
+			    memcmp(set[i].addr.b, c.addr.b, 16) == 0)
+				at = (int)i;
+		if (((r >> 20) % 4 != 0) == growing) {
+			if (at < 0 && n == MAXN)
+				continue;
+			cr_assert_eq(els_lpm_insert(t, &c, op), at < 0 ? 1 : 0);
+			if (at < 0) {
+				at = (int)n++;
+				set[at] = c;
+			}
+			val[at] = op;
+		} else {
+			cr_assert_eq(els_lpm_remove(t, &c), at >= 0 ? 1 : 0);
+			if (at >= 0) {
+				set[at] = set[--n];
+				val[at] = val[n];
+			}
+		}
+		if (op % 1000 == 999) {
+			els_lpm_trim(t);
+			size_t bytes = els_lpm_bytes(t);
+			big |= bytes >= 65536 * 8;
+			small_again |= big && bytes < 65536;
+		}
+		if (op % 50 != 0)
+			continue;
+		cr_assert_eq(els_lpm_count(t), n);
+		for (unsigned q = 0; q < 64; q++) {
+			struct els_addr a;
+			unsigned fam = q & 1 ? ELS_AF_INET : ELS_AF_INET6;
+			memset(&a, 0, sizeof(a));
+			if (n && q % 4 < 2) { /* inside a stored prefix, host bits random */
+				const struct els_cidr *s = &set[rnd() % n];
+				fam = s->family;
+				a = s->addr;
+				for (unsigned b = s->plen; b < (fam == ELS_AF_INET ? 32u : 128u);
+				     b++)
+					if (rnd() & 1)
+						a.b[b / 8] |= (uint8_t)(0x80u >> (b % 8));
+			} else {
+				uint64_t x = rnd();
+				memcpy(a.b, &x, sizeof(x));
+				a.b[0] = (uint8_t)(9 + a.b[0] % 4);
+				a.b[1] &= 3;
+			}
+			if (fam == ELS_AF_INET)
+				memset(a.b + 4, 0, 12);
+			uint32_t want = ELS_LPM_NONE;
+			int want_len = -1;
+			for (unsigned i = 0; i < n; i++)
+				if (els_cidr_contains(&set[i], fam, &a) && set[i].plen > want_len) {
+					want_len = set[i].plen;
+					want = val[i];
+				}
+			unsigned got_len;
+			uint32_t got = els_lpm_lookup(t, fam, &a, &got_len);
+			char buf[ELS_ADDR_STRLEN];
+			cr_assert_eq(got, want, "op %u, %u prefixes, %s: got %u want %u", op, n,
+				     els_addr_str(&a, fam, buf), got, want);
+			cr_assert_eq(got_len, want_len < 0 ? 0u : (unsigned)want_len);
+		}
+	}
+	cr_assert(big && small_again, "the direct table came and went");
+	els_lpm_free(t);
+}
