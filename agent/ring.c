@@ -58,6 +58,11 @@ struct els_ring *els_ring_new(unsigned size)
 		free(r);
 		return NULL;
 	}
+	/* Make every page resident now: otherwise the producer takes a page fault (the kernel
+	 * allocating memory) the first time it reaches each page, on the packet path, and RSS
+	 * creeps up for minutes until the ring has wrapped once. memset of the whole ring, not of
+	 * one byte a page, so the compiler cannot drop it as redundant after an allocation. */
+	memset(r->slots, 0, cap * sizeof(*r->slots));
 	r->mask = cap - 1;
 	atomic_init(&r->head, 0);
 	atomic_init(&r->lost, 0);
