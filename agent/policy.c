@@ -275,6 +275,9 @@ static void build_chain(const config_setting_t *root, struct els_policy *p,
 		static const char *const fails[] = {"closed", "open", NULL};
 		struct els_chain_link *l = &p->links[p->nlinks];
 		l->h = h;
+		for (unsigned k = 0; els_handler_all()[k]; k++)
+			if (els_handler_all()[k] == h)
+				l->stat_slot = (uint8_t)k;
 		l->fail_open = get_choice(sec, "fail", fails, 0, d) == 1;
 		if (h->build(sec, env, &l->conf, d) == 0)
 			p->nlinks++;

@@ -186,19 +186,19 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 	*dp = d;
 	els_worker_count(w, &d, a);
 
-	atomic_fetch_add_explicit(&w->st.packets, 1, memory_order_relaxed);
+	els_ctr_inc(&w->st.packets);
 	if (pkt.reason != ELS_R_NONE)
-		atomic_fetch_add_explicit(&w->st.decode_errors, 1, memory_order_relaxed);
+		els_ctr_inc(&w->st.decode_errors);
 	int mode = w->pol->set.log_mode;
 	if (a == ELS_DROP) {
-		atomic_fetch_add_explicit(&w->st.dropped, 1, memory_order_relaxed);
+		els_ctr_inc(&w->st.dropped);
 		struct els_record r = {.kind = ELS_REC_DROP, .ts_ns = real_ns, .count = 1};
 		record_from_pkt(&r, &pkt);
 		record_decision(w, &r, &d);
 		els_dropagg_add(w->drops, &r);
 		return a;
 	}
-	atomic_fetch_add_explicit(&w->st.accepted, 1, memory_order_relaxed);
+	els_ctr_inc(&w->st.accepted);
 	if (d.flags & ELS_DEC_OBSERVE) {
 		/* Observe mode: passed, but recorded as what it would have been. Its own kind, so
 		 * no query for drops ever counts it. */

@@ -16,7 +16,7 @@
  * handler, not chain position, so that a reload that reorders the chain keeps them apart. */
 #define ELS_STATS_HANDLERS 16
 #define ELS_STATS_DECODE   ELS_STATS_HANDLERS
-#define ELS_STATS_CHAIN    (ELS_STATS_HANDLERS + 1)
+#define ELS_STATS_CHAIN	   (ELS_STATS_HANDLERS + 1)
 
 /* Counters are written by the worker only and read by anyone (relaxed atomics). */
 struct els_worker_stats {
@@ -30,30 +30,30 @@ struct els_worker_stats {
  * flows, sets count/total, then done = req (release). buf belongs to the main thread and is
  * never freed while req != done. Lock order: none, the two sides never wait on each other. */
 struct els_flow_snap {
-	struct els_flow *buf;	 /* [M] main thread; written by the worker between req and done */
-	uint32_t max;		 /* [M] */
-	uint32_t count, total;	 /* [W] valid once done == req */
+	struct els_flow *buf;  /* [M] main thread; written by the worker between req and done */
+	uint32_t max;	       /* [M] */
+	uint32_t count, total; /* [W] valid once done == req */
 	_Atomic uint32_t req, done;
 };
 
 struct els_worker {
-	unsigned index;                 /* [I] position among workers, ring index */
-	unsigned queue;                 /* [I] NFQUEUE number (live mode) */
-	struct els_flow_table *flows;   /* [W] owned by the worker thread */
-	struct els_ring *ring;          /* [I] owned by the monitor */
-	struct els_dropagg *drops;      /* [W] */
-	struct els_wstate *ws;          /* [W] handler state: sessions, scans (handlers/wstate.h) */
-	const struct els_policy *pol;   /* [W] generation in use for the current batch */
-	_Atomic uint32_t seen_gen;      /* generation the worker last picked up (quiescence) */
-	_Atomic uint64_t heartbeat;     /* bumped every loop turn: liveness for the watchdog */
+	unsigned index;		      /* [I] position among workers, ring index */
+	unsigned queue;		      /* [I] NFQUEUE number (live mode) */
+	struct els_flow_table *flows; /* [W] owned by the worker thread */
+	struct els_ring *ring;	      /* [I] owned by the monitor */
+	struct els_dropagg *drops;    /* [W] */
+	struct els_wstate *ws;	      /* [W] handler state: sessions, scans (handlers/wstate.h) */
+	const struct els_policy *pol; /* [W] generation in use for the current batch */
+	_Atomic uint32_t seen_gen;    /* generation the worker last picked up (quiescence) */
+	_Atomic uint64_t heartbeat;   /* bumped every loop turn: liveness for the watchdog */
 	struct els_worker_stats st;
 	uint64_t last_tick_ns;
 	struct els_flow_snap snap;
-	bool offload_on;                /* [W] the queue can offload flows (agent/offload.h) */
+	bool offload_on; /* [W] the queue can offload flows (agent/offload.h) */
 	/* [W] set by each packet: the flow it hands to the kernel, else NULL; valid until the
 	 * next packet */
 	const struct els_flow *offload_now;
-	uint32_t offloaded;             /* [W] flows marked since the last unmark (a hint) */
+	uint32_t offloaded; /* [W] flows marked since the last unmark (a hint) */
 };
 
 /* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;
@@ -73,9 +73,9 @@ enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size
 				  uint64_t real_ns);
 
 /* The same, also handing back the decision (replay prints it). */
-enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf,
-					   size_t caplen, size_t wire_len, enum els_dir dir,
-					   uint64_t mono_ns, uint64_t real_ns, struct els_decision *d);
+enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf, size_t caplen,
+					   size_t wire_len, enum els_dir dir, uint64_t mono_ns,
+					   uint64_t real_ns, struct els_decision *d);
 
 /* Housekeeping between batches: expires flows, flushes drop aggregates. */
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns);
@@ -88,8 +88,7 @@ void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reas
 /* Ends every live flow (reason flow_shutdown) and flushes everything: at stop. Off the packet
  * path, so when the ring fills it calls drain(arg) (which waits for the monitor's writer)
  * rather than lose end records; drain may be NULL. */
-void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg),
-		       void *arg);
+void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg), void *arg);
 
 /* The published generation (agent/generation.c). */
 const struct els_policy *els_gen_current(void);
@@ -103,24 +102,27 @@ bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t g
 uint64_t els_now_mono(void);
 uint64_t els_now_real(void);
 
-/* Counts a final decision in st.decided. Packet path: a loop over the few registered
- * handlers, no allocation, no lock. */
+/* Adds one to a counter that only its worker writes: a plain load and store (readers on
+ * other threads still see whole values) instead of a locked read-modify-write per packet. */
+static inline void els_ctr_inc(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/* Counts a final decision in st.decided. Packet path: the slot was found when the policy was
+ * built; no allocation, no lock. */
 static inline void els_worker_count(struct els_worker *w, const struct els_decision *d,
 				    enum els_action a)
 {
 	unsigned slot = ELS_STATS_CHAIN;
-	if (d->handler == ELS_HANDLER_DECODE) {
+	if (d->handler == ELS_HANDLER_DECODE)
 		slot = ELS_STATS_DECODE;
-	} else if (d->handler < w->pol->nlinks) {
-		const struct els_handler *h = w->pol->links[d->handler].h;
-		const struct els_handler *const *all = els_handler_all();
-		for (unsigned i = 0; all[i] && i < ELS_STATS_HANDLERS; i++)
-			if (all[i] == h) {
-				slot = i;
-				break;
-			}
-	}
-	atomic_fetch_add_explicit(&w->st.decided[slot][a == ELS_DROP], 1, memory_order_relaxed);
+	else if (d->handler < w->pol->nlinks &&
+		 w->pol->links[d->handler].stat_slot < ELS_STATS_HANDLERS)
+		slot =
+		    w->pol->links[d->handler].stat_slot; /* found once, when the policy was built */
+	els_ctr_inc(&w->st.decided[slot][a == ELS_DROP]);
 }
 
 static inline void els_worker_snap_one(const struct els_flow *f, void *arg)

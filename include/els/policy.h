@@ -25,6 +25,7 @@ struct els_chain_link {
 	const struct els_handler *h;
 	void *conf;        /* owned: freed with h->destroy */
 	bool fail_open;    /* the handler's `fail` setting: ELS_FAIL -> continue (true) or drop */
+	uint8_t stat_slot; /* the handler's position in els_handler_all(): its stats slot */
 };
 
 /* Settings outside the chain. Those marked [R] take effect on reload; the others need a
