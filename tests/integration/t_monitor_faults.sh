@@ -25,8 +25,10 @@ check "a connection after the deletion is recorded in the new file" \
 	bash -c "for _ in \$(seq 30); do ip netns exec $SRV true; [[ \$(sqlite3 $DB \"SELECT count(*) FROM records WHERE kind='admit'\" 2>/dev/null) -ge 1 ]] && exit 0; ip netns exec $CLI curl -sk --max-time 2 -o /dev/null https://$SRV4/; sleep 0.2; done; exit 1"
 
 # 2. Deleted again, and the directory read-only for elsd: writing fails, filtering does not.
-rm -f "$DB" "$DB-wal" "$DB-shm"
+# Read-only first, then delete (root may): the other way round, elsd's writer can recreate
+# the file in between and nothing fails.
 chmod 0555 "$MON"
+rm -f "$DB" "$DB-wal" "$DB-shm"
 for i in $(seq 5); do in_cli curl -sk --max-time 3 -o /dev/null "https://$SRV4/" && ok=$i; done
 check_eq "HTTPS keeps passing while the monitor cannot be written" 5 "${ok:-0}"
 check_not "port 22 stays filtered meanwhile" in_cli nc -z -w 1 "$SRV4" 22
