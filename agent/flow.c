@@ -1,9 +1,9 @@
 /* The flow table (see include/els/flow.h). One per worker, so nothing here locks.
  *
- * Layout: a preallocated array of flows addressed by uint32 index; hash buckets hold the index
- * of the first flow of their chain (chained through hnext); each flow also sits on one expiry
- * list (lprev/lnext), chosen by its state and protocol class, in the order flows were last
- * touched. Free slots are those past the high-water mark plus a free list threaded through
+ * Layout: a preallocated, cache-line aligned array of flows addressed by uint32 index; hash
+ * buckets hold the index of the first flow of their chain (chained through hnext); each flow
+ * also sits on one expiry list (lprev/lnext), chosen by its state and protocol class, in the
+ * order flows were queued (include/els/flow.h explains the lazy requeue). Free slots are those past the high-water mark plus a free list threaded through
  * hnext, so creating a large table does not touch every page up front. */
 #include <errno.h>
 #include <stddef.h>
@@ -22,7 +22,11 @@
 #define FRAG_SLOTS	 4096u /* power of two */
 #define FRAG_LIFETIME_NS (30ull * 1000000000ull)
 
-_Static_assert(sizeof(struct els_flow) <= 128, "struct els_flow must stay within 128 bytes");
+#define CACHE_LINE 64u
+/* A flow is two cache lines, aligned as a pair: the lookup reads the key in the first, the
+ * tracker writes counters in both, and x86's adjacent-line prefetcher fetches 128-byte pairs. */
+#define FLOW_ALIGN 128u
+_Static_assert(sizeof(struct els_flow) == FLOW_ALIGN, "struct els_flow must be two cache lines");
 _Static_assert(sizeof(struct els_flow_key) == 40, "struct els_flow_key must have no padding");
 _Static_assert(N_LISTS < LIST_FREE, "list index must fit in els_flow.list");
 
@@ -93,7 +97,9 @@ struct els_flow_table *els_flow_table_new(uint32_t capacity, uint64_t seed)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->flows = calloc(capacity, sizeof(*t->flows));
+	t->flows = aligned_alloc(FLOW_ALIGN, (size_t)capacity * sizeof(*t->flows));
+	if (t->flows)
+		memset(t->flows, 0, (size_t)capacity * sizeof(*t->flows));
 	t->buckets = malloc((size_t)nb * sizeof(*t->buckets));
 	t->frags = calloc(FRAG_SLOTS, sizeof(*t->frags));
 	if (!t->flows || !t->buckets || !t->frags) {
@@ -180,11 +186,34 @@ bool els_flow_key_of(const struct els_pkt *p, struct els_flow_key *key, uint8_t 
 
 struct els_flow *els_flow_lookup(struct els_flow_table *t, const struct els_flow_key *key)
 {
-	for (uint32_t i = t->buckets[bucket_of(t, key)]; i != NIL; i = t->flows[i].hnext) {
+	return els_flow_lookup_in(t, key, bucket_of(t, key));
+}
+
+struct els_flow *els_flow_lookup_in(struct els_flow_table *t, const struct els_flow_key *key,
+				    uint32_t bucket)
+{
+	for (uint32_t i = t->buckets[bucket & t->mask]; i != NIL; i = t->flows[i].hnext) {
 		if (memcmp(&t->flows[i].key, key, sizeof(*key)) == 0)
 			return &t->flows[i];
 	}
 	return NULL;
+}
+
+uint32_t els_flow_bucket(const struct els_flow_table *t, const struct els_flow_key *key)
+{
+	uint32_t b = bucket_of(t, key);
+	__builtin_prefetch(&t->buckets[b]);
+	return b;
+}
+
+void els_flow_prefetch(const struct els_flow_table *t, uint32_t bucket)
+{
+	uint32_t i = t->buckets[bucket & t->mask];
+	if (i != NIL) {
+		/* both lines: lookup reads the key, the tracker writes the counters */
+		__builtin_prefetch(&t->flows[i], 1);
+		__builtin_prefetch((const char *)&t->flows[i] + CACHE_LINE, 1);
+	}
 }
 
 static uint32_t idx_of(const struct els_flow_table *t, const struct els_flow *f)
@@ -207,11 +236,20 @@ static void list_unlink(struct els_flow_table *t, struct els_flow *f)
 	f->lprev = f->lnext = NIL;
 }
 
+/* expire_ns rounded up to the list's sort unit: never earlier than the flow is due. */
+static uint32_t due_of(uint64_t expire_ns)
+{
+	uint64_t d = (expire_ns >> ELS_FLOW_DUE_SHIFT) +
+		     !!(expire_ns & ((1ull << ELS_FLOW_DUE_SHIFT) - 1));
+	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
 static void list_append(struct els_flow_table *t, struct els_flow *f, unsigned l)
 {
 	uint32_t i = idx_of(t, f);
 
 	f->list = (uint8_t)l;
+	f->queued_due = due_of(f->expire_ns);
 	f->lnext = NIL;
 	f->lprev = t->tail[l];
 	if (t->tail[l] != NIL)
@@ -239,8 +277,9 @@ void els_flow_remove(struct els_flow_table *t, struct els_flow *f)
 	t->count--;
 }
 
-/* The least recently seen flow that is not established: heads only, since each list is in
- * touch order. */
+/* The least recently queued flow that is not established: heads only, since each list is in
+ * queue order. (A flow touched since it was queued may go before an idler one queued later:
+ * the price of not relinking per packet, and only among flows that are not established.) */
 static struct els_flow *evict_victim(struct els_flow_table *t)
 {
 	struct els_flow *best = NULL;
@@ -298,22 +337,38 @@ void els_flow_touch(struct els_flow_table *t, struct els_flow *f, unsigned state
 	f->state = (uint8_t)state;
 	f->last_ns = now_ns;
 	f->expire_ns = now_ns + timeout_ns < now_ns ? UINT64_MAX : now_ns + timeout_ns;
+	unsigned l = list_of(f->key.proto, state);
+	/* Same list: stay in place (expiry requeues it later if need be). Also requeue when the
+	 * new expiry is earlier than the place says, so a shortened timeout is not held back. */
+	if (l == f->list && due_of(f->expire_ns) >= f->queued_due)
+		return;
 	list_unlink(t, f);
-	list_append(t, f, list_of(f->key.proto, state));
+	list_append(t, f, l);
 }
 
 unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned budget,
 			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 			 void *arg)
 {
-	unsigned done = 0;
+	unsigned done = 0, requeued = 0;
+	uint64_t now_due = now_ns >> ELS_FLOW_DUE_SHIFT;
 
 	for (unsigned n = 0; n < N_LISTS && done < budget; n++) {
 		unsigned l = (t->expire_cursor + n) % N_LISTS;
 		while (done < budget && t->head[l] != NIL) {
 			struct els_flow *f = &t->flows[t->head[l]];
-			if (f->expire_ns > now_ns)
-				break;
+			if (f->queued_due > now_due)
+				break; /* the list is in queued_due order: nothing behind is due */
+			if (f->expire_ns > now_ns) {
+				/* Touched since it was queued: queue it again by its real expiry.
+				 * Rounded up, that is past now_due, so the walk ends when it comes
+				 * round to the head again; the cap bounds the pause per tick. */
+				if (++requeued > 4 * budget)
+					break;
+				list_unlink(t, f);
+				list_append(t, f, l);
+				continue;
+			}
 			if (on_end)
 				on_end(f,
 				       f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED

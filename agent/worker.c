@@ -166,15 +166,39 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 					   struct els_decision *dp)
 {
 	struct els_pkt pkt;
+
+	els_decode(buf, caplen, wire_len, dir, &pkt);
+	return els_worker_judge(w, &pkt, NULL, mono_ns, real_ns, dp);
+}
+
+void els_worker_decode(struct els_worker *w, const uint8_t *buf, size_t caplen, size_t wire_len,
+		       enum els_dir dir, struct els_decoded *dp)
+{
+	els_decode(buf, caplen, wire_len, dir, &dp->pkt);
+	dp->has_flow = els_flow_key_of(&dp->pkt, &dp->hint.key, &dp->hint.side);
+	if (dp->has_flow)
+		dp->hint.bucket = els_flow_bucket(w->flows, &dp->hint.key);
+}
+
+void els_worker_warm(const struct els_worker *w, const struct els_decoded *dp)
+{
+	if (dp->has_flow)
+		els_flow_prefetch(w->flows, dp->hint.bucket);
+}
+
+enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt,
+				 const struct els_flow_hint *hint, uint64_t mono_ns,
+				 uint64_t real_ns, struct els_decision *dp)
+{
 	struct els_decision d;
 	struct flow_end_arg fa = {w, real_ns};
 
 	w->offload_now = NULL;
-	els_decode(buf, caplen, wire_len, dir, &pkt);
 	w->ws->now_ns = mono_ns;
 	w->ws->real_ns = real_ns;
 	struct els_ctx ctx = {
-		.pkt = &pkt,
+		.pkt = pkt,
+		.flow_hint = hint,
 		.flows = w->flows,
 		.ws = w->ws,
 		.now_ns = mono_ns,
@@ -187,13 +211,13 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 	els_worker_count(w, &d, a);
 
 	els_ctr_inc(&w->st.packets);
-	if (pkt.reason != ELS_R_NONE)
+	if (pkt->reason != ELS_R_NONE)
 		els_ctr_inc(&w->st.decode_errors);
 	int mode = w->pol->set.log_mode;
 	if (a == ELS_DROP) {
 		els_ctr_inc(&w->st.dropped);
 		struct els_record r = {.kind = ELS_REC_DROP, .ts_ns = real_ns, .count = 1};
-		record_from_pkt(&r, &pkt);
+		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
 		els_dropagg_add(w->drops, &r);
 		return a;
@@ -203,7 +227,7 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 		/* Observe mode: passed, but recorded as what it would have been. Its own kind, so
 		 * no query for drops ever counts it. */
 		struct els_record r = {.kind = ELS_REC_WOULD_DROP, .ts_ns = real_ns, .count = 1};
-		record_from_pkt(&r, &pkt);
+		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
 		els_ring_push(w->ring, &r);
 		return a;
@@ -216,7 +240,7 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 			.ts_ns = real_ns,
 			.count = 1,
 		};
-		record_from_pkt(&r, &pkt);
+		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
 		els_ring_push(w->ring, &r);
 	}

@@ -1,6 +1,8 @@
 /* One packet worker: its flow table, its monitor ring and drop aggregator, its counters.
- * Live queues (queue.c) and replay (replay.c) feed packets through els_worker_packet(), so a
- * capture replayed offline is judged and recorded exactly as live traffic is. */
+ * Live queues (queue.c) feed packets through els_worker_decode/warm/judge (a prefetching
+ * pipeline) and replay (replay.c) through els_worker_packet(), which is decode + judge: a
+ * capture replayed offline is judged and recorded exactly as live traffic is (fuzz_chain
+ * checks that the two paths agree). */
 #ifndef ELS_WORKER_H
 #define ELS_WORKER_H
 
@@ -76,6 +78,25 @@ enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size
 enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf, size_t caplen,
 					   size_t wire_len, enum els_dir dir, uint64_t mono_ns,
 					   uint64_t real_ns, struct els_decision *d);
+
+/* The live path judges in a short pipeline, so that the flow table's cache misses overlap
+ * the next receive instead of stalling the chain: els_worker_decode() decodes and starts
+ * loading the flow's hash bucket, els_worker_warm() starts loading the flow itself, and
+ * els_worker_judge() runs the chain and writes the records, as els_worker_packet() does.
+ * Packets must be judged in the order decoded, each once, and all before the next
+ * els_worker_refresh(). The first two are hints: skipping els_worker_warm() is correct. */
+struct els_decoded {
+	struct els_pkt pkt;
+	struct els_flow_hint hint; /* valid when has_flow */
+	bool has_flow;
+};
+void els_worker_decode(struct els_worker *w, const uint8_t *buf, size_t caplen, size_t wire_len,
+		       enum els_dir dir, struct els_decoded *dp);
+void els_worker_warm(const struct els_worker *w, const struct els_decoded *dp);
+/* hint may be NULL (replay, tests). */
+enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt,
+				 const struct els_flow_hint *hint, uint64_t mono_ns,
+				 uint64_t real_ns, struct els_decision *d);
 
 /* Housekeeping between batches: expires flows, flushes drop aggregates. */
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns);

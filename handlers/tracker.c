@@ -214,10 +214,17 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 		return ELS_CONTINUE; /* the header filter decides what fragments without ports get
 				      */
 	}
-	if (!ctx->flows || !els_flow_key_of(p, &key, &side))
+	if (!ctx->flows)
 		return ELS_CONTINUE;
-
-	f = els_flow_lookup(ctx->flows, &key);
+	if (ctx->flow_hint) {
+		key = ctx->flow_hint->key;
+		side = ctx->flow_hint->side;
+		f = els_flow_lookup_in(ctx->flows, &key, ctx->flow_hint->bucket);
+	} else {
+		if (!els_flow_key_of(p, &key, &side))
+			return ELS_CONTINUE;
+		f = els_flow_lookup(ctx->flows, &key);
+	}
 	if (f) {
 		bool from_init = side == f->init_side;
 		uint8_t fin = f->fin_seen;

@@ -2,9 +2,13 @@
  * a connection hit one entry because the key is normalised (lower address/port pair first).
  * All memory is allocated when the table is created; insert never calls malloc.
  *
- * Expiry: flows sit on one list per state class, in the order they were last touched, so the
- * oldest of each list is at its head and els_flow_expire() looks at heads only.
- * Capacity: when the table is full, insert evicts the least recently seen flow that is not
+ * Expiry: flows sit on one list per state class, in the order they were queued on it, and each
+ * remembers when it was due at that moment (queued_due). A touch that keeps the state only
+ * moves the flow's expiry time forward, never its list place: relinking on every packet would
+ * touch two neighbouring flows, which are cold cache lines under real traffic. Expiry looks at
+ * heads only: a head whose queued_due has passed is either expired or, touched since, queued
+ * again at the tail, at most once per timeout (the lazy requeue of pf and conntrack's GC).
+ * Capacity: when the table is full, insert evicts the least recently queued flow that is not
  * ESTABLISHED (embryonic, closing, unreplied UDP/ICMP: the ones a flood creates); if every
  * flow is established, insert fails and the new flow is refused (reason flow_table_full), so
  * a SYN flood can never push out the sessions that are already working. */
@@ -47,12 +51,17 @@ struct els_flow {
 	uint8_t init_dir;           /* enum els_dir of the first packet */
 	uint8_t fin_seen;           /* bit per key side */
 	uint16_t handler;           /* chain index of the handler that admitted it */
-	/* table bookkeeping: indices into the table's preallocated array */
-	uint32_t hnext, lprev, lnext;
 	uint8_t list;               /* which expiry list the flow is on */
 	uint8_t offload;            /* ELS_FLOW_OFFLOADED | ELS_FLOW_MARKED (agent/offload.h) */
+	/* table bookkeeping: indices into the table's preallocated array */
+	uint32_t hnext, lprev, lnext;
+	uint32_t queued_due;        /* expire_ns when queued on its list, in ELS_FLOW_DUE_SHIFT
+				     * units rounded up (the list's sort key) */
 	uint64_t expire_ns;         /* last_ns + the timeout given to els_flow_touch */
 };
+
+/* queued_due unit: 2^27 ns (134 ms), so 32 bits cover 18 years of CLOCK_MONOTONIC. */
+#define ELS_FLOW_DUE_SHIFT 27
 
 /* els_flow.offload: the kernel carries the flow (its end and counters come from conntrack);
  * its conntrack entry carries the offload mark right now. Zero for a new flow. */
@@ -75,6 +84,21 @@ bool els_flow_key_of(const struct els_pkt *p, struct els_flow_key *key, uint8_t 
 
 struct els_flow *els_flow_lookup(struct els_flow_table *t, const struct els_flow_key *key);
 
+/* For a caller that decodes packets ahead of judging them (agent/queue.c), so the table's
+ * cache misses overlap other work: els_flow_bucket() returns the key's bucket and starts
+ * loading it; later, els_flow_prefetch() starts loading the first flow chained there, and
+ * els_flow_lookup_in() looks the key up without hashing it again. The first two change
+ * nothing. */
+struct els_flow_hint {
+	struct els_flow_key key;
+	uint32_t bucket; /* els_flow_bucket(key) */
+	uint8_t side;    /* as from els_flow_key_of */
+};
+uint32_t els_flow_bucket(const struct els_flow_table *t, const struct els_flow_key *key);
+void els_flow_prefetch(const struct els_flow_table *t, uint32_t bucket);
+struct els_flow *els_flow_lookup_in(struct els_flow_table *t, const struct els_flow_key *key,
+				    uint32_t bucket);
+
 /* Adds a flow in state ELS_FS_NONE with counters zero; the caller fills the rest and calls
  * els_flow_touch. Evicts per the rule above when full; an evicted flow is reported through
  * on_end (which may be NULL) before its slot is reused. NULL when full of established flows,
@@ -84,19 +108,21 @@ struct els_flow *els_flow_insert(struct els_flow_table *t, const struct els_flow
 				 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 				 void *arg);
 
-/* Records activity: sets state, last_ns = now and the expiry time, and moves the flow to the
- * tail of its state's list. There is one list per (state, protocol class: TCP, ICMP, other), and
- * expiry looks at list heads only, so flows of one state and protocol should be given one
- * timeout; after a timeout is shortened, flows touched later wait behind older ones (at most
- * the old timeout). */
+/* Records activity: sets state, last_ns = now and the expiry time; a new state moves the flow to
+ * the tail of that state's list, the same state leaves it in place (see the top of the file).
+ * There is one list per (state, protocol class: TCP, ICMP, other), and expiry looks at list
+ * heads only, so flows of one state and protocol should be given one timeout; after a timeout
+ * is shortened, flows queued later wait behind older ones (at most the old timeout). A flow is
+ * ended at most 2^ELS_FLOW_DUE_SHIFT ns (134 ms) after its expiry time, plus the expiry tick. */
 void els_flow_touch(struct els_flow_table *t, struct els_flow *f, unsigned state, uint64_t now_ns,
 		    uint64_t timeout_ns);
 
 void els_flow_remove(struct els_flow_table *t, struct els_flow *f);
 
 /* Removes up to budget flows whose expiry time is <= now, calling on_end(flow, reason) for
- * each before removal (reason ELS_R_FLOW_TIMEOUT, or ELS_R_FLOW_CLOSED for TIME_WAIT).
- * Returns how many it removed. */
+ * each before removal (reason ELS_R_FLOW_TIMEOUT, or ELS_R_FLOW_CLOSED for TIME_WAIT), and
+ * requeues up to 4 * budget flows that were touched since they were queued. Returns how many
+ * it removed. */
 unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned budget,
 			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 			 void *arg);

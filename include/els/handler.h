@@ -47,6 +47,9 @@ struct els_ctx {
 	struct els_wstate *ws;        /* this worker's handler state (handlers/wstate.h): session
 					 index, scan table, fragment ranges; NULL: none */
 	struct els_flow *flow;        /* set by the tracker: the flow the packet belongs to */
+	/* The packet's flow key and bucket when the worker built them already (agent/queue.c
+	 * does, to prefetch); NULL otherwise, and the tracker builds them. */
+	const struct els_flow_hint *flow_hint;
 	uint64_t now_ns;              /* CLOCK_MONOTONIC time of the packet (replay: capture time) */
 	uint32_t generation;          /* policy generation deciding this packet */
 	uint8_t recheck;              /* set by the tracker: flow predates this generation, ask the

@@ -1,7 +1,9 @@
 /* Fuzzes decode + the full chain of the shipped example policy on one packet: the bytes are
  * the IP packet, as NFQUEUE would hand it over. A small flow table makes eviction and state
  * paths reachable; the first byte's low bit picks the direction. Every packet must get exactly
- * one final verdict, and the table must stay consistent. */
+ * one final verdict, and the table must stay consistent. The same packets also go through the
+ * live queue's path, with the flow key and bucket built ahead (struct els_flow_hint), into a
+ * second table: both must reach the same decision and keep the same number of flows. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct els_policy *pol;
-	static struct els_flow_table *flows;
+	static struct els_flow_table *flows, *hinted;
 	static uint64_t now;
 
 	if (!pol) {
@@ -27,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pol->generation = 1;
 		els_diag_free(&d);
 		flows = els_flow_table_new(16, 7);
+		hinted = els_flow_table_new(16, 7);
 	}
 	if (size < 1)
 		return 0;
@@ -43,8 +46,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (a == ELS_DROP && d.reason == ELS_R_NONE)
 		abort();
+
+	struct els_flow_hint hint;
+	struct els_decision hd;
+	bool has = els_flow_key_of(&pkt, &hint.key, &hint.side);
+	if (has) {
+		hint.bucket = els_flow_bucket(hinted, &hint.key);
+		els_flow_prefetch(hinted, hint.bucket);
+	}
+	struct els_ctx hctx = {.pkt = &pkt, .flows = hinted, .now_ns = now, .generation = 1,
+			       .flow_hint = has ? &hint : NULL};
+	enum els_action ha = els_chain_run(pol, &hctx, &hd);
+	if (ha != a || hd.reason != d.reason || hd.rule != d.rule || hd.handler != d.handler)
+		abort();
+
 	els_flow_expire(flows, now, 4, NULL, NULL);
-	if (els_flow_count(flows) > els_flow_capacity(flows) || els_flow_table_check(flows) != 0)
+	els_flow_expire(hinted, now, 4, NULL, NULL);
+	if (els_flow_count(flows) > els_flow_capacity(flows) || els_flow_table_check(flows) != 0 ||
+	    els_flow_table_check(hinted) != 0 || els_flow_count(hinted) != els_flow_count(flows))
 		abort();
 	free(buf);
 	return 0;

@@ -7,6 +7,8 @@
 #include "els/reason.h"
 
 #define S 1000000000ull
+/* expiry may end a flow up to one sort unit after its time (include/els/flow.h) */
+#define DUE (1ull << ELS_FLOW_DUE_SHIFT)
 
 static struct els_pkt v4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t sport, uint16_t dport)
 {
@@ -198,7 +200,8 @@ Test(flow, expiry_order_and_reasons)
 	cr_assert_eq(els_flow_table_check(t), 0);
 
 	cr_assert_eq(els_flow_expire(t, 11 * S, 100, on_end, &e), 0);
-	cr_assert_eq(els_flow_expire(t, 12 * S, 100, on_end, &e), 1);
+	cr_assert_eq(els_flow_expire(t, 12 * S - 1, 100, on_end, &e), 0, "never early");
+	cr_assert_eq(els_flow_expire(t, 12 * S + DUE, 100, on_end, &e), 1);
 	cr_assert_eq(e.reason[0], ELS_R_FLOW_CLOSED, "TIME_WAIT ends as closed");
 	cr_assert(key_eq(&e.key[0], &k[1]));
 	cr_assert_eq(els_flow_expire(t, 50 * S, 100, on_end, &e), 1);
@@ -207,13 +210,52 @@ Test(flow, expiry_order_and_reasons)
 
 	/* touching moves f[0] behind f[3]: at 104 only f[3] is due */
 	els_flow_touch(t, f[0], ELS_FS_ESTABLISHED, 60 * S, 100 * S);
-	cr_assert_eq(els_flow_expire(t, 104 * S, 100, on_end, &e), 1);
+	cr_assert_eq(els_flow_expire(t, 104 * S + DUE, 100, on_end, &e), 1);
 	cr_assert(key_eq(&e.key[2], &k[3]));
 	cr_assert_eq(els_flow_count(t), 1);
-	cr_assert_eq(els_flow_expire(t, 160 * S, 100, on_end, &e), 1);
+	cr_assert_eq(els_flow_expire(t, 160 * S - 1, 100, on_end, &e), 0);
+	cr_assert_eq(els_flow_expire(t, 160 * S + DUE, 100, on_end, &e), 1);
 	cr_assert(key_eq(&e.key[3], &k[0]));
 	cr_assert_eq(els_flow_count(t), 0);
 	cr_assert_eq(e.n, 4);
+	cr_assert_eq(els_flow_table_check(t), 0);
+	els_flow_table_free(t);
+}
+
+/* A touch in the same state leaves the flow's list place alone; expiry requeues it, once,
+ * when its old place comes due, and the list stays consistent throughout. */
+Test(flow, lazy_requeue)
+{
+	enum { N = 20 };
+	struct els_flow_table *t = els_flow_table_new(64, 5);
+	struct els_flow *f[N];
+	struct ends e = {0};
+
+	for (uint32_t i = 0; i < N; i++) {
+		struct els_flow_key k = key_n(i + 1, 17);
+		f[i] = els_flow_insert(t, &k, 0, NULL, NULL);
+		els_flow_touch(t, f[i], ELS_FS_ESTABLISHED, i * S / 10, 10 * S);
+	}
+	uint32_t place = f[0]->queued_due;
+	/* every even flow stays active; odd ones fall idle */
+	for (uint64_t now = 6 * S; now <= 60 * S; now += S / 10) {
+		for (unsigned i = 0; i < N; i += 2)
+			els_flow_touch(t, f[i], ELS_FS_ESTABLISHED, now, 10 * S);
+		if (now == 6 * S)
+			cr_assert_eq(f[0]->queued_due, place, "a same-state touch does not move the flow");
+		els_flow_expire(t, now, 1000, on_end, &e);
+		cr_assert_eq(els_flow_table_check(t), 0);
+		if (now == 16 * S)
+			cr_assert_eq(e.n, N / 2, "the idle half ended by 10 s after its last packet");
+	}
+	cr_assert_eq(e.n, N / 2, "no active flow ended");
+	cr_assert_eq(els_flow_count(t), N / 2);
+	for (unsigned i = 0; i < N / 2; i++)
+		cr_assert_eq(e.reason[i], ELS_R_FLOW_TIMEOUT);
+	/* a new state moves the flow at once */
+	els_flow_touch(t, f[0], ELS_FS_TIME_WAIT, 61 * S, 1 * S);
+	cr_assert_eq(els_flow_expire(t, 62 * S + DUE, 1000, on_end, &e), 1);
+	cr_assert_eq(e.reason[N / 2], ELS_R_FLOW_CLOSED);
 	cr_assert_eq(els_flow_table_check(t), 0);
 	els_flow_table_free(t);
 }

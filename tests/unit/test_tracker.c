@@ -292,7 +292,7 @@ Test(tracker, tcp_handshake_and_teardown)
 	cr_assert_eq(f->last_ns, 7 * S);
 
 	cr_assert_eq(els_flow_expire(r.t, 16 * S, 10, on_end, &r.ends), 0);
-	cr_assert_eq(els_flow_expire(r.t, 17 * S, 10, on_end, &r.ends), 1);
+	cr_assert_eq(els_flow_expire(r.t, 17 * S + (1ull << ELS_FLOW_DUE_SHIFT), 10, on_end, &r.ends), 1);
 	cr_assert_eq(r.ends.reason[0], ELS_R_FLOW_CLOSED);
 	cr_assert_eq(els_flow_count(r.t), 0);
 	rig_free(&r);
@@ -444,7 +444,7 @@ Test(tracker, udp_unreplied_then_established)
 	expect(&r, &q, 4 * S, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_ESTABLISHED);
 	cr_assert_eq(r.ctx.flow->pkts[0], 3);
 	cr_assert_eq(r.ctx.flow->pkts[1], 1);
-	cr_assert_eq(els_flow_expire(r.t, 124 * S, 10, on_end, &r.ends), 1);
+	cr_assert_eq(els_flow_expire(r.t, 124 * S + (1ull << ELS_FLOW_DUE_SHIFT), 10, on_end, &r.ends), 1);
 	cr_assert_eq(r.ends.reason[0], ELS_R_FLOW_TIMEOUT);
 	rig_free(&r);
 }
