@@ -97,9 +97,9 @@ struct els_flow_table *els_flow_table_new(uint32_t capacity, uint64_t seed)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
+	/* Not zeroed: no slot is read before insert clears it (slots past hwm are never read),
+	 * so a large table's pages become resident only as flows arrive. */
 	t->flows = aligned_alloc(FLOW_ALIGN, (size_t)capacity * sizeof(*t->flows));
-	if (t->flows)
-		memset(t->flows, 0, (size_t)capacity * sizeof(*t->flows));
 	t->buckets = malloc((size_t)nb * sizeof(*t->buckets));
 	t->frags = calloc(FRAG_SLOTS, sizeof(*t->frags));
 	if (!t->flows || !t->buckets || !t->frags) {
