@@ -13,6 +13,7 @@
 /* Exit statuses. */
 enum { SWEEP_OK = 0, SWEEP_FINDING = 1, SWEEP_USAGE = 2, SWEEP_FAIL = 3 };
 
+/* docs/enterprise-schema.sql, embedded at build time (cmake/embed.cmake). */
 extern const char sweep_schema_sql[];
 
 struct sweep_conf {
