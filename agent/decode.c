@@ -184,10 +184,29 @@ static inline unsigned ext_fits(struct els_pkt *p, size_t off, size_t hlen, size
 	return ELS_R_NONE;
 }
 
+/* A bit per extension header type that may occur once (RFC 8200 4.1); the fragment header
+ * has its own test and Destination Options may occur twice. */
+static uint32_t once_bit(uint8_t nh)
+{
+	switch (nh) {
+	case P_HOPOPTS: return 1u << 0;
+	case P_ROUTING: return 1u << 1;
+	case P_MH: return 1u << 2;
+	case P_HIP: return 1u << 3;
+	case P_SHIM6: return 1u << 4;
+	case P_EXP1: return 1u << 5;
+	case P_EXP2: return 1u << 6;
+	case P_AH: return 1u << 7;
+	default: return 0;
+	}
+}
+
 static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct els_pkt *p)
 {
 	size_t claimed, end, off = 40, hlen;
 	bool seen_frag = false;
+	uint32_t seen_once = 0;
+	unsigned dst_opts = 0;
 	unsigned r;
 	uint8_t nh;
 
@@ -257,6 +276,9 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 			r = ext_fits(p, off, hlen, end, claimed);
 			if (r)
 				return r;
+			if (nh == P_DSTOPTS ? ++dst_opts > 2 : (seen_once & once_bit(nh)) != 0)
+				p->flags |= ELS_PKT_EXT_REPEAT;
+			seen_once |= once_bit(nh);
 		}
 		p->ext_count++;
 		nh = buf[off];

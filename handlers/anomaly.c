@@ -5,6 +5,9 @@
  *   port_zero          TCP/UDP from or to port 0 (seeds 000/001)
  *   fragment_overlap   a fragment that overlaps one of the same datagram (teardrop, RFC 5722)
  *   ext_chain          IPv6 extension header chain longer than max_ext_headers
+ *   ext_repeat         an IPv6 extension header type more often than RFC 8200 4.1 allows
+ *                      (each once, Destination Options twice): a way to hide a second
+ *                      routing header or to make filters and hosts read a chain differently
  * Two more are the decoder's, and always drop, because a filter must never guess at headers it
  * cannot read: tiny first fragments that hide the L4 header (tiny_fragment, RFC 1858) and
  * chains beyond its walking limit of 16 (ipv6_ext_chain_too_long).
@@ -28,6 +31,7 @@ enum an_check {
 	AN_PORT_ZERO,
 	AN_FRAG_OVERLAP,
 	AN_EXT_CHAIN,
+	AN_EXT_REPEAT,
 	AN__COUNT
 };
 
@@ -43,6 +47,7 @@ static const struct {
     [AN_PORT_ZERO] = {"port_zero", ELS_R_PORT_ZERO},
     [AN_FRAG_OVERLAP] = {"fragment_overlap", ELS_R_FRAGMENT_OVERLAP},
     [AN_EXT_CHAIN] = {"ext_chain", ELS_R_EXT_CHAIN_TOO_LONG},
+    [AN_EXT_REPEAT] = {"ext_repeat", ELS_R_EXT_REPEATED},
 };
 
 enum an_action { AN_DROP, AN_OBSERVE, AN_OFF };
@@ -92,7 +97,7 @@ static int an_build(const config_setting_t *section, const struct els_build_env 
 			els_diag_at(diag, s,
 				    "anomaly: unknown setting '%s' (known: tcp_null, tcp_xmas, "
 				    "tcp_syn_fin, tcp_syn_rst, land, port_zero, fragment_overlap, "
-				    "ext_chain, max_ext_headers, fail)",
+				    "ext_chain, ext_repeat, max_ext_headers, fail)",
 				    name);
 			continue;
 		}
@@ -158,6 +163,8 @@ static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
 		return AN_PORT_ZERO;
 	if (p->family == ELS_AF_INET6 && p->ext_count > c->max_ext)
 		return AN_EXT_CHAIN;
+	if (p->flags & ELS_PKT_EXT_REPEAT)
+		return AN_EXT_REPEAT;
 	return found;
 }
 

@@ -23,6 +23,10 @@ struct els_addr {
 #define ELS_PKT_HAS_PORTS 0x04u /* TCP or UDP header decoded: sport/dport are valid */
 #define ELS_PKT_HAS_ICMP 0x08u  /* ICMP/ICMPv6 header decoded: icmp_type/code valid */
 #define ELS_PKT_ICMP_ECHO 0x10u /* echo request/reply: icmp_id valid */
+/* An IPv6 extension header type occurs more often than RFC 8200 4.1 allows (each once,
+ * Destination Options twice). The packet still decodes ("should", not "must"): the anomaly
+ * handler decides what to do with it. */
+#define ELS_PKT_EXT_REPEAT 0x20u
 
 /* TCP flag bits as on the wire */
 #define ELS_TCP_FIN 0x01u

@@ -54,6 +54,7 @@
 	X(TCP_SYN_RST, "tcp_syn_rst")                                                              \
 	X(LAND, "land")                               /* source address = destination address */  \
 	X(FRAGMENT_OVERLAP, "fragment_overlap")       /* fragment overlaps one seen before */      \
+	X(EXT_REPEATED, "ipv6_ext_repeated")          /* an extension header type repeated */     \
 	/* scan */                                                                                 \
 	X(SCAN_DETECTED, "scan_detected")             /* the probe that crossed the threshold */   \
 	X(SCAN_DENY, "scan_deny")                     /* source on the runtime deny set */ \

@@ -4,7 +4,8 @@
 # alerted, while a plain SYN is answered. Packets the kernel never lets reach INPUT as
 # crafted (land: a martian source; IPv4 fragments: reassembled before INPUT) are crafted with
 # scapy into a capture and judged by the same chain through `elsd --replay`, together with an
-# IPv6 chain of 10 extension headers, a tiny first fragment and IPv6 flag anomalies. One check
+# IPv6 chain of 10 extension headers, a repeated routing header, a tiny first fragment and IPv6
+# flag anomalies. One check
 # set to "observe" passes its packets and records them as would_drop.
 . "$(dirname "$0")/lib.sh"
 els_setup
@@ -36,7 +37,7 @@ check_eq "and never recorded as a drop" 0 "$n"
 # Crafted capture: one packet per line of $WORK/expect, in order.
 /usr/bin/python3 - "$WORK/crafted.pcap" "$CLI4" "$SRV4" "$CLI6" "$SRV6" <<'EOF' 2>/dev/null
 import sys
-from scapy.all import IP, IPv6, TCP, UDP, Raw, Ether, IPv6ExtHdrDestOpt, wrpcap
+from scapy.all import IP, IPv6, TCP, UDP, Raw, Ether, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, wrpcap
 out, c4, s4, c6, s6 = sys.argv[1:]
 E = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 pk = [
@@ -48,6 +49,8 @@ pk = [
     E / IPv6(src=c6, dst=s6) / (IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()) / UDP(sport=5000, dport=53),
     E / IPv6(src=c6, dst=s6) / TCP(sport=40001, dport=443, flags=""),          # NULL over IPv6
     E / IPv6(src=c6, dst=s6) / TCP(sport=40002, dport=443, flags="FPU"),       # XMAS over IPv6
+    E / IPv6(src=c6, dst=s6) / IPv6ExtHdrRouting() / IPv6ExtHdrRouting() / TCP(sport=40003, dport=443, flags="S"),
+    E / IPv6(src=c6, dst=s6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / TCP(sport=40004, dport=443, flags="S"),
 ]
 wrpcap(out, pk)
 EOF
@@ -62,4 +65,7 @@ check_eq "tiny first fragment dropped by the decoder" "drop decode tiny_fragment
 check_eq "10 IPv6 extension headers dropped as too long" "drop anomaly ipv6_ext_chain_too_long" "$(line 6)"
 check_eq "NULL over IPv6 dropped" "drop anomaly tcp_null" "$(line 7)"
 check_eq "XMAS over IPv6 dropped" "drop anomaly tcp_xmas" "$(line 8)"
+check_eq "two routing headers dropped as repeated" "drop anomaly ipv6_ext_repeated" "$(line 9)"
+check_eq "hop-by-hop, dest opts, routing, dest opts (RFC 8200 order) is accepted" \
+	"accept header_filter permit" "$(line 10)"
 els_finish

@@ -94,6 +94,11 @@ Test(anomaly, each_check_has_its_reason)
 	v6.ext_count = 8;
 	judge(c, ws, v6, &a);
 	cr_assert_eq(a, ELS_CONTINUE);
+	v6.ext_count = 3;
+	v6.flags = ELS_PKT_EXT_REPEAT;
+	d = judge(c, ws, v6, &a);
+	cr_assert_eq(a, ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_EXT_REPEATED);
 	/* drops are alerted, one per reason per 10 s */
 	uint64_t lost;
 	cr_assert_not_null(els_ring_peek(ws->alerts, &lost));
@@ -104,7 +109,7 @@ Test(anomaly, each_check_has_its_reason)
 Test(anomaly, observe_and_off)
 {
 	void *c = build("anomaly = { tcp_null = \"observe\"; tcp_xmas = \"off\"; "
-			"max_ext_headers = 2; };");
+			"max_ext_headers = 2; ext_repeat = \"off\"; };");
 	struct els_wstate *ws = els_ws_new(16, NULL, false);
 	struct els_ring *mon = els_ring_new(16);
 	enum els_action a;
@@ -119,7 +124,11 @@ Test(anomaly, observe_and_off)
 	cr_assert_eq(r->verdict, ELS_ACCEPT);
 	judge(c, ws, tcp(C, S, 40000, 443, ELS_TCP_FIN | ELS_TCP_PSH | ELS_TCP_URG), &a);
 	cr_assert_eq(a, ELS_CONTINUE);
-	struct els_pkt v6 = {.family = ELS_AF_INET6, .proto = 17, .ext_count = 3};
+	struct els_pkt v6 = {.family = ELS_AF_INET6, .proto = 17, .ext_count = 2,
+			     .flags = ELS_PKT_EXT_REPEAT};
+	judge(c, ws, v6, &a);
+	cr_assert_eq(a, ELS_CONTINUE, "ext_repeat off");
+	v6.ext_count = 3;
 	judge(c, ws, v6, &a);
 	cr_assert_eq(a, ELS_DROP);
 	els_ws_free(ws);

@@ -904,6 +904,37 @@ Test(decode, ipv6_ext_chain_too_long)
 	cr_assert_eq(p.flags & ELS_PKT_HAS_PORTS, 0);
 }
 
+/* RFC 8200 4.1: each extension header type once, Destination Options twice. A repeat still
+ * decodes (the anomaly handler decides), with ELS_PKT_EXT_REPEAT set. */
+static unsigned chain(const uint8_t *types, int n, struct els_pkt *p)
+{
+	uint8_t b[512];
+	size_t off = 40;
+
+	for (int i = 0; i < n; i++)
+		off += ext(b + off, i + 1 < n ? types[i + 1] : 17, 0);
+	off += udp(b + off, 1, 2, 0);
+	return dec_full(b, v6(b, types[0], off - 40), p);
+}
+
+Test(decode, ipv6_ext_repeated)
+{
+	struct els_pkt p;
+	static const uint8_t ok[] = {0, 60, 43, 60}, two_rt[] = {43, 60, 43},
+			     three_dst[] = {60, 43, 60, 60}, two_mh[] = {135, 135};
+
+	assert_reason(chain(ok, 4, &p), "none");
+	cr_assert_eq(p.flags & ELS_PKT_EXT_REPEAT, 0, "hop, dst, routing, dst is the RFC's order");
+	cr_assert_eq(p.dport, 2);
+	assert_reason(chain(two_rt, 3, &p), "none");
+	cr_assert_neq(p.flags & ELS_PKT_EXT_REPEAT, 0, "two routing headers");
+	cr_assert_eq(p.dport, 2, "still decoded to the ports");
+	assert_reason(chain(three_dst, 4, &p), "none");
+	cr_assert_neq(p.flags & ELS_PKT_EXT_REPEAT, 0, "three destination options headers");
+	assert_reason(chain(two_mh, 2, &p), "none");
+	cr_assert_neq(p.flags & ELS_PKT_EXT_REPEAT, 0, "two mobility headers");
+}
+
 /* --- each truncation point of valid packets --- */
 
 struct sample {
