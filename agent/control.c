@@ -528,11 +528,13 @@ static void shut(struct els_control *c, const char *why)
 {
 	if (!c->open)
 		return;
-	if (why)
+	if (why) {
 		els_log(ELS_LL_ERROR,
-			"management: %s; the endpoint is stopped, filtering goes on "
-			"(restart elsd to manage it again)",
+			"management: %s; the endpoint is stopped, filtering goes on, and the "
+			"endpoint will be started again",
 			why);
+		audit_push(c, why);
+	}
 	els_ipc_close(&c->ipc);
 	c->open = false;
 	if (c->pid > 0) {
@@ -540,6 +542,18 @@ static void shut(struct els_control *c, const char *why)
 		waitpid(c->pid, NULL, 0);
 		c->pid = 0;
 	}
+}
+
+bool els_control_down(const struct els_control *c)
+{
+	return c && !c->open;
+}
+
+void els_control_attach(struct els_control *c, int fd, pid_t pid)
+{
+	els_ipc_init(&c->ipc, fd);
+	c->pid = pid;
+	c->open = true;
 }
 
 void els_control_free(struct els_control *c)

@@ -52,6 +52,11 @@ struct els_control *els_control_new(const struct els_control_env *env, int fd, p
 				    const char *crl_path);
 void els_control_free(struct els_control *c);
 
+/* True once the endpoint is gone: it exited, or broke the protocol and was stopped. */
+bool els_control_down(const struct els_control *c);
+/* Takes over a restarted endpoint's channel (fd) and pid, once els_control_down(). */
+void els_control_attach(struct els_control *c, int fd, pid_t pid);
+
 /* The descriptor to poll, -1 once the endpoint is gone, and the events to ask for. */
 int els_control_fd(const struct els_control *c);
 short els_control_events(const struct els_control *c);

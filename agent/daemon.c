@@ -93,7 +93,14 @@ struct daemon {
 	struct els_policy *running;
 	struct els_control *control; /* management requests; NULL without `management` */
 	uint64_t start_ns;
+	/* [M] restarting a dead endpoint: when to try next (0: not scheduled), the current
+	 * back-off, and when the endpoint last started */
+	uint64_t mgmt_retry_ns, mgmt_started_ns;
+	unsigned mgmt_backoff_s;
 };
+
+#define MGMT_BACKOFF_MAX_S 60u
+#define NS_PER_S_U64	   1000000000ull
 
 struct worker_arg {
 	struct daemon *d;
@@ -238,6 +245,8 @@ static int start_management(struct daemon *d, const struct els_policy *p)
 	    .commit = control_commit,
 	    .arg = d,
 	};
+	d->mgmt_started_ns = els_now_mono();
+	d->mgmt_backoff_s = 1;
 	d->control = els_control_new(&env, fd, pid, mc->crl);
 	if (!d->control) {
 		close(fd);
@@ -246,6 +255,50 @@ static int start_management(struct daemon *d, const struct els_policy *p)
 		return -1;
 	}
 	return 0;
+}
+
+/* A dead endpoint (a crash, a kill) is started again, so that consoles reach the agent without
+ * a restart of the filter: after 1 s, doubling up to a minute while restarts keep failing or
+ * the new endpoint keeps dying, back to 1 s once one has stayed up a minute. Each start waits
+ * for the endpoint to listen (agent/mgmt.h, up to 10 s) on this thread; the packet path never
+ * waits for it. A start can fail for good where the main process has dropped privileges the
+ * endpoint's start needs (a management.user other than elsd's own, a key only root reads);
+ * each attempt logs why. */
+static void restart_management(struct daemon *d)
+{
+	const struct els_mgmt_conf *mc = d->running->set.mgmt;
+	uint64_t now = els_now_mono();
+
+	if (!mc || !els_control_down(d->control))
+		return;
+	if (!d->mgmt_retry_ns) {
+		if (now - d->mgmt_started_ns >= (uint64_t)MGMT_BACKOFF_MAX_S * NS_PER_S_U64)
+			d->mgmt_backoff_s = 1;
+		d->mgmt_retry_ns = now + d->mgmt_backoff_s * NS_PER_S_U64;
+		els_log(ELS_LL_INFO, "management: starting the endpoint again in %u s",
+			d->mgmt_backoff_s);
+		return;
+	}
+	if (now < d->mgmt_retry_ns)
+		return;
+	pid_t pid;
+	int fd;
+	unsigned waited = d->mgmt_backoff_s;
+	d->mgmt_backoff_s = d->mgmt_backoff_s * 2 > MGMT_BACKOFF_MAX_S ? MGMT_BACKOFF_MAX_S
+									: d->mgmt_backoff_s * 2;
+	if (els_mgmt_spawn(mc, &pid, &fd) < 0) {
+		d->mgmt_retry_ns = els_now_mono() + d->mgmt_backoff_s * NS_PER_S_U64;
+		els_log(ELS_LL_WARNING, "management: the endpoint did not start again; next try in "
+					"%u s",
+			d->mgmt_backoff_s);
+		return;
+	}
+	els_control_attach(d->control, fd, pid);
+	d->mgmt_retry_ns = 0;
+	d->mgmt_started_ns = els_now_mono();
+	els_log(ELS_LL_INFO, "management: endpoint started again (pid %d) after %u s", (int)pid,
+		waited);
+	els_push_event(d->ctl, d->running->generation, "management endpoint started again");
 }
 
 /* True when every worker has turned its loop since the last call: they wake at least every
@@ -323,6 +376,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		}
 		if (n > 0 && pfd[1].fd >= 0 && pfd[1].revents)
 			els_control_io(d->control, pfd[1].revents);
+		restart_management(d);
 		if (els_now_mono() >= next) {
 			next = els_now_mono() + period_ns;
 			if (wd_usec && last && workers_alive(d, last))

@@ -158,6 +158,23 @@ check_eq "a certificate revoked by a CRL refreshed with SIGHUP is refused" 2 $?
 r=$(as alice status)
 check_eq "others still get in after the CRL refresh" "True" "$(jget "$r" 'r["ok"]')"
 
+# The endpoint process dies (kill -9): filtering goes on, and elsd starts another.
+ep=$(pgrep -P "$ELSD_PID" | head -1)
+check "the endpoint runs as a child process of elsd" test -n "$ep"
+kill -9 "$ep"
+sleep 0.3
+check "the packet path works while the endpoint is down" in_cli ping -c1 -W2 $SRV4
+r=
+for _ in $(seq 50); do r=$(as alice status 2>/dev/null) && break; sleep 0.2; done
+check_eq "a console is answered again once elsd has started the endpoint again" \
+	"True" "$(jget "$r" 'r["ok"]')"
+new=$(pgrep -P "$ELSD_PID" | head -1)
+check "... by a new endpoint process ($ep -> $new)" test -n "$new" -a "$new" != "$ep"
+check "the log says the endpoint was started again" \
+	grep -q "management: endpoint started again" "$ELSD_LOG"
+as bob status >/dev/null 2>&1
+check_eq "the new endpoint reads the current CRL: bob is still refused" 2 $?
+
 els_stop
 check_ge "handshake refusals are in the monitor" 4 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt handshake refused @127.0.0.1%'")"
@@ -167,6 +184,10 @@ check_ge "connections over max_clients are in the monitor" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE '%max_clients%'")"
 check_ge "protocol refusals carry the identity" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt alice/admin@127.0.0.1 nope: unknown_command%'")"
+check_ge "the endpoint's death is in the monitor" 1 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'the endpoint process%'")"
+check_ge "and its new start" 1 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail = 'management endpoint started again'")"
 check_ge "the CRL reload is in the monitor" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail = 'mgmt: CRL reloaded'")"
 els_finish
