@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "els/mgmt.h"
+#include "els/monitor.h"
 
 const char *els_mgmt_role_name(int role)
 {
@@ -115,7 +116,6 @@ struct arg_spec {
 };
 
 static const char *const lists[] = {"deny", "allow", NULL};
-static const char *const kinds[] = {"drop", "admit", "flow_end", "accept", "gap", "event", NULL};
 static const char *const verdicts[] = {"accept", "drop", NULL};
 
 static const struct arg_spec no_args[] = {{0}};
@@ -144,7 +144,7 @@ static const struct arg_spec flows_args[] = {
 };
 static const struct arg_spec log_args[] = {
     {"limit", A_INT, false, 1, 10000, NULL},
-    {"kind", A_ENUM, false, 0, 0, kinds},
+    {"kind", A_ENUM, false, 0, 0, els_rec_kind_names + 1},
     {"verdict", A_ENUM, false, 0, 0, verdicts},
     {"reason", A_STR, false, 0, 64, NULL},
     {"handler", A_STR, false, 0, 64, NULL},

@@ -7,14 +7,15 @@
 #include "els/reason.h"
 #include "monitor_int.h"
 
+const char *const els_rec_kind_names[ELS_REC__END + 1] = {
+    [ELS_REC_DROP] = "drop",	 [ELS_REC_ADMIT] = "admit", [ELS_REC_FLOW_END] = "flow_end",
+    [ELS_REC_ACCEPT] = "accept", [ELS_REC_GAP] = "gap",	    [ELS_REC_EVENT] = "event",
+    [ELS_REC_WOULD_DROP] = "would_drop",
+};
+
 static const char *kind_name(unsigned kind)
 {
-	static const char *const names[] = {
-	    [ELS_REC_DROP] = "drop",	 [ELS_REC_ADMIT] = "admit", [ELS_REC_FLOW_END] = "flow_end",
-	    [ELS_REC_ACCEPT] = "accept", [ELS_REC_GAP] = "gap",	    [ELS_REC_EVENT] = "event",
-	    [ELS_REC_WOULD_DROP] = "would_drop",
-	};
-	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : NULL;
+	return kind < ELS_REC__END ? els_rec_kind_names[kind] : NULL;
 }
 
 /* Column indexes, in els_mon_columns order. */

@@ -11,8 +11,8 @@
 --
 -- Least privilege for the sweep's role:
 --   CREATE ROLE els_sweep LOGIN;
---   GRANT SELECT, INSERT ON els_drops, els_admits, els_accepts, els_flow_ends, els_events,
---         els_gaps, els_sweeps, els_findings TO els_sweep;
+--   GRANT SELECT, INSERT ON els_drops, els_admits, els_would_drops, els_accepts, els_flow_ends,
+--         els_events, els_gaps, els_sweeps, els_findings TO els_sweep;
 --   GRANT USAGE ON SEQUENCE els_findings_id_seq TO els_sweep;
 
 -- Dropped packets, aggregated per key and second on the agent: `packets` of them.
@@ -74,6 +74,36 @@ CREATE TABLE IF NOT EXISTS els_admits (
 	UNIQUE (agent_id, chain_id, seq)
 );
 CREATE INDEX IF NOT EXISTS els_admits_ts ON els_admits (ts);
+
+-- Observe mode: packets that were passed but that the policy would have dropped (handler,
+-- reason and rule say which part of the policy), one row per packet.
+CREATE TABLE IF NOT EXISTS els_would_drops (
+	agent_id text NOT NULL,
+	host text NOT NULL,
+	chain_id text NOT NULL,
+	seq bigint NOT NULL,
+	ts timestamptz NOT NULL,
+	ts_ns bigint NOT NULL,
+	mac bytea NOT NULL,
+	swept_at timestamptz NOT NULL DEFAULT now(),
+	dir text,
+	family smallint,
+	proto text,
+	src inet,
+	sport integer,
+	dst inet,
+	dport integer,
+	icmp_type smallint,
+	icmp_code smallint,
+	tcp_flags smallint,
+	handler text,
+	reason text,
+	rule integer,
+	rule_name text,
+	generation bigint,
+	UNIQUE (agent_id, chain_id, seq)
+);
+CREATE INDEX IF NOT EXISTS els_would_drops_ts ON els_would_drops (ts);
 
 -- Every accepted packet: only from agents with monitor.log = "all" (debugging).
 CREATE TABLE IF NOT EXISTS els_accepts (
@@ -208,6 +238,9 @@ CREATE OR REPLACE VIEW els_records AS
 	UNION ALL
 	SELECT agent_id, host, chain_id, seq, ts, 'admit', proto, src, sport, dst, dport,
 	       handler, reason, rule_name, 1, NULL FROM els_admits
+	UNION ALL
+	SELECT agent_id, host, chain_id, seq, ts, 'would_drop', proto, src, sport, dst, dport,
+	       handler, reason, rule_name, 1, NULL FROM els_would_drops
 	UNION ALL
 	SELECT agent_id, host, chain_id, seq, ts, 'accept', proto, src, sport, dst, dport,
 	       handler, reason, rule_name, 1, NULL FROM els_accepts

@@ -21,7 +21,13 @@ enum els_rec_kind {
 	ELS_REC_GAP = 5,      /* `count` records lost because a ring was full */
 	ELS_REC_EVENT = 6,    /* agent event: start, stop, reload ok/failed (text in detail) */
 	ELS_REC_WOULD_DROP = 7, /* observe mode: accepted, but `reason` says it would be dropped */
+	ELS_REC__END
 };
+
+/* The stable name of each kind, as in the monitor's `kind` column, indexed by enum
+ * els_rec_kind; els_rec_kind_names + 1 is a NULL-terminated list of them all, for option
+ * checks and messages (els-log, els-sweep, the management `log` request). */
+extern const char *const els_rec_kind_names[ELS_REC__END + 1];
 
 enum els_log_mode {
 	ELS_LOG_DEFAULT = 0, /* drops (aggregated), admits, flow ends */

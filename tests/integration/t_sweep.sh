@@ -28,6 +28,12 @@ check "curl over IPv6 through elsd" in_cli curl -sk --max-time 5 "https://[$SRV6
 for port in 22 23 25; do in_cli timeout 1 bash -c "echo >/dev/tcp/$SRV4/$port" 2>/dev/null; done
 in_cli ping -c1 -W2 "$SRV4" >/dev/null
 els_stop || fail "elsd exited non-zero"
+# The same monitor file, the policy in observe mode: telnet passes, as would_drop records.
+els_config "$WORK/observe.conf" 's|^header_filter = {|header_filter = {\n  mode = "observe";|'
+els_start "$WORK/observe.conf" || exit 1
+in_cli timeout 1 bash -c "echo >/dev/tcp/$SRV4/23" 2>/dev/null
+els_stop || fail "elsd (observe) exited non-zero"
+check_ge "observe mode wrote would_drop records" 1 "$(sql "SELECT count(*) FROM records WHERE kind='would_drop'")"
 
 cat >"$WORK/sweep.conf" <<EOF
 conninfo = "$PGCONN";
@@ -45,7 +51,8 @@ check_eq "the sweep (TLS, verify-full) exits 0" 0 $?
 log "$out"
 check "its summary line counts what was new" grep -Eq "records \(seq 1\.\.[0-9]+\) in [0-9]+ batches, [0-9]+ new, 0 already" <<<"$out"
 
-for kind in drop:els_drops admit:els_admits flow_end:els_flow_ends event:els_events gap:els_gaps; do
+for kind in drop:els_drops admit:els_admits would_drop:els_would_drops flow_end:els_flow_ends \
+	event:els_events gap:els_gaps; do
 	k=${kind%%:*} t=${kind#*:}
 	check_eq "$t holds every $k record" "$(sql "SELECT count(*) FROM records WHERE kind='$k'")" \
 		"$(pq "SELECT count(*) FROM $t")"
@@ -57,6 +64,8 @@ check_eq "dropped packets add up" "$(sql "SELECT sum(count) FROM records WHERE k
 agent=$(sql "SELECT value FROM meta WHERE key='agent_id'")
 check_eq "agent id and host on every row" 0 "$(pq "SELECT count(*) FROM els_records
 	WHERE agent_id IS DISTINCT FROM '$agent' OR host IS NULL OR host = ''")"
+check_eq "every record kind in the file has its table" "$(sql "SELECT count(*) FROM records")" \
+	"$(pq "SELECT count(*) FROM els_records")"
 total=$(sql "SELECT count(*) FROM records")
 check_eq "the sweep marked the file swept up to its head" "$(sql "SELECT max(seq) FROM records")" \
 	"$(sql "SELECT CAST(value AS INTEGER) FROM meta WHERE key='swept'")"

@@ -37,7 +37,7 @@ static const char usage_text[] =
     "  -u, --until TIME     records before TIME\n"
     "                       TIME: 2024-05-01, 2024-05-01T10:30[:00[.250]][Z] (UTC), @EPOCH,\n"
     "                       or an age: 90s, 15m, 1h, 2d, 1w (that long ago)\n"
-    "  -k, --kind KIND      drop, admit, flow_end, accept, gap, event\n"
+    "  -k, --kind KIND      drop, admit, flow_end, accept, gap, event, would_drop\n"
     "  -v, --verdict V      accept or drop\n"
     "  -a, --addr CIDR      source or destination in CIDR (198.51.100.0/24, 2001:db8::/32,\n"
     "                       or one address)\n"
@@ -164,7 +164,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    {"key", required_argument, NULL, 'K'},    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},	      {0},
 	};
-	static const char *const kinds[] = {"drop", "admit", "flow_end", "accept", "gap", "event"};
 	const char *why;
 	char *end;
 	int c;
@@ -183,12 +182,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 			for (unsigned i = 0; i < o->kind.n; i++) {
 				bool ok = false;
 
-				for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
-					ok |= strcmp(kinds[k], o->kind.vals[i]) == 0;
+				for (unsigned k = ELS_REC_DROP; k < ELS_REC__END; k++)
+					ok |= strcmp(els_rec_kind_names[k], o->kind.vals[i]) == 0;
 				if (!ok)
 					die("--kind '%s': one of drop, admit, flow_end, accept, "
-					    "gap, "
-					    "event",
+					    "gap, event, would_drop",
 					    o->kind.vals[i]);
 			}
 			break;

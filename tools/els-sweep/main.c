@@ -231,10 +231,7 @@ static int submit(struct sweep *s)
 
 static bool known_kind(const char *k)
 {
-	static const char *const kinds[] = {"drop",  "admit", "accept", "flow_end",
-					    "event", "gap",   NULL};
-
-	for (const char *const *p = kinds; k && *p; p++)
+	for (const char *const *p = sweep_pg_kinds; k && *p; p++)
 		if (strcmp(*p, k) == 0)
 			return true;
 	return false;

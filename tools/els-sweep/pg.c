@@ -32,55 +32,29 @@ static const char stage_sql[] =
 	"INSERT INTO " table " (" COMMON ", " cols ") SELECT " COMMON_SEL ", " sel                 \
 	" FROM els_stage WHERE kind = '" kind "' ON CONFLICT DO NOTHING RETURNING 1"
 
-/* Every kind in one statement: one round trip per batch, whatever its size. */
-static const char submit_sql[] = "WITH d AS (" INTO(
-    "els_drops", PKT ", packets", PKT_SEL ", count",
-    "drop") "),"
-	    " a AS (" INTO(
-		"els_admits", PKT, PKT_SEL,
-		"admit") "),"
-			 " c AS (" INTO(
-			     "els_accepts", PKT, PKT_SEL,
-			     "accept") "),"
-				       " f AS (" INTO(
-					   "els_flow_ends",
-					   PKT ", pkts_init, pkts_resp, bytes_init, bytes_resp, "
-					       "duration_ns",
-					   PKT_SEL ", pkts_init, pkts_resp, bytes_init, "
-						   "bytes_resp, duration_ns",
-					   "flow_end") "),"
-						       " e AS (" INTO(
-							   "els_events",
-							   "handler, reason, generation, detail",
-							   "handler, reason, generation, detail",
-							   "event") "),"
-								    " g AS (" INTO(
-									"els_gaps",
-									"records, detail",
-									"count, detail",
-									"gap") "),"
-									       " s AS (INSERT INTO "
-									       "els_sweeps "
-									       "(agent_id, host, "
-									       "chain_id, "
-									       "first_seq, "
-									       "last_seq, last_mac,"
-									       " records) VALUES "
-									       "($1, $2, $3, $4, "
-									       "$5, decode($6, "
-									       "'hex'), $7) ON "
-									       "CONFLICT DO "
-									       "NOTHING)"
-									       " SELECT (SELECT "
-									       "count(*) FROM d) + "
-									       "(SELECT count(*) "
-									       "FROM a) + (SELECT "
-									       "count(*) FROM c)"
-									       " + (SELECT "
-									       "count(*) FROM f) + "
-									       "(SELECT count(*) "
-									       "FROM e) + (SELECT "
-									       "count(*) FROM g)";
+/* The kinds submit_sql has a table for. A sweep stops at a record of any other kind (a monitor
+ * newer than this els-sweep) rather than mark it swept, which would let retention delete it. */
+const char *const sweep_pg_kinds[] = {"drop",	  "admit", "accept",	 "would_drop",
+				      "flow_end", "event", "gap", NULL};
+
+/* Every kind in one statement: one round trip per batch, whatever its size (t_sweep checks
+ * that every kind the agent writes lands in its table). */
+#define FLOW_END_COLS "pkts_init, pkts_resp, bytes_init, bytes_resp, duration_ns"
+static const char submit_sql[] =
+    "WITH d AS (" INTO("els_drops", PKT ", packets", PKT_SEL ", count", "drop") "),"
+    " a AS (" INTO("els_admits", PKT, PKT_SEL, "admit") "),"
+    " c AS (" INTO("els_accepts", PKT, PKT_SEL, "accept") "),"
+    " w AS (" INTO("els_would_drops", PKT, PKT_SEL, "would_drop") "),"
+    " f AS (" INTO("els_flow_ends", PKT ", " FLOW_END_COLS, PKT_SEL ", " FLOW_END_COLS,
+		   "flow_end") "),"
+    " e AS (" INTO("els_events", "handler, reason, generation, detail",
+		   "handler, reason, generation, detail", "event") "),"
+    " g AS (" INTO("els_gaps", "records, detail", "count, detail", "gap") "),"
+    " s AS (INSERT INTO els_sweeps (agent_id, host, chain_id, first_seq, last_seq, last_mac,"
+    " records) VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), $7) ON CONFLICT DO NOTHING)"
+    " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM a) + (SELECT count(*) FROM c)"
+    " + (SELECT count(*) FROM w) + (SELECT count(*) FROM f) + (SELECT count(*) FROM e)"
+    " + (SELECT count(*) FROM g)";
 
 PGconn *sweep_pg_connect(const struct sweep_conf *c, char *err, size_t errlen)
 {
@@ -127,16 +101,17 @@ int sweep_pg_check_schema(PGconn *pg, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(pg, "SELECT to_regclass('els_sweeps') IS NOT NULL AND"
 				 " to_regclass('els_drops') IS NOT NULL AND"
-				 " to_regclass('els_gaps') IS NOT NULL");
+				 " to_regclass('els_gaps') IS NOT NULL AND"
+				 " to_regclass('els_would_drops') IS NOT NULL");
 	int ret = -1;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		snprintf(err, errlen, "%s", PQresultErrorMessage(r));
 	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
 		snprintf(err, errlen,
-			 "the database has no enterprise tables: create them once with "
-			 "els-sweep --init-db (as a role that may), or psql -f "
-			 "docs/enterprise-schema.sql");
+			 "the database lacks enterprise tables (none yet, or made by an older "
+			 "els-sweep): create them with els-sweep --init-db (as a role that may; "
+			 "safe to run again), or psql -f docs/enterprise-schema.sql");
 	else
 		ret = 0;
 	PQclear(r);

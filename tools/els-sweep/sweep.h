@@ -13,6 +13,9 @@
 /* Exit statuses. */
 enum { SWEEP_OK = 0, SWEEP_FINDING = 1, SWEEP_USAGE = 2, SWEEP_FAIL = 3 };
 
+/* The record kinds the enterprise schema has a table for (pg.c), NULL-terminated. */
+extern const char *const sweep_pg_kinds[];
+
 /* docs/enterprise-schema.sql, embedded at build time (cmake/embed.cmake). */
 extern const char sweep_schema_sql[];
 

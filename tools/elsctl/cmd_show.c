@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/monitor.h"
 #include "elsctl.h"
 
 /* ---- status ---- */
@@ -290,7 +291,6 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	static const char *const kinds[] = {"drop", "admit", "flow_end", "accept", "gap", "event"};
 	struct ctl_req r = {.cmd = "log", .show = show_log, .summary = sum_log};
 	long long v;
 	int ch, rc;
@@ -309,13 +309,13 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 			break;
 		case O_KIND:
 			ok = false;
-			for (unsigned i = 0; i < 6; i++)
-				ok |= !strcmp(optarg, kinds[i]);
+			for (unsigned i = ELS_REC_DROP; i < ELS_REC__END; i++)
+				ok |= !strcmp(optarg, els_rec_kind_names[i]);
 			if (!ok) {
-				rc = ctl_usage_error(
-				    "log",
-				    "--kind %s: one of drop, admit, flow_end, accept, gap, event",
-				    optarg);
+				rc = ctl_usage_error("log",
+						     "--kind %s: one of drop, admit, flow_end, accept, "
+						     "gap, event, would_drop",
+						     optarg);
 				goto out;
 			}
 			json_object_set_new(r.args, "kind", json_string(optarg));
