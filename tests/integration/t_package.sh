@@ -56,6 +56,22 @@ check "cpack -G DEB built ${DEB##*/}" test -f "$DEB"
 info=$(dpkg-deb -I "$DEB")
 check "control: Depends names the Debian 12 runtime libraries" \
 	grep -q -E '^ Depends: .*libnetfilter-queue1.*libconfig9.*libsqlite3-0.*libcap2' <<<"$info"
+# Every shared library a packaged program needs comes from a package that Depends names.
+depends=$(sed -n 's/^ Depends: //p' <<<"$info")
+mkdir -p "$WORK/deb" && dpkg-deb -x "$DEB" "$WORK/deb"
+missing=
+for elf in "$WORK"/deb/usr/sbin/* "$WORK"/deb/usr/bin/*; do
+	readelf -h "$elf" >/dev/null 2>&1 || continue # els-rules is a script
+	for so in $(readelf -d "$elf" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+		path=$(ldconfig -p | awk -v so="$so" '$1 == so {print $NF; exit}')
+		real=$(realpath "$path")
+		# dpkg knows a file by the path its package shipped, /lib or /usr/lib (usrmerge)
+		pkg=$(dpkg -S "$real" "${real#/usr}" "$path" 2>/dev/null | head -1 | cut -d: -f1)
+		[[ -n $pkg && ", $depends," == *", $pkg "* || ", $depends," == *", $pkg,"* ]] ||
+			missing+=" ${elf##*/}:$so(${pkg:-?})"
+	done
+done
+check_eq "Depends covers every library the programs link" "" "$missing"
 check_eq "conffiles: the default config" "/etc/elsd/elsd.conf" "$(dpkg-deb -I "$DEB" conffiles)"
 for s in postinst prerm postrm; do
 	check "control: $s is executable" grep -q -E "^ +[0-9]+ bytes, +[0-9]+ lines +\\* +$s " <<<"$info"
