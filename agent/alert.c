@@ -36,18 +36,56 @@ static void emit(int prio, const char *text)
 		els_log(ELS_LL_WARNING, "alert: %s", text);
 }
 
-void els_alert(unsigned reason, const char *fmt, ...)
+/* els_alert_limited: per reason, bursts of up to ALERT_BURST, then ALERT_RATE a second (a
+ * generic cell rate: `due` runs ahead of now by one interval per alert); the next alert that
+ * goes out says how many were held back, so a flood of refusals or gaps cannot flood
+ * syslog. [lock] */
+#define ALERT_RATE	    5u
+#define ALERT_BURST	    20u
+#define ALERT_INTERVAL_NS (1000000000ull / ALERT_RATE)
+static uint64_t due_ns[ELS_R__COUNT];
+static unsigned held_back[ELS_R__COUNT];
+
+static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
 {
 	char text[768];
-	va_list ap;
+	struct timespec ts;
 	int n = snprintf(text, sizeof(text), "event=%s ", els_reason_name(reason));
 
-	va_start(ap, fmt);
 	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&lock); /* syslog and the opened flag from any thread */
-	emit(LOG_WARNING, text);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	unsigned r = reason < ELS_R__COUNT ? reason : 0;
+	pthread_mutex_lock(&lock); /* syslog, the opened flag and the limiter from any thread */
+	uint64_t due = due_ns[r] > now ? due_ns[r] : now;
+	if (limited && due - now >= (uint64_t)ALERT_BURST * ALERT_INTERVAL_NS) {
+		held_back[r]++;
+	} else {
+		size_t l = strlen(text);
+		if (held_back[r])
+			snprintf(text + l, sizeof(text) - l, " (and %u more held back)",
+				 held_back[r]);
+		due_ns[r] = due + ALERT_INTERVAL_NS;
+		held_back[r] = 0;
+		emit(LOG_WARNING, text);
+	}
 	pthread_mutex_unlock(&lock);
+}
+
+void els_alert(unsigned reason, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	valert(false, reason, fmt, ap);
+	va_end(ap);
+}
+
+void els_alert_limited(unsigned reason, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	valert(true, reason, fmt, ap);
+	va_end(ap);
 }
 
 void els_alert_format(const struct els_record *r, char *buf, size_t len)

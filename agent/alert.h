@@ -19,8 +19,14 @@
 #include "els/monitor.h"
 
 /* Off the packet path: sends "ELS_ALERT event=<reason name> " followed by the formatted
- * fields. */
+ * fields. Policy changes and rejections use it: each one is alerted. The handlers'
+ * detections go through their alert rings instead (below). */
 void els_alert(unsigned reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for what a remote party or a flood can repeat at will (management refusals,
+ * monitor and queue gaps): per reason, bursts of 20 and then 5 a second; the next one that
+ * goes out says how many were held back. */
+void els_alert_limited(unsigned reason, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Hands a worker's alert ring to the drain thread (started with the first ring). 0 or -errno.
  * The caller keeps ownership and must unregister before freeing it. */

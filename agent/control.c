@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "control.h"
 #include "els/mgmt.h"
 #include "ipc.h"
@@ -448,6 +449,13 @@ static const struct {
     {"sweep", cmd_sweep},
 };
 
+/* Requests that make a new policy generation when they succeed (alerted either way). */
+static bool changes_policy(const char *cmd)
+{
+	return strcmp(cmd, "policy.apply") == 0 || strcmp(cmd, "policy.rollback") == 0 ||
+	       strcmp(cmd, "list.add") == 0 || strcmp(cmd, "list.del") == 0;
+}
+
 char *els_control_execute(struct els_control *c, const char *identity, int role, const char *peer,
 			  const char *json, size_t len, const char **outcome)
 {
@@ -462,6 +470,9 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 		snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s", identity,
 			 els_mgmt_role_name(role), peer, req.cmd_name, *outcome);
 		audit_push(c, text);
+		els_alert_limited(ELS_R_MGMT_REFUSED,
+				  "identity=%s role=%s peer=%s cmd=%s outcome=%s",
+			  identity, els_mgmt_role_name(role), peer, req.cmd_name, *outcome);
 		return resp;
 	}
 	json_t *result = NULL;
@@ -503,6 +514,10 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
 		 els_mgmt_role_name(role), peer, req.cmd, *outcome, p ? p->generation : 0);
 	audit_push(c, text);
+	if (changes_policy(req.cmd))
+		els_alert(strcmp(*outcome, "ok") == 0 ? ELS_R_POLICY_CHANGED : ELS_R_POLICY_REJECTED,
+			  "generation=%u by=%s peer=%s cmd=%s outcome=%s", p ? p->generation : 0,
+			  identity, peer, req.cmd, *outcome);
 	return resp;
 }
 
@@ -582,10 +597,26 @@ short els_control_events(const struct els_control *c)
 	return (short)(POLLIN | (els_ipc_pending(&c->ipc) ? POLLOUT : 0));
 }
 
+/* The endpoint audits what it refuses itself: requests ("mgmt ID/ROLE@PEER CMD: CODE", which
+ * it only sends for refusals), handshakes and connections over max_clients ("... refused
+ * ..."). Each is alerted, with its fields where the text has them. */
+static void alert_endpoint_audit(const char *text)
+{
+	char id[128], role[16], peer[80], cmd[64], code[64];
+	if (sscanf(text, "mgmt %127[^/]/%15[^@]@%79s %63[^:]: %63s", id, role, peer, cmd, code) ==
+	    5)
+		els_alert_limited(ELS_R_MGMT_REFUSED,
+				  "identity=%s role=%s peer=%s cmd=%s outcome=%s", id, role, peer,
+				  cmd, code);
+	else if (strstr(text, "refused"))
+		els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"", text);
+}
+
 static void on_message(struct els_control *c, struct els_ipc_msg *m)
 {
 	if (m->type == ELS_IPC_AUDIT) {
 		audit_push(c, (const char *)m->body);
+		alert_endpoint_audit((const char *)m->body);
 		return;
 	}
 	if (m->type != ELS_IPC_REQUEST) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "control.h"
 #include "daemon.h"
 #include "els/monitor.h"
@@ -200,11 +201,16 @@ static void reload(struct daemon *d)
 				d->running->generation, diag.msgs[i]);
 		els_push_event(d->ctl, d->running->generation, "reload failed: %.80s",
 			       diag.count ? diag.msgs[0] : "?");
+		els_alert(ELS_R_POLICY_REJECTED, "generation=%u kept, reload failed: %s",
+			  d->running->generation, diag.count ? diag.msgs[0] : "?");
 		els_diag_free(&diag);
 		return;
 	}
 	els_diag_free(&diag);
 	commit_policy(d, np);
+	/* Management changes are alerted where the console's identity is known (control.c). */
+	els_alert(ELS_R_POLICY_CHANGED, "generation=%u sha256=%.16s by=reload path=%s",
+		  np->generation, np->hash, np->path);
 }
 
 static const struct els_policy *control_running(void *arg)
@@ -328,6 +334,9 @@ static void kernel_dropped(unsigned queue, uint64_t queue_full, uint64_t sockbuf
 		 queue, (unsigned long long)(queue_full + sockbuf), (unsigned long long)queue_full,
 		 (unsigned long long)sockbuf);
 	els_log(ELS_LL_WARNING, "%s", r.detail);
+	els_alert_limited(ELS_R_QUEUE_OVERFLOW, "queue=%u dropped=%llu queue_full=%llu socket=%llu", queue,
+		  (unsigned long long)(queue_full + sockbuf), (unsigned long long)queue_full,
+		  (unsigned long long)sockbuf);
 	els_ring_push(d->ctl, &r);
 }
 

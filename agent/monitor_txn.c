@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alert.h"
 #include "els/reason.h"
 #include "log.h"
 #include "monitor_int.h"
@@ -225,8 +226,11 @@ static bool add_row(struct els_monitor *m, const struct els_record *r)
 	return true;
 }
 
+/* Every gap is also alerted: records are missing from the file from here on. */
 void mon_make_gap(struct els_record *g, uint64_t ts_ns, uint64_t count)
 {
+	els_alert_limited(ELS_R_MONITOR_GAP, "records=%llu missing from the monitor file",
+		  (unsigned long long)count);
 	memset(g, 0, sizeof(*g));
 	g->ts_ns = ts_ns;
 	g->kind = ELS_REC_GAP;

@@ -59,7 +59,11 @@
 	X(SCAN_DETECTED, "scan_detected")             /* the probe that crossed the threshold */   \
 	X(SCAN_DENY, "scan_deny")                     /* source on the runtime deny set */ \
 	/* queue */                                                                                \
-	X(QUEUE_OVERFLOW, "queue_overflow")           /* gap: the kernel dropped packets unjudged */
+	X(QUEUE_OVERFLOW, "queue_overflow")           /* gap: the kernel dropped packets unjudged */ \
+	/* alerts about the agent itself (agent/alert.h) */                                        \
+	X(POLICY_CHANGED, "policy_changed")           /* a new generation: reload, apply, list */ \
+	X(POLICY_REJECTED, "policy_rejected")         /* a reload or apply that failed */          \
+	X(MGMT_REFUSED, "mgmt_refused")               /* a console refused: handshake, role, cap */
 
 enum els_reason {
 #define ELS_X_ENUM(e, s) ELS_R_##e,

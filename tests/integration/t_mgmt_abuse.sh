@@ -176,6 +176,10 @@ as bob status >/dev/null 2>&1
 check_eq "the new endpoint reads the current CRL: bob is still refused" 2 $?
 
 els_stop
+check "handshake refusals are alerted" \
+	grep -q 'alert: event=mgmt_refused detail="mgmt handshake refused @127.0.0.1' "$ELSD_LOG"
+check "refused requests are alerted with the identity" \
+	grep -qE "alert: event=mgmt_refused identity=alice role=admin peer=127.0.0.1[^ ]* cmd=nope outcome=unknown_command" "$ELSD_LOG"
 check_ge "handshake refusals are in the monitor" 4 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt handshake refused @127.0.0.1%'")"
 check_ge "the revoked certificate's refusal says why" 1 \

@@ -19,6 +19,7 @@ wait "${floods[@]}"
 sleep 1.5 # the main loop reads the kernel's counters once a second
 check "elsd survived the flood" kill -0 "$ELSD_PID"
 check "elsd reports the packets the kernel dropped" grep -q "kernel dropped [0-9]* packets unjudged" "$ELSD_LOG"
+check "... and alerts them" grep -qE "alert: event=queue_overflow queue=0 dropped=[0-9]+" "$ELSD_LOG"
 check "HTTPS still passes after the flood" in_cli curl -sk --max-time 5 "https://$SRV4/"
 check_not "port 22 is still filtered after the flood" in_cli nc -z -w 1 "$SRV4" 22
 els_stop || fail "elsd exited non-zero"
