@@ -48,9 +48,9 @@ static const char usage_text[] =
     "                        hits from the monitor file (--monitor or monitor.path); exit\n"
     "                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
     "      --get SETTING     check the configuration, then print one setting's value\n"
-    "                        (queues and fail_open with their defaults applied; others\n"
-    "                        such as management.listen as written, nothing if absent)\n"
-    "                        and exit; for scripts such as els-rules\n"
+    "                        (queues, fail_open and offload with their defaults applied;\n"
+    "                        others, such as management.listen, as written, nothing if\n"
+    "                        absent) and exit; for scripts such as els-rules\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
@@ -170,8 +170,8 @@ static struct els_policy *load(const struct options *o)
 	return els_policy_load_report(o->config, o->services, stderr);
 }
 
-/* --get: one value for a shell script. queues and fail_open come from the checked policy, so
- * that their defaults live in one place; anything else is read as written. */
+/* --get: one value for a shell script. queues, fail_open and offload come from the checked
+ * policy, so that their defaults live in one place; anything else is read as written. */
 static int print_setting(const struct els_policy *p, const char *name)
 {
 	if (strcmp(name, "queues") == 0) {
@@ -183,6 +183,10 @@ static int print_setting(const struct els_policy *p, const char *name)
 	}
 	if (strcmp(name, "fail_open") == 0) {
 		puts(p->set.fail_open ? "true" : "false");
+		return 0;
+	}
+	if (strcmp(name, "offload") == 0) {
+		puts(p->set.offload ? "true" : "false");
 		return 0;
 	}
 	config_t cfg;

@@ -87,6 +87,22 @@ els_config "$WORK/bad.conf" 's/^queues = "0";/queues = "zero";/'
 check_not "install refuses an invalid config" rules -c "$WORK/bad.conf" install
 check_eq "and touches nothing" "$BEFORE" "$(snapshot)"
 
+# --- offload = true: offloaded connections are accepted ahead of the queue
+els_config "$WORK/offload.conf" 's|^queues = "0";|offload = true;\nqueues = "0";|'
+check "install (offload = true)" rules -c "$WORK/offload.conf" install
+for ipt in iptables ip6tables; do
+	check_eq "$ipt: the offload mark is accepted just before the queue, in and out" \
+		"connmark NFQUEUE connmark NFQUEUE" \
+		"$({ chain $ipt ELSD-IN; chain $ipt ELSD-OUT; } | grep -oE 'connmark --mark 0x40000000/0x40000000|NFQUEUE' |
+			sed 's/connmark.*/connmark/' | tr '\n' ' ' | sed 's/ $//')"
+done
+check "nft: the same as ct mark, in both chains" \
+	bash -c "[ \$(ip netns exec $SRV $RULES -c $WORK/offload.conf -b nft -n install |
+		grep -c 'ct mark & 0x40000000 == 0x40000000 accept') = 2 ]"
+check "status mentions it" bash -c "ip netns exec $SRV $RULES -c $WORK/offload.conf install 2>&1 | grep -q 'offloaded connections accepted'"
+check "remove" rules remove
+check_eq "as before" "$BEFORE" "$(snapshot)"
+
 # --- the management port (elsd stands in as a stub: only els-rules' handling is under test)
 cat >"$WORK/stub-elsd" <<'EOF'
 #!/bin/sh
