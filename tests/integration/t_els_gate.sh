@@ -110,4 +110,7 @@ check "the report names the IANA service of 443" grep -q "in tcp local 443 (http
 check "the report carries the metadata" grep -q "justification: the ELS web service" <<<"$report"
 hits=$(grep -A8 "^permit admin-gated" <<<"$report" | sed -n 's/.*hits: \([0-9]*\).*/\1/p')
 check_ge "the report counts the gated permit's hits" 2 "$hits"
+ELSCTL=${ELS_BUILD_DIR:-$(dirname "$ELSD")}/elsctl
+check "elsctl policy report prints the same registry" \
+	diff <("$ELSCTL" policy report -c "$WORK/elsd.conf" --monitor "$DB" 2>/dev/null) <(printf '%s\n' "$report")
 els_finish

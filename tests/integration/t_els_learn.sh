@@ -52,6 +52,8 @@ sqlite3 "$DB" ".backup $WORK/observe.db"
 sqlite3 "$WORK/observe.db" "DELETE FROM records WHERE generation > 1" 2>/dev/null
 "$ELSCTL" suggest --base "$WORK/elsd.conf" "$WORK/observe.db" >"$WORK/learnt.conf" 2>"$WORK/suggest.err"
 check "elsctl suggest succeeds" test -s "$WORK/learnt.conf"
+check "elsctl policy suggest is the same command" \
+	cmp -s "$WORK/learnt.conf" <("$ELSCTL" policy suggest --base "$WORK/elsd.conf" "$WORK/observe.db" 2>/dev/null)
 check "elsd -n accepts the suggestion" "$ELSD" -n -c "$WORK/learnt.conf"
 check "the suggestion permits 8080 and 443 inbound" grep -Eq "local_ports = \[ (443, 8080|8080, 443) \]" "$WORK/learnt.conf"
 check "its counts are in comments" grep -Eq "^#   learn-[0-9]+-in-tcp: port" "$WORK/learnt.conf"

@@ -272,6 +272,9 @@ static const struct ctl_cmd policy_cmds[] = {
     {"check", policy_check, "validate a policy file here, or on the agent with --remote", NULL},
     {"apply", policy_apply, "validate, persist and run a policy file on the agent", NULL},
     {"rollback", policy_rollback, "go back to the policy before the last change", NULL},
+    /* the names the ELS policy documents use for the local tools (docs/els-policy.md) */
+    {"suggest", cmd_suggest, "the same as `elsctl suggest`", NULL},
+    {"report", cmd_registry, "the same as `elsctl registry`", NULL},
     {0},
 };
 

@@ -102,11 +102,6 @@ static int cmd_help(struct ctl *c, int argc, char *argv[]);
 
 #define TARGETS "Runs against --agent, or every agent of --agents (one line per agent).\n"
 
-/* Local subcommands of the ELS policy tools (cmd_suggest.c, cmd_audit.c, cmd_registry.c). */
-int cmd_suggest(struct ctl *c, int argc, char *argv[]);
-int cmd_audit(struct ctl *c, int argc, char *argv[]);
-int cmd_registry(struct ctl *c, int argc, char *argv[]);
-
 const struct ctl_cmd ctl_cmds[] = {
     {"status", cmd_status, "version, uptime, policy generation and hash, queue counters",
      "Usage: elsctl [OPTIONS] status\n\n"
@@ -123,7 +118,9 @@ const struct ctl_cmd ctl_cmds[] = {
      "Usage: elsctl [OPTIONS] policy get\n"
      "       elsctl [OPTIONS] policy check [--remote] FILE\n"
      "       elsctl [OPTIONS] policy apply [--expect-sha256 HASH] FILE\n"
-     "       elsctl [OPTIONS] policy rollback\n\n"
+     "       elsctl [OPTIONS] policy rollback\n"
+     "       elsctl policy suggest ...   (= elsctl suggest: see `elsctl help suggest`)\n"
+     "       elsctl policy report ...    (= elsctl registry: see `elsctl help registry`)\n\n"
      "get       Print the agent's config file as it is on disk (redirect it to a file to\n"
      "          edit it). A note on stderr says if the file differs from the running policy.\n"
      "          Role: auditor.\n"

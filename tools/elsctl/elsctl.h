@@ -117,6 +117,10 @@ int cmd_sweep(struct ctl *c, int argc, char *argv[]);
 int cmd_list(struct ctl *c, int argc, char *argv[]);
 int cmd_flows(struct ctl *c, int argc, char *argv[]);
 int cmd_log(struct ctl *c, int argc, char *argv[]);
+/* Local subcommands of the ELS policy tools (cmd_suggest.c, cmd_audit.c, cmd_registry.c). */
+int cmd_suggest(struct ctl *c, int argc, char *argv[]);
+int cmd_audit(struct ctl *c, int argc, char *argv[]);
+int cmd_registry(struct ctl *c, int argc, char *argv[]);
 
 /* Shared by the subcommands (cmds.c). */
 json_int_t ctl_jint(json_t *o, const char *k);	/* -1 when missing or not an integer */
