@@ -47,6 +47,8 @@ static uint64_t due_ns[ELS_R__COUNT];
 static unsigned held_back[ELS_R__COUNT];
 
 static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
 {
 	char text[768];
 	struct timespec ts;
@@ -70,6 +72,18 @@ static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
 		emit(LOG_WARNING, text);
 	}
 	pthread_mutex_unlock(&lock);
+}
+
+const char *els_alert_clean(char *buf, size_t n, const char *s)
+{
+	size_t i = 0;
+	for (; s && s[i] && i + 1 < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		buf[i] = c == '"' || c == '\\' || c < 0x20 || c == 0x7f ? '_' : (char)c;
+	}
+	if (n)
+		buf[i] = '\0';
+	return buf;
 }
 
 void els_alert(unsigned reason, const char *fmt, ...)

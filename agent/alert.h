@@ -28,6 +28,11 @@ void els_alert(unsigned reason, const char *fmt, ...) __attribute__((format(prin
 void els_alert_limited(unsigned reason, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Copies s into buf (n bytes) for use inside a double-quoted alert value: a double quote,
+ * a backslash or a control character becomes '_', so text from a certificate or an error
+ * message cannot end the value or forge another field. Returns buf. */
+const char *els_alert_clean(char *buf, size_t n, const char *s);
+
 /* Hands a worker's alert ring to the drain thread (started with the first ring). 0 or -errno.
  * The caller keeps ownership and must unregister before freeing it. */
 int els_alert_register(struct els_ring *r);

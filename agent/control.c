@@ -470,9 +470,11 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 		snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s", identity,
 			 els_mgmt_role_name(role), peer, req.cmd_name, *outcome);
 		audit_push(c, text);
+		char id[128];
 		els_alert_limited(ELS_R_MGMT_REFUSED,
-				  "identity=%s role=%s peer=%s cmd=%s outcome=%s",
-			  identity, els_mgmt_role_name(role), peer, req.cmd_name, *outcome);
+				  "identity=\"%s\" role=%s peer=%s cmd=%s outcome=%s",
+				  els_alert_clean(id, sizeof(id), identity), els_mgmt_role_name(role),
+				  peer, req.cmd_name, *outcome);
 		return resp;
 	}
 	json_t *result = NULL;
@@ -514,10 +516,13 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
 		 els_mgmt_role_name(role), peer, req.cmd, *outcome, p ? p->generation : 0);
 	audit_push(c, text);
-	if (changes_policy(req.cmd))
+	if (changes_policy(req.cmd)) {
+		char id[128];
 		els_alert(strcmp(*outcome, "ok") == 0 ? ELS_R_POLICY_CHANGED : ELS_R_POLICY_REJECTED,
-			  "generation=%u by=%s peer=%s cmd=%s outcome=%s", p ? p->generation : 0,
-			  identity, peer, req.cmd, *outcome);
+			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
+			  p ? p->generation : 0, els_alert_clean(id, sizeof(id), identity), peer,
+			  req.cmd, *outcome);
+	}
 	return resp;
 }
 
@@ -597,19 +602,17 @@ short els_control_events(const struct els_control *c)
 	return (short)(POLLIN | (els_ipc_pending(&c->ipc) ? POLLOUT : 0));
 }
 
-/* The endpoint audits what it refuses itself: requests ("mgmt ID/ROLE@PEER CMD: CODE", which
- * it only sends for refusals), handshakes and connections over max_clients ("... refused
- * ..."). Each is alerted, with its fields where the text has them. */
+/* The endpoint audits what it refuses itself: requests ("mgmt ID/ROLE@PEER CMD: CODE"; it only
+ * sends those for refusals), handshakes and connections over max_clients ("... refused ...").
+ * Each is alerted with the text as one quoted value: the identity inside comes from a
+ * certificate, so it is not parsed into fields of its own. */
 static void alert_endpoint_audit(const char *text)
 {
-	char id[128], role[16], peer[80], cmd[64], code[64];
-	if (sscanf(text, "mgmt %127[^/]/%15[^@]@%79s %63[^:]: %63s", id, role, peer, cmd, code) ==
-	    5)
-		els_alert_limited(ELS_R_MGMT_REFUSED,
-				  "identity=%s role=%s peer=%s cmd=%s outcome=%s", id, role, peer,
-				  cmd, code);
-	else if (strstr(text, "refused"))
-		els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"", text);
+	char clean[512];
+	if (strncmp(text, "mgmt: CRL reloaded", 18) == 0)
+		return;
+	els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"",
+			  els_alert_clean(clean, sizeof(clean), text));
 }
 
 static void on_message(struct els_control *c, struct els_ipc_msg *m)

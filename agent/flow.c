@@ -3,8 +3,9 @@
  * Layout: a preallocated, cache-line aligned array of flows addressed by uint32 index; hash
  * buckets hold the index of the first flow of their chain (chained through hnext); each flow
  * also sits on one expiry list (lprev/lnext), chosen by its state and protocol class, in the
- * order flows were queued (include/els/flow.h explains the lazy requeue). Free slots are those past the high-water mark plus a free list threaded through
- * hnext, so creating a large table does not touch every page up front. */
+ * order flows were queued (include/els/flow.h explains the slack). Free slots are those past
+ * the high-water mark plus a free list threaded through hnext, so creating a large table does
+ * not touch every page up front. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -236,12 +237,24 @@ static void list_unlink(struct els_flow_table *t, struct els_flow *f)
 	f->lprev = f->lnext = NIL;
 }
 
-/* expire_ns rounded up to the list's sort unit: never earlier than the flow is due. */
+/* expire_ns in the lists' unit, rounded up, modulo 2^32: only differences of two such values
+ * are used, read as signed, which holds while they are under 2^31 units (9 years), whatever
+ * the clock's origin (replay runs on capture time). */
 static uint32_t due_of(uint64_t expire_ns)
 {
-	uint64_t d = (expire_ns >> ELS_FLOW_DUE_SHIFT) +
-		     !!(expire_ns & ((1ull << ELS_FLOW_DUE_SHIFT) - 1));
-	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+	return (uint32_t)((expire_ns >> ELS_FLOW_DUE_SHIFT) +
+			  !!(expire_ns & ((1ull << ELS_FLOW_DUE_SHIFT) - 1)));
+}
+
+/* How far a same-state touch may move a flow's expiry past its place on the list before the
+ * flow is moved to the tail: max(1 s, timeout / 16), in the lists' unit. Expiry then ends a
+ * flow at most that much (plus one unit and the tick) after its time, and a flow busy with
+ * packets is relinked at most once per slack instead of once per packet. */
+#define SLACK_MIN_UNITS 8u /* 8 * 134 ms */
+static uint32_t slack_of(uint64_t timeout_ns)
+{
+	uint64_t s = (timeout_ns >> ELS_FLOW_DUE_SHIFT) / 16;
+	return s < SLACK_MIN_UNITS ? SLACK_MIN_UNITS : s > INT32_MAX ? INT32_MAX : (uint32_t)s;
 }
 
 static void list_append(struct els_flow_table *t, struct els_flow *f, unsigned l)
@@ -338,9 +351,11 @@ void els_flow_touch(struct els_flow_table *t, struct els_flow *f, unsigned state
 	f->last_ns = now_ns;
 	f->expire_ns = now_ns + timeout_ns < now_ns ? UINT64_MAX : now_ns + timeout_ns;
 	unsigned l = list_of(f->key.proto, state);
-	/* Same list: stay in place (expiry requeues it later if need be). Also requeue when the
-	 * new expiry is earlier than the place says, so a shortened timeout is not held back. */
-	if (l == f->list && due_of(f->expire_ns) >= f->queued_due)
+	/* Same list, and the expiry moved forward by no more than the slack: stay in place. A
+	 * later expiry beyond it, or an earlier one (a shortened timeout), moves the flow to the
+	 * tail, which keeps each list in expiry order to within the slack. */
+	int32_t moved = (int32_t)(due_of(f->expire_ns) - f->queued_due);
+	if (l == f->list && moved >= 0 && (uint32_t)moved <= slack_of(timeout_ns))
 		return;
 	list_unlink(t, f);
 	list_append(t, f, l);
@@ -350,25 +365,14 @@ unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned bud
 			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 			 void *arg)
 {
-	unsigned done = 0, requeued = 0;
-	uint64_t now_due = now_ns >> ELS_FLOW_DUE_SHIFT;
+	unsigned done = 0;
 
 	for (unsigned n = 0; n < N_LISTS && done < budget; n++) {
 		unsigned l = (t->expire_cursor + n) % N_LISTS;
 		while (done < budget && t->head[l] != NIL) {
 			struct els_flow *f = &t->flows[t->head[l]];
-			if (f->queued_due > now_due)
-				break; /* the list is in queued_due order: nothing behind is due */
-			if (f->expire_ns > now_ns) {
-				/* Touched since it was queued: queue it again by its real expiry.
-				 * Rounded up, that is past now_due, so the walk ends when it comes
-				 * round to the head again; the cap bounds the pause per tick. */
-				if (++requeued > 4 * budget)
-					break;
-				list_unlink(t, f);
-				list_append(t, f, l);
-				continue;
-			}
+			if (f->expire_ns > now_ns)
+				break; /* in expiry order to within the slack: see els_flow_touch */
 			if (on_end)
 				on_end(f,
 				       f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED

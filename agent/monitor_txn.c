@@ -216,6 +216,12 @@ static bool add_row(struct els_monitor *m, const struct els_record *r)
 		return false;
 	}
 	m->txn_rows++;
+	if (r->kind == ELS_REC_GAP) { /* alerted once, when the gap row goes in, not per retry */
+		char d[sizeof(r->detail)];
+		els_alert_limited(ELS_R_MONITOR_GAP, "records=%llu detail=\"%s\"",
+				  (unsigned long long)r->count,
+				  els_alert_clean(d, sizeof(d), r->detail));
+	}
 	m->txn_value += r->kind == ELS_REC_GAP ? r->count : 1;
 	m->txn_records += r->kind != ELS_REC_GAP;
 	/* a flood commits thousands of rows at once: look at the cap within the transaction
@@ -226,11 +232,8 @@ static bool add_row(struct els_monitor *m, const struct els_record *r)
 	return true;
 }
 
-/* Every gap is also alerted: records are missing from the file from here on. */
 void mon_make_gap(struct els_record *g, uint64_t ts_ns, uint64_t count)
 {
-	els_alert_limited(ELS_R_MONITOR_GAP, "records=%llu missing from the monitor file",
-		  (unsigned long long)count);
 	memset(g, 0, sizeof(*g));
 	g->ts_ns = ts_ns;
 	g->kind = ELS_REC_GAP;

@@ -155,11 +155,14 @@ static void judge_oldest(struct els_queue *q)
 	}
 }
 
-/* Judges everything still in the pipeline: at the end of each turn. */
+/* Judges everything still in the pipeline: at the end of each turn. The counters start again
+ * from 0: left to run, they would wrap at 2^32, which is no multiple of QUEUE_PIPE, and two
+ * packets would share a slot. */
 static void drain_pipe(struct els_queue *q)
 {
 	while (q->pipe_out != q->pipe_in)
 		judge_oldest(q);
+	q->pipe_in = q->pipe_out = 0;
 }
 
 static int on_packet(const struct nlmsghdr *nlh, void *data)

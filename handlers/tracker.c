@@ -225,6 +225,18 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 			return ELS_CONTINUE;
 		f = els_flow_lookup(ctx->flows, &key);
 	}
+	if (f && f->expire_ns <= ctx->now_ns) {
+		/* Past its timeout but not yet reaped (expiry runs in budgeted ticks and may be
+		 * late by its slack, include/els/flow.h): it ends now, as the reaper would end
+		 * it, and this packet meets no flow. */
+		if (ctx->flow_end)
+			ctx->flow_end(f,
+				      f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED
+								   : ELS_R_FLOW_TIMEOUT,
+				      ctx->flow_end_arg);
+		els_flow_remove(ctx->flows, f);
+		f = NULL;
+	}
 	if (f) {
 		bool from_init = side == f->init_side;
 		uint8_t fin = f->fin_seen;

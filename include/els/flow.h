@@ -3,11 +3,13 @@
  * All memory is allocated when the table is created; insert never calls malloc.
  *
  * Expiry: flows sit on one list per state class, in the order they were queued on it, and each
- * remembers when it was due at that moment (queued_due). A touch that keeps the state only
- * moves the flow's expiry time forward, never its list place: relinking on every packet would
- * touch two neighbouring flows, which are cold cache lines under real traffic. Expiry looks at
- * heads only: a head whose queued_due has passed is either expired or, touched since, queued
- * again at the tail, at most once per timeout (the lazy requeue of pf and conntrack's GC).
+ * remembers when it was due at that moment (queued_due). A touch that keeps the state moves
+ * the flow to the tail only when its expiry has moved more than a slack (max(1 s, timeout /
+ * 16)) past that: relinking on every packet would touch two neighbouring flows, which are
+ * cold cache lines under real traffic. So each list is in expiry order to within the slack,
+ * and expiry looks at heads only, stopping at the first that is not due. The tracker also
+ * treats a flow found past its expiry time as ended, so a late reaper never keeps a flow
+ * alive for a packet.
  * Capacity: when the table is full, insert evicts the least recently queued flow that is not
  * ESTABLISHED (embryonic, closing, unreplied UDP/ICMP: the ones a flood creates); if every
  * flow is established, insert fails and the new flow is refused (reason flow_table_full), so
@@ -56,11 +58,11 @@ struct els_flow {
 	/* table bookkeeping: indices into the table's preallocated array */
 	uint32_t hnext, lprev, lnext;
 	uint32_t queued_due;        /* expire_ns when queued on its list, in ELS_FLOW_DUE_SHIFT
-				     * units rounded up (the list's sort key) */
+				     * units rounded up, modulo 2^32 (agent/flow.c) */
 	uint64_t expire_ns;         /* last_ns + the timeout given to els_flow_touch */
 };
 
-/* queued_due unit: 2^27 ns (134 ms), so 32 bits cover 18 years of CLOCK_MONOTONIC. */
+/* queued_due unit: 2^27 ns (134 ms). */
 #define ELS_FLOW_DUE_SHIFT 27
 
 /* els_flow.offload: the kernel carries the flow (its end and counters come from conntrack);
@@ -113,16 +115,16 @@ struct els_flow *els_flow_insert(struct els_flow_table *t, const struct els_flow
  * There is one list per (state, protocol class: TCP, ICMP, other), and expiry looks at list
  * heads only, so flows of one state and protocol should be given one timeout; after a timeout
  * is shortened, flows queued later wait behind older ones (at most the old timeout). A flow is
- * ended at most 2^ELS_FLOW_DUE_SHIFT ns (134 ms) after its expiry time, plus the expiry tick. */
+ * ended at most its slack plus 2^ELS_FLOW_DUE_SHIFT ns (134 ms) after its expiry time, plus
+ * the expiry tick. */
 void els_flow_touch(struct els_flow_table *t, struct els_flow *f, unsigned state, uint64_t now_ns,
 		    uint64_t timeout_ns);
 
 void els_flow_remove(struct els_flow_table *t, struct els_flow *f);
 
-/* Removes up to budget flows whose expiry time is <= now, calling on_end(flow, reason) for
- * each before removal (reason ELS_R_FLOW_TIMEOUT, or ELS_R_FLOW_CLOSED for TIME_WAIT), and
- * requeues up to 4 * budget flows that were touched since they were queued. Returns how many
- * it removed. */
+/* Removes up to budget flows whose expiry time is <= now, from the list heads, calling
+ * on_end(flow, reason) for each before removal (reason ELS_R_FLOW_TIMEOUT, or
+ * ELS_R_FLOW_CLOSED for TIME_WAIT). Returns how many it removed. */
 unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned budget,
 			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 			 void *arg);

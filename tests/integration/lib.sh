@@ -168,6 +168,15 @@ while True:
 ' "$2"; for _ in $(seq 50); do ip netns exec "$1" ss -ltn | grep -q ":$2 " && return 0; sleep 0.1; done; return 1; }
 
 # Waits until the monitor file has committed records matching a WHERE clause (max ~5 s).
+# wait_log PATTERN: up to 5 s for an extended regex to appear in elsd's log.
+wait_log() {
+	for _ in $(seq 50); do
+		grep -qE -- "$1" "$ELSD_LOG" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 wait_records() {
 	for _ in $(seq 50); do
 		[[ $(sql "SELECT count(*) FROM records WHERE $1" 2>/dev/null) -gt 0 ]] 2>/dev/null && return 0

@@ -99,7 +99,7 @@ done
 check "nft: the same as ct mark, in both chains" \
 	bash -c "[ \$(ip netns exec $SRV $RULES -c $WORK/offload.conf -b nft -n install |
 		grep -c 'ct mark & 0x40000000 == 0x40000000 accept') = 2 ]"
-check "status mentions it" bash -c "ip netns exec $SRV $RULES -c $WORK/offload.conf install 2>&1 | grep -q 'offloaded connections accepted'"
+check "install's summary mentions it" bash -c "ip netns exec $SRV $RULES -c $WORK/offload.conf install 2>&1 | grep -q 'offloaded connections accepted'"
 check "remove" rules remove
 check_eq "as before" "$BEFORE" "$(snapshot)"
 

@@ -108,16 +108,13 @@ out=$(as alice --raw "01000001$(printf '%0100d' 0)" 2>/dev/null)
 check_eq "an oversized frame is answered frame_too_large and the connection closed" \
 	frame_too_large "$(jget "$out" 'r["error"]["code"]')"
 # Random bytes: a length prefix of 0xff.. is over the cap, so the agent must
-# answer at once and close; the same bytes inside a well-formed frame are bad
-# JSON. Either way the answer comes well inside timeout_s (2 s): a hang would
-# only end at that cut, or at the client's own 10 s limit ("timed out").
+# answer at once (an answer, not the silent cut at timeout_s) and close; the
+# same bytes inside a well-formed frame are bad JSON.
 noise=$(head -c 3000 /dev/urandom | od -An -tx1 | tr -d ' \n')
-t0=$(date +%s%N)
 out=$(as alice --raw "ff${noise}" 2>"$WORK/raw.err" | tail -n1)
-ms=$((($(date +%s%N) - t0) / 1000000))
 check_eq "random bytes are answered frame_too_large" frame_too_large "$(jget "$out" 'r["error"]["code"]')"
-check "... and the agent closes the connection within 1.9 s (took ${ms} ms)" \
-	bash -c "grep -q 'connection closed' '$WORK/raw.err' && [ $ms -lt 1900 ]"
+check "... and the agent closes the connection (not the client's own time-out)" \
+	grep -q 'connection closed' "$WORK/raw.err"
 out=$(as alice --raw "$(printf '%08x' 3000)${noise}$(frame '{"v":1,"id":9,"cmd":"status"}')" 2>/dev/null)
 codes=$(while read -r l; do jget "$l" 'r["error"]["code"] if not r["ok"] else "ok"'; done <<<"$out" | tr '\n' ' ')
 check_eq "a frame of random bytes is bad_request and the next request on the connection still answered" \
@@ -179,7 +176,7 @@ els_stop
 check "handshake refusals are alerted" \
 	grep -q 'alert: event=mgmt_refused detail="mgmt handshake refused @127.0.0.1' "$ELSD_LOG"
 check "refused requests are alerted with the identity" \
-	grep -qE "alert: event=mgmt_refused identity=alice role=admin peer=127.0.0.1[^ ]* cmd=nope outcome=unknown_command" "$ELSD_LOG"
+	grep -qE "alert: event=mgmt_refused detail=\"mgmt alice/admin@127.0.0.1[^ ]* nope: unknown_command\"" "$ELSD_LOG"
 check_ge "handshake refusals are in the monitor" 4 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt handshake refused @127.0.0.1%'")"
 check_ge "the revoked certificate's refusal says why" 1 \

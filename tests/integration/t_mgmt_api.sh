@@ -93,9 +93,9 @@ check "the applied policy opens port 8080 to real traffic" tcp8080
 check "the applied policy is persisted" cmp -s "$CONF" "$WORK/open8080.conf"
 check "the previous policy is kept for rollback" cmp -s "$CONF.prev" "$WORK/orig.conf"
 check "the apply is alerted as policy_changed, with who did it" \
-	grep -qE "alert: event=policy_changed generation=$gen1 by=alice peer=[^ ]+ cmd=policy.apply outcome=ok" "$ELSD_LOG"
+	grep -qE "alert: event=policy_changed generation=$gen1 by=\"alice\" peer=[^ ]+ cmd=policy.apply outcome=ok" "$ELSD_LOG"
 check "the auditor's refused apply is alerted as mgmt_refused" \
-	grep -qE "alert: event=mgmt_refused identity=bob role=auditor peer=[^ ]+ cmd=policy.apply outcome=forbidden" "$ELSD_LOG"
+	grep -qE "alert: event=mgmt_refused detail=\"mgmt bob/auditor@[^ ]+ policy.apply: forbidden\"" "$ELSD_LOG"
 
 sed 's|capacity = 262144;|capacity = "lots";|' "$WORK/open8080.conf" >"$WORK/bad.conf"
 printf 'bogus_setting = 1;\n' >>"$WORK/bad.conf"

@@ -323,6 +323,31 @@ Test(tracker, rst_ends_in_time_wait)
 	rig_free(&r);
 }
 
+/* A flow found past its expiry time, before the reaper got to it, is ended there and then:
+ * the late packet meets no flow (a TCP ACK is out of state), and the end is reported once. */
+Test(tracker, expired_flow_ends_on_lookup)
+{
+	struct rig r;
+	struct els_pkt syn = tcp(false, ELS_TCP_SYN);
+	struct els_pkt synack = tcp(true, ELS_TCP_SYN | ELS_TCP_ACK);
+	struct els_pkt ack = tcp(false, ELS_TCP_ACK);
+
+	rig_init(&r, 16);
+	expect(&r, &syn, 1 * S, ELS_ACCEPT, ELS_R_PERMIT, ELS_FS_SYN_SENT);
+	expect(&r, &synack, 1 * S, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_SYN_RECV);
+	expect(&r, &ack, 1 * S, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_ESTABLISHED);
+	uint64_t at = r.ctx.flow->expire_ns;
+	expect(&r, &ack, at - 1, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_ESTABLISHED);
+	at = r.ctx.flow->expire_ns;
+	cr_assert_eq(run(&r, &ack, at, PERMIT), ELS_DROP, "the flow's time is up");
+	cr_assert_eq(r.d.reason, ELS_R_OUT_OF_STATE);
+	cr_assert_eq(r.ends.n, 1);
+	cr_assert_eq(r.ends.reason[0], ELS_R_FLOW_TIMEOUT);
+	cr_assert_eq(els_flow_count(r.t), 0);
+	cr_assert_eq(els_flow_expire(r.t, at + 100 * S, 10, on_end, &r.ends), 0, "nothing left");
+	rig_free(&r);
+}
+
 Test(tracker, out_of_state_without_flow)
 {
 	struct rig r;
