@@ -216,7 +216,9 @@ static bool add_row(struct els_monitor *m, const struct els_record *r)
 		return false;
 	}
 	m->txn_rows++;
-	if (r->kind == ELS_REC_GAP) { /* alerted once, when the gap row goes in, not per retry */
+	/* The monitor's own losses are alerted once, when their gap row goes in (not per
+	 * retry); the kernel's (queue_overflow) were alerted where they were counted. */
+	if (r->kind == ELS_REC_GAP && r->reason == ELS_R_MONITOR_GAP) {
 		char d[sizeof(r->detail)];
 		els_alert_limited(ELS_R_MONITOR_GAP, "records=%llu detail=\"%s\"",
 				  (unsigned long long)r->count,

@@ -20,10 +20,12 @@ sleep 1.5 # the main loop reads the kernel's counters once a second
 check "elsd survived the flood" kill -0 "$ELSD_PID"
 check "elsd reports the packets the kernel dropped" grep -q "kernel dropped [0-9]* packets unjudged" "$ELSD_LOG"
 check "... and alerts them" grep -qE "alert: event=queue_overflow queue=0 dropped=[0-9]+" "$ELSD_LOG"
+check_not "... once, not again as a monitor gap" grep -q "alert: event=monitor_gap.*kernel dropped" "$ELSD_LOG"
 check "HTTPS still passes after the flood" in_cli curl -sk --max-time 5 "https://$SRV4/"
 check_not "port 22 is still filtered after the flood" in_cli nc -z -w 1 "$SRV4" 22
 els_stop || fail "elsd exited non-zero"
-kernel=$(sed -n 's/.*kernel dropped \([0-9]*\) packets.*/\1/p' "$ELSD_LOG" | paste -sd+ | bc)
+kernel=$(sed -n 's/^elsd: warning: queue [0-9]*: kernel dropped \([0-9]*\) packets.*/\1/p' "$ELSD_LOG" |
+	paste -sd+ | bc)
 recorded=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='gap' AND reason='queue_overflow'")
 check_ge "the kernel dropped packets (the flood did outrun the queue)" 1 "$kernel"
 check_eq "the monitor's gap records count exactly what the kernel dropped" "$kernel" "$recorded"
