@@ -11,6 +11,7 @@
 
 #include "alert.h"
 #include "els/addr.h"
+#include "els/clock.h"
 #include "els/reason.h"
 #include "log.h"
 
@@ -42,7 +43,7 @@ static void emit(int prio, const char *text)
  * syslog. [lock] */
 #define ALERT_RATE	    5u
 #define ALERT_BURST	    20u
-#define ALERT_INTERVAL_NS (1000000000ull / ALERT_RATE)
+#define ALERT_INTERVAL_NS (ELS_NS_PER_S / ALERT_RATE)
 static uint64_t due_ns[ELS_R__COUNT];
 static unsigned held_back[ELS_R__COUNT];
 
@@ -51,12 +52,10 @@ static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
 static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
 {
 	char text[768];
-	struct timespec ts;
 	int n = snprintf(text, sizeof(text), "event=%s ", els_reason_name(reason));
 
 	vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	uint64_t now = els_now_mono();
 	unsigned r = reason < ELS_R__COUNT ? reason : 0;
 	pthread_mutex_lock(&lock); /* syslog, the opened flag and the limiter from any thread */
 	uint64_t due = due_ns[r] > now ? due_ns[r] : now;

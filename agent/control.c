@@ -602,24 +602,19 @@ short els_control_events(const struct els_control *c)
 	return (short)(POLLIN | (els_ipc_pending(&c->ipc) ? POLLOUT : 0));
 }
 
-/* The endpoint audits what it refuses itself: requests ("mgmt ID/ROLE@PEER CMD: CODE"; it only
- * sends those for refusals), handshakes and connections over max_clients ("... refused ...").
- * Each is alerted with the text as one quoted value: the identity inside comes from a
- * certificate, so it is not parsed into fields of its own. */
-static void alert_endpoint_audit(const char *text)
-{
-	char clean[512];
-	if (strncmp(text, "mgmt: CRL reloaded", 18) == 0)
-		return;
-	els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"",
-			  els_alert_clean(clean, sizeof(clean), text));
-}
-
 static void on_message(struct els_control *c, struct els_ipc_msg *m)
 {
-	if (m->type == ELS_IPC_AUDIT) {
+	if (m->type == ELS_IPC_AUDIT || m->type == ELS_IPC_NOTE) {
 		audit_push(c, (const char *)m->body);
-		alert_endpoint_audit((const char *)m->body);
+		/* An audit is a refusal the endpoint made itself (a handshake, a role, a
+		 * malformed request, max_clients), alerted with its text as one quoted value:
+		 * the identity in it comes from a certificate, so it is not split into fields. */
+		if (m->type == ELS_IPC_AUDIT) {
+			char clean[512];
+			els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"",
+					  els_alert_clean(clean, sizeof(clean),
+							  (const char *)m->body));
+		}
 		return;
 	}
 	if (m->type != ELS_IPC_REQUEST) {

@@ -101,7 +101,6 @@ struct daemon {
 };
 
 #define MGMT_BACKOFF_MAX_S 60u
-#define NS_PER_S_U64	   1000000000ull
 
 struct worker_arg {
 	struct daemon *d;
@@ -278,9 +277,9 @@ static void restart_management(struct daemon *d)
 	if (!mc || !els_control_down(d->control))
 		return;
 	if (!d->mgmt_retry_ns) {
-		if (now - d->mgmt_started_ns >= (uint64_t)MGMT_BACKOFF_MAX_S * NS_PER_S_U64)
+		if (now - d->mgmt_started_ns >= (uint64_t)MGMT_BACKOFF_MAX_S * ELS_NS_PER_S)
 			d->mgmt_backoff_s = 1;
-		d->mgmt_retry_ns = now + d->mgmt_backoff_s * NS_PER_S_U64;
+		d->mgmt_retry_ns = now + d->mgmt_backoff_s * ELS_NS_PER_S;
 		els_log(ELS_LL_INFO, "management: starting the endpoint again in %u s",
 			d->mgmt_backoff_s);
 		return;
@@ -293,7 +292,7 @@ static void restart_management(struct daemon *d)
 	d->mgmt_backoff_s = d->mgmt_backoff_s * 2 > MGMT_BACKOFF_MAX_S ? MGMT_BACKOFF_MAX_S
 									: d->mgmt_backoff_s * 2;
 	if (els_mgmt_spawn(mc, &pid, &fd) < 0) {
-		d->mgmt_retry_ns = els_now_mono() + d->mgmt_backoff_s * NS_PER_S_U64;
+		d->mgmt_retry_ns = els_now_mono() + d->mgmt_backoff_s * ELS_NS_PER_S;
 		els_log(ELS_LL_WARNING, "management: the endpoint did not start again; next try in "
 					"%u s",
 			d->mgmt_backoff_s);

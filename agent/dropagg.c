@@ -10,11 +10,11 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 
 #define AGG_MAX_SLOTS (1u << 20)
-#define NS_PER_SEC    1000000000ull
 
 /* Compared with memcmp and hashed as bytes: always zeroed before it is filled. */
 struct agg_key {
@@ -93,7 +93,7 @@ void els_dropagg_add(struct els_dropagg *a, const struct els_record *rec)
 {
 	struct agg_key k;
 	struct agg_slot *s;
-	uint64_t sec = rec->ts_ns / NS_PER_SEC;
+	uint64_t sec = rec->ts_ns / ELS_NS_PER_S;
 
 	key_of(rec, &k);
 	s = &a->slots[XXH3_64bits(&k, sizeof(k)) & a->mask];
@@ -117,7 +117,7 @@ void els_dropagg_add(struct els_dropagg *a, const struct els_record *rec)
 
 void els_dropagg_flush(struct els_dropagg *a, uint64_t now_ns)
 {
-	uint64_t now_sec = now_ns / NS_PER_SEC;
+	uint64_t now_sec = now_ns / ELS_NS_PER_S;
 
 	for (uint32_t i = 0; i <= a->mask; i++) {
 		struct agg_slot *s = &a->slots[i];

@@ -29,6 +29,7 @@ size_t els_ipc_max_body(unsigned type)
 	case ELS_IPC_RESPONSE:
 		return ELS_MGMT_MAX_FRAME;
 	case ELS_IPC_AUDIT:
+	case ELS_IPC_NOTE:
 		return 512;
 	case ELS_IPC_CRL:
 		return 4u << 20;

@@ -20,6 +20,7 @@ enum els_ipc_type {
 	ELS_IPC_RESPONSE,  /* main -> endpoint: response JSON for request token `conn` */
 	ELS_IPC_AUDIT,	   /* endpoint -> main: text of a monitor event (refusals) */
 	ELS_IPC_CRL,	   /* main -> endpoint: PEM CRL replacing the current one */
+	ELS_IPC_NOTE,	   /* endpoint -> main: text of a monitor event that is no refusal */
 	ELS_IPC__COUNT
 };
 

@@ -382,7 +382,7 @@ static bool from_parent(struct endpoint *e)
 						 sizeof(err)) < 0)
 				audit(e, "mgmt: new CRL refused, keeping the old one: %.200s", err);
 			else
-				audit(e, "mgmt: CRL reloaded");
+				els_ipc_send(&e->ipc, ELS_IPC_NOTE, 0, "mgmt: CRL reloaded", 18);
 			break;
 		default:
 			break; /* not for this side: ignore rather than trust */

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "els/clock.h"
 #include "els/flow.h"
 #include "els/monitor.h"
 #include "els/policy.h"
@@ -120,8 +121,6 @@ const struct els_policy *els_gen_publish(struct els_policy *p);
 bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t gen,
 		       unsigned timeout_ms);
 
-uint64_t els_now_mono(void);
-uint64_t els_now_real(void);
 
 /* Adds one to a counter that only its worker writes: a plain load and store (readers on
  * other threads still see whole values) instead of a locked read-modify-write per packet. */

@@ -39,11 +39,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "els/clock.h"
 #include "els/flow.h"
 #include "header_filter.h"
 #include "wstate.h"
 
-#define NS_PER_S 1000000000ull
 
 const char *const hf_proto_names[] = {"tcp", "udp", "icmp", "icmpv6", "any", NULL};
 
@@ -67,7 +67,7 @@ bool hf_rule_expired_now(const struct hf_rule *r, const struct els_ctx *ctx)
 {
 	/* Without worker state (unit tests without one) only the build-time check applies. */
 	return r->expires_s && ctx->ws && ctx->ws->real_ns &&
-	       (int64_t)(ctx->ws->real_ns / NS_PER_S) >= r->expires_s;
+	       (int64_t)(ctx->ws->real_ns / ELS_NS_PER_S) >= r->expires_s;
 }
 
 /* The gate of a permit with `requires`: the packet's remote holds (or held, within the grace)
@@ -221,7 +221,7 @@ static void hf_tick(const void *conf, struct els_ctx *ctx)
 
 	if (!ws || !ws->real_ns || !c->nexpiry)
 		return;
-	int64_t now_s = (int64_t)(ws->real_ns / NS_PER_S);
+	int64_t now_s = (int64_t)(ws->real_ns / ELS_NS_PER_S);
 	int64_t seen = atomic_load(&alerted_upto);
 	uint32_t lo = 0, hi = c->nexpiry;
 	while (lo < hi) { /* the first entry not yet alerted */

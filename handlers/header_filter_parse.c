@@ -7,10 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/clock.h"
 #include "header_filter.h"
 #include "log.h"
 
-#define NS_PER_S    1000000000ull
 #define MAX_GRACE_S 3600 /* handlers/wstate.h keeps ended sessions this long */
 
 /* ---- config ---- */
@@ -398,7 +398,7 @@ static void parse_els(struct hf_build *b, uint32_t idx)
 			els_diag_at(b->d, s, "%s: 'grace' must be whole seconds 0..%d", b->where,
 				    MAX_GRACE_S);
 		else
-			r->grace_ns = (uint64_t)v * NS_PER_S;
+			r->grace_ns = (uint64_t)v * ELS_NS_PER_S;
 	}
 }
 

@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/clock.h"
 #include "els/addr.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "wstate.h"
 
-#define NS_PER_S     1000000000ull
 #define SWEEP_BUDGET 64u
 
 struct scan_conf {
@@ -79,8 +79,8 @@ static int scan_build(const config_setting_t *section, const struct els_build_en
 		return -EINVAL;
 	}
 	c->ports = (unsigned)ports;
-	c->window_ns = (uint64_t)window * NS_PER_S;
-	c->deny_ns = (uint64_t)deny * NS_PER_S;
+	c->window_ns = (uint64_t)window * ELS_NS_PER_S;
+	c->deny_ns = (uint64_t)deny * ELS_NS_PER_S;
 	*conf = c;
 	return 0;
 }
@@ -177,12 +177,12 @@ static void scan_commit(const void *conf, struct els_ctx *ctx, struct els_decisi
 		e->denied_pkts = 0;
 		snprintf(what, sizeof(what),
 			 "scan: %u closed ports in %llus, denied %llus:", e->nports,
-			 (unsigned long long)(c->window_ns / NS_PER_S),
-			 (unsigned long long)(c->deny_ns / NS_PER_S));
+			 (unsigned long long)(c->window_ns / ELS_NS_PER_S),
+			 (unsigned long long)(c->deny_ns / ELS_NS_PER_S));
 	} else {
 		snprintf(what, sizeof(what),
 			 "scan: %u closed ports in %llus, not denied:", e->nports,
-			 (unsigned long long)(c->window_ns / NS_PER_S));
+			 (unsigned long long)(c->window_ns / ELS_NS_PER_S));
 	}
 	scan_event(ws, e, ELS_R_SCAN_DETECTED, ctx->generation, what);
 }

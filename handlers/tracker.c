@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/clock.h"
 #include "els/flow.h"
 #include "els/handler.h"
 #include "wstate.h"
 
-#define NS_PER_S      1000000000ull
 #define MAX_TIMEOUT_S (366ll * 86400) /* a year: longer is a typo, and keeps ns in range */
 
 enum tmo {
@@ -53,7 +53,7 @@ static int tracker_build(const config_setting_t *section, const struct els_build
 	if (!c)
 		return -ENOMEM;
 	for (unsigned i = 0; i < TMO__COUNT; i++)
-		c->timeout_ns[i] = (uint64_t)tmo_keys[i].def_s * NS_PER_S;
+		c->timeout_ns[i] = (uint64_t)tmo_keys[i].def_s * ELS_NS_PER_S;
 	if (section && config_setting_type(section) != CONFIG_TYPE_GROUP) {
 		els_diag_at(diag, section,
 			    "tracker: must be a group { ... } of timeouts in seconds");
@@ -92,7 +92,7 @@ static int tracker_build(const config_setting_t *section, const struct els_build
 			err = -EINVAL;
 			continue;
 		}
-		c->timeout_ns[k] = (uint64_t)v * NS_PER_S;
+		c->timeout_ns[k] = (uint64_t)v * ELS_NS_PER_S;
 	}
 out:
 	if (err) {

@@ -167,20 +167,18 @@ while True:
     c,_=s.accept(); c.sendall(b"hello\n"); threading.Timer(30, c.close).start()
 ' "$2"; for _ in $(seq 50); do ip netns exec "$1" ss -ltn | grep -q ":$2 " && return 0; sleep 0.1; done; return 1; }
 
-# Waits until the monitor file has committed records matching a WHERE clause (max ~5 s).
-# wait_log PATTERN: up to 5 s for an extended regex to appear in elsd's log.
-wait_log() {
+# wait_until CMD...: runs CMD every 0.1 s until it succeeds, for at most ~5 s.
+wait_until() {
 	for _ in $(seq 50); do
-		grep -qE -- "$1" "$ELSD_LOG" && return 0
+		"$@" && return 0
 		sleep 0.1
 	done
 	return 1
 }
 
-wait_records() {
-	for _ in $(seq 50); do
-		[[ $(sql "SELECT count(*) FROM records WHERE $1" 2>/dev/null) -gt 0 ]] 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# Waits until the monitor file has committed records matching a WHERE clause.
+records_exist() { [[ $(sql "SELECT count(*) FROM records WHERE $1" 2>/dev/null) -gt 0 ]] 2>/dev/null; }
+wait_records() { wait_until records_exist "$1"; }
+
+# wait_log PATTERN: until an extended regex appears in elsd's log.
+wait_log() { wait_until grep -qE -- "$1" "$ELSD_LOG"; }

@@ -189,6 +189,8 @@ check_ge "the endpoint's death is in the monitor" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'the endpoint process%'")"
 check_ge "and its new start" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail = 'management endpoint started again'")"
+check_not "the CRL reload is no refusal: not alerted as one" \
+	grep -q 'event=mgmt_refused detail="mgmt: CRL reloaded' "$ELSD_LOG"
 check_ge "the CRL reload is in the monitor" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail = 'mgmt: CRL reloaded'")"
 els_finish
