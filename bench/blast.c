@@ -14,7 +14,8 @@
  * benchmark counts delivered packets from the kernel's UDP counters, so a slow sink cannot
  * bias the figure.
  * tcp-send opens N connections and writes as fast as they drain for SECONDS; prints "sent
- * BYTES". tcp-sink accepts and reads for SECONDS, prints "received BYTES".
+ * BYTES". tcp-sink accepts and reads until every connection it accepted has closed (or for
+ * SECONDS at most), prints "received BYTES"; so a run costs the sender's time, not the limit.
  * Everything is bounded in time: each mode exits by itself. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -208,7 +209,10 @@ static int tcp_send(int argc, char **argv)
 	uint64_t sent = 0;
 	for (unsigned i = 0; i < nconn; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		/* a filter that drops the SYN must fail the run, not hang it for two minutes */
+		struct timeval limit = {.tv_sec = 5};
+		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)) < 0 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 			die("connect");
 		fcntl(fd, F_SETFL, O_NONBLOCK);
 		struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
@@ -239,11 +243,12 @@ static int tcp_sink(int argc, char **argv)
 	int ep = epoll_create1(0);
 	static char buf[1 << 18];
 	uint64_t got = 0;
+	unsigned accepted = 0, open_conns = 0;
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
 	printf("ready\n");
 	fflush(stdout);
-	while (now_s() < end) {
+	while (now_s() < end && !(accepted > 0 && open_conns == 0)) {
 		struct epoll_event evs[MAXCONN];
 		int n = epoll_wait(ep, evs, MAXCONN, 100);
 		for (int i = 0; i < n; i++) {
@@ -253,6 +258,7 @@ static int tcp_sink(int argc, char **argv)
 				if (c >= 0) {
 					struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
 					epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+					accepted++, open_conns++;
 				}
 				continue;
 			}
@@ -262,6 +268,7 @@ static int tcp_sink(int argc, char **argv)
 			} else if (r == 0 || errno != EAGAIN) {
 				epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
 				close(fd);
+				open_conns--;
 			}
 		}
 	}
