@@ -12,6 +12,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "bigmem.h"
 #include "els/flow.h"
 #include "els/reason.h"
 
@@ -98,9 +99,12 @@ struct els_flow_table *els_flow_table_new(uint32_t capacity, uint64_t seed)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
+	t->capacity = capacity; /* before anything can fail: els_flow_table_free sizes by it */
 	/* Not zeroed: no slot is read before insert clears it (slots past hwm are never read),
-	 * so a large table's pages become resident only as flows arrive. */
-	t->flows = aligned_alloc(FLOW_ALIGN, (size_t)capacity * sizeof(*t->flows));
+	 * so a large table's pages become resident only as flows arrive. On huge pages where
+	 * the host allows (agent/bigmem.c): a random flow per packet would otherwise miss the
+	 * TLB on nearly every packet. */
+	t->flows = els_big_alloc((size_t)capacity * sizeof(*t->flows), FLOW_ALIGN);
 	t->buckets = malloc((size_t)nb * sizeof(*t->buckets));
 	t->frags = calloc(FRAG_SLOTS, sizeof(*t->frags));
 	if (!t->flows || !t->buckets || !t->frags) {
@@ -109,7 +113,6 @@ struct els_flow_table *els_flow_table_new(uint32_t capacity, uint64_t seed)
 	}
 	memset(t->buckets, 0xff, (size_t)nb * sizeof(*t->buckets));
 	t->seed = seed;
-	t->capacity = capacity;
 	t->mask = nb - 1;
 	t->free_head = NIL;
 	for (unsigned i = 0; i < N_LISTS; i++)
@@ -121,7 +124,7 @@ void els_flow_table_free(struct els_flow_table *t)
 {
 	if (!t)
 		return;
-	free(t->flows);
+	els_big_free(t->flows, (size_t)t->capacity * sizeof(*t->flows));
 	free(t->buckets);
 	free(t->frags);
 	free(t);
