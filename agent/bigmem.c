@@ -6,7 +6,9 @@
  * 2 MiB-aligned and marked MADV_HUGEPAGE: with transparent huge pages set to "madvise" (the
  * common default) or "always", its pages fault in as 2 MiB pages; with "never" the advice is
  * ignored and it is ordinary memory. Pages are still faulted in only when first touched, so
- * an empty table costs address space, not RSS.
+ * an empty table costs address space, not RSS. The price: the packet that first touches a
+ * 2 MiB page waits while the kernel zeroes it (and, with transparent_hugepage/defrag set to
+ * "madvise", compacts memory to find one): once per 16,384 flow slots over the table's life.
  *
  * Smaller blocks, and every block in an AddressSanitizer build (which can only check the
  * bounds of heap blocks it allocated itself), come from the ordinary allocator. */
