@@ -333,9 +333,9 @@ static void kernel_dropped(unsigned queue, uint64_t queue_full, uint64_t sockbuf
 		 queue, (unsigned long long)(queue_full + sockbuf), (unsigned long long)queue_full,
 		 (unsigned long long)sockbuf);
 	els_log(ELS_LL_WARNING, "%s", r.detail);
-	els_alert_limited(ELS_R_QUEUE_OVERFLOW, "queue=%u dropped=%llu queue_full=%llu socket=%llu", queue,
-		  (unsigned long long)(queue_full + sockbuf), (unsigned long long)queue_full,
-		  (unsigned long long)sockbuf);
+	els_alert_limited(ELS_R_QUEUE_OVERFLOW, "queue=%u dropped=%llu queue_full=%llu socket=%llu",
+			  queue, (unsigned long long)r.count, (unsigned long long)queue_full,
+			  (unsigned long long)sockbuf);
 	els_ring_push(d->ctl, &r);
 }
 

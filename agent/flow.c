@@ -364,6 +364,11 @@ void els_flow_touch(struct els_flow_table *t, struct els_flow *f, unsigned state
 	list_append(t, f, l);
 }
 
+unsigned els_flow_expiry_reason(const struct els_flow *f)
+{
+	return f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED : ELS_R_FLOW_TIMEOUT;
+}
+
 unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned budget,
 			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 			 void *arg)
@@ -377,10 +382,7 @@ unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned bud
 			if (f->expire_ns > now_ns)
 				break; /* in expiry order to within the slack: see els_flow_touch */
 			if (on_end)
-				on_end(f,
-				       f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED
-								    : ELS_R_FLOW_TIMEOUT,
-				       arg);
+				on_end(f, els_flow_expiry_reason(f), arg);
 			els_flow_remove(t, f);
 			done++;
 		}

@@ -82,6 +82,12 @@ static void audit(struct endpoint *e, const char *fmt, ...)
 	els_ipc_send(&e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
 }
 
+/* A monitor event that is no refusal (not alerted). */
+static void note(struct endpoint *e, const char *text)
+{
+	els_ipc_send(&e->ipc, ELS_IPC_NOTE, 0, text, strlen(text));
+}
+
 /* For refusals before authentication: a flood of them must not flood the monitor. */
 static void audit_limited(struct endpoint *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -382,7 +388,7 @@ static bool from_parent(struct endpoint *e)
 						 sizeof(err)) < 0)
 				audit(e, "mgmt: new CRL refused, keeping the old one: %.200s", err);
 			else
-				els_ipc_send(&e->ipc, ELS_IPC_NOTE, 0, "mgmt: CRL reloaded", 18);
+				note(e, "mgmt: CRL reloaded");
 			break;
 		default:
 			break; /* not for this side: ignore rather than trust */

@@ -13,6 +13,14 @@ const char *const els_rec_kind_names[ELS_REC__END + 1] = {
     [ELS_REC_WOULD_DROP] = "would_drop",
 };
 
+bool els_rec_kind_known(const char *name)
+{
+	for (unsigned k = ELS_REC_DROP; name && k < ELS_REC__END; k++)
+		if (strcmp(els_rec_kind_names[k], name) == 0)
+			return true;
+	return false;
+}
+
 static const char *kind_name(unsigned kind)
 {
 	return kind < ELS_REC__END ? els_rec_kind_names[kind] : NULL;

@@ -121,7 +121,6 @@ const struct els_policy *els_gen_publish(struct els_policy *p);
 bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t gen,
 		       unsigned timeout_ms);
 
-
 /* Adds one to a counter that only its worker writes: a plain load and store (readers on
  * other threads still see whole values) instead of a locked read-modify-write per packet. */
 static inline void els_ctr_inc(_Atomic uint64_t *c)

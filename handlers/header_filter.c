@@ -44,7 +44,6 @@
 #include "header_filter.h"
 #include "wstate.h"
 
-
 const char *const hf_proto_names[] = {"tcp", "udp", "icmp", "icmpv6", "any", NULL};
 
 /* ---- packet path ---- */

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "els/clock.h"
 #include "els/addr.h"
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "wstate.h"

@@ -230,10 +230,7 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 		 * late by its slack, include/els/flow.h): it ends now, as the reaper would end
 		 * it, and this packet meets no flow. */
 		if (ctx->flow_end)
-			ctx->flow_end(f,
-				      f->state == ELS_FS_TIME_WAIT ? ELS_R_FLOW_CLOSED
-								   : ELS_R_FLOW_TIMEOUT,
-				      ctx->flow_end_arg);
+			ctx->flow_end(f, els_flow_expiry_reason(f), ctx->flow_end_arg);
 		els_flow_remove(ctx->flows, f);
 		f = NULL;
 	}

@@ -125,6 +125,9 @@ void els_flow_remove(struct els_flow_table *t, struct els_flow *f);
 /* Removes up to budget flows whose expiry time is <= now, from the list heads, calling
  * on_end(flow, reason) for each before removal (reason ELS_R_FLOW_TIMEOUT, or
  * ELS_R_FLOW_CLOSED for TIME_WAIT). Returns how many it removed. */
+/* Why a flow that reached its expiry time ends: closed (TIME_WAIT ran out) or timed out. */
+unsigned els_flow_expiry_reason(const struct els_flow *f);
+
 unsigned els_flow_expire(struct els_flow_table *t, uint64_t now_ns, unsigned budget,
 			 void (*on_end)(const struct els_flow *f, unsigned reason, void *arg),
 			 void *arg);

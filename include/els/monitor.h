@@ -28,6 +28,10 @@ enum els_rec_kind {
  * els_rec_kind; els_rec_kind_names + 1 is a NULL-terminated list of them all, for option
  * checks and messages (els-log, els-sweep, the management `log` request). */
 extern const char *const els_rec_kind_names[ELS_REC__END + 1];
+/* The same list for messages; keep it with the names above. */
+#define ELS_REC_KIND_LIST "drop, admit, flow_end, accept, gap, event, would_drop"
+/* name is one of els_rec_kind_names. */
+bool els_rec_kind_known(const char *name);
 
 enum els_log_mode {
 	ELS_LOG_DEFAULT = 0, /* drops (aggregated), admits, flow ends */

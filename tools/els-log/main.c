@@ -179,16 +179,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'k':
 			add_values(&o->kind, optarg, "--kind");
-			for (unsigned i = 0; i < o->kind.n; i++) {
-				bool ok = false;
-
-				for (unsigned k = ELS_REC_DROP; k < ELS_REC__END; k++)
-					ok |= strcmp(els_rec_kind_names[k], o->kind.vals[i]) == 0;
-				if (!ok)
-					die("--kind '%s': one of drop, admit, flow_end, accept, "
-					    "gap, event, would_drop",
-					    o->kind.vals[i]);
-			}
+			for (unsigned i = 0; i < o->kind.n; i++)
+				if (!els_rec_kind_known(o->kind.vals[i]))
+					die("--kind '%s': one of " ELS_REC_KIND_LIST, o->kind.vals[i]);
 			break;
 		case 'v':
 			add_values(&o->verdict, optarg, "--verdict");

@@ -294,7 +294,6 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	struct ctl_req r = {.cmd = "log", .show = show_log, .summary = sum_log};
 	long long v;
 	int ch, rc;
-	bool ok;
 
 	r.args = json_object();
 	optind = 0;
@@ -308,13 +307,8 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 			json_object_set_new(r.args, "limit", json_integer(v));
 			break;
 		case O_KIND:
-			ok = false;
-			for (unsigned i = ELS_REC_DROP; i < ELS_REC__END; i++)
-				ok |= !strcmp(optarg, els_rec_kind_names[i]);
-			if (!ok) {
-				rc = ctl_usage_error("log",
-						     "--kind %s: one of drop, admit, flow_end, accept, "
-						     "gap, event, would_drop",
+			if (!els_rec_kind_known(optarg)) {
+				rc = ctl_usage_error("log", "--kind %s: one of " ELS_REC_KIND_LIST,
 						     optarg);
 				goto out;
 			}
