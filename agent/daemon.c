@@ -226,17 +226,13 @@ static uint32_t control_commit(void *arg, struct els_policy *np)
 	return d->running->generation;
 }
 
-/* Forks the management endpoint (when configured) and sets up the main-process side. */
-static int start_management(struct daemon *d, const struct els_policy *p)
+/* Sets up the main-process side of the management endpoint forked at start (pid, fd). */
+static int start_management(struct daemon *d, const struct els_policy *p, pid_t pid, int fd)
 {
 	const struct els_mgmt_conf *mc = p->set.mgmt;
-	pid_t pid;
-	int fd;
 
 	if (!mc)
 		return 0;
-	if (els_mgmt_spawn(mc, &pid, &fd) < 0)
-		return -1;
 	struct els_control_env env = {
 	    .config_path = d->opt->config,
 	    .services_path = d->opt->services,
@@ -253,13 +249,7 @@ static int start_management(struct daemon *d, const struct els_policy *p)
 	d->mgmt_started_ns = els_now_mono();
 	d->mgmt_backoff_s = 1;
 	d->control = els_control_new(&env, fd, pid, mc->crl);
-	if (!d->control) {
-		close(fd);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return 0;
+	return d->control ? 0 : -1; /* on failure the caller still owns pid and fd */
 }
 
 /* A dead endpoint (a crash, a kill) is started again, so that consoles reach the agent without
@@ -414,6 +404,15 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The endpoint is forked first, while this process has one thread: a fork while another
+	 * thread (the monitor writer, the alert drain) holds an allocator lock leaves the child
+	 * stuck on it. glibc's malloc guards against that; ASan's in Debian 12 does not, and an
+	 * endpoint that never started was seen once under it. It also inherits fewer fds. */
+	pid_t mgmt_pid = -1;
+	int mgmt_fd = -1;
+	if (p->set.mgmt && els_mgmt_spawn(p->set.mgmt, &mgmt_pid, &mgmt_fd) < 0)
+		goto out;
+
 	d.nq = p->set.queue_last - p->set.queue_first + 1;
 	d.workers = calloc(d.nq, sizeof(*d.workers));
 	d.wp = calloc(d.nq, sizeof(*d.wp));
@@ -450,8 +449,9 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 		els_log(ELS_LL_WARNING, "cannot read %s: kernel queue drops will not be reported",
 			d.kdrops.path);
 	els_gen_publish(p);
-	if (start_management(&d, p) < 0)
+	if (start_management(&d, p, mgmt_pid, mgmt_fd) < 0)
 		goto out;
+	mgmt_pid = -1, mgmt_fd = -1; /* the control owns them now, or never had them */
 	/* Privilege drop of the main process goes here: after the management fork above (if
 	 * any), whose child drops privileges on its own. */
 	if (els_privdrop(p->set.user, o->monitor ? o->monitor : p->set.monitor_path,
@@ -506,6 +506,11 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 			       (unsigned long long)packets);
 	}
 out:
+	if (mgmt_pid > 0) { /* forked, but the start failed before the control took it */
+		close(mgmt_fd);
+		kill(mgmt_pid, SIGKILL);
+		waitpid(mgmt_pid, NULL, 0);
+	}
 	els_control_free(d.control); /* workers are joined: their snapshot buffers can go */
 	for (unsigned i = 0; d.queues && i < d.nq; i++)
 		els_queue_close(d.queues[i]);
