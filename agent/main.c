@@ -47,10 +47,12 @@ static const char usage_text[] =
     "                        permit with its IANA service names, metadata, expiry, and\n"
     "                        hits from the monitor file (--monitor or monitor.path); exit\n"
     "                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
+    "  -j, --json            with --report: print the registry as one JSON object\n"
     "      --get SETTING     check the configuration, then print one setting's value\n"
     "                        (queues, fail_open and offload with their defaults applied;\n"
     "                        others, such as management.listen, as written, nothing if\n"
-    "                        absent) and exit; for scripts such as els-rules\n"
+    "                        absent) and exit; for scripts such as els-rules. A name that\n"
+    "                        is no setting of elsd.conf is an error (exit 1)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
@@ -68,7 +70,7 @@ struct options {
 	const char *get;
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
-	bool check, verdicts, report;
+	bool check, verdicts, report, json;
 };
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -94,6 +96,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    {"handlers", no_argument, NULL, OPT_HANDLERS},
 	    {"get", required_argument, NULL, OPT_GET},
 	    {"report", no_argument, NULL, OPT_REPORT},
+	    {"json", no_argument, NULL, 'j'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -102,7 +105,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	const char *why;
 
 	o->config = DEFAULT_CONFIG;
-	while ((c = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:njVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -136,6 +139,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_REPORT:
 			o->report = true;
 			break;
+		case 'j':
+			o->json = true;
+			break;
 		case OPT_GET:
 			o->get = optarg;
 			break;
@@ -161,6 +167,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 	if ((o->nlocal || o->verdicts) && !o->replay) {
 		fprintf(stderr, "elsd: --local and --verdicts only apply to --replay\n");
+		exit(2);
+	}
+	if (o->json && !o->report) {
+		fprintf(stderr, "elsd: --json only applies to --report\nTry 'elsd --help'.\n");
 		exit(2);
 	}
 }
@@ -200,8 +210,19 @@ static int print_setting(const struct els_policy *p, const char *name)
 		goto out;
 	const config_setting_t *s = config_lookup(&cfg, name);
 	rc = 0;
-	if (!s)
+	if (!s) {
+		/* Absent: its default applies, and a script reads nothing. A misspelt name is
+		 * the caller's mistake, not a setting left at its default. */
+		char top[64];
+		snprintf(top, sizeof(top), "%.*s", (int)strcspn(name, "."), name);
+		if (!els_policy_key_known(top)) {
+			fprintf(stderr,
+				"elsd: --get %s: no such setting in elsd.conf (see elsd.conf(5))\n",
+				name);
+			rc = 1;
+		}
 		goto out;
+	}
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 	case CONFIG_TYPE_INT64:
@@ -288,8 +309,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (o.report) {
-		int n = els_registry_report(p, o.monitor ? o.monitor : p->set.monitor_path,
-					    o.services, stdout);
+		const char *mon = o.monitor ? o.monitor : p->set.monitor_path;
+		int n = o.json ? els_registry_report_json(p, mon, o.services, stdout)
+			       : els_registry_report(p, mon, o.services, stdout);
 		if (n == -ENOENT)
 			fprintf(stderr, "elsd: %s: no header_filter in the chain\n", o.config);
 		els_policy_free(p);

@@ -387,6 +387,11 @@ struct els_policy *els_policy_load_report(const char *path, const char *services
 	return p;
 }
 
+bool els_policy_key_known(const char *name)
+{
+	return name_in(name, top_keys) || els_handler_find(name);
+}
+
 void els_policy_free(struct els_policy *p)
 {
 	if (!p)

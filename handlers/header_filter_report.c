@@ -1,5 +1,6 @@
 /* header_filter, report half: the PPS registry (include/els/registry.h). Off the packet path. */
 #include <errno.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,99 @@ int els_registry_report(const struct els_policy *p, const char *monitor_path,
 			fputc('\n', out);
 		}
 	}
+	free(h);
+	els_services_free(svc);
+	return expired;
+}
+
+/* "10.0.0.0/8" strings, or null for any. */
+static json_t *cidrs_json(const struct els_cidr *c, uint32_t n)
+{
+	char a[ELS_ADDR_STRLEN], buf[ELS_ADDR_STRLEN + 8];
+	json_t *arr;
+
+	if (!c)
+		return json_null();
+	arr = json_array();
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "%s/%u", els_addr_str(&c[i].addr, c[i].family, a),
+			 c[i].plen);
+		json_array_append_new(arr, json_string(buf));
+	}
+	return arr;
+}
+
+static json_t *opt_str(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+int els_registry_report_json(const struct els_policy *p, const char *monitor_path,
+			     const char *services_path, FILE *out)
+{
+	const struct hf_conf *c = hf_of(p);
+	struct els_services *svc = NULL;
+	struct hits *h = NULL;
+	char err[256] = "", t[32];
+	int nh = -1, expired = 0;
+	time_t now = time(NULL);
+	json_t *root, *permits;
+
+	if (!c)
+		return -ENOENT;
+	els_services_load(services_path ? services_path : "/etc/services", &svc);
+	if (monitor_path)
+		nh = load_hits(monitor_path, &h, err, sizeof(err));
+	permits = json_array();
+	root = json_pack("{s:s, s:s, s:s, s:o, s:o}", "path", p->path, "sha256", p->hash, "mode",
+			 c->observe ? "observe" : "enforce", "hits_source",
+			 nh >= 0 ? json_string(monitor_path) : json_null(), "hits_error",
+			 nh >= 0 ? json_null()
+				 : json_string(monitor_path ? err : "no monitor file given"));
+	for (uint32_t i = 0; i < c->nrules; i++) {
+		const struct hf_rule *r = &c->rules[i];
+		const struct hf_permit *pm = &c->pm[i];
+		bool gone = r->expires_s && r->expires_s <= (int64_t)now;
+		char *what = NULL;
+		size_t wlen = 0;
+		FILE *w = open_memstream(&what, &wlen);
+		json_t *o;
+
+		expired += gone;
+		if (w) {
+			print_what(w, pm, svc);
+			fclose(w);
+		}
+		o = json_pack("{s:s, s:i, s:s, s:s, s:o, s:o, s:s, s:o, s:I, s:o, s:b, s:o, s:o, "
+			      "s:o, s:o}",
+			      "id", r->id, "line", pm->line, "dir",
+			      pm->dir == ELS_DIR_OUT ? "out" : "in", "what", what ? what : "",
+			      "remote", cidrs_json(pm->remote, pm->nremote), "local",
+			      cidrs_json(r->local, r->nlocal), "mode",
+			      r->observe || c->observe ? "observe" : "enforce", "requires",
+			      opt_str(pm->requires), "grace_s",
+			      (json_int_t)(pm->requires ? r->grace_ns / 1000000000ull : 0),
+			      "expires", opt_str(pm->expires), "expired", gone, "justification",
+			      opt_str(pm->justification), "owner", opt_str(pm->owner), "category",
+			      opt_str(pm->category), "mitigations", opt_str(pm->mitigations));
+		free(what);
+		if (nh >= 0 && o) {
+			const struct hits *x = NULL;
+			for (int k = 0; k < nh && !x; k++)
+				if (strncmp(h[k].name, r->id, sizeof(h[k].name) - 1) == 0)
+					x = &h[k];
+			fmt_time(x ? x->last_ns : 0, t, sizeof(t));
+			json_object_set_new(o, "hits", json_integer(x ? x->admits : 0));
+			json_object_set_new(o, "last_hit",
+					    x && x->last_ns ? json_string(t) : json_null());
+			json_object_set_new(o, "would_drop", json_integer(x ? x->would : 0));
+		}
+		json_array_append_new(permits, o);
+	}
+	json_object_set_new(root, "permits", permits);
+	json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', out);
+	json_decref(root);
 	free(h);
 	els_services_free(svc);
 	return expired;

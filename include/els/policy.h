@@ -70,6 +70,10 @@ void els_policy_free(struct els_policy *p);
 struct els_policy *els_policy_load_report(const char *path, const char *services_path,
 					  FILE *err);
 
+/* Whether name is a top-level setting or a handler section the loader accepts (so that
+ * `elsd --get` can tell a setting left at its default from a misspelt one). */
+bool els_policy_key_known(const char *name);
+
 /* Runs the chain on ctx->pkt and fills out (out->handler is the deciding link's index, or
  * ELS_HANDLER_DECODE / ELS_HANDLER_CHAIN). Always decides: ACCEPT or DROP. Packet path. */
 enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,

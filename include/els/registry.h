@@ -22,6 +22,14 @@ struct els_policy;
 int els_registry_report(const struct els_policy *p, const char *monitor_path,
 			const char *services_path, FILE *out);
 
+/* The same registry as one JSON object (docs/els-policy.md, "Registry as JSON"): path,
+ * sha256, mode, hits_source (null when hits are unknown, with hits_error), and permits[], each
+ * with id, line, dir, what, remote, local, mode, requires, grace_s, expires, expired,
+ * justification, owner, category, mitigations, and hits, last_hit, would_drop when known.
+ * Returns as els_registry_report. */
+int els_registry_report_json(const struct els_policy *p, const char *monitor_path,
+			     const char *services_path, FILE *out);
+
 /* For audits: the id of the first enforcing, unexpired inbound permit that lets a new flow of
  * proto (6 or 17) reach local port `port` on local address `local` (family 4/6; an all-zero
  * address means "any local address", as a wildcard listener has), or NULL. *restricted says

@@ -96,6 +96,19 @@ check_eq "/etc/elsd/elsd.conf" "640 root:elsd" "$(perm /etc/elsd/elsd.conf)"
 check_eq "/var/lib/elsd" "750 elsd:elsd" "$(perm /var/lib/elsd)"
 check_eq "/var/log/elsd" "750 elsd:elsd" "$(perm /var/log/elsd)"
 check "docs/install.md is shipped" test -f /usr/share/doc/$PKG/install.md
+for page in "$ELS_SOURCE_DIR"/man/*.scd; do
+	page=$(basename "$page" .scd) # elsd.8
+	check "man page ${page%.*}(${page##*.}) is shipped and found by man" \
+		test "$(man -w "${page##*.}" "${page%.*}" 2>/dev/null)" == "/usr/share/man/man${page##*.}/$page"
+done
+for c in "$ELS_SOURCE_DIR"/completion/*; do
+	check "bash completion for ${c##*/}" test -f "/usr/share/bash-completion/completions/${c##*/}"
+done
+check_eq "/usr/bin/els-pki" "755 root:root" "$(perm /usr/bin/els-pki)"
+check "els-pki runs (--help)" /usr/bin/els-pki --help
+check "pki/README.md is shipped" test -f /usr/share/doc/$PKG/pki/README.md
+check "the example config is shipped beside the conffile" \
+	cmp -s /usr/share/doc/$PKG/examples/elsd.conf "$ELS_SOURCE_DIR/conf/elsd.conf"
 pw=$(getent passwd elsd)
 check "postinst created the elsd user" test -n "$pw"
 uid=$(cut -d: -f3 <<<"$pw")

@@ -18,7 +18,6 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 	const char *conf = "/etc/elsd/elsd.conf", *mon = NULL;
 	int ch;
 
-	(void)c;
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "+c:m:h", lo, NULL)) != -1) {
 		if (ch == 'c')
@@ -35,7 +34,9 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 	struct els_policy *p = els_policy_load_report(conf, NULL, stderr);
 	if (!p)
 		return CTL_EXIT_USAGE;
-	int n = els_registry_report(p, mon ? mon : p->set.monitor_path, NULL, stdout);
+	mon = mon ? mon : p->set.monitor_path;
+	int n = c->json ? els_registry_report_json(p, mon, NULL, stdout)
+			: els_registry_report(p, mon, NULL, stdout);
 	els_policy_free(p);
 	if (n == -ENOENT)
 		fprintf(stderr, "elsctl: registry: %s has no header_filter in its chain\n", conf);

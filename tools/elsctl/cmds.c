@@ -46,10 +46,7 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...)
 /* getopt has said what was wrong with the option. */
 int ctl_bad_option(const char *cmd)
 {
-	fprintf(stderr,
-		"Try 'elsctl %s --help' (global options such as --json go before the "
-		"subcommand).\n",
-		cmd);
+	fprintf(stderr, "Try 'elsctl %s --help' or 'elsctl --help'.\n", cmd);
 	return CTL_EXIT_USAGE;
 }
 
@@ -182,11 +179,12 @@ const struct ctl_cmd ctl_cmds[] = {
      "             says which SEQ to pass when more rows match)\n\n" TARGETS
      "Fleet line: N rows\n"},
     {"registry", cmd_registry, "PPS registry report of a local config (no agent)",
-     "Usage: elsctl registry [-c CONF] [--monitor FILE]\n\n"
+     "Usage: elsctl registry [-c CONF] [--monitor FILE] [--json]\n\n"
      "Prints every permit of CONF (default /etc/elsd/elsd.conf) with its ports and their\n"
      "IANA service names, addresses, mode, session gate, expiry, justification, owner,\n"
      "category, mitigations, and hits (flows admitted, last admission) from the monitor\n"
      "file (--monitor, default the config's monitor.path). Same as `elsd --report`.\n"
+     "--json (before or after the subcommand): one JSON object, as `elsd --report --json`.\n"
      "Exit 0, or 1 when a permit has expired. See docs/els-policy.md.\n"},
     {"suggest", cmd_suggest, "propose a policy from an observe-mode monitor file (no agent)",
      "Usage: elsctl suggest [--base CONF] MONITOR\n\n"

@@ -23,7 +23,7 @@ static const char usage_head[] =
 
 static const char usage_tail[] =
     "\n"
-    "Options (before the subcommand):\n"
+    "Options (before or after the subcommand):\n"
     "  -a, --agent HOST:PORT  the agent to ask (default $ELSCTL_AGENT, else " DEFAULT_AGENT ").\n"
     "                         HOST is a name or address; IPv6 as [ADDR]:PORT. The agent's\n"
     "                         certificate must name HOST (DNS or IP subjectAltName).\n"
@@ -108,76 +108,148 @@ static int parse_num(const char *s, long min, long max, unsigned *out)
 	return 0;
 }
 
+enum { OPT_CERT = 256, OPT_KEY, OPT_CA };
+static const struct option global_opts[] = {
+    {"agent", required_argument, NULL, 'a'},
+    {"agents", required_argument, NULL, 'A'},
+    {"parallel", required_argument, NULL, 'P'},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"json", no_argument, NULL, 'j'},
+    {"timeout", required_argument, NULL, 't'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+#define GLOBAL_SHORT "a:A:P:jt:"
+
+/* One global option: -1 to go on, else the exit status to return now. */
+static int apply_global(struct ctl *c, int ch)
+{
+	switch (ch) {
+	case 'a':
+		c->agent = optarg;
+		break;
+	case 'A':
+		c->agents_file = optarg;
+		break;
+	case 'P':
+		if (parse_num(optarg, 1, CTL_MAX_PARALLEL, &c->parallel) < 0)
+			return usage_fail("--parallel: need 1..256, got ", optarg);
+		break;
+	case OPT_CERT:
+		c->tls.cert = optarg;
+		break;
+	case OPT_KEY:
+		c->tls.key = optarg;
+		break;
+	case OPT_CA:
+		c->tls.ca = optarg;
+		break;
+	case 'j':
+		c->json = true;
+		break;
+	case 't':
+		if (parse_num(optarg, 1, 3600, &c->tls.timeout_s) < 0)
+			return usage_fail("--timeout: need 1..3600 seconds, got ", optarg);
+		break;
+	case 'V':
+		printf("elsctl %s (protocol 1)\n", ELS_VERSION);
+		return CTL_EXIT_OK;
+	case 'h':
+		ctl_usage(stdout);
+		return CTL_EXIT_OK;
+	default:
+		fputs("Try 'elsctl --help'.\n", stderr);
+		return CTL_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* Which global option (other than --version and --help, which after a subcommand ask about
+ * the subcommand) argv[i] is, and whether it takes its value from argv[i + 1]. 0: none. */
+static int global_at(char *argv[], int i, bool *takes_next)
+{
+	const char *a = argv[i];
+
+	*takes_next = false;
+	if (a[0] == '-' && a[1] == '-' && a[2]) {
+		size_t n = strcspn(a + 2, "=");
+		for (const struct option *o = global_opts; o->name; o++) {
+			if (o->val == 'V' || o->val == 'h' || strlen(o->name) != n ||
+			    strncmp(o->name, a + 2, n))
+				continue;
+			*takes_next = o->has_arg == required_argument && !a[2 + n];
+			return o->val;
+		}
+		return 0;
+	}
+	if (a[0] == '-' && a[1] && a[1] != '-' && strchr(GLOBAL_SHORT, a[1]) && a[1] != ':') {
+		*takes_next = a[1] != 'j' && !a[2];
+		return a[1] == 'j' && a[2] ? 0 : a[1];
+	}
+	return 0;
+}
+
+/* Options after the subcommand: the global ones (--json, --agent, ...) move in front of it, so
+ * `elsctl status --agent X` means `elsctl --agent X status`. No subcommand has a short option
+ * among a, A, P, j, t. Stops at "--". Returns the new index of the subcommand. */
+static int hoist_globals(int argc, char *argv[], int sub)
+{
+	for (int i = sub + 1; i < argc && strcmp(argv[i], "--"); i++) {
+		bool next;
+		int n;
+
+		if (!global_at(argv, i, &next))
+			continue;
+		n = next && i + 1 < argc ? 2 : 1;
+		/* rotate argv[sub .. i+n-1] so that the n option words come first */
+		for (int k = 0; k < n; k++) {
+			char *w = argv[i + k];
+			memmove(&argv[sub + k + 1], &argv[sub + k],
+				(size_t)(i - sub) * sizeof(*argv));
+			argv[sub + k] = w;
+		}
+		sub += n;
+		i += n - 1;
+	}
+	return sub;
+}
+
 int main(int argc, char *argv[])
 {
-	enum { OPT_CERT = 256, OPT_KEY, OPT_CA };
-	static const struct option lo[] = {
-	    {"agent", required_argument, NULL, 'a'},
-	    {"agents", required_argument, NULL, 'A'},
-	    {"parallel", required_argument, NULL, 'P'},
-	    {"cert", required_argument, NULL, OPT_CERT},
-	    {"key", required_argument, NULL, OPT_KEY},
-	    {"ca", required_argument, NULL, OPT_CA},
-	    {"json", no_argument, NULL, 'j'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	struct ctl c = {
 	    .default_port = CTL_DEFAULT_PORT,
 	    .parallel = CTL_DEFAULT_PARALLEL,
 	    .tls.timeout_s = CTL_DEFAULT_TIMEOUT,
 	};
 	const struct ctl_cmd *cmd;
-	int ch;
+	int ch, rc;
 
 	/* A dropped connection must be an error message, not a silent death by SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	/* '+': stop at the subcommand; its own options are its business. */
-	while ((ch = getopt_long(argc, argv, "+a:A:P:jt:Vh", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'a':
-			c.agent = optarg;
-			break;
-		case 'A':
-			c.agents_file = optarg;
-			break;
-		case 'P':
-			if (parse_num(optarg, 1, CTL_MAX_PARALLEL, &c.parallel) < 0)
-				return usage_fail("--parallel: need 1..256, got ", optarg);
-			break;
-		case OPT_CERT:
-			c.tls.cert = optarg;
-			break;
-		case OPT_KEY:
-			c.tls.key = optarg;
-			break;
-		case OPT_CA:
-			c.tls.ca = optarg;
-			break;
-		case 'j':
-			c.json = true;
-			break;
-		case 't':
-			if (parse_num(optarg, 1, 3600, &c.tls.timeout_s) < 0)
-				return usage_fail("--timeout: need 1..3600 seconds, got ", optarg);
-			break;
-		case 'V':
-			printf("elsctl %s (protocol 1)\n", ELS_VERSION);
-			return CTL_EXIT_OK;
-		case 'h':
-			ctl_usage(stdout);
-			return CTL_EXIT_OK;
-		default:
-			fputs("Try 'elsctl --help'.\n", stderr);
-			return CTL_EXIT_USAGE;
-		}
+	while ((ch = getopt_long(argc, argv, "+" GLOBAL_SHORT "Vh", global_opts, NULL)) != -1)
+		if ((rc = apply_global(&c, ch)) >= 0)
+			return rc;
+	if (optind < argc) {
+		/* Global options after the subcommand: moved before it, then parsed as if they
+		 * had been there, with argv[sub - 1] standing in for argv[0]. */
+		int sub = optind, end = hoist_globals(argc, argv, sub);
+		char *saved = argv[sub - 1];
+
+		argv[sub - 1] = argv[0];
+		optind = 0;
+		while ((ch = getopt_long(end - sub + 1, argv + sub - 1, "+" GLOBAL_SHORT "Vh",
+					 global_opts, NULL)) != -1)
+			if ((rc = apply_global(&c, ch)) >= 0)
+				return rc;
+		argv[sub - 1] = saved;
+		optind = end;
 	}
-	if (optind >= argc) {
-		ctl_usage(stderr);
-		return CTL_EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return usage_fail("no subcommand given", NULL);
 	if (c.agent && c.agents_file)
 		return usage_fail("--agent and --agents exclude each other", NULL);
 	if (!c.agent && !c.agents_file) {
@@ -194,8 +266,8 @@ int main(int argc, char *argv[])
 		c.tls.ca = default_path("ELSCTL_CA", "ca.crt", c.ca_buf, sizeof(c.ca_buf));
 	cmd = ctl_cmd_find(argv[optind]);
 	if (!cmd) {
-		fprintf(stderr, "elsctl: unknown subcommand '%s'\n", argv[optind]);
-		ctl_usage(stderr);
+		fprintf(stderr, "elsctl: unknown subcommand '%s'\nTry 'elsctl --help'.\n",
+			argv[optind]);
 		return CTL_EXIT_USAGE;
 	}
 	return cmd->fn(&c, argc - optind, argv + optind);
