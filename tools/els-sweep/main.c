@@ -21,7 +21,7 @@
 
 static const char usage_text[] =
     "Usage: els-sweep [-c FILE] [--db CONNINFO] [OPTIONS]\n"
-    "       els-sweep --verify [-m MONITOR] [-k KEY]\n"
+    "       els-sweep --verify [-m MONITOR] [-K KEY]\n"
     "       els-sweep --init-db [-c FILE | --db CONNINFO]\n"
     "       els-sweep --print-schema\n"
     "\n"
@@ -42,7 +42,8 @@ static const char usage_text[] =
     "                      conninfo (postgresql://user@host/db?sslmode=verify-full)\n"
     "      --sslmode MODE  libpq sslmode; default verify-full unless CONNINFO names one\n"
     "  -m, --monitor FILE  the monitor file (default " SWEEP_DEFAULT_MONITOR ")\n"
-    "  -k, --key FILE      the chain key (default: monitor.key beside the monitor file)\n"
+    "  -K, --key FILE      the chain key (default: monitor.key beside the monitor file);\n"
+    "                      -k also works\n"
     "  -b, --batch N       records per transaction (default 5000)\n"
     "      --limit N       submit at most N records, then stop\n"
     "      --verify        verify the whole monitor file and exit; needs no database\n"
@@ -104,7 +105,7 @@ static void parse_args(int argc, char **argv, struct sweep_options *o)
 	int c;
 
 	o->config = SWEEP_DEFAULT_CONFIG;
-	while ((c = getopt_long(argc, argv, "c:m:k:b:qVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:m:k:K:b:qVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -119,7 +120,8 @@ static void parse_args(int argc, char **argv, struct sweep_options *o)
 		case 'm':
 			o->monitor = optarg;
 			break;
-		case 'k':
+		case 'k': /* the old spelling; -K as in els-log (docs/cli.md) */
+		case 'K':
 			o->key = optarg;
 			break;
 		case 'b':
