@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/cfgerr.h"
 #include "els/mgmt.h"
 #include "els/monitor.h"
 #include "els/policy.h"
@@ -324,6 +325,44 @@ out:
 	return rc;
 }
 
+/* libconfig's error, as agent/cfgerr.c explains it. */
+static void explain_parse_error(const config_t *cfg, const char *path, struct els_diag *d)
+{
+	const char *file = config_error_file(cfg) ? config_error_file(cfg) : path;
+	char *dir = strdup(path);
+	size_t len = 0;
+	char *buf = els_cfgerr_slurp(file, &len);
+	struct els_cfgerr e;
+
+	els_cfgerr_explain(buf, len, (unsigned)config_error_line(cfg), config_error_text(cfg),
+			   dir ? dirname(dir) : NULL, &e);
+	els_diag_file(d, file, e.line, "%s", e.msg);
+	free(buf);
+	free(dir);
+}
+
+static void glued_note(void *arg, unsigned line, const char *a, size_t alen, const char *b,
+		       size_t blen)
+{
+	void **ctx = arg;
+
+	els_diag_file(ctx[0], ctx[1], line,
+		      "note: \"%.*s\" \"%.*s\" are two strings with no ',' between them: "
+		      "libconfig joins them into \"%.*s%.*s\"; put a ',' between two values",
+		      (int)alen, a, (int)blen, b, (int)alen, a, (int)blen, b);
+}
+
+/* A config with errors: strings joined for want of a comma are a likely cause. */
+static void note_glued_strings(const char *path, struct els_diag *d)
+{
+	size_t len = 0;
+	char *buf = els_cfgerr_slurp(path, &len);
+	void *ctx[2] = {d, (void *)path};
+
+	els_cfgerr_glued(buf, len, glued_note, ctx);
+	free(buf);
+}
+
 struct els_policy *els_policy_load(const char *path, const char *services_path,
 				   struct els_diag *d)
 {
@@ -343,9 +382,7 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
 			els_diag_file(d, path, 0, "cannot read: %s", strerror(errno ? errno : EIO));
 		else
-			els_diag_file(d, config_error_file(&cfg) ? config_error_file(&cfg) : path,
-				      (unsigned)config_error_line(&cfg), "%s",
-				      config_error_text(&cfg));
+			explain_parse_error(&cfg, path, d);
 		goto fail;
 	}
 	p->path = strdup(path);
@@ -361,8 +398,10 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 	parse_settings(root, &p->set, d);
 	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
 	build_chain(root, p, &env, d);
-	if (d->count != errors_before)
+	if (d->count != errors_before) {
+		note_glued_strings(path, d);
 		goto fail;
+	}
 	config_destroy(&cfg);
 	free(dir_copy);
 	return p;
