@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "els/lint.h"
 #include "els/policy.h"
 #include "els/registry.h"
 #include "replay.h"
@@ -21,7 +22,7 @@
 
 static const char usage_text[] =
     "Usage: elsd [OPTIONS]\n"
-    "       elsd -n [-c FILE]\n"
+    "       elsd -n [--strict] [-c FILE]\n"
     "       elsd --replay CAPTURE [-c FILE] [--local CIDR]... [--verdicts]\n"
     "\n"
     "The ELS endpoint agent: judges every packet that netfilter steers to its NFQUEUE\n"
@@ -32,7 +33,12 @@ static const char usage_text[] =
     "Options:\n"
     "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
     "  -n, --check           check the configuration, print every error as\n"
-    "                        FILE:LINE: message, and exit: 0 if valid, 1 if not\n"
+    "                        FILE:LINE: message, and exit: 0 if valid, 1 if not.\n"
+    "                        Also warns (FILE:LINE: warning: ...) about permits that\n"
+    "                        are valid but likely mistakes: inbound proto \"any\" or\n"
+    "                        any local port, duplicates, permits an earlier one shadows,\n"
+    "                        permits without an id, strings joined for want of a comma\n"
+    "      --strict          with -n: warnings make the check fail (exit 1)\n"
     "      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
     "      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
     "                        cooked) instead of live queues; records go to the monitor as\n"
@@ -70,7 +76,7 @@ struct options {
 	const char *get;
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
-	bool check, verdicts, report, json;
+	bool check, verdicts, report, json, strict;
 };
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -83,11 +89,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 		OPT_SERVICES,
 		OPT_HANDLERS,
 		OPT_GET,
-		OPT_REPORT
+		OPT_REPORT,
+		OPT_STRICT
 	};
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'n'},
+	    {"strict", no_argument, NULL, OPT_STRICT},
 	    {"monitor", required_argument, NULL, OPT_MONITOR},
 	    {"replay", required_argument, NULL, OPT_REPLAY},
 	    {"local", required_argument, NULL, OPT_LOCAL},
@@ -112,6 +120,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'n':
 			o->check = true;
+			break;
+		case OPT_STRICT:
+			o->strict = true;
 			break;
 		case OPT_MONITOR:
 			o->monitor = optarg;
@@ -167,6 +178,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 	if ((o->nlocal || o->verdicts) && !o->replay) {
 		fprintf(stderr, "elsd: --local and --verdicts only apply to --replay\n");
+		exit(2);
+	}
+	if (o->strict && !o->check) {
+		fprintf(stderr, "elsd: --strict only applies to -n\nTry 'elsd --help'.\n");
 		exit(2);
 	}
 	if (o->json && !o->report) {
@@ -300,11 +315,23 @@ int main(int argc, char **argv)
 	if (!p)
 		return 1;
 	if (o.check) {
+		/* Warnings go to stderr beside the errors' FILE:LINE form; the OK line to stdout.
+		 */
+		unsigned warnings = els_policy_lint(p, stderr);
+		if (warnings && o.strict) {
+			fprintf(stderr, "%s: %u warning%s, and --strict: not accepted\n", o.config,
+				warnings, warnings == 1 ? "" : "s");
+			els_policy_free(p);
+			return 1;
+		}
 		printf("%s: OK: %u handlers (", o.config, p->nlinks);
 		for (unsigned i = 0; i < p->nlinks; i++)
 			printf("%s%s", i ? ", " : "", p->links[i].h->name);
-		printf("), queues %u-%u, sha256 %s\n", p->set.queue_first, p->set.queue_last,
+		printf("), queues %u-%u, sha256 %s", p->set.queue_first, p->set.queue_last,
 		       p->hash);
+		if (warnings)
+			printf(", %u warning%s", warnings, warnings == 1 ? "" : "s");
+		putchar('\n');
 		els_policy_free(p);
 		return 0;
 	}

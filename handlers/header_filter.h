@@ -61,6 +61,7 @@ struct hf_permit {
 	const config_setting_t *s;
 	uint8_t dir, protos; /* protos: bit per P_* */
 	bool has_lp, has_rp, has_types;
+	bool has_id; /* false: the id is the generated "permit-N" (lint warns) */
 	struct els_port_set lp[2], rp[2]; /* [P_TCP], [P_UDP] */
 	struct els_port_set types[2];	  /* [P_ICMP - 2], [P_ICMP6 - 2] */
 	struct els_cidr *remote;	  /* NULL: any */
@@ -125,6 +126,11 @@ int hf_build(const config_setting_t *section, const struct els_build_env *env, v
 /* "2026-12-31" or "2026-12-31T18:00:00Z" (UTC) -> the first second it no longer covers
  * (the day after a bare date). 0 or -EINVAL. */
 int hf_parse_expiry(const char *text, int64_t *out_s);
+
+/* header_filter_report.c */
+struct els_policy;
+/* The header filter's configuration in p's chain, or NULL. */
+const struct hf_conf *hf_of(const struct els_policy *p);
 
 /* header_filter.c */
 bool hf_rule_expired_now(const struct hf_rule *r, const struct els_ctx *ctx);

@@ -463,6 +463,7 @@ static void parse_permit(struct hf_build *b, uint32_t idx)
 	if ((s = config_setting_get_member(g, "remote")))
 		parse_cidrs(b, s, "remote", &pm->remote, &pm->nremote);
 	pm->line = config_setting_source_line(g);
+	pm->has_id = config_setting_get_member(g, "id") != NULL;
 	parse_els(b, idx);
 }
 

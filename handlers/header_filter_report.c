@@ -13,7 +13,7 @@
 
 extern const struct els_handler els_handler_header_filter;
 
-static const struct hf_conf *hf_of(const struct els_policy *p)
+const struct hf_conf *hf_of(const struct els_policy *p)
 {
 	for (unsigned i = 0; i < p->nlinks; i++)
 		if (p->links[i].h == &els_handler_header_filter)
