@@ -9,7 +9,13 @@
  * Remotes become CIDRs: up to 8 addresses are listed one by one; more are widened to their
  * /24 (IPv4) or /64 (IPv6); more than 16 such networks mean "any remote". Services with the
  * same direction, protocol and remote list share one permit. The result is written with
- * libconfig, so it parses; `elsd -n` checks the rest. */
+ * libconfig, so it parses; `elsd -n` checks the rest.
+ *
+ * Traffic the chain flagged is never learnt: every record to or from a remote that the scan or
+ * anomaly handler recorded, or that was dropped as deny-listed, or that the base's
+ * iplist.deny names, or that probed more closed local ports than the scan threshold (an
+ * observe run hides scans from the scan handler, which counts only real drops). The output
+ * says what it left out, in comments and on stderr. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <libconfig.h>
@@ -39,11 +45,24 @@ struct group {
 	int merged;	    /* index + 1 of the permit it joined */
 };
 
+enum flag_why { FLAG_SCAN, FLAG_ANOMALY, FLAG_DENY, FLAG__N };
+static const char *const flag_names[FLAG__N] = {"scanning", "anomalies", "deny-listed"};
+
+/* A remote the chain (or the base's deny list) flagged. */
+struct flagged {
+	struct els_cidr c;
+	enum flag_why why;
+	long long left; /* records of it left out */
+};
+
 struct learn {
 	struct group *g;
 	size_t n, cap;
 	bool v6;
 	long long records;
+	struct flagged *fl;
+	size_t nfl, cfl;
+	unsigned scan_ports; /* more distinct closed local ports than this: a scanner */
 };
 
 static struct group *group_of(struct learn *l, int dir, int proto, int port)
@@ -107,6 +126,71 @@ static const char *proto_name(int p)
 	return els_proto_name((unsigned)p, buf);
 }
 
+static int flag(struct learn *l, const struct els_cidr *c, enum flag_why why)
+{
+	for (size_t i = 0; i < l->nfl; i++)
+		if (l->fl[i].c.family == c->family && l->fl[i].c.plen == c->plen &&
+		    !memcmp(&l->fl[i].c.addr, &c->addr, sizeof(c->addr)))
+			return 0; /* the first reason found stays */
+	if (l->nfl == l->cfl) {
+		size_t cap = l->cfl ? l->cfl * 2 : 16;
+		struct flagged *f = realloc(l->fl, cap * sizeof(*f));
+		if (!f)
+			return -1;
+		l->fl = f;
+		l->cfl = cap;
+	}
+	l->fl[l->nfl++] = (struct flagged){.c = *c, .why = why};
+	return 0;
+}
+
+static struct flagged *flagged_of(struct learn *l, const struct els_cidr *remote)
+{
+	for (size_t i = 0; i < l->nfl; i++)
+		if (l->fl[i].c.family == remote->family &&
+		    els_cidr_contains(&l->fl[i].c, remote->family, &remote->addr))
+			return &l->fl[i];
+	return NULL;
+}
+
+/* Remotes the chain flagged: recorded by the scan or anomaly handler, dropped as deny-listed,
+ * or probing more closed local ports than the scan threshold. */
+static int read_flagged(sqlite3 *db, const char *path, struct learn *l)
+{
+	static const char q[] =
+	    "SELECT CASE WHEN dir = 'out' THEN dst ELSE src END, "
+	    "CASE WHEN reason = 'deny_list' THEN 2 WHEN handler = 'anomaly' THEN 1 ELSE 0 END "
+	    "FROM records WHERE handler IN ('scan', 'anomaly') OR reason IN ('deny_list', "
+	    "'scan_detected', 'scan_deny') GROUP BY 1, 2 "
+	    "UNION ALL "
+	    "SELECT src, 0 FROM records WHERE dir = 'in' AND kind IN ('drop', 'would_drop') AND "
+	    "reason IN ('no_permit', 'session_required', 'port_zero', 'out_of_state') AND "
+	    "proto IN ('tcp', 'udp') GROUP BY src HAVING count(DISTINCT dport) > ?";
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(st, 1, (int)l->scan_ports);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *remote = (const char *)sqlite3_column_text(st, 0);
+		struct els_cidr c;
+		const char *why;
+
+		if (remote && els_cidr_parse(remote, &c, &why) == 0 &&
+		    flag(l, &c, (enum flag_why)sqlite3_column_int(st, 1)) < 0)
+			rc = SQLITE_NOMEM;
+		else
+			rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+		fprintf(stderr, "elsctl: suggest: %s: %s\n", path,
+			rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
 static int read_monitor(const char *path, struct learn *l)
 {
 	/* would_drop rows of the header filter say what the policy lacks; admit rows what it
@@ -128,6 +212,11 @@ static int read_monitor(const char *path, struct learn *l)
 		sqlite3_close(db);
 		return -1;
 	}
+	if (read_flagged(db, path, l) < 0) {
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *dir = (const char *)sqlite3_column_text(st, 0);
 		int proto = proto_num((const char *)sqlite3_column_text(st, 1));
@@ -140,6 +229,11 @@ static int read_monitor(const char *path, struct learn *l)
 
 		if (proto < 0 || !remote || els_cidr_parse(remote, &c, &why) < 0)
 			continue;
+		struct flagged *f = flagged_of(l, &c);
+		if (f) {
+			f->left += n;
+			continue;
+		}
 		if (proto == 6 || proto == 17) {
 			if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 				continue;
@@ -281,6 +375,60 @@ static void emit_ndp(config_setting_t *list)
 	}
 }
 
+/* What the base says about flagged traffic: its deny list, and its scan threshold. */
+static int base_flags(config_t *cfg, struct learn *l)
+{
+	const config_setting_t *deny = config_lookup(cfg, "iplist.deny");
+	int ports;
+
+	if (config_lookup_int(cfg, "scan.ports", &ports) && ports > 0)
+		l->scan_ports = (unsigned)ports;
+	for (int i = 0; deny && i < config_setting_length(deny); i++) {
+		const char *t = config_setting_get_string_elem(deny, (unsigned)i);
+		struct els_cidr c;
+		const char *why;
+
+		if (t && els_cidr_parse(t, &c, &why) == 0 && flag(l, &c, FLAG_DENY) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* "# Left out ..." lines: what was flagged and not learnt. Returns the records left out. */
+static long long print_left_out(const struct learn *l, FILE *out)
+{
+	long long total = 0;
+
+	for (int w = 0; w < FLAG__N; w++) {
+		long long n = 0;
+		size_t remotes = 0, shown = 0;
+		char list[256] = "";
+
+		for (size_t i = 0; i < l->nfl; i++) {
+			const struct flagged *f = &l->fl[i];
+			char a[ELS_ADDR_STRLEN];
+			size_t len = strlen(list);
+
+			if ((int)f->why != w || !f->left)
+				continue;
+			n += f->left;
+			remotes++;
+			if (shown++ < 5)
+				snprintf(list + len, sizeof(list) - len, "%s%s/%u", len ? ", " : "",
+					 els_addr_str(&f->c.addr, f->c.family, a), f->c.plen);
+		}
+		if (!n)
+			continue;
+		if (!total)
+			fprintf(out,
+				"# Left out, not learnt: traffic of remotes the chain flagged\n");
+		fprintf(out, "#   %s: %lld records of %zu remote%s: %s%s\n", flag_names[w], n,
+			remotes, remotes == 1 ? "" : "s", list, shown > 5 ? ", ..." : "");
+		total += n;
+	}
+	return total;
+}
+
 static int base_config(config_t *cfg, const char *base)
 {
 	if (base) {
@@ -305,13 +453,13 @@ int cmd_suggest(struct ctl *c, int argc, char *argv[])
 	static const struct option lo[] = {
 	    {"base", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'}, {0}};
 	const char *base = NULL;
-	struct learn l = {0};
+	struct learn l = {.scan_ports = 20}; /* the scan handler's default */
 	config_t cfg;
 	int ch, rc = CTL_EXIT_FAILED, num = 0;
 
 	(void)c;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+b:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "b:h", lo, NULL)) != -1) {
 		if (ch == 'b')
 			base = optarg;
 		else if (ch == 'h')
@@ -324,6 +472,10 @@ int cmd_suggest(struct ctl *c, int argc, char *argv[])
 	config_init(&cfg);
 	if (base_config(&cfg, base) < 0) {
 		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	if (base_flags(&cfg, &l) < 0) {
+		fprintf(stderr, "elsctl: suggest: out of memory\n");
 		goto out;
 	}
 	if (read_monitor(argv[optind], &l) < 0)
@@ -354,6 +506,12 @@ int cmd_suggest(struct ctl *c, int argc, char *argv[])
 	printf("# Suggested by `elsctl suggest` from %s: %lld records, %zu services.\n",
 	       argv[optind], l.records, l.n);
 	printf("# Review every permit (add owner, category, mitigations) before enforcing it.\n");
+	long long left = print_left_out(&l, stdout);
+	if (left)
+		fprintf(stderr,
+			"elsctl: suggest: left out %lld records of remotes flagged as scanning, "
+			"anomalous or deny-listed (listed in the output's comments)\n",
+			left);
 	for (size_t i = 0; i < l.n; i++)
 		if (!l.g[i].merged)
 			emit(list, &l, i, ++num, stdout);
@@ -366,6 +524,7 @@ out:
 	for (size_t i = 0; i < l.n; i++)
 		free(l.g[i].r);
 	free(l.g);
+	free(l.fl);
 	config_destroy(&cfg);
 	return rc;
 }

@@ -191,7 +191,9 @@ const struct ctl_cmd ctl_cmds[] = {
      "Reads the would_drop and admit records of MONITOR (a run with header_filter\n"
      "mode = \"observe\") and prints a config whose permits admit that traffic: grouped by\n"
      "direction, protocol and service port (or ICMP type), remotes widened to networks,\n"
-     "with counts in comments. --base: take every other setting from CONF. Check the\n"
+     "with counts in comments. --base: take every other setting from CONF. Remotes the\n"
+     "chain flagged (scan or anomaly records, deny_list drops, the base's iplist.deny, more\n"
+     "closed ports probed than scan.ports) are left out, and comments say which. Check the\n"
      "result with `elsd -n -c FILE`. See docs/els-policy.md.\n"},
     {"audit", cmd_audit, "listening sockets against the policy (no agent)",
      "Usage: elsctl audit [-c CONF]\n\n"
