@@ -2,6 +2,7 @@
  * is agent/daemon.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <libconfig.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -48,12 +49,14 @@ static const char usage_text[] =
     "      --verdicts        with --replay: print one line per packet:\n"
     "                        N DIR VERDICT HANDLER REASON rule=ID\n"
     "      --services FILE   services database for port names (default /etc/services)\n"
-    "      --handlers        list the handlers a chain may name, and exit\n"
+    "      --handlers        list the handlers a chain may name, and exit (with -j: as\n"
+    "                        a JSON array of {name, summary})\n"
     "      --report          check the configuration, then print the PPS registry: every\n"
     "                        permit with its IANA service names, metadata, expiry, and\n"
     "                        hits from the monitor file (--monitor or monitor.path); exit\n"
     "                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
-    "  -j, --json            with --report: print the registry as one JSON object\n"
+    "  -j, --json            with --report: print the registry as one JSON object;\n"
+    "                        with --handlers: the list as JSON\n"
     "      --get SETTING     check the configuration, then print one setting's value\n"
     "                        (queues, fail_open and offload with their defaults applied;\n"
     "                        others, such as management.listen, as written, nothing if\n"
@@ -76,8 +79,25 @@ struct options {
 	const char *get;
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
-	bool check, verdicts, report, json, strict;
+	bool check, verdicts, report, json, strict, handlers;
 };
+
+static void print_handlers(bool json)
+{
+	json_t *a = json ? json_array() : NULL;
+
+	for (const struct els_handler *const *h = els_handler_all(); *h; h++)
+		if (a)
+			json_array_append_new(a, json_pack("{s:s, s:s}", "name", (*h)->name,
+							   "summary", (*h)->summary));
+		else
+			printf("%-14s %s\n", (*h)->name, (*h)->summary);
+	if (a) {
+		json_dumpf(a, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		putchar('\n');
+		json_decref(a);
+	}
+}
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
@@ -157,9 +177,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->get = optarg;
 			break;
 		case OPT_HANDLERS:
-			for (const struct els_handler *const *h = els_handler_all(); *h; h++)
-				printf("%-14s %s\n", (*h)->name, (*h)->summary);
-			exit(0);
+			o->handlers = true;
+			break;
 		case 'V':
 			printf("elsd %s\n", ELS_VERSION);
 			exit(0);
@@ -184,9 +203,15 @@ static void parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "elsd: --strict only applies to -n\nTry 'elsd --help'.\n");
 		exit(2);
 	}
-	if (o->json && !o->report) {
-		fprintf(stderr, "elsd: --json only applies to --report\nTry 'elsd --help'.\n");
+	if (o->json && !o->report && !o->handlers) {
+		fprintf(
+		    stderr,
+		    "elsd: --json only applies to --report and --handlers\nTry 'elsd --help'.\n");
 		exit(2);
+	}
+	if (o->handlers) {
+		print_handlers(o->json);
+		exit(0);
 	}
 }
 

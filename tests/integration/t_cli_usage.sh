@@ -83,6 +83,9 @@ for argv in "--json registry -c $CONF" "registry -c $CONF --json" "registry -j -
 	check_eq "elsctl $argv: same permits as JSON" "$npermits" \
 		"$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["permits"]))' <"$WORK/out")"
 done
+check_eq "elsd --handlers --json: every handler of the text list" \
+	"$("$ELSD" --handlers | wc -l)" \
+	"$("$ELSD" --handlers --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 usage_error "elsd, --json without --report" "--json only applies to --report" \
 	"$ELSD" -c "$CONF" --json -n
 # --get: a setting left out prints nothing (its default applies); a name elsd does not know
