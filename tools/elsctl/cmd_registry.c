@@ -19,7 +19,7 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+c:m:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:m:h", lo, NULL)) != -1) {
 		if (ch == 'c')
 			conf = optarg;
 		else if (ch == 'm')
