@@ -2,6 +2,8 @@
  * (include/els/registry.h). Contacts no agent. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "els/diag.h"
 #include "els/policy.h"
@@ -35,7 +37,18 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 	struct els_policy *p = els_policy_load_report(conf, NULL, stderr);
 	if (!p)
 		return CTL_EXIT_USAGE;
-	int n = els_registry_report(p, mon ? mon : p->set.monitor_path, NULL, stdout);
+	/* Permit ids, owners and justifications are the config author's text: print them
+	 * through the terminal-safe filter, like everything an agent sends. */
+	char *text = NULL;
+	size_t len = 0;
+	FILE *buf = open_memstream(&text, &len);
+	int n = buf ? els_registry_report(p, mon ? mon : p->set.monitor_path, NULL, buf) : -ENOMEM;
+
+	if (buf)
+		fclose(buf);
+	if (text)
+		ctl_fputs_safe(text, stdout);
+	free(text);
 	els_policy_free(p);
 	if (n == -ENOENT)
 		fprintf(stderr, "elsctl: registry: %s has no header_filter in its chain\n", conf);

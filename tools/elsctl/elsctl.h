@@ -46,11 +46,14 @@ int ctl_fleet_parse(const char *name, const char *text, const char *default_port
 
 struct ctl_tls_opts {
 	const char *cert, *key, *ca;
+	const char *crl; /* NULL: no revocation check (no CRL was given or found) */
 	unsigned timeout_s;
 };
 
-/* Builds the client context: TLS 1.3 only, verifies the peer against ca, presents cert/key.
- * Refuses a key file that group or others can read. NULL with err set on failure. */
+/* Builds the client context: TLS 1.3 only, verifies the peer against ca (and, with crl, that
+ * the agent's certificate is not revoked), presents cert/key. Refuses a key file that group or
+ * others can read, and a CRL that is unreadable or past its next update. NULL with err set on
+ * failure. */
 SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen);
 
 struct ctl_conn;
@@ -91,7 +94,7 @@ struct ctl {
 	const char *agents_file; /* --agents */
 	const char *default_port;
 	struct ctl_tls_opts tls;
-	char cert_buf[4096], key_buf[4096], ca_buf[4096];
+	char cert_buf[4096], key_buf[4096], ca_buf[4096], crl_buf[4096];
 	bool json;
 	unsigned parallel;
 };
@@ -142,8 +145,14 @@ int ctl_parse_uint(const char *s, long long min, long long max, long long *out);
 /* The top-level help (main.c). */
 void ctl_usage(FILE *out);
 
-/* Output helpers (output.c). */
+/* Output helpers (output.c). Everything an agent sends is untrusted text: the human output
+ * goes through ctl_json_termsafe or ctl_fputs_safe (include/els/termsafe.h), JSON output is
+ * ASCII with \u escapes. */
 void ctl_print_json(json_t *v, FILE *out);
+/* Replaces, in place, every string in v by its terminal-safe form (newlines and tabs kept). */
+void ctl_json_termsafe(json_t *v);
+/* fputs of the terminal-safe form of s (newlines and tabs kept). */
+void ctl_fputs_safe(const char *s, FILE *out);
 /* Prints an error response ({"code", "message", "details"}) as lines on out. text_name, if
  * not NULL, replaces the file name "<policy>" (the submitted text) in details. */
 void ctl_print_error(const char *who, json_t *error, const char *text_name, FILE *out);

@@ -5,12 +5,52 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/termsafe.h"
 #include "elsctl.h"
 
 void ctl_print_json(json_t *v, FILE *out)
 {
-	json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* ENSURE_ASCII: control characters an agent put in a string come out as \u escapes,
+	 * exact for a program and harmless on a terminal (jansson escapes C0 anyway; this also
+	 * covers DEL and C1). */
+	json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 	fputc('\n', out);
+}
+
+void ctl_json_termsafe(json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		char *safe;
+
+		if (els_termsafe_clean(s, n, true))
+			return;
+		safe = els_termsafe(s, n, true);
+		if (safe)
+			json_string_set(v, safe);
+		else
+			json_string_set(v, "?"); /* out of memory: lose the text, not the safety */
+		free(safe);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, e)
+			ctl_json_termsafe(e);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			ctl_json_termsafe(e);
+	}
+}
+
+void ctl_fputs_safe(const char *s, FILE *out)
+{
+	char *safe = els_termsafe(s, strlen(s), true);
+
+	fputs(safe ? safe : "?", out);
+	free(safe);
 }
 
 const char *ctl_json_text(json_t *v, char *buf, size_t len)
@@ -153,8 +193,12 @@ void ctl_table_add(struct ctl_table *t, const char *const *cells)
 		t->cells = nc;
 		t->cap = cap;
 	}
-	for (unsigned i = 0; i < t->ncols; i++)
-		t->cells[t->nrows * t->ncols + i] = strdup(cells[i] ? cells[i] : "-");
+	/* One line per row, whatever the cells hold: no newlines, tabs or escapes. */
+	for (unsigned i = 0; i < t->ncols; i++) {
+		const char *s = cells[i] ? cells[i] : "-";
+
+		t->cells[t->nrows * t->ncols + i] = els_termsafe(s, strlen(s), false);
+	}
 	t->nrows++;
 }
 

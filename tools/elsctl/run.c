@@ -84,19 +84,25 @@ static int run_single(struct ctl *c, struct ctl_req *r, SSL_CTX *ctx, const stru
 
 	call_one(ctx, ep, c->tls.timeout_s, r, &o);
 	if (o.exit == CTL_EXIT_CONN) {
-		fprintf(stderr, "elsctl: %s\n", o.err);
+		/* names from the agent's certificate are in it */
+		fputs("elsctl: ", stderr);
+		ctl_fputs_safe(o.err, stderr);
+		fputc('\n', stderr);
 	} else if (o.exit == CTL_EXIT_OK) {
 		json_t *result = json_object_get(o.resp, "result");
 
-		if (c->json || !r->show)
+		if (c->json || !r->show) {
 			ctl_print_json(result, stdout);
-		else
+		} else {
+			ctl_json_termsafe(result);
 			o.exit = r->show(result, stdout);
+		}
 	} else {
 		json_t *error = json_object_get(o.resp, "error");
 
 		if (c->json)
 			ctl_print_json(o.resp, stdout);
+		ctl_json_termsafe(error);
 		ctl_print_error(NULL, error, r->text_name, stderr);
 	}
 	json_decref(o.resp);
@@ -132,15 +138,17 @@ static void print_line(struct fleet *f, size_t i)
 			json_object_set_new(j, "error",
 					    json_pack("{s:s, s:s, s:[]}", "code", "connection",
 						      "message", o->err, "details"));
-		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
 		json_decref(j);
 	} else if (o->exit == CTL_EXIT_OK) {
+		ctl_json_termsafe(o->resp);
 		line[0] = '\0';
 		if (f->r->summary)
 			f->r->summary(json_object_get(o->resp, "result"), line, sizeof(line));
 		printf("%-*s ok%s%s\n", f->width, label, *line ? " " : "", line);
 	} else if (o->exit == CTL_EXIT_FAILED) {
+		ctl_json_termsafe(o->resp);
 		ctl_error_line(json_object_get(o->resp, "error"), f->r->text_name, line,
 			       sizeof(line));
 		printf("%-*s FAILED: %s\n", f->width, label, line);
@@ -151,7 +159,9 @@ static void print_line(struct fleet *f, size_t i)
 
 		if (!strncmp(e, label, ll) && e[ll] == ':' && e[ll + 1] == ' ')
 			e += ll + 2;
-		printf("%-*s FAILED: %s\n", f->width, label, e);
+		printf("%-*s FAILED: ", f->width, label);
+		ctl_fputs_safe(e, stdout); /* names from the agent's certificate are in it */
+		putchar('\n');
 	}
 	fflush(stdout);
 }
