@@ -113,8 +113,8 @@ has "the audit line is printed in full, as the monitor holds it" "$(printf '%s' 
 rc "log --json" 0 ctl --json log --kind event --limit 500
 check "... carries the same full detail" python3 -c '
 import json, sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if any(r.get("detail") == sys.argv[2] for r in d["rows"]) else 1)' <(printf '%s' "$OUT") "$DETAIL"
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]  # NDJSON, as els-log --json
+sys.exit(0 if any(r.get("detail") == sys.argv[2] for r in rows) else 1)' <(printf '%s' "$OUT") "$DETAIL"
 
 # ---- revocation of the agent's certificate ----
 rc "before the revocation the agent is trusted (default CRL beside the CA)" 0 ctl status

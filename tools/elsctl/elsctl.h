@@ -87,6 +87,13 @@ struct ctl_req {
 	int (*show)(json_t *result, FILE *out);
 	/* Fleet mode: the text after "ok " on the agent's line. */
 	void (*summary)(json_t *result, char *buf, size_t len);
+	/* Optional: does the exchange itself on the open connection (several requests, e.g. to
+	 * page through a log) and hands back a whole response envelope as the agent would, in
+	 * *resp. 0, or -errno with err set (a connection failure). */
+	int (*call)(struct ctl_conn *conn, const struct ctl_req *r, const char *label,
+		    json_t **resp, char *err, size_t errlen);
+	void *data;	/* for call and show */
+	bool show_json; /* show also prints the --json form (single agent) */
 };
 
 struct ctl {
@@ -101,6 +108,10 @@ struct ctl {
 
 /* Runs r against --agent or every agent of --agents; prints output; returns the exit code. */
 int ctl_run(struct ctl *c, struct ctl_req *r);
+/* One request on an open connection with the envelope checked: 0 with *resp (the whole
+ * response; ok true or false), or -errno with err set. */
+int ctl_request(struct ctl_conn *conn, const char *label, const char *cmd, json_t *args,
+		json_t **resp, char *err, size_t errlen);
 
 /* Subcommands (cmds.c): wireguard-style { name, fn, help } with a usage text for
  * `elsctl help NAME` and `elsctl NAME --help`. argv[0] is the subcommand name. */
@@ -168,11 +179,6 @@ void ctl_table_free(struct ctl_table *t);
 
 /* Human-readable durations and counts. */
 void ctl_fmt_duration(double seconds, char *buf, size_t len);
-/* Parses a --since/--until time: "@EPOCH_SECONDS", "30s"/"15m"/"2h"/"7d" before now, or UTC
- * "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS][Z]" (a space may replace the T). 0 or -EINVAL. */
-int ctl_parse_time(const char *s, long long now_s, long long *out_ns);
-/* "2023-11-14 22:13:20.123" (UTC) from nanoseconds since the epoch. */
-void ctl_fmt_time_ns(long long ns, char *buf, size_t len);
 /* Formats a JSON scalar as text ("-" for null/missing). */
 const char *ctl_json_text(json_t *v, char *buf, size_t len);
 
