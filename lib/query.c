@@ -49,8 +49,10 @@ int els_time_parse(const char *s, int64_t now_ns, int64_t *out_ns, const char **
 	}
 	if (isdigit((unsigned char)s[0]) && strspn(s, "0123456789") == strlen(s) - 1 &&
 	    strchr("smhdw", s[strlen(s) - 1])) {
-		static const long long unit[] = {['s' - 'a'] = 1, ['m' - 'a'] = 60,
-						 ['h' - 'a'] = 3600, ['d' - 'a'] = 86400,
+		static const long long unit[] = {['s' - 'a'] = 1,
+						 ['m' - 'a'] = 60,
+						 ['h' - 'a'] = 3600,
+						 ['d' - 'a'] = 86400,
 						 ['w' - 'a'] = 604800};
 		errno = 0;
 		v = strtoll(s, &end, 10);
@@ -163,8 +165,9 @@ static int set_one(struct els_query *q, const char *name, const char *v, char *w
 	if (!strcmp(name, "reason")) {
 		i = reason_index(v);
 		if (i < 0) {
-			snprintf(why, wl, "no such reason (elsd's reasons: no_permit, deny_list, "
-					  "out_of_state, flow_timeout, ... see docs/monitor-schema.md)");
+			snprintf(why, wl,
+				 "no such reason (elsd's reasons: no_permit, deny_list, "
+				 "out_of_state, flow_timeout, ... see docs/monitor-schema.md)");
 			return -EINVAL;
 		}
 		if (q->nreason == ELS_QUERY_MAX)
@@ -189,7 +192,8 @@ static int set_one(struct els_query *q, const char *name, const char *v, char *w
 		if (q->naddr == ELS_QUERY_MAX)
 			goto full;
 		if (els_cidr_parse(v, &q->addr[q->naddr], &w) < 0) {
-			snprintf(why, wl, "%s (an address or CIDR: 198.51.100.0/24, 2001:db8::/32)", w);
+			snprintf(why, wl, "%s (an address or CIDR: 198.51.100.0/24, 2001:db8::/32)",
+				 w);
 			return -EINVAL;
 		}
 		q->naddr++;
@@ -447,8 +451,8 @@ int els_query_prepare(sqlite3 *db, const struct els_query *q, bool newest_first,
 		 els_mon_columns);
 	if (q->limit)
 		/* the newest rows that match, then in the order asked for */
-		snprintf(sql, sizeof(sql), "SELECT * FROM (%s ORDER BY seq DESC LIMIT %" PRIu64
-					   ") ORDER BY seq %s",
+		snprintf(sql, sizeof(sql),
+			 "SELECT * FROM (%s ORDER BY seq DESC LIMIT %" PRIu64 ") ORDER BY seq %s",
 			 inner, q->limit + extra, order);
 	else
 		snprintf(sql, sizeof(sql), "%s ORDER BY seq %s", inner, order);

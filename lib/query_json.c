@@ -52,7 +52,10 @@ static json_t *text_json(const char *s, size_t len)
 			out[o++] = (char)c;
 		} else {
 			/* keep valid multi-byte sequences whole */
-			size_t l = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+			size_t l = (c & 0xe0) == 0xc0	? 2
+				   : (c & 0xf0) == 0xe0 ? 3
+				   : (c & 0xf8) == 0xf0 ? 4
+							: 0;
 			json_t *t = l && i + l <= len ? json_stringn(s + i, l) : NULL;
 
 			if (t) {
@@ -146,7 +149,8 @@ void els_query_csv_header(FILE *out)
 	unsigned n = columns(names);
 
 	for (unsigned i = 0; i < n; i++)
-		fprintf(out, "%s%s", i ? "," : "", !strcmp(names[i], "ts_ns") ? "ts_ns,time" : names[i]);
+		fprintf(out, "%s%s", i ? "," : "",
+			!strcmp(names[i], "ts_ns") ? "ts_ns,time" : names[i]);
 	fputc('\n', out);
 }
 
@@ -201,9 +205,9 @@ void els_query_print_csv(json_t *row, FILE *out)
 /* ---- the table ---- */
 
 #define TCOLS 13
-static const char *const theads[TCOLS] = {"TIME",    "SEQ",	    "KIND",    "VERDICT", "DIR",
-					  "PROTO",   "SOURCE",	    "DESTINATION", "HANDLER",
-					  "REASON",  "RULE",	    "COUNT",   "DETAIL"};
+static const char *const theads[TCOLS] = {"TIME",  "SEQ",    "KIND",	    "VERDICT", "DIR",
+					  "PROTO", "SOURCE", "DESTINATION", "HANDLER", "REASON",
+					  "RULE",  "COUNT",  "DETAIL"};
 
 struct els_query_table {
 	char **cells; /* TCOLS per row */
@@ -243,7 +247,8 @@ static char *endpoint(json_t *row, const char *a, const char *p)
 	safe = els_termsafe(addr, strlen(addr), false);
 	if (!safe || !json_is_integer(port))
 		return safe;
-	if (asprintf(&out, strchr(safe, ':') ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
+	if (asprintf(&out,
+		     strchr(safe, ':') ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
 		     safe, json_integer_value(port)) < 0)
 		out = NULL;
 	free(safe);
@@ -282,8 +287,9 @@ int els_query_table_add(struct els_query_table *t, json_t *row)
 	if (json_is_string(rn) && json_string_length(rn))
 		c[10] = cell_text(rn, "-");
 	else if (json_is_integer(rule))
-		c[10] = (snprintf(buf, sizeof(buf), "#%" JSON_INTEGER_FORMAT, json_integer_value(rule)),
-			 strdup(buf));
+		c[10] =
+		    (snprintf(buf, sizeof(buf), "#%" JSON_INTEGER_FORMAT, json_integer_value(rule)),
+		     strdup(buf));
 	else
 		c[10] = strdup("-");
 	c[11] = cell_text(json_object_get(row, "count"), "");
@@ -319,7 +325,8 @@ void els_query_table_flush(struct els_query_table *t, FILE *out)
 
 		for (unsigned i = 0; i + 1 < TCOLS; i++)
 			/* numbers right-aligned, text left */
-			fprintf(out, i == 1 || i == 11 ? "%*s  " : "%-*s  ", (int)t->width[i], c[i]);
+			fprintf(out, i == 1 || i == 11 ? "%*s  " : "%-*s  ", (int)t->width[i],
+				c[i]);
 		fprintf(out, "%s\n", c[TCOLS - 1]);
 		for (unsigned i = 0; i < TCOLS; i++)
 			free(c[i]);
@@ -361,8 +368,8 @@ static int wire_query(json_t *args, struct els_query *q, char *msg, size_t msgle
 	now_ns = (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
 	els_query_init(q);
 	v = json_object_get(args, "limit");
-	q->limit = json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
-								    : 50;
+	q->limit =
+	    json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 50;
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		const char *s = json_string_value(json_object_get(args, strs[i]));
 
@@ -451,8 +458,8 @@ static int one_bit(uint32_t v)
 }
 
 /* "a,b,c" of n names; false when it does not fit the protocol's string limit. */
-static bool join(char *buf, size_t len, unsigned n, const char *(*name)(const struct els_query *,
-									unsigned, char *),
+static bool join(char *buf, size_t len, unsigned n,
+		 const char *(*name)(const struct els_query *, unsigned, char *),
 		 const struct els_query *q)
 {
 	size_t o = 0;

@@ -109,9 +109,8 @@ int els_top_add(struct els_top *t, json_t *row)
 	char buf[32];
 	const char *key = key_of(t, row, buf, sizeof(buf));
 	json_t *c = json_object_get(row, "count");
-	uint64_t packets = json_is_integer(c) && json_integer_value(c) > 0
-			       ? (uint64_t)json_integer_value(c)
-			       : 1;
+	uint64_t packets =
+	    json_is_integer(c) && json_integer_value(c) > 0 ? (uint64_t)json_integer_value(c) : 1;
 	struct top_entry *e;
 
 	if (!key) {
@@ -134,7 +133,8 @@ int els_top_add(struct els_top *t, json_t *row)
 
 static int by_size(const void *a, const void *b)
 {
-	const struct top_entry *x = *(struct top_entry *const *)a, *y = *(struct top_entry *const *)b;
+	const struct top_entry *x = *(struct top_entry *const *)a,
+			       *y = *(struct top_entry *const *)b;
 
 	if (x->packets != y->packets)
 		return x->packets < y->packets ? 1 : -1;
@@ -166,20 +166,21 @@ void els_top_print(struct els_top *t, unsigned n, bool json, FILE *out)
 		if (v[i]->key && strlen(v[i]->key) > w)
 			w = strlen(v[i]->key);
 	if (!json && m)
-		fprintf(out, "%-*s  %12s  %8s\n", (int)w, t->by == ELS_TOP_SRC ? "SOURCE"
-						   : t->by == ELS_TOP_PORT  ? "PORT"
-						   : t->by == ELS_TOP_REASON ? "REASON"
-									    : "PERMIT",
+		fprintf(out, "%-*s  %12s  %8s\n", (int)w,
+			t->by == ELS_TOP_SRC	  ? "SOURCE"
+			: t->by == ELS_TOP_PORT	  ? "PORT"
+			: t->by == ELS_TOP_REASON ? "REASON"
+						  : "PERMIT",
 			"PACKETS", "RECORDS");
 	for (size_t i = 0; i < m; i++) {
 		struct top_entry *e = v[i];
 
 		if (json) {
-			json_t *val = !e->key ? json_null()
+			json_t *val = !e->key		      ? json_null()
 				      : t->by == ELS_TOP_PORT ? json_integer(atoi(e->key))
 							      : json_string(e->key);
-			json_t *o = json_pack("{s:s,s:o,s:I,s:I}", "by", by_names[t->by], "value", val,
-					      "packets", (json_int_t)e->packets, "records",
+			json_t *o = json_pack("{s:s,s:o,s:I,s:I}", "by", by_names[t->by], "value",
+					      val, "packets", (json_int_t)e->packets, "records",
 					      (json_int_t)e->records);
 
 			if (o)

@@ -13,7 +13,7 @@
 
 #include "els/addr.h"
 
-#define ELS_QUERY_MAX	     16 /* values per list filter */
+#define ELS_QUERY_MAX	      16 /* values per list filter */
 #define ELS_QUERY_HANDLER_LEN 32
 
 struct els_query {

@@ -251,8 +251,10 @@ Test(output, json_text)
 
 Test(output, agent_strings_are_made_terminal_safe)
 {
-	json_t *r = json_pack("{s:s, s:[s], s:{s:s}}", "id", "e\x1b[2Jvil", "list", "a\x07" "b", "nested",
-			      "text", "line 1\n\tline 2\x1b]0;t\x07");
+	json_t *r = json_pack("{s:s, s:[s], s:{s:s}}", "id", "e\x1b[2Jvil", "list",
+			      "a\x07"
+			      "b",
+			      "nested", "text", "line 1\n\tline 2\x1b]0;t\x07");
 
 	ctl_json_termsafe(r);
 	cr_assert_str_eq(json_string_value(json_object_get(r, "id")), "e?vil");

@@ -40,14 +40,15 @@ static void setup(void)
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/monitor.db", dir);
 	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	snprintf(sql, sizeof(sql),
-		 "CREATE TABLE records(seq INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, kind TEXT,"
-		 " verdict TEXT, dir TEXT, family INTEGER, proto TEXT, src TEXT, sport INTEGER,"
-		 " dst TEXT, dport INTEGER, icmp_type INTEGER, icmp_code INTEGER, tcp_flags INTEGER,"
-		 " handler TEXT, reason TEXT, rule INTEGER, rule_name TEXT, generation INTEGER,"
-		 " count INTEGER NOT NULL DEFAULT 1, pkts_init INTEGER, pkts_resp INTEGER,"
-		 " bytes_init INTEGER, bytes_resp INTEGER, duration_ns INTEGER, detail TEXT,"
-		 " mac BLOB);");
+	snprintf(
+	    sql, sizeof(sql),
+	    "CREATE TABLE records(seq INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, kind TEXT,"
+	    " verdict TEXT, dir TEXT, family INTEGER, proto TEXT, src TEXT, sport INTEGER,"
+	    " dst TEXT, dport INTEGER, icmp_type INTEGER, icmp_code INTEGER, tcp_flags INTEGER,"
+	    " handler TEXT, reason TEXT, rule INTEGER, rule_name TEXT, generation INTEGER,"
+	    " count INTEGER NOT NULL DEFAULT 1, pkts_init INTEGER, pkts_resp INTEGER,"
+	    " bytes_init INTEGER, bytes_resp INTEGER, duration_ns INTEGER, detail TEXT,"
+	    " mac BLOB);");
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
 	cr_assert_eq(sqlite3_exec(db, rows_sql, NULL, NULL, NULL), SQLITE_OK, "%s",
 		     sqlite3_errmsg(db));
@@ -120,14 +121,14 @@ static void expect_rows(const struct els_query *q, const char *want)
 	}
 }
 
-#define Q(...)                                                                                   \
-	do {                                                                                     \
-		struct els_query q;                                                              \
-		const char *args[] = {__VA_ARGS__};                                              \
-		els_query_init(&q);                                                              \
-		for (size_t i = 0; i + 2 < sizeof(args) / sizeof(args[0]); i += 2)               \
-			set_ok(&q, args[i], args[i + 1]);                                        \
-		expect_rows(&q, args[sizeof(args) / sizeof(args[0]) - 1]);                       \
+#define Q(...)                                                                                     \
+	do {                                                                                       \
+		struct els_query q;                                                                \
+		const char *args[] = {__VA_ARGS__};                                                \
+		els_query_init(&q);                                                                \
+		for (size_t i = 0; i + 2 < sizeof(args) / sizeof(args[0]); i += 2)                 \
+			set_ok(&q, args[i], args[i + 1]);                                          \
+		expect_rows(&q, args[sizeof(args) / sizeof(args[0]) - 1]);                         \
 	} while (0)
 
 Test(query, kinds_verdicts_reasons_handlers_lists)
@@ -263,8 +264,16 @@ Test(time, grammar)
 
 Test(time, rejects)
 {
-	static const char *const bad[] = {"",	 "@",	       "@-1",	      "m",    "15",
-					  "15x", "2023-13-01", "2023-11-14x", "1.5h", "@12a",
+	static const char *const bad[] = {"",
+					  "@",
+					  "@-1",
+					  "m",
+					  "15",
+					  "15x",
+					  "2023-13-01",
+					  "2023-11-14x",
+					  "1.5h",
+					  "@12a",
 					  "99999999999999w"};
 	int64_t ns;
 	const char *why;
@@ -298,20 +307,21 @@ Test(query, json_rows_have_every_column_in_order_with_nulls)
 	sqlite3_finalize(st);
 	els_query_print_ndjson(row, f);
 	fclose(f);
-	cr_assert_str_eq(line,
-			 "{\"seq\":4,\"ts_ns\":1699999500000000000,\"time\":\"2023-11-14T22:05:00.000Z\","
-			 "\"kind\":\"event\",\"verdict\":null,\"dir\":null,\"family\":null,"
-			 "\"proto\":null,\"src\":null,\"sport\":null,\"dst\":null,\"dport\":null,"
-			 "\"icmp_type\":null,\"icmp_code\":null,\"tcp_flags\":null,\"handler\":\"mgmt\","
-			 "\"reason\":\"event\",\"rule\":null,\"rule_name\":null,\"generation\":null,"
-			 "\"count\":1,\"pkts_init\":null,\"pkts_resp\":null,\"bytes_init\":null,"
-			 "\"bytes_resp\":null,\"duration_ns\":null,"
-			 "\"detail\":\"mgmt alice/admin@198.18.0.1 status: ok gen 1\"}\n");
+	cr_assert_str_eq(
+	    line, "{\"seq\":4,\"ts_ns\":1699999500000000000,\"time\":\"2023-11-14T22:05:00.000Z\","
+		  "\"kind\":\"event\",\"verdict\":null,\"dir\":null,\"family\":null,"
+		  "\"proto\":null,\"src\":null,\"sport\":null,\"dst\":null,\"dport\":null,"
+		  "\"icmp_type\":null,\"icmp_code\":null,\"tcp_flags\":null,\"handler\":\"mgmt\","
+		  "\"reason\":\"event\",\"rule\":null,\"rule_name\":null,\"generation\":null,"
+		  "\"count\":1,\"pkts_init\":null,\"pkts_resp\":null,\"bytes_init\":null,"
+		  "\"bytes_resp\":null,\"duration_ns\":null,"
+		  "\"detail\":\"mgmt alice/admin@198.18.0.1 status: ok gen 1\"}\n");
 	/* an answer's row with keys missing or out of order comes out the same */
-	json_t *partial = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I}", "detail",
-				    "mgmt alice/admin@198.18.0.1 status: ok gen 1", "kind", "event",
-				    "seq", (json_int_t)4, "ts_ns", (json_int_t)1699999500000000000LL,
-				    "handler", "mgmt", "reason", "event", "count", (json_int_t)1);
+	json_t *partial =
+	    json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I}", "detail",
+		      "mgmt alice/admin@198.18.0.1 status: ok gen 1", "kind", "event", "seq",
+		      (json_int_t)4, "ts_ns", (json_int_t)1699999500000000000LL, "handler", "mgmt",
+		      "reason", "event", "count", (json_int_t)1);
 	json_t *norm = els_query_row_normal(partial);
 	char *a = json_dumps(norm, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	char *b = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -336,7 +346,8 @@ Test(query, wire_args_carry_what_fits_and_nothing_narrower)
 	set_ok(&q, "reason", "no_permit");
 	a = els_query_wire_args(&q, 100);
 	cr_assert_str_eq(json_string_value(json_object_get(a, "kind")), "drop");
-	cr_assert_str_eq(json_string_value(json_object_get(a, "addr")), "2001:db8::/32,198.18.9.0/24");
+	cr_assert_str_eq(json_string_value(json_object_get(a, "addr")),
+			 "2001:db8::/32,198.18.9.0/24");
 	cr_assert_eq(json_integer_value(json_object_get(a, "port")), 22);
 	cr_assert_eq(json_integer_value(json_object_get(a, "limit")), 100);
 	json_decref(a);
@@ -358,8 +369,8 @@ Test(query, the_agent_side_checks_and_runs_the_same_query)
 
 	cr_assert_not_null(r, "%s", msg);
 	cr_assert_eq(json_array_size(json_object_get(r, "rows")), 1);
-	cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(r, "rows"), 0),
-							"seq")),
+	cr_assert_eq(json_integer_value(
+			 json_object_get(json_array_get(json_object_get(r, "rows"), 0), "seq")),
 		     6, "newest first");
 	cr_assert(json_is_true(json_object_get(r, "truncated")));
 	json_decref(r);

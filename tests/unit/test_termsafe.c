@@ -19,7 +19,8 @@ static void expect(const char *in, size_t len, bool keep, const char *want)
 Test(termsafe, plain_text_and_utf8_pass_unchanged)
 {
 	EXPECT("web1 https-in 198.18.0.1", false, "web1 https-in 198.18.0.1");
-	EXPECT("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92", false, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
+	EXPECT("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92", false,
+	       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
 }
 
 Test(termsafe, csi_sequences_are_one_question_mark)
@@ -39,16 +40,28 @@ Test(termsafe, osc_and_dcs_strings_are_removed_whole)
 
 Test(termsafe, c1_controls_in_utf8_and_raw)
 {
-	EXPECT("a\xc2\x9b" "2Jb", false, "a?b"); /* C1 CSI */
-	EXPECT("a\xc2\x9d" "0;t\x07" "b", false, "a?b"); /* C1 OSC */
-	EXPECT("a\xc2\x85" "b", false, "a?b");	    /* NEL */
-	EXPECT("a\x9b" "2Jb", false, "a?2Jb");	    /* a raw byte: invalid UTF-8 */
+	EXPECT("a\xc2\x9b"
+	       "2Jb",
+	       false, "a?b"); /* C1 CSI */
+	EXPECT("a\xc2\x9d"
+	       "0;t\x07"
+	       "b",
+	       false, "a?b"); /* C1 OSC */
+	EXPECT("a\xc2\x85"
+	       "b",
+	       false, "a?b"); /* NEL */
+	EXPECT("a\x9b"
+	       "2Jb",
+	       false, "a?2Jb"); /* a raw byte: invalid UTF-8 */
 }
 
 Test(termsafe, c0_del_and_invalid_bytes)
 {
 	EXPECT("ok\rFAKE", false, "ok?FAKE");
-	EXPECT("a\x7f" "b\x08" "c", false, "a?b?c");
+	EXPECT("a\x7f"
+	       "b\x08"
+	       "c",
+	       false, "a?b?c");
 	EXPECT("\xc0\xaf\xed\xa0\x80", false, "?????"); /* overlong '/', a surrogate */
 	expect("a\0b", 3, false, "a?b");
 }

@@ -105,17 +105,26 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_JSON = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
 	static const struct option longopts[] = {
-	    {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
-	    {"kind", required_argument, NULL, 'k'},   {"verdict", required_argument, NULL, 'v'},
-	    {"addr", required_argument, NULL, 'a'},   {"port", required_argument, NULL, 'p'},
-	    {"reason", required_argument, NULL, 'r'}, {"handler", required_argument, NULL, 'H'},
-	    {"limit", required_argument, NULL, 'n'},  {"last", required_argument, NULL, 'n'},
+	    {"since", required_argument, NULL, 's'},
+	    {"until", required_argument, NULL, 'u'},
+	    {"kind", required_argument, NULL, 'k'},
+	    {"verdict", required_argument, NULL, 'v'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {"handler", required_argument, NULL, 'H'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"last", required_argument, NULL, 'n'},
 	    {"before-seq", required_argument, NULL, OPT_BEFORE},
 	    {"after-seq", required_argument, NULL, OPT_AFTER},
-	    {"follow", no_argument, NULL, 'f'},	      {"by", required_argument, NULL, OPT_BY},
-	    {"json", no_argument, NULL, OPT_JSON},    {"csv", no_argument, NULL, OPT_CSV},
-	    {"verify", no_argument, NULL, OPT_VERIFY}, {"key", required_argument, NULL, 'K'},
-	    {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"by", required_argument, NULL, OPT_BY},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"csv", no_argument, NULL, OPT_CSV},
+	    {"verify", no_argument, NULL, OPT_VERIFY},
+	    {"key", required_argument, NULL, 'K'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	char err[700];
@@ -128,17 +137,39 @@ static void parse_args(int argc, char **argv, struct options *o)
 		const char *name = NULL;
 
 		switch (c) {
-		case 's': name = "since"; break;
-		case 'u': name = "until"; break;
-		case 'k': name = "kind"; break;
-		case 'v': name = "verdict"; break;
-		case 'a': name = "addr"; break;
-		case 'p': name = "port"; break;
-		case 'r': name = "reason"; break;
-		case 'H': name = "handler"; break;
-		case 'n': name = "limit"; break;
-		case OPT_BEFORE: name = "before-seq"; break;
-		case OPT_AFTER: name = "after-seq"; break;
+		case 's':
+			name = "since";
+			break;
+		case 'u':
+			name = "until";
+			break;
+		case 'k':
+			name = "kind";
+			break;
+		case 'v':
+			name = "verdict";
+			break;
+		case 'a':
+			name = "addr";
+			break;
+		case 'p':
+			name = "port";
+			break;
+		case 'r':
+			name = "reason";
+			break;
+		case 'H':
+			name = "handler";
+			break;
+		case 'n':
+			name = "limit";
+			break;
+		case OPT_BEFORE:
+			name = "before-seq";
+			break;
+		case OPT_AFTER:
+			name = "after-seq";
+			break;
 		case 'f':
 			o->follow = true;
 			break;
@@ -220,7 +251,8 @@ static int print_rows(sqlite3 *db, const struct options *o, const struct els_que
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		fprintf(stderr, "els-log: %s: %s\n", o->file,
-			rc == SQLITE_NOMEM ? "out of memory: use --limit or --json" : sqlite3_errmsg(db));
+			rc == SQLITE_NOMEM ? "out of memory: use --limit or --json"
+					   : sqlite3_errmsg(db));
 		return 2;
 	}
 	if (o->fmt == FMT_TABLE)

@@ -16,12 +16,12 @@
 #include "els/query.h"
 #include "elsctl.h"
 
-#define PAGE_ROWS	   10000 /* the protocol's largest limit */
-#define MAX_PAGES	   100	 /* a million rows scanned at most per answer */
-#define DEFAULT_ROWS	   50
-#define TOP_DEFAULT	   10
-#define FOLLOW_PERIOD_S	   2
-#define FOLLOW_SLACK_NS	   (60LL * 1000000000LL) /* records reach the file up to ~1 s late */
+#define PAGE_ROWS	10000 /* the protocol's largest limit */
+#define MAX_PAGES	100   /* a million rows scanned at most per answer */
+#define DEFAULT_ROWS	50
+#define TOP_DEFAULT	10
+#define FOLLOW_PERIOD_S 2
+#define FOLLOW_SLACK_NS (60LL * 1000000000LL) /* records reach the file up to ~1 s late */
 
 struct log_job {
 	struct els_query q;
@@ -73,8 +73,9 @@ static int log_call(struct ctl_conn *conn, const struct ctl_req *r, const char *
 			break;
 		}
 		if (exact && j->want && j->want - json_array_size(rows) < PAGE_ROWS)
-			json_object_set_new(args, "limit",
-					    json_integer((json_int_t)(j->want - json_array_size(rows))));
+			json_object_set_new(
+			    args, "limit",
+			    json_integer((json_int_t)(j->want - json_array_size(rows))));
 		rc = ctl_request(conn, label, "log", args, &page, err, errlen);
 		json_decref(args);
 		if (rc < 0)
@@ -103,12 +104,11 @@ static int log_call(struct ctl_conn *conn, const struct ctl_req *r, const char *
 			}
 			json_array_append(rows, row);
 		}
-		bool truncated = json_is_true(json_object_get(json_object_get(page, "result"),
-							       "truncated"));
+		bool truncated =
+		    json_is_true(json_object_get(json_object_get(page, "result"), "truncated"));
 		size_t n = json_array_size(got);
-		json_int_t last = n ? json_integer_value(json_object_get(json_array_get(got, n - 1),
-									 "seq"))
-				    : 0;
+		json_int_t last =
+		    n ? json_integer_value(json_object_get(json_array_get(got, n - 1), "seq")) : 0;
 
 		json_decref(page);
 		page = NULL;
@@ -120,10 +120,11 @@ static int log_call(struct ctl_conn *conn, const struct ctl_req *r, const char *
 		}
 		if (pages + 1 == MAX_PAGES) {
 			more = true;
-			fprintf(stderr,
-				"elsctl: %s: stopped after %llu records scanned: narrow the filters "
-				"(--since, --kind, ...)\n",
-				label, (unsigned long long)scanned);
+			fprintf(
+			    stderr,
+			    "elsctl: %s: stopped after %llu records scanned: narrow the filters "
+			    "(--since, --kind, ...)\n",
+			    label, (unsigned long long)scanned);
 			break;
 		}
 		q.before_seq = last;
@@ -160,25 +161,22 @@ static int show_log(json_t *r, FILE *out)
 
 		if (!t)
 			return CTL_EXIT_CONN;
-		json_array_foreach(rows, i, row)
-			els_top_add(t, row);
+		json_array_foreach(rows, i, row) els_top_add(t, row);
 		els_top_print(t, j->shown, j->json, out);
 		els_top_free(t);
 		if (json_is_true(json_object_get(r, "truncated")))
-			fprintf(stderr, "elsctl: partial: only the newest %zu matching records were "
-					"counted\n",
+			fprintf(stderr,
+				"elsctl: partial: only the newest %zu matching records were "
+				"counted\n",
 				json_array_size(rows));
 		return CTL_EXIT_OK;
 	}
 	if (j->json) {
-		json_array_foreach(rows, i, row)
-			els_query_print_ndjson(row, out);
+		json_array_foreach(rows, i, row) els_query_print_ndjson(row, out);
 	} else {
 		struct els_query_table *t = els_query_table_new();
 
-		json_array_foreach(rows, i, row)
-			if (t)
-				els_query_table_add(t, row);
+		json_array_foreach(rows, i, row) if (t) els_query_table_add(t, row);
 		if (t)
 			els_query_table_flush(t, out);
 		els_query_table_free(t);
@@ -186,8 +184,9 @@ static int show_log(json_t *r, FILE *out)
 			fprintf(stderr, "elsctl: no matching records\n");
 	}
 	if (json_is_true(json_object_get(r, "truncated")) && json_array_size(rows))
-		fprintf(stderr, "elsctl: more records match: --limit, or --before-seq %" JSON_INTEGER_FORMAT
-				"\n",
+		fprintf(stderr,
+			"elsctl: more records match: --limit, or --before-seq %" JSON_INTEGER_FORMAT
+			"\n",
 			json_integer_value(json_object_get(json_array_get(rows, 0), "seq")));
 	fflush(out);
 	return CTL_EXIT_OK;
@@ -294,19 +293,30 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 {
 	enum { O_BEFORE = 256, O_AFTER, O_BY, O_JSON, O_ADDR };
 	static const struct option lo[] = {
-	    {"limit", required_argument, NULL, 'n'},   {"kind", required_argument, NULL, 'k'},
-	    {"verdict", required_argument, NULL, 'v'}, {"reason", required_argument, NULL, 'r'},
-	    {"handler", required_argument, NULL, 'H'}, {"addr", required_argument, NULL, O_ADDR},
-	    {"port", required_argument, NULL, 'p'},    {"since", required_argument, NULL, 's'},
-	    {"until", required_argument, NULL, 'u'},   {"before-seq", required_argument, NULL, O_BEFORE},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"kind", required_argument, NULL, 'k'},
+	    {"verdict", required_argument, NULL, 'v'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {"handler", required_argument, NULL, 'H'},
+	    {"addr", required_argument, NULL, O_ADDR},
+	    {"port", required_argument, NULL, 'p'},
+	    {"since", required_argument, NULL, 's'},
+	    {"until", required_argument, NULL, 'u'},
+	    {"before-seq", required_argument, NULL, O_BEFORE},
 	    {"after-seq", required_argument, NULL, O_AFTER},
-	    {"follow", no_argument, NULL, 'f'},	       {"by", required_argument, NULL, O_BY},
-	    {"json", no_argument, NULL, O_JSON},       {"help", no_argument, NULL, 'h'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"by", required_argument, NULL, O_BY},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	static struct log_job j;
-	struct ctl_req r = {.cmd = "log", .show = show_log, .summary = sum_log, .call = log_call,
-			    .data = &j, .show_json = true};
+	struct ctl_req r = {.cmd = "log",
+			    .show = show_log,
+			    .summary = sum_log,
+			    .call = log_call,
+			    .data = &j,
+			    .show_json = true};
 	struct timespec now;
 	char err[700];
 	bool follow_on = false, by_set = false;
@@ -326,24 +336,46 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 		const char *name = NULL;
 
 		switch (ch) {
-		case 'n': name = "limit"; break;
-		case 'k': name = "kind"; break;
-		case 'v': name = "verdict"; break;
-		case 'r': name = "reason"; break;
-		case 'H': name = "handler"; break;
-		case O_ADDR: name = "addr"; break;
-		case 'p': name = "port"; break;
-		case 's': name = "since"; break;
-		case 'u': name = "until"; break;
-		case O_BEFORE: name = "before-seq"; break;
-		case O_AFTER: name = "after-seq"; break;
+		case 'n':
+			name = "limit";
+			break;
+		case 'k':
+			name = "kind";
+			break;
+		case 'v':
+			name = "verdict";
+			break;
+		case 'r':
+			name = "reason";
+			break;
+		case 'H':
+			name = "handler";
+			break;
+		case O_ADDR:
+			name = "addr";
+			break;
+		case 'p':
+			name = "port";
+			break;
+		case 's':
+			name = "since";
+			break;
+		case 'u':
+			name = "until";
+			break;
+		case O_BEFORE:
+			name = "before-seq";
+			break;
+		case O_AFTER:
+			name = "after-seq";
+			break;
 		case 'f':
 			follow_on = true;
 			break;
 		case O_BY:
 			if (els_top_by_parse(optarg, &j.by) < 0)
-				return ctl_usage_error("log", "--by '%s': port, src, reason or permit",
-						       optarg);
+				return ctl_usage_error(
+				    "log", "--by '%s': port, src, reason or permit", optarg);
 			by_set = true;
 			break;
 		case O_JSON:

@@ -188,8 +188,7 @@ const struct ctl_cmd ctl_cmds[] = {
      "  -f, --follow       then print new records as they come (asks every 2 s; one agent)\n"
      "      --json         NDJSON, one record per line, every column (also: elsctl --json log)\n"
      "top: packets and records per destination port, source, reason or permit, biggest\n"
-     "first. A bad value is a usage error naming it (exit 2).\n" TARGETS
-     "Fleet line: N rows\n"},
+     "first. A bad value is a usage error naming it (exit 2).\n" TARGETS "Fleet line: N rows\n"},
     {"registry", cmd_registry, "PPS registry report of a local config (no agent)",
      "Usage: elsctl registry [-c CONF] [--monitor FILE]\n\n"
      "Prints every permit of CONF (default /etc/elsd/elsd.conf) with its ports and their\n"

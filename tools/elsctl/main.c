@@ -132,18 +132,12 @@ int main(int argc, char *argv[])
 {
 	enum { OPT_CERT = 256, OPT_KEY, OPT_CA, OPT_CRL };
 	static const struct option lo[] = {
-	    {"agent", required_argument, NULL, 'a'},
-	    {"agents", required_argument, NULL, 'A'},
-	    {"parallel", required_argument, NULL, 'P'},
-	    {"cert", required_argument, NULL, OPT_CERT},
-	    {"key", required_argument, NULL, OPT_KEY},
-	    {"ca", required_argument, NULL, OPT_CA},
-	    {"crl", required_argument, NULL, OPT_CRL},
-	    {"json", no_argument, NULL, 'j'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"agent", required_argument, NULL, 'a'},	{"agents", required_argument, NULL, 'A'},
+	    {"parallel", required_argument, NULL, 'P'}, {"cert", required_argument, NULL, OPT_CERT},
+	    {"key", required_argument, NULL, OPT_KEY},	{"ca", required_argument, NULL, OPT_CA},
+	    {"crl", required_argument, NULL, OPT_CRL},	{"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},	{"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},		{0},
 	};
 	struct ctl c = {
 	    .default_port = CTL_DEFAULT_PORT,

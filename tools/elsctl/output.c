@@ -37,11 +37,9 @@ void ctl_json_termsafe(json_t *v)
 			json_string_set(v, "?"); /* out of memory: lose the text, not the safety */
 		free(safe);
 	} else if (json_is_object(v)) {
-		json_object_foreach(v, k, e)
-			ctl_json_termsafe(e);
+		json_object_foreach(v, k, e) ctl_json_termsafe(e);
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
-			ctl_json_termsafe(e);
+		json_array_foreach(v, i, e) ctl_json_termsafe(e);
 	}
 }
 

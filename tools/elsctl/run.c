@@ -88,11 +88,11 @@ static void call_one(SSL_CTX *ctx, const struct ctl_endpoint *ep, unsigned timeo
 	if (r->call)
 		rc = r->call(conn, r, ep->label, &o->resp, o->err, sizeof(o->err));
 	else
-		rc = ctl_request(conn, ep->label, r->cmd, r->args, &o->resp, o->err,
-				 sizeof(o->err));
+		rc =
+		    ctl_request(conn, ep->label, r->cmd, r->args, &o->resp, o->err, sizeof(o->err));
 	if (rc == 0)
-		o->exit = json_is_true(json_object_get(o->resp, "ok")) ? CTL_EXIT_OK
-									: CTL_EXIT_FAILED;
+		o->exit =
+		    json_is_true(json_object_get(o->resp, "ok")) ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 	ctl_conn_close(conn);
 }
 

@@ -262,10 +262,11 @@ static bool load_crls(SSL_CTX *ctx, const struct ctl_tls_opts *o, char *err, siz
 				when[k > 0 ? k : 0] = '\0';
 			}
 			BIO_free(m);
-			snprintf(err, errlen,
-				 "CRL file %s expired on %s: refresh it on the CA host (els-pki crl "
-				 "DIR) and copy DIR/crl.pem here",
-				 o->crl, when);
+			snprintf(
+			    err, errlen,
+			    "CRL file %s expired on %s: refresh it on the CA host (els-pki crl "
+			    "DIR) and copy DIR/crl.pem here",
+			    o->crl, when);
 			X509_CRL_free(crl);
 			BIO_free(b);
 			return false;
