@@ -83,6 +83,11 @@ int els_time_parse(const char *s, int64_t now_ns, int64_t *out_ns, const char **
 			*why = "a time before 1970";
 			return -EINVAL;
 		}
+		/* ns since 1970 in 64 bits end in 2262 (found by fuzz_query) */
+		if (t >= INT64_MAX / NS_PER_S) {
+			*why = "a time after 2262";
+			return -EINVAL;
+		}
 		*out_ns = (int64_t)t * NS_PER_S + frac;
 		return 0;
 	}
