@@ -16,6 +16,7 @@
 #include "alert.h"
 #include "control.h"
 #include "els/mgmt.h"
+#include "els/query.h"
 #include "ipc.h"
 #include "log.h"
 #include "mgmt.h"
@@ -294,116 +295,11 @@ static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err
 			 (json_int_t)total, "truncated", total > n || missing, "flows", flows);
 }
 
-static int query_deadline(void *arg)
-{
-	return els_now_mono() > *(uint64_t *)arg;
-}
-
+/* The query is lib/query.c's, the one els-log and elsctl use (include/els/query.h). */
 static json_t *cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e)
 {
-	static const char *const text_filters[][2] = {
-	    {"kind", "kind = ?"},	{"verdict", "verdict = ?"},	  {"reason", "reason = ?"},
-	    {"handler", "handler = ?"}, {"addr", "(src = ? OR dst = ?)"},
-	};
-	static const char *const int_filters[][2] = {
-	    {"port", "(sport = ? OR dport = ?)"},
-	    {"since_ns", "ts_ns >= ?"},
-	    {"until_ns", "ts_ns < ?"},
-	    {"before_seq", "seq < ?"},
-	};
-	static const char cols[] =
-	    "seq, ts_ns, kind, verdict, dir, family, proto, src, sport, dst, dport, icmp_type, "
-	    "icmp_code, tcp_flags, handler, reason, rule, rule_name, generation, count, pkts_init, "
-	    "pkts_resp, bytes_init, bytes_resp, duration_ns, detail";
-	json_t *jl = json_object_get(args, "limit");
-	json_int_t limit = jl ? json_integer_value(jl) : 50;
-	char sql[1024];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	json_t *rows = NULL, *out = NULL;
-	size_t off;
-
-	off = (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM records WHERE 1", cols);
-	for (size_t i = 0; i < sizeof(text_filters) / sizeof(text_filters[0]); i++)
-		if (json_object_get(args, text_filters[i][0]))
-			off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND %s",
-						text_filters[i][1]);
-	for (size_t i = 0; i < sizeof(int_filters) / sizeof(int_filters[0]); i++)
-		if (json_object_get(args, int_filters[i][0]))
-			off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND %s",
-						int_filters[i][1]);
-	snprintf(sql + off, sizeof(sql) - off, " ORDER BY seq DESC LIMIT ?");
-
-	/* Its own read-only connection: WAL readers never block the monitor's writer. */
-	if (sqlite3_open_v2(c->env.monitor_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 1000) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		els_cmd_fail(e, "internal", "cannot query the monitor file %s: %s",
-			     c->env.monitor_path, db ? sqlite3_errmsg(db) : "out of memory");
-		goto out;
-	}
-	uint64_t deadline = els_now_mono() + LOG_QUERY_MS * 1000000ull;
-	sqlite3_progress_handler(db, 1000, query_deadline, &deadline);
-	int bi = 1;
-	for (size_t i = 0; i < sizeof(text_filters) / sizeof(text_filters[0]); i++) {
-		json_t *v = json_object_get(args, text_filters[i][0]);
-		if (!v)
-			continue;
-		sqlite3_bind_text(st, bi++, json_string_value(v), -1, SQLITE_TRANSIENT);
-		if (strchr(text_filters[i][1], '?') != strrchr(text_filters[i][1], '?'))
-			sqlite3_bind_text(st, bi++, json_string_value(v), -1, SQLITE_TRANSIENT);
-	}
-	for (size_t i = 0; i < sizeof(int_filters) / sizeof(int_filters[0]); i++) {
-		json_t *v = json_object_get(args, int_filters[i][0]);
-		if (!v)
-			continue;
-		sqlite3_bind_int64(st, bi++, json_integer_value(v));
-		if (strchr(int_filters[i][1], '?') != strrchr(int_filters[i][1], '?'))
-			sqlite3_bind_int64(st, bi++, json_integer_value(v));
-	}
-	sqlite3_bind_int64(st, bi, limit + 1);
-	rows = json_array();
-	json_int_t n = 0;
-	bool truncated = false;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n++ == limit) {
-			truncated = true;
-			break;
-		}
-		json_t *row = json_object();
-		for (int k = 0; k < sqlite3_column_count(st); k++) {
-			json_t *v;
-			switch (sqlite3_column_type(st, k)) {
-			case SQLITE_INTEGER:
-				v = json_integer(sqlite3_column_int64(st, k));
-				break;
-			case SQLITE_FLOAT:
-				v = json_real(sqlite3_column_double(st, k));
-				break;
-			case SQLITE_NULL:
-				v = json_null();
-				break;
-			default:
-				v = els_json_text((const char *)sqlite3_column_text(st, k),
-						  (size_t)sqlite3_column_bytes(st, k));
-			}
-			json_object_set_new(row, sqlite3_column_name(st, k), v);
-		}
-		json_array_append_new(rows, row);
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		els_cmd_fail(e, "internal", "monitor query failed: %s%s", sqlite3_errmsg(db),
-			     rc == SQLITE_INTERRUPT ? " (took too long: narrow the filters)" : "");
-		goto out;
-	}
-	out = json_pack("{s:O,s:b}", "rows", rows, "truncated", truncated);
-out:
-	json_decref(rows);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return out;
+	return els_query_wire(c->env.monitor_path, args, LOG_QUERY_MS, &e->code, e->msg,
+			      sizeof(e->msg));
 }
 
 static json_t *cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e)

@@ -54,8 +54,14 @@ els_cleanup() {
 	[[ -n ${ELS_KEEP:-} ]] || rm -rf "$WORK"
 }
 
+# The scenario's exit status: it fails when a check failed, and when it ran no check at all
+# (an early return or a mistyped loop must not look like a pass).
 els_finish() {
 	echo "$PASSED passed, $FAILED failed"
+	if ((PASSED + FAILED == 0)); then
+		echo "not ok - the scenario ran no check"
+		return 1
+	fi
 	((FAILED == 0))
 }
 

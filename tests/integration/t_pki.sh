@@ -45,9 +45,10 @@ mode() { stat -c %a "$1" 2>/dev/null || echo missing; }
 # ext CERT NAME: one X.509v3 extension as openssl prints it
 ext() { openssl x509 -in "$1" -noout -ext "$2" 2>/dev/null; }
 
+# 77: ctest reports the scenario as skipped (SKIP_RETURN_CODE in CMakeLists.txt), not passed.
 if ! command -v openssl >/dev/null; then
 	echo "1..0 # SKIP openssl not installed"
-	exit 0
+	exit 77
 fi
 
 # --- help and usage --------------------------------------------------------------------------
@@ -296,4 +297,4 @@ check "list shows an expired certificate as expired" grep -Eq '^expired .*CN=bob
 	<<<"$("$PKI" list "$WORK/aged" 2>&1)"
 
 printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-((FAILED == 0))
+((FAILED == 0 && PASSED > 0))

@@ -1,4 +1,4 @@
-/* elsctl's pure logic: agent addresses, fleet files, framing, times, error and table output.
+/* elsctl's pure logic: agent addresses, fleet files, framing, error and table output.
  * The console is a program, not part of els_core, so its files are compiled in here. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -147,47 +147,7 @@ Test(frame, body_length_limits)
 	cr_assert_eq(ctl_frame_body_len(huge), -EMSGSIZE);
 }
 
-Test(time, absolute_relative_epoch)
-{
-	long long ns;
-	const long long now = 1700000000;
-
-	cr_assert_eq(ctl_parse_time("@1700000000", now, &ns), 0);
-	cr_assert_eq(ns, 1700000000LL * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("15m", now, &ns), 0);
-	cr_assert_eq(ns, (now - 900) * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("2h", now, &ns), 0);
-	cr_assert_eq(ns, (now - 7200) * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("7d", now, &ns), 0);
-	cr_assert_eq(ns, (now - 7 * 86400) * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("30s", now, &ns), 0);
-	cr_assert_eq(ns, (now - 30) * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("2023-11-14T22:13:20Z", now, &ns), 0);
-	cr_assert_eq(ns, 1700000000LL * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("2023-11-14 22:13", now, &ns), 0);
-	cr_assert_eq(ns, (1700000000LL - 20) * 1000000000LL);
-	cr_assert_eq(ctl_parse_time("2023-11-14", now, &ns), 0);
-	cr_assert_eq(ns, (1700000000LL - 80000) * 1000000000LL);
-}
-
-Test(time, rejects)
-{
-	static const char *const bad[] = {"",	 "@",	       "@-1",	      "m",    "15",
-					  "15x", "2023-13-01", "2023-11-14x", "1.5h", "@12a"};
-	long long ns;
-
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_expect_eq(ctl_parse_time(bad[i], 1700000000, &ns), -EINVAL, "'%s' accepted",
-			     bad[i]);
-}
-
-Test(time, format)
-{
-	char buf[40];
-
-	ctl_fmt_time_ns(1700000000123456789LL, buf, sizeof(buf));
-	cr_assert_str_eq(buf, "2023-11-14 22:13:20.123");
-}
+/* The --since/--until grammar is lib/query.c's, tested in test_query.c. */
 
 Test(output, durations)
 {
@@ -287,4 +247,39 @@ Test(output, json_text)
 	cr_assert_str_eq(ctl_json_text(json_object_get(v, "b"), b, sizeof(b)), "yes");
 	cr_assert_str_eq(ctl_json_text(json_object_get(v, "s"), b, sizeof(b)), "x");
 	json_decref(v);
+}
+
+Test(output, agent_strings_are_made_terminal_safe)
+{
+	json_t *r = json_pack("{s:s, s:[s], s:{s:s}}", "id", "e\x1b[2Jvil", "list",
+			      "a\x07"
+			      "b",
+			      "nested", "text", "line 1\n\tline 2\x1b]0;t\x07");
+
+	ctl_json_termsafe(r);
+	cr_assert_str_eq(json_string_value(json_object_get(r, "id")), "e?vil");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "list"), 0)), "a?b");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "nested"), "text")),
+			 "line 1\n\tline 2?");
+	json_decref(r);
+}
+
+static void print_evil_table(FILE *f, void *arg)
+{
+	static const char *const hdr[] = {"A", "B"};
+	const char *row[] = {"x\ny", "z\x1b[31m"};
+	struct ctl_table *t = ctl_table_new(2, hdr);
+
+	(void)arg;
+	ctl_table_add(t, row);
+	ctl_table_print(t, f);
+	ctl_table_free(t);
+}
+
+Test(output, table_cells_are_one_line_without_escapes)
+{
+	char *out = capture(print_evil_table, NULL);
+
+	cr_assert_str_eq(out, "A    B\nx?y  z?\n");
+	free(out);
 }

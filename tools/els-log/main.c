@@ -1,16 +1,11 @@
-/* els-log: queries the local monitor file (see docs/forensics.md, "Queries"): filters by time,
- * kind, verdict, address (CIDR, source or destination), port, reason and handler, and prints
- * an aligned table, JSON lines or CSV. Also verifies the file's chain (--verify).
+/* els-log: queries the local monitor file with the query vocabulary it shares with `elsctl log`
+ * (lib/query*.c, docs/forensics.md "Queries"): filters, the table, NDJSON or CSV, --follow and
+ * `top`. Also verifies the file's chain (--verify).
  *
  * Read-only: it opens the file with SQLITE_OPEN_READONLY, so it can run beside elsd (WAL lets
  * readers and the writer go on together) and never changes what it reads. */
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <jansson.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,38 +13,50 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "els/addr.h"
 #include "els/monitor.h"
+#include "els/query.h"
 
-#define DEFAULT_MONITOR "/var/lib/elsd/monitor.db"
-#define MAX_FILTERS	16
+#define DEFAULT_MONITOR	 "/var/lib/elsd/monitor.db"
+#define FOLLOW_PERIOD_MS 500
+#define TOP_DEFAULT	 10
 
 static const char usage_text[] =
     "Usage: els-log [OPTIONS] [FILE]\n"
+    "       els-log top --by port|src|reason|permit [OPTIONS] [FILE]\n"
     "       els-log --verify [FILE] [--key KEY]\n"
     "\n"
     "Prints the records of an elsd monitor file (default " DEFAULT_MONITOR "), oldest\n"
     "first, that match every filter given. Repeating a filter, or giving it a comma-separated\n"
-    "list, matches any of the values.\n"
+    "list, matches any of the values. `elsctl log` takes the same filters for an agent's file.\n"
     "\n"
     "Filters:\n"
     "  -s, --since TIME     records at or after TIME\n"
     "  -u, --until TIME     records before TIME\n"
-    "                       TIME: 2024-05-01, 2024-05-01T10:30[:00[.250]][Z] (UTC), @EPOCH,\n"
-    "                       or an age: 90s, 15m, 1h, 2d, 1w (that long ago)\n"
-    "  -k, --kind KIND      drop, admit, flow_end, accept, gap, event, would_drop\n"
+    "                       TIME: @EPOCH, an age (90s, 15m, 1h, 2d, 1w: that long ago), or\n"
+    "                       UTC 2024-05-01, 2024-05-01T10:30[:00[.250]][Z]\n"
+    "  -k, --kind KIND      " ELS_REC_KIND_LIST "\n"
     "  -v, --verdict V      accept or drop\n"
-    "  -a, --addr CIDR      source or destination in CIDR (198.51.100.0/24, 2001:db8::/32,\n"
-    "                       or one address)\n"
+    "  -a, --addr CIDR      source or destination inside CIDR (198.51.100.0/24, 2001:db8::/32,\n"
+    "                       or one address, in any IPv6 spelling)\n"
     "  -p, --port N         source or destination port\n"
     "  -r, --reason R       why: no_permit, deny_list, out_of_state, flow_timeout, ...\n"
-    "  -H, --handler H      which handler decided: iplist, header_filter, tracker, ...\n"
-    "  -n, --last N         only the last N matching records\n"
+    "  -H, --handler H      which handler decided: iplist, header_filter, tracker, ..., or\n"
+    "                       decode, chain, elsd, queue, mgmt, monitor\n"
+    "  -n, --limit N        only the newest N matching records (still printed oldest first);\n"
+    "                       with top: the N biggest entries (default 10)\n"
+    "      --before-seq S, --after-seq S   records older / newer than record S\n"
     "\n"
     "Output:\n"
-    "      --json           one JSON object per line, every non-NULL column\n"
+    "      --json           NDJSON: one object per record, every column (null when empty);\n"
+    "                       the schema is in docs/forensics.md, \"Record JSON\"\n"
     "      --csv            CSV with a header line, every column\n"
     "                       (default: an aligned table of the useful columns)\n"
+    "  -f, --follow         after the matching records, wait for new ones and print them as\n"
+    "                       elsd writes them, until interrupted\n"
+    "\n"
+    "top: packets and records per destination port, source, reason or permit over the\n"
+    "records that match (e.g. els-log top --by port --kind drop --since 1h), biggest first;\n"
+    "--json gives one {\"by\", \"value\", \"packets\", \"records\"} object per line.\n"
     "\n"
     "Verification:\n"
     "      --verify         verify the chain of MACs of the whole file: reports the first\n"
@@ -64,22 +71,13 @@ static const char usage_text[] =
 
 enum fmt { FMT_TABLE, FMT_JSON, FMT_CSV };
 
-struct filter {
-	const char *vals[MAX_FILTERS];
-	unsigned n;
-};
-
 struct options {
 	const char *file, *key;
-	int64_t since, until; /* ns; -1: none */
-	struct filter kind, verdict, reason, handler;
-	struct els_cidr addr[MAX_FILTERS];
-	unsigned naddr;
-	long ports[MAX_FILTERS];
-	unsigned nport;
-	uint64_t last;
+	struct els_query q;
 	enum fmt fmt;
-	bool verify;
+	bool verify, follow, top;
+	enum els_top_by by;
+	bool by_set;
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -95,133 +93,90 @@ static void die(const char *fmt, ...)
 	exit(2);
 }
 
-/* Splits a comma list into f (the strings stay in argv). */
-static void add_values(struct filter *f, char *arg, const char *opt)
+static int64_t now_ns(void)
 {
-	for (char *save = NULL, *t = strtok_r(arg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (f->n == MAX_FILTERS)
-			die("%s: at most %d values", opt, MAX_FILTERS);
-		f->vals[f->n++] = t;
-	}
-}
+	struct timespec ts;
 
-/* TIME as ns since the epoch (see the help). */
-static int64_t parse_time(const char *s, const char *opt)
-{
-	static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-					   "%Y-%m-%dT%H:%M",	"%Y-%m-%d %H:%M",
-					   "%Y-%m-%d",		NULL};
-	char *end;
-	long long v;
-
-	if (s[0] == '@') {
-		errno = 0;
-		v = strtoll(s + 1, &end, 10);
-		if (!errno && end != s + 1 && !*end && v >= 0)
-			return (int64_t)v * 1000000000;
-		die("%s '%s': @ takes seconds since 1970", opt, s);
-	}
-	if (isdigit((unsigned char)s[0])) {
-		errno = 0;
-		v = strtoll(s, &end, 10);
-		if (!errno && end != s && end[0] && !end[1] && strchr("smhdw", end[0])) {
-			static const long long unit[] = {['s' - 'a'] = 1,
-							 ['m' - 'a'] = 60,
-							 ['h' - 'a'] = 3600,
-							 ['d' - 'a'] = 86400,
-							 ['w' - 'a'] = 604800};
-			return ((int64_t)time(NULL) - v * unit[end[0] - 'a']) * 1000000000;
-		}
-	}
-	for (const char *const *f = fmts; *f; f++) {
-		struct tm tm = {0};
-		const char *rest = strptime(s, *f, &tm);
-
-		int64_t frac = 0, scale = 100000000;
-
-		/* fractions of a second after the seconds: 10:30:00.250 */
-		if (rest && rest[0] == '.' && strchr(*f, 'S'))
-			for (rest++; isdigit((unsigned char)*rest); rest++, scale /= 10)
-				frac += (*rest - '0') * scale;
-		if (rest && (!*rest || (rest[0] == 'Z' && !rest[1])))
-			return (int64_t)timegm(&tm) * 1000000000 + frac;
-	}
-	die("%s '%s': not a time (2024-05-01, 2024-05-01T10:30:00Z, @EPOCH, or an age: 90s, "
-	    "15m, 1h, 2d, 1w)",
-	    opt, s);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_JSON = 256, OPT_CSV, OPT_VERIFY };
+	enum { OPT_JSON = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
 	static const struct option longopts[] = {
-	    {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
-	    {"kind", required_argument, NULL, 'k'},   {"verdict", required_argument, NULL, 'v'},
-	    {"addr", required_argument, NULL, 'a'},   {"port", required_argument, NULL, 'p'},
-	    {"reason", required_argument, NULL, 'r'}, {"handler", required_argument, NULL, 'H'},
-	    {"last", required_argument, NULL, 'n'},   {"json", no_argument, NULL, OPT_JSON},
-	    {"csv", no_argument, NULL, OPT_CSV},      {"verify", no_argument, NULL, OPT_VERIFY},
-	    {"key", required_argument, NULL, 'K'},    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},	      {0},
+	    {"since", required_argument, NULL, 's'},
+	    {"until", required_argument, NULL, 'u'},
+	    {"kind", required_argument, NULL, 'k'},
+	    {"verdict", required_argument, NULL, 'v'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {"handler", required_argument, NULL, 'H'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {"last", required_argument, NULL, 'n'},
+	    {"before-seq", required_argument, NULL, OPT_BEFORE},
+	    {"after-seq", required_argument, NULL, OPT_AFTER},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"by", required_argument, NULL, OPT_BY},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"csv", no_argument, NULL, OPT_CSV},
+	    {"verify", no_argument, NULL, OPT_VERIFY},
+	    {"key", required_argument, NULL, 'K'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
-	const char *why;
-	char *end;
+	char err[700];
+	int64_t now = now_ns();
 	int c;
 
-	o->since = o->until = -1;
-	while ((c = getopt_long(argc, argv, "s:u:k:v:a:p:r:H:n:K:Vh", longopts, NULL)) != -1) {
+	els_query_init(&o->q);
+	/* `top` first, or anywhere among the options (getopt moves operands to the end). */
+	while ((c = getopt_long(argc, argv, "s:u:k:v:a:p:r:H:n:fK:Vh", longopts, NULL)) != -1) {
+		const char *name = NULL;
+
 		switch (c) {
 		case 's':
-			o->since = parse_time(optarg, "--since");
+			name = "since";
 			break;
 		case 'u':
-			o->until = parse_time(optarg, "--until");
+			name = "until";
 			break;
 		case 'k':
-			add_values(&o->kind, optarg, "--kind");
-			for (unsigned i = 0; i < o->kind.n; i++)
-				if (!els_rec_kind_known(o->kind.vals[i]))
-					die("--kind '%s': one of " ELS_REC_KIND_LIST, o->kind.vals[i]);
+			name = "kind";
 			break;
 		case 'v':
-			add_values(&o->verdict, optarg, "--verdict");
-			for (unsigned i = 0; i < o->verdict.n; i++)
-				if (strcmp(o->verdict.vals[i], "accept") &&
-				    strcmp(o->verdict.vals[i], "drop"))
-					die("--verdict '%s': accept or drop", o->verdict.vals[i]);
+			name = "verdict";
 			break;
 		case 'a':
-			for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t;
-			     t = strtok_r(NULL, ",", &save)) {
-				if (o->naddr == MAX_FILTERS)
-					die("--addr: at most %d values", MAX_FILTERS);
-				if (els_cidr_parse(t, &o->addr[o->naddr], &why) < 0)
-					die("--addr '%s': %s", t, why);
-				o->naddr++;
-			}
+			name = "addr";
 			break;
 		case 'p':
-			for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t;
-			     t = strtok_r(NULL, ",", &save)) {
-				long v = strtol(t, &end, 10);
-
-				if (end == t || *end || v < 0 || v > 65535)
-					die("--port '%s': a port number 0..65535", t);
-				if (o->nport == MAX_FILTERS)
-					die("--port: at most %d values", MAX_FILTERS);
-				o->ports[o->nport++] = v;
-			}
+			name = "port";
 			break;
 		case 'r':
-			add_values(&o->reason, optarg, "--reason");
+			name = "reason";
 			break;
 		case 'H':
-			add_values(&o->handler, optarg, "--handler");
+			name = "handler";
 			break;
 		case 'n':
-			o->last = strtoull(optarg, &end, 10);
-			if (end == optarg || *end || o->last == 0 || optarg[0] == '-')
-				die("--last '%s': a number > 0", optarg);
+			name = "limit";
+			break;
+		case OPT_BEFORE:
+			name = "before-seq";
+			break;
+		case OPT_AFTER:
+			name = "after-seq";
+			break;
+		case 'f':
+			o->follow = true;
+			break;
+		case OPT_BY:
+			if (els_top_by_parse(optarg, &o->by) < 0)
+				die("--by '%s': port, src, reason or permit", optarg);
+			o->by_set = true;
 			break;
 		case OPT_JSON:
 			o->fmt = FMT_JSON;
@@ -245,288 +200,111 @@ static void parse_args(int argc, char **argv, struct options *o)
 			fputs("Try 'els-log --help'.\n", stderr);
 			exit(2);
 		}
+		if (name && els_query_set(&o->q, name, optarg, now, err, sizeof(err)) < 0)
+			die("%s", err);
+	}
+	if (optind < argc && !strcmp(argv[optind], "top")) {
+		o->top = true;
+		optind++;
 	}
 	o->file = optind < argc ? argv[optind++] : DEFAULT_MONITOR;
 	if (optind < argc)
 		die("unexpected argument '%s'", argv[optind]);
+	if (o->top && !o->by_set)
+		die("top needs --by port, src, reason or permit");
+	if (!o->top && o->by_set)
+		die("--by goes with top: els-log top --by port ...");
+	if (o->top && (o->follow || o->fmt == FMT_CSV))
+		die("top takes neither --follow nor --csv");
 }
 
-/* SQL function els_in_cidr(addr_text): is the address in one of the --addr prefixes? */
-static void in_cidr(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+/* Prints the rows of q on db; the last seq seen goes to *last. 0, or 2 on an error. */
+static int print_rows(sqlite3 *db, const struct options *o, const struct els_query *q,
+		      struct els_query_table *t, int64_t *last)
 {
-	const struct options *o = sqlite3_user_data(ctx);
-	const char *txt = (const char *)sqlite3_value_text(argv[0]);
-	struct els_addr a;
-	unsigned fam;
-	bool hit = false;
+	sqlite3_stmt *st = NULL;
+	char err[512];
+	int rc;
 
-	(void)argc;
-	memset(&a, 0, sizeof(a));
-	if (txt) {
-		fam = strchr(txt, ':') ? ELS_AF_INET6 : ELS_AF_INET;
-		if (inet_pton(fam == ELS_AF_INET6 ? AF_INET6 : AF_INET, txt, a.b) == 1)
-			for (unsigned i = 0; i < o->naddr && !hit; i++)
-				hit = els_cidr_contains(&o->addr[i], fam, &a);
+	if (els_query_prepare(db, q, false, 0, &st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "els-log: %s: %s\n", o->file, err);
+		return 2;
 	}
-	sqlite3_result_int(ctx, hit);
-}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = els_query_row_json(st);
 
-/* "col IN (?, ?, ...)" for a filter, binding order kept in *binds. */
-static void add_in(char *sql, size_t len, const char *col, const struct filter *f,
-		   const char **binds, unsigned *nb)
-{
-	if (!f->n)
-		return;
-	snprintf(sql + strlen(sql), len - strlen(sql), " AND %s IN (", col);
-	for (unsigned i = 0; i < f->n; i++) {
-		snprintf(sql + strlen(sql), len - strlen(sql), "%s?", i ? ", " : "");
-		binds[(*nb)++] = f->vals[i];
-	}
-	snprintf(sql + strlen(sql), len - strlen(sql), ")");
-}
-
-static const char *const cols[] = {
-    "seq",	 "ts_ns",      "kind",	     "verdict",	    "dir",	  "family",    "proto",
-    "src",	 "sport",      "dst",	     "dport",	    "icmp_type",  "icmp_code", "tcp_flags",
-    "handler",	 "reason",     "rule",	     "rule_name",   "generation", "count",     "pkts_init",
-    "pkts_resp", "bytes_init", "bytes_resp", "duration_ns", "detail",
-};
-#define NCOLS (sizeof(cols) / sizeof(cols[0]))
-
-static sqlite3_stmt *query(sqlite3 *db, const struct options *o)
-{
-	char sql[4096], inner[3600];
-	const char *binds[4 * MAX_FILTERS];
-	unsigned nb = 0;
-	sqlite3_stmt *st;
-	int b = 1;
-
-	snprintf(inner, sizeof(inner), "SELECT %s FROM records WHERE 1", els_mon_columns);
-	if (o->since >= 0)
-		snprintf(inner + strlen(inner), sizeof(inner) - strlen(inner), " AND ts_ns >= %lld",
-			 (long long)o->since);
-	if (o->until >= 0)
-		snprintf(inner + strlen(inner), sizeof(inner) - strlen(inner), " AND ts_ns < %lld",
-			 (long long)o->until);
-	add_in(inner, sizeof(inner), "kind", &o->kind, binds, &nb);
-	add_in(inner, sizeof(inner), "verdict", &o->verdict, binds, &nb);
-	add_in(inner, sizeof(inner), "reason", &o->reason, binds, &nb);
-	add_in(inner, sizeof(inner), "handler", &o->handler, binds, &nb);
-	if (o->naddr)
-		snprintf(inner + strlen(inner), sizeof(inner) - strlen(inner),
-			 " AND (els_in_cidr(src) OR els_in_cidr(dst))");
-	if (o->nport) {
-		snprintf(inner + strlen(inner), sizeof(inner) - strlen(inner),
-			 " AND (sport IN (SELECT value FROM json_each(?)) OR"
-			 " dport IN (SELECT value FROM json_each(?)))");
-	}
-	if (o->last)
-		snprintf(sql, sizeof(sql),
-			 "SELECT * FROM (%s ORDER BY seq DESC LIMIT %llu) ORDER BY seq", inner,
-			 (unsigned long long)o->last);
-	else
-		snprintf(sql, sizeof(sql), "%s ORDER BY seq", inner);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		fprintf(stderr, "els-log: %s: cannot query: %s\n", o->file, sqlite3_errmsg(db));
-		return NULL;
-	}
-	for (unsigned i = 0; i < nb; i++)
-		sqlite3_bind_text(st, b++, binds[i], -1, SQLITE_STATIC);
-	if (o->nport) {
-		char list[MAX_FILTERS * 8 + 4] = "[";
-
-		for (unsigned i = 0; i < o->nport; i++)
-			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%ld",
-				 i ? "," : "", o->ports[i]);
-		strcat(list, "]");
-		sqlite3_bind_text(st, b++, list, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, b++, list, -1, SQLITE_TRANSIENT);
-	}
-	return st;
-}
-
-static void iso_time(int64_t ns, char *buf, size_t len)
-{
-	time_t t = (time_t)(ns / 1000000000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03dZ", (int)(ns % 1000000000 / 1000000));
-}
-
-/* ---- output ---- */
-
-static void print_json(sqlite3_stmt *st)
-{
-	json_t *obj = json_object();
-	char t[40];
-	char *line;
-
-	iso_time(sqlite3_column_int64(st, 1), t, sizeof(t));
-	for (unsigned i = 0; i < NCOLS; i++) {
-		if (sqlite3_column_type(st, (int)i) == SQLITE_NULL)
-			continue;
-		if (i == 1)
-			json_object_set_new(obj, "time", json_string(t));
-		if (sqlite3_column_type(st, (int)i) == SQLITE_INTEGER)
-			json_object_set_new(obj, cols[i],
-					    json_integer(sqlite3_column_int64(st, (int)i)));
-		else
-			json_object_set_new(
-			    obj, cols[i],
-			    json_stringn((const char *)sqlite3_column_text(st, (int)i),
-					 (size_t)sqlite3_column_bytes(st, (int)i)));
-	}
-	line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-	if (line)
-		puts(line);
-	free(line);
-	json_decref(obj);
-}
-
-static void csv_field(const char *s)
-{
-	if (!s)
-		return;
-	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"')
-			putchar('"');
-		putchar(*s);
-	}
-	putchar('"');
-}
-
-static void print_csv(sqlite3_stmt *st)
-{
-	char t[40];
-
-	iso_time(sqlite3_column_int64(st, 1), t, sizeof(t));
-	for (unsigned i = 0; i < NCOLS; i++) {
-		if (i)
-			putchar(',');
-		if (i == 1) {
-			fputs(t, stdout);
-			putchar(',');
+		if (!row) {
+			fputs("els-log: out of memory: use --limit or --json\n", stderr);
+			break;
 		}
-		csv_field((const char *)sqlite3_column_text(st, (int)i));
+		*last = (int64_t)json_integer_value(json_object_get(row, "seq"));
+		if (o->fmt == FMT_JSON)
+			els_query_print_ndjson(row, stdout);
+		else if (o->fmt == FMT_CSV)
+			els_query_print_csv(row, stdout);
+		else if (els_query_table_add(t, row) < 0)
+			rc = SQLITE_NOMEM;
+		json_decref(row);
+		if (rc == SQLITE_NOMEM)
+			break;
 	}
-	putchar('\n');
-}
-
-/* The table: buffered, so that every column is as wide as its widest value. */
-#define TCOLS 12
-static const char *const theads[TCOLS] = {"TIME",    "SEQ",    "KIND",	 "VERDICT",
-					  "DIR",     "PROTO",  "SOURCE", "DESTINATION",
-					  "HANDLER", "REASON", "RULE",	 "COUNT"};
-
-struct table {
-	char **cells; /* TCOLS per row, then the detail */
-	size_t rows, cap;
-	size_t width[TCOLS];
-};
-
-static char *endpoint(sqlite3_stmt *st, int addr, int port)
-{
-	const char *a = (const char *)sqlite3_column_text(st, addr);
-	char *out = NULL;
-
-	if (!a)
-		return strdup("");
-	if (sqlite3_column_type(st, port) == SQLITE_NULL)
-		return strdup(a);
-	if (asprintf(&out, strchr(a, ':') ? "[%s]:%lld" : "%s:%lld", a,
-		     (long long)sqlite3_column_int64(st, port)) < 0)
-		return NULL;
-	return out;
-}
-
-static char *text_or(sqlite3_stmt *st, int i, const char *none)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-
-	return strdup(s ? s : none);
-}
-
-static int table_add(struct table *t, sqlite3_stmt *st)
-{
-	char buf[64], **c;
-
-	if (t->rows == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 256;
-		char **n = realloc(t->cells, cap * (TCOLS + 1) * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		t->cells = n;
-		t->cap = cap;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "els-log: %s: %s\n", o->file,
+			rc == SQLITE_NOMEM ? "out of memory: use --limit or --json"
+					   : sqlite3_errmsg(db));
+		return 2;
 	}
-	c = &t->cells[t->rows * (TCOLS + 1)];
-	iso_time(sqlite3_column_int64(st, 1), buf, sizeof(buf));
-	c[0] = strdup(buf);
-	c[1] = text_or(st, 0, "");
-	c[2] = text_or(st, 2, "");
-	c[3] = text_or(st, 3, "-");
-	c[4] = text_or(st, 4, "-");
-	c[5] = text_or(st, 6, "-");
-	c[6] = endpoint(st, 7, 8);
-	c[7] = endpoint(st, 9, 10);
-	c[8] = text_or(st, 14, "-");
-	c[9] = text_or(st, 15, "-");
-	if (sqlite3_column_type(st, 17) != SQLITE_NULL)
-		c[10] = text_or(st, 17, "");
-	else if (sqlite3_column_type(st, 16) != SQLITE_NULL)
-		c[10] =
-		    (snprintf(buf, sizeof(buf), "#%lld", (long long)sqlite3_column_int64(st, 16)),
-		     strdup(buf));
-	else
-		c[10] = strdup("-");
-	c[11] = text_or(st, 19, "");
-	c[12] = text_or(st, 25, "");
-	for (unsigned i = 0; i <= TCOLS; i++)
-		if (!c[i])
-			return -ENOMEM;
-	for (unsigned i = 0; i < TCOLS; i++)
-		if (strlen(c[i]) > t->width[i])
-			t->width[i] = strlen(c[i]);
-	t->rows++;
+	if (o->fmt == FMT_TABLE)
+		els_query_table_flush(t, stdout);
+	fflush(stdout);
 	return 0;
 }
 
-static void table_print(struct table *t)
+static int top(sqlite3 *db, const struct options *o)
 {
-	for (unsigned i = 0; i < TCOLS; i++)
-		if (strlen(theads[i]) > t->width[i])
-			t->width[i] = strlen(theads[i]);
-	for (unsigned i = 0; i < TCOLS; i++)
-		printf("%-*s  ", (int)t->width[i], theads[i]);
-	puts("DETAIL");
-	for (size_t r = 0; r < t->rows; r++) {
-		char **c = &t->cells[r * (TCOLS + 1)];
+	struct els_query q = o->q;
+	struct els_top *t = els_top_new(o->by);
+	sqlite3_stmt *st = NULL;
+	char err[512];
+	int rc = 2, s;
 
-		for (unsigned i = 0; i < TCOLS; i++)
-			/* numbers right-aligned, text left */
-			printf(i == 1 || i == 11 ? "%*s  " : "%-*s  ", (int)t->width[i], c[i]);
-		puts(c[TCOLS]);
+	q.limit = 0; /* --limit is how many entries to show; every matching row counts */
+	if (!t || els_query_prepare(db, &q, false, 0, &st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "els-log: %s: %s\n", o->file, t ? err : "out of memory");
+		goto out;
 	}
-	for (size_t i = 0; i < t->rows * (TCOLS + 1); i++)
-		free(t->cells[i]);
-	free(t->cells);
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = els_query_row_json(st);
+
+		if (!row || els_top_add(t, row) < 0) {
+			json_decref(row);
+			fputs("els-log: out of memory\n", stderr);
+			goto out;
+		}
+		json_decref(row);
+	}
+	if (s != SQLITE_DONE) {
+		fprintf(stderr, "els-log: %s: %s\n", o->file, sqlite3_errmsg(db));
+		goto out;
+	}
+	els_top_print(t, o->q.limit ? (unsigned)o->q.limit : TOP_DEFAULT, o->fmt == FMT_JSON,
+		      stdout);
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	els_top_free(t);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o;
-	struct table t = {0};
+	struct els_query_table *t = NULL;
 	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	unsigned long rows = 0;
-	int rc, ret = 2;
+	char err[512];
+	int64_t last = -1;
+	int ret = 2;
 
 	memset(&o, 0, sizeof(o));
 	parse_args(argc, argv, &o);
@@ -536,51 +314,38 @@ int main(int argc, char **argv)
 		fprintf(stderr, "els-log: %s: %s\n", o.file, strerror(errno));
 		return 2;
 	}
-	if (sqlite3_open_v2(o.file, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		fprintf(stderr, "els-log: %s: cannot open: %s\n", o.file, sqlite3_errmsg(db));
+	if (els_query_open(o.file, &db, err, sizeof(err)) < 0) {
+		fprintf(stderr, "els-log: %s\n", err);
+		return 2;
+	}
+	if (o.top) {
+		ret = top(db, &o);
 		goto out;
 	}
-	sqlite3_busy_timeout(db, 5000);
-	sqlite3_create_function(db, "els_in_cidr", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, &o,
-				in_cidr, NULL, NULL);
-	st = query(db, &o);
-	if (!st)
-		goto out;
-	if (o.fmt == FMT_CSV) {
-		for (unsigned i = 0; i < NCOLS; i++)
-			printf("%s%s", i ? "," : "", i == 1 ? "time,ts_ns" : cols[i]);
-		putchar('\n');
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rows++;
-		if (o.fmt == FMT_JSON)
-			print_json(st);
-		else if (o.fmt == FMT_CSV)
-			print_csv(st);
-		else if (table_add(&t, st) != 0) {
-			fputs("els-log: out of memory: use --last or --json\n", stderr);
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		fprintf(stderr, "els-log: %s: %s\n", o.file, sqlite3_errmsg(db));
+	t = els_query_table_new();
+	if (!t) {
+		fputs("els-log: out of memory\n", stderr);
 		goto out;
 	}
-	if (o.fmt == FMT_TABLE) {
-		if (rows)
-			table_print(&t);
-		else
-			fprintf(stderr, "els-log: no matching records in %s\n", o.file);
-		t.cells = NULL;
+	if (o.fmt == FMT_CSV)
+		els_query_csv_header(stdout);
+	ret = print_rows(db, &o, &o.q, t, &last);
+	if (ret == 0 && !o.follow && last < 0 && o.fmt == FMT_TABLE)
+		fprintf(stderr, "els-log: no matching records in %s\n", o.file);
+	while (ret == 0 && o.follow) {
+		/* Every later record: those after the last one printed, oldest first. Each query
+		 * is a new read transaction, so it sees what elsd committed meanwhile. */
+		struct els_query next = o.q;
+		struct timespec nap = {.tv_nsec = FOLLOW_PERIOD_MS * 1000000L};
+
+		next.limit = 0;
+		if (last >= 0)
+			next.after_seq = last > next.after_seq ? last : next.after_seq;
+		nanosleep(&nap, NULL);
+		ret = print_rows(db, &o, &next, t, &last);
 	}
-	ret = 0;
 out:
-	if (t.cells) {
-		for (size_t i = 0; i < t.rows * (TCOLS + 1); i++)
-			free(t.cells[i]);
-		free(t.cells);
-	}
-	sqlite3_finalize(st);
+	els_query_table_free(t);
 	sqlite3_close(db);
 	return ret;
 }

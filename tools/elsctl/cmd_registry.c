@@ -2,6 +2,8 @@
  * (include/els/registry.h). Contacts no agent. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "els/diag.h"
 #include "els/policy.h"
@@ -35,8 +37,24 @@ int cmd_registry(struct ctl *c, int argc, char *argv[])
 	if (!p)
 		return CTL_EXIT_USAGE;
 	mon = mon ? mon : p->set.monitor_path;
-	int n = c->json ? els_registry_report_json(p, mon, NULL, stdout)
-			: els_registry_report(p, mon, NULL, stdout);
+	int n;
+	if (c->json) {
+		/* jansson escapes every control character: safe on a terminal as it is. */
+		n = els_registry_report_json(p, mon, NULL, stdout);
+	} else {
+		/* Permit ids, owners and justifications are the config author's text: print
+		 * them through the terminal-safe filter, like everything an agent sends. */
+		char *text = NULL;
+		size_t len = 0;
+		FILE *buf = open_memstream(&text, &len);
+
+		n = buf ? els_registry_report(p, mon, NULL, buf) : -ENOMEM;
+		if (buf)
+			fclose(buf);
+		if (text)
+			ctl_fputs_safe(text, stdout);
+		free(text);
+	}
 	els_policy_free(p);
 	if (n == -ENOENT)
 		fprintf(stderr, "elsctl: registry: %s has no header_filter in its chain\n", conf);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/monitor.h"
 #include "elsctl.h"
 
 json_int_t ctl_jint(json_t *o, const char *k)
@@ -161,23 +162,30 @@ const struct ctl_cmd ctl_cmds[] = {
      "direction of the first packet, state, age, idle time, packets and bytes (initiator/\n"
      "responder), the permit rule that admitted it and the queue. At most N flows\n"
      "(1..10000, default 100). Role: auditor.\n" TARGETS "Fleet line: N flows generation G\n"},
-    {"log", cmd_log, "query the agent's monitor file",
-     "Usage: elsctl [OPTIONS] log [--limit N] [--kind KIND] [--verdict accept|drop]\n"
-     "                            [--reason NAME] [--handler NAME] [--addr ADDR]\n"
-     "                            [--port PORT] [--since TIME] [--until TIME]\n"
-     "                            [--before-seq SEQ]\n\n"
-     "Prints the newest N (default 50, at most 10000) monitor records that match every\n"
-     "filter, oldest first so the newest is last, as tail(1) does. Columns are those of\n"
-     "docs/monitor-schema.md; RULE shows the rule name when it has one. Role: auditor.\n"
-     "--kind       drop, admit, flow_end, accept, gap, event or would_drop\n"
-     "--reason     e.g. deny_list, no_permit, out_of_state\n"
-     "--addr       rows whose source or destination is ADDR\n"
-     "--port       rows whose source or destination port is PORT\n"
-     "--since, --until  TIME is @EPOCH_SECONDS, a span before now (30s, 15m, 2h, 7d), or\n"
-     "             UTC YYYY-MM-DD[THH:MM[:SS]]; --until is exclusive\n"
-     "--before-seq rows older than the row with this seq (to page back; the last line\n"
-     "             says which SEQ to pass when more rows match)\n\n" TARGETS
-     "Fleet line: N rows\n"},
+    {"log", cmd_log, "query the agent's monitor file (as els-log does a local one)",
+     "Usage: elsctl [OPTIONS] log [FILTERS] [--limit N] [--follow] [--json]\n"
+     "       elsctl [OPTIONS] log top --by port|src|reason|permit [FILTERS] [--limit N]\n\n"
+     "Prints the newest N (default 50) monitor records of the agent that match every filter,\n"
+     "oldest first so the newest is last, as tail(1) does: the same rows, order, table and\n"
+     "JSON as `els-log` on that file (docs/forensics.md, \"Queries\"). Role: auditor.\n"
+     "Filters (a comma list or a repeated option matches any value):\n"
+     "  -k, --kind K       " ELS_REC_KIND_LIST "\n"
+     "  -v, --verdict V    accept or drop\n"
+     "      --addr CIDR    source or destination inside CIDR (or one address; IPv6 in any\n"
+     "                     spelling)\n"
+     "  -p, --port N       source or destination port\n"
+     "  -r, --reason R     a reason elsd records (no_permit, deny_list, out_of_state, ...)\n"
+     "  -H, --handler H    iplist, tracker, header_filter, anomaly, scan, or decode, chain,\n"
+     "                     elsd, queue, mgmt, monitor\n"
+     "  -s, --since TIME, -u, --until TIME\n"
+     "                     @EPOCH, an age (90s, 15m, 1h, 2d, 1w), or UTC\n"
+     "                     YYYY-MM-DD[THH:MM[:SS[.FFF]]][Z]; --until is exclusive\n"
+     "      --before-seq S, --after-seq S   records older / newer than record S\n"
+     "  -n, --limit N      the newest N matching records; with top: N entries (default 10)\n"
+     "  -f, --follow       then print new records as they come (asks every 2 s; one agent)\n"
+     "      --json         NDJSON, one record per line, every column (also: elsctl --json log)\n"
+     "top: packets and records per destination port, source, reason or permit, biggest\n"
+     "first. A bad value is a usage error naming it (exit 2).\n" TARGETS "Fleet line: N rows\n"},
     {"registry", cmd_registry, "PPS registry report of a local config (no agent)",
      "Usage: elsctl registry [-c CONF] [--monitor FILE] [--json]\n\n"
      "Prints every permit of CONF (default /etc/elsd/elsd.conf) with its ports and their\n"

@@ -46,11 +46,14 @@ int ctl_fleet_parse(const char *name, const char *text, const char *default_port
 
 struct ctl_tls_opts {
 	const char *cert, *key, *ca;
+	const char *crl; /* NULL: no revocation check (no CRL was given or found) */
 	unsigned timeout_s;
 };
 
-/* Builds the client context: TLS 1.3 only, verifies the peer against ca, presents cert/key.
- * Refuses a key file that group or others can read. NULL with err set on failure. */
+/* Builds the client context: TLS 1.3 only, verifies the peer against ca (and, with crl, that
+ * the agent's certificate is not revoked), presents cert/key. Refuses a key file that group or
+ * others can read, and a CRL that is unreadable or past its next update. NULL with err set on
+ * failure. */
 SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen);
 
 struct ctl_conn;
@@ -84,6 +87,13 @@ struct ctl_req {
 	int (*show)(json_t *result, FILE *out);
 	/* Fleet mode: the text after "ok " on the agent's line. */
 	void (*summary)(json_t *result, char *buf, size_t len);
+	/* Optional: does the exchange itself on the open connection (several requests, e.g. to
+	 * page through a log) and hands back a whole response envelope as the agent would, in
+	 * *resp. 0, or -errno with err set (a connection failure). */
+	int (*call)(struct ctl_conn *conn, const struct ctl_req *r, const char *label,
+		    json_t **resp, char *err, size_t errlen);
+	void *data;	/* for call and show */
+	bool show_json; /* show also prints the --json form (single agent) */
 };
 
 struct ctl {
@@ -91,13 +101,17 @@ struct ctl {
 	const char *agents_file; /* --agents */
 	const char *default_port;
 	struct ctl_tls_opts tls;
-	char cert_buf[4096], key_buf[4096], ca_buf[4096];
+	char cert_buf[4096], key_buf[4096], ca_buf[4096], crl_buf[4096];
 	bool json;
 	unsigned parallel;
 };
 
 /* Runs r against --agent or every agent of --agents; prints output; returns the exit code. */
 int ctl_run(struct ctl *c, struct ctl_req *r);
+/* One request on an open connection with the envelope checked: 0 with *resp (the whole
+ * response; ok true or false), or -errno with err set. */
+int ctl_request(struct ctl_conn *conn, const char *label, const char *cmd, json_t *args,
+		json_t **resp, char *err, size_t errlen);
 
 /* Subcommands (cmds.c): wireguard-style { name, fn, help } with a usage text for
  * `elsctl help NAME` and `elsctl NAME --help`. argv[0] is the subcommand name. */
@@ -142,8 +156,14 @@ int ctl_parse_uint(const char *s, long long min, long long max, long long *out);
 /* The top-level help (main.c). */
 void ctl_usage(FILE *out);
 
-/* Output helpers (output.c). */
+/* Output helpers (output.c). Everything an agent sends is untrusted text: the human output
+ * goes through ctl_json_termsafe or ctl_fputs_safe (include/els/termsafe.h), JSON output is
+ * ASCII with \u escapes. */
 void ctl_print_json(json_t *v, FILE *out);
+/* Replaces, in place, every string in v by its terminal-safe form (newlines and tabs kept). */
+void ctl_json_termsafe(json_t *v);
+/* fputs of the terminal-safe form of s (newlines and tabs kept). */
+void ctl_fputs_safe(const char *s, FILE *out);
 /* Prints an error response ({"code", "message", "details"}) as lines on out. text_name, if
  * not NULL, replaces the file name "<policy>" (the submitted text) in details. */
 void ctl_print_error(const char *who, json_t *error, const char *text_name, FILE *out);
@@ -159,11 +179,6 @@ void ctl_table_free(struct ctl_table *t);
 
 /* Human-readable durations and counts. */
 void ctl_fmt_duration(double seconds, char *buf, size_t len);
-/* Parses a --since/--until time: "@EPOCH_SECONDS", "30s"/"15m"/"2h"/"7d" before now, or UTC
- * "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS][Z]" (a space may replace the T). 0 or -EINVAL. */
-int ctl_parse_time(const char *s, long long now_s, long long *out_ns);
-/* "2023-11-14 22:13:20.123" (UTC) from nanoseconds since the epoch. */
-void ctl_fmt_time_ns(long long ns, char *buf, size_t len);
 /* Formats a JSON scalar as text ("-" for null/missing). */
 const char *ctl_json_text(json_t *v, char *buf, size_t len);
 

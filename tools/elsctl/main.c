@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "elsctl.h"
 
@@ -39,6 +40,10 @@ static const char usage_tail[] =
     "                         ~/.config/elsctl/console.key)\n"
     "      --ca FILE          management CA certificate that issued the agents'\n"
     "                         certificates (default $ELSCTL_CA, else ~/.config/elsctl/ca.crt)\n"
+    "      --crl FILE         the CA's revocation list: an agent whose certificate it lists is\n"
+    "                         refused (default $ELSCTL_CRL, else crl.pem beside the --ca file\n"
+    "                         when there is one; without a CRL, revocation is not checked).\n"
+    "                         An unreadable or expired CRL stops elsctl before it dials.\n"
     "  -j, --json             print the result as JSON (fleet mode: one JSON object per\n"
     "                         line: {\"agent\", \"ok\", \"result\" or \"error\"})\n"
     "  -t, --timeout S        seconds to wait for the connection and for each answer\n"
@@ -95,6 +100,21 @@ static const char *default_path(const char *env, const char *name, char *buf, si
 	return buf;
 }
 
+/* $ELSCTL_CRL, else crl.pem beside the CA file (the console's PKI directory, or an els-pki
+ * CA directory), when it exists. A CRL named explicitly must exist: ctl_tls_ctx_new says so. */
+static const char *default_crl(const char *ca, char *buf, size_t len)
+{
+	const char *v = getenv("ELSCTL_CRL"), *slash = strrchr(ca, '/');
+
+	if (v && *v)
+		return v;
+	if (slash)
+		snprintf(buf, len, "%.*s/crl.pem", (int)(slash - ca), ca);
+	else
+		snprintf(buf, len, "crl.pem");
+	return access(buf, F_OK) == 0 ? buf : NULL;
+}
+
 static int parse_num(const char *s, long min, long max, unsigned *out)
 {
 	char *end;
@@ -108,7 +128,7 @@ static int parse_num(const char *s, long min, long max, unsigned *out)
 	return 0;
 }
 
-enum { OPT_CERT = 256, OPT_KEY, OPT_CA };
+enum { OPT_CERT = 256, OPT_KEY, OPT_CA, OPT_CRL };
 static const struct option global_opts[] = {
     {"agent", required_argument, NULL, 'a'},
     {"agents", required_argument, NULL, 'A'},
@@ -116,6 +136,7 @@ static const struct option global_opts[] = {
     {"cert", required_argument, NULL, OPT_CERT},
     {"key", required_argument, NULL, OPT_KEY},
     {"ca", required_argument, NULL, OPT_CA},
+    {"crl", required_argument, NULL, OPT_CRL},
     {"json", no_argument, NULL, 'j'},
     {"timeout", required_argument, NULL, 't'},
     {"version", no_argument, NULL, 'V'},
@@ -146,6 +167,9 @@ static int apply_global(struct ctl *c, int ch)
 		break;
 	case OPT_CA:
 		c->tls.ca = optarg;
+		break;
+	case OPT_CRL:
+		c->tls.crl = optarg;
 		break;
 	case 'j':
 		c->json = true;
@@ -264,6 +288,8 @@ int main(int argc, char *argv[])
 		c.tls.key = default_path("ELSCTL_KEY", "console.key", c.key_buf, sizeof(c.key_buf));
 	if (!c.tls.ca)
 		c.tls.ca = default_path("ELSCTL_CA", "ca.crt", c.ca_buf, sizeof(c.ca_buf));
+	if (!c.tls.crl)
+		c.tls.crl = default_crl(c.tls.ca, c.crl_buf, sizeof(c.crl_buf));
 	cmd = ctl_cmd_find(argv[optind]);
 	if (!cmd) {
 		fprintf(stderr, "elsctl: unknown subcommand '%s'\nTry 'elsctl --help'.\n",

@@ -5,12 +5,50 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/termsafe.h"
 #include "elsctl.h"
 
 void ctl_print_json(json_t *v, FILE *out)
 {
-	json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* ENSURE_ASCII: control characters an agent put in a string come out as \u escapes,
+	 * exact for a program and harmless on a terminal (jansson escapes C0 anyway; this also
+	 * covers DEL and C1). */
+	json_dumpf(v, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 	fputc('\n', out);
+}
+
+void ctl_json_termsafe(json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		char *safe;
+
+		if (els_termsafe_clean(s, n, true))
+			return;
+		safe = els_termsafe(s, n, true);
+		if (safe)
+			json_string_set(v, safe);
+		else
+			json_string_set(v, "?"); /* out of memory: lose the text, not the safety */
+		free(safe);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, e) ctl_json_termsafe(e);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e) ctl_json_termsafe(e);
+	}
+}
+
+void ctl_fputs_safe(const char *s, FILE *out)
+{
+	char *safe = els_termsafe(s, strlen(s), true);
+
+	fputs(safe ? safe : "?", out);
+	free(safe);
 }
 
 const char *ctl_json_text(json_t *v, char *buf, size_t len)
@@ -153,8 +191,12 @@ void ctl_table_add(struct ctl_table *t, const char *const *cells)
 		t->cells = nc;
 		t->cap = cap;
 	}
-	for (unsigned i = 0; i < t->ncols; i++)
-		t->cells[t->nrows * t->ncols + i] = strdup(cells[i] ? cells[i] : "-");
+	/* One line per row, whatever the cells hold: no newlines, tabs or escapes. */
+	for (unsigned i = 0; i < t->ncols; i++) {
+		const char *s = cells[i] ? cells[i] : "-";
+
+		t->cells[t->nrows * t->ncols + i] = els_termsafe(s, strlen(s), false);
+	}
 	t->nrows++;
 }
 
@@ -192,67 +234,4 @@ void ctl_table_free(struct ctl_table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	free(t);
-}
-
-int ctl_parse_time(const char *s, long long now_s, long long *out_ns)
-{
-	struct tm tm = {0};
-	char *end;
-	long long v;
-	const char *rest;
-
-	if (s[0] == '@') {
-		errno = 0;
-		v = strtoll(s + 1, &end, 10);
-		if (errno || end == s + 1 || *end || v < 0 || v > 9223372035LL)
-			return -EINVAL;
-		*out_ns = v * 1000000000LL;
-		return 0;
-	}
-	if (s[0] >= '0' && s[0] <= '9' && strchr("smhd", s[strlen(s) - 1]) &&
-	    strspn(s, "0123456789") == strlen(s) - 1) {
-		errno = 0;
-		v = strtoll(s, &end, 10);
-		if (errno || v > 100LL * 365 * 86400)
-			return -EINVAL;
-		v *= *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 86400;
-		if (v > now_s)
-			return -EINVAL;
-		*out_ns = (now_s - v) * 1000000000LL;
-		return 0;
-	}
-	rest = strptime(s, "%Y-%m-%d", &tm);
-	if (!rest)
-		return -EINVAL;
-	if (*rest == 'T' || *rest == ' ') {
-		const char *r2 = strptime(rest + 1, "%H:%M:%S", &tm);
-
-		if (!r2)
-			r2 = strptime(rest + 1, "%H:%M", &tm);
-		if (!r2)
-			return -EINVAL;
-		rest = r2;
-	}
-	if (*rest == 'Z')
-		rest++;
-	if (*rest)
-		return -EINVAL;
-	v = (long long)timegm(&tm);
-	if (v < 0)
-		return -EINVAL;
-	*out_ns = v * 1000000000LL;
-	return 0;
-}
-
-void ctl_fmt_time_ns(long long ns, char *buf, size_t len)
-{
-	time_t t = (time_t)(ns / 1000000000LL);
-	struct tm tm;
-
-	if (ns < 0 || !gmtime_r(&t, &tm)) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	snprintf(buf, len, "%04d-%02d-%02d %02d:%02d:%02d.%03lld", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ns % 1000000000LL / 1000000LL);
 }

@@ -47,34 +47,52 @@ static int check_envelope(json_t *resp, json_int_t id, const char *who, char *er
 	return 0;
 }
 
+int ctl_request(struct ctl_conn *conn, const char *label, const char *cmd, json_t *args,
+		json_t **resp, char *err, size_t errlen)
+{
+	static json_int_t next_id = 1; /* any id will do; distinct ones catch a mixed-up answer */
+	json_int_t id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+	json_t *req;
+	int rc;
+
+	*resp = NULL;
+	/* "o" steals, so hand it a reference of its own (the args are shared by all agents). */
+	req = json_pack("{s:i, s:I, s:s, s:o}", "v", CTL_PROTO_VERSION, "id", id, "cmd", cmd,
+			"args", args ? json_incref(args) : json_object());
+	if (!req) {
+		snprintf(err, errlen, "cannot build the request (out of memory?)");
+		return -ENOMEM;
+	}
+	rc = ctl_conn_call(conn, req, resp, err, errlen);
+	json_decref(req);
+	if (rc < 0)
+		return rc;
+	rc = check_envelope(*resp, id, label, err, errlen);
+	if (rc < 0) {
+		json_decref(*resp);
+		*resp = NULL;
+	}
+	return rc;
+}
+
 static void call_one(SSL_CTX *ctx, const struct ctl_endpoint *ep, unsigned timeout_s,
 		     const struct ctl_req *r, struct outcome *o)
 {
 	struct ctl_conn *conn = NULL;
-	json_t *req = NULL;
-	const json_int_t id = 1;
+	int rc;
 
 	o->exit = CTL_EXIT_CONN;
 	o->resp = NULL;
 	if (ctl_conn_open(ctx, ep, timeout_s, &conn, o->err, sizeof(o->err)) < 0)
 		return;
-	/* "o" steals, so hand it a reference of its own (the args are shared by all agents). */
-	req = json_pack("{s:i, s:I, s:s, s:o}", "v", CTL_PROTO_VERSION, "id", id, "cmd", r->cmd,
-			"args", r->args ? json_incref(r->args) : json_object());
-	if (!req) {
-		snprintf(o->err, sizeof(o->err), "cannot build the request (out of memory?)");
-		goto out;
-	}
-	if (ctl_conn_call(conn, req, &o->resp, o->err, sizeof(o->err)) < 0)
-		goto out;
-	if (check_envelope(o->resp, id, ep->label, o->err, sizeof(o->err)) < 0) {
-		json_decref(o->resp);
-		o->resp = NULL;
-		goto out;
-	}
-	o->exit = json_is_true(json_object_get(o->resp, "ok")) ? CTL_EXIT_OK : CTL_EXIT_FAILED;
-out:
-	json_decref(req);
+	if (r->call)
+		rc = r->call(conn, r, ep->label, &o->resp, o->err, sizeof(o->err));
+	else
+		rc =
+		    ctl_request(conn, ep->label, r->cmd, r->args, &o->resp, o->err, sizeof(o->err));
+	if (rc == 0)
+		o->exit =
+		    json_is_true(json_object_get(o->resp, "ok")) ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 	ctl_conn_close(conn);
 }
 
@@ -84,19 +102,26 @@ static int run_single(struct ctl *c, struct ctl_req *r, SSL_CTX *ctx, const stru
 
 	call_one(ctx, ep, c->tls.timeout_s, r, &o);
 	if (o.exit == CTL_EXIT_CONN) {
-		fprintf(stderr, "elsctl: %s\n", o.err);
+		/* names from the agent's certificate are in it */
+		fputs("elsctl: ", stderr);
+		ctl_fputs_safe(o.err, stderr);
+		fputc('\n', stderr);
 	} else if (o.exit == CTL_EXIT_OK) {
 		json_t *result = json_object_get(o.resp, "result");
 
-		if (c->json || !r->show)
-			ctl_print_json(result, stdout);
-		else
+		if (r->show && (!c->json || r->show_json)) {
+			if (!c->json)
+				ctl_json_termsafe(result);
 			o.exit = r->show(result, stdout);
+		} else {
+			ctl_print_json(result, stdout);
+		}
 	} else {
 		json_t *error = json_object_get(o.resp, "error");
 
 		if (c->json)
 			ctl_print_json(o.resp, stdout);
+		ctl_json_termsafe(error);
 		ctl_print_error(NULL, error, r->text_name, stderr);
 	}
 	json_decref(o.resp);
@@ -132,15 +157,17 @@ static void print_line(struct fleet *f, size_t i)
 			json_object_set_new(j, "error",
 					    json_pack("{s:s, s:s, s:[]}", "code", "connection",
 						      "message", o->err, "details"));
-		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
 		json_decref(j);
 	} else if (o->exit == CTL_EXIT_OK) {
+		ctl_json_termsafe(o->resp);
 		line[0] = '\0';
 		if (f->r->summary)
 			f->r->summary(json_object_get(o->resp, "result"), line, sizeof(line));
 		printf("%-*s ok%s%s\n", f->width, label, *line ? " " : "", line);
 	} else if (o->exit == CTL_EXIT_FAILED) {
+		ctl_json_termsafe(o->resp);
 		ctl_error_line(json_object_get(o->resp, "error"), f->r->text_name, line,
 			       sizeof(line));
 		printf("%-*s FAILED: %s\n", f->width, label, line);
@@ -151,7 +178,9 @@ static void print_line(struct fleet *f, size_t i)
 
 		if (!strncmp(e, label, ll) && e[ll] == ':' && e[ll + 1] == ' ')
 			e += ll + 2;
-		printf("%-*s FAILED: %s\n", f->width, label, e);
+		printf("%-*s FAILED: ", f->width, label);
+		ctl_fputs_safe(e, stdout); /* names from the agent's certificate are in it */
+		putchar('\n');
 	}
 	fflush(stdout);
 }

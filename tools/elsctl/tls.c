@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ struct ctl_conn {
 	char our_identity[256];
 };
 
-static int conn_idx = -1;
+static int conn_idx = -1, ctx_crl_idx = -1;
 
 const char *ctl_alert_words(int desc)
 {
@@ -230,6 +231,68 @@ static bool check_validity(X509 *x, const char *path, char *err, size_t errlen)
 	return false;
 }
 
+static const char *ssl_err_text(char *buf, size_t len);
+
+/* Loads every CRL in o->crl into the context's store and turns on the check of the agent's
+ * certificate against them. An expired CRL is refused here, before dialling, with what to do:
+ * OpenSSL would only say "CRL has expired" about each agent. */
+static bool load_crls(SSL_CTX *ctx, const struct ctl_tls_opts *o, char *err, size_t errlen)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	BIO *b = BIO_new_file(o->crl, "r");
+	X509_CRL *crl;
+	int n = 0;
+	char why[160];
+
+	if (!b) {
+		snprintf(err, errlen, "CRL file %s: %s (set --crl or ELSCTL_CRL)", o->crl,
+			 strerror(errno));
+		return false;
+	}
+	while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL))) {
+		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+		if (next && X509_cmp_current_time(next) <= 0) {
+			char when[64] = "?";
+			BIO *m = BIO_new(BIO_s_mem());
+
+			if (m && ASN1_TIME_print(m, next)) {
+				int k = BIO_read(m, when, sizeof(when) - 1);
+
+				when[k > 0 ? k : 0] = '\0';
+			}
+			BIO_free(m);
+			snprintf(
+			    err, errlen,
+			    "CRL file %s expired on %s: refresh it on the CA host (els-pki crl "
+			    "DIR) and copy DIR/crl.pem here",
+			    o->crl, when);
+			X509_CRL_free(crl);
+			BIO_free(b);
+			return false;
+		}
+		if (X509_STORE_add_crl(store, crl) != 1) {
+			snprintf(err, errlen, "CRL file %s: %s", o->crl,
+				 ssl_err_text(why, sizeof(why)));
+			X509_CRL_free(crl);
+			BIO_free(b);
+			return false;
+		}
+		X509_CRL_free(crl); /* the store holds its own reference */
+		n++;
+	}
+	BIO_free(b);
+	if (n == 0) {
+		snprintf(err, errlen, "CRL file %s: no PEM CRL in it (X509 CRL)", o->crl);
+		return false;
+	}
+	ERR_clear_error(); /* the end of the file shows up as a PEM "no start line" */
+	/* The agent's own certificate; the CA is our trust anchor. */
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	SSL_CTX_set_ex_data(ctx, ctx_crl_idx, (void *)o->crl);
+	return true;
+}
+
 /* The text of the newest OpenSSL error, without the library prefix noise. */
 static const char *ssl_err_text(char *buf, size_t len)
 {
@@ -247,6 +310,8 @@ SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen)
 
 	if (conn_idx < 0)
 		conn_idx = SSL_get_ex_new_index(0, "elsctl conn", NULL, NULL, NULL);
+	if (ctx_crl_idx < 0)
+		ctx_crl_idx = SSL_CTX_get_ex_new_index(0, "elsctl crl", NULL, NULL, NULL);
 	ERR_clear_error();
 	ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx) {
@@ -267,6 +332,8 @@ SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen)
 			 access(o->ca, R_OK) ? strerror(errno) : ssl_err_text(why, sizeof(why)));
 		goto fail;
 	}
+	if (o->crl && !load_crls(ctx, o, err, errlen))
+		goto fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1) {
 		snprintf(err, errlen, "console certificate %s: %s (set --cert or ELSCTL_CERT)",
 			 o->cert,
@@ -360,12 +427,27 @@ static void explain(struct ctl_conn *c, int ret, const char *when, char *err, si
 	char why[160];
 
 	if (c->verify_err) {
-		const char *hint = "";
+		const char *crl = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(c->ssl), ctx_crl_idx);
+		char hint[300] = "";
 
 		if (c->verify_err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
 		    c->verify_err == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
 		    c->verify_err == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN)
-			hint = " (was it issued by the CA in --ca?)";
+			snprintf(hint, sizeof(hint), " (was it issued by the CA in --ca?)");
+		else if (c->verify_err == X509_V_ERR_CERT_REVOKED)
+			snprintf(hint, sizeof(hint),
+				 " (listed in the CRL %s): do not trust this agent; reissue its "
+				 "certificate",
+				 crl ? crl : "");
+		else if (c->verify_err == X509_V_ERR_UNABLE_TO_GET_CRL)
+			snprintf(hint, sizeof(hint),
+				 " (the CRL %s is not from the CA that issued it: use that CA's "
+				 "crl.pem)",
+				 crl ? crl : "");
+		else if (c->verify_err == X509_V_ERR_CRL_HAS_EXPIRED ||
+			 c->verify_err == X509_V_ERR_CRL_NOT_YET_VALID)
+			snprintf(hint, sizeof(hint), " (%s: refresh it with els-pki crl)",
+				 crl ? crl : "");
 		snprintf(err, errlen, "agent certificate for %s (%s): %s%s", c->ep->host,
 			 c->verify_subject, X509_verify_cert_error_string(c->verify_err), hint);
 	} else if (c->alert >= 0 && alert_about_us(c->alert)) {
