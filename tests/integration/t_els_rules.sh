@@ -82,10 +82,27 @@ check_eq "the ruleset is exactly as before" "$BEFORE" "$(snapshot)"
 check "remove with nothing installed" rules remove
 check_eq "still as before" "$BEFORE" "$(snapshot)"
 
-# --- a broken config installs nothing
+# --- a broken config: without last good settings it installs nothing; with them, it
+# installs those and still fails, saying so at error priority with the config's reason
 els_config "$WORK/bad.conf" 's/^queues = "0";/queues = "zero";/'
+check "install kept the last good settings" test -s "$ELS_RULES_STATE/last-good"
+mv "$ELS_RULES_STATE/last-good" "$WORK/last-good.saved"
 check_not "install refuses an invalid config" rules -c "$WORK/bad.conf" install
 check_eq "and touches nothing" "$BEFORE" "$(snapshot)"
+out=$(in_srv env JOURNAL_STREAM=8:1 "$RULES" -c "$WORK/bad.conf" install 2>&1)
+check "the failure is logged at error priority (<3>) with the file:line reason" \
+	grep -q -E "^<3>els-rules: $WORK/bad.conf is not valid: $WORK/bad.conf:[0-9]+: 'queues'" <<<"$out"
+check "and what was checked: no rules installed" \
+	grep -q -E "^<3>els-rules: .*nothing installed; no steering rules installed \(checked" <<<"$out"
+mv "$WORK/last-good.saved" "$ELS_RULES_STATE/last-good"
+out=$(rules -c "$WORK/bad.conf" install 2>&1)
+check_eq "with last good settings: install still fails" 1 "$?"
+check "and says it installed the last valid config's rules, checked" grep -q \
+	"is not valid: installed the rules of the last valid config .*steering rules present and first (checked" <<<"$out"
+check "the last valid config's rules: queues 2-5 with bypass (open.conf)" \
+	test "$(chain iptables ELSD-IN | grep -c -- '--queue-balance 2:5 --queue-bypass')" == 1
+check "remove" rules remove
+check_eq "as before" "$BEFORE" "$(snapshot)"
 
 # --- offload = true: offloaded connections are accepted ahead of the queue
 els_config "$WORK/offload.conf" 's|^queues = "0";|offload = true;\nqueues = "0";|'
