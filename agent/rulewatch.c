@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <linux/capability.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
@@ -14,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -291,6 +294,26 @@ static void check(struct els_rulewatch *w, uint64_t detected_ns, const char *why
 		restore(w, detected_ns, out);
 }
 
+/* els-rules needs CAP_NET_ADMIN, which an exec keeps only from the ambient set. Capabilities
+ * are per thread: raising it here, with the raw syscalls (libcap may apply a change to every
+ * thread), gives it to the children of this thread alone, whatever the rest of elsd does
+ * with its own ambient set (a sweep child, for one, must not inherit it). elsd started as
+ * root (no privilege drop) needs none of this: root's exec gets its capabilities anyway. */
+static void keep_net_admin_for_children(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct c[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &h, c) < 0 || !(c[0].permitted & (1u << CAP_NET_ADMIN)))
+		return;
+	c[0].inheritable |= 1u << CAP_NET_ADMIN;
+	if (syscall(SYS_capset, &h, c) < 0 ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0L, 0L) < 0)
+		els_log(ELS_LL_WARNING,
+			"rules: cannot pass CAP_NET_ADMIN on to els-rules (%s): restores may fail",
+			strerror(errno));
+}
+
 static void *watch_main(void *arg)
 {
 	struct els_rulewatch *w = arg;
@@ -298,6 +321,8 @@ static void *watch_main(void *arg)
 	uint64_t burst_start = 0, last_change = 0;
 
 	pthread_setname_np(pthread_self(), "elsd-rules");
+	if (geteuid() != 0)
+		keep_net_admin_for_children();
 	for (;;) {
 		uint64_t now = els_now_mono();
 		uint64_t due = next_period;

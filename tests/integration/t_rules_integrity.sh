@@ -129,4 +129,24 @@ check_not "self_heal off: the rules are not restored" rules_ok
 check_eq "self_heal off: no restore alert" "$r0" "$(alerts steering_rules_restored)"
 check_ge "self_heal off: 22 is reachable (what an alert-only setup means)" 1 "$(probe22)"
 check "elsd kept running" kill -0 "$ELSD_PID"
+
+# --- as a service runs it: not root, CAP_NET_ADMIN only (here the privilege drop to nobody):
+# elsd passes the capability on to els-rules, whose restore then works
+els_stop
+chmod 711 "$WORK"
+install -d -o nobody -g nogroup -m 0750 "$WORK/mon"
+DB=$WORK/mon/monitor.db
+els_config "$WORK/nobody.conf" "s|$WORK/monitor.db|$DB|" "\$a user = \"nobody\";"
+chmod 644 "$WORK/nobody.conf"
+check "els-rules install" in_srv "$RULES" -c "$WORK/nobody.conf" install
+els_start "$WORK/nobody.conf" || fail "elsd did not start as nobody"
+check "elsd dropped to nobody" wait_log "dropped privileges: user nobody"
+check "and sees the rules in place (els-rules run as nobody)" \
+	wait_log "rules: steering rules present and first \(checked"
+r0=$(alerts steering_rules_restored)
+in_srv nft flush ruleset
+check "as nobody with CAP_NET_ADMIN: restored after nft flush ruleset" \
+	wait_until more_alerts steering_rules_restored "$r0"
+check "the rules are in place" rules_ok
+check_eq "nothing reaches 22" 0 "$(probe22)"
 els_finish
