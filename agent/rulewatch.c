@@ -28,28 +28,30 @@
 #include "log.h"
 #include "rulewatch.h"
 
-#define QUIET_NS (50 * ELS_NS_PER_MS)     /* a burst of changes ends after this much quiet */
-#define BURST_MAX_NS (300 * ELS_NS_PER_MS) /* ...or is checked this long after it began */
-#define PERIOD_NS (10 * ELS_NS_PER_S)      /* checked anyway: iptables-legacy is not announced */
-#define RUN_TIMEOUT_MS 10000               /* an els-rules that hangs is killed */
-#define HEAL_WINDOW_NS (10 * ELS_NS_PER_S) /* at most HEAL_MAX restores per window, so that */
-#define HEAL_MAX 10                        /* a fight with another manager cannot spin */
-#define OUT_MAX 1024
+#define QUIET_NS       (20 * ELS_NS_PER_MS)  /* a burst of changes ends after this much quiet */
+#define BURST_MAX_NS   (300 * ELS_NS_PER_MS) /* ...or is checked this long after it began */
+#define PERIOD_NS      (10 * ELS_NS_PER_S)   /* checked anyway: iptables-legacy is not announced */
+#define RUN_TIMEOUT_MS 10000		     /* an els-rules that hangs is killed */
+#define HEAL_WINDOW_NS (10 * ELS_NS_PER_S)   /* at most HEAL_MAX restores per window, so that */
+#define HEAL_MAX       10		     /* a fight with another manager cannot spin */
+#define OUT_MAX	       1024
+#ifndef ELS_NS_PER_MS
 #define ELS_NS_PER_MS 1000000ull
+#endif
 
 struct els_rulewatch {
 	pthread_t thread;
-	int stop_fd;                  /* eventfd: the main thread's stop */
-	struct mnl_socket *nl;        /* NFNLGRP_NFTABLES notifications */
-	atomic_bool self_heal;        /* [A] rules.self_heal, from reloads */
-	_Atomic uint32_t generation;  /* [A] recorded with events */
-	struct els_ring *ring;        /* [T] this thread's monitor ring */
+	int stop_fd;		     /* eventfd: the main thread's stop */
+	struct mnl_socket *nl;	     /* NFNLGRP_NFTABLES notifications */
+	atomic_bool self_heal;	     /* [A] rules.self_heal, from reloads */
+	_Atomic uint32_t generation; /* [A] recorded with events */
+	struct els_ring *ring;	     /* [T] this thread's monitor ring */
 	char *program, *config, *self_exe;
-	char *env[8];                 /* [I] the clean environment of els-rules */
+	char *env[8]; /* [I] the clean environment of els-rules */
 	/* [T] what the last checks found */
-	bool armed;                   /* the rules were seen in place once */
+	bool armed; /* the rules were seen in place once */
 	bool told_unarmed;
-	char last_finding[OUT_MAX];   /* the alteration last alerted, so it is alerted once */
+	char last_finding[OUT_MAX]; /* the alteration last alerted, so it is alerted once */
 	uint64_t heal_window_ns;
 	unsigned heals;
 };
@@ -249,7 +251,8 @@ static void restore(struct els_rulewatch *w, uint64_t detected_ns, const char *f
 		els_log(ELS_LL_ERROR, "rules: restoring failed (exit %d): %s (was: %s)", rc, out,
 			finding);
 		record(w, ELS_R_RULES_ALTERED, "restore failed (exit %d): %.60s", rc, out);
-		els_alert(ELS_R_RULES_ALTERED, "restore=failed exit=%d reason=\"%.300s\"", rc, clean);
+		els_alert(ELS_R_RULES_ALTERED, "restore=failed exit=%d reason=\"%.300s\"", rc,
+			  clean);
 	}
 }
 
@@ -267,8 +270,8 @@ static void check(struct els_rulewatch *w, uint64_t detected_ns, const char *why
 	}
 	if (rc != 1 && rc != 3) { /* could not check */
 		if (strcmp(out, w->last_finding) != 0)
-			els_log(ELS_LL_ERROR, "rules: cannot check the steering rules (exit %d): %s",
-				rc, out);
+			els_log(ELS_LL_ERROR,
+				"rules: cannot check the steering rules (exit %d): %s", rc, out);
 		snprintf(w->last_finding, sizeof(w->last_finding), "%s", out);
 		return;
 	}
@@ -331,8 +334,9 @@ static void *watch_main(void *arg)
 			due = quiet < cap ? quiet : cap;
 		}
 		int ms = due > now ? (int)((due - now + ELS_NS_PER_MS - 1) / ELS_NS_PER_MS) : 0;
-		struct pollfd p[2] = {{.fd = w->stop_fd, .events = POLLIN},
-				      {.fd = w->nl ? mnl_socket_get_fd(w->nl) : -1, .events = POLLIN}};
+		struct pollfd p[2] = {
+		    {.fd = w->stop_fd, .events = POLLIN},
+		    {.fd = w->nl ? mnl_socket_get_fd(w->nl) : -1, .events = POLLIN}};
 		int n = poll(p, 2, ms);
 		if (n > 0 && p[0].revents)
 			break;
@@ -342,7 +346,8 @@ static void *watch_main(void *arg)
 				burst_start = now;
 			last_change = now;
 		}
-		if (burst_start && (now >= last_change + QUIET_NS || now >= burst_start + BURST_MAX_NS)) {
+		if (burst_start &&
+		    (now >= last_change + QUIET_NS || now >= burst_start + BURST_MAX_NS)) {
 			uint64_t seen = burst_start;
 			burst_start = 0;
 			check(w, seen, "nf_tables change notification");
@@ -410,7 +415,8 @@ struct els_rulewatch *els_rulewatch_start(const struct els_rulewatch_opts *o)
 	w->env[ne++] = env_str("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
 	if (el > 0)
 		w->env[ne++] = env_str("ELSD", exe);
-	static const char *const pass[] = {"ELS_RULES_BACKEND", "ELS_RULES_STATE", "ELS_RULES_LOCK"};
+	static const char *const pass[] = {"ELS_RULES_BACKEND", "ELS_RULES_STATE",
+					   "ELS_RULES_LOCK"};
 	for (unsigned i = 0; i < sizeof(pass) / sizeof(pass[0]); i++)
 		if (getenv(pass[i]))
 			w->env[ne++] = env_str(pass[i], getenv(pass[i]));

@@ -2,7 +2,7 @@
  * rules (packaging/els-rules: table inet elsd, or the ELSD-IN/ELSD-OUT chains jumped to first
  * from filter INPUT/OUTPUT) are present and first. nf_tables announces every ruleset change
  * on the NFNLGRP_NFTABLES multicast group of NETLINK_NETFILTER, whichever tool made it (nft,
- * iptables-nft, a firewall loader's `flush ruleset`); a change is checked after 50 ms of quiet,
+ * iptables-nft, a firewall loader's `flush ruleset`); a change is checked after 20 ms of quiet,
  * and the ruleset is also checked every 10 s (iptables-legacy changes are not announced).
  *
  * The check and the restore run `els-rules verify` and `els-rules install --restore`, exec'd
@@ -25,8 +25,8 @@ struct els_ring;
 struct els_rulewatch;
 
 struct els_rulewatch_opts {
-	const char *program;  /* els-rules; NULL: $ELS_RULES, else /usr/sbin/els-rules */
-	const char *config;   /* passed as -c */
+	const char *program;   /* els-rules; NULL: $ELS_RULES, else /usr/sbin/els-rules */
+	const char *config;    /* passed as -c */
 	struct els_ring *ring; /* a monitor ring this thread alone pushes to */
 	bool self_heal;
 	uint32_t generation;
