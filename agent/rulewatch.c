@@ -51,6 +51,7 @@ struct els_rulewatch {
 	/* [T] what the last checks found */
 	bool armed; /* the rules were seen in place once */
 	bool told_unarmed;
+	bool recheck;		    /* a restore ran: check again, for changes made while it ran */
 	char last_finding[OUT_MAX]; /* the alteration last alerted, so it is alerted once */
 	uint64_t heal_window_ns;
 	unsigned heals;
@@ -231,9 +232,10 @@ static void restore(struct els_rulewatch *w, uint64_t detected_ns, const char *f
 	w->heals++;
 	int rc = run_rules(w, "install", "--restore", out, sizeof(out));
 	/* Our own changes are announced too: read them now, so that they are not taken for
-	 * somebody else's. A change made meanwhile by somebody else is caught by the check
-	 * after the next one, or the periodic check. */
+	 * somebody else's, and check once more right after, since somebody else's change made
+	 * while the restore ran was read with them. */
 	drain_notifications(w);
+	w->recheck = true;
 	uint64_t ms = (els_now_mono() - detected_ns) / ELS_NS_PER_MS;
 	els_alert_clean(clean, sizeof(clean), out);
 	if (rc == 0) {
@@ -328,6 +330,10 @@ static void *watch_main(void *arg)
 		keep_net_admin_for_children();
 	for (;;) {
 		uint64_t now = els_now_mono();
+		if (w->recheck) { /* after a restore: as after a change */
+			w->recheck = false;
+			burst_start = last_change = now;
+		}
 		uint64_t due = next_period;
 		if (burst_start) {
 			uint64_t quiet = last_change + QUIET_NS, cap = burst_start + BURST_MAX_NS;
