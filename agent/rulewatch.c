@@ -52,6 +52,8 @@ struct els_rulewatch {
 	bool armed; /* the rules were seen in place once */
 	bool told_unarmed;
 	bool recheck;		    /* a restore ran: check again, for changes made while it ran */
+	bool admin_removed;	    /* `els-rules remove`: no restore until they are back */
+	char last_failure[OUT_MAX]; /* the restore failure last alerted */
 	char last_finding[OUT_MAX]; /* the alteration last alerted, so it is alerted once */
 	uint64_t heal_window_ns;
 	unsigned heals;
@@ -246,10 +248,14 @@ static void restore(struct els_rulewatch *w, uint64_t detected_ns, const char *f
 		els_alert(ELS_R_RULES_RESTORED, "restore_ms=%llu checked=\"%.300s\"",
 			  (unsigned long long)ms, clean);
 		w->last_finding[0] = '\0';
-	} else if (rc == 5) {
+		w->last_failure[0] = '\0';
+	} else if (rc == 5) { /* said once; checks go on, restores wait for an install */
+		w->heals--;
+		w->admin_removed = true;
 		els_log(ELS_LL_WARNING, "rules: %s", out);
 		record(w, ELS_R_RULES_ALTERED, "not restored: removed by the administrator");
-	} else {
+	} else if (strcmp(out, w->last_failure) != 0) { /* each distinct failure once */
+		snprintf(w->last_failure, sizeof(w->last_failure), "%s", out);
 		els_log(ELS_LL_ERROR, "rules: restoring failed (exit %d): %s (was: %s)", rc, out,
 			finding);
 		record(w, ELS_R_RULES_ALTERED, "restore failed (exit %d): %.60s", rc, out);
@@ -267,7 +273,9 @@ static void check(struct els_rulewatch *w, uint64_t detected_ns, const char *why
 		if (!w->armed || w->last_finding[0])
 			els_log(ELS_LL_INFO, "rules: %s", out);
 		w->armed = true;
+		w->admin_removed = false;
 		w->last_finding[0] = '\0';
+		w->last_failure[0] = '\0';
 		return;
 	}
 	if (rc != 1 && rc != 3) { /* could not check */
@@ -295,7 +303,7 @@ static void check(struct els_rulewatch *w, uint64_t detected_ns, const char *why
 		els_alert(ELS_R_RULES_ALTERED, "self_heal=%s found=\"%.400s\"", heal ? "on" : "off",
 			  els_alert_clean(clean, sizeof(clean), out));
 	}
-	if (heal)
+	if (heal && !w->admin_removed)
 		restore(w, detected_ns, out);
 }
 

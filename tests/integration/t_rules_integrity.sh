@@ -143,6 +143,10 @@ check "els-rules remove while elsd runs" in_srv "$RULES" remove
 check "elsd notes it and does not restore" wait_log "rules: not restored: an administrator removed"
 sleep 0.5
 check_eq "no restore after the administrator's remove" "$a0" "$(alerts steering_rules_restored)"
+in_srv nft add table inet other # a change: checked again, not restored, not said again
+sleep 0.5
+in_srv nft delete table inet other
+check_eq "said once, however many changes follow" 1 "$(grep -c 'rules: not restored: an administrator removed' "$ELSD_LOG")"
 check_not "the rules stay removed" rules_ok
 check "els-rules install" in_srv "$RULES" -c "$WORK/heal.conf" install
 check "the rules are in place again" rules_ok
