@@ -172,6 +172,38 @@ else
 	check_not "an explicit nft backend is refused" rules -c "$WORK/closed.conf" -b nft install
 	check_eq "the probe leaves nothing behind" "$BEFORE" "$(snapshot)"
 fi
+# verify on the nft backend, whatever this kernel has: a stub nft prints a listing of table
+# inet elsd as nft 1.0 prints it; verify must accept it as written and name each alteration.
+mkdir -p "$WORK/stub"
+cat >"$WORK/stub/nft" <<EOF
+#!/bin/sh
+[ "\$*" = "list table inet elsd" ] && exec cat "$WORK/listing"
+exit 1
+EOF
+chmod +x "$WORK/stub/nft"
+listing() {
+	printf 'table inet elsd {\n\tchain input {\n\t\ttype filter hook input priority %s; policy accept;\n\t\tiif "lo" accept comment "elsd: loopback"\n%s\t\tqueue %s comment "elsd: queues"\n\t}\n\tchain output {\n\t\ttype filter hook output priority filter - 1; policy accept;\n\t\toif "lo" accept comment "elsd: loopback"\n\t\tqueue to 0 comment "elsd: queues"\n\t}\n}\n' \
+		"$1" "$2" "$3" >"$WORK/listing"
+}
+nft_verify() { in_srv env PATH="$WORK/stub:$PATH" "$RULES" verify 2>&1; }
+listing "filter - 1" "" "to 0"
+out=$(nft_verify)
+check_eq "nft verify: present and first (exit 0)" 0 "$?"
+check "nft verify: says what it checked, without bypass" grep -q \
+	"present and first (checked: nft table inet elsd: chains input/output at priority filter - 1; queue rules without bypass" <<<"$out"
+listing "filter - 1" "" "flags bypass to 0-3"
+check "nft verify: bypass seen" grep -q "queue rules with bypass" <<<"$(nft_verify)"
+listing "filter - 1" $'\t\ttcp dport 22 accept\n' "to 0"
+out=$(nft_verify)
+check_eq "nft verify: a foreign rule ahead of the queue (exit 1)" 1 "$?"
+check "nft verify: names it" grep -q "nft: a rule els-rules did not write in chain input: 'tcp dport 22 accept'" <<<"$out"
+listing "filter + 10" "" "to 0"
+check "nft verify: a chain moved to another priority is named" grep -q \
+	"nft: chain input is not a filter chain on hook input at priority filter - 1" <<<"$(nft_verify)"
+listing "filter - 1" "" "to 0"
+sed -i '/chain output/,/^\t}/d' "$WORK/listing"
+check "nft verify: a missing chain is named" grep -q "nft: chain output missing" <<<"$(nft_verify)"
+
 # Either way, the nft rules as generated: loopback first, then management, then the queues.
 out=$(rules -c "$WORK/open.conf" -b nft -n install)
 check "nft dry run: queue range with bypass" grep -q 'queue num 2-5 bypass' <<<"$out"
