@@ -30,6 +30,7 @@
 #include "privdrop.h"
 #include "queue.h"
 #include "replay.h"
+#include "rulewatch.h"
 #include "worker.h"
 
 void els_push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
@@ -93,6 +94,7 @@ struct daemon {
 	struct els_kdrops kdrops; /* [M] the kernel's drop counters for our queues */
 	struct els_policy *running;
 	struct els_control *control; /* management requests; NULL without `management` */
+	struct els_rulewatch *rules; /* the steering rules' watch; NULL when it cannot run */
 	uint64_t start_ns;
 	/* [M] restarting a dead endpoint: when to try next (0: not scheduled), the current
 	 * back-off, and when the endpoint last started */
@@ -172,6 +174,7 @@ static void commit_policy(struct daemon *d, struct els_policy *np)
 {
 	keep_start_settings(np, d->running);
 	els_log_set_level(np->set.log_level);
+	els_rulewatch_update(d->rules, np->set.rules_self_heal, np->generation);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
 	d->running = np;
 	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
@@ -420,7 +423,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	d.threads = calloc(d.nq, sizeof(*d.threads));
 	if (!d.workers || !d.wp || !d.queues || !d.threads)
 		goto out;
-	d.mon = els_open_monitor(o, p, d.nq + 1);
+	d.mon = els_open_monitor(o, p, d.nq + 2); /* workers, main thread, rule watch */
 	if (!d.mon)
 		goto out;
 	d.ctl = els_monitor_ring(d.mon, d.nq);
@@ -477,10 +480,18 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 		els_push_event(d.ctl, p->generation, "start: queues %u-%u sha256 %.16s",
 			       p->set.queue_first, p->set.queue_last, p->hash);
 	}
+	if (rc == 0) /* off the packet path, on its own thread and ring */
+		d.rules = els_rulewatch_start(&(struct els_rulewatch_opts){
+		    .config = o->config,
+		    .ring = els_monitor_ring(d.mon, d.nq + 1),
+		    .self_heal = p->set.rules_self_heal,
+		    .generation = p->generation});
 	if (rc == 0)
 		els_notify("READY=1\nSTATUS=filtering queues %u-%u, generation %u\nMAINPID=%d",
 			   p->set.queue_first, p->set.queue_last, p->generation, (int)getpid());
 	supervise(&d, &sigs);
+	els_rulewatch_stop(d.rules);
+	d.rules = NULL;
 	els_notify("STOPPING=1\nSTATUS=stopping");
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(d.threads[i], NULL);

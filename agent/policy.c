@@ -17,7 +17,7 @@
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", NULL,
+	"offload", "rules", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -190,6 +190,18 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 			els_diag_at(d, off, "'offload' must be true or false");
 		else
 			set->offload = config_setting_get_bool(off);
+	}
+	/* rules = { self_heal = true; }: agent/rulewatch.h */
+	static const char *const rules_keys[] = {"self_heal", NULL};
+	const config_setting_t *rules = member(root, "rules");
+	check_keys(rules, "rules", rules_keys, d);
+	set->rules_self_heal = true;
+	const config_setting_t *heal = member(rules, "self_heal");
+	if (heal) {
+		if (config_setting_type(heal) != CONFIG_TYPE_BOOL)
+			els_diag_at(d, heal, "'rules.self_heal' must be true or false");
+		else
+			set->rules_self_heal = config_setting_get_bool(heal);
 	}
 	const char *user = get_string(root, "user", d);
 	if (user && *user && !getpwnam(user))

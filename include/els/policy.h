@@ -34,6 +34,7 @@ struct els_settings {
 	unsigned queue_first, queue_last; /* NFQUEUE numbers served, one worker each */
 	bool fail_open;                   /* NFQA_CFG_F_FAIL_OPEN */
 	bool offload; /* [R] established flows bypass the queue via a connmark (agent/offload.h) */
+	bool rules_self_heal; /* [R] rules.self_heal: restore altered steering rules */
 	unsigned copy_bytes;              /* headers-only copy range */
 	unsigned queue_maxlen;
 	unsigned flow_capacity;           /* per worker */

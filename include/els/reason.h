@@ -63,7 +63,10 @@
 	/* alerts about the agent itself (agent/alert.h) */                                        \
 	X(POLICY_CHANGED, "policy_changed")           /* a new generation: reload, apply, list */ \
 	X(POLICY_REJECTED, "policy_rejected")         /* a reload or apply that failed */          \
-	X(MGMT_REFUSED, "mgmt_refused")               /* a console refused: handshake, role, cap */
+	X(MGMT_REFUSED, "mgmt_refused")               /* a console refused: handshake, role, cap */ \
+	/* the steering rules (agent/rulewatch.h) */                                               \
+	X(RULES_ALTERED, "steering_rules_altered")    /* removed, or a rule put ahead of them */   \
+	X(RULES_RESTORED, "steering_rules_restored")  /* put back by elsd (rules.self_heal) */
 
 enum els_reason {
 #define ELS_X_ENUM(e, s) ELS_R_##e,

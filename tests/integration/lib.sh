@@ -16,6 +16,8 @@ DB="$WORK/monitor.db"
 ELSD_LOG="$WORK/elsd.log"
 ELSD_PID=
 QUEUE=0
+# els-rules keeps its last good settings and the removal mark here, never on the host.
+export ELS_RULES_STATE=$WORK/rules-state
 PASSED=0 FAILED=0
 BG_PIDS=()
 

@@ -82,10 +82,27 @@ check_eq "the ruleset is exactly as before" "$BEFORE" "$(snapshot)"
 check "remove with nothing installed" rules remove
 check_eq "still as before" "$BEFORE" "$(snapshot)"
 
-# --- a broken config installs nothing
+# --- a broken config: without last good settings it installs nothing; with them, it
+# installs those and still fails, saying so at error priority with the config's reason
 els_config "$WORK/bad.conf" 's/^queues = "0";/queues = "zero";/'
+check "install kept the last good settings" test -s "$ELS_RULES_STATE/last-good"
+mv "$ELS_RULES_STATE/last-good" "$WORK/last-good.saved"
 check_not "install refuses an invalid config" rules -c "$WORK/bad.conf" install
 check_eq "and touches nothing" "$BEFORE" "$(snapshot)"
+out=$(in_srv env JOURNAL_STREAM=8:1 "$RULES" -c "$WORK/bad.conf" install 2>&1)
+check "the failure is logged at error priority (<3>) with the file:line reason" \
+	grep -q -E "^<3>els-rules: $WORK/bad.conf is not valid: $WORK/bad.conf:[0-9]+: 'queues'" <<<"$out"
+check "and what was checked: no rules installed" \
+	grep -q -E "^<3>els-rules: .*nothing installed; no steering rules installed \(checked" <<<"$out"
+mv "$WORK/last-good.saved" "$ELS_RULES_STATE/last-good"
+out=$(rules -c "$WORK/bad.conf" install 2>&1)
+check_eq "with last good settings: install still fails" 1 "$?"
+check "and says it installed the last valid config's rules, checked" grep -q \
+	"is not valid: installed the rules of the last valid config .*steering rules present and first (checked" <<<"$out"
+check "the last valid config's rules: queues 2-5 with bypass (open.conf)" \
+	test "$(chain iptables ELSD-IN | grep -c -- '--queue-balance 2:5 --queue-bypass')" == 1
+check "remove" rules remove
+check_eq "as before" "$BEFORE" "$(snapshot)"
 
 # --- offload = true: offloaded connections are accepted ahead of the queue
 els_config "$WORK/offload.conf" 's|^queues = "0";|offload = true;\nqueues = "0";|'
@@ -155,6 +172,38 @@ else
 	check_not "an explicit nft backend is refused" rules -c "$WORK/closed.conf" -b nft install
 	check_eq "the probe leaves nothing behind" "$BEFORE" "$(snapshot)"
 fi
+# verify on the nft backend, whatever this kernel has: a stub nft prints a listing of table
+# inet elsd as nft 1.0 prints it; verify must accept it as written and name each alteration.
+mkdir -p "$WORK/stub"
+cat >"$WORK/stub/nft" <<EOF
+#!/bin/sh
+[ "\$*" = "list table inet elsd" ] && exec cat "$WORK/listing"
+exit 1
+EOF
+chmod +x "$WORK/stub/nft"
+listing() {
+	printf 'table inet elsd {\n\tchain input {\n\t\ttype filter hook input priority %s; policy accept;\n\t\tiif "lo" accept comment "elsd: loopback"\n%s\t\tqueue %s comment "elsd: queues"\n\t}\n\tchain output {\n\t\ttype filter hook output priority filter - 1; policy accept;\n\t\toif "lo" accept comment "elsd: loopback"\n\t\tqueue to 0 comment "elsd: queues"\n\t}\n}\n' \
+		"$1" "$2" "$3" >"$WORK/listing"
+}
+nft_verify() { in_srv env PATH="$WORK/stub:$PATH" "$RULES" verify 2>&1; }
+listing "filter - 1" "" "to 0"
+out=$(nft_verify)
+check_eq "nft verify: present and first (exit 0)" 0 "$?"
+check "nft verify: says what it checked, without bypass" grep -q \
+	"present and first (checked: nft table inet elsd: chains input/output at priority filter - 1; queue rules without bypass" <<<"$out"
+listing "filter - 1" "" "flags bypass to 0-3"
+check "nft verify: bypass seen" grep -q "queue rules with bypass" <<<"$(nft_verify)"
+listing "filter - 1" $'\t\ttcp dport 22 accept\n' "to 0"
+out=$(nft_verify)
+check_eq "nft verify: a foreign rule ahead of the queue (exit 1)" 1 "$?"
+check "nft verify: names it" grep -q "nft: a rule els-rules did not write in chain input: 'tcp dport 22 accept'" <<<"$out"
+listing "filter + 10" "" "to 0"
+check "nft verify: a chain moved to another priority is named" grep -q \
+	"nft: chain input is not a filter chain on hook input at priority filter - 1" <<<"$(nft_verify)"
+listing "filter - 1" "" "to 0"
+sed -i '/chain output/,/^\t}/d' "$WORK/listing"
+check "nft verify: a missing chain is named" grep -q "nft: chain output missing" <<<"$(nft_verify)"
+
 # Either way, the nft rules as generated: loopback first, then management, then the queues.
 out=$(rules -c "$WORK/open.conf" -b nft -n install)
 check "nft dry run: queue range with bypass" grep -q 'queue num 2-5 bypass' <<<"$out"

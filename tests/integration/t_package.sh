@@ -82,6 +82,8 @@ check_eq "package installed" "install ok installed" "$(pkg_status)"
 check_eq "/usr/sbin/elsd" "755 root:root" "$(perm /usr/sbin/elsd)"
 check_eq "/usr/sbin/els-rules" "755 root:root" "$(perm /usr/sbin/els-rules)"
 check_eq "/lib/systemd/system/elsd.service" "644 root:root" "$(perm /lib/systemd/system/elsd.service)"
+check_eq "/lib/systemd/system/elsd-rules.service" "644 root:root" \
+	"$(perm /lib/systemd/system/elsd-rules.service)"
 for u in els-sweep.service els-sweep.timer; do
 	[[ -f $ELS_SOURCE_DIR/packaging/$u ]] &&
 		check_eq "/lib/systemd/system/$u" "644 root:root" "$(perm /lib/systemd/system/$u)"
@@ -91,7 +93,13 @@ for t in "$ELS_SOURCE_DIR"/tools/*/; do
 	[[ -n $(ls "$ELS_SOURCE_DIR/tools/$t/"*.c 2>/dev/null) ]] &&
 		check_eq "/usr/bin/$t" "755 root:root" "$(perm "/usr/bin/$t")"
 done
-check_eq "/etc/elsd" "770 root:elsd" "$(perm /etc/elsd)"
+check_eq "/etc/elsd (read-only to elsd)" "750 root:elsd" "$(perm /etc/elsd)"
+check_eq "/etc/elsd/policy.d (where elsd persists remote policy)" "770 root:elsd" \
+	"$(perm /etc/elsd/policy.d)"
+check_eq "/var/lib/els-rules (els-rules' state, root's)" "755 root:root" "$(perm /var/lib/els-rules)"
+check_not "the elsd user cannot write /etc/elsd" runuser -u elsd -- touch /etc/elsd/x
+check "the elsd user can write /etc/elsd/policy.d" \
+	runuser -u elsd -- sh -c 'touch /etc/elsd/policy.d/x && rm /etc/elsd/policy.d/x'
 check_eq "/etc/elsd/elsd.conf" "640 root:elsd" "$(perm /etc/elsd/elsd.conf)"
 check_eq "/var/lib/elsd" "750 elsd:elsd" "$(perm /var/lib/elsd)"
 check_eq "/var/log/elsd" "750 elsd:elsd" "$(perm /var/log/elsd)"
@@ -122,8 +130,9 @@ check_not "other users cannot" runuser -u nobody -- cat /etc/elsd/elsd.conf
 check "els-rules runs from the package" /usr/sbin/els-rules --help
 check "els-rules reads the installed config" \
 	grep -q '^# backend .*queues 0-0, fail_open false' <<<"$(rules -n install)"
-check "systemd-analyze verify on the installed unit" \
-	test -z "$(systemd-analyze verify /lib/systemd/system/elsd.service 2>&1)"
+check "systemd-analyze verify on the installed units" \
+	test -z "$(systemd-analyze verify /lib/systemd/system/elsd.service \
+		/lib/systemd/system/elsd-rules.service 2>&1)"
 check "dpkg --verify: files as shipped" test -z "$(dpkg --verify $PKG 2>&1)"
 check "dpkg -i again (reinstall over itself)" dpkg_ns -i "$DEB"
 check_eq "still one elsd user" 1 "$(getent passwd | grep -c '^elsd:')"
@@ -146,6 +155,7 @@ check_eq "purged" "" "$(pkg_status | grep -v not-installed)"
 check_not "/etc/elsd is gone" test -e /etc/elsd
 check_not "/var/lib/elsd is gone" test -e /var/lib/elsd
 check_not "/var/log/elsd is gone" test -e /var/log/elsd
+check_not "/var/lib/els-rules is gone" test -e /var/lib/els-rules
 check_not "the elsd user is gone" getent passwd elsd
 check_not "the elsd group is gone" getent group elsd
 els_finish

@@ -44,16 +44,37 @@ rm -f "$UNITS"/els-bad*.service
 # What the issue asks of the service, line by line.
 U=$UNITS/elsd.service
 for line in "Type=notify" "NotifyAccess=main" "WatchdogSec=30s" \
-	"ExecStartPre=+/usr/sbin/els-rules install -c /etc/elsd/elsd.conf" \
-	"ExecStart=/usr/sbin/elsd -c /etc/elsd/elsd.conf" "ExecReload=/bin/kill -HUP \$MAINPID" \
-	"ExecStopPost=+/usr/sbin/els-rules remove --keep-if-failed -c /etc/elsd/elsd.conf" \
+	"Requires=elsd-rules.service" \
+	"ExecStart=/usr/sbin/elsd -c /etc/elsd/elsd.conf" \
+	"ExecStopPost=-+/usr/sbin/els-rules verify -c /etc/elsd/elsd.conf" \
 	"Restart=on-failure" "User=elsd" "AmbientCapabilities=CAP_NET_ADMIN" \
 	"CapabilityBoundingSet=CAP_NET_ADMIN" "NoNewPrivileges=yes" "ProtectSystem=strict" \
-	"StateDirectory=elsd" "ConfigurationDirectory=elsd" "LogsDirectory=elsd" "PrivateTmp=yes" \
+	"StateDirectory=elsd" "ConfigurationDirectory=elsd" "ConfigurationDirectoryMode=0750" \
+	"ReadWritePaths=-/etc/elsd/policy.d" "LogsDirectory=elsd" "PrivateTmp=yes" \
 	"ProtectHome=yes" "RestrictAddressFamilies=AF_NETLINK AF_INET AF_INET6 AF_UNIX" \
 	"SystemCallFilter=@system-service" "MemoryDenyWriteExecute=yes"; do
 	check "elsd.service: $line" grep -q -x -F -- "$line" "$U"
 done
+check "elsd.service: ordered after elsd-rules.service" \
+	grep -q -E '^After=elsd-rules.service( |$)' "$U"
+check_not "elsd.service never removes the steering rules (no 'els-rules remove')" \
+	grep -q 'els-rules remove' "$U"
+check_eq "elsd.service: /etc/elsd itself is not writable (only policy.d)" "" \
+	"$(grep -E '^ReadWritePaths=' "$U" | grep -v -x -F 'ReadWritePaths=-/etc/elsd/policy.d')"
+
+# The rules' own unit: their lifetime apart from elsd's.
+RU=$UNITS/elsd-rules.service
+for line in "Type=oneshot" "RemainAfterExit=yes" \
+	"ExecStart=/usr/sbin/els-rules install -c /etc/elsd/elsd.conf" \
+	"ExecReload=/usr/sbin/els-rules install -c /etc/elsd/elsd.conf" \
+	"ExecStop=/usr/sbin/els-rules remove --unless-shutdown -c /etc/elsd/elsd.conf" \
+	"StateDirectory=els-rules" "DefaultDependencies=no"; do
+	check "elsd-rules.service: $line" grep -q -x -F -- "$line" "$RU"
+done
+check "elsd-rules.service: before elsd.service" grep -q -E '^Before=.*elsd.service' "$RU"
+check_not "elsd-rules.service is not enabled on its own (no [Install])" grep -q '^\[Install\]' "$RU"
+check_not "elsd-rules.service is not part of elsd (no PartOf/BindsTo: a restart of elsd leaves it)" \
+	grep -q -E '^(PartOf|BindsTo)=' "$RU"
 
 # The exposure score: low, and the one the documentation states.
 score=$(systemd-analyze security --offline=true --root="$R" elsd.service 2>/dev/null |

@@ -149,3 +149,33 @@ Test(policy, list_where_a_group_belongs)
 	els_diag_free(&d);
 	unlink(path);
 }
+
+/* rules = { self_heal = ... }: agent/rulewatch.h. On by default; a wrong type or an unknown
+ * key is an error with its line. */
+Test(policy, rules_self_heal)
+{
+	struct els_diag d;
+	struct els_policy *p = load("chain = [ \"tracker\" ];\n", &d);
+	cr_assert_not_null(p);
+	cr_assert(p->set.rules_self_heal, "self_heal is on by default");
+	els_policy_free(p);
+	els_diag_free(&d);
+	unlink(path);
+
+	p = load("chain = [ \"tracker\" ];\nrules = { self_heal = false; };\n", &d);
+	dump(&d);
+	cr_assert_not_null(p);
+	cr_assert_not(p->set.rules_self_heal);
+	els_policy_free(p);
+	els_diag_free(&d);
+	unlink(path);
+
+	p = load("chain = [ \"tracker\" ];\n"
+		 "rules = {\n self_heal = 1;\n restore = true;\n};\n",
+		 &d);
+	cr_assert_null(p);
+	cr_assert(has_error(&d, 3, "'rules.self_heal' must be true or false"));
+	cr_assert(has_error(&d, 4, "unknown setting 'restore' in rules"));
+	els_diag_free(&d);
+	unlink(path);
+}
