@@ -63,7 +63,7 @@
 	X(FRAG_BAD_LENGTH, "fragment_bad_length")     /* M set, length not 8-byte multiple */      \
 	X(FRAG_TOO_BIG, "fragment_too_big")           /* offset + length past 65535 */             \
 	X(ND_FRAGMENTED, "nd_fragmented")             /* Neighbor Discovery in a fragment (RFC 6980) */ \
-	X(ND_HOP_LIMIT, "nd_hop_limit")               /* ND/MLD hop limit not 255/1 (RFC 4861) */ \
+	X(ND_HOP_LIMIT, "nd_hop_limit")               /* ND hop limit not 255 (RFC 4861) */         \
 	X(MARTIAN_SRC, "martian_source")              /* multicast/broadcast/mapped source */      \
 	X(MARTIAN_DST, "martian_destination")         /* unspecified/reserved-scope destination */ \
 	X(HBH_NOT_FIRST, "ipv6_hbh_not_first")        /* decoder: RFC 8200 4.1 */                  \
