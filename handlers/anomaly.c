@@ -204,12 +204,13 @@ static bool martian_destination(const struct els_pkt *p)
 }
 
 /* Neighbor Discovery (RFC 4861: 133-137) and SEND's certification path messages (RFC 3971:
- * 148, 149). */
-static bool is_nd(const struct els_pkt *p)
+ * 148 solicitation, 149 advertisement), all sent with hop limit 255. A certification path
+ * advertisement carries certificates and may be fragmented (RFC 6980 5): not with_cpa. */
+static bool is_nd(const struct els_pkt *p, bool with_cpa)
 {
 	return p->proto == 58 && (p->flags & ELS_PKT_HAS_ICMP) &&
 	       ((p->icmp_type >= 133 && p->icmp_type <= 137) || p->icmp_type == 148 ||
-		p->icmp_type == 149);
+		(with_cpa && p->icmp_type == 149));
 }
 
 /* The first anomaly of p, or AN__COUNT. */
@@ -239,9 +240,9 @@ static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
 		return AN_FRAG_LENGTH;
 	/* RFC 6980: ND in a fragment is ignored (fragments hide options from RA guards).
 	 * RFC 4861: ND comes with hop limit 255, so it cannot have crossed a router. */
-	if (is_nd(p) && (p->flags & ELS_PKT_FRAGMENT))
+	if (is_nd(p, false) && (p->flags & ELS_PKT_FRAGMENT))
 		return AN_ND_FRAGMENTED;
-	if (is_nd(p) && p->hop_limit != 255)
+	if (is_nd(p, true) && p->hop_limit != 255)
 		return AN_ND_HOP_LIMIT;
 	if (p->proto == 6 && (p->flags & ELS_PKT_HAS_PORTS)) {
 		uint8_t fl = p->tcp_flags & 0x3f; /* ECE and CWR are congestion bits, not shape */

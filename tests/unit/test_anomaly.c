@@ -269,11 +269,13 @@ Test(anomaly, rfc_discards_have_their_reasons)
 	    icmp6("fe80::1", "ff02::1", 134, 255),
 	    icmp6("::", "ff02::16", 143, 1),
 	    icmp6("fe80::1", "ff02::2", 133, 255),
+	    icmp6("fe80::1", "ff02::1", 149, 255), /* a certification path advertisement... */
 	    pkt6("2001:db8::1", "ff05::2", 17),
 	    pkt6("::1", "::1", 6),
 	    tcp("127.0.0.1", "127.0.0.2", 40000, 443, ELS_TCP_SYN),
 	    tcp("0.0.0.0", "255.255.255.255", 68, 67, ELS_TCP_SYN),
 	};
+	fine[5].flags |= ELS_PKT_FRAGMENT; /* ...may come in fragments (RFC 6980 5) */
 	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
 		judge(c, ws, fine[i], &a);
 		cr_assert_eq(a, ELS_CONTINUE, "fine case %zu", i);
