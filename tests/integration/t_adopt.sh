@@ -37,46 +37,12 @@ threading.Event().wait()
 '
 for _ in $(seq 50); do [[ $(in_srv ss -ltnH | grep -cE ':520[234] ') == 3 ]] && break; sleep 0.1; done
 
-# client.py HOST PORT STATUS STOP: a line every 100 ms until STOP exists, then up to 15 s for
-# the last echoes; STATUS always holds "sent echoed in_order error".
-cat >"$WORK/client.py" <<'EOF'
-import os, socket, sys, threading, time
-host, port, status, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-st = {"sent": 0, "echoed": 0, "order": 1, "err": "none"}
-lock = threading.Lock()
-def write():
-    with lock:
-        with open(status + ".tmp", "w") as f:
-            f.write("%d %d %d %s\n" % (st["sent"], st["echoed"], st["order"], st["err"]))
-        os.replace(status + ".tmp", status)
-s = socket.create_connection((host, port), timeout=5)
-s.settimeout(None)
-def reader():
-    try:
-        for line in s.makefile("rb"):
-            if line != b"%d\n" % st["echoed"]: st["order"] = 0
-            st["echoed"] += 1; write()
-        st["err"] = "eof"
-    except OSError as e:
-        st["err"] = type(e).__name__
-    write()
-threading.Thread(target=reader, daemon=True).start()
-try:
-    while not os.path.exists(stop):
-        s.sendall(b"%d\n" % st["sent"]); st["sent"] += 1; write(); time.sleep(0.1)
-except OSError as e:
-    st["err"] = type(e).__name__
-for _ in range(150):
-    if st["echoed"] >= st["sent"] or st["err"] != "none": break
-    time.sleep(0.1)
-write()
-EOF
 echoed() { local v; read -r _ v _ <"$WORK/st.$1" 2>/dev/null; echo "${v:-0}"; }
 finished() { local s e o err; read -r s e o err <"$WORK/st.$1" && { ((e >= s)) || [[ $err != none ]]; }; }
 grows() { local a; a=$(echoed "$1"); sleep 0.5; (($(echoed "$1") > a)); }
 
 els_start "$WORK/a.conf" || exit 1
-start_client() { bg_in "$CLI" python3 "$WORK/client.py" "$1" "$2" "$WORK/st.$3" "$WORK/stop.$3"; }
+start_client() { bg_in "$CLI" python3 "$(dirname "$0")/line_client.py" "$1" "$2" "$WORK/st.$3" "$WORK/stop.$3"; }
 start_client $SRV4 5202 v4
 start_client $SRV6 5202 v6
 start_client $SRV4 5203 cut
