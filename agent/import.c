@@ -178,9 +178,10 @@ struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *
 	if (nsock < 0)
 		els_log(ELS_LL_WARNING, "start: cannot read this host's TCP sockets (sock_diag): %s",
 			strerror(-nsock));
-	if (els_import_local_load(&local) < 0) {
+	int rc = els_import_local_load(&local);
+	if (rc < 0) {
 		els_log(ELS_LL_WARNING, "start: cannot list local addresses: %s; conntrack "
-					"entries are not adopted", strerror(errno));
+					"entries are not adopted", strerror(-rc));
 	} else {
 		nct = els_import_conntrack(&l, &local, &unmarked);
 		els_import_local_free(&local);

@@ -108,12 +108,13 @@ static int dump_one(struct mnl_socket *nl, uint8_t family, uint32_t states, stru
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct inet_diag_req_v2 *r;
 	unsigned portid = mnl_socket_get_portid(nl);
-	static uint32_t seq;
+	static uint32_t last_seq;
+	uint32_t seq = ++last_seq;
 	int rc;
 
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = ++seq;
+	nlh->nlmsg_seq = seq;
 	r = mnl_nlmsg_put_extra_header(nlh, sizeof(*r));
 	r->sdiag_family = family;
 	r->sdiag_protocol = IPPROTO_TCP;
@@ -124,7 +125,7 @@ static int dump_one(struct mnl_socket *nl, uint8_t family, uint32_t states, stru
 		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
 		if (n < 0)
 			return -errno;
-		rc = mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, portid, on_msg, d);
+		rc = mnl_cb_run(buf, (size_t)n, seq, portid, on_msg, d); /* buf: the answer now */
 		if (rc < 0)
 			return -errno;
 		if (rc == MNL_CB_STOP)
