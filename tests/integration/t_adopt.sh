@@ -50,7 +50,7 @@ start_client $SRV4 5204 obs
 for c in v4 v6 cut obs; do check "$c: echoes before any restart" wait_until grows $c; done
 
 # 1. SIGTERM, a second without elsd (packets dropped, TCP retransmits), start again.
-els_stop
+check "elsd exits 0 on SIGTERM" els_stop
 sleep 1
 els_start "$WORK/a.conf" || exit 1
 check "the start log counts the adopted connections" \
@@ -76,7 +76,7 @@ check_eq "the revoked connection gets no echo any more" "$cut_echoed" "$(echoed 
 check_ge "...while its client kept sending" $((cut_echoed + 5)) "$(read -r s _ <"$WORK/st.cut"; echo "$s")"
 
 # 3. SIGTERM, start in observe mode with 5204 revoked too: nothing is dropped.
-els_stop
+check "elsd exits 0 on SIGTERM (2)" els_stop
 sleep 1
 els_start "$WORK/c.conf" || exit 1
 for c in v4 v6 obs; do check "$c: echoes again after the observe-mode start" wait_until grows $c; done
@@ -92,7 +92,7 @@ for c in v4 v6 obs; do
 	check_eq "$c: every line sent was echoed, in order" "$s $s 1" "$e $e $o"
 	check_eq "$c: the connection was never reset" none "$err"
 done
-els_stop
+check "elsd exits 0 on SIGTERM (3)" els_stop
 n=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND (dport IN (5202,5204) OR sport IN (5202,5204))")
 check_eq "no packet of a permitted connection was dropped (no out_of_state)" 0 "$n"
 n=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND reason='out_of_state'")

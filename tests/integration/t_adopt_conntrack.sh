@@ -82,5 +82,5 @@ for _ in 1 2 3 4; do wait_until finished keep && break; done
 read -r s e o err <"$WORK/st.keep"
 log "keep: sent $s, echoed $e, in order $o, error $err"
 check_eq "keep: every line sent was echoed, in order, never reset" "$s $s 1 none" "$e $e $o $err"
-els_stop
+check "elsd exits 0 on SIGTERM" els_stop
 els_finish
