@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "../handlers/wstate.h"
+#include "daemon.h"
 #include "els/addr.h"
 #include "els/clock.h"
-#include "daemon.h"
 #include "import.h"
 #include "log.h"
 
@@ -40,8 +40,8 @@ int els_import_local_load(struct els_import_local *l)
 	if (getifaddrs(&ifs) < 0)
 		return -errno;
 	for (i = ifs; i; i = i->ifa_next)
-		n += i->ifa_addr && (i->ifa_addr->sa_family == AF_INET ||
-				     i->ifa_addr->sa_family == AF_INET6);
+		n += i->ifa_addr &&
+		     (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6);
 	l->a = calloc(n ? n : 1, sizeof(*l->a));
 	l->family = calloc(n ? n : 1, 1);
 	if (!l->a || !l->family) {
@@ -176,22 +176,28 @@ struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *
 
 	nsock = els_import_sockets(&l);
 	if (nsock < 0)
-		els_log(ELS_LL_WARNING, "start: cannot read this host's TCP sockets (sock_diag): %s",
+		els_log(ELS_LL_WARNING,
+			"start: cannot read this host's TCP sockets (sock_diag): %s",
 			strerror(-nsock));
 	int rc = els_import_local_load(&local);
 	if (rc < 0) {
-		els_log(ELS_LL_WARNING, "start: cannot list local addresses: %s; conntrack "
-					"entries are not adopted", strerror(-rc));
+		els_log(ELS_LL_WARNING,
+			"start: cannot list local addresses: %s; conntrack "
+			"entries are not adopted",
+			strerror(-rc));
 	} else {
 		nct = els_import_conntrack(&l, &local, &unmarked);
 		els_import_local_free(&local);
 		if (nct < 0)
-			els_log(ELS_LL_INFO, "start: conntrack not readable (%s): only TCP "
-					     "connections from sockets are adopted", strerror(-nct));
+			els_log(ELS_LL_INFO,
+				"start: conntrack not readable (%s): only TCP "
+				"connections from sockets are adopted",
+				strerror(-nct));
 	}
 	if (l.dropped)
-		els_log(ELS_LL_WARNING, "start: %u existing connections beyond the flow capacity "
-					"(%u) are not adopted: their packets meet an empty table",
+		els_log(ELS_LL_WARNING,
+			"start: %u existing connections beyond the flow capacity "
+			"(%u) are not adopted: their packets meet an empty table",
 			l.dropped, limit);
 	if (!l.n)
 		goto out;
@@ -200,8 +206,10 @@ struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *
 	set = els_adopt_new(l.n, seed);
 	ws = els_ws_new(l.n, NULL, false);
 	if (!set || !ws) {
-		els_log(ELS_LL_ERROR, "start: out of memory for %u existing connections: none "
-				      "adopted", l.n);
+		els_log(ELS_LL_ERROR,
+			"start: out of memory for %u existing connections: none "
+			"adopted",
+			l.n);
 		els_adopt_free(set);
 		set = NULL;
 		goto out;

@@ -66,9 +66,9 @@ int els_import_conntrack(struct els_import_list *l, const struct els_import_loca
 
 /* The whole import, at start, before the workers run (p is published, so its generation is
  * set): reads both sources, judges each connection with p's chain as its first packet would
- * be judged, logs and records a summary event on ring, and returns the set to publish (NULL when there is nothing to adopt or on failure, which is
- * logged: elsd then starts as before, with an empty table). The caller frees the set after
- * the workers are joined. */
+ * be judged, logs and records a summary event on ring, and returns the set to publish (NULL when
+ * there is nothing to adopt or on failure, which is logged: elsd then starts as before, with an
+ * empty table). The caller frees the set after the workers are joined. */
 struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *ring,
 				   uint32_t limit);
 

@@ -120,13 +120,14 @@ static int an_build(const config_setting_t *section, const struct els_build_env 
 		for (k = 0; k < AN__COUNT && strcmp(name, checks[k].key) != 0; k++)
 			;
 		if (k == AN__COUNT) {
-			els_diag_at(diag, s,
-				    "anomaly: unknown setting '%s' (known: tcp_null, tcp_xmas, "
-				    "tcp_syn_fin, tcp_syn_rst, land, port_zero, fragment_overlap, "
-				    "ext_chain, ext_repeat, rh0, rh_unknown, fragment_length, "
-				    "fragment_too_big, nd_fragmented, nd_hop_limit, martian_source, "
-				    "martian_destination, max_ext_headers, fail)",
-				    name);
+			els_diag_at(
+			    diag, s,
+			    "anomaly: unknown setting '%s' (known: tcp_null, tcp_xmas, "
+			    "tcp_syn_fin, tcp_syn_rst, land, port_zero, fragment_overlap, "
+			    "ext_chain, ext_repeat, rh0, rh_unknown, fragment_length, "
+			    "fragment_too_big, nd_fragmented, nd_hop_limit, martian_source, "
+			    "martian_destination, max_ext_headers, fail)",
+			    name);
 			continue;
 		}
 		const char *v = config_setting_get_string(s);
@@ -180,8 +181,8 @@ static bool martian_source(const struct els_pkt *p)
 	if (is_loopback(p, &p->src) && !is_loopback(p, &p->dst))
 		return true;
 	if (p->family == ELS_AF_INET)
-		return (s[0] & 0xf0) == 0xe0 || (s[0] == 255 && s[1] == 255 && s[2] == 255 &&
-						  s[3] == 255);
+		return (s[0] & 0xf0) == 0xe0 ||
+		       (s[0] == 255 && s[1] == 255 && s[2] == 255 && s[3] == 255);
 	return s[0] == 0xff || memcmp(s, mapped, 12) == 0;
 }
 

@@ -216,8 +216,8 @@ static enum els_action tracker_adopted(const struct tracker_conf *c, struct els_
 	 * the import at least. A bare SYN on its ports opens a new connection: the old one is
 	 * over, and the chain judges the new one. */
 	if (ctx->now_ns - set->start_ns >= timeout_of(c, key->proto, e->state) ||
-	    (is_tcp(p) && (p->tcp_flags & (ELS_TCP_SYN | ELS_TCP_ACK | ELS_TCP_RST |
-					   ELS_TCP_FIN)) == ELS_TCP_SYN))
+	    (is_tcp(p) && (p->tcp_flags &
+			   (ELS_TCP_SYN | ELS_TCP_ACK | ELS_TCP_RST | ELS_TCP_FIN)) == ELS_TCP_SYN))
 		return ELS_CONTINUE;
 	/* Refused by the generation that runs now: every packet of it drops. Under a later
 	 * generation it is judged again like any flow from an older one (permit_revoked). */

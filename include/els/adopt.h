@@ -28,14 +28,14 @@ enum els_adopt_verdict {
 
 struct els_adopt_entry {
 	struct els_flow_key key;
-	uint32_t rule;	     /* the permit that grants it (ELS_ADOPT_GRANT), else 0 */
-	uint32_t generation; /* generation that judged it; 0 for a session-gated permit */
-	uint16_t handler;    /* chain index of the handler that decided */
-	uint16_t why;	     /* the policy's own reason (no_permit, deny_list, ...) for logs */
-	uint8_t init_side;   /* key side of the initiator */
-	uint8_t init_dir;    /* enum els_dir of the initiator's packets */
-	uint8_t state;	     /* ELS_FS_ESTABLISHED, ELS_FS_FIN_WAIT or ELS_FS_UNREPLIED */
-	uint8_t verdict;     /* enum els_adopt_verdict */
+	uint32_t rule;		 /* the permit that grants it (ELS_ADOPT_GRANT), else 0 */
+	uint32_t generation;	 /* generation that judged it; 0 for a session-gated permit */
+	uint16_t handler;	 /* chain index of the handler that decided */
+	uint16_t why;		 /* the policy's own reason (no_permit, deny_list, ...) for logs */
+	uint8_t init_side;	 /* key side of the initiator */
+	uint8_t init_dir;	 /* enum els_dir of the initiator's packets */
+	uint8_t state;		 /* ELS_FS_ESTABLISHED, ELS_FS_FIN_WAIT or ELS_FS_UNREPLIED */
+	uint8_t verdict;	 /* enum els_adopt_verdict */
 	_Atomic uint8_t claimed; /* set once a worker took it into its table */
 };
 
@@ -45,8 +45,8 @@ struct els_adopt {
 	uint32_t *index;	  /* 0: empty slot, else entry number + 1 */
 	struct els_adopt_entry *e;
 	uint64_t seed;
-	uint64_t start_ns;    /* CLOCK_MONOTONIC of the import: entries expire from here */
-	uint32_t generation;  /* generation the import judged with */
+	uint64_t start_ns;   /* CLOCK_MONOTONIC of the import: entries expire from here */
+	uint32_t generation; /* generation the import judged with */
 };
 
 /* An empty set for up to capacity entries (>= 1). NULL on allocation failure. The caller frees
