@@ -58,6 +58,8 @@ check "the start log counts the adopted connections" \
 for c in v4 v6 cut obs; do
 	check "$c: echoes again after stop + start" wait_until grows $c
 done
+check "the start is recorded with the adoption's summary" \
+	wait_records "kind='event' AND detail LIKE 'adopt: 4 connections, 4 permitted, 0 cut%'"
 check "admit records with reason adopted name the permit" \
 	wait_records "kind='admit' AND reason='adopted' AND (dport=5202 OR sport=5202) AND rule_name='p5202'"
 
