@@ -209,15 +209,21 @@ static enum els_action tracker_adopted(const struct tracker_conf *c, struct els_
 	struct els_flow *f;
 
 	*fp = NULL;
-	if (!set || !ctx->flows || !(e = els_adopt_find(set, key)) ||
-	    atomic_load_explicit(&e->claimed, memory_order_relaxed))
+	if (!set || !ctx->flows)
 		return ELS_CONTINUE;
-	/* An entry lasts as long as the connection could have stayed idle: it has been since
-	 * the import at least. A bare SYN on its ports opens a new connection: the old one is
-	 * over, and the chain judges the new one. */
-	if (ctx->now_ns - set->start_ns >= timeout_of(c, key->proto, e->state) ||
-	    (is_tcp(p) && (p->tcp_flags &
-			   (ELS_TCP_SYN | ELS_TCP_ACK | ELS_TCP_RST | ELS_TCP_FIN)) == ELS_TCP_SYN))
+	/* A bare SYN opens a new connection, which the chain judges: if an old one used its
+	 * ports, it is over. Checked before the lookup, so new connections pay nothing. */
+	if (is_tcp(p) &&
+	    (p->tcp_flags & (ELS_TCP_SYN | ELS_TCP_ACK | ELS_TCP_RST | ELS_TCP_FIN)) == ELS_TCP_SYN)
+		return ELS_CONTINUE;
+	/* An entry lasts as long as the connection could have stayed idle, which it has since
+	 * the import at least; once the longest timeout has passed the set is never read. */
+	uint64_t age = ctx->now_ns - set->start_ns, longest = 0;
+	for (unsigned i = 0; i < TMO__COUNT; i++)
+		longest = c->timeout_ns[i] > longest ? c->timeout_ns[i] : longest;
+	if (age >= longest || !(e = els_adopt_find(set, key)) ||
+	    atomic_load_explicit(&e->claimed, memory_order_relaxed) ||
+	    age >= timeout_of(c, key->proto, e->state))
 		return ELS_CONTINUE;
 	/* Refused by the generation that runs now: every packet of it drops. Under a later
 	 * generation it is judged again like any flow from an older one (permit_revoked). */
