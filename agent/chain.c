@@ -119,7 +119,8 @@ const char *els_chain_rule_name(const struct els_policy *p, const struct els_dec
 	if (d->handler >= p->nlinks || !d->rule)
 		return NULL;
 	const struct els_chain_link *l = &p->links[d->handler];
-	if (d->reason == ELS_R_FLOW || d->reason == ELS_R_PERMIT_REVOKED) {
+	if (d->reason == ELS_R_FLOW || d->reason == ELS_R_PERMIT_REVOKED ||
+	    d->reason == ELS_R_ADOPTED) {
 		/* The tracker passes on the rule of the handler that admitted the flow; its
 		 * name belongs to that handler (the first after the tracker with names). */
 		for (unsigned i = d->handler + 1u; i < p->nlinks; i++)

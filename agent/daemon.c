@@ -23,6 +23,7 @@
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "els/registry.h"
+#include "import.h"
 #include "kdrops.h"
 #include "log.h"
 #include "mgmt.h"
@@ -93,6 +94,7 @@ struct daemon {
 	atomic_bool failed; /* a worker lost its queue: exit non-zero so a supervisor restarts */
 	struct els_kdrops kdrops; /* [M] the kernel's drop counters for our queues */
 	struct els_policy *running;
+	struct els_adopt *adopt; /* connections older than this process (agent/import.h) */
 	struct els_control *control; /* management requests; NULL without `management` */
 	struct els_rulewatch *rules; /* the steering rules' watch; NULL when it cannot run */
 	uint64_t start_ns;
@@ -452,6 +454,10 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 		els_log(ELS_LL_WARNING, "cannot read %s: kernel queue drops will not be reported",
 			d.kdrops.path);
 	els_gen_publish(p);
+	/* The queues are bound, so packets wait in them meanwhile; no worker runs yet. */
+	uint64_t adopt_max = (uint64_t)d.nq * p->set.flow_capacity;
+	d.adopt = els_import_flows(p, d.ctl, adopt_max < (1u << 24) ? (uint32_t)adopt_max : 1u << 24);
+	els_adopt_publish(d.adopt);
 	if (start_management(&d, p, mgmt_pid, mgmt_fd) < 0)
 		goto out;
 	mgmt_pid = -1, mgmt_fd = -1; /* the control owns them now, or never had them */
@@ -523,6 +529,8 @@ out:
 		waitpid(mgmt_pid, NULL, 0);
 	}
 	els_control_free(d.control); /* workers are joined: their snapshot buffers can go */
+	els_adopt_publish(NULL);
+	els_adopt_free(d.adopt);
 	for (unsigned i = 0; d.queues && i < d.nq; i++)
 		els_queue_close(d.queues[i]);
 	if (d.mon)

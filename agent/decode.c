@@ -67,6 +67,25 @@ static inline unsigned later_fragment(struct els_pkt *p)
 	return ELS_R_NONE;
 }
 
+/* A first fragment that does not hold the headers up to and including the L4 header: for IPv6
+ * RFC 7112 requires the whole header chain in the first fragment; for IPv4, RFC 1858's tiny
+ * fragment. Neither can be judged, since the ports or flags are in a later piece. */
+static inline enum els_reason incomplete_first(const struct els_pkt *p)
+{
+	return p->family == ELS_AF_INET6 ? ELS_R_FIRST_FRAG_INCOMPLETE : ELS_R_TINY_FRAGMENT;
+}
+
+/* RFC 8200 4.5 and RFC 791 for a fragment whose data (len bytes after its headers) starts at
+ * p->frag_off: every fragment but the last carries a multiple of 8 bytes, and the reassembled
+ * packet (unfrag bytes of headers before the fragmentable part) stays within 65535 bytes. */
+static inline void check_fragment(struct els_pkt *p, bool more, size_t unfrag, size_t len)
+{
+	if (more && len % 8)
+		p->std |= ELS_STD_FRAG_LENGTH;
+	if (unfrag + p->frag_off + len > 65535)
+		p->std |= ELS_STD_FRAG_TOO_BIG;
+}
+
 /* Decodes the L4 header of p->proto at buf[off]; off <= end <= claimed. */
 static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t claimed,
 			  struct els_pkt *p)
@@ -92,7 +111,7 @@ static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t cla
 	/* A first fragment is judged by its own claimed length: the capture may hold padding
 	 * or nothing at all past the headers, neither says what the sender put in it. */
 	if (claimed - off < need)
-		return fail(p, frag ? ELS_R_TINY_FRAGMENT : ELS_R_TRUNCATED_L4);
+		return fail(p, !frag ? ELS_R_TRUNCATED_L4 : incomplete_first(p));
 	if (end - off < need)
 		return fail(p, ELS_R_TRUNCATED_L4);
 
@@ -147,6 +166,7 @@ static unsigned decode_v4(const uint8_t *buf, size_t caplen, size_t wire, struct
 	memcpy(p->src.b, buf + 12, 4);
 	memcpy(p->dst.b, buf + 16, 4);
 	p->proto = buf[9];
+	p->hop_limit = buf[8];
 	ihl = (size_t)(buf[0] & 0x0f) * 4;
 	tot = rd16(buf + 2);
 	/* Options running past the whole packet are a bad IHL; past a partial capture only,
@@ -163,6 +183,8 @@ static unsigned decode_v4(const uint8_t *buf, size_t caplen, size_t wire, struct
 	if (fo & 0x3fff) { /* MF or an offset */
 		p->flags |= ELS_PKT_FRAGMENT;
 		p->frag_id = rd16(buf + 4);
+		/* the reassembled length counts the first fragment's header: take this one's */
+		check_fragment(p, fo & 0x2000, ihl, tot - ihl);
 	}
 	/* Never look for L4 in a later fragment: its first bytes are payload, not ports. */
 	if (p->frag_off)
@@ -172,12 +194,13 @@ static unsigned decode_v4(const uint8_t *buf, size_t caplen, size_t wire, struct
 }
 
 /* Checks that an extension header of hlen bytes at off fits. In a first fragment the whole
- * chain must be there (RFC 7112), so running past the fragment is a tiny fragment. */
+ * chain must be there (RFC 7112), so running past the fragment is an incomplete first
+ * fragment. */
 static inline unsigned ext_fits(struct els_pkt *p, size_t off, size_t hlen, size_t end,
 				size_t claimed)
 {
 	if (claimed - off < hlen)
-		return fail(p, p->flags & ELS_PKT_FRAGMENT ? ELS_R_TINY_FRAGMENT
+		return fail(p, p->flags & ELS_PKT_FRAGMENT ? incomplete_first(p)
 							   : ELS_R_BAD_EXT_HEADER);
 	if (end - off < hlen)
 		return fail(p, ELS_R_TRUNCATED);
@@ -201,6 +224,17 @@ static uint32_t once_bit(uint8_t nh)
 	}
 }
 
+/* RFC 5095 deprecates type 0 (a packet could bounce between hosts many times); RFC 8200 4.4
+ * has a host discard a routing type it does not know while segments are left. Known: 2
+ * (Mobile IPv6, RFC 6275), 3 (RPL, RFC 6554), 4 (segment routing, RFC 8754). */
+static inline void routing_type(struct els_pkt *p, uint8_t type, uint8_t segments_left)
+{
+	if (type == 0)
+		p->std |= ELS_STD_RH0;
+	else if (segments_left && type != 2 && type != 3 && type != 4)
+		p->std |= ELS_STD_RH_UNKNOWN;
+}
+
 static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct els_pkt *p)
 {
 	size_t claimed, end, off = 40, hlen;
@@ -215,6 +249,7 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 		return fail(p, ELS_R_TRUNCATED);
 	memcpy(p->src.b, buf + 8, 16);
 	memcpy(p->dst.b, buf + 24, 16);
+	p->hop_limit = buf[7];
 	nh = buf[6];
 	p->proto = nh;
 	claimed = 40 + (size_t)rd16(buf + 4);
@@ -230,7 +265,7 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 			/* RFC 8200 4.1: only directly after the fixed header; Linux drops it
 			 * anywhere else, so a filter must not read the chain differently. */
 			if (p->ext_count)
-				return fail(p, ELS_R_BAD_EXT_HEADER);
+				return fail(p, ELS_R_HBH_NOT_FIRST);
 			/* fall through */
 		case P_ROUTING:
 		case P_DSTOPTS:
@@ -267,6 +302,7 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 			if (fo & 0xfff9) {
 				p->flags |= ELS_PKT_FRAGMENT;
 				p->frag_id = rd32(buf + off + 4);
+				check_fragment(p, fo & 1, off - 40, claimed - off - 8);
 			}
 		} else {
 			if (nh == P_AH) /* RFC 4302: length in 4-octet units, minus 2 */
@@ -276,6 +312,8 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 			r = ext_fits(p, off, hlen, end, claimed);
 			if (r)
 				return r;
+			if (nh == P_ROUTING)
+				routing_type(p, buf[off + 2], buf[off + 3]);
 			if (nh == P_DSTOPTS ? ++dst_opts > 2 : (seen_once & once_bit(nh)) != 0)
 				p->flags |= ELS_PKT_EXT_REPEAT;
 			seen_once |= once_bit(nh);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/adopt.h"
 #include "els/clock.h"
 #include "els/flow.h"
 #include "els/handler.h"
@@ -194,6 +195,82 @@ static void flow_restart(struct els_flow *f, const struct els_pkt *p, uint8_t si
 	f->init_dir = p->dir;
 }
 
+/* A packet that meets no flow of this worker may belong to a connection older than this elsd
+ * (include/els/adopt.h). Returns the final action for one the policy refused at start; else
+ * ELS_CONTINUE, with *fp the flow when it took a connection into this worker's table (the
+ * caller goes on as for any known flow, then calls adopted_decision) and *kind its verdict. */
+static enum els_action tracker_adopted(const struct tracker_conf *c, struct els_ctx *ctx,
+				       const struct els_flow_key *key, struct els_decision *out,
+				       struct els_flow **fp, uint8_t *kind)
+{
+	struct els_adopt *set = els_adopt_current();
+	const struct els_pkt *p = ctx->pkt;
+	struct els_adopt_entry *e;
+	struct els_flow *f;
+
+	*fp = NULL;
+	if (!set || !ctx->flows)
+		return ELS_CONTINUE;
+	/* A bare SYN opens a new connection, which the chain judges: if an old one used its
+	 * ports, it is over. Checked before the lookup, so new connections pay nothing. */
+	if (is_tcp(p) &&
+	    (p->tcp_flags & (ELS_TCP_SYN | ELS_TCP_ACK | ELS_TCP_RST | ELS_TCP_FIN)) == ELS_TCP_SYN)
+		return ELS_CONTINUE;
+	/* An entry lasts as long as the connection could have stayed idle, which it has since
+	 * the import at least; once the longest timeout has passed the set is never read. */
+	uint64_t age = ctx->now_ns - set->start_ns, longest = 0;
+	for (unsigned i = 0; i < TMO__COUNT; i++)
+		longest = c->timeout_ns[i] > longest ? c->timeout_ns[i] : longest;
+	if (age >= longest || !(e = els_adopt_find(set, key)) ||
+	    atomic_load_explicit(&e->claimed, memory_order_relaxed) ||
+	    age >= timeout_of(c, key->proto, e->state))
+		return ELS_CONTINUE;
+	/* Refused by the generation that runs now: every packet of it drops. Under a later
+	 * generation it is judged again like any flow from an older one (permit_revoked). */
+	if (e->verdict == ELS_ADOPT_CUT && set->generation == ctx->generation) {
+		out->action = ELS_DROP;
+		out->reason = ELS_R_NOT_PERMITTED_AT_START;
+		out->rule = 0;
+		return ELS_DROP;
+	}
+	if (!els_adopt_claim(e))
+		return ELS_CONTINUE;
+	f = els_flow_insert(ctx->flows, key, ctx->now_ns, ctx->flow_end, ctx->flow_end_arg);
+	if (!f) {
+		out->action = ELS_DROP;
+		out->reason = ELS_R_FLOW_TABLE_FULL;
+		out->rule = 0;
+		return ELS_DROP;
+	}
+	f->init_side = e->init_side;
+	f->init_dir = e->init_dir;
+	f->rule = e->rule;
+	f->handler = e->handler;
+	f->generation = e->generation;
+	/* the caller's state machine continues from the state the kernel reported */
+	els_flow_touch(ctx->flows, f, e->state, ctx->now_ns, timeout_of(c, key->proto, e->state));
+	if (e->state == ELS_FS_ESTABLISHED)
+		els_ws_session_change(ctx->ws, f, 1);
+	*fp = f;
+	*kind = e->verdict;
+	return ELS_CONTINUE;
+}
+
+/* The first packet of an adopted connection, accepted under the generation that judged it:
+ * a granted one is admitted (its admit record says adopted), a refused one in observe mode
+ * passes as what it would have been. */
+static void adopted_decision(struct els_ctx *ctx, struct els_decision *out, uint8_t kind)
+{
+	if (kind == ELS_ADOPT_GRANT) {
+		out->reason = ELS_R_ADOPTED;
+		ctx->new_flow = 1;
+	} else {
+		out->reason = ELS_R_NOT_PERMITTED_AT_START;
+		out->rule = 0;
+		out->flags |= ELS_DEC_OBSERVE;
+	}
+}
+
 static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 				      struct els_decision *out)
 {
@@ -233,6 +310,12 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 			ctx->flow_end(f, els_flow_expiry_reason(f), ctx->flow_end_arg);
 		els_flow_remove(ctx->flows, f);
 		f = NULL;
+	}
+	uint8_t adopted = 0xff;
+	if (!f) {
+		enum els_action a = tracker_adopted(c, ctx, &key, out, &f, &adopted);
+		if (a != ELS_CONTINUE)
+			return a;
 	}
 	if (f) {
 		bool from_init = side == f->init_side;
@@ -290,6 +373,8 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 		out->action = ELS_ACCEPT;
 		out->reason = ELS_R_FLOW;
 		out->rule = f->rule;
+		if (adopted != 0xff)
+			adopted_decision(ctx, out, adopted);
 		return ELS_ACCEPT;
 	}
 

@@ -28,6 +28,16 @@ struct els_addr {
  * handler decides what to do with it. */
 #define ELS_PKT_EXT_REPEAT 0x20u
 
+/* pkt->std: what RFCs say a receiver discards, decoded but left to the anomaly handler, so
+ * that it can be observed or turned off (docs/anomaly-rfc-audit.md). */
+#define ELS_STD_RH0	     0x01u /* IPv6 routing header type 0 (RFC 5095) */
+#define ELS_STD_RH_UNKNOWN   0x02u /* routing type a host does not know, segments left > 0
+				      (RFC 8200 4.4) */
+#define ELS_STD_FRAG_LENGTH  0x04u /* a fragment with more to follow whose data is not a
+				      multiple of 8 bytes (RFC 8200 4.5, RFC 791) */
+#define ELS_STD_FRAG_TOO_BIG 0x08u /* offset + length past the 65535-byte maximum
+				      (RFC 8200 4.5, RFC 791: "ping of death") */
+
 /* TCP flag bits as on the wire */
 #define ELS_TCP_FIN 0x01u
 #define ELS_TCP_SYN 0x02u
@@ -51,6 +61,8 @@ struct els_pkt {
 	uint8_t tcp_flags;  /* ELS_TCP_*, valid when proto is TCP and ELS_PKT_HAS_PORTS */
 	uint8_t icmp_type, icmp_code;
 	uint8_t ext_count;  /* IPv6 extension headers walked */
+	uint8_t hop_limit;  /* IPv4 TTL or IPv6 hop limit */
+	uint8_t std;        /* ELS_STD_* */
 };
 
 /* Decode caplen bytes starting at the IP header. wire_len is the packet's real length

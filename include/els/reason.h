@@ -39,6 +39,8 @@
 	X(FLOW_TIMEOUT, "flow_timeout")               /* flow end: idle timeout */                 \
 	X(FLOW_EVICTED, "flow_evicted")               /* flow end: capacity eviction */            \
 	X(FLOW_SHUTDOWN, "flow_shutdown")             /* flow end: elsd stopped */                 \
+	X(ADOPTED, "adopted")                         /* admit: connection older than this elsd */ \
+	X(NOT_PERMITTED_AT_START, "not_permitted_at_start") /* adopted, the policy refused it */   \
 	/* chain */                                                                                \
 	X(HANDLER_FAILED, "handler_failed")                                                        \
 	X(DEFAULT_POLICY, "default_policy")           /* no handler decided */                     \
@@ -55,6 +57,17 @@
 	X(LAND, "land")                               /* source address = destination address */  \
 	X(FRAGMENT_OVERLAP, "fragment_overlap")       /* fragment overlaps one seen before */      \
 	X(EXT_REPEATED, "ipv6_ext_repeated")          /* an extension header type repeated */     \
+	/* anomaly: packets a standard says to discard (docs/anomaly-rfc-audit.md) */             \
+	X(RH0, "ipv6_rh0")                            /* routing header type 0 (RFC 5095) */       \
+	X(RH_UNKNOWN, "ipv6_rh_unknown")              /* unknown routing type, segments left */    \
+	X(FRAG_BAD_LENGTH, "fragment_bad_length")     /* M set, length not 8-byte multiple */      \
+	X(FRAG_TOO_BIG, "fragment_too_big")           /* offset + length past 65535 */             \
+	X(ND_FRAGMENTED, "nd_fragmented")             /* Neighbor Discovery in a fragment (RFC 6980) */ \
+	X(ND_HOP_LIMIT, "nd_hop_limit")               /* ND hop limit not 255 (RFC 4861) */         \
+	X(MARTIAN_SRC, "martian_source")              /* multicast/broadcast/mapped source */      \
+	X(MARTIAN_DST, "martian_destination")         /* unspecified/reserved-scope destination */ \
+	X(HBH_NOT_FIRST, "ipv6_hbh_not_first")        /* decoder: RFC 8200 4.1 */                  \
+	X(FIRST_FRAG_INCOMPLETE, "ipv6_first_fragment_incomplete") /* decoder: RFC 7112 */         \
 	/* scan */                                                                                 \
 	X(SCAN_DETECTED, "scan_detected")             /* the probe that crossed the threshold */   \
 	X(SCAN_DENY, "scan_deny")                     /* source on the runtime deny set */ \

@@ -10,11 +10,15 @@
  *   4: the rest of the chain: bits 0-1 action (accept, drop, drop permit_revoked, accept by
  *      a handler before the tracker), bits 2-7 rule
  *   5: fragment id / echo id
- *   6-7: wire length */
+ *   6-7: wire length
+ * Three connections are adopted from before the start (include/els/adopt.h): a granted TCP
+ * one, a refused UDP one and a TCP one refused in observe mode, so that claims, drops and
+ * re-judgement under a new generation meet all of the above. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/adopt.h"
 #include "els/flow.h"
 #include "els/handler.h"
 
@@ -52,6 +56,38 @@ static void check(struct fz *z)
 {
 	if (els_flow_table_check(z->t) != 0 || els_flow_count(z->t) > CAPACITY)
 		abort();
+}
+
+static struct els_adopt *adopt_set(void)
+{
+	static const struct {
+		uint8_t proto, src, dst, verdict;
+		uint16_t sport, dport;
+	} conns[] = {
+	    {6, 0, 1, ELS_ADOPT_GRANT, 51000, 443},
+	    {17, 1, 2, ELS_ADOPT_CUT, 53, 53},
+	    {6, 2, 3, ELS_ADOPT_CUT_OBSERVE, 443, 51000},
+	};
+	struct els_adopt *s = els_adopt_new(3, 7);
+
+	if (!s)
+		abort();
+	s->start_ns = 1000000000ull;
+	s->generation = 1;
+	for (unsigned i = 0; i < 3; i++) {
+		struct els_pkt p = {.family = ELS_AF_INET, .proto = conns[i].proto,
+				    .flags = ELS_PKT_HAS_PORTS, .sport = conns[i].sport,
+				    .dport = conns[i].dport, .dir = ELS_DIR_IN};
+		struct els_adopt_entry e = {.verdict = conns[i].verdict, .rule = 9,
+					    .generation = 1, .state = ELS_FS_ESTABLISHED,
+					    .init_dir = ELS_DIR_IN, .handler = 2};
+		p.src.b[0] = p.dst.b[0] = 10;
+		p.src.b[3] = conns[i].src;
+		p.dst.b[3] = conns[i].dst;
+		if (!els_flow_key_of(&p, &e.key, &e.init_side) || els_adopt_add(s, &e) != 0)
+			abort();
+	}
+	return s;
 }
 
 static void make_pkt(const uint8_t *r, struct els_pkt *p)
@@ -121,6 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	z.t = els_flow_table_new(CAPACITY, 0x5eed);
 	if (!z.t)
 		abort();
+	struct els_adopt *adopted = adopt_set();
+	els_adopt_publish(adopted);
 
 	for (size_t off = 0; off + 8 <= size; off += 8) {
 		const uint8_t *r = data + off;
@@ -202,6 +240,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	check(&z);
 	els_flow_table_free(z.t);
+	els_adopt_publish(NULL);
+	els_adopt_free(adopted);
 	h->destroy(conf);
 	return 0;
 }

@@ -22,7 +22,7 @@ expect_error() {
 	fi
 }
 cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
-sed -i 's|chain = \[ "iplist"|chain = [ "iplsit"|' "$C"
+sed -i 's|"iplist", "tracker"|"iplsit", "tracker"|' "$C"
 expect_error "unknown handler in chain" '"iplsit"' "unknown handler 'iplsit'"
 
 cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
@@ -46,7 +46,7 @@ sed -i 's|^queues = "0";|queues = "0"; queus = "1";|' "$C"
 expect_error "unknown top-level setting" 'queus' "queus"
 
 cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
-sed -i 's|chain = \[ "iplist", "tracker", "header_filter" \]|chain = [ "iplist", "header_filter", "tracker" ]|' "$C"
+sed -i 's|"tracker", "header_filter" \]|"header_filter", "tracker" ]|' "$C"
 expect_error "tracker after header_filter is refused" 'chain = [' "tracker.*before"
 
 # Several mistakes at once: every one reported.

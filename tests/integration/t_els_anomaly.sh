@@ -11,7 +11,7 @@
 els_setup
 els_steer
 els_config "$WORK/elsd.conf" \
-	's|chain = \[ "iplist", "tracker", "header_filter" \];|chain = [ "iplist", "anomaly", "tracker", "header_filter" ];\nanomaly = { tcp_syn_rst = "observe"; };|'
+	's|chain = \[ "anomaly", "iplist", "tracker", "header_filter" \];|chain = [ "iplist", "anomaly", "tracker", "header_filter" ];\nanomaly = { tcp_syn_rst = "observe"; };|'
 els_https_server || fail "https server did not start"
 els_start "$WORK/elsd.conf" || exit 1
 
@@ -49,8 +49,8 @@ pk = [
     E / IPv6(src=c6, dst=s6) / (IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()) / UDP(sport=5000, dport=53),
     E / IPv6(src=c6, dst=s6) / TCP(sport=40001, dport=443, flags=""),          # NULL over IPv6
     E / IPv6(src=c6, dst=s6) / TCP(sport=40002, dport=443, flags="FPU"),       # XMAS over IPv6
-    E / IPv6(src=c6, dst=s6) / IPv6ExtHdrRouting() / IPv6ExtHdrRouting() / TCP(sport=40003, dport=443, flags="S"),
-    E / IPv6(src=c6, dst=s6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / TCP(sport=40004, dport=443, flags="S"),
+    E / IPv6(src=c6, dst=s6) / IPv6ExtHdrRouting(type=2) / IPv6ExtHdrRouting(type=2) / TCP(sport=40003, dport=443, flags="S"),
+    E / IPv6(src=c6, dst=s6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting(type=2) / IPv6ExtHdrDestOpt() / TCP(sport=40004, dport=443, flags="S"),
 ]
 wrpcap(out, pk)
 EOF

@@ -9,7 +9,7 @@ els_setup
 in_cli ip addr add $CLI4B/24 dev eth0
 els_steer
 els_config "$WORK/elsd.conf" \
-	's|chain = \[ "iplist", "tracker", "header_filter" \];|chain = [ "scan", "iplist", "anomaly", "tracker", "header_filter" ];\nscan = { ports = 20; window = 10; deny = 4; };|'
+	's|chain = \[ "anomaly", "iplist", "tracker", "header_filter" \];|chain = [ "scan", "iplist", "anomaly", "tracker", "header_filter" ];\nscan = { ports = 20; window = 10; deny = 4; };|'
 els_https_server || fail "https server did not start"
 els_start "$WORK/elsd.conf" || exit 1
 

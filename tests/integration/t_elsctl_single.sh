@@ -84,7 +84,7 @@ check_eq "JSON status: the agent's hash is the file's" "$(sha256sum <"$CONF" | c
 	"$(json 'd["policy_sha256"]' <<<"$OUT")"
 check_eq "JSON status: role" admin "$(json 'd["client"]["role"]' <<<"$OUT")"
 rc "stats succeeds" 0 ctl stats
-has "stats lists the chain" "chain: iplist -> tracker -> header_filter"
+has "stats lists the chain" "chain: anomaly -> iplist -> tracker -> header_filter"
 has "stats has a handler table" "^header_filter +yes +[0-9]+ +[0-9]+"
 
 # Certificates: each failure says which certificate and why, and exits 3.

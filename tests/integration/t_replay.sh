@@ -21,7 +21,7 @@ drops=$(grep -c " drop " "$WORK/expected")
 got=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='drop'")
 check_eq "the monitor holds every drop" "$drops" "$got"
 got=$(sql "SELECT count(*) FROM records WHERE kind='admit'")
-check_eq "the monitor holds one admit per permitted flow (2 TCP v4, 1 TCP v6, 2 echo)" 5 "$got"
+check_eq "the monitor holds one admit per permitted flow (2 TCP v4, 2 TCP v6, 2 echo)" 6 "$got"
 got=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND reason='tiny_fragment' AND handler='decode'")
 check_eq "decode drops carry the decoder's reason" 1 "$got"
 els_finish

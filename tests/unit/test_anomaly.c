@@ -88,6 +88,8 @@ Test(anomaly, each_check_has_its_reason)
 	cr_assert_eq(a, ELS_CONTINUE, "loopback is no land");
 
 	struct els_pkt v6 = {.family = ELS_AF_INET6, .proto = 17, .ext_count = 9};
+	inet_pton(AF_INET6, "2001:db8::1", v6.src.b);
+	inet_pton(AF_INET6, "2001:db8::2", v6.dst.b);
 	d = judge(c, ws, v6, &a);
 	cr_assert_eq(a, ELS_DROP);
 	cr_assert_eq(d.reason, ELS_R_EXT_CHAIN_TOO_LONG);
@@ -126,6 +128,8 @@ Test(anomaly, observe_and_off)
 	cr_assert_eq(a, ELS_CONTINUE);
 	struct els_pkt v6 = {.family = ELS_AF_INET6, .proto = 17, .ext_count = 2,
 			     .flags = ELS_PKT_EXT_REPEAT};
+	inet_pton(AF_INET6, "2001:db8::1", v6.src.b);
+	inet_pton(AF_INET6, "2001:db8::2", v6.dst.b);
 	judge(c, ws, v6, &a);
 	cr_assert_eq(a, ELS_CONTINUE, "ext_repeat off");
 	v6.ext_count = 3;
@@ -173,4 +177,127 @@ Test(anomaly, config_errors)
 	void *c = build("anomaly = { fail = \"open\"; land = \"off\"; };");
 	cr_assert_not_null(c);
 	els_handler_anomaly.destroy(c);
+}
+
+static struct els_pkt pkt6(const char *src, const char *dst, uint8_t proto)
+{
+	struct els_pkt p = {.family = ELS_AF_INET6, .proto = proto, .hop_limit = 64,
+			    .wire_len = 80, .dir = ELS_DIR_IN};
+	inet_pton(AF_INET6, src, p.src.b);
+	inet_pton(AF_INET6, dst, p.dst.b);
+	if (proto == 6 || proto == 17) {
+		p.flags = ELS_PKT_HAS_PORTS;
+		p.sport = 40000;
+		p.dport = 443;
+		p.tcp_flags = ELS_TCP_SYN;
+	}
+	return p;
+}
+
+static struct els_pkt icmp6(const char *src, const char *dst, uint8_t type, uint8_t hl)
+{
+	struct els_pkt p = pkt6(src, dst, 58);
+	p.flags = ELS_PKT_HAS_ICMP;
+	p.icmp_type = type;
+	p.hop_limit = hl;
+	return p;
+}
+
+/* docs/anomaly-rfc-audit.md: every packet a standard says to discard, with its reason. */
+Test(anomaly, rfc_discards_have_their_reasons)
+{
+	void *c = build("anomaly = { };");
+	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	enum els_action a;
+	struct {
+		struct els_pkt p;
+		unsigned reason;
+	} cases[16];
+	size_t n = 0;
+
+	cases[n].p = pkt6("2001:db8::1", "2001:db8::2", 6);
+	cases[n].p.std = ELS_STD_RH0;
+	cases[n++].reason = ELS_R_RH0;
+	cases[n].p = pkt6("2001:db8::1", "2001:db8::2", 6);
+	cases[n].p.std = ELS_STD_RH_UNKNOWN;
+	cases[n++].reason = ELS_R_RH_UNKNOWN;
+	cases[n].p = pkt6("2001:db8::1", "2001:db8::2", 17);
+	cases[n].p.flags |= ELS_PKT_FRAGMENT;
+	cases[n].p.std = ELS_STD_FRAG_LENGTH;
+	cases[n++].reason = ELS_R_FRAG_BAD_LENGTH;
+	cases[n].p = tcp(C, S, 40000, 443, ELS_TCP_SYN);
+	cases[n].p.flags |= ELS_PKT_FRAGMENT;
+	cases[n].p.std = ELS_STD_FRAG_TOO_BIG;
+	cases[n++].reason = ELS_R_FRAG_TOO_BIG;
+	cases[n].p = icmp6("fe80::1", "ff02::1:ff00:2", 135, 255); /* fragmented NS */
+	cases[n].p.flags |= ELS_PKT_FRAGMENT;
+	cases[n++].reason = ELS_R_ND_FRAGMENTED;
+	cases[n].p = icmp6("fe80::1", "ff02::1", 134, 64); /* RA from off-link */
+	cases[n++].reason = ELS_R_ND_HOP_LIMIT;
+	cases[n].p = pkt6("ff02::1", "2001:db8::2", 17);
+	cases[n++].reason = ELS_R_MARTIAN_SRC;
+	cases[n].p = pkt6("::ffff:198.51.100.1", "2001:db8::2", 6);
+	cases[n++].reason = ELS_R_MARTIAN_SRC;
+	cases[n].p = pkt6("::1", "2001:db8::2", 6);
+	cases[n++].reason = ELS_R_MARTIAN_SRC;
+	cases[n].p = tcp("224.0.0.5", S, 40000, 443, ELS_TCP_SYN);
+	cases[n++].reason = ELS_R_MARTIAN_SRC;
+	cases[n].p = tcp("255.255.255.255", S, 40000, 443, ELS_TCP_SYN);
+	cases[n++].reason = ELS_R_MARTIAN_SRC;
+	cases[n].p = tcp(C, "127.0.0.1", 40000, 443, ELS_TCP_SYN);
+	cases[n++].reason = ELS_R_MARTIAN_DST;
+	cases[n].p = tcp(C, "0.0.0.0", 40000, 443, ELS_TCP_SYN);
+	cases[n++].reason = ELS_R_MARTIAN_DST;
+	cases[n].p = pkt6("2001:db8::1", "::", 17);
+	cases[n++].reason = ELS_R_MARTIAN_DST;
+	cases[n].p = pkt6("2001:db8::1", "ff00::1", 17); /* reserved scope 0 */
+	cases[n++].reason = ELS_R_MARTIAN_DST;
+	cases[n].p = pkt6("2001:db8::1", "ff01::1", 17); /* interface-local, from the wire */
+	cases[n++].reason = ELS_R_MARTIAN_DST;
+	for (size_t i = 0; i < n; i++) {
+		struct els_decision d = judge(c, ws, cases[i].p, &a);
+		cr_assert_eq(a, ELS_DROP, "case %zu", i);
+		cr_assert_eq(d.reason, cases[i].reason, "case %zu: %s", i,
+			     els_reason_name(d.reason));
+	}
+
+	/* What IPv6 needs to work passes: ND at hop limit 255, DAD and MLD from ::,
+	 * link-scope groups, an atomic-fragment-free RA; and loopback talking to itself. */
+	struct els_pkt fine[] = {
+	    icmp6("fe80::1", "ff02::1:ff00:2", 135, 255),
+	    icmp6("::", "ff02::1:ff00:2", 135, 255),
+	    icmp6("fe80::1", "ff02::1", 134, 255),
+	    icmp6("::", "ff02::16", 143, 1),
+	    icmp6("fe80::1", "ff02::2", 133, 255),
+	    icmp6("fe80::1", "ff02::1", 149, 255), /* a certification path advertisement... */
+	    pkt6("2001:db8::1", "ff05::2", 17),
+	    pkt6("::1", "::1", 6),
+	    tcp("127.0.0.1", "127.0.0.2", 40000, 443, ELS_TCP_SYN),
+	    tcp("0.0.0.0", "255.255.255.255", 68, 67, ELS_TCP_SYN),
+	};
+	fine[5].flags |= ELS_PKT_FRAGMENT; /* ...may come in fragments (RFC 6980 5) */
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		judge(c, ws, fine[i], &a);
+		cr_assert_eq(a, ELS_CONTINUE, "fine case %zu", i);
+	}
+	els_ws_free(ws);
+	els_handler_anomaly.destroy(c);
+}
+
+Test(anomaly, rfc_checks_observe_and_off)
+{
+	void *c = build("anomaly = { rh0 = \"observe\"; martian_source = \"off\"; };");
+	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	enum els_action a;
+
+	cr_assert_not_null(c);
+	struct els_pkt p = pkt6("2001:db8::1", "2001:db8::2", 6);
+	p.std = ELS_STD_RH0;
+	judge(c, ws, p, &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	judge(c, ws, pkt6("ff02::1", "2001:db8::2", 17), &a);
+	cr_assert_eq(a, ELS_CONTINUE);
+	els_ws_free(ws);
+	els_handler_anomaly.destroy(c);
+	cr_assert_null(build("anomaly = { rh_zero = \"drop\"; };"), "an unknown key is refused");
 }

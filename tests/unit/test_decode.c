@@ -826,14 +826,14 @@ Test(decode, v6_tiny_fragment)
 	f = frag6(b + 40, 6, 0, true, 1);
 	tcp(b + 48, 1, 2, ELS_TCP_SYN, 5);
 	n = v6(b, 44, f + 12);
-	assert_reason(dec(b, n + 20, n + 20, ELS_DIR_IN, &p), "tiny_fragment");
+	assert_reason(dec(b, n + 20, n + 20, ELS_DIR_IN, &p), "ipv6_first_fragment_incomplete");
 	cr_assert_eq(p.flags, ELS_PKT_FRAGMENT);
 
 	/* RFC 7112: the rest of the chain runs past the first fragment */
 	f = frag6(b + 40, 60, 0, true, 1);
 	ext(b + 48, 6, 3); /* 32 bytes */
 	n = v6(b, 44, f + 16);
-	assert_reason(dec(b, 100, 100, ELS_DIR_IN, &p), "tiny_fragment");
+	assert_reason(dec(b, 100, 100, ELS_DIR_IN, &p), "ipv6_first_fragment_incomplete");
 
 	/* the same chain in a whole packet is a bad extension header */
 	f = frag6(b + 40, 60, 0, false, 1);
@@ -865,7 +865,7 @@ Test(decode, bad_ipv6_ext_header)
 	e = ext(b + 40, 0, 0);
 	e += ext(b + 48, 6, 0);
 	n = v6(b, 60, e + tcp(b + 56, 1, 2, 0, 5));
-	assert_reason(dec_full(b, n, &p), "bad_ipv6_ext_header");
+	assert_reason(dec_full(b, n, &p), "ipv6_hbh_not_first");
 	cr_assert_eq(p.ext_count, 1);
 
 	/* two fragment headers */
@@ -1044,4 +1044,97 @@ Test(decode, every_truncation_point)
 				     0);
 		}
 	}
+}
+
+/* --- what RFCs say to discard: flagged in pkt->std for the anomaly handler --- */
+
+/* A routing header of 8 bytes with its type and segments left. */
+static size_t rh(uint8_t *h, uint8_t nh, uint8_t type, uint8_t segments_left)
+{
+	memset(h, 0, 8);
+	h[0] = nh;
+	h[2] = type;
+	h[3] = segments_left;
+	return 8;
+}
+
+Test(decode, routing_header_types)
+{
+	static const struct {
+		uint8_t type, sl, std;
+	} cases[] = {
+	    {0, 1, ELS_STD_RH0},	 /* RFC 5095 */
+	    {0, 0, ELS_STD_RH0},	 /* deprecated whatever is left */
+	    {1, 2, ELS_STD_RH_UNKNOWN},	 /* Nimrod, long gone */
+	    {200, 1, ELS_STD_RH_UNKNOWN}, /* RFC 8200 4.4: unknown with segments left */
+	    {200, 0, 0},		 /* ... ignored when none are left */
+	    {2, 1, 0},			 /* Mobile IPv6 */
+	    {3, 2, 0},			 /* RPL */
+	    {4, 3, 0},			 /* segment routing */
+	};
+	uint8_t b[256];
+	struct els_pkt p;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t e = rh(b + 40, 6, cases[i].type, cases[i].sl);
+		size_t n = v6(b, 43, e + tcp(b + 48, 1000, 443, ELS_TCP_SYN, 5));
+		assert_reason(dec_full(b, n, &p), "none");
+		cr_assert_eq(p.std, cases[i].std, "type %u sl %u: std %#x", cases[i].type,
+			     cases[i].sl, p.std);
+		cr_assert_eq(p.dport, 443, "the packet still decodes: the handler decides");
+	}
+}
+
+Test(decode, fragment_lengths_v6)
+{
+	uint8_t b[256];
+	struct els_pkt p;
+	size_t n, f;
+
+	/* more to follow, 13 bytes of data: not a multiple of 8 */
+	f = frag6(b + 40, 17, 0, true, 1);
+	n = v6(b, 44, f + udp(b + 48, 1, 2, 5));
+	assert_reason(dec_full(b, n, &p), "none");
+	cr_assert_eq(p.std, ELS_STD_FRAG_LENGTH);
+	/* the same as the last fragment is fine; 16 bytes with more to follow too */
+	f = frag6(b + 40, 17, 8, false, 1);
+	n = v6(b, 44, f + 13);
+	assert_reason(dec_full(b, n, &p), "none");
+	cr_assert_eq(p.std, 0);
+	f = frag6(b + 40, 17, 0, true, 1);
+	n = v6(b, 44, f + udp(b + 48, 1, 2, 8));
+	dec_full(b, n, &p);
+	cr_assert_eq(p.std, 0);
+	/* offset 65528 + 16 bytes: past 65535 once reassembled */
+	f = frag6(b + 40, 17, 65528, false, 1);
+	memset(b + 48, 0, 16);
+	n = v6(b, 44, f + 16);
+	assert_reason(dec_full(b, n, &p), "none");
+	cr_assert_eq(p.std, ELS_STD_FRAG_TOO_BIG);
+	cr_assert_eq(p.hop_limit, 64);
+}
+
+Test(decode, fragment_lengths_v4)
+{
+	uint8_t b[256];
+	struct els_pkt p;
+	size_t n;
+
+	/* first fragment, MF, 13 bytes of UDP */
+	n = v4(b, 17, udp(b + 20, 1, 2, 5));
+	put16(b + 6, 0x2000);
+	assert_reason(dec_full(b, n, &p), "none");
+	cr_assert_eq(p.std, ELS_STD_FRAG_LENGTH);
+	/* ping of death: offset 65528 with 40 bytes */
+	memset(b + 20, 0, 40);
+	n = v4(b, 17, 40);
+	put16(b + 6, 0x1fff);
+	assert_reason(dec_full(b, n, &p), "none");
+	cr_assert_eq(p.std, ELS_STD_FRAG_TOO_BIG);
+	cr_assert_eq(p.frag_off, 65528);
+	/* an unfragmented packet of odd length is no fragment at all */
+	n = v4(b, 17, udp(b + 20, 1, 2, 5));
+	dec_full(b, n, &p);
+	cr_assert_eq(p.std, 0);
+	cr_assert_eq(p.hop_limit, 64);
 }

@@ -50,9 +50,10 @@ Test(policy, example_config_loads)
 	struct els_policy *p = els_policy_load(ELS_SOURCE_DIR "/conf/elsd.conf", NULL, &d);
 	dump(&d);
 	cr_assert_not_null(p);
-	cr_assert_eq(p->nlinks, 3);
-	cr_assert_str_eq(p->links[0].h->name, "iplist");
-	cr_assert_str_eq(p->links[2].h->name, "header_filter");
+	cr_assert_eq(p->nlinks, 4);
+	cr_assert_str_eq(p->links[0].h->name, "anomaly", "the anomaly checks come first");
+	cr_assert_str_eq(p->links[1].h->name, "iplist");
+	cr_assert_str_eq(p->links[3].h->name, "header_filter");
 	cr_assert_eq(strlen(p->hash), 64);
 	cr_assert_eq(p->set.nlocal, 2);
 	els_policy_free(p);
