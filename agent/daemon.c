@@ -445,9 +445,12 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	}
 	/* Baseline of the kernel's drop counters, now that the queues exist. */
 	els_kdrops_init(&d.kdrops, p->set.queue_first, p->set.queue_last);
-	if (els_kdrops_poll(&d.kdrops, kernel_dropped, &d) < 0)
-		els_log(ELS_LL_WARNING, "cannot read %s: kernel queue drops will not be reported",
-			d.kdrops.path);
+	int kerr = els_kdrops_poll(&d.kdrops, kernel_dropped, &d);
+	if (kerr < 0)
+		els_log(ELS_LL_WARNING,
+			"cannot read %s: %s: kernel queue drops will not be reported (a /proc "
+			"mounted with subset=pid, e.g. systemd's ProcSubset=pid, hides it)",
+			d.kdrops.path, strerror(-kerr));
 	els_gen_publish(p);
 	if (start_management(&d, p, mgmt_pid, mgmt_fd) < 0)
 		goto out;
@@ -516,6 +519,7 @@ out:
 		els_queue_close(d.queues[i]);
 	if (d.mon)
 		els_monitor_close(d.mon);
+	els_kdrops_fini(&d.kdrops);
 	for (unsigned i = 0; d.workers && i < d.nq; i++)
 		els_worker_fini(&d.workers[i]);
 	free(d.workers);
