@@ -61,7 +61,9 @@ struct els_monitor *els_open_monitor(const struct els_run_opts *o, const struct 
 	    .key_file = p->set.monitor_key,
 	    .agent_id = p->set.agent_id,
 	    .retention_days = p->set.monitor_retention_days,
-	    .max_size = (uint64_t)p->set.monitor_max_mb << 20,
+	    .max_size = p->set.monitor_max_mb == ELS_MONITOR_MAX_MB_AUTO
+			    ? ELS_MONITOR_SIZE_AUTO
+			    : (uint64_t)p->set.monitor_max_mb << 20,
 	};
 	struct els_monitor *m = els_monitor_open(&mo, &d);
 	if (!m || els_monitor_start(m) < 0) {
@@ -69,6 +71,23 @@ struct els_monitor *els_open_monitor(const struct els_run_opts *o, const struct 
 		if (m)
 			els_monitor_close(m);
 		m = NULL;
+	}
+	if (m) {
+		struct els_monitor_stats ms;
+
+		els_monitor_get_stats(m, &ms);
+		if (ms.max_size)
+			els_log(ELS_LL_INFO, "monitor %s: size cap %llu MiB%s", mo.path,
+				(unsigned long long)(ms.max_size >> 20),
+				mo.max_size == ELS_MONITOR_SIZE_AUTO
+				    ? " (monitor.max_size_mb unset: 10% of its file system, at "
+				      "most 1024)"
+				    : "");
+		else
+			els_log(ELS_LL_WARNING,
+				"monitor %s: no size cap (monitor.max_size_mb = 0): a flood of "
+				"distinct drops can fill its file system",
+				mo.path);
 	}
 	els_diag_free(&d);
 	return m;

@@ -1,5 +1,5 @@
-/* Drop aggregation (see include/els/monitor.h): one worker's drops, counted per key and
- * second in a fixed table, so that a flood costs a record per second per key, not per packet.
+/* Drop aggregation (see include/els/monitor.h): one worker's drops and half-open flow ends,
+ * counted per key and second in a fixed table, so that a flood costs a record per second per key, not per packet.
  *
  * The table is direct-mapped: a key lives in exactly one slot. A different key, or a later
  * second of the same key, pushes the occupant out as a record before taking the slot, so every
@@ -22,7 +22,7 @@ struct agg_key {
 	const char *handler; /* static names: the pointer is the identity */
 	uint32_t rule;
 	uint16_t reason, dport;
-	uint8_t dir, family, proto;
+	uint8_t dir, family, proto, kind;
 };
 
 struct agg_slot {
@@ -71,7 +71,11 @@ void els_dropagg_free(struct els_dropagg *a)
 static void key_of(const struct els_record *r, struct agg_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->src = r->src;
+	k->kind = r->kind;
+	/* A half-open flood comes from spoofed sources: one record per source would be one per
+	 * SYN again. Those aggregate over every source (their rows show none). */
+	if (r->kind != ELS_REC_HALF_OPEN)
+		k->src = r->src;
 	k->dst = r->dst;
 	k->handler = r->handler;
 	k->rule = r->rule;
@@ -110,8 +114,10 @@ void els_dropagg_add(struct els_dropagg *a, const struct els_record *rec)
 	s->sec = sec;
 	memcpy(&s->key, &k, sizeof(k)); /* with its zeroed padding, for memcmp */
 	s->rec = *rec;
-	s->rec.kind = ELS_REC_DROP;
-	s->rec.verdict = ELS_DROP;
+	if (rec->kind != ELS_REC_HALF_OPEN) {
+		s->rec.kind = ELS_REC_DROP;
+		s->rec.verdict = ELS_DROP;
+	}
 	s->rec.count = 1;
 }
 

@@ -57,6 +57,9 @@ struct els_worker {
 	 * next packet */
 	const struct els_flow *offload_now;
 	uint32_t offloaded; /* [W] flows marked since the last unmark (a hint) */
+	/* [W] the permit the last packet's record names (for a packet of a known flow, the one
+	 * that admitted the flow), or ""; valid until the next packet (replay --verdicts) */
+	char permit_name[32];
 };
 
 /* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;

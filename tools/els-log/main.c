@@ -37,7 +37,7 @@ static const char usage_text[] =
     "  -u, --until TIME     records before TIME\n"
     "                       TIME: 2024-05-01, 2024-05-01T10:30[:00[.250]][Z] (UTC), @EPOCH,\n"
     "                       or an age: 90s, 15m, 1h, 2d, 1w (that long ago)\n"
-    "  -k, --kind KIND      drop, admit, flow_end, accept, gap, event, would_drop\n"
+    "  -k, --kind KIND      " ELS_REC_KIND_LIST "\n"
     "  -v, --verdict V      accept or drop\n"
     "  -a, --addr CIDR      source or destination in CIDR (198.51.100.0/24, 2001:db8::/32,\n"
     "                       or one address)\n"

@@ -172,7 +172,7 @@ const struct ctl_cmd ctl_cmds[] = {
      "Prints the newest N (default 50, at most 10000) monitor records that match every\n"
      "filter, oldest first so the newest is last, as tail(1) does. Columns are those of\n"
      "docs/monitor-schema.md; RULE shows the rule name when it has one. Role: auditor.\n"
-     "--kind       drop, admit, flow_end, accept, gap, event or would_drop\n"
+     "--kind       drop, admit, flow_end, accept, gap, event, would_drop or half_open\n"
      "--reason     e.g. deny_list, no_permit, out_of_state\n"
      "--addr       rows whose source or destination is ADDR\n"
      "--port       rows whose source or destination port is PORT\n"
