@@ -40,7 +40,7 @@ static const char usage_text[] =
     "      --local CIDR      with --replay: this host's addresses (repeatable), to tell\n"
     "                        inbound from outbound; default: the config's local_addresses\n"
     "      --verdicts        with --replay: print one line per packet:\n"
-    "                        N DIR VERDICT HANDLER REASON rule=ID\n"
+    "                        N DIR VERDICT HANDLER REASON rule=ID [rule_name=NAME]\n"
     "      --services FILE   services database for port names (default /etc/services)\n"
     "      --handlers        list the handlers a chain may name, and exit\n"
     "      --report          check the configuration, then print the PPS registry: every\n"
