@@ -198,6 +198,7 @@ struct els_monitor *els_monitor_open(const struct els_monitor_opts *o, struct el
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		goto nomem;
+	m->lock_fd = -1;
 	m->nring = o->producers;
 	m->batch_max = o->batch_max ? o->batch_max : 1024;
 	m->flush_ms = o->flush_ms ? o->flush_ms : 200;

@@ -7,8 +7,9 @@
 trap els_cleanup EXIT
 /usr/bin/python3 "$(dirname "$0")/make_capture.py" "$WORK/cap.pcap" "$WORK/expected" 2>/dev/null ||
 	{ fail "scapy could not write the capture"; els_finish; exit; }
-els_config "$WORK/elsd.conf"
-"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --verdicts >"$WORK/got" 2>"$ELSD_LOG"
+# A replay never writes the live monitor (monitor.path): it records into --monitor.
+els_config "$WORK/elsd.conf" "s|$DB|$WORK/live.db|"
+"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --monitor "$DB" --verdicts >"$WORK/got" 2>"$ELSD_LOG"
 check_eq "replay exits 0" 0 $?
 n=0
 while read -r dir verdict handler reason; do

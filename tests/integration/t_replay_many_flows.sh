@@ -21,8 +21,8 @@ with open(path, "wb") as f:
             tcp = struct.pack("!HHIIBBHHH", sp, dp, i, 0, 0x50, fl, 65535, 0, 0)
             f.write(struct.pack("<IIII", 1700000000, i, 40, 40) + ip + tcp)
 PY
-els_config "$WORK/elsd.conf"
-"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/syn.pcap" 2>"$ELSD_LOG"
+els_config "$WORK/elsd.conf" "s|$DB|$WORK/live.db|"
+"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/syn.pcap" --monitor "$DB" 2>"$ELSD_LOG"
 check_eq "replay exits 0" 0 $?
 check "every packet was accepted" grep -q "replayed $((3 * N)) packets: $((3 * N)) accepted" "$ELSD_LOG"
 check_eq "one admit record per flow" $N "$(sql "SELECT count(*) FROM records WHERE kind='admit'")"
