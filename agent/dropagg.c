@@ -1,5 +1,6 @@
 /* Drop aggregation (see include/els/monitor.h): one worker's drops and half-open flow ends,
- * counted per key and second in a fixed table, so that a flood costs a record per second per key, not per packet.
+ * counted per key and second in a fixed table, so that a flood costs a record per second per key,
+ * not per packet.
  *
  * The table is direct-mapped: a key lives in exactly one slot. A different key, or a later
  * second of the same key, pushes the occupant out as a record before taking the slot, so every

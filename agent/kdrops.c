@@ -32,8 +32,8 @@ static void parse_line(struct els_kdrops *k, const char *line,
 
 	/* queue_number peer_portid queue_total copy_mode copy_range queue_dropped
 	 * user_dropped id_sequence 1 */
-	if (sscanf(line, "%u %u %u %u %u %llu %llu %u %u", &q, &portid, &total, &mode, &range,
-		   &qd, &ud, &seq, &one) != 9 ||
+	if (sscanf(line, "%u %u %u %u %u %llu %llu %u %u", &q, &portid, &total, &mode, &range, &qd,
+		   &ud, &seq, &one) != 9 ||
 	    q < k->first || q > k->last || q - k->first >= ELS_KDROPS_MAX)
 		return;
 	unsigned i = q - k->first;

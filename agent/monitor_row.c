@@ -8,9 +8,14 @@
 #include "monitor_int.h"
 
 const char *const els_rec_kind_names[ELS_REC__END + 1] = {
-    [ELS_REC_DROP] = "drop",	 [ELS_REC_ADMIT] = "admit", [ELS_REC_FLOW_END] = "flow_end",
-    [ELS_REC_ACCEPT] = "accept", [ELS_REC_GAP] = "gap",	    [ELS_REC_EVENT] = "event",
-    [ELS_REC_WOULD_DROP] = "would_drop", [ELS_REC_HALF_OPEN] = "half_open",
+    [ELS_REC_DROP] = "drop",
+    [ELS_REC_ADMIT] = "admit",
+    [ELS_REC_FLOW_END] = "flow_end",
+    [ELS_REC_ACCEPT] = "accept",
+    [ELS_REC_GAP] = "gap",
+    [ELS_REC_EVENT] = "event",
+    [ELS_REC_WOULD_DROP] = "would_drop",
+    [ELS_REC_HALF_OPEN] = "half_open",
 };
 
 bool els_rec_kind_known(const char *name)

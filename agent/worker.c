@@ -151,10 +151,10 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 	struct els_worker *w = fa->w;
 	const struct els_flow_admit *a = els_flow_admit_of(w->flows, f);
 	struct els_record r = {
-		.kind = ELS_REC_FLOW_END,
-		.ts_ns = fa->real_ns,
-		.count = 1,
-		.verdict = ELS_ACCEPT,
+	    .kind = ELS_REC_FLOW_END,
+	    .ts_ns = fa->real_ns,
+	    .count = 1,
+	    .verdict = ELS_ACCEPT,
 	};
 
 	fa->ended = true;
@@ -167,8 +167,8 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 	} else {
 		/* Not created by the chain (an entry nobody filled): the current generation's
 		 * name for the flow's rule is the best there is. */
-		struct els_decision d = {.handler = (uint8_t)f->handler, .rule = f->rule,
-					 .reason = ELS_R_PERMIT};
+		struct els_decision d = {
+		    .handler = (uint8_t)f->handler, .rule = f->rule, .reason = ELS_R_PERMIT};
 		r.rule = f->rule;
 		/* 0 marks a flow of a session-gated permit (handlers/tracker.c) */
 		r.generation = f->generation ? f->generation : w->pol ? w->pol->generation : 0;
@@ -196,8 +196,8 @@ static void admit_handshake(struct els_worker *w, struct els_flow *f, const stru
 			    uint64_t real_ns)
 {
 	struct els_flow_admit *a = els_flow_admit_of(w->flows, f);
-	struct els_record r = {.kind = ELS_REC_ADMIT, .ts_ns = real_ns, .count = 1,
-			       .verdict = ELS_ACCEPT};
+	struct els_record r = {
+	    .kind = ELS_REC_ADMIT, .ts_ns = real_ns, .count = 1, .verdict = ELS_ACCEPT};
 
 	if (!a->half_open)
 		return; /* created otherwise (not by a SYN the chain admitted) */
@@ -340,12 +340,13 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 	if (w->offload_on && ctx.flow && mode != ELS_LOG_ALL && w->pol->set.offload)
 		offload_check(w, ctx.flow);
 	/* A new TCP flow's admit waits for its handshake (admit_handshake). */
-	bool admit = ctx.new_flow && !(ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->half_open);
+	bool admit =
+	    ctx.new_flow && !(ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->half_open);
 	if ((admit && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
 		struct els_record r = {
-			.kind = admit ? ELS_REC_ADMIT : ELS_REC_ACCEPT,
-			.ts_ns = real_ns,
-			.count = 1,
+		    .kind = admit ? ELS_REC_ADMIT : ELS_REC_ACCEPT,
+		    .ts_ns = real_ns,
+		    .count = 1,
 		};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);

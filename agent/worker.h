@@ -38,8 +38,8 @@ struct els_flow_seen {
 	char permit[32]; /* the id string of the permit that admitted it, or "" */
 };
 struct els_flow_snap {
-	struct els_flow_seen *buf; /* [M] main thread; written by the worker between req and
-				      done */
+	struct els_flow_seen *buf;    /* [M] main thread; written by the worker between req and
+					 done */
 	struct els_flow_table *table; /* [W] the table being copied */
 	uint32_t max;	       /* [M] */
 	uint32_t count, total; /* [W] valid once done == req */

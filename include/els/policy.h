@@ -42,7 +42,7 @@ struct els_settings {
 	char *monitor_key;                /* monitor.key_file; NULL: monitor.key beside the file */
 	char *agent_id;                   /* agent_id; NULL: the host name */
 	unsigned monitor_retention_days;  /* monitor.retention_days; 0: keep */
-	unsigned monitor_max_mb;          /* monitor.max_size_mb; 0: no cap;
+	unsigned monitor_max_mb;	  /* monitor.max_size_mb; 0: no cap;
 					     ELS_MONITOR_MAX_MB_AUTO (unset): sized to the disk */
 	int log_mode;                     /* [R] enum els_log_mode */
 	int log_level;                    /* [R] enum els_log_level */

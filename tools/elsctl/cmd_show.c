@@ -135,8 +135,8 @@ static void fmt_pair(json_t *o, const char *a, const char *b, char *buf, size_t 
 
 static int show_flows(json_t *r, FILE *out)
 {
-	static const char *const hdr[] = {"PROTO", "SRC",   "SPORT", "DST",  "DPORT",
-					  "DIR",   "STATE", "AGE",   "IDLE", "PKTS",
+	static const char *const hdr[] = {"PROTO", "SRC",   "SPORT", "DST",   "DPORT",
+					  "DIR",   "STATE", "AGE",   "IDLE",  "PKTS",
 					  "BYTES", "RULE",  "Q",     "PERMIT"};
 	struct ctl_table *t = ctl_table_new(14, hdr);
 	json_t *f, *flows = json_object_get(r, "flows");
