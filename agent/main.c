@@ -295,6 +295,7 @@ static int run_replay(const struct options *o, struct els_policy *p)
 		fprintf(stderr, "elsd: out of memory for %u flows\n", p->set.flow_capacity);
 		goto out;
 	}
+	w.name_verdicts = o->verdicts;
 	els_gen_publish(p);
 	els_push_event(els_monitor_ring(m, 1), p->generation, "replay %s", o->replay);
 	struct els_replay_opts ro = {

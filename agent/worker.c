@@ -202,7 +202,7 @@ static void admit_handshake(struct els_worker *w, struct els_flow *f, const stru
 	if (!a->half_open)
 		return; /* created otherwise (not by a SYN the chain admitted) */
 	a->half_open = 0;
-	if (w->pol->set.log_mode == ELS_LOG_DROPS)
+	if (a->quiet || w->pol->set.log_mode == ELS_LOG_DROPS)
 		return;
 	record_from_flow(&r, f);
 	record_permit(&r, a);
@@ -308,14 +308,16 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 	if (pkt->reason != ELS_R_NONE)
 		els_ctr_inc(&w->st.decode_errors);
 	int mode = w->pol->set.log_mode;
-	w->permit_name[0] = '\0';
+	if (w->name_verdicts)
+		w->permit_name[0] = '\0';
 	if (a == ELS_DROP) {
 		els_ctr_inc(&w->st.dropped);
 		struct els_record r = {.kind = ELS_REC_DROP, .ts_ns = real_ns, .count = 1};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
 		record_flow_permit(&r, &ctx, &fa, w);
-		memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
+		if (w->name_verdicts)
+			memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
 		els_dropagg_add(w->drops, &r);
 		return a;
 	}
@@ -326,15 +328,22 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		struct els_record r = {.kind = ELS_REC_WOULD_DROP, .ts_ns = real_ns, .count = 1};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
-		memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
+		if (w->name_verdicts)
+			memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
 		els_ring_push(w->ring, &r);
+		/* Its flow's end is aggregated if it never completes a handshake, like any other
+		 * (an observe-mode host under a SYN flood); it gets no admit record. */
+		if (ctx.new_flow && ctx.flow) {
+			admit_fill(w, ctx.flow, &d);
+			els_flow_admit_of(w->flows, ctx.flow)->quiet = 1;
+		}
 		return a;
 	}
 	if (ctx.new_flow && ctx.flow)
 		admit_fill(w, ctx.flow, &d);
 	else if (ctx.handshake_done && ctx.flow)
 		admit_handshake(w, ctx.flow, pkt, real_ns);
-	if (ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->handler)
+	if (w->name_verdicts && ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->handler)
 		memcpy(w->permit_name, els_flow_admit_of(w->flows, ctx.flow)->rule_name,
 		       sizeof(w->permit_name));
 	if (w->offload_on && ctx.flow && mode != ELS_LOG_ALL && w->pol->set.offload)

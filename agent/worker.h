@@ -64,8 +64,10 @@ struct els_worker {
 	 * next packet */
 	const struct els_flow *offload_now;
 	uint32_t offloaded; /* [W] flows marked since the last unmark (a hint) */
-	/* [W] the permit the last packet's record names (for a packet of a known flow, the one
-	 * that admitted the flow), or ""; valid until the next packet (replay --verdicts) */
+	/* With name_verdicts ([I], replay --verdicts): the rule name the last packet's record
+	 * names (for a packet of a known flow, the permit that admitted the flow), or "";
+	 * valid until the next packet. Off, the packet path never touches it. */
+	bool name_verdicts;
 	char permit_name[32];
 };
 

@@ -77,7 +77,7 @@ struct els_flow_admit {
 	uint16_t reason;     /* the admitting decision's reason (enum els_reason) */
 	uint8_t half_open;   /* TCP flow opened by a SYN whose handshake has not completed: no
 				admit record yet, and its end is aggregated (kind half_open) */
-	uint8_t pad;
+	uint8_t quiet;	    /* observe mode admitted it as a would_drop: no admit record */
 	char rule_name[32]; /* the permit's id string, as in struct els_record */
 	uint8_t pad2[12];   /* to 64 bytes: one cache line */
 };

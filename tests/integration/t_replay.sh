@@ -18,6 +18,8 @@ while read -r dir verdict handler reason; do
 	check_eq "packet $n: $dir $verdict $handler $reason" "$dir $verdict $handler $reason" "$got"
 done <"$WORK/expected"
 check "the summary counts every packet" grep -q "replayed $n packets" "$ELSD_LOG"
+check "--verdicts names the permit of a flow's packets (the SYN-ACK, 2)" \
+	grep -qx "2 out accept tracker flow rule=1 rule_name=https-in" "$WORK/got"
 drops=$(grep -c " drop " "$WORK/expected")
 got=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='drop'")
 check_eq "the monitor holds every drop" "$drops" "$got"
