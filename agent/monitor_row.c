@@ -158,14 +158,14 @@ void mon_row_of(struct mon_row *w, uint64_t seq, const struct els_record *r)
 		else
 			v_fixed(w, C_PROTO, proto);
 		/* half_open rows stand for flows from many sources (a spoofed flood's): none */
-		if (r->kind != ELS_REC_HALF_OPEN)
+		if (r->kind != ELS_REC_HALF_OPEN && !r->many_src)
 			v_const(&v[C_SRC], addr_str(&r->src, r->family, w->sbuf));
 		v_const(&v[C_DST], addr_str(&r->dst, r->family, w->dbuf));
 	}
 	/* A record carries no "has ports" flag: zero ports on a protocol without ports mean none,
 	 * while TCP/UDP keep a 0 so that port_zero drops read as what they are. */
 	if (tcp || udp || (has_l3 && (r->sport || r->dport))) {
-		if (r->kind != ELS_REC_HALF_OPEN)
+		if (r->kind != ELS_REC_HALF_OPEN && !r->many_src)
 			v_int(&v[C_SPORT], r->sport);
 		v_int(&v[C_DPORT], r->dport);
 	}

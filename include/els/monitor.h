@@ -57,6 +57,7 @@ struct els_record {
 	uint8_t verdict; /* enum els_action: ACCEPT or DROP, 0 for events/gaps */
 	uint8_t family, dir, proto;
 	uint8_t icmp_type, icmp_code, tcp_flags;
+	uint8_t many_src;   /* DROP: aggregated over many sources (a spoofed flood): no src */
 	char rule_name[32]; /* the deciding rule's configured name, or empty */
 	char detail[96];    /* EVENT text, NUL-terminated; empty otherwise */
 };
@@ -142,6 +143,8 @@ void els_ring_consume(struct els_ring *r);
  * destination, destination port, reason) within one second become one record with a count,
  * so a flood costs one record per second per distinct key instead of one per packet.
  * Fixed-size table; a key that finds its slot taken flushes the occupant first.
+ * A key without its source that starts more than 64 rows (distinct sources) in one second,
+ * a spoofed flood, merges the rest of that second into one row without a source (many_src).
  * Half-open flow ends (kind HALF_OPEN) go through the same table, keyed without the source:
  * `count` flows per (direction, protocol, destination, port, reason, permit) and second. */
 struct els_dropagg;

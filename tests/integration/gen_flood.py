@@ -36,7 +36,10 @@ def main():
                              0, src, dst)
             ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
             pkt = ip + l4
-            usec = i * 1000  # one packet per millisecond
+            # one packet per 20 ms: 25 drops a second, each from its own source, stay below
+            # the 64 distinct sources a second after which the agent merges them (a spoofed
+            # flood's), so every drop is a row of its own
+            usec = i * 20000
             f.write(struct.pack("<IIII", t0 + usec // 1000000, usec % 1000000, len(pkt),
                                 len(pkt)))
             f.write(pkt)

@@ -5,7 +5,9 @@
 # SYNs, each from its own spoofed (address, port), counts the rows they cost, checks that
 # the half_open counts add up to the SYNs elsd saw (those the kernel dropped for a full queue
 # are counted in queue_overflow gaps), and that a real connection to the same port during
-# the flood still gets its admit and flow_end. Prints the figure as "rows per N SYNs".
+# the flood still gets its admit and flow_end. Then the same flood to a port no permit opens:
+# the drops from spoofed sources merge into rows without a source after 64 sources a second.
+# Prints both figures.
 . "$(dirname "$0")/lib.sh"
 N=${ELS_SYNFLOOD_N:-100000}
 els_setup
@@ -20,7 +22,7 @@ els_https_server || fail "https server did not start"
 in_srv ip route add 198.18.128.0/17 via "$CLI4"
 els_start "$WORK/elsd.conf" || exit 1
 sleep 0.5
-before=$(sql "SELECT count(*) FROM records")
+before=$(sql "SELECT max(seq) FROM records")
 
 in_cli python3 "$ELS_SOURCE_DIR/tests/integration/synflood.py" "$SRV4" 443 "$N" >"$WORK/flood.out" &
 flood=$!
@@ -32,12 +34,18 @@ check_eq "the flood sent every SYN" "$N" "$sent"
 sleep 2 # retransmitted SYN-ACKs
 check "elsd survived the flood" kill -0 "$ELSD_PID"
 check "HTTPS still passes after the flood" in_cli curl -sk --max-time 5 "https://$SRV4/"
+mid=$(sql "SELECT max(seq) FROM records")
+in_cli python3 "$ELS_SOURCE_DIR/tests/integration/synflood.py" "$SRV4" 22 "$N" >"$WORK/flood22.out"
+check_eq "the flood to port 22 sent every SYN" "sent $N" "$(cat "$WORK/flood22.out")"
+sleep 1.5 # the aggregated drops of the last second are flushed
+check_not "port 22 stays closed" in_cli nc -z -w 1 "$SRV4" 22
 els_stop || fail "elsd exited non-zero"
 
-after=$(sql "SELECT count(*) FROM records")
-rows=$((after - before))
-log "monitor rows written during the flood: $rows per $N spoofed SYNs"
-echo "# rows per $N SYNs: $rows"
+# The SYNs to 443 cost their half_open rows (and nothing else: checked below), written when
+# they ended, at the stop.
+rows=$(sql "SELECT count(*) FROM records WHERE seq > $before AND dport=443 AND src IS NOT '$CLI4'")
+log "monitor rows written for the flood to 443: $rows per $N spoofed SYNs"
+echo "# rows per $N spoofed SYNs to a permitted port: $rows"
 check "rows written are at most 1% of the SYNs sent ($rows for $N)" test "$rows" -le $((N / 100))
 check_eq "no admit for any spoofed SYN" 0 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='admit' AND src <> '$CLI4'")"
@@ -57,6 +65,16 @@ check "half-open flows + drops account for every SYN ($half + $dropped + <= $ker
 if ((kernel == 0)); then
 	check_eq "no kernel drops: the half_open counts are exactly the SYNs sent" "$N" $((half + dropped))
 fi
+rows22=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND dport=22 AND seq > $mid AND src IS NOT '$CLI4'")
+drops22=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='drop' AND dport=22 AND seq > $mid AND src IS NOT '$CLI4'")
+merged22=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='drop' AND dport=22 AND seq > $mid AND src IS NULL")
+kernel22=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='gap' AND reason='queue_overflow' AND seq > $mid")
+log "drops of the SYNs to 22: $drops22 in $rows22 rows ($merged22 in rows without a source), kernel drops $kernel22"
+echo "# rows per $N spoofed SYNs to a denied port: $rows22"
+check "... to a denied port: at most 1% of the SYNs ($rows22 for $N)" test "$rows22" -le $((N / 100))
+check_ge "most of them merged into rows without a source" $((N / 2)) "$merged22"
+check "the drops plus the kernel's account for every SYN to 22 ($drops22 + $kernel22 = $N)" \
+	test "$drops22" -le "$N" -a $((drops22 + kernel22)) -ge "$N"
 check_eq "the real connections have their admit" 2 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='admit' AND src='$CLI4' AND dport=443")"
 check_eq "... and their flow_end" 2 \
