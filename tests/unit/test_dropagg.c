@@ -262,7 +262,8 @@ Test(dropagg, spoofed_sources_merge_after_64_rows)
 		}
 	}
 	cr_assert_eq(sum, 10001, "every drop is counted once, not %llu", (unsigned long long)sum);
-	cr_assert_eq(own, 65, "64 sources in the flood's second and one a second later, not %u", own);
+	cr_assert_eq(own, 65, "64 sources in the flood's second and one a second later, not %u",
+		     own);
 	cr_assert_eq(many, 1);
 	cr_assert_eq(merged, 10000 - 64);
 	cr_assert_eq(els_ring_lost(ring), 0);
