@@ -22,6 +22,11 @@ els_https_server || fail "https server did not start"
 in_srv ip route add 198.18.128.0/17 via "$CLI4"
 els_start "$WORK/elsd.conf" || exit 1
 sleep 0.5
+# max_size_mb unset: the cap is 10% of the monitor's file system, at most 1024 MiB.
+fs=$(stat -f -c '%b * %S' "$WORK") && fs=$((fs))
+want=$((fs / 100 * 10 >> 20)); ((want > 1024)) && want=1024
+check "the monitor has a default size cap sized to its file system ($want MiB)" \
+	grep -q "monitor $DB: size cap $want MiB (monitor.max_size_mb unset" "$ELSD_LOG"
 before=$(sql "SELECT max(seq) FROM records")
 
 in_cli python3 "$ELS_SOURCE_DIR/tests/integration/synflood.py" "$SRV4" 443 "$N" >"$WORK/flood.out" &
