@@ -34,7 +34,7 @@ struct els_control {
 	char *monitor_path;   /* own copy: the policy that named it is freed at the next reload */
 	const char *identity; /* of the request being executed */
 	int role;
-	struct els_flow **snap_bufs; /* per worker, allocated on first use, kept: see worker.h */
+	struct els_flow_seen **snap_bufs; /* per worker, allocated on first use, kept: worker.h */
 	struct els_sweep_job sweep;
 };
 
@@ -228,7 +228,7 @@ static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err
 		if (atomic_load_explicit(&w->snap.req, memory_order_relaxed) != done)
 			continue;
 		if (!c->snap_bufs[i])
-			c->snap_bufs[i] = malloc(SNAP_MAX * sizeof(struct els_flow));
+			c->snap_bufs[i] = malloc(SNAP_MAX * sizeof(struct els_flow_seen));
 		if (!c->snap_bufs[i])
 			continue;
 		w->snap.buf = c->snap_bufs[i];
@@ -261,14 +261,15 @@ static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err
 		}
 		total += w->snap.total;
 		for (uint32_t k = 0; k < w->snap.count && n < limit; k++, n++) {
-			const struct els_flow *f = &w->snap.buf[k];
+			const struct els_flow *f = &w->snap.buf[k].flow;
+			const char *permit = w->snap.buf[k].permit;
 			unsigned is = f->init_side & 1, rs = is ^ 1;
 			char a[ELS_ADDR_STRLEN], b[ELS_ADDR_STRLEN], pb[8];
 			json_array_append_new(
 			    flows,
 			    json_pack(
 				"{s:i,s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,"
-				"s:I,s:I}",
+				"s:I,s:I,s:s?}",
 				"queue", (int)w->queue, "family", (int)f->key.family, "proto",
 				els_proto_name(f->key.proto, pb), "src",
 				els_addr_str(&f->key.addr[is], f->key.family, a), "sport",
@@ -283,7 +284,8 @@ static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err
 				"pkts_init", (json_int_t)f->pkts[0], "pkts_resp",
 				(json_int_t)f->pkts[1], "bytes_init", (json_int_t)f->bytes[0],
 				"bytes_resp", (json_int_t)f->bytes[1], "rule", (json_int_t)f->rule,
-				"generation", (json_int_t)f->generation));
+				"generation", (json_int_t)f->generation, "permit",
+				permit[0] ? permit : NULL));
 		}
 	}
 	if (missing && c->env.nq)

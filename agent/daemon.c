@@ -63,7 +63,9 @@ struct els_monitor *els_open_monitor(const struct els_run_opts *o, const struct 
 	    .key_file = p->set.monitor_key,
 	    .agent_id = p->set.agent_id,
 	    .retention_days = p->set.monitor_retention_days,
-	    .max_size = (uint64_t)p->set.monitor_max_mb << 20,
+	    .max_size = p->set.monitor_max_mb == ELS_MONITOR_MAX_MB_AUTO
+			    ? ELS_MONITOR_SIZE_AUTO
+			    : (uint64_t)p->set.monitor_max_mb << 20,
 	};
 	struct els_monitor *m = els_monitor_open(&mo, &d);
 	if (!m || els_monitor_start(m) < 0) {
@@ -71,6 +73,23 @@ struct els_monitor *els_open_monitor(const struct els_run_opts *o, const struct 
 		if (m)
 			els_monitor_close(m);
 		m = NULL;
+	}
+	if (m) {
+		struct els_monitor_stats ms;
+
+		els_monitor_get_stats(m, &ms);
+		if (ms.max_size)
+			els_log(ELS_LL_INFO, "monitor %s: size cap %llu MiB%s", mo.path,
+				(unsigned long long)(ms.max_size >> 20),
+				mo.max_size == ELS_MONITOR_SIZE_AUTO
+				    ? " (monitor.max_size_mb unset: 10% of its file system, at "
+				      "most 1024)"
+				    : "");
+		else
+			els_log(ELS_LL_WARNING,
+				"monitor %s: no size cap (monitor.max_size_mb = 0): a flood of "
+				"distinct drops can fill its file system",
+				mo.path);
 	}
 	els_diag_free(&d);
 	return m;
@@ -450,9 +469,12 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	}
 	/* Baseline of the kernel's drop counters, now that the queues exist. */
 	els_kdrops_init(&d.kdrops, p->set.queue_first, p->set.queue_last);
-	if (els_kdrops_poll(&d.kdrops, kernel_dropped, &d) < 0)
-		els_log(ELS_LL_WARNING, "cannot read %s: kernel queue drops will not be reported",
-			d.kdrops.path);
+	int kerr = els_kdrops_poll(&d.kdrops, kernel_dropped, &d);
+	if (kerr < 0)
+		els_log(ELS_LL_WARNING,
+			"cannot read %s: %s: kernel queue drops will not be reported (a /proc "
+			"mounted with subset=pid, e.g. systemd's ProcSubset=pid, hides it)",
+			d.kdrops.path, strerror(-kerr));
 	els_gen_publish(p);
 	/* The queues are bound, so packets wait in them meanwhile; no worker runs yet. */
 	uint64_t adopt_max = (uint64_t)d.nq * p->set.flow_capacity;
@@ -535,6 +557,7 @@ out:
 		els_queue_close(d.queues[i]);
 	if (d.mon)
 		els_monitor_close(d.mon);
+	els_kdrops_fini(&d.kdrops);
 	for (unsigned i = 0; d.workers && i < d.nq; i++)
 		els_worker_fini(&d.workers[i]);
 	free(d.workers);

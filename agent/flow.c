@@ -31,6 +31,7 @@
 _Static_assert(sizeof(struct els_flow) == FLOW_ALIGN, "struct els_flow must be two cache lines");
 _Static_assert(sizeof(struct els_flow_key) == 40, "struct els_flow_key must have no padding");
 _Static_assert(N_LISTS < LIST_FREE, "list index must fit in els_flow.list");
+_Static_assert(sizeof(struct els_flow_admit) == CACHE_LINE, "struct els_flow_admit: one line");
 
 struct frag_key {
 	struct els_addr src, dst;
@@ -46,6 +47,7 @@ struct frag_slot {
 
 struct els_flow_table {
 	struct els_flow *flows;
+	struct els_flow_admit *admits; /* [capacity], beside flows[] by index */
 	uint32_t *buckets;
 	struct frag_slot *frags;
 	uint64_t seed;
@@ -105,9 +107,10 @@ struct els_flow_table *els_flow_table_new(uint32_t capacity, uint64_t seed)
 	 * the host allows (agent/bigmem.c): a random flow per packet would otherwise miss the
 	 * TLB on nearly every packet. */
 	t->flows = els_big_alloc((size_t)capacity * sizeof(*t->flows), FLOW_ALIGN);
+	t->admits = els_big_alloc((size_t)capacity * sizeof(*t->admits), CACHE_LINE);
 	t->buckets = malloc((size_t)nb * sizeof(*t->buckets));
 	t->frags = calloc(FRAG_SLOTS, sizeof(*t->frags));
-	if (!t->flows || !t->buckets || !t->frags) {
+	if (!t->flows || !t->admits || !t->buckets || !t->frags) {
 		els_flow_table_free(t);
 		return NULL;
 	}
@@ -125,9 +128,15 @@ void els_flow_table_free(struct els_flow_table *t)
 	if (!t)
 		return;
 	els_big_free(t->flows, (size_t)t->capacity * sizeof(*t->flows));
+	els_big_free(t->admits, (size_t)t->capacity * sizeof(*t->admits));
 	free(t->buckets);
 	free(t->frags);
 	free(t);
+}
+
+struct els_flow_admit *els_flow_admit_of(struct els_flow_table *t, const struct els_flow *f)
+{
+	return &t->admits[f - t->flows];
 }
 
 uint32_t els_flow_count(const struct els_flow_table *t)
@@ -335,6 +344,7 @@ els_flow_insert(struct els_flow_table *t, const struct els_flow_key *key, uint64
 	}
 	f = &t->flows[i];
 	memset(f, 0, sizeof(*f));
+	memset(&t->admits[i], 0, sizeof(t->admits[i]));
 	f->key = *key;
 	f->first_ns = f->last_ns = f->expire_ns = now_ns;
 	b = bucket_of(t, key);

@@ -42,12 +42,15 @@ static const char usage_text[] =
     "      --strict          with -n: warnings make the check fail (exit 1)\n"
     "      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
     "      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
-    "                        cooked) instead of live queues; records go to the monitor as\n"
-    "                        for live traffic. Needs no privileges.\n"
+    "                        cooked) instead of live queues, recording them as for live\n"
+    "                        traffic in replay-NAME.db in the current directory (NAME: the\n"
+    "                        capture's name without its extension; key monitor.key beside\n"
+    "                        it), or in --monitor FILE; never in the config's monitor.path\n"
+    "                        nor a file a running elsd writes. Needs no privileges.\n"
     "      --local CIDR      with --replay: this host's addresses (repeatable), to tell\n"
     "                        inbound from outbound; default: the config's local_addresses\n"
     "      --verdicts        with --replay: print one line per packet:\n"
-    "                        N DIR VERDICT HANDLER REASON rule=ID\n"
+    "                        N DIR VERDICT HANDLER REASON rule=ID [rule_name=NAME]\n"
     "      --services FILE   services database for port names (default /etc/services)\n"
     "      --handlers        list the handlers a chain may name, and exit (with -j: as\n"
     "                        a JSON array of {name, summary})\n"
@@ -289,22 +292,71 @@ out:
 	return rc;
 }
 
+/* The file a replay records into: --monitor, or replay-NAME.db here. Caller frees. */
+static char *replay_monitor_path(const struct options *o)
+{
+	char *copy, *name, *dot, *out = NULL;
+
+	if (o->monitor)
+		return strdup(o->monitor);
+	copy = strdup(o->replay);
+	if (!copy)
+		return NULL;
+	name = basename(copy);
+	dot = strrchr(name, '.');
+	if (dot && dot != name)
+		*dot = '\0';
+	if (asprintf(&out, "replay-%s.db", name) < 0)
+		out = NULL;
+	free(copy);
+	return out;
+}
+
+/* Same file: same inode when both exist, else the same path as written. */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return strcmp(a, b) == 0;
+}
+
 static int run_replay(const struct options *o, struct els_policy *p)
 {
 	struct els_worker w;
 	struct els_replay_result res;
-	struct els_monitor *m =
-	    els_open_monitor(&(struct els_run_opts){o->config, o->services, o->monitor}, p, 2);
+	struct els_monitor *m = NULL;
+	char *path = replay_monitor_path(o);
 	int rc = 3;
 
-	if (!m) {
-		els_policy_free(p);
-		return 3;
+	if (!path) {
+		fprintf(stderr, "elsd: out of memory\n");
+		goto out;
 	}
+	/* A replay's packets are not this host's traffic: they never go into the live monitor,
+	 * whose admits are the registry's hits (--report) and which the daemon alone writes. */
+	if (same_file(path, p->set.monitor_path)) {
+		fprintf(stderr,
+			"elsd: --replay: %s is the live monitor (monitor.path in %s); a replay "
+			"records elsewhere: --monitor OTHER.db, or no --monitor for replay-NAME.db "
+			"here\n",
+			path, o->config);
+		goto out;
+	}
+	/* Its own key beside its own file, whatever monitor.key_file says: the live chain's key
+	 * signs only what the daemon saw. */
+	free(p->set.monitor_key);
+	p->set.monitor_key = NULL;
+	m = els_open_monitor(&(struct els_run_opts){o->config, o->services, path}, p, 2);
+	if (!m)
+		goto out;
+	fprintf(stderr, "elsd: replay records go to %s\n", path);
 	if (els_worker_init(&w, 0, p->set.flow_capacity, els_monitor_ring(m, 0)) < 0) {
 		fprintf(stderr, "elsd: out of memory for %u flows\n", p->set.flow_capacity);
 		goto out;
 	}
+	w.name_verdicts = o->verdicts;
 	els_gen_publish(p);
 	els_push_event(els_monitor_ring(m, 1), p->generation, "replay %s", o->replay);
 	struct els_replay_opts ro = {
@@ -324,8 +376,10 @@ static int run_replay(const struct options *o, struct els_policy *p)
 	els_worker_finish(&w, els_now_real(), els_drain_monitor, m);
 	els_worker_fini(&w);
 out:
-	els_monitor_close(m);
+	if (m)
+		els_monitor_close(m);
 	els_policy_free(p);
+	free(path);
 	return rc;
 }
 

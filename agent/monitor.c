@@ -16,12 +16,14 @@
  *
  * Lock order: only m->mu exists; producers never take it. */
 #include <errno.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "els/monitor.h"
@@ -159,6 +161,25 @@ static void free_monitor(struct els_monitor *m)
 	free(m);
 }
 
+/* ELS_MONITOR_SIZE_AUTO for a file at path: the share of its file system's size, capped. A
+ * file system that cannot be asked gets the cap itself: a bound is safer than none. */
+static uint64_t auto_max_size(const char *path)
+{
+	char *dir = strdup(path);
+	struct statvfs sv;
+	uint64_t cap = ELS_MONITOR_SIZE_AUTO_MAX;
+
+	if (dir && statvfs(dirname(dir), &sv) == 0) {
+		uint64_t fs = (uint64_t)sv.f_blocks * sv.f_frsize;
+		uint64_t share = fs / 100 * ELS_MONITOR_SIZE_AUTO_PCT;
+
+		if (share && share < cap)
+			cap = share;
+	}
+	free(dir);
+	return cap;
+}
+
 struct els_monitor *els_monitor_open(const struct els_monitor_opts *o, struct els_diag *diag)
 {
 	struct els_monitor *m = NULL;
@@ -177,13 +198,13 @@ struct els_monitor *els_monitor_open(const struct els_monitor_opts *o, struct el
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		goto nomem;
+	m->lock_fd = -1;
 	m->nring = o->producers;
 	m->batch_max = o->batch_max ? o->batch_max : 1024;
 	m->flush_ms = o->flush_ms ? o->flush_ms : 200;
 	m->busy_ms = o->busy_timeout_ms ? o->busy_timeout_ms : 1000;
 	m->retention_days = o->retention_days;
 	m->retention_period_ms = o->retention_period_ms ? o->retention_period_ms : MON_RETAIN_MS;
-	m->max_size = o->max_size;
 	m->path = strdup(o->path);
 	m->agent_id = o->agent_id ? strdup(o->agent_id) : NULL;
 	m->rings = calloc(m->nring, sizeof(*m->rings));
@@ -198,6 +219,9 @@ struct els_monitor *els_monitor_open(const struct els_monitor_opts *o, struct el
 		if (!m->rings[i])
 			goto nomem;
 	}
+	m->max_size = o->max_size;
+	if (m->max_size == ELS_MONITOR_SIZE_AUTO)
+		m->max_size = auto_max_size(m->path);
 	if (els_mon_key_load(key_path, true, &m->key, err, sizeof(err)) != 0) {
 		els_diag_file(diag, o->path, 0, "monitor key %s", err);
 		goto fail;
@@ -273,6 +297,7 @@ void els_monitor_get_stats(struct els_monitor *m, struct els_monitor_stats *out)
 	out->shed = atomic_load(&m->shed);
 	out->retained = atomic_load(&m->retained);
 	out->cap_level = atomic_load(&m->cap_level_pub);
+	out->max_size = m->max_size; /* [I] after open */
 	for (unsigned i = 0; i < m->nring; i++)
 		out->lost += els_ring_lost(m->rings[i]);
 }

@@ -109,6 +109,11 @@ struct els_monitor {
 	unsigned npend;
 	dev_t dev;
 	ino_t ino;
+	/* The file, open only to hold flock(LOCK_EX) on it while m->db has it open: one writer
+	 * per file (a second elsd, or a replay aimed at it, is refused). Closed only after
+	 * sqlite3_close: closing another descriptor of the file would drop SQLite's own POSIX
+	 * locks on it. -1: none. */
+	int lock_fd;
 	bool in_txn;
 	unsigned txn_rows;    /* rows in the open transaction */
 	uint64_t txn_value;   /* records those rows stand for: 1 per record, count per gap */

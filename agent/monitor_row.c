@@ -8,9 +8,14 @@
 #include "monitor_int.h"
 
 const char *const els_rec_kind_names[ELS_REC__END + 1] = {
-    [ELS_REC_DROP] = "drop",	 [ELS_REC_ADMIT] = "admit", [ELS_REC_FLOW_END] = "flow_end",
-    [ELS_REC_ACCEPT] = "accept", [ELS_REC_GAP] = "gap",	    [ELS_REC_EVENT] = "event",
+    [ELS_REC_DROP] = "drop",
+    [ELS_REC_ADMIT] = "admit",
+    [ELS_REC_FLOW_END] = "flow_end",
+    [ELS_REC_ACCEPT] = "accept",
+    [ELS_REC_GAP] = "gap",
+    [ELS_REC_EVENT] = "event",
     [ELS_REC_WOULD_DROP] = "would_drop",
+    [ELS_REC_HALF_OPEN] = "half_open",
 };
 
 bool els_rec_kind_known(const char *name)
@@ -152,13 +157,16 @@ void mon_row_of(struct mon_row *w, uint64_t seq, const struct els_record *r)
 			v_const(&v[C_PROTO], proto);
 		else
 			v_fixed(w, C_PROTO, proto);
-		v_const(&v[C_SRC], addr_str(&r->src, r->family, w->sbuf));
+		/* half_open rows stand for flows from many sources (a spoofed flood's): none */
+		if (r->kind != ELS_REC_HALF_OPEN && !r->many_src)
+			v_const(&v[C_SRC], addr_str(&r->src, r->family, w->sbuf));
 		v_const(&v[C_DST], addr_str(&r->dst, r->family, w->dbuf));
 	}
 	/* A record carries no "has ports" flag: zero ports on a protocol without ports mean none,
 	 * while TCP/UDP keep a 0 so that port_zero drops read as what they are. */
 	if (tcp || udp || (has_l3 && (r->sport || r->dport))) {
-		v_int(&v[C_SPORT], r->sport);
+		if (r->kind != ELS_REC_HALF_OPEN && !r->many_src)
+			v_int(&v[C_SPORT], r->sport);
 		v_int(&v[C_DPORT], r->dport);
 	}
 	if (icmp) {

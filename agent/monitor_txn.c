@@ -2,11 +2,14 @@
  * and reopening the file, adding chained rows, committing them with the chain head, failing
  * without losing count, the size cap, and retention between transactions. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "alert.h"
 #include "els/reason.h"
@@ -24,6 +27,32 @@ void mon_close_db(struct els_monitor *m)
 	m->ins = m->ins_many = NULL;
 	sqlite3_close_v2(m->db);
 	m->db = NULL;
+	if (m->lock_fd >= 0) /* after the close: see monitor_int.h */
+		close(m->lock_fd);
+	m->lock_fd = -1;
+}
+
+/* Takes the writer's lock on the file m->db just opened. 0, or -EBUSY / -errno with err. */
+static int lock_file(struct els_monitor *m, char *err, size_t errlen)
+{
+	m->lock_fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (m->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open to lock it: %s", strerror(errno));
+		return -errno;
+	}
+	if (flock(m->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen,
+				 "is in use: another elsd process (the running daemon, or a "
+				 "replay) writes it, and a monitor file has one writer; give this "
+				 "one another file (--monitor FILE)");
+		else
+			snprintf(err, errlen, "cannot lock: %s", strerror(e));
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
+	return 0;
 }
 
 /* Opens m->path (creating it with the schema, or migrating it), sets the pragmas, finds where
@@ -57,6 +86,11 @@ int mon_open_db(struct els_monitor *m, char *err, size_t errlen)
 		ret = -EACCES;
 		goto out;
 	}
+	/* Before anything is written, the schema of a new file included. */
+	ret = lock_file(m, err, errlen);
+	if (ret)
+		goto out;
+	ret = -EIO;
 	sqlite3_busy_timeout(m->db, (int)m->busy_ms);
 	/* WAL: readers (els-log, els-sweep, sqlite3 on the command line) never block the writer.
 	 * NORMAL: a power cut may lose the last transactions, never the file; the chain head
@@ -254,6 +288,42 @@ static void make_event(struct els_record *e, const char *detail)
 	snprintf(e->detail, sizeof(e->detail), "%s", detail);
 }
 
+/* Rows past the head this writer committed were written by someone else (the sqlite3 shell,
+ * a program that ignored the writer's lock): inserting at the same seq would fail on every
+ * later transaction. The writer goes on after them, still chained on its own last row (it
+ * vouches for nothing it did not write, so els-log --verify reports the foreign rows, or the
+ * break in the chain after them), and says so in an event row. In the open transaction;
+ * false when the transaction failed. */
+static bool check_head(struct els_monitor *m)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t max = -1;
+	int rc = sqlite3_prepare_v2(m->db, "SELECT max(seq) FROM records", -1, &st, NULL);
+
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		max = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (max < 0) {
+		fail_txn(m, sqlite3_errmsg(m->db));
+		return false;
+	}
+	if ((uint64_t)max <= m->committed_seq)
+		return true;
+
+	struct els_record e;
+	char d[sizeof(e.detail)];
+
+	snprintf(d, sizeof(d), "conflict: rows %llu..%llu not written by this elsd",
+		 (unsigned long long)m->committed_seq + 1, (unsigned long long)max);
+	els_log(ELS_LL_WARNING,
+		"monitor %s: %s; writing goes on after them (els-log --verify reports them)",
+		m->path, d);
+	els_alert_limited(ELS_R_MONITOR_GAP, "detail=\"%s\"", d);
+	m->committed_seq = m->fs.head_seq = (uint64_t)max;
+	make_event(&e, d);
+	return add_row(m, &e);
+}
+
 /* Opens a transaction, reopening the file first if needed; the first rows report what
  * earlier failures lost and what was found at open. False when writing is not possible. */
 bool mon_begin_txn(struct els_monitor *m)
@@ -276,6 +346,8 @@ bool mon_begin_txn(struct els_monitor *m)
 	}
 	m->in_txn = true;
 	m->txn_start_ms = now;
+	if (!check_head(m))
+		return false;
 	if (m->note_pending) {
 		struct els_record e;
 

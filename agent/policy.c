@@ -233,6 +233,7 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 	set->agent_id = agent ? strdup(agent) : NULL;
 	set->monitor_retention_days = 30;
 	get_uint(mon, "retention_days", 0, 36500, &set->monitor_retention_days, d);
+	set->monitor_max_mb = ELS_MONITOR_MAX_MB_AUTO; /* unset: sized to the disk at start */
 	get_uint(mon, "max_size_mb", 0, 1u << 24, &set->monitor_max_mb, d);
 }
 

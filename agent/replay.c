@@ -136,11 +136,14 @@ int els_replay_run(const struct els_replay_opts *o, struct els_worker *w,
 			res->accepted++;
 		else
 			res->dropped++;
+		/* rule_name: the one the packet's record names (for a packet of a known flow, the
+		 * permit that admitted the flow, as its generation named it) */
 		if (o->verdicts)
-			fprintf(o->verdicts, "%lu %s %s %s %s rule=%u\n", res->packets,
-				dir == ELS_DIR_IN ? "in" : "out", a == ELS_ACCEPT ? "accept" : "drop",
-				els_chain_handler_name(w->pol, d.handler),
-				els_reason_name(d.reason), d.rule);
+			fprintf(
+			    o->verdicts, "%lu %s %s %s %s rule=%u%s%s\n", res->packets,
+			    dir == ELS_DIR_IN ? "in" : "out", a == ELS_ACCEPT ? "accept" : "drop",
+			    els_chain_handler_name(w->pol, d.handler), els_reason_name(d.reason),
+			    d.rule, w->permit_name[0] ? " rule_name=" : "", w->permit_name);
 	}
 	if (rc == -1) {
 		fprintf(stderr, "elsd: --replay %s: packet %lu: %s\n", o->path, res->packets + 1,

@@ -92,49 +92,143 @@ static void record_decision(struct els_worker *w, struct els_record *r,
 struct flow_end_arg {
 	struct els_worker *w;
 	uint64_t real_ns;
+	/* The admit entry of a flow that ended during this packet (permit_revoked), copied:
+	 * the packet's drop record names its permit after the flow is gone. */
+	bool ended;
+	struct els_flow_admit ended_admit;
 };
+
+/* Admit and end records show a flow initiator first, whichever packet wrote them. */
+static void record_from_flow(struct els_record *r, const struct els_flow *f)
+{
+	unsigned i = f->init_side, o = !f->init_side;
+
+	r->src = f->key.addr[i];
+	r->dst = f->key.addr[o];
+	r->sport = f->key.port[i];
+	r->dport = f->key.port[o];
+	r->family = f->key.family;
+	r->proto = f->key.proto;
+	r->dir = f->init_dir;
+	if (f->key.proto != 6 && f->key.proto != 17)
+		r->sport = r->dport = 0; /* echo ids are not ports */
+}
+
+/* The permit as the generation that admitted the flow named it (include/els/flow.h). */
+static void record_permit(struct els_record *r, const struct els_flow_admit *a)
+{
+	r->handler = a->handler;
+	r->rule = a->rule;
+	r->generation = a->generation;
+	r->reason = a->reason;
+	memcpy(r->rule_name, a->rule_name, sizeof(r->rule_name));
+}
+
+/* Fills the admit entry of a flow the chain just created, from the decision that admitted it:
+ * the names are looked up once here, in the admitting generation, and kept for its records. */
+static void admit_fill(struct els_worker *w, struct els_flow *f, const struct els_decision *d)
+{
+	struct els_flow_admit *a = els_flow_admit_of(w->flows, f);
+
+	/* A SYN reusing the ports of a closed connection (the tracker accepts it as part of the
+	 * old flow's permit): the entry names that permit already. */
+	if (d->reason == ELS_R_FLOW && a->handler)
+		goto out;
+	a->handler = els_chain_handler_name(w->pol, d->handler);
+	a->rule = d->rule;
+	a->generation = w->pol->generation;
+	a->reason = d->reason;
+	copy_name(a->rule_name, sizeof(a->rule_name), els_chain_rule_name(w->pol, d));
+out:
+	/* A TCP flow is admitted when its handshake completes: until then it may be one of a
+	 * spoofed flood's, which must cost aggregated records only. */
+	a->half_open = f->key.proto == 6 && f->state < ELS_FS_ESTABLISHED;
+}
 
 static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 {
-	struct flow_end_arg *a = arg;
-	struct els_worker *w = a->w;
-	unsigned i = f->init_side, o = !f->init_side;
+	struct flow_end_arg *fa = arg;
+	struct els_worker *w = fa->w;
+	const struct els_flow_admit *a = els_flow_admit_of(w->flows, f);
 	struct els_record r = {
-		.kind = ELS_REC_FLOW_END,
-		.ts_ns = a->real_ns,
-		.count = 1,
-		.pkts = {f->pkts[0], f->pkts[1]},
-		.bytes = {f->bytes[0], f->bytes[1]},
-		.duration_ns = f->last_ns - f->first_ns,
-		.src = f->key.addr[i],
-		.dst = f->key.addr[o],
-		.sport = f->key.port[i],
-		.dport = f->key.port[o],
-		.family = f->key.family,
-		.proto = f->key.proto,
-		.dir = f->init_dir,
-		.verdict = ELS_ACCEPT,
-		.handler = "tracker",
-		.reason = (uint16_t)reason,
-		.rule = f->rule,
-		/* 0 marks a flow of a session-gated permit (handlers/tracker.c) */
-		.generation = f->generation ? f->generation : w->pol ? w->pol->generation : 0,
+	    .kind = ELS_REC_FLOW_END,
+	    .ts_ns = fa->real_ns,
+	    .count = 1,
+	    .verdict = ELS_ACCEPT,
 	};
+
+	fa->ended = true;
+	fa->ended_admit = *a;
 	if (f->state == ELS_FS_ESTABLISHED)
 		els_ws_session_change(w->ws, f, -1); /* every flow's end comes through here */
-	if (f->key.proto != 6 && f->key.proto != 17)
-		r.sport = r.dport = 0; /* echo ids are not ports */
-	struct els_decision d = {.handler = (uint8_t)f->handler, .rule = f->rule,
-				 .reason = ELS_R_PERMIT};
-	if (w->pol)
-		copy_name(r.rule_name, sizeof(r.rule_name), els_chain_rule_name(w->pol, &d));
+	record_from_flow(&r, f);
+	if (a->handler) {
+		record_permit(&r, a);
+	} else {
+		/* Not created by the chain (an entry nobody filled): the current generation's
+		 * name for the flow's rule is the best there is. */
+		struct els_decision d = {
+		    .handler = (uint8_t)f->handler, .rule = f->rule, .reason = ELS_R_PERMIT};
+		r.rule = f->rule;
+		/* 0 marks a flow of a session-gated permit (handlers/tracker.c) */
+		r.generation = f->generation ? f->generation : w->pol ? w->pol->generation : 0;
+		if (w->pol)
+			copy_name(r.rule_name, sizeof(r.rule_name),
+				  els_chain_rule_name(w->pol, &d));
+	}
+	r.reason = (uint16_t)reason;
+	if (a->half_open) {
+		/* Never completed its handshake: one record per second, destination, port and
+		 * reason, however many (spoofed) sources. The admitting handler names it. */
+		r.kind = ELS_REC_HALF_OPEN;
+		els_dropagg_add(w->drops, &r);
+		return;
+	}
+	r.handler = "tracker";
+	r.pkts[0] = f->pkts[0], r.pkts[1] = f->pkts[1];
+	r.bytes[0] = f->bytes[0], r.bytes[1] = f->bytes[1];
+	r.duration_ns = f->last_ns - f->first_ns;
 	els_ring_push(w->ring, &r);
+}
+
+/* The admit record of a TCP flow, written by the packet that completed its handshake. */
+static void admit_handshake(struct els_worker *w, struct els_flow *f, const struct els_pkt *pkt,
+			    uint64_t real_ns)
+{
+	struct els_flow_admit *a = els_flow_admit_of(w->flows, f);
+	struct els_record r = {
+	    .kind = ELS_REC_ADMIT, .ts_ns = real_ns, .count = 1, .verdict = ELS_ACCEPT};
+
+	if (!a->half_open)
+		return; /* created otherwise (not by a SYN the chain admitted) */
+	a->half_open = 0;
+	if (a->quiet || w->pol->set.log_mode == ELS_LOG_DROPS)
+		return;
+	record_from_flow(&r, f);
+	record_permit(&r, a);
+	r.tcp_flags = pkt->tcp_flags;
+	els_ring_push(w->ring, &r);
+}
+
+/* Packets of a known flow (accepted as part of it, or dropped for its state or a revoked
+ * permit) name the permit that admitted it, not the current generation's rule of that number. */
+static void record_flow_permit(struct els_record *r, const struct els_ctx *ctx,
+			       const struct flow_end_arg *fa, struct els_worker *w)
+{
+	const struct els_flow_admit *a = NULL;
+
+	if (r->reason == ELS_R_PERMIT_REVOKED && fa->ended)
+		a = &fa->ended_admit;
+	else if ((r->reason == ELS_R_FLOW || r->reason == ELS_R_BAD_TCP_STATE) && ctx->flow)
+		a = els_flow_admit_of(w->flows, ctx->flow);
+	if (a && a->handler)
+		memcpy(r->rule_name, a->rule_name, sizeof(r->rule_name));
 }
 
 void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reason,
 			 uint64_t real_ns)
 {
-	struct flow_end_arg fa = {w, real_ns};
+	struct flow_end_arg fa = {.w = w, .real_ns = real_ns};
 	flow_end(f, reason, &fa);
 	els_flow_remove(w->flows, f);
 }
@@ -191,7 +285,7 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 				 uint64_t real_ns, struct els_decision *dp)
 {
 	struct els_decision d;
-	struct flow_end_arg fa = {w, real_ns};
+	struct flow_end_arg fa = {.w = w, .real_ns = real_ns};
 
 	w->offload_now = NULL;
 	w->ws->now_ns = mono_ns;
@@ -214,11 +308,16 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 	if (pkt->reason != ELS_R_NONE)
 		els_ctr_inc(&w->st.decode_errors);
 	int mode = w->pol->set.log_mode;
+	if (w->name_verdicts)
+		w->permit_name[0] = '\0';
 	if (a == ELS_DROP) {
 		els_ctr_inc(&w->st.dropped);
 		struct els_record r = {.kind = ELS_REC_DROP, .ts_ns = real_ns, .count = 1};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
+		record_flow_permit(&r, &ctx, &fa, w);
+		if (w->name_verdicts)
+			memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
 		els_dropagg_add(w->drops, &r);
 		return a;
 	}
@@ -229,19 +328,38 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		struct els_record r = {.kind = ELS_REC_WOULD_DROP, .ts_ns = real_ns, .count = 1};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
+		if (w->name_verdicts)
+			memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
 		els_ring_push(w->ring, &r);
+		/* Its flow's end is aggregated if it never completes a handshake, like any other
+		 * (an observe-mode host under a SYN flood); it gets no admit record. */
+		if (ctx.new_flow && ctx.flow) {
+			admit_fill(w, ctx.flow, &d);
+			els_flow_admit_of(w->flows, ctx.flow)->quiet = 1;
+		}
 		return a;
 	}
+	if (ctx.new_flow && ctx.flow)
+		admit_fill(w, ctx.flow, &d);
+	else if (ctx.handshake_done && ctx.flow)
+		admit_handshake(w, ctx.flow, pkt, real_ns);
+	if (w->name_verdicts && ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->handler)
+		memcpy(w->permit_name, els_flow_admit_of(w->flows, ctx.flow)->rule_name,
+		       sizeof(w->permit_name));
 	if (w->offload_on && ctx.flow && mode != ELS_LOG_ALL && w->pol->set.offload)
 		offload_check(w, ctx.flow);
-	if ((ctx.new_flow && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
+	/* A new TCP flow's admit waits for its handshake (admit_handshake). */
+	bool admit =
+	    ctx.new_flow && !(ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->half_open);
+	if ((admit && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
 		struct els_record r = {
-			.kind = ctx.new_flow ? ELS_REC_ADMIT : ELS_REC_ACCEPT,
-			.ts_ns = real_ns,
-			.count = 1,
+		    .kind = admit ? ELS_REC_ADMIT : ELS_REC_ACCEPT,
+		    .ts_ns = real_ns,
+		    .count = 1,
 		};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
+		record_flow_permit(&r, &ctx, &fa, w);
 		els_ring_push(w->ring, &r);
 	}
 	return a;
@@ -249,7 +367,7 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 {
-	struct flow_end_arg fa = {w, real_ns};
+	struct flow_end_arg fa = {.w = w, .real_ns = real_ns};
 
 	if (mono_ns - w->last_tick_ns < WORKER_TICK_NS && mono_ns >= w->last_tick_ns)
 		return;
@@ -290,7 +408,7 @@ static void finish_one(const struct els_flow *f, void *arg)
 void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg),
 		       void *arg)
 {
-	struct finish_arg a = {w, {w, real_ns}, drain, arg};
+	struct finish_arg a = {w, {.w = w, .real_ns = real_ns}, drain, arg};
 
 	if (w->flows)
 		els_flow_foreach(w->flows, finish_one, &a);

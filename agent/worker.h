@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "els/clock.h"
 #include "els/flow.h"
@@ -32,8 +33,14 @@ struct els_worker_stats {
  * the main thread sets buf/max, then req = done + 1 (release); the worker copies up to max
  * flows, sets count/total, then done = req (release). buf belongs to the main thread and is
  * never freed while req != done. Lock order: none, the two sides never wait on each other. */
+struct els_flow_seen {
+	struct els_flow flow;
+	char permit[32]; /* the id string of the permit that admitted it, or "" */
+};
 struct els_flow_snap {
-	struct els_flow *buf;  /* [M] main thread; written by the worker between req and done */
+	struct els_flow_seen *buf;    /* [M] main thread; written by the worker between req and
+					 done */
+	struct els_flow_table *table; /* [W] the table being copied */
 	uint32_t max;	       /* [M] */
 	uint32_t count, total; /* [W] valid once done == req */
 	_Atomic uint32_t req, done;
@@ -57,6 +64,11 @@ struct els_worker {
 	 * next packet */
 	const struct els_flow *offload_now;
 	uint32_t offloaded; /* [W] flows marked since the last unmark (a hint) */
+	/* With name_verdicts ([I], replay --verdicts): the rule name the last packet's record
+	 * names (for a packet of a known flow, the permit that admitted the flow), or "";
+	 * valid until the next packet. Off, the packet path never touches it. */
+	bool name_verdicts;
+	char permit_name[32];
 };
 
 /* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;
@@ -147,8 +159,12 @@ static inline void els_worker_count(struct els_worker *w, const struct els_decis
 static inline void els_worker_snap_one(const struct els_flow *f, void *arg)
 {
 	struct els_flow_snap *s = arg;
-	if (s->count < s->max)
-		s->buf[s->count++] = *f;
+	if (s->count < s->max) {
+		struct els_flow_seen *e = &s->buf[s->count++];
+		e->flow = *f;
+		memcpy(e->permit, els_flow_admit_of(s->table, f)->rule_name, sizeof(e->permit));
+		e->permit[sizeof(e->permit) - 1] = '\0';
+	}
 	s->total++;
 }
 
@@ -161,6 +177,7 @@ static inline void els_worker_snapshot_serve(struct els_worker *w)
 		return;
 	w->snap.count = 0;
 	w->snap.total = 0;
+	w->snap.table = w->flows;
 	if (w->flows && w->snap.buf)
 		els_flow_foreach(w->flows, els_worker_snap_one, &w->snap);
 	atomic_store_explicit(&w->snap.done, req, memory_order_release);

@@ -12,7 +12,7 @@
 -- Least privilege for the sweep's role:
 --   CREATE ROLE els_sweep LOGIN;
 --   GRANT SELECT, INSERT ON els_drops, els_admits, els_would_drops, els_accepts, els_flow_ends,
---         els_events, els_gaps, els_sweeps, els_findings TO els_sweep;
+--         els_half_opens, els_events, els_gaps, els_sweeps, els_findings TO els_sweep;
 --   GRANT USAGE ON SEQUENCE els_findings_id_seq TO els_sweep;
 
 -- Dropped packets, aggregated per key and second on the agent: `packets` of them.
@@ -104,6 +104,38 @@ CREATE TABLE IF NOT EXISTS els_would_drops (
 	UNIQUE (agent_id, chain_id, seq)
 );
 CREATE INDEX IF NOT EXISTS els_would_drops_ts ON els_would_drops (ts);
+
+-- TCP flows admitted by a permit that ended before their handshake completed (a SYN flood's,
+-- or a connection refused), aggregated on the agent per second, direction, destination,
+-- port, reason and permit over all sources: `flows` of them. src and sport are NULL.
+CREATE TABLE IF NOT EXISTS els_half_opens (
+	agent_id text NOT NULL,
+	host text NOT NULL,
+	chain_id text NOT NULL,
+	seq bigint NOT NULL,
+	ts timestamptz NOT NULL,      -- when the first of them ended
+	ts_ns bigint NOT NULL,
+	mac bytea NOT NULL,
+	swept_at timestamptz NOT NULL DEFAULT now(),
+	dir text,
+	family smallint,
+	proto text,
+	src inet,                     -- NULL: many sources
+	sport integer,
+	dst inet,                     -- the responder
+	dport integer,
+	icmp_type smallint,
+	icmp_code smallint,
+	tcp_flags smallint,
+	handler text,                 -- the admitting handler
+	reason text,                  -- how they ended: 'flow_timeout', 'flow_closed', ...
+	rule integer,
+	rule_name text,               -- the admitting permit
+	generation bigint,
+	flows bigint NOT NULL,
+	UNIQUE (agent_id, chain_id, seq)
+);
+CREATE INDEX IF NOT EXISTS els_half_opens_ts ON els_half_opens (ts);
 
 -- Every accepted packet: only from agents with monitor.log = "all" (debugging).
 CREATE TABLE IF NOT EXISTS els_accepts (
@@ -247,6 +279,9 @@ CREATE OR REPLACE VIEW els_records AS
 	UNION ALL
 	SELECT agent_id, host, chain_id, seq, ts, 'flow_end', proto, src, sport, dst, dport,
 	       handler, reason, rule_name, 1, NULL FROM els_flow_ends
+	UNION ALL
+	SELECT agent_id, host, chain_id, seq, ts, 'half_open', proto, src, sport, dst, dport,
+	       handler, reason, rule_name, flows, NULL FROM els_half_opens
 	UNION ALL
 	SELECT agent_id, host, chain_id, seq, ts, 'event', NULL, NULL, NULL, NULL, NULL,
 	       handler, reason, NULL, 1, detail FROM els_events

@@ -363,6 +363,11 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 		unsigned was = f->state;
 		els_flow_touch(ctx->flows, f, (unsigned)st, ctx->now_ns,
 			       timeout_of(c, f->key.proto, (unsigned)st));
+		/* The admit record of a TCP flow waits for this: a spoofed SYN never gets here,
+		 * so a SYN flood costs aggregated half_open records only (agent/worker.c). */
+		if (is_tcp(p) && was < ELS_FS_ESTABLISHED &&
+		    (st == ELS_FS_ESTABLISHED || st == ELS_FS_FIN_WAIT || st == ELS_FS_CLOSING))
+			ctx->handshake_done = 1;
 		/* The session index counts established flows (session-gated permits). */
 		if ((was == ELS_FS_ESTABLISHED) != (st == ELS_FS_ESTABLISHED))
 			els_ws_session_change(ctx->ws, f, st == ELS_FS_ESTABLISHED ? 1 : -1);

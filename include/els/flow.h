@@ -62,6 +62,29 @@ struct els_flow {
 	uint64_t expire_ns;         /* last_ns + the timeout given to els_flow_touch */
 };
 
+struct els_flow_table;
+
+/* What admitted a flow, kept beside it rather than in it (the flow is two cache lines that
+ * every packet reads; this is read at the flow's first and last records only). Its records
+ * name the permit of the generation that admitted the flow, whatever later generations call
+ * that rule number: a reload may renumber or rename permits while the flow lives on. The
+ * table holds one per flow slot, allocated with it; els_flow_insert zeroes it (a zeroed one
+ * names no permit and is no half-open flow); the creator of the flow fills it. */
+struct els_flow_admit {
+	const char *handler; /* static name of the admitting handler, or NULL */
+	uint32_t rule;	     /* the permit's number in the admitting generation */
+	uint32_t generation; /* the admitting generation (0: a session-gated permit) */
+	uint16_t reason;     /* the admitting decision's reason (enum els_reason) */
+	uint8_t half_open;   /* TCP flow opened by a SYN whose handshake has not completed: no
+				admit record yet, and its end is aggregated (kind half_open) */
+	uint8_t quiet;	    /* observe mode admitted it as a would_drop: no admit record */
+	char rule_name[32]; /* the permit's id string, as in struct els_record */
+	uint8_t pad2[12];   /* to 64 bytes: one cache line */
+};
+
+/* The admit entry of f, a flow of t. */
+struct els_flow_admit *els_flow_admit_of(struct els_flow_table *t, const struct els_flow *f);
+
 /* queued_due unit: 2^27 ns (134 ms). */
 #define ELS_FLOW_DUE_SHIFT 27
 

@@ -55,6 +55,8 @@ struct els_ctx {
 	uint8_t recheck;              /* set by the tracker: flow predates this generation, ask the
 					 handlers after it whether its permit still holds */
 	uint8_t new_flow;             /* set by the tracker's commit when it created a flow */
+	uint8_t handshake_done;	      /* set by the tracker: this packet completed the TCP
+					 handshake of ctx->flow (the worker writes its admit) */
 	/* Reports a flow that ends on the packet path (evicted, reset, revoked) so the worker can
 	 * write its end record. May be NULL. */
 	void (*flow_end)(const struct els_flow *f, unsigned reason, void *arg);

@@ -21,6 +21,9 @@ enum els_rec_kind {
 	ELS_REC_GAP = 5,      /* `count` records lost because a ring was full */
 	ELS_REC_EVENT = 6,    /* agent event: start, stop, reload ok/failed (text in detail) */
 	ELS_REC_WOULD_DROP = 7, /* observe mode: accepted, but `reason` says it would be dropped */
+	/* `count` TCP flows, admitted by a permit, that ended (reason) without completing their
+	 * handshake, aggregated per second, destination, port and reason over all sources */
+	ELS_REC_HALF_OPEN = 8,
 	ELS_REC__END
 };
 
@@ -29,12 +32,12 @@ enum els_rec_kind {
  * checks and messages (els-log, els-sweep, the management `log` request). */
 extern const char *const els_rec_kind_names[ELS_REC__END + 1];
 /* The same list for messages; keep it with the names above. */
-#define ELS_REC_KIND_LIST "drop, admit, flow_end, accept, gap, event, would_drop"
+#define ELS_REC_KIND_LIST "drop, admit, flow_end, accept, gap, event, would_drop, half_open"
 /* name is one of els_rec_kind_names. */
 bool els_rec_kind_known(const char *name);
 
 enum els_log_mode {
-	ELS_LOG_DEFAULT = 0, /* drops (aggregated), admits, flow ends */
+	ELS_LOG_DEFAULT = 0, /* drops and half-open flows (aggregated), admits, flow ends */
 	ELS_LOG_ALL = 1,     /* also every accepted packet: for debugging only */
 	ELS_LOG_DROPS = 2,   /* drops only */
 };
@@ -54,12 +57,20 @@ struct els_record {
 	uint8_t verdict; /* enum els_action: ACCEPT or DROP, 0 for events/gaps */
 	uint8_t family, dir, proto;
 	uint8_t icmp_type, icmp_code, tcp_flags;
+	uint8_t many_src;   /* DROP: aggregated over many sources (a spoofed flood): no src */
 	char rule_name[32]; /* the deciding rule's configured name, or empty */
 	char detail[96];    /* EVENT text, NUL-terminated; empty otherwise */
 };
 
 struct els_ring;
 struct els_monitor;
+
+/* max_size that sizes the cap to the file system: 10% of the size of the file system that
+ * holds the file, as it is at open, and at most ELS_MONITOR_SIZE_AUTO_MAX, so a flood of
+ * distinct records can never fill the disk. */
+#define ELS_MONITOR_SIZE_AUTO	  UINT64_MAX
+#define ELS_MONITOR_SIZE_AUTO_MAX (1ull << 30)
+#define ELS_MONITOR_SIZE_AUTO_PCT 10
 
 struct els_monitor_opts {
 	const char *path;   /* SQLite file; created with the schema if missing */
@@ -73,7 +84,8 @@ struct els_monitor_opts {
 	const char *key_file;
 	const char *agent_id;	 /* stored in a new file's meta; NULL or "" means the host name */
 	unsigned retention_days; /* swept records older than this are deleted; 0: kept */
-	uint64_t max_size;	 /* bytes of records the file may hold; 0: no cap (see docs) */
+	uint64_t max_size;	 /* bytes of records the file may hold; 0: no cap;
+				    ELS_MONITOR_SIZE_AUTO: see below (docs/forensics.md) */
 	unsigned retention_period_ms; /* how often retention looks for work; 0 means 60000 */
 };
 
@@ -103,6 +115,7 @@ struct els_monitor_stats {
 	uint64_t shed;	       /* records not written because of max_size (gap rows say where) */
 	uint64_t retained;     /* rows deleted by retention */
 	int cap_level;	       /* 0: below max_size; 1: admits, flow ends, accepts shed; 2: full */
+	uint64_t max_size;     /* the cap in bytes (ELS_MONITOR_SIZE_AUTO resolved), 0: none */
 };
 void els_monitor_get_stats(struct els_monitor *m, struct els_monitor_stats *out);
 
@@ -129,11 +142,16 @@ void els_ring_consume(struct els_ring *r);
 /* Drop aggregation, per worker: drops with the same (direction, protocol, source,
  * destination, destination port, reason) within one second become one record with a count,
  * so a flood costs one record per second per distinct key instead of one per packet.
- * Fixed-size table; a key that finds its slot taken flushes the occupant first. */
+ * Fixed-size table; a key that finds its slot taken flushes the occupant first.
+ * A key without its source that starts more than 64 rows (distinct sources) in one second,
+ * a spoofed flood, merges the rest of that second into one row without a source (many_src).
+ * Half-open flow ends (kind HALF_OPEN) go through the same table, keyed without the source:
+ * `count` flows per (direction, protocol, destination, port, reason, permit) and second. */
 struct els_dropagg;
 struct els_dropagg *els_dropagg_new(unsigned slots, struct els_ring *ring);
 void els_dropagg_free(struct els_dropagg *a);
-/* Counts one dropped packet described by rec (kind DROP, count ignored). */
+/* Counts one dropped packet described by rec (kind DROP, or any kind but HALF_OPEN, which is
+ * recorded as DROP), or one half-open flow end (kind HALF_OPEN); count ignored. */
 void els_dropagg_add(struct els_dropagg *a, const struct els_record *rec);
 /* Emits every entry whose second is over (all of them when now_ns is UINT64_MAX). */
 void els_dropagg_flush(struct els_dropagg *a, uint64_t now_ns);

@@ -43,7 +43,8 @@ struct els_settings {
 	char *monitor_key;                /* monitor.key_file; NULL: monitor.key beside the file */
 	char *agent_id;                   /* agent_id; NULL: the host name */
 	unsigned monitor_retention_days;  /* monitor.retention_days; 0: keep */
-	unsigned monitor_max_mb;          /* monitor.max_size_mb; 0: no cap */
+	unsigned monitor_max_mb;	  /* monitor.max_size_mb; 0: no cap;
+					     ELS_MONITOR_MAX_MB_AUTO (unset): sized to the disk */
 	int log_mode;                     /* [R] enum els_log_mode */
 	int log_level;                    /* [R] enum els_log_level */
 	struct els_cidr *local;           /* [R] local_addresses, for replay direction */
@@ -84,5 +85,8 @@ enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
 const char *els_chain_handler_name(const struct els_policy *p, unsigned idx);
 /* Configured name of the rule behind a decision, or NULL. */
 const char *els_chain_rule_name(const struct els_policy *p, const struct els_decision *d);
+
+/* monitor_max_mb when the config does not set it (ELS_MONITOR_SIZE_AUTO, els/monitor.h). */
+#define ELS_MONITOR_MAX_MB_AUTO 0xffffffffu
 
 #endif

@@ -168,6 +168,7 @@ rc "an auditor may read the policy" 0 ctl "${AUD[@]}" policy get
 # flows and log
 rc "flows" 0 ctl flows --limit 5
 has "flows shows our own management connection" "^tcp +$CLI4 +[0-9]+ +$SRV4 +7443 +in "
+has "... with the permit that admitted it" "^tcp +$CLI4 +[0-9]+ +$SRV4 +7443 +in .* mgmt-in *$"
 rc "log of management events" 0 ctl log --kind event --limit 200
 has "the refused apply is in the monitor with the identity" "mgmt bob/auditor@.* policy.apply: forbidden"
 

@@ -61,7 +61,8 @@ check "the chain verifies" "$ELSLOG" --verify "$DB"
 # a replay onto the full file system judges every packet
 python3 "$ELS_SOURCE_DIR/tests/integration/gen_flood.py" "$WORK/flood.pcap" 20000 || fail "capture"
 fill 2
-out=$("$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/flood.pcap" 2>&1)
+els_config "$WORK/replay.conf" "s|$DB|$WORK/live.db|"
+out=$("$ELSD" -c "$WORK/replay.conf" --replay "$WORK/flood.pcap" --monitor "$DB" 2>&1)
 check_eq "replay onto a full disk exits 0" 0 $?
 check "... and judges every packet" grep -q "replayed 20000 packets: 10000 accepted, 10000 dropped" <<<"$out"
 check "... saying it cannot write" grep -q "cannot write" <<<"$out"

@@ -12,8 +12,8 @@ ELSLOG=$ELS_BUILD_DIR/els-log
 trap els_cleanup EXIT
 
 python3 "$ELS_SOURCE_DIR/tests/integration/gen_flood.py" "$WORK/cap.pcap" 40 || fail "capture"
-els_config "$WORK/elsd.conf"
-"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" 2>"$ELSD_LOG"
+els_config "$WORK/elsd.conf" "s|$DB|$WORK/live.db|"
+"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --monitor "$DB" 2>"$ELSD_LOG"
 check_eq "replay writes the file" 0 $?
 check_eq "the key file is created 0600" 600 "$(stat -c %a "$WORK/monitor.key")"
 n=$(sql "SELECT count(*) FROM records")
@@ -69,7 +69,7 @@ chmod 644 "$WORK/monitor.key"
 out=$("$ELSLOG" --verify "$DB" 2>&1)
 check_eq "a key others can read is refused: exit 2" 2 $?
 check "... with how to fix it" grep -q "chmod 600" <<<"$out"
-out=$("$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" 2>&1)
+out=$("$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --monitor "$DB" 2>&1)
 check_eq "elsd refuses it too (exit 3)" 3 $?
 check "... naming the key file" grep -q "monitor.key.*accessible to group or others" <<<"$out"
 chmod 600 "$WORK/monitor.key"

@@ -7,8 +7,9 @@
 trap els_cleanup EXIT
 /usr/bin/python3 "$(dirname "$0")/make_capture.py" "$WORK/cap.pcap" "$WORK/expected" 2>/dev/null ||
 	{ fail "scapy could not write the capture"; els_finish; exit; }
-els_config "$WORK/elsd.conf"
-"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --verdicts >"$WORK/got" 2>"$ELSD_LOG"
+# A replay never writes the live monitor (monitor.path): it records into --monitor.
+els_config "$WORK/elsd.conf" "s|$DB|$WORK/live.db|"
+"$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --monitor "$DB" --verdicts >"$WORK/got" 2>"$ELSD_LOG"
 check_eq "replay exits 0" 0 $?
 n=0
 while read -r dir verdict handler reason; do
@@ -17,11 +18,19 @@ while read -r dir verdict handler reason; do
 	check_eq "packet $n: $dir $verdict $handler $reason" "$dir $verdict $handler $reason" "$got"
 done <"$WORK/expected"
 check "the summary counts every packet" grep -q "replayed $n packets" "$ELSD_LOG"
+check "--verdicts names the permit of a flow's packets (the SYN-ACK, 2)" \
+	grep -qx "2 out accept tracker flow rule=1 rule_name=https-in" "$WORK/got"
 drops=$(grep -c " drop " "$WORK/expected")
 got=$(sql "SELECT coalesce(sum(count),0) FROM records WHERE kind='drop'")
 check_eq "the monitor holds every drop" "$drops" "$got"
 got=$(sql "SELECT count(*) FROM records WHERE kind='admit'")
-check_eq "the monitor holds one admit per permitted flow (2 TCP v4, 2 TCP v6, 2 echo)" 6 "$got"
+check_eq "the monitor holds one admit per admitted flow (1 TCP v4 handshake, 2 echo)" 3 "$got"
+# The fragmented IPv4 SYN and the IPv6 SYN (answered, never ACKed) never completed their
+# handshake: no admit, no flow_end, a half_open each (different destinations: two rows).
+got=$(sql "SELECT count(*) || ' ' || sum(count) FROM records WHERE kind='half_open' AND dport=443 AND src IS NULL AND rule_name='https-in'")
+check_eq "the two TCP flows without a completed handshake are half_open, not admit + end" "2 2" "$got"
+got=$(sql "SELECT count(*) FROM records WHERE kind='flow_end' AND proto='tcp'")
+check_eq "only the completed TCP flow has a flow_end" 1 "$got"
 got=$(sql "SELECT count(*) FROM records WHERE kind='drop' AND reason='tiny_fragment' AND handler='decode'")
 check_eq "decode drops carry the decoder's reason" 1 "$got"
 els_finish

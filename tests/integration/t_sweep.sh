@@ -27,7 +27,12 @@ check "curl over IPv4 through elsd" in_cli curl -sk --max-time 5 "https://$SRV4/
 check "curl over IPv6 through elsd" in_cli curl -sk --max-time 5 "https://[$SRV6]/"
 for port in 22 23 25; do in_cli timeout 1 bash -c "echo >/dev/tcp/$SRV4/$port" 2>/dev/null; done
 in_cli ping -c1 -W2 "$SRV4" >/dev/null
+# SYNs to the permitted port from a raw socket: the client's kernel resets each SYN-ACK, so no
+# handshake completes: half_open records, not admits.
+in_cli hping3 -S -c 3 -i u100000 -p 443 -q "$SRV4" >/dev/null 2>&1
 els_stop || fail "elsd exited non-zero"
+check_ge "SYNs without a handshake wrote half_open records" 1 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='half_open' AND dport=443")"
 # The same monitor file, the policy in observe mode: telnet passes, as would_drop records.
 els_config "$WORK/observe.conf" 's|^header_filter = {|header_filter = {\n  mode = "observe";|'
 els_start "$WORK/observe.conf" || exit 1
@@ -52,7 +57,7 @@ log "$out"
 check "its summary line counts what was new" grep -Eq "records \(seq 1\.\.[0-9]+\) in [0-9]+ batches, [0-9]+ new, 0 already" <<<"$out"
 
 for kind in drop:els_drops admit:els_admits would_drop:els_would_drops flow_end:els_flow_ends \
-	event:els_events gap:els_gaps; do
+	event:els_events gap:els_gaps half_open:els_half_opens; do
 	k=${kind%%:*} t=${kind#*:}
 	check_eq "$t holds every $k record" "$(sql "SELECT count(*) FROM records WHERE kind='$k'")" \
 		"$(pq "SELECT count(*) FROM $t")"
@@ -61,6 +66,8 @@ check_ge "real traffic gave admits" 2 "$(pq "SELECT count(*) FROM els_admits WHE
 check_ge "real traffic gave drops" 3 "$(pq "SELECT count(*) FROM els_drops WHERE dport IN (22, 23, 25)")"
 check_eq "dropped packets add up" "$(sql "SELECT sum(count) FROM records WHERE kind='drop'")" \
 	"$(pq "SELECT sum(packets) FROM els_drops")"
+check_eq "half-open flows add up" "$(sql "SELECT sum(count) FROM records WHERE kind='half_open'")" \
+	"$(pq "SELECT sum(flows) FROM els_half_opens")"
 agent=$(sql "SELECT value FROM meta WHERE key='agent_id'")
 check_eq "agent id and host on every row" 0 "$(pq "SELECT count(*) FROM els_records
 	WHERE agent_id IS DISTINCT FROM '$agent' OR host IS NULL OR host = ''")"

@@ -185,3 +185,88 @@ Test(dropagg, full_ring_counts_the_record_lost)
 	els_dropagg_free(a);
 	els_ring_free(ring);
 }
+
+/* Half-open flow ends from 5000 different (spoofed) sources in one second are one record, of
+ * their own kind and verdict, without a source; a drop with the same key stays apart. */
+Test(dropagg, half_open_aggregates_over_sources)
+{
+	struct els_ring *ring = els_ring_new(64);
+	struct els_dropagg *a = els_dropagg_new(1024, ring);
+	const struct els_record *p;
+	uint64_t half = 0, drops = 0;
+	unsigned rows = 0;
+
+	for (unsigned i = 0; i < 5000; i++) {
+		struct els_record r = drop(T0 + i * 100000ull, 443);
+		r.kind = ELS_REC_HALF_OPEN;
+		r.verdict = ELS_ACCEPT;
+		r.reason = ELS_R_FLOW_TIMEOUT;
+		r.src.b[2] = (uint8_t)(i >> 8);
+		r.src.b[3] = (uint8_t)i;
+		els_dropagg_add(a, &r);
+	}
+	struct els_record d = drop(T0, 443);
+	d.reason = ELS_R_FLOW_TIMEOUT; /* same reason and port: the kind keeps them apart */
+	els_dropagg_add(a, &d);
+	els_dropagg_flush(a, UINT64_MAX);
+	while ((p = els_ring_peek(ring, NULL))) {
+		rows++;
+		if (p->kind == ELS_REC_HALF_OPEN) {
+			cr_assert_eq(p->verdict, ELS_ACCEPT);
+			cr_assert_eq(p->dport, 443);
+			half += p->count;
+		} else {
+			cr_assert_eq(p->kind, ELS_REC_DROP);
+			drops += p->count;
+		}
+		els_ring_consume(ring);
+	}
+	cr_assert_eq(rows, 2, "one half_open row and one drop row, not %u", rows);
+	cr_assert_eq(half, 5000);
+	cr_assert_eq(drops, 1);
+	cr_assert_eq(els_ring_lost(ring), 0);
+	els_dropagg_free(a);
+	els_ring_free(ring);
+}
+
+/* A spoofed flood: 10,000 drops in one second, each from its own source. The first 64 sources
+ * keep rows of their own, the rest of the second is one row without a source; nothing is
+ * uncounted. A second later, sources get their own rows again. */
+Test(dropagg, spoofed_sources_merge_after_64_rows)
+{
+	struct els_ring *ring = els_ring_new(256);
+	struct els_dropagg *a = els_dropagg_new(4096, ring);
+	struct els_record out[256];
+	uint64_t sum = 0, merged = 0;
+	unsigned n, own = 0, many = 0;
+
+	for (unsigned i = 0; i < 10000; i++) {
+		struct els_record r = drop(T0 + i * 50000ull, 22);
+		r.src.b[2] = (uint8_t)(i >> 8);
+		r.src.b[3] = (uint8_t)i;
+		els_dropagg_add(a, &r);
+	}
+	struct els_record later = drop(T0 + SEC, 22);
+	later.src.b[3] = 200;
+	els_dropagg_add(a, &later);
+	els_dropagg_flush(a, UINT64_MAX);
+	n = drain(ring, out, 256);
+	for (unsigned i = 0; i < n; i++) {
+		sum += out[i].count;
+		if (out[i].many_src) {
+			many++;
+			merged += out[i].count;
+			cr_assert_eq(out[i].src.b[0], 0, "a merged row keeps no source");
+		} else {
+			own++;
+		}
+	}
+	cr_assert_eq(sum, 10001, "every drop is counted once, not %llu", (unsigned long long)sum);
+	cr_assert_eq(own, 65, "64 sources in the flood's second and one a second later, not %u",
+		     own);
+	cr_assert_eq(many, 1);
+	cr_assert_eq(merged, 10000 - 64);
+	cr_assert_eq(els_ring_lost(ring), 0);
+	els_dropagg_free(a);
+	els_ring_free(ring);
+}

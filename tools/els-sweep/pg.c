@@ -34,8 +34,8 @@ static const char stage_sql[] =
 
 /* The kinds submit_sql has a table for. A sweep stops at a record of any other kind (a monitor
  * newer than this els-sweep) rather than mark it swept, which would let retention delete it. */
-const char *const sweep_pg_kinds[] = {"drop",	  "admit", "accept",	 "would_drop",
-				      "flow_end", "event", "gap", NULL};
+const char *const sweep_pg_kinds[] = {"drop",	  "admit", "accept", "would_drop",
+				      "flow_end", "event", "gap",    "half_open", NULL};
 
 /* Every kind in one statement: one round trip per batch, whatever its size (t_sweep checks
  * that every kind the agent writes lands in its table). */
@@ -50,11 +50,12 @@ static const char submit_sql[] =
     " e AS (" INTO("els_events", "handler, reason, generation, detail",
 		   "handler, reason, generation, detail", "event") "),"
     " g AS (" INTO("els_gaps", "records, detail", "count, detail", "gap") "),"
+    " h AS (" INTO("els_half_opens", PKT ", flows", PKT_SEL ", count", "half_open") "),"
     " s AS (INSERT INTO els_sweeps (agent_id, host, chain_id, first_seq, last_seq, last_mac,"
     " records) VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), $7) ON CONFLICT DO NOTHING)"
     " SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM a) + (SELECT count(*) FROM c)"
     " + (SELECT count(*) FROM w) + (SELECT count(*) FROM f) + (SELECT count(*) FROM e)"
-    " + (SELECT count(*) FROM g)";
+    " + (SELECT count(*) FROM g) + (SELECT count(*) FROM h)";
 
 PGconn *sweep_pg_connect(const struct sweep_conf *c, char *err, size_t errlen)
 {
@@ -102,7 +103,8 @@ int sweep_pg_check_schema(PGconn *pg, char *err, size_t errlen)
 	PGresult *r = PQexec(pg, "SELECT to_regclass('els_sweeps') IS NOT NULL AND"
 				 " to_regclass('els_drops') IS NOT NULL AND"
 				 " to_regclass('els_gaps') IS NOT NULL AND"
-				 " to_regclass('els_would_drops') IS NOT NULL");
+				 " to_regclass('els_would_drops') IS NOT NULL AND"
+				 " to_regclass('els_half_opens') IS NOT NULL");
 	int ret = -1;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)

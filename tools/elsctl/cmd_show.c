@@ -134,17 +134,17 @@ static void fmt_pair(json_t *o, const char *a, const char *b, char *buf, size_t 
 
 static int show_flows(json_t *r, FILE *out)
 {
-	static const char *const hdr[] = {"PROTO", "SRC",   "SPORT", "DST",  "DPORT",
-					  "DIR",   "STATE", "AGE",   "IDLE", "PKTS",
-					  "BYTES", "RULE",  "Q"};
-	struct ctl_table *t = ctl_table_new(13, hdr);
+	static const char *const hdr[] = {"PROTO", "SRC",   "SPORT", "DST",   "DPORT",
+					  "DIR",   "STATE", "AGE",   "IDLE",  "PKTS",
+					  "BYTES", "RULE",  "Q",     "PERMIT"};
+	struct ctl_table *t = ctl_table_new(14, hdr);
 	json_t *f, *flows = json_object_get(r, "flows");
 	size_t i;
 
 	json_array_foreach(flows, i, f)
 	{
 		char sp[16], dp[16], age[32], idle[32], pk[48], by[48], rule[16], q[16];
-		const char *row[13];
+		const char *row[14];
 
 		ctl_fmt_duration((double)ctl_jint(f, "age_ms") / 1000, age, sizeof(age));
 		ctl_fmt_duration((double)ctl_jint(f, "idle_ms") / 1000, idle, sizeof(idle));
@@ -163,6 +163,8 @@ static int show_flows(json_t *r, FILE *out)
 		row[10] = by;
 		row[11] = ctl_json_text(json_object_get(f, "rule"), rule, sizeof(rule));
 		row[12] = ctl_json_text(json_object_get(f, "queue"), q, sizeof(q));
+		/* the permit that admitted the flow, as its generation named it */
+		row[13] = ctl_jstr(f, "permit");
 		ctl_table_add(t, row);
 	}
 	ctl_table_print(t, out);
