@@ -19,6 +19,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mgmt.h"
+#include "policy_check.h"
 
 #define SNAP_MAX     10000 /* flows per worker buffer: the protocol's limit */
 #define SNAP_WAIT_MS 1000  /* workers turn their loop at least every 100 ms */
@@ -35,6 +36,18 @@ struct els_control {
 	int role;
 	struct els_flow **snap_bufs; /* per worker, allocated on first use, kept: see worker.h */
 	struct els_sweep_job sweep;
+	/* The one request waiting for the policy checker (policy.validate/apply/rollback). */
+	struct els_check_job check;
+	struct {
+		bool active;
+		uint32_t conn;
+		int64_t id;
+		int role;
+		char identity[256], peer[256], cmd[40];
+		json_t *args; /* owned */
+		char *text;   /* the document being checked, owned */
+		size_t len;
+	} pend;
 };
 
 const struct els_control_env *els_control_env_of(const struct els_control *c)
@@ -440,9 +453,6 @@ static const struct {
     {"flows", cmd_flows},
     {"log", cmd_log},
     {"policy.get", els_cmd_policy_get},
-    {"policy.validate", els_cmd_policy_validate},
-    {"policy.apply", els_cmd_policy_apply},
-    {"policy.rollback", els_cmd_policy_rollback},
     {"list.get", els_cmd_list_get},
     {"list.add", els_cmd_list_add},
     {"list.del", els_cmd_list_del},
@@ -456,8 +466,104 @@ static bool changes_policy(const char *cmd)
 	       strcmp(cmd, "list.add") == 0 || strcmp(cmd, "list.del") == 0;
 }
 
+/* Requests whose document goes through the policy checker child first. */
+static bool checks_policy(const char *cmd)
+{
+	return strcmp(cmd, "policy.validate") == 0 || strcmp(cmd, "policy.apply") == 0 ||
+	       strcmp(cmd, "policy.rollback") == 0;
+}
+
+/* The answer to a request whose command ran (result, or e): response JSON, audit record and
+ * alert. Takes result. */
+static char *finish_request(struct els_control *c, const char *identity, int role,
+			    const char *peer, const char *cmd, int64_t id, json_t *result,
+			    struct els_cmd_err *e, const char **outcome)
+{
+	char *resp = NULL;
+	char text[256];
+
+	if (!result && !e->code)
+		els_cmd_fail(e, "internal", "out of memory");
+	if (result) {
+		json_t *r = json_pack("{s:i,s:I,s:b,s:o}", "v", ELS_MGMT_VERSION, "id",
+				      (json_int_t)id, "ok", 1, "result", result);
+		resp = r ? json_dumps(r, JSON_COMPACT) : NULL;
+		json_decref(r);
+		if (resp && strlen(resp) > ELS_MGMT_MAX_FRAME) {
+			free(resp);
+			resp = NULL;
+			els_cmd_fail(e, "internal",
+				     "the answer is larger than %u bytes: ask for "
+				     "fewer rows (limit)",
+				     ELS_MGMT_MAX_FRAME);
+		} else if (resp) {
+			*outcome = "ok";
+		} else {
+			els_cmd_fail(e, "internal", "out of memory");
+		}
+	}
+	if (!resp) {
+		resp = els_mgmt_error(id, e->code, e->details, "%s", e->msg);
+		e->details = NULL;
+		*outcome = e->code;
+	}
+	json_decref(e->details);
+	e->details = NULL;
+	const struct els_policy *p = c->env.running(c->env.arg);
+	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
+		 els_mgmt_role_name(role), peer, cmd, *outcome, p ? p->generation : 0);
+	audit_push(c, text);
+	if (changes_policy(cmd)) {
+		char idc[128];
+		els_alert(strcmp(*outcome, "ok") == 0 ? ELS_R_POLICY_CHANGED : ELS_R_POLICY_REJECTED,
+			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
+			  p ? p->generation : 0, els_alert_clean(idc, sizeof(idc), identity), peer,
+			  cmd, *outcome);
+	}
+	return resp;
+}
+
+/* Hands the document of a checked request to the checker child; the request waits in
+ * c->pend. 0, or -1 with e set (answered at once). */
+static int start_check(struct els_control *c, const char *identity, int role, const char *peer,
+		       uint32_t conn, const struct els_mgmt_req *req, struct els_cmd_err *e)
+{
+	char *text;
+	size_t len;
+
+	if (c->pend.active) {
+		els_cmd_fail(e, "busy",
+			     "%s by %s is still being checked: one policy check runs at a time, "
+			     "retry in a few seconds",
+			     c->pend.cmd, c->pend.identity);
+		return -1;
+	}
+	if (els_cmd_policy_document(c, req->cmd, req->args, &text, &len, e) < 0)
+		return -1;
+	const struct els_policy *p = c->env.running(c->env.arg);
+	int rc = els_check_start(&c->check, text, len,
+				 p->set.policy_dir ? p->set.policy_dir : ELS_POLICY_DIR_DEFAULT,
+				 c->env.services_path);
+	if (rc < 0) {
+		free(text);
+		els_cmd_fail(e, "internal", "cannot start the policy checker: %s", strerror(-rc));
+		return -1;
+	}
+	c->pend.active = true;
+	c->pend.conn = conn;
+	c->pend.id = req->id;
+	c->pend.role = role;
+	snprintf(c->pend.identity, sizeof(c->pend.identity), "%s", identity);
+	snprintf(c->pend.peer, sizeof(c->pend.peer), "%s", peer);
+	snprintf(c->pend.cmd, sizeof(c->pend.cmd), "%s", req->cmd);
+	c->pend.args = json_incref(req->args);
+	c->pend.text = text;
+	c->pend.len = len;
+	return 0;
+}
+
 char *els_control_execute(struct els_control *c, const char *identity, int role, const char *peer,
-			  const char *json, size_t len, const char **outcome)
+			  uint32_t conn, const char *json, size_t len, const char **outcome)
 {
 	struct els_mgmt_req req;
 	struct els_cmd_err e = {0};
@@ -480,50 +586,69 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 	json_t *result = NULL;
 	c->identity = identity;
 	c->role = role;
-	for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
-		if (strcmp(cmd_table[i].name, req.cmd) == 0) {
-			result = cmd_table[i].fn(c, req.args, &e);
-			break;
+	if (checks_policy(req.cmd)) {
+		if (start_check(c, identity, role, peer, conn, &req, &e) == 0) {
+			json_decref(req.json);
+			*outcome = "pending";
+			return NULL;
 		}
-	if (!result && !e.code)
-		els_cmd_fail(&e, "internal", "out of memory");
-	if (result) {
-		json_t *r = json_pack("{s:i,s:I,s:b,s:o}", "v", ELS_MGMT_VERSION, "id",
-				      (json_int_t)req.id, "ok", 1, "result", result);
-		resp = r ? json_dumps(r, JSON_COMPACT) : NULL;
-		json_decref(r);
-		if (resp && strlen(resp) > ELS_MGMT_MAX_FRAME) {
-			free(resp);
-			resp = NULL;
-			els_cmd_fail(&e, "internal",
-				     "the answer is larger than %u bytes: ask for "
-				     "fewer rows (limit)",
-				     ELS_MGMT_MAX_FRAME);
-		} else if (resp) {
-			*outcome = "ok";
-		} else {
-			els_cmd_fail(&e, "internal", "out of memory");
-		}
+	} else {
+		for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+			if (strcmp(cmd_table[i].name, req.cmd) == 0) {
+				result = cmd_table[i].fn(c, req.args, &e);
+				break;
+			}
 	}
-	if (!resp) {
-		resp = els_mgmt_error(req.id, e.code, e.details, "%s", e.msg);
-		e.details = NULL;
-		*outcome = e.code;
-	}
-	json_decref(e.details);
+	resp = finish_request(c, identity, role, peer, req.cmd, req.id, result, &e, outcome);
 	json_decref(req.json);
-	const struct els_policy *p = c->env.running(c->env.arg);
-	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
-		 els_mgmt_role_name(role), peer, req.cmd, *outcome, p ? p->generation : 0);
-	audit_push(c, text);
-	if (changes_policy(req.cmd)) {
-		char id[128];
-		els_alert(strcmp(*outcome, "ok") == 0 ? ELS_R_POLICY_CHANGED : ELS_R_POLICY_REJECTED,
-			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
-			  p ? p->generation : 0, els_alert_clean(id, sizeof(id), identity), peer,
-			  req.cmd, *outcome);
-	}
 	return resp;
+}
+
+static void send_response(struct els_control *c, uint32_t conn, char *resp);
+
+static void pend_clear(struct els_control *c)
+{
+	json_decref(c->pend.args);
+	free(c->pend.text);
+	memset(&c->pend, 0, sizeof(c->pend));
+}
+
+int els_control_check_fd(const struct els_control *c)
+{
+	return c ? els_check_fd(&c->check) : -1;
+}
+
+int els_control_check_timeout_ms(const struct els_control *c)
+{
+	return c ? els_check_timeout_ms(&c->check) : -1;
+}
+
+void els_control_check_io(struct els_control *c)
+{
+	struct els_check_result *r;
+	struct els_cmd_err e = {0};
+	const char *outcome = "internal";
+
+	if (!c || !c->pend.active)
+		return;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return; /* tried again on the next turn */
+	if (!els_check_poll(&c->check, r)) {
+		free(r);
+		return;
+	}
+	c->identity = c->pend.identity;
+	c->role = c->pend.role;
+	json_t *result = els_cmd_policy_checked(c, c->pend.cmd, c->pend.args, c->pend.text,
+						c->pend.len, r, &e);
+	free(r);
+	char *resp = finish_request(c, c->pend.identity, c->pend.role, c->pend.peer, c->pend.cmd,
+				    c->pend.id, result, &e, &outcome);
+	uint32_t conn = c->pend.conn;
+	pend_clear(c);
+	c->identity = NULL;
+	send_response(c, conn, resp);
 }
 
 /* ---- channel ---- */
@@ -539,6 +664,10 @@ struct els_control *els_control_new(const struct els_control_env *env, int fd, p
 	c->crl_path = crl_path ? strdup(crl_path) : NULL;
 	c->monitor_path = env->monitor_path ? strdup(env->monitor_path) : NULL;
 	c->env.monitor_path = c->monitor_path;
+	c->check.out_fd = -1;
+	const struct els_policy *p = env->running ? env->running(env->arg) : NULL;
+	if (p)
+		els_policy_dir_clean(p->set.policy_dir);
 	els_ipc_init(&c->ipc, fd);
 	c->open = fd >= 0;
 	return c;
@@ -581,6 +710,8 @@ void els_control_free(struct els_control *c)
 	if (!c)
 		return;
 	shut(c, NULL);
+	els_check_abort(&c->check);
+	pend_clear(c);
 	for (unsigned i = 0; c->snap_bufs && i < c->env.nq; i++) {
 		/* Only after the workers stopped (the caller joined them). */
 		c->env.workers[i].snap.buf = NULL;
@@ -636,11 +767,23 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 	}
 	const char *outcome = "internal";
 	char *resp = els_control_execute(c, parts[0], els_mgmt_role_parse(parts[1]), parts[2],
-					 (const char *)m->body + off, m->len - off, &outcome);
+					 m->conn, (const char *)m->body + off, m->len - off, &outcome);
+	if (!resp && strcmp(outcome, "pending") == 0)
+		return; /* answered by els_control_check_io() */
+	send_response(c, m->conn, resp);
+}
+
+/* Sends resp (taken; NULL: out of memory) to the endpoint for connection conn. */
+static void send_response(struct els_control *c, uint32_t conn, char *resp)
+{
 	if (!resp)
 		resp = els_mgmt_error(-1, "internal", NULL, "out of memory");
+	if (!c->open) {
+		free(resp); /* the endpoint went away while the checker ran */
+		return;
+	}
 	int rc =
-	    resp ? els_ipc_send(&c->ipc, ELS_IPC_RESPONSE, m->conn, resp, strlen(resp)) : -ENOMEM;
+	    resp ? els_ipc_send(&c->ipc, ELS_IPC_RESPONSE, conn, resp, strlen(resp)) : -ENOMEM;
 	free(resp);
 	if (rc == -ENOBUFS)
 		shut(c, "the endpoint does not read its answers");
