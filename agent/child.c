@@ -5,17 +5,17 @@
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/syscall.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "child.h"
 
 /* The whole environment a child gets: no NOTIFY_SOCKET, WATCHDOG_USEC, LISTEN_FDS, LD_*. */
-static char *const clean_env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-				  "LANG=C", NULL};
+static char *const clean_env[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL};
 
 int els_child_spawn(pid_t *pid, char *const argv[], int in_fd, int out_fd, bool err_null)
 {

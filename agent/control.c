@@ -1,54 +1,24 @@
 /* Management requests, main-process side: the channel to the endpoint, dispatch, audit, and
- * the read commands (status, stats, flows, log). See control.h. */
+ * the policy checker's pending request (read commands in control_read.c). See control.h. */
 #include <errno.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
 #include "control.h"
+#include "control_int.h"
 #include "els/mgmt.h"
 #include "ipc.h"
 #include "log.h"
 #include "mgmt.h"
 #include "policy_check.h"
-
-#define SNAP_MAX     10000 /* flows per worker buffer: the protocol's limit */
-#define SNAP_WAIT_MS 1000  /* workers turn their loop at least every 100 ms */
-#define LOG_QUERY_MS 2000  /* a log query longer than this is cut */
-
-struct els_control {
-	struct els_control_env env;
-	struct els_ipc ipc;
-	bool open;
-	pid_t pid;
-	char *crl_path;
-	char *monitor_path;   /* own copy: the policy that named it is freed at the next reload */
-	const char *identity; /* of the request being executed */
-	int role;
-	struct els_flow **snap_bufs; /* per worker, allocated on first use, kept: see worker.h */
-	struct els_sweep_job sweep;
-	/* The one request waiting for the policy checker (policy.validate/apply/rollback). */
-	struct els_check_job check;
-	struct {
-		bool active;
-		uint32_t conn;
-		int64_t id;
-		int role;
-		char identity[256], peer[256], cmd[40];
-		json_t *args; /* owned */
-		char *text;   /* the document being checked, owned */
-		size_t len;
-	} pend;
-};
 
 const struct els_control_env *els_control_env_of(const struct els_control *c)
 {
@@ -138,325 +108,21 @@ static void audit_push(struct els_control *c, const char *text)
 	els_ring_push(c->env.ctl, &r);
 }
 
-/* ---- read commands ---- */
-
-static json_t *cmd_status(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	const struct els_policy *p = c->env.running(c->env.arg);
-	char host[256] = "";
-	(void)args;
-	(void)e;
-
-	gethostname(host, sizeof(host) - 1);
-	json_t *queues = json_array();
-	for (unsigned i = 0; i < c->env.nq; i++) {
-		const struct els_worker_stats *st = &c->env.workers[i].st;
-		json_array_append_new(
-		    queues, json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "queue",
-				      (json_int_t)c->env.workers[i].queue, "packets",
-				      (json_int_t)atomic_load(&st->packets), "accepted",
-				      (json_int_t)atomic_load(&st->accepted), "dropped",
-				      (json_int_t)atomic_load(&st->dropped), "decode_errors",
-				      (json_int_t)atomic_load(&st->decode_errors), "enobufs",
-				      (json_int_t)atomic_load(&st->enobufs), "verdict_errors",
-				      (json_int_t)atomic_load(&st->verdict_errors)));
-	}
-	struct els_monitor_stats ms = {0};
-	if (c->env.mon)
-		els_monitor_get_stats(c->env.mon, &ms);
-	return json_pack(
-	    "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:s,s:s}}", "version",
-	    ELS_VERSION, "hostname", host, "pid", (json_int_t)getpid(), "uptime_s",
-	    (json_int_t)((els_now_mono() - c->env.start_mono_ns) / 1000000000u), "generation",
-	    (json_int_t)p->generation, "policy_path", c->env.config_path, "policy_sha256", p->hash,
-	    "fail_open", p->set.fail_open, "queues", queues, "monitor", "written",
-	    (json_int_t)ms.written, "lost", (json_int_t)ms.lost, "write_errors",
-	    (json_int_t)ms.write_errors, "write_lost", (json_int_t)ms.write_lost, "client",
-	    "identity", c->identity ? c->identity : "", "role", els_mgmt_role_name(c->role));
-}
-
-static json_t *cmd_stats(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	const struct els_policy *p = c->env.running(c->env.arg);
-	const struct els_handler *const *all = els_handler_all();
-	json_t *chain = json_array(), *hs = json_array();
-	unsigned nreg = 0;
-	(void)args;
-	(void)e;
-
-	while (all[nreg] && nreg < ELS_STATS_HANDLERS)
-		nreg++;
-
-	for (unsigned i = 0; i < p->nlinks; i++)
-		json_array_append_new(chain, json_string(p->links[i].h->name));
-	for (unsigned slot = 0; slot < ELS_STATS_HANDLERS + 2; slot++) {
-		const char *name;
-		bool in_chain = false;
-		if (slot == ELS_STATS_DECODE) {
-			name = "decode";
-		} else if (slot == ELS_STATS_CHAIN) {
-			name = "chain";
-		} else {
-			if (slot >= nreg)
-				continue;
-			name = all[slot]->name;
-			for (unsigned i = 0; i < p->nlinks; i++)
-				in_chain |= p->links[i].h == all[slot];
-		}
-		uint64_t acc = 0, drop = 0;
-		for (unsigned w = 0; w < c->env.nq; w++) {
-			acc += atomic_load_explicit(&c->env.workers[w].st.decided[slot][0],
-						    memory_order_relaxed);
-			drop += atomic_load_explicit(&c->env.workers[w].st.decided[slot][1],
-						     memory_order_relaxed);
-		}
-		json_array_append_new(hs, json_pack("{s:s,s:b,s:I,s:I}", "name", name, "in_chain",
-						    in_chain, "accepted", (json_int_t)acc,
-						    "dropped", (json_int_t)drop));
-	}
-	return json_pack("{s:I,s:o,s:o}", "generation", (json_int_t)p->generation, "chain", chain,
-			 "handlers", hs);
-}
-
-static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	json_t *jl = json_object_get(args, "limit");
-	uint32_t limit = jl ? (uint32_t)json_integer_value(jl) : 100;
-	const struct els_policy *p = c->env.running(c->env.arg);
-	bool asked[c->env.nq ? c->env.nq : 1];
-
-	if (!c->snap_bufs)
-		c->snap_bufs = calloc(c->env.nq, sizeof(*c->snap_bufs));
-	if (!c->snap_bufs) {
-		els_cmd_fail(e, "internal", "out of memory");
-		return NULL;
-	}
-	for (unsigned i = 0; i < c->env.nq; i++) {
-		struct els_worker *w = &c->env.workers[i];
-		uint32_t done = atomic_load_explicit(&w->snap.done, memory_order_acquire);
-		asked[i] = false;
-		/* A worker that has not answered an earlier request may still write into its
-		 * buffer: leave it alone. */
-		if (atomic_load_explicit(&w->snap.req, memory_order_relaxed) != done)
-			continue;
-		if (!c->snap_bufs[i])
-			c->snap_bufs[i] = malloc(SNAP_MAX * sizeof(struct els_flow));
-		if (!c->snap_bufs[i])
-			continue;
-		w->snap.buf = c->snap_bufs[i];
-		w->snap.max = limit;
-		atomic_store_explicit(&w->snap.req, done + 1, memory_order_release);
-		asked[i] = true;
-	}
-	for (unsigned waited = 0; waited < SNAP_WAIT_MS; waited++) {
-		bool all = true;
-		for (unsigned i = 0; i < c->env.nq; i++)
-			if (asked[i] && atomic_load_explicit(&c->env.workers[i].snap.done,
-							     memory_order_acquire) !=
-					    atomic_load_explicit(&c->env.workers[i].snap.req,
-								 memory_order_relaxed))
-				all = false;
-		if (all)
-			break;
-		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-	}
-	uint64_t now = els_now_mono(), total = 0;
-	uint32_t n = 0;
-	bool missing = false;
-	json_t *flows = json_array();
-	for (unsigned i = 0; i < c->env.nq; i++) {
-		struct els_worker *w = &c->env.workers[i];
-		if (!asked[i] || atomic_load_explicit(&w->snap.done, memory_order_acquire) !=
-				     atomic_load_explicit(&w->snap.req, memory_order_relaxed)) {
-			missing = true;
-			continue;
-		}
-		total += w->snap.total;
-		for (uint32_t k = 0; k < w->snap.count && n < limit; k++, n++) {
-			const struct els_flow *f = &w->snap.buf[k];
-			unsigned is = f->init_side & 1, rs = is ^ 1;
-			char a[ELS_ADDR_STRLEN], b[ELS_ADDR_STRLEN], pb[8];
-			json_array_append_new(
-			    flows,
-			    json_pack(
-				"{s:i,s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,"
-				"s:I,s:I}",
-				"queue", (int)w->queue, "family", (int)f->key.family, "proto",
-				els_proto_name(f->key.proto, pb), "src",
-				els_addr_str(&f->key.addr[is], f->key.family, a), "sport",
-				(int)f->key.port[is], "dst",
-				els_addr_str(&f->key.addr[rs], f->key.family, b), "dport",
-				(int)f->key.port[rs], "dir",
-				f->init_dir == ELS_DIR_OUT ? "out" : "in", "state",
-				els_flow_state_name(f->state), "age_ms",
-				(json_int_t)(now > f->first_ns ? (now - f->first_ns) / 1000000 : 0),
-				"idle_ms",
-				(json_int_t)(now > f->last_ns ? (now - f->last_ns) / 1000000 : 0),
-				"pkts_init", (json_int_t)f->pkts[0], "pkts_resp",
-				(json_int_t)f->pkts[1], "bytes_init", (json_int_t)f->bytes[0],
-				"bytes_resp", (json_int_t)f->bytes[1], "rule", (json_int_t)f->rule,
-				"generation", (json_int_t)f->generation));
-		}
-	}
-	if (missing && c->env.nq)
-		els_log(ELS_LL_WARNING,
-			"management: a worker did not answer the flows request "
-			"in %d ms; its flows are missing from the answer",
-			SNAP_WAIT_MS);
-	return json_pack("{s:I,s:I,s:b,s:o}", "generation", (json_int_t)p->generation, "total",
-			 (json_int_t)total, "truncated", total > n || missing, "flows", flows);
-}
-
-static int query_deadline(void *arg)
-{
-	return els_now_mono() > *(uint64_t *)arg;
-}
-
-static json_t *cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	static const char *const text_filters[][2] = {
-	    {"kind", "kind = ?"},	{"verdict", "verdict = ?"},	  {"reason", "reason = ?"},
-	    {"handler", "handler = ?"}, {"addr", "(src = ? OR dst = ?)"},
-	};
-	static const char *const int_filters[][2] = {
-	    {"port", "(sport = ? OR dport = ?)"},
-	    {"since_ns", "ts_ns >= ?"},
-	    {"until_ns", "ts_ns < ?"},
-	    {"before_seq", "seq < ?"},
-	};
-	static const char cols[] =
-	    "seq, ts_ns, kind, verdict, dir, family, proto, src, sport, dst, dport, icmp_type, "
-	    "icmp_code, tcp_flags, handler, reason, rule, rule_name, generation, count, pkts_init, "
-	    "pkts_resp, bytes_init, bytes_resp, duration_ns, detail";
-	json_t *jl = json_object_get(args, "limit");
-	json_int_t limit = jl ? json_integer_value(jl) : 50;
-	char sql[1024];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	json_t *rows = NULL, *out = NULL;
-	size_t off;
-
-	off = (size_t)snprintf(sql, sizeof(sql), "SELECT %s FROM records WHERE 1", cols);
-	for (size_t i = 0; i < sizeof(text_filters) / sizeof(text_filters[0]); i++)
-		if (json_object_get(args, text_filters[i][0]))
-			off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND %s",
-						text_filters[i][1]);
-	for (size_t i = 0; i < sizeof(int_filters) / sizeof(int_filters[0]); i++)
-		if (json_object_get(args, int_filters[i][0]))
-			off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND %s",
-						int_filters[i][1]);
-	snprintf(sql + off, sizeof(sql) - off, " ORDER BY seq DESC LIMIT ?");
-
-	/* Its own read-only connection: WAL readers never block the monitor's writer. */
-	if (sqlite3_open_v2(c->env.monitor_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 1000) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		els_cmd_fail(e, "internal", "cannot query the monitor file %s: %s",
-			     c->env.monitor_path, db ? sqlite3_errmsg(db) : "out of memory");
-		goto out;
-	}
-	uint64_t deadline = els_now_mono() + LOG_QUERY_MS * 1000000ull;
-	sqlite3_progress_handler(db, 1000, query_deadline, &deadline);
-	int bi = 1;
-	for (size_t i = 0; i < sizeof(text_filters) / sizeof(text_filters[0]); i++) {
-		json_t *v = json_object_get(args, text_filters[i][0]);
-		if (!v)
-			continue;
-		sqlite3_bind_text(st, bi++, json_string_value(v), -1, SQLITE_TRANSIENT);
-		if (strchr(text_filters[i][1], '?') != strrchr(text_filters[i][1], '?'))
-			sqlite3_bind_text(st, bi++, json_string_value(v), -1, SQLITE_TRANSIENT);
-	}
-	for (size_t i = 0; i < sizeof(int_filters) / sizeof(int_filters[0]); i++) {
-		json_t *v = json_object_get(args, int_filters[i][0]);
-		if (!v)
-			continue;
-		sqlite3_bind_int64(st, bi++, json_integer_value(v));
-		if (strchr(int_filters[i][1], '?') != strrchr(int_filters[i][1], '?'))
-			sqlite3_bind_int64(st, bi++, json_integer_value(v));
-	}
-	sqlite3_bind_int64(st, bi, limit + 1);
-	rows = json_array();
-	json_int_t n = 0;
-	bool truncated = false;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n++ == limit) {
-			truncated = true;
-			break;
-		}
-		json_t *row = json_object();
-		for (int k = 0; k < sqlite3_column_count(st); k++) {
-			json_t *v;
-			switch (sqlite3_column_type(st, k)) {
-			case SQLITE_INTEGER:
-				v = json_integer(sqlite3_column_int64(st, k));
-				break;
-			case SQLITE_FLOAT:
-				v = json_real(sqlite3_column_double(st, k));
-				break;
-			case SQLITE_NULL:
-				v = json_null();
-				break;
-			default:
-				v = els_json_text((const char *)sqlite3_column_text(st, k),
-						  (size_t)sqlite3_column_bytes(st, k));
-			}
-			json_object_set_new(row, sqlite3_column_name(st, k), v);
-		}
-		json_array_append_new(rows, row);
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		els_cmd_fail(e, "internal", "monitor query failed: %s%s", sqlite3_errmsg(db),
-			     rc == SQLITE_INTERRUPT ? " (took too long: narrow the filters)" : "");
-		goto out;
-	}
-	out = json_pack("{s:O,s:b}", "rows", rows, "truncated", truncated);
-out:
-	json_decref(rows);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return out;
-}
-
-static json_t *cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	static char *const fallback[] = {"els-sweep", NULL};
-	const struct els_policy *p = c->env.running(c->env.arg);
-	char *const *argv = p->set.mgmt && p->set.mgmt->sweep_argv ? p->set.mgmt->sweep_argv
-								 : fallback;
-	(void)args;
-	int rc = els_sweep_start(&c->sweep, argv, c->identity);
-	if (rc == -EBUSY) {
-		els_cmd_fail(e, "busy", "a sweep started by %s is still running (pid %d)",
-			     c->sweep.by, (int)c->sweep.pid);
-		return NULL;
-	}
-	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot start %s: %s", argv[0], strerror(-rc));
-		return NULL;
-	}
-	els_log(ELS_LL_INFO, "sweep started by %s: %s (pid %d)", c->identity, argv[0],
-		(int)c->sweep.pid);
-	return json_pack("{s:b,s:i,s:s}", "started", 1, "pid", (int)c->sweep.pid, "command",
-			 argv[0]);
-}
-
 /* ---- dispatch ---- */
 
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct els_control *c, json_t *args, struct els_cmd_err *e);
 } cmd_table[] = {
-    {"status", cmd_status},
-    {"stats", cmd_stats},
-    {"flows", cmd_flows},
-    {"log", cmd_log},
+    {"status", els_cmd_status},
+    {"stats", els_cmd_stats},
+    {"flows", els_cmd_flows},
+    {"log", els_cmd_log},
     {"policy.get", els_cmd_policy_get},
     {"list.get", els_cmd_list_get},
     {"list.add", els_cmd_list_add},
     {"list.del", els_cmd_list_del},
-    {"sweep", cmd_sweep},
+    {"sweep", els_cmd_sweep},
 };
 
 /* Requests that make a new policy generation when they succeed (alerted either way). */
@@ -550,6 +216,7 @@ static int start_check(struct els_control *c, const char *identity, int role, co
 		return -1;
 	}
 	c->pend.active = true;
+	c->pend.orphan = false;
 	c->pend.conn = conn;
 	c->pend.id = req->id;
 	c->pend.role = role;
@@ -646,9 +313,13 @@ void els_control_check_io(struct els_control *c)
 	char *resp = finish_request(c, c->pend.identity, c->pend.role, c->pend.peer, c->pend.cmd,
 				    c->pend.id, result, &e, &outcome);
 	uint32_t conn = c->pend.conn;
+	bool orphan = c->pend.orphan;
 	pend_clear(c);
 	c->identity = NULL;
-	send_response(c, conn, resp);
+	if (orphan)
+		free(resp);
+	else
+		send_response(c, conn, resp);
 }
 
 /* ---- channel ---- */
@@ -686,6 +357,10 @@ static void shut(struct els_control *c, const char *why)
 	}
 	els_ipc_close(&c->ipc);
 	c->open = false;
+	/* A pending check's answer has no connection to go to any more (a restarted endpoint
+	 * numbers its connections anew); the check still runs to its end. */
+	if (c->pend.active)
+		c->pend.orphan = true;
 	if (c->pid > 0) {
 		kill(c->pid, SIGTERM);
 		waitpid(c->pid, NULL, 0);

@@ -117,6 +117,13 @@ int els_edit_write_atomic(const char *path, const char *mode_of, const char *tex
 
 void els_policy_dir_clean(const char *dir)
 {
+	/* The directory consoles' policies go to: made here, so that a check or an apply
+	 * never meets a missing one. */
+	if (dir && mkdir(dir, 0750) < 0 && errno != EEXIST)
+		els_log(ELS_LL_WARNING,
+			"management: cannot create the policy directory %s: %s; policy changes "
+			"will fail until it exists",
+			dir, strerror(errno));
 	DIR *d = dir ? opendir(dir) : NULL;
 	struct dirent *e;
 	if (!d)

@@ -13,10 +13,10 @@
 
 #include "check_result.h"
 
-#define ELS_CHECK_WALL_MS   5000        /* killed after this long, whatever it is doing */
-#define ELS_CHECK_CPU_S	    10          /* RLIMIT_CPU */
-#define ELS_CHECK_AS_BYTES  (1ull << 30) /* RLIMIT_AS (not under AddressSanitizer) */
-#define ELS_CHECK_NOFILE    16          /* RLIMIT_NOFILE */
+#define ELS_CHECK_WALL_MS  5000		/* killed after this long, whatever it is doing */
+#define ELS_CHECK_CPU_S	   10		/* RLIMIT_CPU */
+#define ELS_CHECK_AS_BYTES (1ull << 30) /* RLIMIT_AS (not under AddressSanitizer) */
+#define ELS_CHECK_NOFILE   16		/* RLIMIT_NOFILE */
 
 struct els_check_job {
 	pid_t pid; /* 0: none running */

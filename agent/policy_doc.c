@@ -3,10 +3,10 @@
  * (every agent setting: management trust anchors, programs to run, monitor files, user,
  * queues...). See docs/management.md, "The trust boundary". */
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,17 +14,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "els/policy.h"
 #include "els/handler.h"
 #include "els/listfile.h"
+#include "els/policy.h"
 #include "policy_int.h"
 
 /* Top-level settings only the host's own config file may hold. A console that sends one is
  * told which, and where, rather than "unknown setting". */
 static const char *const agent_keys[] = {
-    "queues",	"fail_open",  "copy_bytes", "queue_maxlen",  "log_level", "local_addresses",
-    "flows",	"monitor",    "user",	    "management",    "agent_id",  "offload",
-    "policy_dir", "sweep_command", NULL,
+    "queues",	       "fail_open", "copy_bytes", "queue_maxlen",  "log_level",
+    "local_addresses", "flows",	    "monitor",	  "user",	   "management",
+    "agent_id",	       "offload",   "policy_dir", "sweep_command", NULL,
 };
 
 static bool is_agent_key(const char *name)
@@ -66,9 +66,10 @@ static void prescan(const char *text, size_t len, const char *shown, struct els_
 			line++;
 			line_start = true;
 		} else if (line_start && ch == '@') {
-			els_diag_file(d, shown, line,
-				      "directives such as @include are refused in a policy from the "
-				      "management channel: it may not name other files");
+			els_diag_file(
+			    d, shown, line,
+			    "directives such as @include are refused in a policy from the "
+			    "management channel: it may not name other files");
 			line_start = false;
 		} else if (ch != ' ' && ch != '\t' && ch != '\r') {
 			line_start = false;
@@ -244,13 +245,13 @@ int els_policy_managed_build(struct els_policy *p, const char *managed,
 		els_diag_file(d, dir, 0, "out of memory");
 	} else if (rc < 0) {
 		els_diag_file(d, shown, 0, "cannot read the managed policy: %s",
-			      rc == -ELOOP	? "it is a symbolic link (not followed)"
+			      rc == -ELOOP    ? "it is a symbolic link (not followed)"
 			      : rc == -EINVAL ? "not a regular file"
-			      : rc == -EFBIG	? "larger than the policy size cap"
-						: strerror(-rc));
+			      : rc == -EFBIG  ? "larger than the policy size cap"
+					      : strerror(-rc));
 	} else {
-		struct els_policy *dp = els_policy_load_document(
-		    text, len, shown, dfd, dir, base->services_path, d);
+		struct els_policy *dp =
+		    els_policy_load_document(text, len, shown, dfd, dir, base->services_path, d);
 		if (dp) {
 			memcpy(p->links, dp->links, sizeof(p->links));
 			p->nlinks = dp->nlinks;

@@ -165,7 +165,7 @@ alive "after the list-file attempts"
 log "3. an auditor tries to read files and to stall the daemon through policy.validate"
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$ELSD_PID/status"; }
 rss0=$(rss)
-for name in /etc/shadow zero urandom fifo secret.txt ../target.txt; do
+for name in /etc/shadow /dev/zero /dev/urandom zero urandom fifo secret.txt ../target.txt; do
 	els_policy_doc "$WORK/attack.doc" "s|deny_files = \[ \];|deny_files = [ \"$name\" ];|"
 	t0=$(date +%s%N)
 	r=$(as bob policy.validate --text "$WORK/attack.doc")

@@ -65,9 +65,9 @@ Test(boundary, list_file_names)
 	const char *why;
 	cr_assert_eq(els_listfile_name_check("deny.txt", &why), 0);
 	cr_assert_eq(els_listfile_name_check("deny-managed_2.list", NULL), 0);
-	static const char *const bad[] = {"",	       "..",	    ".",     "../x",   "/etc/shadow",
-					  "a/b",       "sub/../x", ".hidden", "x\n",    "x\x1b[31m",
-					  "./deny.txt", NULL};
+	static const char *const bad[] = {
+	    "",		"..",	   ".",	  "../x",      "/etc/shadow", "a/b",
+	    "sub/../x", ".hidden", "x\n", "x\x1b[31m", "./deny.txt",  NULL};
 	for (const char *const *b = bad; *b; b++) {
 		why = NULL;
 		cr_assert_eq(els_listfile_name_check(*b, &why), -EINVAL, "'%s' accepted", *b);
@@ -187,8 +187,8 @@ Test(boundary, include_nul_size_and_paths_are_refused)
 
 	els_diag_init(&d, NULL);
 	const char nul[] = "chain = [ \"iplist\" ];\n\0x";
-	cr_assert_null(els_policy_load_document(nul, sizeof(nul) - 1, "<policy>", dfd, dir,
-						"/dev/null", &d));
+	cr_assert_null(
+	    els_policy_load_document(nul, sizeof(nul) - 1, "<policy>", dfd, dir, "/dev/null", &d));
 	cr_assert(strstr(all(&d), "NUL byte"), "%s", all(&d));
 	els_diag_free(&d);
 
@@ -262,6 +262,7 @@ Test(boundary, check_result_malformed_is_refused)
 	    "els-check 1\nmsg a\nmsg b\nfail 1\n", /* fewer errors than messages */
 	    NULL};
 	for (const char *const *b = bad; *b; b++)
-		cr_assert_eq(els_check_result_parse(*b, strlen(*b), r), -EINVAL, "accepted: %s", *b);
+		cr_assert_eq(els_check_result_parse(*b, strlen(*b), r), -EINVAL, "accepted: %s",
+			     *b);
 	free(r);
 }
