@@ -122,12 +122,12 @@ try_setting() { # try_setting NAME TEXT: TEXT appended to a valid policy is refu
 		grep -qE "^$line: '$name' is an agent setting" <<<"$(errs "$r")"
 }
 try_setting management "management = { listen = \"0.0.0.0:7443\"; ca = \"/tmp/evil-ca.pem\"; };"
-try_setting monitor 'monitor = { path = "/tmp/evil.db"; };'
+try_setting monitor "monitor = { path = \"$WORK/evil.db\"; };"
 try_setting user 'user = "root";'
 try_setting queues 'queues = "0-7";'
 try_setting fail_open 'fail_open = true;'
 cp "$WORK/base.doc" "$WORK/attack.doc"
-printf 'management = {\n  sweep_command = [ "/bin/sh", "-c", "id > /tmp/pwned" ];\n};\n' >>"$WORK/attack.doc"
+printf 'management = {\n  sweep_command = [ "/bin/sh", "-c", "id > %s/pwned" ];\n};\n' "$WORK" >>"$WORK/attack.doc"
 r=$(as alice policy.apply --text "$WORK/attack.doc")
 check "a sweep_command in a policy is refused, named with its line" \
 	grep -qE "^$(($(wc -l <"$WORK/base.doc") + 2)): 'management.sweep_command' is an agent setting" \
@@ -250,6 +250,8 @@ check_eq "the sweep child holds only descriptors 0, 1 and 2" "0 1 2" \
 	"$(ls /proc/"$spid"/fd 2>/dev/null | sort -n | xargs)"
 check_eq "... none of them a socket" "" \
 	"$(for f in /proc/"$spid"/fd/*; do readlink "$f"; done | grep 'socket:')"
+check_not "the sweep ran the host's command, never the one a console sent" test -e "$WORK/pwned"
+check_not "no monitor file appeared where a console pointed" test -e "$WORK/evil.db"
 
 els_stop
 check_eq "SIGTERM still stops elsd cleanly" 0 "$?"
