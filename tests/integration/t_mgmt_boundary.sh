@@ -45,7 +45,6 @@ mkdir -p "$PD"
 printf 'SECRET-MARKER-4242 line one\nSECRET-MARKER-4242 line two\n' >"$WORK/target.txt"
 chmod 600 "$WORK/target.txt"
 target_sum=$(sha256sum "$WORK/target.txt")
-shadow_sum=$(sha256sum /etc/shadow)
 ln -s "$WORK/target.txt" "$PD/escape.txt"
 mkfifo "$PD/fifo"
 mknod "$PD/zero" c 1 5
@@ -155,7 +154,8 @@ r=$(as alice list.add '{"list":"deny","entries":["198.51.100.77"]}')
 check_eq "list.add afterwards edits the managed list inside the policy directory" True "$(jget "$r" 'r["ok"]')"
 check_eq "... which is policy.d/deny.txt" "$PD/deny.txt" "$(jget "$r" 'r["result"]["file"]')"
 check "the file outside the policy directory is untouched" test "$(sha256sum "$WORK/target.txt")" = "$target_sum"
-check "/etc/shadow is untouched" test "$(sha256sum /etc/shadow)" = "$shadow_sum"
+# (Other tests on this machine may add users meanwhile: look for what the attack would add.)
+check_not "/etc/shadow did not get the entry" grep -q '198\.51\.100\.77' /etc/shadow
 check "the symlink still points where it did, its target unchanged" \
 	test "$(readlink "$PD/escape.txt")" = "$WORK/target.txt"
 gen0=$(jget "$(as bob status)" 'r["result"]["generation"]') # the list.add made one
