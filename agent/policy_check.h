@@ -1,6 +1,7 @@
 /* Checking a policy document from a console where it cannot stall or kill elsd: a fresh
  * process (elsd --check-policy-fd, exec'd through child.h: clean environment, no
- * capabilities) with memory, CPU, file-size and descriptor limits, fed the document on stdin
+ * capabilities) with memory, CPU, file-size and descriptor limits, Landlock-confined to
+ * reading the policy directory and the services file, fed the document on stdin
  * from a sealed memfd, answering on a pipe that the main thread polls from its supervise()
  * loop, and killed by the main thread at a wall-clock deadline. */
 #ifndef ELS_POLICY_CHECK_H
