@@ -1,42 +1,24 @@
 /* Management requests, main-process side: the channel to the endpoint, dispatch, audit, and
- * the read commands (status, stats, flows, log). See control.h. */
+ * the policy checker's pending request (read commands in control_read.c). See control.h. */
 #include <errno.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
 #include "control.h"
+#include "control_int.h"
 #include "els/mgmt.h"
-#include "els/query.h"
 #include "ipc.h"
 #include "log.h"
 #include "mgmt.h"
-
-#define SNAP_MAX     10000 /* flows per worker buffer: the protocol's limit */
-#define SNAP_WAIT_MS 1000  /* workers turn their loop at least every 100 ms */
-#define LOG_QUERY_MS 2000  /* a log query longer than this is cut */
-
-struct els_control {
-	struct els_control_env env;
-	struct els_ipc ipc;
-	bool open;
-	pid_t pid;
-	char *crl_path;
-	char *monitor_path;   /* own copy: the policy that named it is freed at the next reload */
-	const char *identity; /* of the request being executed */
-	int role;
-	struct els_flow_seen **snap_bufs; /* per worker, allocated on first use, kept: worker.h */
-	struct els_sweep_job sweep;
-};
+#include "policy_check.h"
 
 const struct els_control_env *els_control_env_of(const struct els_control *c)
 {
@@ -126,225 +108,21 @@ static void audit_push(struct els_control *c, const char *text)
 	els_ring_push(c->env.ctl, &r);
 }
 
-/* ---- read commands ---- */
-
-static json_t *cmd_status(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	const struct els_policy *p = c->env.running(c->env.arg);
-	char host[256] = "";
-	(void)args;
-	(void)e;
-
-	gethostname(host, sizeof(host) - 1);
-	json_t *queues = json_array();
-	for (unsigned i = 0; i < c->env.nq; i++) {
-		const struct els_worker_stats *st = &c->env.workers[i].st;
-		json_array_append_new(
-		    queues, json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "queue",
-				      (json_int_t)c->env.workers[i].queue, "packets",
-				      (json_int_t)atomic_load(&st->packets), "accepted",
-				      (json_int_t)atomic_load(&st->accepted), "dropped",
-				      (json_int_t)atomic_load(&st->dropped), "decode_errors",
-				      (json_int_t)atomic_load(&st->decode_errors), "enobufs",
-				      (json_int_t)atomic_load(&st->enobufs), "verdict_errors",
-				      (json_int_t)atomic_load(&st->verdict_errors)));
-	}
-	struct els_monitor_stats ms = {0};
-	if (c->env.mon)
-		els_monitor_get_stats(c->env.mon, &ms);
-	return json_pack(
-	    "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:s,s:s}}", "version",
-	    ELS_VERSION, "hostname", host, "pid", (json_int_t)getpid(), "uptime_s",
-	    (json_int_t)((els_now_mono() - c->env.start_mono_ns) / 1000000000u), "generation",
-	    (json_int_t)p->generation, "policy_path", c->env.config_path, "policy_sha256", p->hash,
-	    "fail_open", p->set.fail_open, "queues", queues, "monitor", "written",
-	    (json_int_t)ms.written, "lost", (json_int_t)ms.lost, "write_errors",
-	    (json_int_t)ms.write_errors, "write_lost", (json_int_t)ms.write_lost, "client",
-	    "identity", c->identity ? c->identity : "", "role", els_mgmt_role_name(c->role));
-}
-
-static json_t *cmd_stats(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	const struct els_policy *p = c->env.running(c->env.arg);
-	const struct els_handler *const *all = els_handler_all();
-	json_t *chain = json_array(), *hs = json_array();
-	unsigned nreg = 0;
-	(void)args;
-	(void)e;
-
-	while (all[nreg] && nreg < ELS_STATS_HANDLERS)
-		nreg++;
-
-	for (unsigned i = 0; i < p->nlinks; i++)
-		json_array_append_new(chain, json_string(p->links[i].h->name));
-	for (unsigned slot = 0; slot < ELS_STATS_HANDLERS + 2; slot++) {
-		const char *name;
-		bool in_chain = false;
-		if (slot == ELS_STATS_DECODE) {
-			name = "decode";
-		} else if (slot == ELS_STATS_CHAIN) {
-			name = "chain";
-		} else {
-			if (slot >= nreg)
-				continue;
-			name = all[slot]->name;
-			for (unsigned i = 0; i < p->nlinks; i++)
-				in_chain |= p->links[i].h == all[slot];
-		}
-		uint64_t acc = 0, drop = 0;
-		for (unsigned w = 0; w < c->env.nq; w++) {
-			acc += atomic_load_explicit(&c->env.workers[w].st.decided[slot][0],
-						    memory_order_relaxed);
-			drop += atomic_load_explicit(&c->env.workers[w].st.decided[slot][1],
-						     memory_order_relaxed);
-		}
-		json_array_append_new(hs, json_pack("{s:s,s:b,s:I,s:I}", "name", name, "in_chain",
-						    in_chain, "accepted", (json_int_t)acc,
-						    "dropped", (json_int_t)drop));
-	}
-	return json_pack("{s:I,s:o,s:o}", "generation", (json_int_t)p->generation, "chain", chain,
-			 "handlers", hs);
-}
-
-static json_t *cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	json_t *jl = json_object_get(args, "limit");
-	uint32_t limit = jl ? (uint32_t)json_integer_value(jl) : 100;
-	const struct els_policy *p = c->env.running(c->env.arg);
-	bool asked[c->env.nq ? c->env.nq : 1];
-
-	if (!c->snap_bufs)
-		c->snap_bufs = calloc(c->env.nq, sizeof(*c->snap_bufs));
-	if (!c->snap_bufs) {
-		els_cmd_fail(e, "internal", "out of memory");
-		return NULL;
-	}
-	for (unsigned i = 0; i < c->env.nq; i++) {
-		struct els_worker *w = &c->env.workers[i];
-		uint32_t done = atomic_load_explicit(&w->snap.done, memory_order_acquire);
-		asked[i] = false;
-		/* A worker that has not answered an earlier request may still write into its
-		 * buffer: leave it alone. */
-		if (atomic_load_explicit(&w->snap.req, memory_order_relaxed) != done)
-			continue;
-		if (!c->snap_bufs[i])
-			c->snap_bufs[i] = malloc(SNAP_MAX * sizeof(struct els_flow_seen));
-		if (!c->snap_bufs[i])
-			continue;
-		w->snap.buf = c->snap_bufs[i];
-		w->snap.max = limit;
-		atomic_store_explicit(&w->snap.req, done + 1, memory_order_release);
-		asked[i] = true;
-	}
-	for (unsigned waited = 0; waited < SNAP_WAIT_MS; waited++) {
-		bool all = true;
-		for (unsigned i = 0; i < c->env.nq; i++)
-			if (asked[i] && atomic_load_explicit(&c->env.workers[i].snap.done,
-							     memory_order_acquire) !=
-					    atomic_load_explicit(&c->env.workers[i].snap.req,
-								 memory_order_relaxed))
-				all = false;
-		if (all)
-			break;
-		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-	}
-	uint64_t now = els_now_mono(), total = 0;
-	uint32_t n = 0;
-	bool missing = false;
-	json_t *flows = json_array();
-	for (unsigned i = 0; i < c->env.nq; i++) {
-		struct els_worker *w = &c->env.workers[i];
-		if (!asked[i] || atomic_load_explicit(&w->snap.done, memory_order_acquire) !=
-				     atomic_load_explicit(&w->snap.req, memory_order_relaxed)) {
-			missing = true;
-			continue;
-		}
-		total += w->snap.total;
-		for (uint32_t k = 0; k < w->snap.count && n < limit; k++, n++) {
-			const struct els_flow *f = &w->snap.buf[k].flow;
-			const char *permit = w->snap.buf[k].permit;
-			unsigned is = f->init_side & 1, rs = is ^ 1;
-			char a[ELS_ADDR_STRLEN], b[ELS_ADDR_STRLEN], pb[8];
-			json_array_append_new(
-			    flows,
-			    json_pack(
-				"{s:i,s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,"
-				"s:I,s:I,s:s?}",
-				"queue", (int)w->queue, "family", (int)f->key.family, "proto",
-				els_proto_name(f->key.proto, pb), "src",
-				els_addr_str(&f->key.addr[is], f->key.family, a), "sport",
-				(int)f->key.port[is], "dst",
-				els_addr_str(&f->key.addr[rs], f->key.family, b), "dport",
-				(int)f->key.port[rs], "dir",
-				f->init_dir == ELS_DIR_OUT ? "out" : "in", "state",
-				els_flow_state_name(f->state), "age_ms",
-				(json_int_t)(now > f->first_ns ? (now - f->first_ns) / 1000000 : 0),
-				"idle_ms",
-				(json_int_t)(now > f->last_ns ? (now - f->last_ns) / 1000000 : 0),
-				"pkts_init", (json_int_t)f->pkts[0], "pkts_resp",
-				(json_int_t)f->pkts[1], "bytes_init", (json_int_t)f->bytes[0],
-				"bytes_resp", (json_int_t)f->bytes[1], "rule", (json_int_t)f->rule,
-				"generation", (json_int_t)f->generation, "permit",
-				permit[0] ? permit : NULL));
-		}
-	}
-	if (missing && c->env.nq)
-		els_log(ELS_LL_WARNING,
-			"management: a worker did not answer the flows request "
-			"in %d ms; its flows are missing from the answer",
-			SNAP_WAIT_MS);
-	return json_pack("{s:I,s:I,s:b,s:o}", "generation", (json_int_t)p->generation, "total",
-			 (json_int_t)total, "truncated", total > n || missing, "flows", flows);
-}
-
-/* The query is lib/query.c's, the one els-log and elsctl use (include/els/query.h). */
-static json_t *cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	return els_query_wire(c->env.monitor_path, args, LOG_QUERY_MS, &e->code, e->msg,
-			      sizeof(e->msg));
-}
-
-static json_t *cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	static char *const fallback[] = {"els-sweep", NULL};
-	const struct els_policy *p = c->env.running(c->env.arg);
-	char *const *argv = p->set.mgmt && p->set.mgmt->sweep_argv ? p->set.mgmt->sweep_argv
-								 : fallback;
-	(void)args;
-	int rc = els_sweep_start(&c->sweep, argv, c->identity);
-	if (rc == -EBUSY) {
-		els_cmd_fail(e, "busy", "a sweep started by %s is still running (pid %d)",
-			     c->sweep.by, (int)c->sweep.pid);
-		return NULL;
-	}
-	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot start %s: %s", argv[0], strerror(-rc));
-		return NULL;
-	}
-	els_log(ELS_LL_INFO, "sweep started by %s: %s (pid %d)", c->identity, argv[0],
-		(int)c->sweep.pid);
-	return json_pack("{s:b,s:i,s:s}", "started", 1, "pid", (int)c->sweep.pid, "command",
-			 argv[0]);
-}
-
 /* ---- dispatch ---- */
 
 static const struct {
 	const char *name;
 	json_t *(*fn)(struct els_control *c, json_t *args, struct els_cmd_err *e);
 } cmd_table[] = {
-    {"status", cmd_status},
-    {"stats", cmd_stats},
-    {"flows", cmd_flows},
-    {"log", cmd_log},
+    {"status", els_cmd_status},
+    {"stats", els_cmd_stats},
+    {"flows", els_cmd_flows},
+    {"log", els_cmd_log},
     {"policy.get", els_cmd_policy_get},
-    {"policy.validate", els_cmd_policy_validate},
-    {"policy.apply", els_cmd_policy_apply},
-    {"policy.rollback", els_cmd_policy_rollback},
     {"list.get", els_cmd_list_get},
     {"list.add", els_cmd_list_add},
     {"list.del", els_cmd_list_del},
-    {"sweep", cmd_sweep},
+    {"sweep", els_cmd_sweep},
 };
 
 /* Requests that make a new policy generation when they succeed (alerted either way). */
@@ -354,8 +132,105 @@ static bool changes_policy(const char *cmd)
 	       strcmp(cmd, "list.add") == 0 || strcmp(cmd, "list.del") == 0;
 }
 
+/* Requests whose document goes through the policy checker child first. */
+static bool checks_policy(const char *cmd)
+{
+	return strcmp(cmd, "policy.validate") == 0 || strcmp(cmd, "policy.apply") == 0 ||
+	       strcmp(cmd, "policy.rollback") == 0;
+}
+
+/* The answer to a request whose command ran (result, or e): response JSON, audit record and
+ * alert. Takes result. */
+static char *finish_request(struct els_control *c, const char *identity, int role,
+			    const char *peer, const char *cmd, int64_t id, json_t *result,
+			    struct els_cmd_err *e, const char **outcome)
+{
+	char *resp = NULL;
+	char text[256];
+
+	if (!result && !e->code)
+		els_cmd_fail(e, "internal", "out of memory");
+	if (result) {
+		json_t *r = json_pack("{s:i,s:I,s:b,s:o}", "v", ELS_MGMT_VERSION, "id",
+				      (json_int_t)id, "ok", 1, "result", result);
+		resp = r ? json_dumps(r, JSON_COMPACT) : NULL;
+		json_decref(r);
+		if (resp && strlen(resp) > ELS_MGMT_MAX_FRAME) {
+			free(resp);
+			resp = NULL;
+			els_cmd_fail(e, "internal",
+				     "the answer is larger than %u bytes: ask for "
+				     "fewer rows (limit)",
+				     ELS_MGMT_MAX_FRAME);
+		} else if (resp) {
+			*outcome = "ok";
+		} else {
+			els_cmd_fail(e, "internal", "out of memory");
+		}
+	}
+	if (!resp) {
+		resp = els_mgmt_error(id, e->code, e->details, "%s", e->msg);
+		e->details = NULL;
+		*outcome = e->code;
+	}
+	json_decref(e->details);
+	e->details = NULL;
+	const struct els_policy *p = c->env.running(c->env.arg);
+	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
+		 els_mgmt_role_name(role), peer, cmd, *outcome, p ? p->generation : 0);
+	audit_push(c, text);
+	if (changes_policy(cmd)) {
+		char idc[128];
+		els_alert(strcmp(*outcome, "ok") == 0 ? ELS_R_POLICY_CHANGED : ELS_R_POLICY_REJECTED,
+			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
+			  p ? p->generation : 0, els_alert_clean(idc, sizeof(idc), identity), peer,
+			  cmd, *outcome);
+	}
+	return resp;
+}
+
+/* Hands the document of a checked request to the checker child; the request waits in
+ * c->pend. 0, or -1 with e set (answered at once). */
+static int start_check(struct els_control *c, const char *identity, int role, const char *peer,
+		       uint32_t conn, const struct els_mgmt_req *req, struct els_cmd_err *e)
+{
+	char *text;
+	size_t len;
+
+	if (c->pend.active) {
+		els_cmd_fail(e, "busy",
+			     "%s by %s is still being checked: one policy check runs at a time, "
+			     "retry in a few seconds",
+			     c->pend.cmd, c->pend.identity);
+		return -1;
+	}
+	if (els_cmd_policy_document(c, req->cmd, req->args, &text, &len, e) < 0)
+		return -1;
+	const struct els_policy *p = c->env.running(c->env.arg);
+	int rc = els_check_start(&c->check, text, len,
+				 p->set.policy_dir ? p->set.policy_dir : ELS_POLICY_DIR_DEFAULT,
+				 c->env.services_path);
+	if (rc < 0) {
+		free(text);
+		els_cmd_fail(e, "internal", "cannot start the policy checker: %s", strerror(-rc));
+		return -1;
+	}
+	c->pend.active = true;
+	c->pend.orphan = false;
+	c->pend.conn = conn;
+	c->pend.id = req->id;
+	c->pend.role = role;
+	snprintf(c->pend.identity, sizeof(c->pend.identity), "%s", identity);
+	snprintf(c->pend.peer, sizeof(c->pend.peer), "%s", peer);
+	snprintf(c->pend.cmd, sizeof(c->pend.cmd), "%s", req->cmd);
+	c->pend.args = json_incref(req->args);
+	c->pend.text = text;
+	c->pend.len = len;
+	return 0;
+}
+
 char *els_control_execute(struct els_control *c, const char *identity, int role, const char *peer,
-			  const char *json, size_t len, const char **outcome)
+			  uint32_t conn, const char *json, size_t len, const char **outcome)
 {
 	struct els_mgmt_req req;
 	struct els_cmd_err e = {0};
@@ -378,50 +253,73 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 	json_t *result = NULL;
 	c->identity = identity;
 	c->role = role;
-	for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
-		if (strcmp(cmd_table[i].name, req.cmd) == 0) {
-			result = cmd_table[i].fn(c, req.args, &e);
-			break;
+	if (checks_policy(req.cmd)) {
+		if (start_check(c, identity, role, peer, conn, &req, &e) == 0) {
+			json_decref(req.json);
+			*outcome = "pending";
+			return NULL;
 		}
-	if (!result && !e.code)
-		els_cmd_fail(&e, "internal", "out of memory");
-	if (result) {
-		json_t *r = json_pack("{s:i,s:I,s:b,s:o}", "v", ELS_MGMT_VERSION, "id",
-				      (json_int_t)req.id, "ok", 1, "result", result);
-		resp = r ? json_dumps(r, JSON_COMPACT) : NULL;
-		json_decref(r);
-		if (resp && strlen(resp) > ELS_MGMT_MAX_FRAME) {
-			free(resp);
-			resp = NULL;
-			els_cmd_fail(&e, "internal",
-				     "the answer is larger than %u bytes: ask for "
-				     "fewer rows (limit)",
-				     ELS_MGMT_MAX_FRAME);
-		} else if (resp) {
-			*outcome = "ok";
-		} else {
-			els_cmd_fail(&e, "internal", "out of memory");
-		}
+	} else {
+		for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+			if (strcmp(cmd_table[i].name, req.cmd) == 0) {
+				result = cmd_table[i].fn(c, req.args, &e);
+				break;
+			}
 	}
-	if (!resp) {
-		resp = els_mgmt_error(req.id, e.code, e.details, "%s", e.msg);
-		e.details = NULL;
-		*outcome = e.code;
-	}
-	json_decref(e.details);
+	resp = finish_request(c, identity, role, peer, req.cmd, req.id, result, &e, outcome);
 	json_decref(req.json);
-	const struct els_policy *p = c->env.running(c->env.arg);
-	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
-		 els_mgmt_role_name(role), peer, req.cmd, *outcome, p ? p->generation : 0);
-	audit_push(c, text);
-	if (changes_policy(req.cmd)) {
-		char id[128];
-		els_alert(strcmp(*outcome, "ok") == 0 ? ELS_R_POLICY_CHANGED : ELS_R_POLICY_REJECTED,
-			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
-			  p ? p->generation : 0, els_alert_clean(id, sizeof(id), identity), peer,
-			  req.cmd, *outcome);
-	}
 	return resp;
+}
+
+static void send_response(struct els_control *c, uint32_t conn, char *resp);
+
+static void pend_clear(struct els_control *c)
+{
+	json_decref(c->pend.args);
+	free(c->pend.text);
+	memset(&c->pend, 0, sizeof(c->pend));
+}
+
+int els_control_check_fd(const struct els_control *c)
+{
+	return c ? els_check_fd(&c->check) : -1;
+}
+
+int els_control_check_timeout_ms(const struct els_control *c)
+{
+	return c ? els_check_timeout_ms(&c->check) : -1;
+}
+
+void els_control_check_io(struct els_control *c)
+{
+	struct els_check_result *r;
+	struct els_cmd_err e = {0};
+	const char *outcome = "internal";
+
+	if (!c || !c->pend.active)
+		return;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return; /* tried again on the next turn */
+	if (!els_check_poll(&c->check, r)) {
+		free(r);
+		return;
+	}
+	c->identity = c->pend.identity;
+	c->role = c->pend.role;
+	json_t *result = els_cmd_policy_checked(c, c->pend.cmd, c->pend.args, c->pend.text,
+						c->pend.len, r, &e);
+	free(r);
+	char *resp = finish_request(c, c->pend.identity, c->pend.role, c->pend.peer, c->pend.cmd,
+				    c->pend.id, result, &e, &outcome);
+	uint32_t conn = c->pend.conn;
+	bool orphan = c->pend.orphan;
+	pend_clear(c);
+	c->identity = NULL;
+	if (orphan)
+		free(resp);
+	else
+		send_response(c, conn, resp);
 }
 
 /* ---- channel ---- */
@@ -437,6 +335,10 @@ struct els_control *els_control_new(const struct els_control_env *env, int fd, p
 	c->crl_path = crl_path ? strdup(crl_path) : NULL;
 	c->monitor_path = env->monitor_path ? strdup(env->monitor_path) : NULL;
 	c->env.monitor_path = c->monitor_path;
+	c->check.out_fd = -1;
+	const struct els_policy *p = env->running ? env->running(env->arg) : NULL;
+	if (p)
+		els_policy_dir_clean(p->set.policy_dir);
 	els_ipc_init(&c->ipc, fd);
 	c->open = fd >= 0;
 	return c;
@@ -455,6 +357,10 @@ static void shut(struct els_control *c, const char *why)
 	}
 	els_ipc_close(&c->ipc);
 	c->open = false;
+	/* A pending check's answer has no connection to go to any more (a restarted endpoint
+	 * numbers its connections anew); the check still runs to its end. */
+	if (c->pend.active)
+		c->pend.orphan = true;
 	if (c->pid > 0) {
 		kill(c->pid, SIGTERM);
 		waitpid(c->pid, NULL, 0);
@@ -479,6 +385,8 @@ void els_control_free(struct els_control *c)
 	if (!c)
 		return;
 	shut(c, NULL);
+	els_check_abort(&c->check);
+	pend_clear(c);
 	for (unsigned i = 0; c->snap_bufs && i < c->env.nq; i++) {
 		/* Only after the workers stopped (the caller joined them). */
 		c->env.workers[i].snap.buf = NULL;
@@ -534,11 +442,23 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 	}
 	const char *outcome = "internal";
 	char *resp = els_control_execute(c, parts[0], els_mgmt_role_parse(parts[1]), parts[2],
-					 (const char *)m->body + off, m->len - off, &outcome);
+					 m->conn, (const char *)m->body + off, m->len - off, &outcome);
+	if (!resp && strcmp(outcome, "pending") == 0)
+		return; /* answered by els_control_check_io() */
+	send_response(c, m->conn, resp);
+}
+
+/* Sends resp (taken; NULL: out of memory) to the endpoint for connection conn. */
+static void send_response(struct els_control *c, uint32_t conn, char *resp)
+{
 	if (!resp)
 		resp = els_mgmt_error(-1, "internal", NULL, "out of memory");
+	if (!c->open) {
+		free(resp); /* the endpoint went away while the checker ran */
+		return;
+	}
 	int rc =
-	    resp ? els_ipc_send(&c->ipc, ELS_IPC_RESPONSE, m->conn, resp, strlen(resp)) : -ENOMEM;
+	    resp ? els_ipc_send(&c->ipc, ELS_IPC_RESPONSE, conn, resp, strlen(resp)) : -ENOMEM;
 	free(resp);
 	if (rc == -ENOBUFS)
 		shut(c, "the endpoint does not read its answers");

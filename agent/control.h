@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "check_result.h"
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "worker.h"
@@ -66,12 +67,20 @@ void els_control_io(struct els_control *c, short revents);
 void els_control_reload_crl(struct els_control *c);
 /* SIGCHLD: reaps the endpoint if it exited, logs why and closes the channel. */
 void els_control_reap(struct els_control *c);
+/* The policy checker child of a pending policy.validate/apply/rollback: the pipe to poll for
+ * POLLIN (-1: none) and how long the loop may sleep (-1: no limit). els_control_check_io()
+ * is called on every turn of the loop: it reads the child, enforces its deadline, and
+ * answers the request once it ended. */
+int els_control_check_fd(const struct els_control *c);
+int els_control_check_timeout_ms(const struct els_control *c);
+void els_control_check_io(struct els_control *c);
 
 /* Executes one request JSON for a client (what an ELS_IPC_REQUEST carries) and returns the
  * response JSON (malloc'd, caller frees); *outcome gets "ok" or the error code for the audit
- * record. Also used by tests, without an endpoint. */
+ * record. Returns NULL with *outcome "pending" when the request went to the policy checker:
+ * its answer is sent to connection conn when the checker ends. */
 char *els_control_execute(struct els_control *c, const char *identity, int role, const char *peer,
-			  const char *json, size_t len, const char **outcome);
+			  uint32_t conn, const char *json, size_t len, const char **outcome);
 
 /* ---- between control.c and control_edit.c ---- */
 
@@ -93,11 +102,28 @@ json_t *els_json_text(const char *buf, size_t len);
 const struct els_control_env *els_control_env_of(const struct els_control *c);
 
 json_t *els_cmd_policy_get(struct els_control *c, json_t *args, struct els_cmd_err *e);
-json_t *els_cmd_policy_validate(struct els_control *c, json_t *args, struct els_cmd_err *e);
-json_t *els_cmd_policy_apply(struct els_control *c, json_t *args, struct els_cmd_err *e);
-json_t *els_cmd_policy_rollback(struct els_control *c, json_t *args, struct els_cmd_err *e);
+/* policy.validate / apply / rollback run in two steps, around the checker child: the
+ * document the request carries (its text, or the previous policy for a rollback; malloc'd,
+ * and refused here, with e set, when it is over the size cap), then the answer once the
+ * checker ended (r), which for apply and rollback builds and publishes the policy. */
+int els_cmd_policy_document(struct els_control *c, const char *cmd, json_t *args, char **text,
+			    size_t *len, struct els_cmd_err *e);
+json_t *els_cmd_policy_checked(struct els_control *c, const char *cmd, json_t *args,
+			       const char *text, size_t len, const struct els_check_result *r,
+			       struct els_cmd_err *e);
 json_t *els_cmd_list_get(struct els_control *c, json_t *args, struct els_cmd_err *e);
 json_t *els_cmd_list_add(struct els_control *c, json_t *args, struct els_cmd_err *e);
 json_t *els_cmd_list_del(struct els_control *c, json_t *args, struct els_cmd_err *e);
+
+/* Shared by control_edit.c and control_list.c. */
+const char *els_edit_policy_dir(struct els_control *c);
+/* The policy in effect as a document (the managed file, else the policy part of the config
+ * file); *path says where it lives. Both malloc'd. 0 or -errno. */
+int els_edit_current_text(struct els_control *c, char **text, size_t *len, char **path);
+int els_edit_write_atomic(const char *path, const char *mode_of, const char *text, size_t len);
+json_t *els_edit_diag_details(char *const *msgs, unsigned count, const char *tmp,
+			      const char *shown);
+/* Removes temporary files an interrupted change left in the policy directory. */
+void els_policy_dir_clean(const char *dir);
 
 #endif

@@ -1,7 +1,12 @@
 /* Management requests that change the policy: policy.get/validate/apply/rollback and the
- * managed allow/deny list files. Every change is built aside and checked whole before
- * anything is published (pf's add-aside-then-commit); files are replaced by rename, after
- * fsync, so a crash leaves the old file or the new one, never half of one. */
+ * managed allow/deny list files. A console's document is checked first by the confined
+ * checker child (policy_check.h, driven from control.c); only a document it accepted is
+ * built here, aside, and published whole (pf's add-aside-then-commit). Everything a console
+ * writes lives in the policy directory (an agent setting): the managed policy, its previous
+ * version, the managed list files. Files are replaced by rename after fsync, so a crash
+ * leaves the old file or the new one; a temporary file is unlinked on every path, and stale
+ * ones are removed at start (els_policy_dir_clean). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
@@ -16,9 +21,9 @@
 #include "els/mgmt.h"
 #include "log.h"
 #include "mgmt.h"
+#include "policy_int.h"
 
-#define POLICY_FILE_MAX (ELS_MGMT_MAX_FRAME - 4096)
-#define LIST_FILE_MAX	(64u << 20)
+#define TMP_MARK      ".tmp-" /* in every temporary name: ".<name>.tmp-XXXXXX" */
 
 /* Directory part of path, malloc'd. */
 static char *dir_of(const char *path)
@@ -43,7 +48,7 @@ static int fsync_dir(const char *path)
 
 /* Writes text to a new temporary file beside `beside` (same directory, so a rename replaces
  * atomically), with the mode of mode_of when that exists (else 0600), fsynced. *tmp gets its
- * malloc'd path. */
+ * malloc'd path; on failure nothing is left behind. */
 static int write_temp(const char *beside, const char *mode_of, const char *text, size_t len,
 		      char **tmp)
 {
@@ -54,12 +59,12 @@ static int write_temp(const char *beside, const char *mode_of, const char *text,
 	struct stat st;
 
 	*tmp = NULL;
-	if (!d || !b || asprintf(&path, "%s/.%s.mgmt-XXXXXX", d, basename(b)) < 0) {
+	if (!d || !b || asprintf(&path, "%s/.%s" TMP_MARK "XXXXXX", d, basename(b)) < 0) {
 		path = NULL;
 		rc = -ENOMEM;
 		goto out;
 	}
-	fd = mkstemp(path);
+	fd = mkostemp(path, O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
@@ -94,7 +99,7 @@ out:
 }
 
 /* Replaces path with text: temporary file, fsync, rename, fsync of the directory. */
-static int write_atomic(const char *path, const char *mode_of, const char *text, size_t len)
+int els_edit_write_atomic(const char *path, const char *mode_of, const char *text, size_t len)
 {
 	char *tmp;
 	int rc = write_temp(path, mode_of, text, len, &tmp);
@@ -110,13 +115,38 @@ static int write_atomic(const char *path, const char *mode_of, const char *text,
 	return rc;
 }
 
-/* Turns the loader's "file:line: message" lines into details; the temporary file's name
- * becomes "<policy>", since the lines count in the text the console sent. */
-static json_t *diag_details(const struct els_diag *d, const char *tmp, const char *shown)
+void els_policy_dir_clean(const char *dir)
+{
+	/* The directory consoles' policies go to: made here, so that a check or an apply
+	 * never meets a missing one. */
+	if (dir && mkdir(dir, 0750) < 0 && errno != EEXIST)
+		els_log(ELS_LL_WARNING,
+			"management: cannot create the policy directory %s: %s; policy changes "
+			"will fail until it exists",
+			dir, strerror(errno));
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		/* Only our own temporary names: ".<file>.tmp-XXXXXX". */
+		if (e->d_name[0] != '.' || !strstr(e->d_name, TMP_MARK))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			els_log(ELS_LL_WARNING,
+				"removed %s/%s, left by an interrupted management change", dir,
+				e->d_name);
+	}
+	closedir(d);
+}
+
+/* Turns "file:line: message" lines into details; the temporary file's name becomes
+ * "<policy>", since the lines count in the text the console sent. */
+json_t *els_edit_diag_details(char *const *msgs, unsigned count, const char *tmp, const char *shown)
 {
 	json_t *arr = json_array();
-	for (unsigned i = 0; arr && i < d->count; i++) {
-		const char *m = d->msgs[i];
+	for (unsigned i = 0; arr && i < count; i++) {
+		const char *m = msgs[i];
 		const char *file_end = NULL, *msg = m;
 		json_t *line = json_null();
 		/* Find ":<digits>: " or ": " after the file name. */
@@ -147,138 +177,152 @@ static json_t *diag_details(const struct els_diag *d, const char *tmp, const cha
 	return arr;
 }
 
-/* Loads a policy from text placed beside the config file (so relative list paths and
- * @include resolve as for the real file). On success *np is the policy and *tmp the file it
- * was loaded from, which the caller renames into place or unlinks. */
-static int load_text(struct els_control *c, const char *text, size_t len, struct els_policy **np,
-		     char **tmp, struct els_cmd_err *e)
+const char *els_edit_policy_dir(struct els_control *c)
 {
 	const struct els_control_env *env = els_control_env_of(c);
-	struct els_diag d;
-	int rc = write_temp(env->config_path, env->config_path, text, len, tmp);
+	const struct els_policy *p = env->running(env->arg);
+	return p->set.policy_dir ? p->set.policy_dir : ELS_POLICY_DIR_DEFAULT;
+}
 
-	*np = NULL;
-	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot write a temporary file beside %s: %s",
-			     env->config_path, strerror(-rc));
+/* The policy in effect as a document: the managed file, or the policy part of the config
+ * file while no console applied one. *path names where it lives. */
+int els_edit_current_text(struct els_control *c, char **text, size_t *len, char **path)
+{
+	const struct els_control_env *env = els_control_env_of(c);
+	const char *dir = els_edit_policy_dir(c);
+	int rc = -ENOENT;
+	*path = NULL;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		rc = els_policy_read_at(dfd, ELS_POLICY_MANAGED, ELS_POLICY_DOC_MAX, text, len);
+		close(dfd);
+	}
+	if (rc == 0) {
+		if (asprintf(path, "%s/%s", dir, ELS_POLICY_MANAGED) < 0)
+			*path = NULL;
+		return *path ? 0 : -ENOMEM;
+	}
+	if (rc != -ENOENT)
 		return rc;
-	}
-	els_diag_init(&d, *tmp);
-	*np = els_policy_load(*tmp, env->services_path, &d);
-	if (!*np) {
-		e->details = diag_details(&d, *tmp, "<policy>");
-		els_cmd_fail(e, "invalid_policy", "the policy has %u error%s; nothing was changed",
-			     d.count, d.count == 1 ? "" : "s");
-		unlink(*tmp);
-		free(*tmp);
-		*tmp = NULL;
-		rc = -EINVAL;
-	}
-	els_diag_free(&d);
-	return rc;
+	*path = strdup(env->config_path);
+	rc = els_policy_local_text(env->config_path, text, len);
+	return rc < 0 ? rc : *path ? 0 : -ENOMEM;
 }
 
 json_t *els_cmd_policy_get(struct els_control *c, json_t *args, struct els_cmd_err *e)
 {
 	const struct els_control_env *env = els_control_env_of(c);
 	const struct els_policy *p = env->running(env->arg);
-	char *text, *prev, hex[65];
+	char *text, *path, *prev = NULL, hex[65];
 	size_t len;
 	(void)args;
 
-	int rc = els_mgmt_read_file(env->config_path, POLICY_FILE_MAX, &text, &len);
+	int rc = els_edit_current_text(c, &text, &len, &path);
 	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot read %s: %s", env->config_path, strerror(-rc));
+		els_cmd_fail(e, "internal", "cannot read the policy: %s", strerror(-rc));
+		free(path);
 		return NULL;
 	}
 	els_sha256_hex(text, len, hex);
-	bool has_prev =
-	    asprintf(&prev, "%s.prev", env->config_path) >= 0 && access(prev, F_OK) == 0;
-	json_t *r =
-	    json_pack("{s:s,s:o,s:s,s:s,s:I,s:b}", "path", env->config_path, "text",
-		      els_json_text(text, len), "sha256", hex, "running_sha256", p->hash,
-		      "generation", (json_int_t)p->generation, "rollback_available", has_prev);
+	bool has_prev = asprintf(&prev, "%s/%s.prev", els_edit_policy_dir(c), ELS_POLICY_MANAGED) >= 0 &&
+			access(prev, F_OK) == 0;
+	json_t *r = json_pack("{s:s,s:o,s:s,s:s,s:I,s:b,s:b}", "path", path, "text",
+			      els_json_text(text, len), "sha256", hex, "running_sha256", p->hash,
+			      "generation", (json_int_t)p->generation, "rollback_available",
+			      has_prev, "managed", p->policy_file != NULL);
 	free(prev);
+	free(path);
 	free(text);
 	return r;
 }
 
-json_t *els_cmd_policy_validate(struct els_control *c, json_t *args, struct els_cmd_err *e)
+static json_t *refused_details(const struct els_check_result *r)
 {
-	json_t *jt = json_object_get(args, "text");
-	struct els_policy *np;
-	char *tmp;
-
-	if (load_text(c, json_string_value(jt), json_string_length(jt), &np, &tmp, e) < 0)
-		return NULL;
-	unlink(tmp);
-	free(tmp);
-	json_t *chain = json_array();
-	for (unsigned i = 0; i < np->nlinks; i++)
-		json_array_append_new(chain, json_string(np->links[i].h->name));
-	json_t *r = json_pack("{s:b,s:s,s:o}", "valid", 1, "sha256", np->hash, "chain", chain);
-	els_policy_free(np);
-	return r;
+	char *msgs[ELS_CHECK_MAX_MSGS];
+	for (unsigned i = 0; i < r->nmsgs; i++)
+		msgs[i] = (char *)r->msgs[i];
+	return els_edit_diag_details(msgs, r->nmsgs, "<policy>", "<policy>");
 }
 
-static bool str_differs(const char *a, const char *b)
+int els_cmd_policy_document(struct els_control *c, const char *cmd, json_t *args, char **text,
+			    size_t *len, struct els_cmd_err *e)
 {
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+	*text = NULL;
+	if (strcmp(cmd, "policy.rollback") != 0) {
+		json_t *jt = json_object_get(args, "text");
+		*len = json_string_length(jt);
+		*text = malloc(*len + 1);
+		if (!*text) {
+			els_cmd_fail(e, "internal", "out of memory");
+			return -ENOMEM;
+		}
+		memcpy(*text, json_string_value(jt), *len);
+		(*text)[*len] = 0;
+	} else {
+		char *prev = NULL;
+		int rc = -ENOMEM, dfd = open(els_edit_policy_dir(c), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (asprintf(&prev, "%s/%s.prev", els_edit_policy_dir(c), ELS_POLICY_MANAGED) < 0)
+			prev = NULL;
+		if (dfd >= 0) {
+			rc = els_policy_read_at(dfd, ELS_POLICY_MANAGED ".prev", ELS_POLICY_DOC_MAX,
+						text, len);
+			close(dfd);
+		} else {
+			rc = -errno;
+		}
+		if (rc == -ENOENT)
+			els_cmd_fail(e, "not_found",
+				     "there is no previous policy (%s) to roll back to",
+				     prev ? prev : ELS_POLICY_MANAGED ".prev");
+		else if (rc < 0)
+			els_cmd_fail(e, "internal", "cannot read %s: %s",
+				     prev ? prev : ELS_POLICY_MANAGED ".prev", strerror(-rc));
+		free(prev);
+		if (rc < 0)
+			return rc;
+	}
+	if (*len > ELS_POLICY_DOC_MAX) {
+		/* Refused before any process starts or any byte is parsed. */
+		els_cmd_fail(e, "invalid_policy",
+			     "the document is %zu bytes, more than the %u a policy may have; "
+			     "nothing was changed",
+			     *len, ELS_POLICY_DOC_MAX);
+		e->details = json_pack("[{s:s,s:n,s:s}]", "file", "<policy>", "line", "message",
+				       "the document is larger than the policy size cap");
+		free(*text);
+		*text = NULL;
+		return -EFBIG;
+	}
+	return 0;
 }
 
-/* Settings a reload keeps at their running value (main.c keep_start_settings, and the
- * endpoint's own configuration): the console is told, not left to guess. */
-static json_t *restart_warnings(const struct els_settings *o, const struct els_settings *n)
-{
-	json_t *w = json_array();
-	if (n->queue_first != o->queue_first || n->queue_last != o->queue_last)
-		json_array_append_new(w, json_string("'queues' changed: takes effect on restart"));
-	if (n->fail_open != o->fail_open)
-		json_array_append_new(w,
-				      json_string("'fail_open' changed: takes effect on restart"));
-	if (n->copy_bytes != o->copy_bytes || n->queue_maxlen != o->queue_maxlen)
-		json_array_append_new(
-		    w, json_string("'copy_bytes'/'queue_maxlen' changed: take effect on restart"));
-	if (n->flow_capacity != o->flow_capacity)
-		json_array_append_new(
-		    w, json_string("'flows.capacity' changed: takes effect on restart"));
-	if (str_differs(n->monitor_path, o->monitor_path))
-		json_array_append_new(
-		    w, json_string("'monitor.path' changed: takes effect on restart"));
-	const struct els_mgmt_conf *a = o->mgmt, *b = n->mgmt;
-	if ((a == NULL) != (b == NULL) ||
-	    (a && (str_differs(a->listen, b->listen) || str_differs(a->ca, b->ca) ||
-		   str_differs(a->cert, b->cert) || str_differs(a->key, b->key) ||
-		   str_differs(a->crl, b->crl) || str_differs(a->user, b->user) ||
-		   a->max_clients != b->max_clients || a->timeout_s != b->timeout_s)))
-		json_array_append_new(
-		    w, json_string("'management' changed: takes effect on restart (the CRL file "
-				   "is re-read on SIGHUP)"));
-	return w;
-}
-
-/* The core of apply and rollback: text becomes the config file and the running policy. */
+/* The core of apply and rollback, once the checker accepted text: it becomes the managed
+ * policy and the running one. */
 static json_t *apply_text(struct els_control *c, const char *text, size_t len, const char *expect,
 			  struct els_cmd_err *e)
 {
 	const struct els_control_env *env = els_control_env_of(c);
 	const struct els_policy *old = env->running(env->arg);
-	char *cur = NULL, *tmp = NULL, *prev = NULL, cur_hex[65];
+	const char *dir = els_edit_policy_dir(c);
+	char *cur = NULL, *cur_path = NULL, *tmp = NULL, *managed = NULL, *prev = NULL;
+	char cur_hex[65];
 	size_t cur_len;
 	struct els_policy *np = NULL;
 	json_t *r = NULL;
+	struct els_diag d;
 
-	int rc = els_mgmt_read_file(env->config_path, POLICY_FILE_MAX, &cur, &cur_len);
+	els_diag_init(&d, "<policy>");
+	int rc = els_edit_current_text(c, &cur, &cur_len, &cur_path);
 	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot read %s: %s", env->config_path, strerror(-rc));
-		return NULL;
+		els_cmd_fail(e, "internal", "cannot read the running policy: %s", strerror(-rc));
+		goto out;
 	}
 	els_sha256_hex(cur, cur_len, cur_hex);
 	if (expect && strcmp(expect, cur_hex) != 0) {
 		els_cmd_fail(e, "conflict",
 			     "%s changed since you read it (sha256 %.16s..., you expected "
 			     "%.16s...): get it again and retry",
-			     env->config_path, cur_hex, expect);
+			     cur_path, cur_hex, expect);
 		goto out;
 	}
 	if (len == cur_len && memcmp(text, cur, len) == 0 && strcmp(old->hash, cur_hex) == 0) {
@@ -287,30 +331,55 @@ static json_t *apply_text(struct els_control *c, const char *text, size_t len, c
 			      "warnings");
 		goto out;
 	}
-	if (load_text(c, text, len, &np, &tmp, e) < 0)
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		els_cmd_fail(e, "internal", "cannot create the policy directory %s: %s", dir,
+			     strerror(errno));
 		goto out;
-	/* Keep what is being replaced, then swap the file in; only then publish, so that what
-	 * runs is always what a restart would load. */
-	if (asprintf(&prev, "%s.prev", env->config_path) < 0) {
-		prev = NULL;
+	}
+	if (asprintf(&managed, "%s/%s", dir, ELS_POLICY_MANAGED) < 0 ||
+	    asprintf(&prev, "%s/%s.prev", dir, ELS_POLICY_MANAGED) < 0) {
 		els_cmd_fail(e, "internal", "out of memory");
 		goto out;
 	}
-	rc = write_atomic(prev, env->config_path, cur, cur_len);
-	if (rc == 0 && rename(tmp, env->config_path) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsync_dir(env->config_path);
+	rc = write_temp(managed, managed, text, len, &tmp);
 	if (rc < 0) {
-		els_cmd_fail(e, "internal",
-			     "cannot replace %s: %s; the running policy is unchanged",
-			     env->config_path, strerror(-rc));
-		unlink(tmp);
+		els_cmd_fail(e, "internal", "cannot write a temporary file in %s: %s", dir,
+			     strerror(-rc));
 		goto out;
 	}
-	free(np->path);
-	np->path = strdup(env->config_path);
-	json_t *warnings = restart_warnings(&old->set, &np->set);
+	/* The whole configuration as a restart would load it, with the new document in place
+	 * of the managed one: the host's settings and the console's policy, checked again. */
+	const char *slash = strrchr(tmp, '/');
+	np = els_policy_load_with(env->config_path, env->services_path, slash ? slash + 1 : tmp,
+				  &d);
+	if (!np) {
+		e->details = els_edit_diag_details(d.msgs, d.count, tmp, "<policy>");
+		els_cmd_fail(e, "invalid_policy", "the policy has %u error%s; nothing was changed",
+			     d.count, d.count == 1 ? "" : "s");
+		goto out;
+	}
+	/* Keep what is being replaced, then swap the file in; only then publish, so that what
+	 * runs is always what a restart would load. */
+	rc = els_edit_write_atomic(prev, managed, cur, cur_len);
+	if (rc == 0 && rename(tmp, managed) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		free(tmp);
+		tmp = NULL;
+		rc = fsync_dir(managed);
+	}
+	if (rc < 0) {
+		els_cmd_fail(e, "internal", "cannot replace %s: %s; the running policy is unchanged",
+			     managed, strerror(-rc));
+		goto out;
+	}
+	/* Nothing a document holds needs a restart: agent settings never come from one. */
+	json_t *warnings = json_array();
+	if (!old->policy_file)
+		els_log(ELS_LL_INFO,
+			"management: the policy now comes from %s; the chain and handler sections "
+			"of %s are not used while it exists",
+			managed, env->config_path);
 	char new_hex[65];
 	memcpy(new_hex, np->hash, sizeof(new_hex));
 	uint32_t gen = env->commit(env->arg, np);
@@ -318,307 +387,34 @@ static json_t *apply_text(struct els_control *c, const char *text, size_t len, c
 	r = json_pack("{s:I,s:s,s:s,s:b,s:o}", "generation", (json_int_t)gen, "sha256", new_hex,
 		      "previous_sha256", cur_hex, "changed", 1, "warnings", warnings);
 out:
+	if (tmp)
+		unlink(tmp);
+	els_diag_free(&d);
 	els_policy_free(np);
 	free(tmp);
+	free(managed);
 	free(prev);
 	free(cur);
+	free(cur_path);
 	return r;
 }
 
-json_t *els_cmd_policy_apply(struct els_control *c, json_t *args, struct els_cmd_err *e)
+json_t *els_cmd_policy_checked(struct els_control *c, const char *cmd, json_t *args,
+			       const char *text, size_t len, const struct els_check_result *r,
+			       struct els_cmd_err *e)
 {
-	json_t *jt = json_object_get(args, "text");
-	json_t *je = json_object_get(args, "expect_sha256");
-	return apply_text(c, json_string_value(jt), json_string_length(jt),
-			  je ? json_string_value(je) : NULL, e);
-}
-
-json_t *els_cmd_policy_rollback(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	const struct els_control_env *env = els_control_env_of(c);
-	char *prev = NULL, *text = NULL;
-	size_t len;
-	json_t *r = NULL;
-	(void)args;
-
-	if (asprintf(&prev, "%s.prev", env->config_path) < 0) {
-		els_cmd_fail(e, "internal", "out of memory");
+	if (!r->ok) {
+		e->details = refused_details(r);
+		els_cmd_fail(e, "invalid_policy", "the policy has %u error%s; nothing was changed",
+			     r->errors, r->errors == 1 ? "" : "s");
 		return NULL;
 	}
-	int rc = els_mgmt_read_file(prev, POLICY_FILE_MAX, &text, &len);
-	if (rc == -ENOENT)
-		els_cmd_fail(e, "not_found", "there is no previous policy (%s) to roll back to",
-			     prev);
-	else if (rc < 0)
-		els_cmd_fail(e, "internal", "cannot read %s: %s", prev, strerror(-rc));
-	else
-		r = apply_text(c, text, len, NULL, e);
-	free(text);
-	free(prev);
-	return r;
-}
-
-/* ---- managed list files ---- */
-
-/* The managed file of a list: the first entry of iplist.deny_files / allow_files in the
- * config file, resolved from its directory. malloc'd, or NULL with e set. */
-static char *managed_file(struct els_control *c, const char *list, struct els_cmd_err *e)
-{
-	const struct els_control_env *env = els_control_env_of(c);
-	config_t cfg;
-	char *out = NULL, *dir = NULL;
-	char key[32];
-
-	config_init(&cfg);
-	dir = dir_of(env->config_path);
-	if (dir)
-		config_set_include_dir(&cfg, dir);
-	if (!config_read_file(&cfg, env->config_path)) {
-		els_cmd_fail(e, "internal", "cannot read %s: %s", env->config_path,
-			     config_error_text(&cfg) ? config_error_text(&cfg) : "I/O error");
-		goto out;
+	if (strcmp(cmd, "policy.validate") == 0) {
+		json_t *chain = json_array();
+		for (unsigned i = 0; i < r->nchain; i++)
+			json_array_append_new(chain, json_string(r->chain[i]));
+		return json_pack("{s:b,s:s,s:o}", "valid", 1, "sha256", r->sha256, "chain", chain);
 	}
-	snprintf(key, sizeof(key), "iplist.%s_files", list);
-	const config_setting_t *s = config_lookup(&cfg, key);
-	const config_setting_t *first = s ? config_setting_get_elem(s, 0) : NULL;
-	const char *path = first ? config_setting_get_string(first) : NULL;
-	if (!path || !path[0]) {
-		els_cmd_fail(e, "not_configured",
-			     "no managed %s list: name a file first in iplist.%s_files of %s", list,
-			     list, env->config_path);
-		goto out;
-	}
-	if (path[0] == '/' || !dir)
-		out = strdup(path);
-	else if (asprintf(&out, "%s/%s", dir, path) < 0)
-		out = NULL;
-	if (!out)
-		els_cmd_fail(e, "internal", "out of memory");
-out:
-	config_destroy(&cfg);
-	free(dir);
-	return out;
-}
-
-/* One line of a list file: its canonical entry ("addr/plen"), or "" for blank, comment or
- * bad lines. Same rules as agent/listfile.c: '#' starts a comment, whitespace around. */
-static void line_entry(const char *line, size_t len, char *out, size_t n)
-{
-	char buf[256];
-	const char *hash = memchr(line, '#', len);
-	if (hash)
-		len = (size_t)(hash - line);
-	while (len && (line[0] == ' ' || line[0] == '\t')) {
-		line++;
-		len--;
-	}
-	while (len && strchr(" \t\r\n", line[len - 1]))
-		len--;
-	out[0] = 0;
-	if (!len || len >= sizeof(buf))
-		return;
-	memcpy(buf, line, len);
-	buf[len] = 0;
-	struct els_cidr cidr;
-	if (els_cidr_parse(buf, &cidr, NULL) == 0) {
-		char a[ELS_ADDR_STRLEN];
-		snprintf(out, n, "%s/%u", els_addr_str(&cidr.addr, cidr.family, a), cidr.plen);
-	}
-}
-
-struct listfile {
-	char *text;
-	size_t len;
-	size_t nlines;
-	size_t *start, *llen; /* per line, into text (line end included) */
-	char (*entry)[64];
-};
-
-static void listfile_free(struct listfile *l)
-{
-	free(l->text);
-	free(l->start);
-	free(l->llen);
-	free(l->entry);
-}
-
-static int listfile_read(const char *path, struct listfile *l)
-{
-	memset(l, 0, sizeof(*l));
-	int rc = els_mgmt_read_file(path, LIST_FILE_MAX, &l->text, &l->len);
-	if (rc < 0)
-		return rc;
-	size_t cap = 1;
-	for (size_t i = 0; i < l->len; i++)
-		cap += l->text[i] == '\n';
-	l->start = calloc(cap, sizeof(*l->start));
-	l->llen = calloc(cap, sizeof(*l->llen));
-	l->entry = calloc(cap, sizeof(*l->entry));
-	if (!l->start || !l->llen || !l->entry)
-		return -ENOMEM;
-	for (size_t off = 0; off < l->len;) {
-		const char *nl = memchr(l->text + off, '\n', l->len - off);
-		size_t end = nl ? (size_t)(nl - l->text) + 1 : l->len;
-		l->start[l->nlines] = off;
-		l->llen[l->nlines] = end - off;
-		line_entry(l->text + off, end - off, l->entry[l->nlines], sizeof(l->entry[0]));
-		l->nlines++;
-		off = end;
-	}
-	return 0;
-}
-
-json_t *els_cmd_list_get(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	const char *list = json_string_value(json_object_get(args, "list"));
-	struct listfile l;
-	char *path = managed_file(c, list, e);
-	if (!path)
-		return NULL;
-	json_t *r = NULL;
-	int rc = listfile_read(path, &l);
-	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot read %s: %s", path, strerror(-rc));
-	} else {
-		json_t *entries = json_array();
-		for (size_t i = 0; i < l.nlines; i++)
-			if (l.entry[i][0])
-				json_array_append_new(entries, json_string(l.entry[i]));
-		r = json_pack("{s:s,s:s,s:o}", "list", list, "file", path, "entries", entries);
-	}
-	listfile_free(&l);
-	free(path);
-	return r;
-}
-
-static json_t *list_edit(struct els_control *c, json_t *args, bool add, struct els_cmd_err *e)
-{
-	const struct els_control_env *env = els_control_env_of(c);
-	const char *list = json_string_value(json_object_get(args, "list"));
-	json_t *entries = json_object_get(args, "entries");
-	bool dry = json_is_true(json_object_get(args, "dry_run"));
-	size_t n = json_array_size(entries);
-	struct listfile l = {0};
-	char(*canon)[64] = calloc(n ? n : 1, sizeof(*canon));
-	bool *app = calloc(n ? n : 1, sizeof(*app)); /* entry i is appended */
-	bool *drop_line = NULL;
-	char *path = managed_file(c, list, e);
-	char *newtext = NULL;
-	json_t *results = json_array(), *r = NULL;
-	size_t changes = 0, nlen = 0, appended = 0;
-
-	if (!path || !canon || !app || !results)
-		goto out;
-	int rc = listfile_read(path, &l);
-	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot read %s: %s", path, strerror(-rc));
-		goto out;
-	}
-	drop_line = calloc(l.nlines ? l.nlines : 1, sizeof(*drop_line));
-	if (!drop_line)
-		goto nomem;
-	for (size_t i = 0; i < n; i++) {
-		const char *txt = json_string_value(json_array_get(entries, i));
-		struct els_cidr cidr;
-		const char *why = "invalid";
-		if (els_cidr_parse(txt, &cidr, &why) < 0) {
-			json_array_append_new(results,
-					      json_pack("{s:s,s:n,s:s,s:s}", "entry", txt, "cidr",
-							"status", "invalid", "message", why));
-			continue;
-		}
-		char a[ELS_ADDR_STRLEN];
-		snprintf(canon[i], sizeof(canon[i]), "%s/%u",
-			 els_addr_str(&cidr.addr, cidr.family, a), cidr.plen);
-		bool in_file = false, earlier = false;
-		for (size_t k = 0; k < l.nlines; k++)
-			if (!drop_line[k] && strcmp(l.entry[k], canon[i]) == 0) {
-				in_file = true;
-				if (!add)
-					drop_line[k] = true;
-			}
-		for (size_t k = 0; add && k < i; k++)
-			earlier |= strcmp(canon[k], canon[i]) == 0;
-		const char *status;
-		if (add) {
-			status = in_file || earlier ? "duplicate" : "added";
-			app[i] = !in_file && !earlier;
-			appended += app[i];
-		} else {
-			status = in_file ? "removed" : "not_found";
-		}
-		changes += strcmp(status, "added") == 0 || strcmp(status, "removed") == 0;
-		json_array_append_new(results, json_pack("{s:s,s:s,s:s}", "entry", txt, "cidr",
-							 canon[i], "status", status));
-	}
-	const struct els_policy *p = env->running(env->arg);
-	if (!changes || dry) {
-		r = json_pack("{s:s,s:s,s:b,s:I,s:O}", "list", list, "file", path, "changed", 0,
-			      "generation", (json_int_t)p->generation, "results", results);
-		goto out;
-	}
-	newtext = malloc(l.len + 1 + appended * 64 + 1);
-	if (!newtext)
-		goto nomem;
-	for (size_t k = 0; k < l.nlines; k++)
-		if (!drop_line[k]) {
-			memcpy(newtext + nlen, l.text + l.start[k], l.llen[k]);
-			nlen += l.llen[k];
-		}
-	if (nlen && newtext[nlen - 1] != '\n' && appended)
-		newtext[nlen++] = '\n';
-	for (size_t i = 0; add && i < n; i++)
-		if (app[i])
-			nlen += (size_t)sprintf(newtext + nlen, "%s\n", canon[i]);
-	/* Edit and reload as one step: the new file goes in, the policy is built with it, and
-	 * if that fails the old content goes back before anything was published. */
-	rc = write_atomic(path, path, newtext, nlen);
-	if (rc < 0) {
-		els_cmd_fail(e, "internal", "cannot write %s: %s; nothing was changed", path,
-			     strerror(-rc));
-		goto out;
-	}
-	struct els_diag d;
-	els_diag_init(&d, env->config_path);
-	struct els_policy *np = els_policy_load(env->config_path, env->services_path, &d);
-	if (!np) {
-		e->details = diag_details(&d, "", "<policy>");
-		els_cmd_fail(e, "invalid_policy",
-			     "the policy does not load with this change (%u error%s); %s is "
-			     "restored and nothing was changed",
-			     d.count, d.count == 1 ? "" : "s", path);
-		els_diag_free(&d);
-		if (write_atomic(path, path, l.text, l.len) < 0)
-			els_log(ELS_LL_ERROR,
-				"management: cannot restore %s after a failed list "
-				"change: fix it by hand",
-				path);
-		goto out;
-	}
-	els_diag_free(&d);
-	uint32_t gen = env->commit(env->arg, np);
-	r = json_pack("{s:s,s:s,s:b,s:I,s:O}", "list", list, "file", path, "changed", 1,
-		      "generation", (json_int_t)gen, "results", results);
-	goto out;
-nomem:
-	els_cmd_fail(e, "internal", "out of memory");
-out:
-	json_decref(results);
-	free(newtext);
-	free(drop_line);
-	listfile_free(&l);
-	free(canon);
-	free(app);
-	free(path);
-	return r;
-}
-
-json_t *els_cmd_list_add(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	return list_edit(c, args, true, e);
-}
-
-json_t *els_cmd_list_del(struct els_control *c, json_t *args, struct els_cmd_err *e)
-{
-	return list_edit(c, args, false, e);
+	json_t *je = strcmp(cmd, "policy.apply") == 0 ? json_object_get(args, "expect_sha256") : NULL;
+	return apply_text(c, text, len, je ? json_string_value(je) : NULL, e);
 }

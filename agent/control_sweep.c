@@ -2,32 +2,36 @@
  * waiting for its timer. The sweep runs as a child of elsd's main process, never on the packet
  * path, and at most one at a time; its end is reaped on SIGCHLD and recorded. */
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "child.h"
 #include "control.h"
 #include "worker.h"
 
-extern char **environ;
-
 int els_sweep_start(struct els_sweep_job *j, char *const argv[], const char *by)
 {
-	posix_spawn_file_actions_t fa;
+	char *targv[66];
 	pid_t pid;
+	unsigned n = 0;
 
 	if (j->pid > 0)
 		return -EBUSY;
-	if (posix_spawn_file_actions_init(&fa) != 0)
-		return -ENOMEM;
-	/* stdout and stderr stay elsd's (the journal under systemd); nothing to read. */
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0)
-		return -rc;
+	/* Through elsd's clean trampoline (child.h): no capability, no inherited descriptor or
+	 * signal mask, no NOTIFY_SOCKET; argv[0] is searched in a fixed PATH. stdout and stderr
+	 * stay elsd's (the journal under systemd). */
+	targv[n++] = "elsd-sweep";
+	targv[n++] = ELS_CHILD_EXEC_CLEAN;
+	for (unsigned i = 0; argv[i]; i++) {
+		if (n == 65)
+			return -E2BIG;
+		targv[n++] = argv[i];
+	}
+	targv[n] = NULL;
+	int rc = els_child_spawn(&pid, targv, -1, -1, false);
+	if (rc < 0)
+		return rc;
 	j->pid = pid;
 	j->started_ns = els_now_mono();
 	snprintf(j->by, sizeof(j->by), "%s", by ? by : "?");

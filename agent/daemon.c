@@ -370,14 +370,19 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 	while (!atomic_load(&d->stop)) {
 		uint64_t now = els_now_mono();
 		uint64_t wait = next > now ? next - now : 0;
-		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
-					{.fd = els_control_fd(d->control), .events = 0}};
+		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
+					{.fd = els_control_fd(d->control), .events = 0},
+					{.fd = els_control_check_fd(d->control), .events = POLLIN}};
 		if (pfd[1].fd >= 0)
 			pfd[1].events = els_control_events(d->control);
 		int ms = (int)((wait + 999999) / 1000000);
 		if (sfd < 0 && ms > 1000)
 			ms = 1000;
-		int n = poll(pfd, 2, ms);
+		/* A policy checker child's deadline wakes the loop too (policy_check.h). */
+		int check_ms = els_control_check_timeout_ms(d->control);
+		if (check_ms >= 0 && check_ms < ms)
+			ms = check_ms;
+		int n = poll(pfd, 3, ms);
 		int sig = 0;
 		struct signalfd_siginfo si;
 		if (sfd < 0)
@@ -398,6 +403,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		}
 		if (n > 0 && pfd[1].fd >= 0 && pfd[1].revents)
 			els_control_io(d->control, pfd[1].revents);
+		els_control_check_io(d->control);
 		restart_management(d);
 		if (els_now_mono() >= next) {
 			next = els_now_mono() + period_ns;

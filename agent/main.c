@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "daemon.h"
 #include "els/lint.h"
 #include "els/policy.h"
@@ -387,6 +388,12 @@ int main(int argc, char **argv)
 {
 	struct options o = {0};
 
+	/* Hidden entries for elsd's own children (agent/child.h), never in --help: exec'd
+	 * fresh by the daemon, they take no other option. */
+	if (argc > 1 && strcmp(argv[1], ELS_CHILD_CHECK_POLICY) == 0)
+		return els_policy_check_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], ELS_CHILD_EXEC_CLEAN) == 0)
+		return els_child_exec_main(argc, argv);
 	parse_args(argc, argv, &o);
 	/* The monitor file names every peer of this host: not for other users to read. */
 	umask(027);

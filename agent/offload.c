@@ -34,7 +34,7 @@ struct els_offload {
 
 static struct mnl_socket *open_sock(unsigned groups)
 {
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	int sz = (int)OFFLOAD_RCVBUF;
 
 	if (!nl)

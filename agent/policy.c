@@ -2,6 +2,7 @@
  * `elsd -n` reports all of them at once; a policy is returned only when all of it is valid. */
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -12,12 +13,13 @@
 #include "els/mgmt.h"
 #include "els/monitor.h"
 #include "els/policy.h"
+#include "policy_int.h"
 
 /* Top-level keys that are not handler sections. */
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", "rules", NULL,
+	"offload", "rules", "policy_dir", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -235,11 +237,21 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 	get_uint(mon, "retention_days", 0, 36500, &set->monitor_retention_days, d);
 	set->monitor_max_mb = ELS_MONITOR_MAX_MB_AUTO; /* unset: sized to the disk at start */
 	get_uint(mon, "max_size_mb", 0, 1u << 24, &set->monitor_max_mb, d);
+	set->policy_dir = strdup(ELS_POLICY_DIR_DEFAULT);
+	const char *pd = get_string(root, "policy_dir", d);
+	if (pd && pd[0] != '/')
+		els_diag_at(d, member(root, "policy_dir"),
+			    "'policy_dir' must be an absolute path, e.g. \"%s\"",
+			    ELS_POLICY_DIR_DEFAULT);
+	else if (pd) {
+		free(set->policy_dir);
+		set->policy_dir = strdup(pd);
+	}
 }
 
 /* Builds the chain: handler names in order, each compiled from its section. */
-static void build_chain(const config_setting_t *root, struct els_policy *p,
-			const struct els_build_env *env, struct els_diag *d)
+void els_policy_build_chain(const config_setting_t *root, struct els_policy *p,
+			    const struct els_build_env *env, struct els_diag *d)
 {
 	const config_setting_t *chain = member(root, "chain");
 	if (!chain) {
@@ -301,8 +313,9 @@ static void build_chain(const config_setting_t *root, struct els_policy *p,
 			    "'tracker' must come before 'header_filter' in chain, or replies of "
 			    "admitted flows meet the header filter's default deny");
 	/* A handler section whose handler is not in the chain is kept (it may be switched on
-	 * later), but a section named after no handler at all is a typo worth reporting. */
-	for (int i = 0; i < config_setting_length(root); i++) {
+	 * later), but a section named after no handler at all is a typo worth reporting. A
+	 * management document has its own check (policy_doc.c). */
+	for (int i = 0; !env->policy_dir && i < config_setting_length(root); i++) {
 		const config_setting_t *c = config_setting_get_elem(root, (unsigned)i);
 		const char *n = config_setting_name(c);
 		if (!name_in(n, top_keys) && !els_handler_find(n))
@@ -311,14 +324,14 @@ static void build_chain(const config_setting_t *root, struct els_policy *p,
 	}
 }
 
-static int hash_file(const char *path, char hex[65])
+int els_policy_hash_file(const char *path, char hex[65])
 {
 	unsigned char md[32];
 	unsigned mdlen = 0;
 	char buf[65536];
 	size_t n;
 	int rc = -EIO;
-	FILE *f = fopen(path, "rb");
+	FILE *f = fopen(path, "rbe");
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
 	if (!f || !ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
@@ -379,6 +392,12 @@ static void note_glued_strings(const char *path, struct els_diag *d)
 struct els_policy *els_policy_load(const char *path, const char *services_path,
 				   struct els_diag *d)
 {
+	return els_policy_load_with(path, services_path, NULL, d);
+}
+
+struct els_policy *els_policy_load_with(const char *path, const char *services_path,
+					const char *managed, struct els_diag *d)
+{
 	config_t cfg;
 	struct els_policy *p = calloc(1, sizeof(*p));
 	unsigned errors_before = d->count;
@@ -390,7 +409,8 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 		goto fail;
 	}
 	/* @include paths are relative to the config file's directory. */
-	config_set_include_dir(&cfg, dirname(dir_copy));
+	const char *conf_dir = dirname(dir_copy);
+	config_set_include_dir(&cfg, conf_dir);
 	if (!config_read_file(&cfg, path)) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
 			els_diag_file(d, path, 0, "cannot read: %s", strerror(errno ? errno : EIO));
@@ -399,7 +419,7 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 		goto fail;
 	}
 	p->path = strdup(path);
-	if (!p->path || hash_file(path, p->hash) < 0) {
+	if (!p->path || els_policy_hash_file(path, p->hash) < 0) {
 		els_diag_file(d, path, 0, "cannot read: %s", strerror(errno ? errno : EIO));
 		goto fail;
 	}
@@ -410,7 +430,20 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 	};
 	parse_settings(root, &p->set, d);
 	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
-	build_chain(root, p, &env, d);
+	/* Everything in policy_dir is a console's to name (as list files): the host's own
+	 * config, keys and certificates must not be there. */
+	char rp_dir[PATH_MAX], rp_conf[PATH_MAX];
+	if (p->set.policy_dir && realpath(p->set.policy_dir, rp_dir) &&
+	    realpath(conf_dir, rp_conf) && strcmp(rp_dir, rp_conf) == 0)
+		els_diag_at(d, config_setting_get_member(root, "policy_dir"),
+			    "'policy_dir' = \"%s\" is the config file's own directory: give the "
+			    "console's policy and list files a directory of their own",
+			    p->set.policy_dir);
+	/* The policy: the managed document in policy_dir when there is one (what consoles
+	 * applied, checked as untrusted), else the chain and sections of this file. */
+	int m = els_policy_managed_build(p, managed, &env, d);
+	if (m == 0)
+		els_policy_build_chain(root, p, &env, d);
 	if (d->count != errors_before) {
 		note_glued_strings(path, d);
 		goto fail;
@@ -454,6 +487,8 @@ void els_policy_free(struct els_policy *p)
 	free(p->set.monitor_key);
 	free(p->set.agent_id);
 	free(p->set.user);
+	free(p->set.policy_dir);
+	free(p->policy_file);
 	els_mgmt_config_free(p->set.mgmt);
 	free(p->set.local);
 	free(p->path);

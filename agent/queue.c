@@ -83,7 +83,8 @@ struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_work
 	q->txlen = QUEUE_BATCH * 64 + 4096;
 	q->rxbuf = malloc(q->rxlen);
 	q->txbuf = malloc(q->txlen);
-	q->nl = mnl_socket_open(NETLINK_NETFILTER);
+	/* CLOEXEC: a child (the sweep, the policy checker) must never hold the queue. */
+	q->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!q->rxbuf || !q->txbuf || !q->nl) {
 		fprintf(stderr, "elsd: queue %u: cannot open netlink socket: %s\n", o->num,
 			strerror(errno));

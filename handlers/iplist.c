@@ -178,13 +178,30 @@ static void load_files(struct iplist_build *b, const config_setting_t *s,
 				    config_setting_name(s));
 			continue;
 		}
-		char *path = keep_path(pl, resolve(txt, env));
+		bool remote = env && env->policy_dir;
+		const char *why;
+		if (remote && els_listfile_name_check(txt, &why) < 0) {
+			els_diag_at(b->diag, e,
+				    "iplist: %s: \"%s\" is %s; a policy from the management "
+				    "channel names list files inside %s only",
+				    config_setting_name(s), txt, why, env->policy_dir);
+			continue;
+		}
+		char *path = NULL;
+		if (!remote)
+			path = resolve(txt, env);
+		else if (asprintf(&path, "%s/%s", env->policy_dir, txt) < 0)
+			path = NULL;
+		path = keep_path(pl, path);
 		if (!path) {
 			b->failed = -ENOMEM;
 			return;
 		}
 		int failed = b->failed;
-		int rc = els_listfile_load(path, b->diag, failed ? NULL : add_entry, b);
+		els_listfile_add_fn add = failed ? NULL : add_entry;
+		int rc = remote ? els_listfile_load_at(env->policy_dirfd, txt, path,
+						       ELS_LISTFILE_MAX_BYTES, b->diag, add, b)
+				: els_listfile_load(path, b->diag, add, b);
 		if (rc < 0 && rc != -EINVAL && b->failed == failed)
 			/* Not bad lines, not our own failure: the file could not be read. The
 			 * message names the file; this one names the setting that led there. */

@@ -67,6 +67,12 @@ struct els_ctx {
 struct els_build_env {
 	const char *config_path;   /* the main config file, for relative list file paths */
 	const char *services_path; /* /etc/services, overridable for tests */
+	/* A policy from the management channel (els_policy_load_document): files it names are
+	 * plain names inside this directory, opened relative to policy_dirfd only (see
+	 * els_listfile_name_check). policy_dir NULL (the default of a designated initializer):
+	 * the host's own config, any path. */
+	int policy_dirfd;
+	const char *policy_dir;
 };
 
 struct els_handler {

@@ -44,9 +44,27 @@ void els_listfile_feed(struct els_listfile *lf, const char *text, size_t len);
  * was bad, or the add callback's error. */
 int els_listfile_finish(struct els_listfile *lf);
 
-/* Reads the file at path line by line through init/feed/finish, naming it path in
- * messages. Returns as finish() does, or a negative errno after adding a message to diag
- * when the file cannot be opened or read. */
+/* Caps on list files: bytes per file, and the length of a file name in the policy directory. */
+#define ELS_LISTFILE_MAX_BYTES (32u << 20)
+#define ELS_LISTFILE_NAME_MAX  128
+
+/* A list file name a remote policy may use: one path component inside the policy directory,
+ * not empty, no '/', not starting with '.' (so no "..", no hidden or temporary files), no
+ * control characters, at most ELS_LISTFILE_NAME_MAX bytes. 0, or -EINVAL with *why set. */
+int els_listfile_name_check(const char *name, const char **why);
+
+/* Opens name relative to dirfd (AT_FDCWD: the working directory, or an absolute path) with
+ * O_NOFOLLOW|O_NONBLOCK, refuses anything but a regular file of at most max_bytes (checked on
+ * the open descriptor, and again while reading), and feeds it line by line, naming it shown
+ * in messages. Messages give line numbers and reasons, never the file's content. Returns as
+ * finish() does, or a negative errno after adding a message to diag (-ELOOP: a symlink,
+ * -EINVAL: not a regular file, -EFBIG: too large). Never blocks on a FIFO or a device. */
+int els_listfile_load_at(int dirfd, const char *name, const char *shown, size_t max_bytes,
+			 struct els_diag *diag, els_listfile_add_fn add, void *arg);
+
+/* els_listfile_load_at(AT_FDCWD, path, path, ELS_LISTFILE_MAX_BYTES, ...): for the host's
+ * own configuration, where any path (and a symbolic link) is allowed, but still only a
+ * regular file is read. */
 int els_listfile_load(const char *path, struct els_diag *diag, els_listfile_add_fn add, void *arg);
 
 #endif

@@ -51,6 +51,7 @@ struct els_settings {
 	unsigned nlocal;
 	char *user; /* drop to this user after binding (NULL: stay); see agent/privdrop.h */
 	struct els_mgmt_conf *mgmt;       /* management endpoint (els/mgmt.h); NULL: none */
+	char *policy_dir; /* [R] where consoles' policy and list files live (absolute) */
 };
 
 struct els_policy {
@@ -59,8 +60,36 @@ struct els_policy {
 	struct els_chain_link links[ELS_CHAIN_MAX];
 	struct els_settings set;
 	char *path;
-	char hash[65];       /* SHA-256 of the config file's bytes, hex */
+	char *policy_file;   /* the managed policy document in policy_dir; NULL: from path */
+	char hash[65];       /* SHA-256 of the policy's bytes (policy_file, else path), hex */
 };
+
+/* The boundary between the host's own configuration and what a console may send (see
+ * docs/management.md, "The trust boundary"). elsd.conf holds the agent settings; the policy
+ * (chain and handler sections) comes from ELS_POLICY_MANAGED in policy_dir once a console
+ * applied one, else from elsd.conf itself. */
+#define ELS_POLICY_DIR_DEFAULT "/etc/elsd/policy.d"
+#define ELS_POLICY_MANAGED     "policy.conf"
+#define ELS_POLICY_DOC_MAX     (1u << 20) /* bytes in a policy document from a console */
+
+/* Checks a policy document from a console and compiles its chain: only `chain` and handler
+ * sections at the top level (an agent setting is refused by name and line), no @include, no
+ * NUL byte, at most ELS_POLICY_DOC_MAX bytes, list files only as plain names inside the
+ * directory open at policy_dirfd (named policy_dir in messages). Messages name `shown` and a
+ * line, never the content of a list file. Returns a policy with only the chain set (settings
+ * zero), or NULL after adding every error to d. */
+struct els_policy *els_policy_load_document(const char *text, size_t len, const char *shown,
+					    int policy_dirfd, const char *policy_dir,
+					    const char *services_path, struct els_diag *d);
+
+/* els_policy_load, with the managed document read from the file `managed` in policy_dir
+ * instead of ELS_POLICY_MANAGED (an apply checks its temporary file this way). */
+struct els_policy *els_policy_load_with(const char *path, const char *services_path,
+					const char *managed, struct els_diag *d);
+
+/* The policy part of the host's config file (chain and handler sections, no agent setting)
+ * as a document a console may edit and apply back: *text malloc'd. 0 or -errno. */
+int els_policy_local_text(const char *config_path, char **text, size_t *len);
 
 /* Reads and compiles a config file. NULL after adding every error to diag. The caller frees
  * the result with els_policy_free. services_path NULL means /etc/services. */

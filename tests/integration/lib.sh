@@ -119,6 +119,17 @@ els_steer() {
 els_config() {
 	local out=$1; shift
 	sed -e "s|/var/lib/elsd/monitor.db|$DB|" "$ELS_SOURCE_DIR/conf/elsd.conf" >"$out"
+	# The test's own policy directory, never the host's /etc/elsd/policy.d.
+	mkdir -p "$WORK/policy.d"
+	printf 'policy_dir = "%s";\n' "$WORK/policy.d" >>"$out"
+	for e in "$@"; do sed -i -e "$e" "$out"; done
+}
+
+# Writes the policy part of conf/elsd.conf (chain and handler sections: what a console may
+# send) to $1, then applies the sed expressions that follow.
+els_policy_doc() {
+	local out=$1; shift
+	sed -n '/^chain = /,$p' "$ELS_SOURCE_DIR/conf/elsd.conf" >"$out"
 	for e in "$@"; do sed -i -e "$e" "$out"; done
 }
 

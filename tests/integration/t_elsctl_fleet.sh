@@ -70,6 +70,9 @@ for i in $(seq $N); do
 	install -m 0600 "$CA/agents/web$i.key" "$dir/agent.key"
 	: >"$dir/deny.txt"
 	cp "$WORK/fleet.conf" "$dir/elsd.conf"
+	# Each agent its own policy directory, holding the list file a console's policy names.
+	sed -i "s|^policy_dir = .*|policy_dir = \"$dir/policy.d\";|" "$dir/elsd.conf"
+	mkdir -p "$dir/policy.d" && : >"$dir/policy.d/deny.txt"
 	SRV=$ns els_steer
 	SRV=$ns els_listen "$ns" 8080 || fail "listener on 8080 in agent $i did not start"
 	SRV=$ns ELSD_LOG=$dir/elsd.log els_start "$dir/elsd.conf" --monitor "$dir/monitor.db" ||
@@ -110,17 +113,16 @@ check_eq "one ok line per agent, at generation 1" $N "$(count '^198\.18\.1[1-3]\
 check_eq "8080 is filtered on every agent" 0 "$(reachable 8080)"
 
 # The new policy: the fleet policy plus a permit for 8080.
-cp "$WORK/fleet.conf" "$WORK/new.conf"
-sed -i 's|^    { id = "https-in";|    { id = "alt-in"; dir = "in"; proto = "tcp"; local_ports = [ 8080 ]; },\n&|' \
-	"$WORK/new.conf"
+els_policy_doc "$WORK/new.conf" "$MGMT" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|' \
+	's|^    { id = "https-in";|    { id = "alt-in"; dir = "in"; proto = "tcp"; local_ports = [ 8080 ]; },\n&|'
 hash=$(sha256sum <"$WORK/new.conf" | cut -c1-12)
 rc "one command applies the policy to the fleet" 0 fleet policy apply "$WORK/new.conf"
 check_eq "every agent reports generation 2 and the new hash" $N \
 	"$(count "^198\.18\.1[1-3]\.2:7443 +ok generation 2 sha256 $hash\$")"
 check_eq "8080 now passes on every agent" $N "$(reachable 8080)"
 same=0
-for i in $(seq $N); do cmp -s "$WORK/new.conf" "$WORK/a$i/elsd.conf" && same=$((same + 1)); done
-check_eq "every agent's config file is the new policy" $N "$same"
+for i in $(seq $N); do cmp -s "$WORK/new.conf" "$WORK/a$i/policy.d/policy.conf" && same=$((same + 1)); done
+check_eq "every agent's managed policy is the new one" $N "$same"
 rc "fleet status --json" 0 fleet --json status
 check_eq "JSON lines: every agent runs generation 2" "2 2 2" "$(python3 -c '
 import json,sys

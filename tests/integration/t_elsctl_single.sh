@@ -41,13 +41,16 @@ chmod 600 "$WORK/old.key"
 cp "$CA/ca.crt" "$CA/crl.pem" "$AG/"
 cp "$CA/agents/web1.crt" "$AG/agent.crt"
 install -m 0600 "$CA/agents/web1.key" "$AG/agent.key"
-: >"$AG/deny.txt"
+mkdir -p "$WORK/policy.d" && : >"$WORK/policy.d/deny.txt"
+: >"$WORK/deny.txt" # for `elsctl policy check` of a document in $WORK
 
 # The example policy, plus: management on the server's address (permitted inbound), a managed
 # deny list file, and a service on 8080 that the policy does not permit.
 CONF=$AG/elsd.conf
 MGMT='s|^    { id = "https-in";|    { id = "mgmt-in"; dir = "in"; proto = "tcp"; local_ports = [ 7443 ]; },\n&|'
-els_config "$CONF" "$MGMT" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|'
+els_config "$CONF" "$MGMT" "s|deny_files = \\[ \\];|deny_files = [ \"$WORK/policy.d/deny.txt\" ];|"
+# What a console sends: the policy part only, its list files named inside the policy directory.
+els_policy_doc "$WORK/new.conf" "$MGMT" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|'
 cat >>"$CONF" <<EOF
 management = { listen = "$SRV4:7443"; ca = "ca.crt"; cert = "agent.crt"; key = "agent.key";
                crl = "crl.pem"; };
@@ -109,7 +112,6 @@ has "... saying what to do" "readable by group or others .*chmod 600"
 # Roles
 AUD=(--cert "$CA/consoles/bob.crt" --key "$CA/consoles/bob.key")
 rc "an auditor reads the status" 0 ctl "${AUD[@]}" status
-cp "$CONF" "$WORK/new.conf"
 rc "an auditor may not apply" 1 ctl "${AUD[@]}" policy apply "$WORK/new.conf"
 has "... and is told so" "forbidden: .*auditor.*policy.apply"
 rc "an auditor may not edit lists" 1 ctl "${AUD[@]}" list add deny 198.19.1.0/24
@@ -134,17 +136,17 @@ rc "list del" 0 ctl list del deny 198.18.0.99 203.0.113.1
 has "removed is reported" "^removed 198.18.0.99/32$"
 has "a missing entry is not found" "^not found 203.0.113.1"
 check_eq "the list file keeps the other entry" "198.19.1.0/24" \
-	"$(grep -v '^#' "$AG/deny.txt" | grep .)"
+	"$(grep -v '^#' "$WORK/policy.d/deny.txt" | grep .)"
 check "the removed address passes again" in_cli nc -z -w 2 -s 198.18.0.99 "$SRV4" 443
 
 # Policies
 # A broken policy: a port name /etc/services does not know, on a line of its own.
-cp "$CONF" "$WORK/bad.conf"
+cp "$WORK/new.conf" "$WORK/bad.conf"
 printf 'header_filter = { permits = ( { dir = "in"; proto = "tcp"; local_ports = [ "nosuchservice" ]; } ); };\n' \
 	>>"$WORK/bad.conf"
 rc "policy check finds errors locally" 1 "$ELSCTL" policy check "$WORK/bad.conf"
 has "... as FILE:LINE" "bad.conf:[0-9]+: "
-rc "policy check passes a good file" 0 "$ELSCTL" policy check "$CONF"
+rc "policy check passes a good file" 0 "$ELSCTL" policy check "$WORK/new.conf"
 rc "policy check --remote asks the agent" 1 ctl policy check --remote "$WORK/bad.conf"
 has "... which lists the errors under our file name" "^  $WORK/bad.conf:[0-9]+: "
 gen_before=$(ctl --json status | json 'd["generation"]')
@@ -158,11 +160,11 @@ check_not "8080 is filtered before the apply" in_cli nc -z -w 2 "$SRV4" 8080
 rc "apply a policy that permits 8080" 0 ctl policy apply "$WORK/new.conf"
 has "apply reports the new generation" "^applied: generation $((gen_before + 1)), sha256 "
 check "8080 passes after the apply" in_cli nc -z -w 2 "$SRV4" 8080
-check "the applied policy is the agent's config file now" cmp -s "$WORK/new.conf" "$CONF"
+check "the applied policy is the agent's managed policy now" cmp -s "$WORK/new.conf" "$WORK/policy.d/policy.conf"
 rc "rollback" 0 ctl rollback
 has "rollback reports the generation" "^rolled back: generation $((gen_before + 2))"
 check_not "8080 is filtered again after the rollback" in_cli nc -z -w 2 "$SRV4" 8080
-check "policy get prints the agent's config file as it is" cmp -s "$CONF" <(ctl policy get)
+check "policy get prints the agent's policy as it is" cmp -s "$WORK/policy.d/policy.conf" <(ctl policy get)
 rc "an auditor may read the policy" 0 ctl "${AUD[@]}" policy get
 
 # flows and log

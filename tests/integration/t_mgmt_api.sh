@@ -37,8 +37,8 @@ as() {
 jget() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 CONF="$WORK/elsd.conf"
-: >"$WORK/deny.txt"
-els_config "$CONF" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|'
+mkdir -p "$WORK/policy.d" && : >"$WORK/policy.d/deny.txt"
+els_config "$CONF" 's|deny_files = \[ \];|deny_files = [ "policy.d/deny.txt" ];|'
 cat >>"$CONF" <<EOF
 management = {
   listen = "$ADDR";
@@ -79,8 +79,14 @@ gen0=$(jget "$r" 'r["result"]["generation"]')
 check_eq "status reports the running policy hash" "$(sha256sum "$CONF" | cut -d' ' -f1)" \
 	"$(jget "$r" 'r["result"]["policy_sha256"]')"
 
-sed 's|{ id = "https-in";|{ id = "web-8080"; dir = "in"; proto = "tcp"; local_ports = [ 8080 ]; },\n    &|' \
-	"$CONF" >"$WORK/open8080.conf"
+# A console sends only the policy (chain and handler sections); its list files are names in
+# the policy directory.
+els_policy_doc "$WORK/open8080.conf" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|' \
+	's|{ id = "https-in";|{ id = "web-8080"; dir = "in"; proto = "tcp"; local_ports = [ 8080 ]; },\n    &|'
+r=$(as bob policy.get)
+python3 -c 'import json,sys; sys.stdout.write(json.loads(sys.argv[1])["result"]["text"])' "$r" >"$WORK/local-policy.txt"
+check "policy.get, before any apply, shows the local policy without agent settings" \
+	bash -c "grep -q 'chain' '$WORK/local-policy.txt' && ! grep -qE 'management|monitor|policy_dir' '$WORK/local-policy.txt'"
 r=$(as bob policy.apply --text "$WORK/open8080.conf")
 check_eq "auditor is refused policy.apply" "forbidden" "$(jget "$r" 'r["error"]["code"]')"
 check_not "the refused apply changed nothing" tcp8080
@@ -90,14 +96,15 @@ check_eq "admin applies a policy" "True" "$(jget "$r" 'r["ok"]')"
 gen1=$(jget "$r" 'r["result"]["generation"]')
 check_eq "the apply made a new generation" "$((gen0 + 1))" "$gen1"
 check "the applied policy opens port 8080 to real traffic" tcp8080
-check "the applied policy is persisted" cmp -s "$CONF" "$WORK/open8080.conf"
-check "the previous policy is kept for rollback" cmp -s "$CONF.prev" "$WORK/orig.conf"
+check "the applied policy is persisted in the policy directory" cmp -s "$WORK/policy.d/policy.conf" "$WORK/open8080.conf"
+check "the host's config file is untouched" cmp -s "$CONF" "$WORK/orig.conf"
+check "the previous (local) policy is kept for rollback" cmp -s "$WORK/policy.d/policy.conf.prev" "$WORK/local-policy.txt"
 check "the apply is alerted as policy_changed, with who did it" \
 	grep -qE "alert: event=policy_changed generation=$gen1 by=\"alice\" peer=[^ ]+ cmd=policy.apply outcome=ok" "$ELSD_LOG"
 check "the auditor's refused apply is alerted as mgmt_refused" \
 	grep -qE "alert: event=mgmt_refused detail=\"mgmt bob/auditor@[^ ]+ policy.apply: forbidden\"" "$ELSD_LOG"
 
-sed 's|capacity = 262144;|capacity = "lots";|' "$WORK/open8080.conf" >"$WORK/bad.conf"
+sed 's|tcp_syn = 30;|tcp_syn = "lots";|' "$WORK/open8080.conf" >"$WORK/bad.conf"
 printf 'bogus_setting = 1;\n' >>"$WORK/bad.conf"
 r=$(as alice policy.apply --text "$WORK/bad.conf")
 check_eq "an invalid policy is refused" "invalid_policy" "$(jget "$r" 'r["error"]["code"]')"
@@ -110,19 +117,19 @@ r=$(as bob status)
 check_eq "the running generation is unchanged after the refused apply" "$gen1" \
 	"$(jget "$r" 'r["result"]["generation"]')"
 check "port 8080 still open after the refused apply" tcp8080
-check "the config file is unchanged after the refused apply" cmp -s "$CONF" "$WORK/open8080.conf"
+check "the managed policy is unchanged after the refused apply" cmp -s "$WORK/policy.d/policy.conf" "$WORK/open8080.conf"
 
 r=$(as alice policy.rollback)
 check_eq "rollback succeeds" "True" "$(jget "$r" 'r["ok"]')"
 check_not "rollback closes port 8080 again" tcp8080
-check "rollback restores the previous file" cmp -s "$CONF" "$WORK/orig.conf"
+check "rollback restores the previous policy" cmp -s "$WORK/policy.d/policy.conf" "$WORK/local-policy.txt"
 
 check "the client pings the server before the deny-list change" in_cli ping -c1 -W2 $SRV4
 r=$(as alice list.add "{\"list\":\"deny\",\"entries\":[\"$CLI4\",\"10.1.2.3/8\",\"$CLI4/32\"]}")
 check_eq "list.add gives per-entry feedback" "added invalid duplicate" \
 	"$(jget "$r" '" ".join(e["status"] for e in r["result"]["results"])')"
 check_not "the deny-listed client is blocked" in_cli ping -c1 -W2 $SRV4
-check "the managed list file holds the entry" grep -qx "$CLI4/32" "$WORK/deny.txt"
+check "the managed list file holds the entry" grep -qx "$CLI4/32" "$WORK/policy.d/deny.txt"
 r=$(as bob list.get '{"list":"deny"}')
 check_eq "list.get shows the managed entries" "['$CLI4/32']" "$(jget "$r" 'r["result"]["entries"]')"
 r=$(as bob stats)

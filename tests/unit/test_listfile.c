@@ -105,15 +105,15 @@ Test(listfile, every_bad_line_reported_with_its_number)
 			  &d, &g);
 	cr_assert_eq(rc, -EINVAL);
 	cr_assert_eq(d.count, 5, "%s", all_msgs(&d));
-	cr_assert_str_eq(d.msgs[0], "list.txt:2: bad entry \"10.0.0.1/8\": address has bits set "
+	cr_assert_str_eq(d.msgs[0], "list.txt:2: bad entry: address has bits set "
 				    "beyond the prefix length");
-	cr_assert_str_eq(d.msgs[1], "list.txt:4: bad entry \"300.1.1.1\": not an IPv4 or IPv6 "
+	cr_assert_str_eq(d.msgs[1], "list.txt:4: bad entry: not an IPv4 or IPv6 "
 				    "address");
-	cr_assert_str_eq(d.msgs[2], "list.txt:5: bad entry \"10.0.0.0/33\": IPv4 prefix length "
+	cr_assert_str_eq(d.msgs[2], "list.txt:5: bad entry: IPv4 prefix length "
 				    "above 32");
-	cr_assert_str_eq(d.msgs[3], "list.txt:6: bad entry \"1.2.3.4 5.6.7.8\": expected one "
+	cr_assert_str_eq(d.msgs[3], "list.txt:6: bad entry: expected one "
 				    "address or CIDR per line");
-	cr_assert_str_eq(d.msgs[4], "list.txt:7: bad entry \"2001:db8::/129\": IPv6 prefix "
+	cr_assert_str_eq(d.msgs[4], "list.txt:7: bad entry: IPv6 prefix "
 				    "length above 128");
 	/* Good lines are still delivered: the caller throws the whole build away anyway. */
 	cr_assert_str_eq(g.text, "list.txt:1=10.0.0.0/8 list.txt:8=192.0.2.1/32 ");
@@ -131,14 +131,14 @@ Test(listfile, messages_capped)
 		els_listfile_feed(&lf, "junk\n", 5);
 	cr_assert_eq(els_listfile_finish(&lf), -EINVAL);
 	cr_assert_eq(d.count, ELS_LISTFILE_MAX_MSGS + 1);
-	cr_assert_str_eq(d.msgs[0], "big.txt:1: bad entry \"junk\": not an IPv4 or IPv6 address");
+	cr_assert_str_eq(d.msgs[0], "big.txt:1: bad entry: not an IPv4 or IPv6 address");
 	cr_assert_str_eq(d.msgs[ELS_LISTFILE_MAX_MSGS - 1],
-			 "big.txt:20: bad entry \"junk\": not an IPv4 or IPv6 address");
+			 "big.txt:20: bad entry: not an IPv4 or IPv6 address");
 	cr_assert_str_eq(d.msgs[ELS_LISTFILE_MAX_MSGS], "big.txt: ... and 30 more bad lines");
 	els_diag_free(&d);
 }
 
-Test(listfile, binary_junk_is_quoted_safely)
+Test(listfile, content_is_never_quoted)
 {
 	struct els_diag d;
 	struct got g = {0};
@@ -153,10 +153,10 @@ Test(listfile, binary_junk_is_quoted_safely)
 	els_listfile_feed(&lf, longline, sizeof(longline));
 	cr_assert_eq(els_listfile_finish(&lf), -EINVAL);
 	cr_assert_eq(d.count, 3);
-	cr_assert_str_eq(d.msgs[0], "bin:1: bad entry \"10.0?.0.1\": contains a NUL byte");
-	cr_assert_str_eq(d.msgs[1], "bin:2: bad entry \"?[31mred\": not an IPv4 or IPv6 address");
-	cr_assert(strstr(d.msgs[2], "bin:3: bad entry \"1111") == d.msgs[2], "%s", d.msgs[2]);
-	cr_assert(strstr(d.msgs[2], "...\": too long for an address or CIDR"), "%s", d.msgs[2]);
+	/* Line numbers and reasons only: a list file may be a secret someone pointed at. */
+	cr_assert_str_eq(d.msgs[0], "bin:1: bad entry: contains a NUL byte");
+	cr_assert_str_eq(d.msgs[1], "bin:2: bad entry: not an IPv4 or IPv6 address");
+	cr_assert_str_eq(d.msgs[2], "bin:3: bad entry: too long for an address or CIDR");
 	cr_assert_eq(g.n, 0);
 	els_diag_free(&d);
 }
@@ -188,7 +188,7 @@ Test(listfile, load_from_file)
 	cr_assert_eq(rc, -EINVAL);
 	cr_assert_eq(d.count, 1);
 	char want[256];
-	snprintf(want, sizeof(want), "%s:3: bad entry \"nope\": not an IPv4 or IPv6 address", path);
+	snprintf(want, sizeof(want), "%s:3: bad entry: not an IPv4 or IPv6 address", path);
 	cr_assert_str_eq(d.msgs[0], want);
 	cr_assert_eq(g.n, 2);
 	els_diag_free(&d);
@@ -217,6 +217,6 @@ Test(listfile, directory_is_an_error)
 	int rc = els_listfile_load("/tmp", &d, collect, &g);
 	cr_assert_lt(rc, 0);
 	cr_assert_eq(d.count, 1);
-	cr_assert(strstr(d.msgs[0], "/tmp: cannot "), "%s", d.msgs[0]);
+	cr_assert(strstr(d.msgs[0], "/tmp: not a regular file"), "%s", d.msgs[0]);
 	els_diag_free(&d);
 }

@@ -1,10 +1,13 @@
 /* policy get | check | apply | rollback, and the top-level rollback. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "els/diag.h"
 #include "els/policy.h"
@@ -147,15 +150,36 @@ static void sum_apply(json_t *r, char *buf, size_t len)
 			 nw == 1 ? "" : "s");
 }
 
-/* Local check: the same loader elsd uses, so the errors are those `elsd -n` prints. */
+/* Local check: the same checks elsd gives a console's document (only the chain and handler
+ * sections, list files by name in the file's own directory), so the errors are those the
+ * agent would answer. */
 static int check_local(const char *path, bool json)
 {
 	struct els_diag d;
-	struct els_policy *p;
+	struct els_policy *p = NULL;
+	char *text = NULL, *dir = strdup(path);
+	size_t len = 0;
 	int rc;
 
 	els_diag_init(&d, path);
-	p = els_policy_load(path, NULL, &d);
+	FILE *f = fopen(path, "re");
+	text = malloc(ELS_POLICY_DOC_MAX + 2);
+	if (f && text)
+		len = fread(text, 1, ELS_POLICY_DOC_MAX + 1, f);
+	if (!f || !text || ferror(f)) {
+		els_diag_file(&d, path, 0, "cannot read: %s", strerror(errno ? errno : ENOMEM));
+	} else {
+		char *slash = dir ? strrchr(dir, '/') : NULL;
+		const char *pd = !dir ? "." : slash == dir ? "/" : slash ? (*slash = 0, dir) : ".";
+		int dfd = open(pd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		p = els_policy_load_document(text, len, path, dfd, pd, NULL, &d);
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (f)
+		fclose(f);
+	free(text);
+	free(dir);
 	if (json) {
 		json_t *o = json_pack("{s:s, s:b}", "file", path, "valid", p != NULL);
 		json_t *errs = json_array();

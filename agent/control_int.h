@@ -1,0 +1,42 @@
+/* Inside the main process's side of the management channel: the state control.c (channel,
+ * dispatch, policy checks) and control_read.c (the read commands and the sweep) share. */
+#ifndef ELS_CONTROL_INT_H
+#define ELS_CONTROL_INT_H
+
+#include "control.h"
+#include "ipc.h"
+#include "policy_check.h"
+
+struct els_control {
+	struct els_control_env env;
+	struct els_ipc ipc;
+	bool open;
+	pid_t pid;
+	char *crl_path;
+	char *monitor_path;   /* own copy: the policy that named it is freed at the next reload */
+	const char *identity; /* of the request being executed */
+	int role;
+	struct els_flow_seen **snap_bufs; /* per worker, allocated on first use, kept: worker.h */
+	struct els_sweep_job sweep;
+	/* The one request waiting for the policy checker (policy.validate/apply/rollback). */
+	struct els_check_job check;
+	struct {
+		bool active, orphan;
+		uint32_t conn;
+		int64_t id;
+		int role;
+		char identity[256], peer[256], cmd[40];
+		json_t *args; /* owned */
+		char *text;   /* the document being checked, owned */
+		size_t len;
+	} pend;
+};
+
+/* control_read.c */
+json_t *els_cmd_status(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_stats(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e);
+json_t *els_cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e);
+
+#endif
