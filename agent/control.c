@@ -619,10 +619,9 @@ static void on_request(struct els_control *c, struct els_ipc_msg *m)
 	}
 	size_t derlen = (size_t)m->body[0] << 24 | (size_t)m->body[1] << 16 |
 			(size_t)m->body[2] << 8 | m->body[3];
-	const char *peer = (const char *)m->body + 4 + derlen;
-	const char *nul = derlen <= ELS_MGMT_PEER_MAX && derlen < m->len - 4
-			      ? memchr(peer, 0, m->len - 4 - derlen)
-			      : NULL;
+	bool fits = derlen <= ELS_MGMT_PEER_MAX && derlen < m->len - 4;
+	const char *peer = fits ? (const char *)m->body + 4 + derlen : NULL;
+	const char *nul = fits ? memchr(peer, 0, m->len - 4 - derlen) : NULL;
 	if (!nul || nul - peer > 63) {
 		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
 		return;

@@ -423,8 +423,13 @@ void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *
 	const char *mi = "", *mp = "";
 
 	if (li + lp > room) {
-		size_t keep_p = lp < room ? lp : room;
-		size_t keep_i = room - keep_p;
+		/* The identity keeps at least a dozen characters, the peer what it needs of
+		 * the rest, the identity the remainder. */
+		size_t min_i = li < 12 ? li : 12;
+		if (min_i > room)
+			min_i = room;
+		size_t keep_p = lp < room - min_i ? lp : room - min_i;
+		size_t keep_i = li < room - keep_p ? li : room - keep_p;
 		if (keep_i < li) {
 			/* room for the '~' that says the CN was cut */
 			ci = keep_i ? (int)keep_i - 1 : 0;
