@@ -54,6 +54,7 @@ struct conn {
 	uint8_t *der;	    /* the peer's certificates as forwarded with each request */
 	size_t derlen;
 	size_t held;	    /* bytes of the buffer_mb budget this connection holds */
+	size_t skip;	    /* body bytes of a refused (busy) frame still to read and drop */
 	struct els_mgmt_frame fr;
 	uint8_t *out;
 	size_t outlen, outoff;
@@ -324,7 +325,9 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			return false;
 		case C_READING: {
 			uint8_t buf[16384];
-			size_t want = k->fr.hdr_got < 4 ? 4 - k->fr.hdr_got : k->fr.len - k->fr.got;
+			size_t want = k->skip			? k->skip
+				      : k->fr.hdr_got < 4 ? 4 - k->fr.hdr_got
+							  : k->fr.len - k->fr.got;
 			if (want > sizeof(buf))
 				want = sizeof(buf);
 			ERR_clear_error();
@@ -338,6 +341,10 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 					return true;
 				}
 				return false; /* closed or broken */
+			}
+			if (k->skip) {
+				k->skip -= (size_t)r;
+				continue;
 			}
 			size_t used;
 			int fr = els_mgmt_frame_feed(&k->fr, buf, (size_t)r, &used);
@@ -357,14 +364,19 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			 * is capped before a byte of it arrives. */
 			if (fr == ELS_FRAME_MORE && k->fr.hdr_got == 4 && !k->held &&
 			    !hold(e, k, (size_t)k->fr.len + 4)) {
-				audit_limited(e, "mgmt %s@%s ?: busy (buffer_mb %u reached)",
-					      k->identity, k->peer, e->c->buffer_mb);
+				audit_limited(e, "mgmt %s/%s@%s ?: busy (buffer_mb %u reached)",
+					      k->identity, els_mgmt_role_name(k->role), k->peer,
+					      e->c->buffer_mb);
+				/* The body is read and dropped rather than the connection cut: a
+				 * close with unread bytes would reset it, and the client would
+				 * never see the answer. */
+				k->skip = k->fr.len;
+				els_mgmt_frame_reset(&k->fr);
 				respond(e, k,
 					els_mgmt_error(-1, "busy", NULL,
 						       "the agent holds %u MiB of requests from "
 						       "other clients (buffer_mb); retry later",
 						       e->c->buffer_mb));
-				k->close_after = true;
 				continue;
 			}
 			if (fr == ELS_FRAME_DONE) {

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -328,6 +329,12 @@ static int listen_on(const struct els_mgmt_conf *c, char *err, size_t n)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* A connection reaches the endpoint once its first bytes (a ClientHello) have come, or
+	 * after the kernel's SYN-ACK retries for about this long: one opened only to hold a
+	 * slot costs the endpoint nothing meanwhile, and a console's arrives with its progress
+	 * already visible to the eviction order (mgmt.c). */
+	int defer = (int)c->handshake_timeout_s;
+	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
 	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
 		snprintf(err, n, "cannot listen on %s: %s", c->listen, strerror(errno));
 		close(fd);
