@@ -181,7 +181,7 @@ void els_mgmt_log_line(const char *line)
 	     s++)
 		clean[o++] = *s >= 0x20 && *s < 0x7f ? (char)*s : '?';
 	clean[o] = 0;
-	els_log(ELS_LL_WARNING, "management endpoint: %s", clean);
+	els_log(ELS_LL_INFO, "management endpoint: %s", clean);
 }
 
 static int spawn(int child_end, pid_t *pid)
@@ -468,6 +468,8 @@ int els_mgmt_endpoint_main(void)
 	/* Last: from here no socket can be made, no program run, no namespace entered. */
 	if (els_mgmt_seccomp(err, sizeof(err)) < 0)
 		fatal_to_parent(&ipc, err);
+	els_mgmt_log(&ipc, "confined: uid %u, no capabilities, Landlock ABI %d, seccomp filter",
+		     (unsigned)getuid(), abi);
 	els_ipc_send(&ipc, ELS_IPC_READY, 0, c.listen, strlen(c.listen));
 	els_mgmt_serve(&c, &tls, &ipc, lfd);
 	_exit(0);
