@@ -31,49 +31,12 @@
 
 #include "ipc.h"
 #include "mgmt.h"
+#include "mgmt_int.h"
 
 #define PARENT_TIMEOUT_MS 60000 /* a request the main process has not answered by then */
 #define AUDIT_PER_SEC	  20	/* handshake/over-capacity refusals reported per second */
 
-enum conn_state { C_HANDSHAKE, C_READING, C_WAITING, C_WRITING };
-
-struct conn {
-	int fd;
-	SSL *ssl;
-	enum conn_state st;
-	uint64_t accepted;  /* ms, monotonic: the eviction order among pre-auth connections */
-	uint64_t deadline;  /* ms, monotonic; 0 = none */
-	time_t not_after;   /* the certificate's end, once authenticated */
-	bool authed;	    /* the handshake completed */
-	uint32_t token;	    /* request at the main process (C_WAITING) */
-	short events;	    /* what TLS waits for */
-	bool close_after;   /* close once the response is written */
-	int role;
-	char identity[65];
-	char peer[64];
-	uint8_t *der;	    /* the peer's certificates as forwarded with each request */
-	size_t derlen;
-	size_t held;	    /* bytes of the buffer_mb budget this connection holds */
-	size_t skip;	    /* body bytes of a refused (busy) frame still to read and drop */
-	struct els_mgmt_frame fr;
-	uint8_t *out;
-	size_t outlen, outoff;
-};
-
-struct endpoint {
-	const struct els_mgmt_conf *c;
-	struct els_mgmt_tls *tls;
-	struct els_ipc *ipc;
-	int lfd;
-	struct conn **conns;
-	unsigned nconns;
-	uint32_t next_token;
-	size_t held, budget; /* request/response bytes held across clients, and the cap */
-	uint64_t audit_second;
-	unsigned audit_count, audit_suppressed;
-};
-
-static uint64_t now_ms(void)
+uint64_t els_mgmt_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -102,7 +65,7 @@ void els_mgmt_log(struct els_ipc *ipc, const char *fmt, ...)
 }
 
 /* The audit record of something a client's session did or had done to it. */
-static void audit_session(struct endpoint *e, const struct conn *k, const char *what,
+void els_mgmt_audit_session(struct endpoint *e, const struct conn *k, const char *what,
 			  const char *outcome)
 {
 	char text[96]; /* a monitor record's detail: the outcome stays whole */
@@ -118,11 +81,9 @@ static void note(struct endpoint *e, const char *text)
 }
 
 /* For refusals before authentication: a flood of them must not flood the monitor. */
-static void audit_limited(struct endpoint *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void audit_limited(struct endpoint *e, const char *fmt, ...)
+void els_mgmt_audit_limited(struct endpoint *e, const char *fmt, ...)
 {
-	uint64_t sec = now_ms() / 1000;
+	uint64_t sec = els_mgmt_now_ms() / 1000;
 	char text[512];
 	va_list ap;
 
@@ -160,7 +121,7 @@ static void release(struct endpoint *e, struct conn *k)
 	k->held = 0;
 }
 
-static void conn_free(struct endpoint *e, unsigned i)
+void els_mgmt_conn_free(struct endpoint *e, unsigned i)
 {
 	struct conn *k = e->conns[i];
 	if (k->ssl) {
@@ -217,7 +178,7 @@ static void respond(struct endpoint *e, struct conn *k, char *body)
 	k->outlen = len + 4;
 	k->outoff = 0;
 	k->st = C_WRITING;
-	k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+	k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 }
 
 /* To the main process: the client's certificates, its address and the checked request. The
@@ -230,7 +191,7 @@ static void handle_request(struct endpoint *e, struct conn *k)
 
 	if (els_mgmt_request_check((const char *)k->fr.body, k->fr.len, k->role, &req, &err,
 				   &code) < 0) {
-		audit_session(e, k, req.cmd_name, code);
+		els_mgmt_audit_session(e, k, req.cmd_name, code);
 		respond(e, k, err);
 		return;
 	}
@@ -262,7 +223,7 @@ static void handle_request(struct endpoint *e, struct conn *k)
 		return;
 	}
 	k->st = C_WAITING;
-	k->deadline = now_ms() + PARENT_TIMEOUT_MS;
+	k->deadline = els_mgmt_now_ms() + PARENT_TIMEOUT_MS;
 }
 
 /* After the handshake: who the client is, until when, and the certificates to forward. */
@@ -289,7 +250,7 @@ static void authenticated(struct endpoint *e, struct conn *k)
 	k->derlen = buf ? len : 0;
 	X509_free(x);
 	k->st = C_READING;
-	k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+	k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 }
 
 static const char *handshake_error(SSL *ssl)
@@ -320,7 +281,7 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 				k->events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 				return true;
 			}
-			audit_limited(e, "mgmt handshake refused @%s: %s", k->peer,
+			els_mgmt_audit_limited(e, "mgmt handshake refused @%s: %s", k->peer,
 				      handshake_error(k->ssl));
 			return false;
 		case C_READING: {
@@ -349,7 +310,7 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			size_t used;
 			int fr = els_mgmt_frame_feed(&k->fr, buf, (size_t)r, &used);
 			if (fr == ELS_FRAME_TOO_LARGE) {
-				audit_session(e, k, "?", "frame_too_large");
+				els_mgmt_audit_session(e, k, "?", "frame_too_large");
 				respond(e, k,
 					els_mgmt_error(-1, "frame_too_large", NULL,
 						       "frame length %u is not in 1..%u: closing",
@@ -364,7 +325,7 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			 * is capped before a byte of it arrives. */
 			if (fr == ELS_FRAME_MORE && k->fr.hdr_got == 4 && !k->held &&
 			    !hold(e, k, (size_t)k->fr.len + 4)) {
-				audit_limited(e, "mgmt %s/%s@%s ?: busy (buffer_mb %u reached)",
+				els_mgmt_audit_limited(e, "mgmt %s/%s@%s ?: busy (buffer_mb %u reached)",
 					      k->identity, els_mgmt_role_name(k->role), k->peer,
 					      e->c->buffer_mb);
 				/* The body is read and dropped rather than the connection cut: a
@@ -396,7 +357,7 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 				if (k->close_after)
 					return false;
 				k->st = C_READING;
-				k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+				k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 				continue;
 			}
 			ERR_clear_error();
@@ -426,80 +387,6 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t n)
 		snprintf(out, n, "?");
 }
 
-/* How far a pre-auth connection has got: bytes TLS has read plus bytes waiting. A console's
- * ClientHello arrives at once; a connection that was opened only to hold a slot has none. */
-static size_t progress(const struct conn *k)
-{
-	int waiting = 0;
-	if (ioctl(k->fd, FIONREAD, &waiting) < 0 || waiting < 0)
-		waiting = 0;
-	return (size_t)BIO_number_read(SSL_get_rbio(k->ssl)) + (size_t)waiting;
-}
-
-/* The pre-auth connection to give way (from peer, or from anyone when NULL): least progress,
- * then oldest. -1 when there is none. */
-static int evictable(const struct endpoint *e, const char *peer)
-{
-	int best = -1;
-	size_t best_p = 0;
-	for (unsigned i = 0; i < e->nconns; i++) {
-		const struct conn *k = e->conns[i];
-		if (k->authed || (peer && strcmp(k->peer, peer) != 0))
-			continue;
-		size_t p = progress(k);
-		if (best < 0 || p < best_p ||
-		    (p == best_p && k->accepted < e->conns[best]->accepted)) {
-			best = (int)i;
-			best_p = p;
-		}
-	}
-	return best;
-}
-
-/* Makes room for a new connection from peer: true when it may be taken. Pre-auth
- * connections are evicted rather than the new one refused, so that a flood of idle ones
- * cannot keep a console out; authenticated sessions are never evicted. */
-static bool admit(struct endpoint *e, const char *peer)
-{
-	const struct els_mgmt_conf *c = e->c;
-	unsigned src = 0, src_pre = 0, pre = 0;
-	for (unsigned i = 0; i < e->nconns; i++) {
-		const struct conn *k = e->conns[i];
-		bool same = strcmp(k->peer, peer) == 0;
-		src += same;
-		src_pre += same && !k->authed;
-		pre += !k->authed;
-	}
-	if (src_pre >= c->per_source_preauth || src >= c->per_source) {
-		int v = evictable(e, peer);
-		if (v < 0) {
-			audit_limited(e, "mgmt connection refused @%s: per_source (%u) reached", peer,
-				      c->per_source);
-			return false;
-		}
-		audit_limited(e, "mgmt connection evicted @%s: per_source_preauth (%u) reached",
-			      peer, c->per_source_preauth);
-		conn_free(e, (unsigned)v);
-		pre--;
-	}
-	if (pre >= c->max_clients - c->reserved_slots || e->nconns >= c->max_clients) {
-		int v = evictable(e, NULL);
-		if (v < 0) {
-			/* Accept-and-close rather than leave it in the backlog: the client learns
-			 * at once, and the backlog stays free for when a slot opens. */
-			audit_limited(e, "mgmt connection refused @%s: max_clients (%u) reached",
-				      peer, c->max_clients);
-			return false;
-		}
-		audit_limited(e,
-			      "mgmt connection evicted @%s: unauthenticated slots full "
-			      "(max_clients %u - reserved_slots %u)",
-			      e->conns[v]->peer, c->max_clients, c->reserved_slots);
-		conn_free(e, (unsigned)v);
-	}
-	return true;
-}
-
 static void accept_all(struct endpoint *e)
 {
 	for (int i = 0; i < 64; i++) {
@@ -510,7 +397,7 @@ static void accept_all(struct endpoint *e)
 			return;
 		char peer[64];
 		peer_name(&ss, peer, sizeof(peer));
-		if (!admit(e, peer)) {
+		if (!els_mgmt_admit(e, peer)) {
 			close(fd);
 			continue;
 		}
@@ -526,40 +413,14 @@ static void accept_all(struct endpoint *e)
 		}
 		k->fd = fd;
 		k->st = C_HANDSHAKE;
-		k->accepted = now_ms();
+		k->accepted = els_mgmt_now_ms();
 		k->deadline = k->accepted + e->c->handshake_timeout_s * 1000ull;
 		snprintf(k->identity, sizeof(k->identity), "?");
 		snprintf(k->peer, sizeof(k->peer), "%s", peer);
 		els_mgmt_frame_init(&k->fr);
 		e->conns[e->nconns++] = k;
 		if (!conn_step(e, k))
-			conn_free(e, e->nconns - 1);
-	}
-}
-
-/* A new CRL: every live session's certificate is checked against it again, as its handshake
- * was, and the sessions of certificates it revokes end now. */
-static void recheck_sessions(struct endpoint *e)
-{
-	X509_STORE *store = SSL_CTX_get_cert_store(e->tls->ctx);
-	for (unsigned i = 0; i < e->nconns;) {
-		struct conn *k = e->conns[i];
-		if (!k->authed) {
-			i++;
-			continue;
-		}
-		X509 *x = SSL_get1_peer_certificate(k->ssl);
-		int v = x ? els_mgmt_cert_verify(store, x, SSL_get_peer_cert_chain(k->ssl))
-			  : X509_V_ERR_UNSPECIFIED;
-		X509_free(x);
-		if (v == X509_V_OK) {
-			i++;
-			continue;
-		}
-		char why[96];
-		snprintf(why, sizeof(why), "closed (%s)", X509_verify_cert_error_string(v));
-		audit_session(e, k, "session", why);
-		conn_free(e, i);
+			els_mgmt_conn_free(e, e->nconns - 1);
 	}
 }
 
@@ -589,7 +450,7 @@ static bool from_parent(struct endpoint *e)
 				respond(e, k, (char *)m.body);
 				m.body = NULL;
 				if (!conn_step(e, k))
-					conn_free(e, idx);
+					els_mgmt_conn_free(e, idx);
 			}
 			break;
 		case ELS_IPC_CRL:
@@ -598,7 +459,7 @@ static bool from_parent(struct endpoint *e)
 				audit(e, "mgmt: new CRL refused, keeping the old one: %.200s", err);
 			} else {
 				note(e, "mgmt: CRL reloaded");
-				recheck_sessions(e);
+				els_mgmt_recheck_sessions(e);
 			}
 			break;
 		default:
@@ -615,15 +476,15 @@ static void serve(struct endpoint *e)
 	if (!pfd)
 		return;
 	for (;;) {
-		uint64_t now = now_ms();
+		uint64_t now = els_mgmt_now_ms();
 		time_t wall = time(NULL);
 		/* Deadlines first: whatever a client does, it cannot outlive them, nor its
 		 * certificate (checked at least once a second: poll wakes that often). */
 		for (unsigned i = 0; i < e->nconns;) {
 			struct conn *k = e->conns[i];
 			if (k->authed && wall >= k->not_after) {
-				audit_session(e, k, "session", "closed (certificate has expired)");
-				conn_free(e, i);
+				els_mgmt_audit_session(e, k, "session", "closed (certificate has expired)");
+				els_mgmt_conn_free(e, i);
 				continue;
 			}
 			if (k->deadline && now >= k->deadline) {
@@ -638,10 +499,10 @@ static void serve(struct endpoint *e)
 						continue;
 					}
 				} else if (k->st == C_HANDSHAKE) {
-					audit_limited(e, "mgmt handshake refused @%s: timed out",
+					els_mgmt_audit_limited(e, "mgmt handshake refused @%s: timed out",
 						      k->peer);
 				}
-				conn_free(e, i);
+				els_mgmt_conn_free(e, i);
 				continue;
 			}
 			i++;
@@ -676,7 +537,7 @@ static void serve(struct endpoint *e)
 			if (k->fd != pfd[i + 2].fd)
 				continue;
 			if (!conn_step(e, k))
-				conn_free(e, i);
+				els_mgmt_conn_free(e, i);
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_all(e);

@@ -36,8 +36,7 @@ int els_mgmt_endpoint_main(void);
  * pack: malloc'd in *out, 0 or -ENOMEM. unpack: fills c (free with els_mgmt_config_free's
  * fields), 0 or -EINVAL with the bad field in err. */
 int els_mgmt_conf_pack(const struct els_mgmt_conf *c, char **out, size_t *len);
-int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, char *err,
-			 size_t n);
+int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, char *err, size_t n);
 
 /* ---- mgmt_seccomp.c ---- */
 
@@ -82,7 +81,7 @@ STACK_OF(X509) * els_mgmt_read_certs(const char *path, char *err, size_t n);
 /* A store trusting cas (each one's reference is taken) that checks the CRLs of crl_pem; NULL
  * with err when there is none. */
 X509_STORE *els_mgmt_store_new(STACK_OF(X509) * cas, const char *crl_pem, size_t crl_len,
-				const char *crl_name, char *err, size_t n);
+			       const char *crl_name, char *err, size_t n);
 /* Verifies leaf (with untrusted intermediates, may be NULL) against store now, as the TLS
  * handshake does: X509_V_OK or the X509_V_ERR_* code (e.g. CERT_REVOKED, CERT_HAS_EXPIRED). */
 int els_mgmt_cert_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) * untrusted);

@@ -77,8 +77,7 @@ static int set_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
-int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, char *err,
-			 size_t n)
+int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, char *err, size_t n)
 {
 	static const char *const strs[] = {"listen", "ca", "cert", "key", "crl", "user"};
 	char **dst[] = {&c->listen, &c->ca, &c->cert, &c->key, &c->crl, &c->user};
@@ -177,8 +176,7 @@ void els_mgmt_log_line(const char *line)
 	}
 	/* The endpoint may be compromised: nothing it says may forge a line of elsd's log or
 	 * move a terminal's cursor. */
-	for (const unsigned char *s = (const unsigned char *)line; *s && o + 1 < sizeof(clean);
-	     s++)
+	for (const unsigned char *s = (const unsigned char *)line; *s && o + 1 < sizeof(clean); s++)
 		clean[o++] = *s >= 0x20 && *s < 0x7f ? (char)*s : '?';
 	clean[o] = 0;
 	els_log(ELS_LL_INFO, "management endpoint: %s", clean);
@@ -238,7 +236,8 @@ int els_mgmt_spawn(const struct els_mgmt_conf *c, pid_t *pid, int *fd)
 	if (sv[1] >= 0)
 		close(sv[1]);
 	if (rc < 0) {
-		els_log(ELS_LL_ERROR, "management: cannot start the endpoint (/proc/self/exe %s): %s",
+		els_log(ELS_LL_ERROR,
+			"management: cannot start the endpoint (/proc/self/exe %s): %s",
 			ELS_MGMT_ENDPOINT_FLAG, strerror(-rc));
 		close(sv[0]);
 		return rc;
@@ -461,10 +460,10 @@ int els_mgmt_endpoint_main(void)
 	if (abi < 0)
 		fatal_to_parent(&ipc, err);
 	if (abi == 0 && same_uid)
-		fatal_to_parent(&ipc,
-				"the endpoint would run under elsd's own account and this kernel has "
-				"no Landlock to keep it from elsd's files: start elsd as root (the "
-				"endpoint then becomes management.user), or use a kernel with Landlock");
+		fatal_to_parent(
+		    &ipc, "the endpoint would run under elsd's own account and this kernel has "
+			  "no Landlock to keep it from elsd's files: start elsd as root (the "
+			  "endpoint then becomes management.user), or use a kernel with Landlock");
 	/* Last: from here no socket can be made, no program run, no namespace entered. */
 	if (els_mgmt_seccomp(err, sizeof(err)) < 0)
 		fatal_to_parent(&ipc, err);

@@ -31,30 +31,70 @@
 
 static const unsigned denied[] = {
     /* no new sockets, no new peers: accept4 on the listening socket is all it needs */
-    __NR_socket, __NR_socketpair, __NR_connect, __NR_bind, __NR_listen, __NR_sendmsg,
+    __NR_socket,
+    __NR_socketpair,
+    __NR_connect,
+    __NR_bind,
+    __NR_listen,
+    __NR_sendmsg,
     __NR_sendmmsg,
     /* no other program, no other process */
-    __NR_execve, __NR_execveat, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev,
-    __NR_kcmp, __NR_pidfd_getfd,
+    __NR_execve,
+    __NR_execveat,
+    __NR_ptrace,
+    __NR_process_vm_readv,
+    __NR_process_vm_writev,
+    __NR_kcmp,
+    __NR_pidfd_getfd,
     /* no namespaces, mounts or roots */
-    __NR_unshare, __NR_setns, __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot,
-    __NR_open_tree, __NR_move_mount, __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick,
+    __NR_unshare,
+    __NR_setns,
+    __NR_mount,
+    __NR_umount2,
+    __NR_pivot_root,
+    __NR_chroot,
+    __NR_open_tree,
+    __NR_move_mount,
+    __NR_fsopen,
+    __NR_fsconfig,
+    __NR_fsmount,
+    __NR_fspick,
     __NR_mount_setattr,
     /* kernel interfaces an exploit reaches for, or that get around this filter */
-    __NR_bpf, __NR_perf_event_open, __NR_userfaultfd, __NR_io_uring_setup,
-    __NR_io_uring_enter, __NR_io_uring_register, __NR_keyctl, __NR_add_key,
-    __NR_request_key, __NR_init_module, __NR_finit_module, __NR_delete_module,
-    __NR_kexec_load, __NR_kexec_file_load, __NR_reboot, __NR_swapon, __NR_swapoff,
-    __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_fanotify_init, __NR_acct,
-    __NR_settimeofday, __NR_clock_settime, __NR_syslog, __NR_quotactl, __NR_personality,
+    __NR_bpf,
+    __NR_perf_event_open,
+    __NR_userfaultfd,
+    __NR_io_uring_setup,
+    __NR_io_uring_enter,
+    __NR_io_uring_register,
+    __NR_keyctl,
+    __NR_add_key,
+    __NR_request_key,
+    __NR_init_module,
+    __NR_finit_module,
+    __NR_delete_module,
+    __NR_kexec_load,
+    __NR_kexec_file_load,
+    __NR_reboot,
+    __NR_swapon,
+    __NR_swapoff,
+    __NR_open_by_handle_at,
+    __NR_name_to_handle_at,
+    __NR_fanotify_init,
+    __NR_acct,
+    __NR_settimeofday,
+    __NR_clock_settime,
+    __NR_syslog,
+    __NR_quotactl,
+    __NR_personality,
 };
 
-#define NS_FLAGS                                                                              \
-	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |        \
+#define NS_FLAGS                                                                                   \
+	(CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |             \
 	 CLONE_NEWPID | CLONE_NEWNET)
 #define ARG_LO(i) (offsetof(struct seccomp_data, args) + 8 * (i))
 #define ARG_HI(i) (ARG_LO(i) + 4) /* little-endian: both architectures above */
-#define DENY(e)	  BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
+#define DENY(e)	  BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((e)&SECCOMP_RET_DATA))
 #define ALLOW	  BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 
 int els_mgmt_seccomp(char *err, size_t n)
@@ -111,8 +151,9 @@ int els_mgmt_seccomp(char *err, size_t n)
 
 int els_mgmt_seccomp(char *err, size_t n)
 {
-	snprintf(err, n, "seccomp filter: this architecture is not supported by elsd's filter "
-			 "(agent/mgmt_seccomp.c knows x86_64 and aarch64)");
+	snprintf(err, n,
+		 "seccomp filter: this architecture is not supported by elsd's filter "
+		 "(agent/mgmt_seccomp.c knows x86_64 and aarch64)");
 	return -ENOTSUP;
 }
 

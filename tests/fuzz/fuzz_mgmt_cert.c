@@ -16,7 +16,8 @@ static bool has_nul_claim(X509 *x, bool *other_claim)
 	X509_NAME *subj = X509_get_subject_name(x);
 	bool nul = false;
 	*other_claim = false;
-	for (int i = -1; (i = X509_NAME_get_index_by_NID(subj, NID_organizationalUnitName, i)) >= 0;) {
+	for (int i = -1;
+	     (i = X509_NAME_get_index_by_NID(subj, NID_organizationalUnitName, i)) >= 0;) {
 		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
 		if (memchr(ASN1_STRING_get0_data(s), 0, (size_t)ASN1_STRING_length(s)))
 			nul = true;

@@ -80,8 +80,7 @@ Test(mgmt_cert, ou_and_uri)
 	cr_assert_str_eq(id, "ou-admin");
 	cr_assert_eq(role("uri-auditor", NULL, 0, S("els:role:auditor"), id, sizeof(id)),
 		     ELS_ROLE_AUDITOR);
-	cr_assert_eq(role("both", S("admin"), S("els:role:admin"), id, sizeof(id)),
-		     ELS_ROLE_ADMIN);
+	cr_assert_eq(role("both", S("admin"), S("els:role:admin"), id, sizeof(id)), ELS_ROLE_ADMIN);
 	cr_assert_eq(role("disagree", S("admin"), S("els:role:auditor"), id, sizeof(id)),
 		     ELS_ROLE_NONE);
 	cr_assert_eq(role("unknown-uri", S("admin"), S("els:role:root"), id, sizeof(id)),

@@ -126,9 +126,9 @@ Test(mgmt_trust, roles_only_from_verified_certificates)
 	cr_assert_eq(role_of(t, path, why, sizeof(why)), ELS_ROLE_NONE, "self-signed");
 
 	char id[65];
-	cr_assert_eq(els_mgmt_trust_role(t, (const uint8_t *)"admin", 5, id, sizeof(id), why,
-					 sizeof(why)),
-		     ELS_ROLE_NONE);
+	cr_assert_eq(
+	    els_mgmt_trust_role(t, (const uint8_t *)"admin", 5, id, sizeof(id), why, sizeof(why)),
+	    ELS_ROLE_NONE);
 	cr_assert(strstr(why, "DER"), "%s", why);
 	cr_assert_eq(els_mgmt_trust_role(t, NULL, 0, id, sizeof(id), why, sizeof(why)),
 		     ELS_ROLE_NONE);
@@ -299,7 +299,10 @@ Test(mgmt_trust, malformed_requests_get_nothing_and_keep_the_channel)
 	fake_start(&f);
 	cr_assert_null(ask_raw(&f, "ab", 2));
 	/* A derlen beyond the message: malformed, no answer, the channel stays. */
-	cr_assert_null(ask_raw(&f, "\xff\xff\xff\xff" "x", 5));
+	cr_assert_null(ask_raw(&f,
+			       "\xff\xff\xff\xff"
+			       "x",
+			       5));
 	cr_assert_not(els_control_down(f.c));
 	fake_stop(&f);
 }
