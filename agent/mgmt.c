@@ -324,7 +324,7 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			 * read alone, above), so what all clients may make the endpoint buffer
 			 * is capped before a byte of it arrives. */
 			if (fr == ELS_FRAME_MORE && k->fr.hdr_got == 4 && !k->held &&
-			    !hold(e, k, (size_t)k->fr.len + 4)) {
+			    !hold(e, k, (size_t)k->fr.len)) {
 				els_mgmt_audit_limited(e, "mgmt %s/%s@%s ?: busy (buffer_mb %u reached)",
 					      k->identity, els_mgmt_role_name(k->role), k->peer,
 					      e->c->buffer_mb);
