@@ -176,8 +176,11 @@ static char *finish_request(struct els_control *c, const char *identity, int rol
 	json_decref(e->details);
 	e->details = NULL;
 	const struct els_policy *p = c->env.running(c->env.arg);
-	snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s gen %u", identity,
-		 els_mgmt_role_name(role), peer, cmd, *outcome, p ? p->generation : 0);
+	char gen[24];
+	snprintf(gen, sizeof(gen), " gen %u", p ? p->generation : 0);
+	/* The outcome always fits: a long CN or peer is shortened first (mgmt.h). */
+	els_mgmt_audit_text(text, sizeof(((struct els_record *)0)->detail), identity,
+			    els_mgmt_role_name(role), peer, cmd, *outcome, gen);
 	audit_push(c, text);
 	if (changes_policy(cmd)) {
 		char idc[128];
@@ -240,8 +243,8 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 	/* The endpoint checked all of this; checking again costs little and means a bug or a
 	 * compromise there cannot widen what a role may do here. */
 	if (els_mgmt_request_check(json, len, role, &req, &resp, outcome) < 0) {
-		snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s", identity,
-			 els_mgmt_role_name(role), peer, req.cmd_name, *outcome);
+		els_mgmt_audit_text(text, sizeof(((struct els_record *)0)->detail), identity,
+				    els_mgmt_role_name(role), peer, req.cmd_name, *outcome, "");
 		audit_push(c, text);
 		char id[128];
 		els_alert_limited(ELS_R_MGMT_REFUSED,
@@ -325,14 +328,14 @@ void els_control_check_io(struct els_control *c)
 /* ---- channel ---- */
 
 struct els_control *els_control_new(const struct els_control_env *env, int fd, pid_t pid,
-				    const char *crl_path)
+				    struct els_mgmt_trust *trust)
 {
 	struct els_control *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->env = *env;
 	c->pid = pid;
-	c->crl_path = crl_path ? strdup(crl_path) : NULL;
+	c->trust = trust;
 	c->monitor_path = env->monitor_path ? strdup(env->monitor_path) : NULL;
 	c->env.monitor_path = c->monitor_path;
 	c->check.out_fd = -1;
@@ -393,7 +396,7 @@ void els_control_free(struct els_control *c)
 		free(c->snap_bufs[i]);
 	}
 	free(c->snap_bufs);
-	free(c->crl_path);
+	els_mgmt_trust_free(c->trust);
 	free(c->monitor_path);
 	free(c);
 }
@@ -406,6 +409,55 @@ int els_control_fd(const struct els_control *c)
 short els_control_events(const struct els_control *c)
 {
 	return (short)(POLLIN | (els_ipc_pending(&c->ipc) ? POLLOUT : 0));
+}
+
+/* A request from the endpoint: peer certificates, peer address, JSON (ipc.h). The role comes
+ * from verifying the certificates here, never from the endpoint: a compromised endpoint can
+ * only act as a valid certificate of the CA, at the time of the request. */
+static void on_request(struct els_control *c, struct els_ipc_msg *m)
+{
+	char identity[65] = "?", why[128] = "";
+	const char *outcome = "internal";
+	char *resp = NULL;
+
+	if (m->len < 4) {
+		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
+		return;
+	}
+	size_t derlen = (size_t)m->body[0] << 24 | (size_t)m->body[1] << 16 |
+			(size_t)m->body[2] << 8 | m->body[3];
+	bool fits = derlen <= ELS_MGMT_PEER_MAX && derlen < m->len - 4;
+	const char *peer = fits ? (const char *)m->body + 4 + derlen : NULL;
+	const char *nul = fits ? memchr(peer, 0, m->len - 4 - derlen) : NULL;
+	if (!nul || nul - peer > 63) {
+		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
+		return;
+	}
+	const char *json = nul + 1;
+	size_t jlen = m->len - (size_t)(json - (const char *)m->body);
+	int role = c->trust ? els_mgmt_trust_role(c->trust, m->body + 4, derlen, identity,
+						  sizeof(identity), why, sizeof(why))
+			    : ELS_ROLE_NONE;
+	if (role == ELS_ROLE_NONE) {
+		char text[96], detail[80], id[128];
+		outcome = "forbidden";
+		snprintf(detail, sizeof(detail), " (%s)", why[0] ? why : "no trust anchors");
+		els_mgmt_audit_text(text, sizeof(text), identity, "none", peer, "?", outcome,
+				    detail);
+		audit_push(c, text);
+		els_alert_limited(ELS_R_MGMT_REFUSED, "identity=\"%s\" peer=%s outcome=%s why=\"%s\"",
+				  els_alert_clean(id, sizeof(id), identity), peer, outcome,
+				  why[0] ? why : "no trust anchors");
+		resp = els_mgmt_error(-1, "forbidden", NULL,
+				      "the agent does not accept this client's certificate: %s",
+				      why[0] ? why : "no trust anchors");
+	} else {
+		resp = els_control_execute(c, identity, role, peer, m->conn, json, jlen,
+					   &outcome);
+		if (!resp && strcmp(outcome, "pending") == 0)
+			return; /* answered by els_control_check_io() */
+	}
+	send_response(c, m->conn, resp);
 }
 
 static void on_message(struct els_control *c, struct els_ipc_msg *m)
@@ -423,29 +475,16 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 		}
 		return;
 	}
+	if (m->type == ELS_IPC_LOG) {
+		els_mgmt_log_line((const char *)m->body);
+		return;
+	}
 	if (m->type != ELS_IPC_REQUEST) {
 		els_log(ELS_LL_WARNING, "management: ignoring message type %u from the endpoint",
 			m->type);
 		return;
 	}
-	/* identity \0 role \0 peer \0 json: each part checked, never trusted to be there. */
-	const char *parts[3];
-	size_t off = 0;
-	for (int i = 0; i < 3; i++) {
-		const char *nul = memchr(m->body + off, 0, m->len - off);
-		if (!nul || nul - (const char *)m->body - off > 255) {
-			els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
-			return;
-		}
-		parts[i] = (const char *)m->body + off;
-		off = (size_t)(nul - (const char *)m->body) + 1;
-	}
-	const char *outcome = "internal";
-	char *resp = els_control_execute(c, parts[0], els_mgmt_role_parse(parts[1]), parts[2],
-					 m->conn, (const char *)m->body + off, m->len - off, &outcome);
-	if (!resp && strcmp(outcome, "pending") == 0)
-		return; /* answered by els_control_check_io() */
-	send_response(c, m->conn, resp);
+	on_request(c, m);
 }
 
 /* Sends resp (taken; NULL: out of memory) to the endpoint for connection conn. */
@@ -456,6 +495,20 @@ static void send_response(struct els_control *c, uint32_t conn, char *resp)
 	if (!c->open) {
 		free(resp); /* the endpoint went away while the checker ran */
 		return;
+	}
+	/* Every request gets an answer the endpoint can pass on: one too large for a frame
+	 * (an error with huge details) becomes a short error with the same id. */
+	if (resp && strlen(resp) > ELS_MGMT_MAX_FRAME) {
+		json_t *r = json_loads(resp, 0, NULL);
+		json_t *id = r ? json_object_get(r, "id") : NULL;
+		size_t was = strlen(resp);
+		free(resp);
+		resp = els_mgmt_error(json_is_integer(id) ? (int64_t)json_integer_value(id) : -1,
+				      "internal", NULL,
+				      "the answer (%zu bytes) is larger than a frame (%u bytes): "
+				      "ask for less (limit) or split the document",
+				      was, ELS_MGMT_MAX_FRAME);
+		json_decref(r);
 	}
 	int rc =
 	    resp ? els_ipc_send(&c->ipc, ELS_IPC_RESPONSE, conn, resp, strlen(resp)) : -ENOMEM;
@@ -492,23 +545,44 @@ void els_control_io(struct els_control *c, short revents)
 	}
 }
 
-void els_control_reload_crl(struct els_control *c)
+/* Sends the CRL (as read by the trust) to the endpoint, which re-checks its sessions. */
+static void send_crl(struct els_control *c)
 {
-	char *pem;
 	size_t len;
-	if (!c || !c->open || !c->crl_path)
-		return;
-	int rc = els_mgmt_read_file(c->crl_path, els_ipc_max_body(ELS_IPC_CRL), &pem, &len);
-	if (rc < 0) {
-		els_log(ELS_LL_ERROR, "management: cannot read the CRL %s: %s; keeping the old one",
-			c->crl_path, strerror(-rc));
-		return;
-	}
-	rc = els_ipc_send(&c->ipc, ELS_IPC_CRL, 0, pem, len);
-	free(pem);
+	const char *pem = els_mgmt_trust_crl(c->trust, &len);
+	int rc = c->open ? els_ipc_send(&c->ipc, ELS_IPC_CRL, 0, pem, len) : 0;
 	if (rc < 0)
 		els_log(ELS_LL_ERROR, "management: cannot send the CRL to the endpoint: %s",
 			strerror(-rc));
+}
+
+static void crl_check(struct els_control *c, bool force)
+{
+	char err[256];
+	if (!c || !c->trust)
+		return;
+	int rc = els_mgmt_trust_reload_crl(c->trust, force, err, sizeof(err));
+	if (rc < 0) {
+		els_log(ELS_LL_ERROR, "management: %s; keeping the old CRL", err);
+		return;
+	}
+	if (rc == 0)
+		return;
+	if (!force) {
+		els_log(ELS_LL_INFO, "management: the CRL file changed; sessions are checked again");
+		audit_push(c, "mgmt: CRL file changed, reloaded");
+	}
+	send_crl(c);
+}
+
+void els_control_reload_crl(struct els_control *c)
+{
+	crl_check(c, true);
+}
+
+void els_control_watch_crl(struct els_control *c)
+{
+	crl_check(c, false);
 }
 
 void els_control_reap(struct els_control *c)

@@ -36,7 +36,7 @@ struct els_control_env {
 struct els_control;
 
 /* Takes over fd (the socketpair end, non-blocking) and the endpoint's pid (0: none, tests).
- * crl_path is re-read and sent to the endpoint on els_control_reload_crl(). NULL on ENOMEM.
+ * NULL on ENOMEM.
  * Frees with els_control_free, which closes the channel and reaps the endpoint. */
 /* The forensic sweep started by a `sweep` request (agent/control_sweep.c). */
 struct els_sweep_job {
@@ -49,8 +49,11 @@ int els_sweep_start(struct els_sweep_job *j, char *const argv[], const char *by)
 /* True when the running sweep has ended; why then describes how. Never blocks. */
 bool els_sweep_reap(struct els_sweep_job *j, char *why, size_t n);
 
+/* trust (the CA and CRL requests' certificates are verified against; may be NULL in tests:
+ * then every request is refused) passes to the control. */
+struct els_mgmt_trust;
 struct els_control *els_control_new(const struct els_control_env *env, int fd, pid_t pid,
-				    const char *crl_path);
+				    struct els_mgmt_trust *trust);
 void els_control_free(struct els_control *c);
 
 /* True once the endpoint is gone: it exited, or broke the protocol and was stopped. */
@@ -63,8 +66,12 @@ int els_control_fd(const struct els_control *c);
 short els_control_events(const struct els_control *c);
 /* Handles poll results on els_control_fd(): reads and executes requests, sends answers. */
 void els_control_io(struct els_control *c, short revents);
-/* SIGHUP: sends the CRL file to the endpoint (the endpoint cannot read it any more). */
+/* SIGHUP: re-reads the CRL file, from then on checks requests against it, and sends it to
+ * the endpoint (which cannot read it any more), which closes the sessions it revokes. */
 void els_control_reload_crl(struct els_control *c);
+/* The same when the CRL file changed since it was last read (called every second or so):
+ * a new CRL dropped in place counts without a SIGHUP. */
+void els_control_watch_crl(struct els_control *c);
 /* SIGCHLD: reaps the endpoint if it exited, logs why and closes the channel. */
 void els_control_reap(struct els_control *c);
 /* The policy checker child of a pending policy.validate/apply/rollback: the pipe to poll for

@@ -12,7 +12,7 @@ struct els_control {
 	struct els_ipc ipc;
 	bool open;
 	pid_t pid;
-	char *crl_path;
+	struct els_mgmt_trust *trust; /* CA and CRL, read here: requests' certificates */
 	char *monitor_path;   /* own copy: the policy that named it is freed at the next reload */
 	const char *identity; /* of the request being executed */
 	int role;

@@ -124,6 +124,8 @@ struct daemon {
 };
 
 #define MGMT_BACKOFF_MAX_S 60u
+/* How often the CRL file is checked for a change made without a SIGHUP (a stat). */
+#define CRL_WATCH_NS (2 * ELS_NS_PER_S)
 
 struct worker_arg {
 	struct daemon *d;
@@ -270,9 +272,17 @@ static int start_management(struct daemon *d, const struct els_policy *p, pid_t 
 	    .commit = control_commit,
 	    .arg = d,
 	};
+	char err[256];
+	struct els_mgmt_trust *trust = els_mgmt_trust_new(mc->ca, mc->crl, err, sizeof(err));
+	if (!trust) {
+		els_log(ELS_LL_ERROR, "management: %s", err);
+		return -1;
+	}
 	d->mgmt_started_ns = els_now_mono();
 	d->mgmt_backoff_s = 1;
-	d->control = els_control_new(&env, fd, pid, mc->crl);
+	d->control = els_control_new(&env, fd, pid, trust);
+	if (!d->control)
+		els_mgmt_trust_free(trust);
 	return d->control ? 0 : -1; /* on failure the caller still owns pid and fd */
 }
 
@@ -360,6 +370,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 	uint64_t period_ns = wd_usec ? wd_usec * 1000 / 2 : 1000000000ull;
 	uint64_t *last = calloc(d->nq, sizeof(*last));
 	uint64_t next = els_now_mono() + period_ns;
+	uint64_t crl_next = els_now_mono() + CRL_WATCH_NS;
 	/* signalfd rather than sigtimedwait, so that one poll also serves the management
 	 * channel: the main thread never blocks on the endpoint, only on this poll. */
 	int sfd = signalfd(-1, sigs, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -369,7 +380,8 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 
 	while (!atomic_load(&d->stop)) {
 		uint64_t now = els_now_mono();
-		uint64_t wait = next > now ? next - now : 0;
+		uint64_t wake = next < crl_next ? next : crl_next;
+		uint64_t wait = wake > now ? wake - now : 0;
 		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
 					{.fd = els_control_fd(d->control), .events = 0},
 					{.fd = els_control_check_fd(d->control), .events = POLLIN}};
@@ -411,6 +423,10 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 				els_notify("WATCHDOG=1");
 			els_kdrops_poll(&d->kdrops, kernel_dropped, d);
 		}
+		if (els_now_mono() >= crl_next) {
+			crl_next = els_now_mono() + CRL_WATCH_NS;
+			els_control_watch_crl(d->control);
+		}
 	}
 	free(last);
 	if (sfd >= 0)
@@ -434,10 +450,9 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* The endpoint is forked first, while this process has one thread: a fork while another
-	 * thread (the monitor writer, the alert drain) holds an allocator lock leaves the child
-	 * stuck on it. glibc's malloc guards against that; ASan's in Debian 12 does not, and an
-	 * endpoint that never started was seen once under it. It also inherits fewer fds. */
+	/* The endpoint is started first, before the monitor key is read or any thread exists. It
+	 * is a fresh exec (agent/mgmt_exec.c), so it inherits no memory of this process either
+	 * way; starting it first keeps a bad key or a busy port from half-starting elsd. */
 	pid_t mgmt_pid = -1;
 	int mgmt_fd = -1;
 	if (p->set.mgmt && els_mgmt_spawn(p->set.mgmt, &mgmt_pid, &mgmt_fd) < 0)

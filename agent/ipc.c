@@ -7,6 +7,7 @@
 
 #include "els/mgmt.h"
 #include "ipc.h"
+#include "mgmt.h"
 
 struct els_ipc_out {
 	struct els_ipc_out *next;
@@ -14,7 +15,7 @@ struct els_ipc_out {
 	uint8_t data[]; /* header + fragment */
 };
 
-/* The request carries three short strings before the JSON (identity, role, peer). */
+/* The request carries the peer's address, a short string, before the JSON. */
 #define IDENT_MAX 256
 
 size_t els_ipc_max_body(unsigned type)
@@ -25,12 +26,15 @@ size_t els_ipc_max_body(unsigned type)
 	case ELS_IPC_FATAL:
 		return 1024;
 	case ELS_IPC_REQUEST:
-		return ELS_MGMT_MAX_FRAME + 3 * IDENT_MAX;
+		return 4 + ELS_MGMT_PEER_MAX + IDENT_MAX + ELS_MGMT_MAX_FRAME;
 	case ELS_IPC_RESPONSE:
 		return ELS_MGMT_MAX_FRAME;
 	case ELS_IPC_AUDIT:
 	case ELS_IPC_NOTE:
+	case ELS_IPC_LOG:
 		return 512;
+	case ELS_IPC_CONFIG:
+		return 16384;
 	case ELS_IPC_CRL:
 		return 4u << 20;
 	default:

@@ -16,11 +16,15 @@
 enum els_ipc_type {
 	ELS_IPC_READY = 1, /* endpoint -> main: listening; body: the listen address */
 	ELS_IPC_FATAL,	   /* endpoint -> main: start-up failed; body: the message */
-	ELS_IPC_REQUEST,   /* endpoint -> main: identity \0 role \0 peer \0 request JSON */
+	ELS_IPC_REQUEST,   /* endpoint -> main: peer certificates (see ELS_MGMT_PEER_MAX in
+			    * mgmt.h), peer address \0, request JSON. No role: the main process
+			    * verifies the certificate and maps it to a role itself. */
 	ELS_IPC_RESPONSE,  /* main -> endpoint: response JSON for request token `conn` */
 	ELS_IPC_AUDIT,	   /* endpoint -> main: text of a monitor event (refusals) */
 	ELS_IPC_CRL,	   /* main -> endpoint: PEM CRL replacing the current one */
 	ELS_IPC_NOTE,	   /* endpoint -> main: text of a monitor event that is no refusal */
+	ELS_IPC_CONFIG,	   /* main -> endpoint, first message: its settings (mgmt_exec.c) */
+	ELS_IPC_LOG,	   /* endpoint -> main: a line for elsd's log (cleaned, rate-limited) */
 	ELS_IPC__COUNT
 };
 

@@ -16,6 +16,7 @@
 #include "els/lint.h"
 #include "els/policy.h"
 #include "els/registry.h"
+#include "mgmt.h"
 #include "replay.h"
 #include "worker.h"
 
@@ -394,6 +395,10 @@ int main(int argc, char **argv)
 		return els_policy_check_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], ELS_CHILD_EXEC_CLEAN) == 0)
 		return els_child_exec_main(argc, argv);
+	/* The management endpoint, started by elsd itself (agent/mgmt_exec.c): not an option
+	 * for users, so neither in --help nor in getopt's table. */
+	if (argc == 2 && strcmp(argv[1], ELS_MGMT_ENDPOINT_FLAG) == 0)
+		return els_mgmt_endpoint_main();
 	parse_args(argc, argv, &o);
 	/* The monitor file names every peer of this host: not for other users to read. */
 	umask(027);

@@ -1,70 +1,42 @@
-/* The management endpoint process. It is the only part of elsd that parses bytes from the
- * network besides packet headers, so it runs apart, as relayd's relay process does: forked
- * from the main process, it keeps nothing but its end of a socketpair, reads its TLS material,
- * binds, then becomes an unprivileged user for good. It authenticates clients, checks each
- * request's envelope, arguments and the client's role itself, and hands only well-formed,
- * authorised requests to the main process, which executes them. One poll loop, non-blocking
- * TLS, a deadline per connection: a slow or hostile client holds one slot, never the loop. */
+/* The management endpoint's serving loop. It is the only part of elsd that parses bytes from
+ * the network besides packet headers, so it runs as a program of its own (mgmt_exec.c), as
+ * relayd's relay process does, unprivileged and confined. It authenticates clients, checks
+ * each request's envelope, arguments and the client's role itself, and hands well-formed
+ * requests to the main process with the client's certificate, from which the main process
+ * decides the role again on its own. One poll loop, non-blocking TLS, a deadline per
+ * connection: a slow or hostile client holds one slot, never the loop.
+ *
+ * Before authentication a connection is cheap to make, so it gets little: a short handshake
+ * deadline, a per-address cap, and only max_clients - reserved_slots slots; when those are
+ * full, the pre-auth connection that has made the least progress (fewest bytes sent, oldest
+ * first) is evicted for the new one, so a flood of idle connections cannot keep a console
+ * out. After it, a session lasts while its certificate does: a new CRL or its notAfter ends
+ * it. Request bytes held across all clients are capped by buffer_mb. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/capability.h>
-#include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ipc.h"
-#include "log.h"
 #include "mgmt.h"
-#include "sandbox.h"
+#include "mgmt_int.h"
 
 #define PARENT_TIMEOUT_MS 60000 /* a request the main process has not answered by then */
 #define AUDIT_PER_SEC	  20	/* handshake/over-capacity refusals reported per second */
 
-enum conn_state { C_HANDSHAKE, C_READING, C_WAITING, C_WRITING };
-
-struct conn {
-	int fd;
-	SSL *ssl;
-	enum conn_state st;
-	uint64_t deadline; /* ms, monotonic; 0 = none */
-	uint32_t token;	   /* request at the main process (C_WAITING) */
-	short events;	   /* what TLS waits for */
-	bool close_after;  /* close once the response is written */
-	int role;
-	char identity[65];
-	char peer[64];
-	struct els_mgmt_frame fr;
-	uint8_t *out;
-	size_t outlen, outoff;
-};
-
-struct endpoint {
-	const struct els_mgmt_conf *c;
-	struct els_mgmt_tls tls;
-	struct els_ipc ipc;
-	int lfd;
-	struct conn **conns;
-	unsigned nconns;
-	uint32_t next_token;
-	uint64_t audit_second;
-	unsigned audit_count, audit_suppressed;
-};
-
-static uint64_t now_ms(void)
+uint64_t els_mgmt_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -79,21 +51,39 @@ static void audit(struct endpoint *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	els_ipc_send(&e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
+	els_ipc_send(e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
+}
+
+void els_mgmt_log(struct els_ipc *ipc, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	els_ipc_send(ipc, ELS_IPC_LOG, 0, text, strlen(text));
+}
+
+/* The audit record of something a client's session did or had done to it. */
+void els_mgmt_audit_session(struct endpoint *e, const struct conn *k, const char *what,
+			  const char *outcome)
+{
+	char text[96]; /* a monitor record's detail: the outcome stays whole */
+	els_mgmt_audit_text(text, sizeof(text), k->identity, els_mgmt_role_name(k->role), k->peer,
+			    what, outcome, "");
+	els_ipc_send(e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
 }
 
 /* A monitor event that is no refusal (not alerted). */
 static void note(struct endpoint *e, const char *text)
 {
-	els_ipc_send(&e->ipc, ELS_IPC_NOTE, 0, text, strlen(text));
+	els_ipc_send(e->ipc, ELS_IPC_NOTE, 0, text, strlen(text));
 }
 
 /* For refusals before authentication: a flood of them must not flood the monitor. */
-static void audit_limited(struct endpoint *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void audit_limited(struct endpoint *e, const char *fmt, ...)
+void els_mgmt_audit_limited(struct endpoint *e, const char *fmt, ...)
 {
-	uint64_t sec = now_ms() / 1000;
+	uint64_t sec = els_mgmt_now_ms() / 1000;
 	char text[512];
 	va_list ap;
 
@@ -112,10 +102,26 @@ static void audit_limited(struct endpoint *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	els_ipc_send(&e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
+	els_ipc_send(e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
 }
 
-static void conn_free(struct endpoint *e, unsigned i)
+/* The budget: a connection holds what it buffers until its answer is written. */
+static bool hold(struct endpoint *e, struct conn *k, size_t n)
+{
+	if (e->held + n > e->budget)
+		return false;
+	e->held += n;
+	k->held += n;
+	return true;
+}
+
+static void release(struct endpoint *e, struct conn *k)
+{
+	e->held -= k->held;
+	k->held = 0;
+}
+
+void els_mgmt_conn_free(struct endpoint *e, unsigned i)
 {
 	struct conn *k = e->conns[i];
 	if (k->ssl) {
@@ -123,23 +129,39 @@ static void conn_free(struct endpoint *e, unsigned i)
 		SSL_free(k->ssl);
 	}
 	close(k->fd);
+	release(e, k);
 	els_mgmt_frame_free(&k->fr);
 	free(k->out);
+	free(k->der);
 	free(k);
 	e->conns[i] = e->conns[--e->nconns];
 	ERR_clear_error();
 }
 
-/* Queues body as the response frame. Takes body (malloc'd) or, when NULL, answers internal. */
+/* Queues body as the response frame. Takes body (malloc'd) or, when NULL, answers internal.
+ * Every request gets an answer: one too large for a frame becomes an error answer. */
 static void respond(struct endpoint *e, struct conn *k, char *body)
 {
 	if (!body)
 		body = els_mgmt_error(-1, "internal", NULL, "out of memory");
 	size_t len = body ? strlen(body) : 0;
+	if (len > ELS_MGMT_MAX_FRAME) {
+		free(body);
+		body = els_mgmt_error(-1, "internal", NULL,
+				      "the answer (%zu bytes) is larger than a frame (%u bytes)",
+				      len, ELS_MGMT_MAX_FRAME);
+		len = body ? strlen(body) : 0;
+	}
 	free(k->out);
 	k->out = NULL;
-	if (len && len <= ELS_MGMT_MAX_FRAME)
+	if (len) {
+		/* An answer is counted but never refused: the request that asked for it was
+		 * admitted, and its bytes are released as the answer is queued. */
+		release(e, k);
+		e->held += len + 4;
+		k->held = len + 4;
 		k->out = malloc(len + 4);
+	}
 	if (!k->out) {
 		free(body);
 		k->close_after = true;
@@ -156,9 +178,11 @@ static void respond(struct endpoint *e, struct conn *k, char *body)
 	k->outlen = len + 4;
 	k->outoff = 0;
 	k->st = C_WRITING;
-	k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+	k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 }
 
+/* To the main process: the client's certificates, its address and the checked request. The
+ * role the endpoint found goes nowhere: the main process maps the certificate itself. */
 static void handle_request(struct endpoint *e, struct conn *k)
 {
 	struct els_mgmt_req req;
@@ -167,25 +191,27 @@ static void handle_request(struct endpoint *e, struct conn *k)
 
 	if (els_mgmt_request_check((const char *)k->fr.body, k->fr.len, k->role, &req, &err,
 				   &code) < 0) {
-		audit(e, "mgmt %s/%s@%s %s: %s", k->identity, els_mgmt_role_name(k->role), k->peer,
-		      req.cmd_name, code);
+		els_mgmt_audit_session(e, k, req.cmd_name, code);
 		respond(e, k, err);
 		return;
 	}
 	char *json = json_dumps(req.json, JSON_COMPACT);
 	json_decref(req.json);
-	const char *role = els_mgmt_role_name(k->role);
-	size_t li = strlen(k->identity) + 1, lr = strlen(role) + 1, lp = strlen(k->peer) + 1;
-	size_t lj = json ? strlen(json) : 0;
-	char *msg = json ? malloc(li + lr + lp + lj) : NULL;
+	size_t lp = strlen(k->peer) + 1, lj = json ? strlen(json) : 0;
+	size_t total = 4 + k->derlen + lp + lj;
+	char *msg = json ? malloc(total) : NULL;
 	int rc = -ENOMEM;
 	if (msg) {
-		memcpy(msg, k->identity, li);
-		memcpy(msg + li, role, lr);
-		memcpy(msg + li + lr, k->peer, lp);
-		memcpy(msg + li + lr + lp, json, lj);
+		uint8_t *m = (uint8_t *)msg;
+		m[0] = (uint8_t)(k->derlen >> 24);
+		m[1] = (uint8_t)(k->derlen >> 16);
+		m[2] = (uint8_t)(k->derlen >> 8);
+		m[3] = (uint8_t)k->derlen;
+		memcpy(m + 4, k->der, k->derlen);
+		memcpy(m + 4 + k->derlen, k->peer, lp);
+		memcpy(m + 4 + k->derlen + lp, json, lj);
 		k->token = ++e->next_token ? e->next_token : ++e->next_token;
-		rc = els_ipc_send(&e->ipc, ELS_IPC_REQUEST, k->token, msg, li + lr + lp + lj);
+		rc = els_ipc_send(e->ipc, ELS_IPC_REQUEST, k->token, msg, total);
 	}
 	free(msg);
 	free(json);
@@ -197,7 +223,34 @@ static void handle_request(struct endpoint *e, struct conn *k)
 		return;
 	}
 	k->st = C_WAITING;
-	k->deadline = now_ms() + PARENT_TIMEOUT_MS;
+	k->deadline = els_mgmt_now_ms() + PARENT_TIMEOUT_MS;
+}
+
+/* After the handshake: who the client is, until when, and the certificates to forward. */
+static void authenticated(struct endpoint *e, struct conn *k)
+{
+	X509 *x = SSL_get1_peer_certificate(k->ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(k->ssl); /* without the leaf, here */
+	k->authed = true;
+	k->role = x ? els_mgmt_cert_role(x, k->identity, sizeof(k->identity)) : ELS_ROLE_NONE;
+	if (!x || els_mgmt_cert_not_after(x, &k->not_after) < 0)
+		k->not_after = 0; /* unreadable: the expiry check closes the session at once */
+	size_t cap = ELS_MGMT_PEER_MAX, len = 0;
+	uint8_t *buf = malloc(cap);
+	for (int i = -1; buf && x && i < (chain ? sk_X509_num(chain) : 0); i++) {
+		X509 *c = i < 0 ? x : sk_X509_value(chain, i);
+		int n = i2d_X509(c, NULL);
+		if (n <= 0 || len + (size_t)n > cap)
+			break; /* the main process verifies what it gets; a short chain fails there */
+		uint8_t *p = buf + len;
+		i2d_X509(c, &p);
+		len += (size_t)n;
+	}
+	k->der = buf;
+	k->derlen = buf ? len : 0;
+	X509_free(x);
+	k->st = C_READING;
+	k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 }
 
 static const char *handshake_error(SSL *ssl)
@@ -220,13 +273,7 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			ERR_clear_error();
 			r = SSL_accept(k->ssl);
 			if (r == 1) {
-				X509 *x = SSL_get1_peer_certificate(k->ssl);
-				k->role =
-				    x ? els_mgmt_cert_role(x, k->identity, sizeof(k->identity))
-				      : ELS_ROLE_NONE;
-				X509_free(x);
-				k->st = C_READING;
-				k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+				authenticated(e, k);
 				continue;
 			}
 			err = SSL_get_error(k->ssl, r);
@@ -234,12 +281,14 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 				k->events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 				return true;
 			}
-			audit_limited(e, "mgmt handshake refused @%s: %s", k->peer,
+			els_mgmt_audit_limited(e, "mgmt handshake refused @%s: %s", k->peer,
 				      handshake_error(k->ssl));
 			return false;
 		case C_READING: {
 			uint8_t buf[16384];
-			size_t want = k->fr.hdr_got < 4 ? 4 - k->fr.hdr_got : k->fr.len - k->fr.got;
+			size_t want = k->skip			? k->skip
+				      : k->fr.hdr_got < 4 ? 4 - k->fr.hdr_got
+							  : k->fr.len - k->fr.got;
 			if (want > sizeof(buf))
 				want = sizeof(buf);
 			ERR_clear_error();
@@ -254,11 +303,14 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 				}
 				return false; /* closed or broken */
 			}
+			if (k->skip) {
+				k->skip -= (size_t)r;
+				continue;
+			}
 			size_t used;
 			int fr = els_mgmt_frame_feed(&k->fr, buf, (size_t)r, &used);
 			if (fr == ELS_FRAME_TOO_LARGE) {
-				audit(e, "mgmt %s/%s@%s ?: frame_too_large", k->identity,
-				      els_mgmt_role_name(k->role), k->peer);
+				els_mgmt_audit_session(e, k, "?", "frame_too_large");
 				respond(e, k,
 					els_mgmt_error(-1, "frame_too_large", NULL,
 						       "frame length %u is not in 1..%u: closing",
@@ -268,6 +320,26 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			}
 			if (fr < 0)
 				return false;
+			/* The whole announced body is held from the header on (the header is
+			 * read alone, above), so what all clients may make the endpoint buffer
+			 * is capped before a byte of it arrives. */
+			if (fr == ELS_FRAME_MORE && k->fr.hdr_got == 4 && !k->held &&
+			    !hold(e, k, (size_t)k->fr.len)) {
+				els_mgmt_audit_limited(e, "mgmt %s/%s@%s ?: busy (buffer_mb %u reached)",
+					      k->identity, els_mgmt_role_name(k->role), k->peer,
+					      e->c->buffer_mb);
+				/* The body is read and dropped rather than the connection cut: a
+				 * close with unread bytes would reset it, and the client would
+				 * never see the answer. */
+				k->skip = k->fr.len;
+				els_mgmt_frame_reset(&k->fr);
+				respond(e, k,
+					els_mgmt_error(-1, "busy", NULL,
+						       "the agent holds %u MiB of requests from "
+						       "other clients (buffer_mb); retry later",
+						       e->c->buffer_mb));
+				continue;
+			}
 			if (fr == ELS_FRAME_DONE) {
 				handle_request(e, k);
 				els_mgmt_frame_reset(&k->fr);
@@ -281,10 +353,11 @@ static bool conn_step(struct endpoint *e, struct conn *k)
 			if (k->outoff == k->outlen) {
 				free(k->out);
 				k->out = NULL;
+				release(e, k);
 				if (k->close_after)
 					return false;
 				k->st = C_READING;
-				k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+				k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 				continue;
 			}
 			ERR_clear_error();
@@ -324,17 +397,13 @@ static void accept_all(struct endpoint *e)
 			return;
 		char peer[64];
 		peer_name(&ss, peer, sizeof(peer));
-		if (e->nconns >= e->c->max_clients) {
-			/* Accept-and-close rather than leave it in the backlog: the client learns
-			 * at once, and the backlog stays free for when a slot opens. */
-			audit_limited(e, "mgmt connection refused @%s: max_clients (%u) reached",
-				      peer, e->c->max_clients);
+		if (!els_mgmt_admit(e, peer)) {
 			close(fd);
 			continue;
 		}
 		struct conn *k = calloc(1, sizeof(*k));
 		if (k)
-			k->ssl = SSL_new(e->tls.ctx);
+			k->ssl = SSL_new(e->tls->ctx);
 		if (!k || !k->ssl || SSL_set_fd(k->ssl, fd) != 1) {
 			if (k)
 				SSL_free(k->ssl);
@@ -344,13 +413,14 @@ static void accept_all(struct endpoint *e)
 		}
 		k->fd = fd;
 		k->st = C_HANDSHAKE;
-		k->deadline = now_ms() + e->c->timeout_s * 1000ull;
+		k->accepted = els_mgmt_now_ms();
+		k->deadline = k->accepted + e->c->handshake_timeout_s * 1000ull;
 		snprintf(k->identity, sizeof(k->identity), "?");
 		snprintf(k->peer, sizeof(k->peer), "%s", peer);
 		els_mgmt_frame_init(&k->fr);
 		e->conns[e->nconns++] = k;
 		if (!conn_step(e, k))
-			conn_free(e, e->nconns - 1);
+			els_mgmt_conn_free(e, e->nconns - 1);
 	}
 }
 
@@ -369,7 +439,7 @@ static bool from_parent(struct endpoint *e)
 {
 	struct els_ipc_msg m;
 	int rc;
-	while ((rc = els_ipc_recv(&e->ipc, &m)) == 1) {
+	while ((rc = els_ipc_recv(e->ipc, &m)) == 1) {
 		unsigned idx;
 		struct conn *k;
 		char err[256];
@@ -380,15 +450,17 @@ static bool from_parent(struct endpoint *e)
 				respond(e, k, (char *)m.body);
 				m.body = NULL;
 				if (!conn_step(e, k))
-					conn_free(e, idx);
+					els_mgmt_conn_free(e, idx);
 			}
 			break;
 		case ELS_IPC_CRL:
-			if (els_mgmt_tls_set_crl(&e->tls, (const char *)m.body, m.len, err,
-						 sizeof(err)) < 0)
+			if (els_mgmt_tls_set_crl(e->tls, (const char *)m.body, m.len, err,
+						 sizeof(err)) < 0) {
 				audit(e, "mgmt: new CRL refused, keeping the old one: %.200s", err);
-			else
+			} else {
 				note(e, "mgmt: CRL reloaded");
+				els_mgmt_recheck_sessions(e);
+			}
 			break;
 		default:
 			break; /* not for this side: ignore rather than trust */
@@ -398,96 +470,23 @@ static bool from_parent(struct endpoint *e)
 	return rc == 0;
 }
 
-static int listen_on(const struct els_mgmt_conf *c, char *err, size_t n)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
-	int one = 1;
-
-	if (strchr(c->host, ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(c->port);
-		inet_pton(AF_INET6, c->host, &s6->sin6_addr);
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(c->port);
-		inet_pton(AF_INET, c->host, &s4->sin_addr);
-		sl = sizeof(*s4);
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, n, "socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
-		snprintf(err, n, "cannot listen on %s: %s", c->listen, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* For good: no way back to root, no capability in any set, none to be gained by exec.
- * Returns 1 when the endpoint already ran as that user (no switch), 0 after a switch. */
-static int drop_privileges(const char *user, char *err, size_t n)
-{
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		snprintf(err, n, "management user \"%s\" does not exist", user);
-		return -1;
-	}
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM)
-			break;
-	/* Already that user (elsd started unprivileged as it): nothing to switch, the
-	 * capability and no_new_privs steps below still apply. */
-	bool same = getuid() == uid && geteuid() == uid;
-	if (!same && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-		      setresuid(uid, uid, uid) < 0)) {
-		snprintf(err, n,
-			 "cannot become user \"%s\": %s (elsd runs as uid %u: start it as root, "
-			 "or give it CAP_SETUID and CAP_SETGID, or set management.user to the "
-			 "account elsd runs as)",
-			 user, strerror(errno), (unsigned)getuid());
-		return -1;
-	}
-	if (setuid(0) == 0 || geteuid() != uid || (!same && getegid() != gid)) {
-		snprintf(err, n, "privileges could be regained after becoming \"%s\"", user);
-		return -1;
-	}
-	cap_t none = cap_init();
-	if (!none || cap_set_proc(none) < 0) {
-		snprintf(err, n, "cannot clear capabilities: %s", strerror(errno));
-		cap_free(none);
-		return -1;
-	}
-	cap_free(none);
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		snprintf(err, n, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-		return -1;
-	}
-	return same;
-}
-
 static void serve(struct endpoint *e)
 {
 	struct pollfd *pfd = calloc(e->c->max_clients + 2, sizeof(*pfd));
 	if (!pfd)
 		return;
 	for (;;) {
-		uint64_t now = now_ms();
-		/* Deadlines first: whatever a client does, it cannot outlive them. */
+		uint64_t now = els_mgmt_now_ms();
+		time_t wall = time(NULL);
+		/* Deadlines first: whatever a client does, it cannot outlive them, nor its
+		 * certificate (checked at least once a second: poll wakes that often). */
 		for (unsigned i = 0; i < e->nconns;) {
 			struct conn *k = e->conns[i];
+			if (k->authed && wall >= k->not_after) {
+				els_mgmt_audit_session(e, k, "session", "closed (certificate has expired)");
+				els_mgmt_conn_free(e, i);
+				continue;
+			}
 			if (k->deadline && now >= k->deadline) {
 				if (k->st == C_WAITING) {
 					respond(e, k,
@@ -500,17 +499,17 @@ static void serve(struct endpoint *e)
 						continue;
 					}
 				} else if (k->st == C_HANDSHAKE) {
-					audit_limited(e, "mgmt handshake refused @%s: timed out",
+					els_mgmt_audit_limited(e, "mgmt handshake refused @%s: timed out",
 						      k->peer);
 				}
-				conn_free(e, i);
+				els_mgmt_conn_free(e, i);
 				continue;
 			}
 			i++;
 		}
 		uint64_t next = now + 1000;
 		pfd[0] = (struct pollfd){
-		    .fd = e->ipc.fd, .events = POLLIN | (els_ipc_pending(&e->ipc) ? POLLOUT : 0)};
+		    .fd = e->ipc->fd, .events = POLLIN | (els_ipc_pending(e->ipc) ? POLLOUT : 0)};
 		pfd[1] = (struct pollfd){.fd = e->lfd, .events = POLLIN};
 		for (unsigned i = 0; i < e->nconns; i++) {
 			struct conn *k = e->conns[i];
@@ -524,7 +523,7 @@ static void serve(struct endpoint *e)
 			return;
 		if (r <= 0)
 			continue;
-		if (pfd[0].revents & POLLOUT && els_ipc_flush(&e->ipc) < 0)
+		if (pfd[0].revents & POLLOUT && els_ipc_flush(e->ipc) < 0)
 			return;
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR) && !from_parent(e))
 			return;
@@ -538,145 +537,30 @@ static void serve(struct endpoint *e)
 			if (k->fd != pfd[i + 2].fd)
 				continue;
 			if (!conn_step(e, k))
-				conn_free(e, i);
+				els_mgmt_conn_free(e, i);
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_all(e);
-		if (els_ipc_flush(&e->ipc) < 0)
+		if (els_ipc_flush(e->ipc) < 0)
 			return;
 	}
 }
 
-static void fatal_to_parent(struct els_ipc *ipc, const char *msg)
+
+void els_mgmt_serve(const struct els_mgmt_conf *c, struct els_mgmt_tls *tls, struct els_ipc *ipc,
+		    int lfd)
 {
-	els_ipc_send(ipc, ELS_IPC_FATAL, 0, msg, strlen(msg));
-	_exit(1);
-}
-
-static void child_main(const struct els_mgmt_conf *c, int fd, pid_t parent)
-{
-	struct endpoint e = {.c = c, .lfd = -1};
-	char err[512];
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* A `kill -HUP` or Ctrl-C meant for elsd must not kill the endpoint: it ends when the
-	 * main process does (EOF on the socketpair, or the death signal). */
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(1);
-	prctl(PR_SET_NAME, "elsd-mgmt");
-	/* Nothing of the main process stays open here: queues, monitor file, config. */
-	if (fd != 3) {
-		if (dup2(fd, 3) < 0)
-			_exit(1);
-		fd = 3;
-	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	close_range(4, ~0u, 0);
-	els_ipc_init(&e.ipc, fd);
-	if (chdir("/") < 0)
-		fatal_to_parent(&e.ipc, "chdir /");
-
-	if (els_mgmt_tls_load(&e.tls, c, err, sizeof(err)) < 0)
-		fatal_to_parent(&e.ipc, err);
-	e.lfd = listen_on(c, err, sizeof(err));
-	if (e.lfd < 0)
-		fatal_to_parent(&e.ipc, err);
-	int same_uid = drop_privileges(c->user, err, sizeof(err));
-	if (same_uid < 0)
-		fatal_to_parent(&e.ipc, err);
-	/* The filesystem is gone from here on: the TLS files are loaded, the CRL comes over the
-	 * socketpair. Under the same uid as elsd, this is what keeps the endpoint from elsd's
-	 * policy and monitor files, so without Landlock it must not run at all. */
-	int abi = els_sandbox_endpoint(err, sizeof(err));
-	if (abi < 0)
-		fatal_to_parent(&e.ipc, err);
-	if (abi == 0 && same_uid)
-		fatal_to_parent(&e.ipc,
-				"the endpoint would run under elsd's own account and this kernel has "
-				"no Landlock to keep it from elsd's files: start elsd as root (the "
-				"endpoint then becomes management.user), or use a kernel with Landlock");
+	struct endpoint e = {
+	    .c = c,
+	    .tls = tls,
+	    .ipc = ipc,
+	    .lfd = lfd,
+	    .budget = (size_t)c->buffer_mb << 20,
+	};
 	e.conns = calloc(c->max_clients, sizeof(*e.conns));
-	if (!e.conns)
-		fatal_to_parent(&e.ipc, "out of memory");
-	els_ipc_send(&e.ipc, ELS_IPC_READY, 0, c->listen, strlen(c->listen));
+	if (!e.conns) {
+		els_mgmt_log(ipc, "out of memory for %u connections", c->max_clients);
+		return;
+	}
 	serve(&e);
-	_exit(0);
-}
-
-int els_mgmt_spawn(const struct els_mgmt_conf *c, pid_t *pid, int *fd)
-{
-	int sv[2];
-	pid_t parent = getpid();
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		els_log(ELS_LL_ERROR, "management: socketpair: %s", strerror(errno));
-		return -errno;
-	}
-	fflush(stderr);
-	pid_t p = fork();
-	if (p < 0) {
-		int rc = -errno;
-		els_log(ELS_LL_ERROR, "management: fork: %s", strerror(errno));
-		close(sv[0]);
-		close(sv[1]);
-		return rc;
-	}
-	if (p == 0) {
-		close(sv[0]);
-		child_main(c, sv[1], parent);
-		_exit(1);
-	}
-	close(sv[1]);
-	/* Wait for the endpoint to say it listens, so that a bad key or a busy port stops the
-	 * start with the reason instead of leaving an agent nobody can manage. */
-	struct els_ipc ipc;
-	struct els_ipc_msg m = {0};
-	int rc = -ETIMEDOUT;
-	els_ipc_init(&ipc, sv[0]);
-	for (uint64_t end = now_ms() + 10000; now_ms() < end;) {
-		struct pollfd pf = {.fd = sv[0], .events = POLLIN};
-		if (poll(&pf, 1, 200) < 0 && errno != EINTR)
-			break;
-		int r = els_ipc_recv(&ipc, &m);
-		if (r == 0)
-			continue;
-		if (r < 0) {
-			rc = r;
-			els_log(ELS_LL_ERROR, "management: the endpoint process failed to start");
-			break;
-		}
-		if (m.type == ELS_IPC_READY) {
-			els_log(ELS_LL_INFO, "management: listening on %s (TLS 1.3, mutual)",
-				(const char *)m.body);
-			rc = 0;
-		} else {
-			els_log(ELS_LL_ERROR, "management: %s",
-				m.type == ELS_IPC_FATAL ? (const char *)m.body
-							: "unexpected message at start");
-			rc = -EINVAL;
-		}
-		free(m.body);
-		break;
-	}
-	if (rc < 0) {
-		if (rc == -ETIMEDOUT)
-			els_log(ELS_LL_ERROR, "management: the endpoint did not start in 10 s");
-		kill(p, SIGKILL);
-		waitpid(p, NULL, 0);
-		els_ipc_close(&ipc);
-		return rc;
-	}
-	free(ipc.buf); /* nothing partial can be pending after READY; keep only the fd */
-	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-	*pid = p;
-	*fd = sv[0];
-	return 0;
 }

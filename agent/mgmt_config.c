@@ -11,9 +11,11 @@
 
 #include "els/mgmt.h"
 
-static const char *const mgmt_keys[] = {"listen", "ca",		 "cert",      "key", "crl",
-					"user",	  "max_clients", "timeout_s", "sweep_command",
-					NULL};
+static const char *const mgmt_keys[] = {
+    "listen",	 "ca",		"cert",		"key",	    "crl",
+    "user",	 "max_clients", "timeout_s",	"sweep_command",
+    "handshake_timeout_s", "reserved_slots", "per_source", "per_source_preauth", "buffer_mb",
+    NULL};
 
 void els_mgmt_config_free(struct els_mgmt_conf *c)
 {
@@ -189,7 +191,9 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 		if (!known)
 			els_diag_at(d, s,
 				    "unknown setting '%s' in management (known: listen, ca, cert, "
-				    "key, crl, user, max_clients, timeout_s, sweep_command)",
+				    "key, crl, user, max_clients, timeout_s, sweep_command, "
+				    "handshake_timeout_s, reserved_slots, per_source, "
+				    "per_source_preauth, buffer_mb)",
 				    config_setting_name(s));
 	}
 	struct els_mgmt_conf *c = calloc(1, sizeof(*c));
@@ -199,6 +203,10 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	}
 	c->max_clients = 32;
 	c->timeout_s = 10;
+	c->handshake_timeout_s = 5;
+	c->per_source = 8;
+	c->per_source_preauth = 4;
+	c->buffer_mb = 64;
 
 	const config_setting_t *ls = config_setting_get_member(g, "listen");
 	const char *lv = ls ? config_setting_get_string(ls) : "127.0.0.1:7443";
@@ -236,6 +244,22 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	}
 	get_bounded(g, "max_clients", 1, 1024, &c->max_clients, d);
 	get_bounded(g, "timeout_s", 1, 3600, &c->timeout_s, d);
+	get_bounded(g, "handshake_timeout_s", 1, 60, &c->handshake_timeout_s, d);
+	get_bounded(g, "per_source", 1, 1024, &c->per_source, d);
+	get_bounded(g, "per_source_preauth", 1, 1024, &c->per_source_preauth, d);
+	get_bounded(g, "buffer_mb", ELS_MGMT_MAX_FRAME >> 20, 4096, &c->buffer_mb, d);
+	/* Defaults that follow max_clients: a quarter of the slots kept for authenticated
+	 * sessions (at least one), so a flood of handshakes never fills them all. */
+	const config_setting_t *rs = config_setting_get_member(g, "reserved_slots");
+	c->reserved_slots = c->max_clients / 4 ? c->max_clients / 4 : c->max_clients > 1;
+	get_bounded(g, "reserved_slots", 0, 1023, &c->reserved_slots, d);
+	if (c->reserved_slots >= c->max_clients && d->count == before)
+		els_diag_at(d, rs ? rs : g,
+			    "management: reserved_slots (%u) must be below max_clients (%u): the "
+			    "rest is what unauthenticated connections may use",
+			    c->reserved_slots, c->max_clients);
+	if (c->per_source_preauth > c->per_source)
+		c->per_source_preauth = c->per_source;
 	parse_sweep_command(g, c, d);
 
 	if (d->count != before || !c->listen || !c->ca || !c->cert || !c->key || !c->crl ||

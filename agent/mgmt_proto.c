@@ -408,3 +408,38 @@ fail:
 	json_decref(j);
 	return -EINVAL;
 }
+
+/* ---- audit text ---- */
+
+void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *role,
+			 const char *peer, const char *cmd, const char *outcome, const char *tail)
+{
+	/* Everything but the identity and the peer must fit; those two share what is left,
+	 * the identity giving way first, since a certificate's CN is the long, free part. */
+	int fixed = snprintf(NULL, 0, "mgmt /%s@ %s: %s%s", role, cmd, outcome, tail);
+	size_t room = (size_t)fixed < n ? n - 1 - (size_t)fixed : 0;
+	size_t li = strlen(identity), lp = strlen(peer);
+	int ci = (int)li, cp = (int)lp;
+	const char *mi = "", *mp = "";
+
+	if (li + lp > room) {
+		/* The identity keeps at least a dozen characters, the peer what it needs of
+		 * the rest, the identity the remainder. */
+		size_t min_i = li < 12 ? li : 12;
+		if (min_i > room)
+			min_i = room;
+		size_t keep_p = lp < room - min_i ? lp : room - min_i;
+		size_t keep_i = li < room - keep_p ? li : room - keep_p;
+		if (keep_i < li) {
+			/* room for the '~' that says the CN was cut */
+			ci = keep_i ? (int)keep_i - 1 : 0;
+			mi = keep_i ? "~" : "";
+		}
+		if (keep_p < lp) {
+			cp = keep_p ? (int)keep_p - 1 : 0;
+			mp = keep_p ? "~" : "";
+		}
+	}
+	snprintf(out, n, "mgmt %.*s%s/%s@%.*s%s %s: %s%s", ci, identity, mi, role, cp, peer, mp, cmd,
+		 outcome, tail);
+}

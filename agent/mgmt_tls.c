@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mgmt.h"
@@ -69,7 +70,7 @@ static void ssl_error(char *err, size_t n, const char *what, const char *path)
 	ERR_clear_error();
 }
 
-static STACK_OF(X509) * read_certs(const char *path, char *err, size_t n)
+STACK_OF(X509) * els_mgmt_read_certs(const char *path, char *err, size_t n)
 {
 	char *pem;
 	size_t len;
@@ -149,16 +150,15 @@ out:
 	return k;
 }
 
-static SSL_CTX *build_ctx(struct els_mgmt_tls *t, const char *crl_pem, size_t crl_len,
-			  const char *crl_name, char *err, size_t n)
+X509_STORE *els_mgmt_store_new(STACK_OF(X509) * cas, const char *crl_pem, size_t crl_len,
+				const char *crl_name, char *err, size_t n)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	X509_STORE *store = X509_STORE_new();
 	BIO *b = BIO_new_mem_buf(crl_pem, (int)crl_len);
 	unsigned ncrl = 0;
 	X509_CRL *crl;
 
-	if (!ctx || !store || !b) {
+	if (!store || !b) {
 		snprintf(err, n, "out of memory");
 		goto fail;
 	}
@@ -173,9 +173,30 @@ static SSL_CTX *build_ctx(struct els_mgmt_tls *t, const char *crl_pem, size_t cr
 			 crl_name);
 		goto fail;
 	}
-	for (int i = 0; i < sk_X509_num(t->cas); i++)
-		X509_STORE_add_cert(store, sk_X509_value(t->cas, i));
+	for (int i = 0; i < sk_X509_num(cas); i++)
+		X509_STORE_add_cert(store, sk_X509_value(cas, i));
 	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	BIO_free(b);
+	return store;
+fail:
+	BIO_free(b);
+	X509_STORE_free(store);
+	return NULL;
+}
+
+static SSL_CTX *build_ctx(struct els_mgmt_tls *t, const char *crl_pem, size_t crl_len,
+			  const char *crl_name, char *err, size_t n)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	X509_STORE *store = NULL;
+
+	if (!ctx) {
+		snprintf(err, n, "out of memory");
+		goto fail;
+	}
+	store = els_mgmt_store_new(t->cas, crl_pem, crl_len, crl_name, err, n);
+	if (!store)
+		goto fail;
 	SSL_CTX_set_cert_store(ctx, store);
 	store = NULL;
 
@@ -202,10 +223,8 @@ static SSL_CTX *build_ctx(struct els_mgmt_tls *t, const char *crl_pem, size_t cr
 	}
 	for (int i = 0; t->chain && i < sk_X509_num(t->chain); i++)
 		SSL_CTX_add1_chain_cert(ctx, sk_X509_value(t->chain, i));
-	BIO_free(b);
 	return ctx;
 fail:
-	BIO_free(b);
 	X509_STORE_free(store);
 	SSL_CTX_free(ctx);
 	return NULL;
@@ -218,10 +237,10 @@ int els_mgmt_tls_load(struct els_mgmt_tls *t, const struct els_mgmt_conf *c, cha
 	int rc;
 
 	memset(t, 0, sizeof(*t));
-	t->cas = read_certs(c->ca, err, n);
+	t->cas = els_mgmt_read_certs(c->ca, err, n);
 	if (!t->cas)
 		goto fail;
-	t->chain = read_certs(c->cert, err, n);
+	t->chain = els_mgmt_read_certs(c->cert, err, n);
 	if (!t->chain)
 		goto fail;
 	t->cert = sk_X509_shift(t->chain);
@@ -300,7 +319,10 @@ int els_mgmt_cert_role(X509 *x, char *identity, size_t n)
 	for (i = -1; (i = X509_NAME_get_index_by_NID(subj, NID_organizationalUnitName, i)) >= 0;) {
 		const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
 		char ou[16];
-		if (ASN1_STRING_length(s) >= (int)sizeof(ou))
+		/* An OU with a NUL in it ("admin\0x") is not a role name: compared as a C
+		 * string it would read as its prefix. */
+		if (ASN1_STRING_length(s) >= (int)sizeof(ou) ||
+		    memchr(ASN1_STRING_get0_data(s), 0, (size_t)ASN1_STRING_length(s)))
 			continue;
 		memcpy(ou, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
 		ou[ASN1_STRING_length(s)] = 0;
@@ -314,10 +336,13 @@ int els_mgmt_cert_role(X509 *x, char *identity, size_t n)
 		const ASN1_STRING *s = g->d.uniformResourceIdentifier;
 		int len = ASN1_STRING_length(s);
 		const unsigned char *d = ASN1_STRING_get0_data(s);
-		if (len > 9 && len < 32 && memcmp(d, "els:role:", 9) == 0) {
-			char r[32];
-			memcpy(r, d + 9, (size_t)len - 9);
-			r[len - 9] = 0;
+		if (len >= 9 && memcmp(d, "els:role:", 9) == 0) {
+			char r[32] = "";
+			/* Too long, or a NUL inside ("els:role:admin\0x"): no known role. */
+			if (len < 32 && !memchr(d, 0, (size_t)len)) {
+				memcpy(r, d + 9, (size_t)len - 9);
+				r[len - 9] = 0;
+			}
 			int pr = els_mgmt_role_parse(r);
 			/* An els:role: URI naming no known role is a bad certificate, not "no
 			 * claim": it must not be outvoted by the OU. */
@@ -326,4 +351,32 @@ int els_mgmt_cert_role(X509 *x, char *identity, size_t n)
 	}
 	GENERAL_NAMES_free(san);
 	return role < 0 ? ELS_ROLE_NONE : role;
+}
+
+int els_mgmt_cert_not_after(X509 *x, time_t *out)
+{
+	struct tm tm;
+	const ASN1_TIME *t = X509_get0_notAfter(x);
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+		return -EINVAL;
+	*out = timegm(&tm);
+	return 0;
+}
+
+int els_mgmt_cert_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) * untrusted)
+{
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int rc = X509_V_ERR_OUT_OF_MEM;
+	if (ctx && X509_STORE_CTX_init(ctx, store, leaf, untrusted) == 1) {
+		/* As the TLS handshake checks a client: same purpose, depth and CRL flag (the
+		 * store carries X509_V_FLAG_CRL_CHECK). */
+		X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+		X509_VERIFY_PARAM_set_depth(X509_STORE_CTX_get0_param(ctx), 2);
+		rc = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+		if (rc == X509_V_OK && X509_STORE_CTX_get_error(ctx) != X509_V_OK)
+			rc = X509_STORE_CTX_get_error(ctx);
+	}
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	return rc;
 }

@@ -23,7 +23,13 @@ struct els_mgmt_conf {
 	char *ca, *cert, *key, *crl;
 	char *user;	      /* account the endpoint runs as */
 	unsigned max_clients; /* concurrent connections */
-	unsigned timeout_s;   /* handshake, per-request read and write deadline */
+	unsigned timeout_s;   /* per-request read and write deadline */
+	/* Before authentication (docs/management.md, "Limits before authentication"). */
+	unsigned handshake_timeout_s; /* a TLS handshake not finished by then is cut */
+	unsigned reserved_slots;      /* of max_clients, only for authenticated sessions */
+	unsigned per_source;	      /* connections from one address, in any state */
+	unsigned per_source_preauth;  /* of those, not yet authenticated */
+	unsigned buffer_mb;	      /* request bytes buffered across all clients */
 	char **sweep_argv;    /* `sweep` request runs this (NULL-terminated); default els-sweep */
 };
 
@@ -82,6 +88,12 @@ int els_mgmt_request_check(const char *body, size_t len, int role, struct els_mg
  * details (json_t *, may be NULL) is stolen. */
 char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The audit text of one request, "mgmt IDENTITY/ROLE@PEER CMD: OUTCOME" followed by tail,
+ * shortened to fit n bytes (a monitor record's detail) by cutting the identity first (marked
+ * with '~'), then the peer: the outcome is always whole, whatever a certificate's CN holds. */
+void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *role,
+			 const char *peer, const char *cmd, const char *outcome, const char *tail);
 
 /* Command names and the role each needs; NULL-terminated by name. */
 struct els_mgmt_cmd_info {

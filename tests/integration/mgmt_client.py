@@ -12,9 +12,15 @@ elsctl so that the agent side is tested against docs/management-protocol.md itse
                                                   long until the agent closed
   mgmt_client.py ADDR CA CERT KEY --repeat N SECS status N times on one connection, SECS
                                                   apart; prints how many answered ok
+  mgmt_client.py ADDR CA CERT KEY --wait-then FILE CMD [ARGS_JSON]
+                                                  status on one connection, then wait
+                                                  (up to 60 s) until FILE exists, then CMD
+                                                  on the same connection: prints
+                                                  "first ok", then the answer or "closed"
 CERT/KEY may be '-' for no client certificate.
 """
 import json
+import os
 import socket
 import ssl
 import struct
@@ -75,6 +81,19 @@ def main():
                     time.sleep(float(rest[2]))
             finally:
                 print(good)
+            return 0
+        if rest[0] == "--wait-then":
+            r = request(s, 0, "status", {})
+            print("first ok" if r.get("ok") else "first failed", flush=True)
+            for _ in range(600):
+                if os.path.exists(rest[1]):
+                    break
+                time.sleep(0.1)
+            args = json.loads(rest[3]) if len(rest) > 3 else {}
+            try:
+                print(json.dumps(request(s, 1, rest[2], args)))
+            except (EOFError, OSError, ssl.SSLError):
+                print("closed")
             return 0
         if rest[0] == "--hold":
             t0 = time.monotonic()

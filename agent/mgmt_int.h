@@ -1,0 +1,67 @@
+/* Between the endpoint's serving loop (mgmt.c) and its admission and session rules
+ * (mgmt_sessions.c): the connection and endpoint state, endpoint process only. */
+#ifndef ELS_MGMT_INT_H
+#define ELS_MGMT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mgmt.h"
+
+enum conn_state { C_HANDSHAKE, C_READING, C_WAITING, C_WRITING };
+
+struct conn {
+	int fd;
+	SSL *ssl;
+	enum conn_state st;
+	uint64_t accepted; /* ms, monotonic: the eviction order among pre-auth connections */
+	uint64_t deadline; /* ms, monotonic; 0 = none */
+	time_t not_after;  /* the certificate's end, once authenticated */
+	bool authed;	   /* the handshake completed */
+	uint32_t token;	   /* request at the main process (C_WAITING) */
+	short events;	   /* what TLS waits for */
+	bool close_after;  /* close once the response is written */
+	int role;
+	char identity[65];
+	char peer[64];
+	uint8_t *der; /* the peer's certificates as forwarded with each request */
+	size_t derlen;
+	size_t held; /* bytes of the buffer_mb budget this connection holds */
+	size_t skip; /* body bytes of a refused (busy) frame still to read and drop */
+	struct els_mgmt_frame fr;
+	uint8_t *out;
+	size_t outlen, outoff;
+};
+
+struct endpoint {
+	const struct els_mgmt_conf *c;
+	struct els_mgmt_tls *tls;
+	struct els_ipc *ipc;
+	int lfd;
+	struct conn **conns;
+	unsigned nconns;
+	uint32_t next_token;
+	size_t held, budget; /* request/response bytes held across clients, and the cap */
+	uint64_t audit_second;
+	unsigned audit_count, audit_suppressed;
+};
+
+uint64_t els_mgmt_now_ms(void);
+/* A monitor event about a client's session: "mgmt CN/ROLE@PEER what: outcome". */
+void els_mgmt_audit_session(struct endpoint *e, const struct conn *k, const char *what,
+			    const char *outcome);
+/* A refusal before authentication, at most AUDIT_PER_SEC a second. */
+void els_mgmt_audit_limited(struct endpoint *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Closes and frees e->conns[i]; the last entry moves into its place. */
+void els_mgmt_conn_free(struct endpoint *e, unsigned i);
+
+/* ---- mgmt_sessions.c ---- */
+
+/* Makes room for a new connection from peer: true when it may be taken (see mgmt.c). */
+bool els_mgmt_admit(struct endpoint *e, const char *peer);
+/* Checks every authenticated session against the current CRL; closes those that fail. */
+void els_mgmt_recheck_sessions(struct endpoint *e);
+
+#endif
