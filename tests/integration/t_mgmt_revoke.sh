@@ -42,8 +42,8 @@ as() { local who=$1; shift; client "$CA/consoles/$who.crt" "$CA/consoles/$who.ke
 jget() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
 
 CONF="$WORK/elsd.conf"
-: >"$WORK/deny.txt"
-els_config "$CONF" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|'
+mkdir -p "$WORK/policy.d" && : >"$WORK/policy.d/deny.txt"
+els_config "$CONF" 's|deny_files = \[ \];|deny_files = [ "policy.d/deny.txt" ];|'
 cat >>"$CONF" <<EOF
 management = {
   listen = "$ADDR";
@@ -76,7 +76,7 @@ check "the agent closes the revoked admin's live session (audit with the identit
 touch "$WORK/go1"
 wait "$ALICE"
 check_eq "alice's next list.add on that connection finds it closed" "closed" "$(tail -1 "$WORK/alice.out")"
-check_not "... and never applied: the deny file is untouched" grep -q 198.18.77.1 "$WORK/deny.txt"
+check_not "... and never applied: the deny file is untouched" grep -q 198.18.77.1 "$WORK/policy.d/deny.txt"
 r=$(as bob list.get '{"list":"deny"}')
 check_eq "... and the running list does not have it" "[]" "$(jget "$r" 'r["result"]["entries"]')"
 as alice status >/dev/null 2>&1
@@ -104,7 +104,7 @@ check "the log says the CRL file changed" grep -q "the CRL file changed" "$ELSD_
 touch "$WORK/go2"
 wait "$CAROL"
 check_eq "carol's next list.add finds the connection closed" "closed" "$(tail -1 "$WORK/carol.out")"
-check_not "... and never applied" grep -q 198.18.77.2 "$WORK/deny.txt"
+check_not "... and never applied" grep -q 198.18.77.2 "$WORK/policy.d/deny.txt"
 
 # ---- expiry ----
 wait "$SHORT"
