@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctlsock.h"
 #include "daemon.h"
 #include "els/policy.h"
 #include "els/registry.h"
 #include "replay.h"
+#include "sessions.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/elsd/elsd.conf"
@@ -22,6 +24,7 @@
 static const char usage_text[] =
     "Usage: elsd [OPTIONS]\n"
     "       elsd -n [-c FILE]\n"
+    "       elsd --reload [--control-socket PATH]\n"
     "       elsd --replay CAPTURE [-c FILE] [--local CIDR]... [--verdicts]\n"
     "\n"
     "The ELS endpoint agent: judges every packet that netfilter steers to its NFQUEUE\n"
@@ -32,7 +35,17 @@ static const char usage_text[] =
     "Options:\n"
     "  -c, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
     "  -n, --check           check the configuration, print every error as\n"
-    "                        FILE:LINE: message, and exit: 0 if valid, 1 if not\n"
+    "                        FILE:LINE: message, and exit: 0 if valid, 1 if not; also\n"
+    "                        names each established TCP connection of this host that\n"
+    "                        the policy would cut (\"warning: ...\")\n"
+    "      --reload          ask the running elsd to reload its configuration and wait\n"
+    "                        for the outcome: print the new generation and exit 0, or\n"
+    "                        print why the file was rejected (FILE:LINE: message) on\n"
+    "                        stderr and exit 1 (the running policy stays); exit 3 when\n"
+    "                        no elsd answers. Root only. systemctl reload runs this.\n"
+    "      --control-socket PATH\n"
+    "                        the local control socket elsd creates and --reload uses\n"
+    "                        (default " ELS_CTLSOCK_DEFAULT "; \"none\": no socket)\n"
     "      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
     "      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
     "                        cooked) instead of live queues; records go to the monitor as\n"
@@ -55,7 +68,8 @@ static const char usage_text[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Signals: SIGHUP reloads the configuration (a bad file keeps the running policy and logs\n"
-    "why); SIGTERM and SIGINT stop cleanly, answering every queued packet first.\n"
+    "why; --reload also reports it); SIGTERM and SIGINT stop cleanly, answering every\n"
+    "queued packet first.\n"
     "\n"
     "Exit status: 0 on a clean stop or a valid check, 1 on a configuration error,\n"
     "2 on a usage error, 3 when the queues or the monitor cannot be opened.\n";
@@ -66,9 +80,10 @@ struct options {
 	const char *replay;
 	const char *services;
 	const char *get;
+	const char *control; /* the control socket; NULL: none */
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
-	bool check, verdicts, report;
+	bool check, verdicts, report, reload;
 };
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -81,7 +96,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		OPT_SERVICES,
 		OPT_HANDLERS,
 		OPT_GET,
-		OPT_REPORT
+		OPT_REPORT,
+		OPT_RELOAD,
+		OPT_CONTROL
 	};
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -94,6 +111,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    {"handlers", no_argument, NULL, OPT_HANDLERS},
 	    {"get", required_argument, NULL, OPT_GET},
 	    {"report", no_argument, NULL, OPT_REPORT},
+	    {"reload", no_argument, NULL, OPT_RELOAD},
+	    {"control-socket", required_argument, NULL, OPT_CONTROL},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -102,6 +121,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	const char *why;
 
 	o->config = DEFAULT_CONFIG;
+	o->control = ELS_CTLSOCK_DEFAULT;
 	while ((c = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -139,6 +159,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_GET:
 			o->get = optarg;
 			break;
+		case OPT_RELOAD:
+			o->reload = true;
+			break;
+		case OPT_CONTROL:
+			o->control = strcmp(optarg, "none") == 0 ? NULL : optarg;
+			break;
 		case OPT_HANDLERS:
 			for (const struct els_handler *const *h = els_handler_all(); *h; h++)
 				printf("%-14s %s\n", (*h)->name, (*h)->summary);
@@ -157,6 +183,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (optind < argc) {
 		fprintf(stderr, "elsd: unexpected argument '%s'\nTry 'elsd --help'.\n",
 			argv[optind]);
+		exit(2);
+	}
+	if (o->reload && (o->check || o->replay || o->report || o->get)) {
+		fprintf(stderr, "elsd: --reload goes alone (with --control-socket)\n");
+		exit(2);
+	}
+	if (o->reload && !o->control) {
+		fprintf(stderr, "elsd: --reload needs a control socket\n");
 		exit(2);
 	}
 	if ((o->nlocal || o->verdicts) && !o->replay) {
@@ -228,6 +262,31 @@ out:
 	return rc;
 }
 
+/* --reload: the running elsd reloads and says how it went (agent/ctlsock.h). A reload waits
+ * for the workers to take the new generation (up to 5 s each), hence the generous wait. */
+static int request_reload(const char *socket_path)
+{
+	char ans[ELS_CTLSOCK_ANSWER_MAX];
+	int rc = els_ctlsock_request(socket_path, "reload", ans, sizeof(ans), 60000);
+
+	if (rc < 0) {
+		fprintf(stderr, "elsd: --reload: no answer from elsd at %s: %s\n", socket_path,
+			strerror(-rc));
+		return 3;
+	}
+	if (strncmp(ans, "ok ", 3) == 0) {
+		fputs(ans + 3, stdout);
+		return 0;
+	}
+	fprintf(stderr, "elsd: %s", strncmp(ans, "error ", 6) == 0 ? ans + 6 : ans);
+	return 1;
+}
+
+static void print_session(void *arg, const char *msg, bool observe)
+{
+	printf("%s: %s: %s\n", (const char *)arg, observe ? "note" : "warning", msg);
+}
+
 static int run_replay(const struct options *o, struct els_policy *p)
 {
 	struct els_worker w;
@@ -273,6 +332,8 @@ int main(int argc, char **argv)
 	struct options o = {0};
 
 	parse_args(argc, argv, &o);
+	if (o.reload)
+		return request_reload(o.control);
 	/* The monitor file names every peer of this host: not for other users to read. */
 	umask(027);
 	struct els_policy *p = load(&o);
@@ -284,6 +345,9 @@ int main(int argc, char **argv)
 			printf("%s%s", i ? ", " : "", p->links[i].h->name);
 		printf("), queues %u-%u, sha256 %s\n", p->set.queue_first, p->set.queue_last,
 		       p->hash);
+		if (els_sessions_check(p, "this policy", print_session, (void *)o.config) < 0)
+			printf("%s: note: cannot list this host's established connections\n",
+			       o.config);
 		els_policy_free(p);
 		return 0;
 	}
@@ -302,5 +366,6 @@ int main(int argc, char **argv)
 	}
 	if (o.replay)
 		return run_replay(&o, p);
-	return els_daemon_run(&(struct els_run_opts){o.config, o.services, o.monitor}, p);
+	return els_daemon_run(&(struct els_run_opts){o.config, o.services, o.monitor, o.control},
+			      p);
 }

@@ -63,7 +63,8 @@
 	/* alerts about the agent itself (agent/alert.h) */                                        \
 	X(POLICY_CHANGED, "policy_changed")           /* a new generation: reload, apply, list */ \
 	X(POLICY_REJECTED, "policy_rejected")         /* a reload or apply that failed */          \
-	X(MGMT_REFUSED, "mgmt_refused")               /* a console refused: handshake, role, cap */
+	X(MGMT_REFUSED, "mgmt_refused")               /* a console refused: handshake, role, cap */ \
+	X(SESSION_CUT, "session_cut")                 /* alert: a new policy cuts a live session */
 
 enum els_reason {
 #define ELS_X_ENUM(e, s) ELS_R_##e,

@@ -118,7 +118,9 @@ els_config() {
 els_start() {
 	local conf=$1; shift
 	: >"$ELSD_LOG"
-	ip netns exec "$SRV" "$ELSD" -c "$conf" "$@" >>"$ELSD_LOG" 2>&1 &
+	# A control socket of this run's own: others' tests run elsd at the same time.
+	ip netns exec "$SRV" "$ELSD" -c "$conf" --control-socket "$WORK/control.sock" "$@" \
+		>>"$ELSD_LOG" 2>&1 &
 	ELSD_PID=$!
 	for _ in $(seq 100); do
 		grep -q "started:" "$ELSD_LOG" && return 0
