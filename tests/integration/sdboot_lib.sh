@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the python helpers are read by t_systemd_boot.sh
 # Helpers for t_systemd_boot.sh: a Debian 12 root filesystem cached as a tarball, booted with
 # systemd as PID 1 by systemd-nspawn inside a network namespace this run creates, and the
 # python helpers that count what reaches the container. Sourced after lib.sh.
@@ -9,7 +10,7 @@
 
 : "${ELS_TEST_CACHE:=/var/cache/els-agent-test}"
 : "${ELS_DEBIAN_MIRROR:=http://deb.debian.org/debian}"
-SD_NSPAWN_PID= SD_PID1=
+SD_NSPAWN_PID="" SD_PID1=""
 
 # The packages the container needs besides the .deb's own Depends (given as $1, the control
 # field): an init, the tools the scenario runs inside, the firewall loader it restarts.
@@ -36,7 +37,7 @@ sd_rootfs() {
 		flock 9
 		if [[ ! -s $tar ]]; then
 			log "no cached root filesystem for this package list: mmdebstrap (one time)" >&2
-			mmdebstrap --variant=minbase --include="$(paste -sd, <<<"$list")" bookworm \
+			mmdebstrap --variant=minbase --format=tar --include="$(paste -sd, <<<"$list")" bookworm \
 				"$tar.tmp" "$ELS_DEBIAN_MIRROR" >"$WORK/mmdebstrap.log" 2>&1 ||
 				{ tail -n 20 "$WORK/mmdebstrap.log" >&2; rm -f "$tar.tmp"; exit 1; }
 			mv "$tar.tmp" "$tar"
@@ -61,8 +62,14 @@ sd_boot() {
 	done
 	[[ -n $SD_PID1 ]] || { cat "$WORK/nspawn.log"; return 1; }
 	# "running", or "degraded" when a unit irrelevant here failed
-	local state
-	state=$(timeout 90 nsenter -t "$SD_PID1" -a systemctl is-system-running --wait 2>/dev/null)
+	# (systemctl fails at once until the container's bus is up: ask again)
+	local state=
+	for _ in $(seq 90); do
+		state=$(timeout 90 nsenter -t "$SD_PID1" -a systemctl is-system-running --wait \
+			2>/dev/null)
+		[[ $state == running || $state == degraded ]] && break
+		sleep 1
+	done
 	[[ $state == running || $state == degraded ]] ||
 		{ echo "container state: $state"; cat "$WORK/nspawn.log"; return 1; }
 }
@@ -79,7 +86,7 @@ sd_kill() {
 		kill -KILL "$SD_NSPAWN_PID" 2>/dev/null
 		wait "$SD_NSPAWN_PID" 2>/dev/null
 	fi
-	SD_PID1= SD_NSPAWN_PID=
+	SD_PID1="" SD_NSPAWN_PID=""
 }
 
 # The counter at the denied port: runs in the container's network namespace (behind its
