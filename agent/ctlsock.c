@@ -173,6 +173,9 @@ void els_ctlsock_serve(struct els_ctlsock *s, els_ctlsock_fn *fn, void *arg)
 			len == sizeof(cred) ? (int)cred.pid : -1,
 			len == sizeof(cred) ? (int)cred.uid : -1);
 		snprintf(ans, sizeof(ans), "error permission denied: the control socket is for root\n");
+		/* read what it sent: closing on unread data would reset the connection, and the
+		 * client would never see why */
+		read_request(fd, req, sizeof(req));
 		goto answer;
 	}
 	int rc = read_request(fd, req, sizeof(req));
