@@ -110,10 +110,11 @@ bg_net "$PR" python3 -c "$sd_prober_py" $DENIED "$PROBE" $SRV4 $SRV6
 reached() { wc -l <"$COUNT"; }
 wait_probe() { # until the prober has sent n more rounds
 	local from want
-	from=$(cat "$PROBE.sent" 2>/dev/null || echo 0)
+	sent() { local n; n=$(cat "$PROBE.sent" 2>/dev/null); echo "${n:-0}"; } # (mid-write: 0)
+	from=$(sent)
 	want=$((from + $1))
 	for _ in $(seq 200); do
-		(($(cat "$PROBE.sent" 2>/dev/null || echo 0) >= want)) && return 0
+		(($(sent) >= want)) && return 0
 		sleep 0.1
 	done
 	return 1
@@ -189,12 +190,15 @@ check "port $DENIED is no longer reached once elsd enforces" \
 	test "$(wait_probe 10 && reached)" == "$base"
 
 # From here on, nothing may reach the denied port and the session must keep echoing.
-guarantees() { # $1: what just happened
+denied_unreached() { # $1: what just happened
 	wait_probe 5
 	local now
 	now=$(reached)
 	check_eq "$1: probes that reached port $DENIED" 0 $((now - base))
 	base=$now # each phase is judged on its own
+}
+guarantees() {
+	denied_unreached "$1"
 	session_check "$1: the permitted session still echoes"
 }
 
@@ -241,7 +245,11 @@ cp -p "$ROOT/etc/elsd/elsd.conf" "$WORK/good.conf"
 printf 'queues = "0";\nchain = [ "no_such_handler" ];\n' >>"$ROOT/etc/elsd/elsd.conf"
 check_not "systemctl restart elsd fails with a broken config" in_ct systemctl restart elsd
 sleep 3 # systemd retries (Restart=on-failure) while the prober keeps probing
-guarantees "restart with a broken config"
+# No elsd runs now: fail-closed, nothing passes, the permitted session included (it waits in
+# TCP's retransmissions, and must carry on once elsd is back: checked after the repair).
+check_not "no elsd runs with the broken config" \
+	test "$(in_ct systemctl is-active elsd)" == active
+denied_unreached "restart with a broken config"
 cp -p "$WORK/good.conf" "$ROOT/etc/elsd/elsd.conf"
 in_ct systemctl reset-failed elsd
 check "systemctl restart elsd with the config repaired" in_ct systemctl restart elsd
