@@ -171,14 +171,26 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 		free(tmp);
 }
 
+/* A policy that cuts thousands of connections names the first few and counts the rest, so that
+ * a reload never floods the journal. */
+#define SESSIONS_NAMED 20
+
+struct session_count {
+	unsigned cut, observed;
+};
+
 static void session_warning(void *arg, const char *msg, bool observe)
 {
-	(void)arg;
+	struct session_count *n = arg;
+	char clean[400];
+
 	if (observe) {
-		els_log(ELS_LL_INFO, "%s", msg);
+		if (n->observed++ < SESSIONS_NAMED)
+			els_log(ELS_LL_INFO, "%s", msg);
 		return;
 	}
-	char clean[400];
+	if (n->cut++ >= SESSIONS_NAMED)
+		return;
 	els_log(ELS_LL_WARNING, "%s", msg);
 	els_alert(ELS_R_SESSION_CUT, "detail=\"%s\"", els_alert_clean(clean, sizeof(clean), msg));
 }
@@ -187,12 +199,22 @@ static void session_warning(void *arg, const char *msg, bool observe)
  * policy over SSH learns it from the log, the journal and the alert. */
 static void warn_sessions(const struct els_policy *p, const char *what)
 {
-	int rc = els_sessions_check(p, what, session_warning, NULL);
+	struct session_count n = {0};
+	int rc = els_sessions_check(p, what, session_warning, &n);
 	if (rc < 0)
 		els_log(ELS_LL_WARNING,
 			"cannot list established connections (sock_diag: %s): sessions that %s "
 			"cuts are not named",
 			strerror(-rc), what);
+	if (n.cut > SESSIONS_NAMED) {
+		els_log(ELS_LL_WARNING, "... and %u more established connections %s will cut",
+			n.cut - SESSIONS_NAMED, what);
+		els_alert(ELS_R_SESSION_CUT, "count=%u detail=\"%u established connections cut\"",
+			  n.cut, n.cut);
+	}
+	if (n.observed > SESSIONS_NAMED)
+		els_log(ELS_LL_INFO, "... and %u more that %s would cut once it enforces",
+			n.observed - SESSIONS_NAMED, what);
 }
 
 /* Publishes a policy that was built and checked aside (SIGHUP, or a management request). */

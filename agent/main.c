@@ -282,9 +282,19 @@ static int request_reload(const char *socket_path)
 	return 1;
 }
 
+#define SESSIONS_PRINTED 50
+
+struct session_print {
+	const char *config;
+	unsigned n;
+};
+
+/* elsd -n: names the connections the policy would cut (the first 50; then a count). */
 static void print_session(void *arg, const char *msg, bool observe)
 {
-	printf("%s: %s: %s\n", (const char *)arg, observe ? "note" : "warning", msg);
+	struct session_print *sp = arg;
+	if (sp->n++ < SESSIONS_PRINTED)
+		printf("%s: %s: %s\n", sp->config, observe ? "note" : "warning", msg);
 }
 
 static int run_replay(const struct options *o, struct els_policy *p)
@@ -345,9 +355,13 @@ int main(int argc, char **argv)
 			printf("%s%s", i ? ", " : "", p->links[i].h->name);
 		printf("), queues %u-%u, sha256 %s\n", p->set.queue_first, p->set.queue_last,
 		       p->hash);
-		if (els_sessions_check(p, "this policy", print_session, (void *)o.config) < 0)
+		struct session_print sp = {o.config, 0};
+		if (els_sessions_check(p, "this policy", print_session, &sp) < 0)
 			printf("%s: note: cannot list this host's established connections\n",
 			       o.config);
+		if (sp.n > SESSIONS_PRINTED)
+			printf("%s: ... and %u more established connections like these\n",
+			       o.config, sp.n - SESSIONS_PRINTED);
 		els_policy_free(p);
 		return 0;
 	}
