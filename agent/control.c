@@ -153,10 +153,10 @@ static json_t *cmd_status(struct els_control *c, json_t *args, struct els_cmd_er
 	if (c->env.mon)
 		els_monitor_get_stats(c->env.mon, &ms);
 	const struct els_reload_result *lr = c->env.last_reload;
-	json_t *reload = lr && lr->done ? json_pack("{s:I,s:s,s:s}", "time", (json_int_t)lr->time_s,
-						    "result", lr->ok ? "ok" : "failed", "reason",
-						    lr->reason)
-					: json_null();
+	json_t *reload = lr && lr->done
+			     ? json_pack("{s:I,s:s,s:s}", "time", (json_int_t)lr->time_s, "result",
+					 lr->ok ? "ok" : "failed", "reason", lr->reason)
+			     : json_null();
 	return json_pack(
 	    "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:s,s:s},s:o}", "version",
 	    ELS_VERSION, "hostname", host, "pid", (json_int_t)getpid(), "uptime_s",

@@ -17,7 +17,7 @@
 #include "els/policy.h"
 #include "log.h"
 
-#define REQUEST_MAX 64
+#define REQUEST_MAX	64
 #define REQUEST_WAIT_MS 1000
 
 struct els_ctlsock {
@@ -69,8 +69,9 @@ struct els_ctlsock *els_ctlsock_open(const char *path)
 	}
 	/* Under systemd the unit's RuntimeDirectory made it; run by hand, elsd makes it. */
 	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST) {
-		els_log(ELS_LL_ERROR, "control socket: cannot create %s: %s; `elsd --reload` will "
-				      "not work",
+		els_log(ELS_LL_ERROR,
+			"control socket: cannot create %s: %s; `elsd --reload` will "
+			"not work",
 			dir, strerror(errno));
 		goto out;
 	}
@@ -169,10 +170,12 @@ void els_ctlsock_serve(struct els_ctlsock *s, els_ctlsock_fn *fn, void *arg)
 	if (fd < 0)
 		return;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
-		els_log(ELS_LL_WARNING, "control socket: refused a client (pid %d, uid %d): root only",
+		els_log(ELS_LL_WARNING,
+			"control socket: refused a client (pid %d, uid %d): root only",
 			len == sizeof(cred) ? (int)cred.pid : -1,
 			len == sizeof(cred) ? (int)cred.uid : -1);
-		snprintf(ans, sizeof(ans), "error permission denied: the control socket is for root\n");
+		snprintf(ans, sizeof(ans),
+			 "error permission denied: the control socket is for root\n");
 		/* read what it sent: closing on unread data would reset the connection, and the
 		 * client would never see why */
 		read_request(fd, req, sizeof(req));
@@ -187,13 +190,13 @@ void els_ctlsock_serve(struct els_ctlsock *s, els_ctlsock_fn *fn, void *arg)
 answer:
 	/* The answer is far smaller than a socket buffer: it goes out at once or not at all. */
 	if (send(fd, ans, strlen(ans), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		els_log(ELS_LL_WARNING, "control socket: the client went away before the answer: %s",
+		els_log(ELS_LL_WARNING,
+			"control socket: the client went away before the answer: %s",
 			strerror(errno));
 	close(fd);
 }
 
-int els_ctlsock_request(const char *path, const char *request, char *ans, size_t n,
-			int timeout_ms)
+int els_ctlsock_request(const char *path, const char *request, char *ans, size_t n, int timeout_ms)
 {
 	struct sockaddr_un sa;
 	char line[REQUEST_MAX];

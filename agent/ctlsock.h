@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ELS_CTLSOCK_DEFAULT "/run/elsd/control.sock"
+#define ELS_CTLSOCK_DEFAULT    "/run/elsd/control.sock"
 #define ELS_CTLSOCK_ANSWER_MAX 4096
 
 /* The outcome of the last reload (SIGHUP or the control socket), for `elsctl status` and the
@@ -48,7 +48,6 @@ void els_ctlsock_serve(struct els_ctlsock *s, els_ctlsock_fn *fn, void *arg);
 
 /* Client side: sends request to the daemon at path, waits up to timeout_ms for the whole
  * answer and copies it into ans (n bytes, NUL-terminated). 0, or -errno (-ETIMEDOUT). */
-int els_ctlsock_request(const char *path, const char *request, char *ans, size_t n,
-			int timeout_ms);
+int els_ctlsock_request(const char *path, const char *request, char *ans, size_t n, int timeout_ms);
 
 #endif

@@ -100,7 +100,7 @@ struct daemon {
 	 * back-off, and when the endpoint last started */
 	uint64_t mgmt_retry_ns, mgmt_started_ns;
 	unsigned mgmt_backoff_s;
-	struct els_ctlsock *ctlsock;		 /* `elsd --reload`; NULL: none */
+	struct els_ctlsock *ctlsock;	      /* `elsd --reload`; NULL: none */
 	struct els_reload_result last_reload; /* [M] for status and STATUS= */
 };
 
@@ -171,57 +171,11 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 		free(tmp);
 }
 
-/* A policy that cuts thousands of connections names the first few and counts the rest, so that
- * a reload never floods the journal. */
-#define SESSIONS_NAMED 20
-
-struct session_count {
-	unsigned cut, observed;
-};
-
-static void session_warning(void *arg, const char *msg, bool observe)
-{
-	struct session_count *n = arg;
-	char clean[400];
-
-	if (observe) {
-		if (n->observed++ < SESSIONS_NAMED)
-			els_log(ELS_LL_INFO, "%s", msg);
-		return;
-	}
-	if (n->cut++ >= SESSIONS_NAMED)
-		return;
-	els_log(ELS_LL_WARNING, "%s", msg);
-	els_alert(ELS_R_SESSION_CUT, "detail=\"%s\"", els_alert_clean(clean, sizeof(clean), msg));
-}
-
-/* Names each established connection p would cut, before p runs: an administrator applying a
- * policy over SSH learns it from the log, the journal and the alert. */
-static void warn_sessions(const struct els_policy *p, const char *what)
-{
-	struct session_count n = {0};
-	int rc = els_sessions_check(p, what, session_warning, &n);
-	if (rc < 0)
-		els_log(ELS_LL_WARNING,
-			"cannot list established connections (sock_diag: %s): sessions that %s "
-			"cuts are not named",
-			strerror(-rc), what);
-	if (n.cut > SESSIONS_NAMED) {
-		els_log(ELS_LL_WARNING, "... and %u more established connections %s will cut",
-			n.cut - SESSIONS_NAMED, what);
-		els_alert(ELS_R_SESSION_CUT, "count=%u detail=\"%u established connections cut\"",
-			  n.cut, n.cut);
-	}
-	if (n.observed > SESSIONS_NAMED)
-		els_log(ELS_LL_INFO, "... and %u more that %s would cut once it enforces",
-			n.observed - SESSIONS_NAMED, what);
-}
-
 /* Publishes a policy that was built and checked aside (SIGHUP, or a management request). */
 static void commit_policy(struct daemon *d, struct els_policy *np)
 {
 	keep_start_settings(np, d->running);
-	warn_sessions(np, "the new policy");
+	els_sessions_warn(np, "the new policy");
 	els_log_set_level(np->set.log_level);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
 	d->running = np;
@@ -316,7 +270,8 @@ static void control_socket_request(void *arg, const char *req, char *ans, size_t
 	if (strcmp(req, "reload") == 0) {
 		char why[ELS_CTLSOCK_ANSWER_MAX / 2] = "";
 		if (reload_notified(d, why, sizeof(why)))
-			snprintf(ans, n, "ok reloaded %s: %s\n", d->opt->config, d->last_reload.reason);
+			snprintf(ans, n, "ok reloaded %s: %s\n", d->opt->config,
+				 d->last_reload.reason);
 		else
 			snprintf(ans, n, "error %s rejected, generation %u keeps running\n%s",
 				 d->opt->config, d->running->generation, why);
@@ -324,7 +279,10 @@ static void control_socket_request(void *arg, const char *req, char *ans, size_t
 		const struct els_reload_result *r = &d->last_reload;
 		snprintf(ans, n, "ok generation %u sha256 %.16s; last reload: %s%s\n",
 			 d->running->generation, d->running->hash,
-			 !r->done ? "none" : r->ok ? "ok, " : "FAILED, ", r->done ? r->reason : "");
+			 !r->done ? "none"
+			 : r->ok  ? "ok, "
+				  : "FAILED, ",
+			 r->done ? r->reason : "");
 	} else {
 		snprintf(ans, n, "error unknown request '%.32s' (reload, status)\n", req);
 	}
@@ -513,7 +471,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	unsigned started = 0;
 
 	els_log_set_level(p->set.log_level);
-	warn_sessions(p, "the policy");
+	els_sessions_warn(p, "the policy");
 	/* Signals go to the main thread only: block them before any thread exists. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);

@@ -360,8 +360,8 @@ int main(int argc, char **argv)
 			printf("%s: note: cannot list this host's established connections\n",
 			       o.config);
 		if (sp.n > SESSIONS_PRINTED)
-			printf("%s: ... and %u more established connections like these\n",
-			       o.config, sp.n - SESSIONS_PRINTED);
+			printf("%s: ... and %u more established connections like these\n", o.config,
+			       sp.n - SESSIONS_PRINTED);
 		els_policy_free(p);
 		return 0;
 	}

@@ -14,12 +14,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "els/addr.h"
 #include "els/clock.h"
+#include "log.h"
 #include "sessions.h"
 
 #define TCP_ESTABLISHED_STATE 1
-#define TCP_LISTEN_STATE 10
+#define TCP_LISTEN_STATE      10
 
 struct conn {
 	uint8_t family; /* ELS_AF_INET or ELS_AF_INET6 */
@@ -133,15 +135,14 @@ static bool inbound(const struct conns *listen, const struct conn *c)
 		const struct conn *l = &listen->c[i];
 		if (l->lport != c->lport)
 			continue;
-		if (is_zero(&l->local) || (l->family == c->family && !memcmp(&l->local, &c->local,
-									      sizeof(c->local))))
+		if (is_zero(&l->local) ||
+		    (l->family == c->family && !memcmp(&l->local, &c->local, sizeof(c->local))))
 			return true;
 	}
 	return false;
 }
 
-static void endpoint(uint8_t family, const struct els_addr *a, uint16_t port, char *buf,
-		     size_t n)
+static void endpoint(uint8_t family, const struct els_addr *a, uint16_t port, char *buf, size_t n)
 {
 	char s[ELS_ADDR_STRLEN];
 	els_addr_str(a, family, s);
@@ -155,8 +156,7 @@ static const char *service(uint16_t port, char *buf, size_t n)
 	return buf;
 }
 
-int els_sessions_check(const struct els_policy *p, const char *what, els_sessions_fn *fn,
-		       void *arg)
+int els_sessions_check(const struct els_policy *p, const char *what, els_sessions_fn *fn, void *arg)
 {
 	struct conns est = {0}, listen = {0};
 	int rc = 0, cut = 0;
@@ -185,9 +185,8 @@ int els_sessions_check(const struct els_policy *p, const char *what, els_session
 		pkt.dst = in ? c->local : c->remote;
 		pkt.sport = in ? c->rport : c->lport;
 		pkt.dport = in ? c->lport : c->rport;
-		struct els_ctx ctx = {.pkt = &pkt,
-				      .now_ns = els_now_mono(),
-				      .generation = p->generation};
+		struct els_ctx ctx = {
+		    .pkt = &pkt, .now_ns = els_now_mono(), .generation = p->generation};
 		struct els_decision d;
 		bool observe = false;
 		if (els_chain_run(p, &ctx, &d) == ELS_ACCEPT) {
@@ -198,13 +197,14 @@ int els_sessions_check(const struct els_policy *p, const char *what, els_session
 		char rem[80], loc[80], svc[32], msg[400];
 		endpoint(c->family, &c->remote, c->rport, rem, sizeof(rem));
 		endpoint(c->family, &c->local, c->lport, loc, sizeof(loc));
-		const char *end = observe ? "would be cut once it enforces (it observes now)"
-					  : "will be cut";
+		const char *end =
+		    observe ? "would be cut once it enforces (it observes now)" : "will be cut";
 		if (in)
 			snprintf(msg, sizeof(msg),
 				 "an established %s session from %s to port %u (%s) is not "
 				 "permitted by %s and %s",
-				 service(c->lport, svc, sizeof(svc)), rem, c->lport, loc, what, end);
+				 service(c->lport, svc, sizeof(svc)), rem, c->lport, loc, what,
+				 end);
 		else
 			snprintf(msg, sizeof(msg),
 				 "an established outbound %s connection from %s to %s is not "
@@ -217,4 +217,48 @@ out:
 	free(est.c);
 	free(listen.c);
 	return rc < 0 ? rc : cut;
+}
+
+/* A policy that cuts thousands of connections names the first few and counts the rest, so that
+ * a reload never floods the journal. */
+#define SESSIONS_NAMED 20
+
+struct session_count {
+	unsigned cut, observed;
+};
+
+static void session_warning(void *arg, const char *msg, bool observe)
+{
+	struct session_count *n = arg;
+	char clean[400];
+
+	if (observe) {
+		if (n->observed++ < SESSIONS_NAMED)
+			els_log(ELS_LL_INFO, "%s", msg);
+		return;
+	}
+	if (n->cut++ >= SESSIONS_NAMED)
+		return;
+	els_log(ELS_LL_WARNING, "%s", msg);
+	els_alert(ELS_R_SESSION_CUT, "detail=\"%s\"", els_alert_clean(clean, sizeof(clean), msg));
+}
+
+void els_sessions_warn(const struct els_policy *p, const char *what)
+{
+	struct session_count n = {0};
+	int rc = els_sessions_check(p, what, session_warning, &n);
+	if (rc < 0)
+		els_log(ELS_LL_WARNING,
+			"cannot list established connections (sock_diag: %s): sessions that %s "
+			"cuts are not named",
+			strerror(-rc), what);
+	if (n.cut > SESSIONS_NAMED) {
+		els_log(ELS_LL_WARNING, "... and %u more established connections %s will cut",
+			n.cut - SESSIONS_NAMED, what);
+		els_alert(ELS_R_SESSION_CUT, "count=%u detail=\"%u established connections cut\"",
+			  n.cut, n.cut);
+	}
+	if (n.observed > SESSIONS_NAMED)
+		els_log(ELS_LL_INFO, "... and %u more that %s would cut once it enforces",
+			n.observed - SESSIONS_NAMED, what);
 }

@@ -23,4 +23,9 @@ typedef void els_sessions_fn(void *arg, const char *msg, bool observe);
 int els_sessions_check(const struct els_policy *p, const char *what, els_sessions_fn *fn,
 		       void *arg);
 
+/* For the daemon: runs the check and logs each connection p would cut as a warning with an
+ * ELS_ALERT event=session_cut, each it would cut once enforcing as info; the first 20 of each
+ * by name, then a count, so that a big cut cannot flood the journal. */
+void els_sessions_warn(const struct els_policy *p, const char *what);
+
 #endif
