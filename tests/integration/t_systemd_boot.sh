@@ -182,6 +182,13 @@ check "the enforcing config differs from the packaged one only in mode" \
 install -m 0640 -g "$(stat -c %g "$ROOT/etc/elsd/elsd.conf")" "$WORK/enforce.conf" \
 	"$ROOT/etc/elsd/elsd.conf"
 check "elsd -n accepts the enforcing config" in_ct elsd -n -c /etc/elsd/elsd.conf
+# The administrator's own session, before a policy that would cut it: elsd -n names it.
+grep -v '"ssh-in"' "$WORK/enforce.conf" >"$ROOT/root/nossh.conf"
+out=$(in_ct elsd -n -c /root/nossh.conf)
+check "elsd -n names the session a policy without ssh-in would cut" grep -Eq \
+	"warning: an established [A-Za-z-]+ session from $CLI4:[0-9]+ to port $PERMITTED .* will be cut" \
+	<<<"$out"
+check_not "... and not with ssh-in" grep -q warning <<<"$(in_ct elsd -n -c /etc/elsd/elsd.conf)"
 check "systemctl reload elsd (observe -> enforce)" in_ct systemctl reload elsd
 session_check "the session survives the switch to enforce"
 wait_probe 10
