@@ -15,6 +15,7 @@ WORK=$(mktemp -d /tmp/els-it.XXXXXX)
 DB="$WORK/monitor.db"
 ELSD_LOG="$WORK/elsd.log"
 ELSD_PID=
+ELS_CTLSOCK= # set by els_start
 QUEUE=0
 PASSED=0 FAILED=0
 BG_PIDS=()
@@ -118,8 +119,10 @@ els_config() {
 els_start() {
 	local conf=$1; shift
 	: >"$ELSD_LOG"
-	# A control socket of this run's own: others' tests run elsd at the same time.
-	ip netns exec "$SRV" "$ELSD" -c "$conf" --control-socket "$WORK/control.sock" "$@" \
+	# A control socket of this elsd's own (elsd --reload --control-socket "$ELS_CTLSOCK"):
+	# other tests, and other agents of this one, run elsd at the same time.
+	ELS_CTLSOCK=$WORK/ctl-$SRV.sock
+	ip netns exec "$SRV" "$ELSD" -c "$conf" --control-socket "$ELS_CTLSOCK" "$@" \
 		>>"$ELSD_LOG" 2>&1 &
 	ELSD_PID=$!
 	for _ in $(seq 100); do

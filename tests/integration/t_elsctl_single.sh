@@ -176,14 +176,14 @@ check_eq "JSON status: no reload yet" None "$(ctl --json status | json 'd["last_
 cp "$CONF" "$WORK/before-reload.conf"
 echo 'tracker = ;' >>"$CONF"
 check_not "elsd --reload refuses a broken config" \
-	in_srv "$ELSD" --reload --control-socket "$WORK/control.sock"
+	in_srv "$ELSD" --reload --control-socket "$ELS_CTLSOCK"
 rc "status after the rejected reload" 0 ctl status
 has "status shows the failed reload with FILE:LINE" "^reload: +FAILED at [0-9T:-]+Z: $CONF:[0-9]+: "
 check_eq "JSON status: last_reload.result" failed \
 	"$(ctl --json status | json 'd["last_reload"]["result"]')"
 cp "$WORK/before-reload.conf" "$CONF"
 check "elsd --reload accepts the repaired config" \
-	in_srv "$ELSD" --reload --control-socket "$WORK/control.sock"
+	in_srv "$ELSD" --reload --control-socket "$ELS_CTLSOCK"
 rc "status after the good reload" 0 ctl status
 has "status shows the reload ok with its generation" "^reload: +ok at [0-9T:-]+Z: generation [0-9]+ sha256 "
 

@@ -8,12 +8,13 @@
 . "$(dirname "$0")/lib.sh"
 els_setup
 els_steer
-CONF=$WORK/elsd.conf SOCK=$WORK/control.sock
+CONF=$WORK/elsd.conf
 ALT='s|^    { id = "https-in";|    { id = "alt-in"; dir = "in"; proto = "tcp"; local_ports = [ 8080 ]; },\n&|'
 els_config "$CONF" "$ALT"
 cp "$CONF" "$WORK/alt.conf"
 els_listen "$SRV" 8080 || fail "listener on 8080 did not start"
 els_start "$CONF" || exit 1
+SOCK=$ELS_CTLSOCK
 reload() { in_srv "$ELSD" --reload --control-socket "$SOCK"; }
 ask_status() {
 	in_srv python3 -c '
