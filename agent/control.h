@@ -30,10 +30,13 @@ struct els_control_env {
 	/* Publishes np (ownership passes) exactly as a SIGHUP reload does; returns its
 	 * generation. */
 	uint32_t (*commit)(void *arg, struct els_policy *np);
+	/* The last SIGHUP or `elsd --reload` outcome (agent/ctlsock.h), for status; may be NULL */
+	const struct els_reload_result *last_reload;
 	void *arg;
 };
 
 struct els_control;
+struct els_reload_result;
 
 /* Takes over fd (the socketpair end, non-blocking) and the endpoint's pid (0: none, tests).
  * NULL on ENOMEM.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "control_int.h"
+#include "ctlsock.h"
 #include "els/query.h"
 #include "els/mgmt.h"
 #include "log.h"
@@ -42,15 +43,21 @@ json_t *els_cmd_status(struct els_control *c, json_t *args, struct els_cmd_err *
 	struct els_monitor_stats ms = {0};
 	if (c->env.mon)
 		els_monitor_get_stats(c->env.mon, &ms);
+	const struct els_reload_result *lr = c->env.last_reload;
+	json_t *reload = lr && lr->done
+			     ? json_pack("{s:I,s:s,s:s}", "time", (json_int_t)lr->time_s, "result",
+					 lr->ok ? "ok" : "failed", "reason", lr->reason)
+			     : json_null();
 	return json_pack(
-	    "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:s,s:s}}", "version",
+	    "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:s,s:s},s:o}", "version",
 	    ELS_VERSION, "hostname", host, "pid", (json_int_t)getpid(), "uptime_s",
 	    (json_int_t)((els_now_mono() - c->env.start_mono_ns) / 1000000000u), "generation",
 	    (json_int_t)p->generation, "policy_path", c->env.config_path, "policy_sha256", p->hash,
 	    "fail_open", p->set.fail_open, "queues", queues, "monitor", "written",
 	    (json_int_t)ms.written, "lost", (json_int_t)ms.lost, "write_errors",
 	    (json_int_t)ms.write_errors, "write_lost", (json_int_t)ms.write_lost, "client",
-	    "identity", c->identity ? c->identity : "", "role", els_mgmt_role_name(c->role));
+	    "identity", c->identity ? c->identity : "", "role", els_mgmt_role_name(c->role),
+	    "last_reload", reload);
 }
 
 json_t *els_cmd_stats(struct els_control *c, json_t *args, struct els_cmd_err *e)

@@ -19,6 +19,7 @@
 
 #include "alert.h"
 #include "control.h"
+#include "ctlsock.h"
 #include "daemon.h"
 #include "els/monitor.h"
 #include "els/policy.h"
@@ -32,6 +33,7 @@
 #include "queue.h"
 #include "replay.h"
 #include "rulewatch.h"
+#include "sessions.h"
 #include "worker.h"
 
 void els_push_event(struct els_ring *ring, uint32_t gen, const char *fmt, ...)
@@ -121,6 +123,8 @@ struct daemon {
 	 * back-off, and when the endpoint last started */
 	uint64_t mgmt_retry_ns, mgmt_started_ns;
 	unsigned mgmt_backoff_s;
+	struct els_ctlsock *ctlsock;	      /* `elsd --reload`; NULL: none */
+	struct els_reload_result last_reload; /* [M] for status and STATUS= */
 };
 
 #define MGMT_BACKOFF_MAX_S 60u
@@ -196,6 +200,7 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 static void commit_policy(struct daemon *d, struct els_policy *np)
 {
 	keep_start_settings(np, d->running);
+	els_sessions_warn(np, "the new policy");
 	els_log_set_level(np->set.log_level);
 	els_rulewatch_update(d->rules, np->set.rules_self_heal, np->generation);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
@@ -214,28 +219,99 @@ static void commit_policy(struct daemon *d, struct els_policy *np)
 		       np->generation, np->hash);
 }
 
-static void reload(struct daemon *d)
+/* The service's STATUS= line: the running generation and how the last reload went. */
+static void notify_ready(const struct daemon *d)
+{
+	const struct els_reload_result *r = &d->last_reload;
+	if (!r->done) {
+		els_notify("READY=1\nSTATUS=filtering, generation %u", d->running->generation);
+		return;
+	}
+	char when[32];
+	time_t t = (time_t)r->time_s;
+	struct tm tm;
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	els_notify("READY=1\nSTATUS=filtering, generation %u; last reload %s at %s%s%.200s",
+		   d->running->generation, r->ok ? "ok" : "FAILED", when, r->ok ? "" : ": ",
+		   r->ok ? "" : r->reason);
+}
+
+/* Reloads the config file. On failure every FILE:LINE: message is logged and, when ans is
+ * not NULL, appended to it (n bytes) one per line; the result is kept for status. */
+static bool reload(struct daemon *d, char *ans, size_t n)
 {
 	struct els_diag diag;
 	els_diag_init(&diag, d->opt->config);
 	struct els_policy *np = els_policy_load(d->opt->config, d->opt->services, &diag);
+	struct els_reload_result *r = &d->last_reload;
 
+	r->done = true;
+	r->time_s = els_now_real() / ELS_NS_PER_S;
 	if (!np) {
-		for (unsigned i = 0; i < diag.count; i++)
+		r->ok = false;
+		r->generation = d->running->generation;
+		snprintf(r->reason, sizeof(r->reason), "%s",
+			 diag.count ? diag.msgs[0] : "the configuration was rejected");
+		for (unsigned i = 0; i < diag.count; i++) {
 			els_log(ELS_LL_ERROR, "reload failed, keeping generation %u: %s",
 				d->running->generation, diag.msgs[i]);
+			size_t used = ans ? strlen(ans) : 0;
+			if (ans && used < n)
+				snprintf(ans + used, n - used, "%s\n", diag.msgs[i]);
+		}
 		els_push_event(d->ctl, d->running->generation, "reload failed: %.80s",
 			       diag.count ? diag.msgs[0] : "?");
 		els_alert(ELS_R_POLICY_REJECTED, "generation=%u kept, reload failed: %s",
 			  d->running->generation, diag.count ? diag.msgs[0] : "?");
 		els_diag_free(&diag);
-		return;
+		return false;
 	}
 	els_diag_free(&diag);
 	commit_policy(d, np);
+	r->ok = true;
+	r->generation = np->generation;
+	snprintf(r->reason, sizeof(r->reason), "generation %u sha256 %.16s", np->generation,
+		 np->hash);
 	/* Management changes are alerted where the console's identity is known (control.c). */
 	els_alert(ELS_R_POLICY_CHANGED, "generation=%u sha256=%.16s by=reload path=%s",
 		  np->generation, np->hash, np->path);
+	return true;
+}
+
+/* SIGHUP and `elsd --reload` take the same path; the socket's client also hears the result. */
+static bool reload_notified(struct daemon *d, char *ans, size_t n)
+{
+	els_notify("RELOADING=1");
+	bool ok = reload(d, ans, n);
+	els_control_reload_crl(d->control);
+	notify_ready(d);
+	return ok;
+}
+
+/* A request on the control socket (agent/ctlsock.h). */
+static void control_socket_request(void *arg, const char *req, char *ans, size_t n)
+{
+	struct daemon *d = arg;
+
+	if (strcmp(req, "reload") == 0) {
+		char why[ELS_CTLSOCK_ANSWER_MAX / 2] = "";
+		if (reload_notified(d, why, sizeof(why)))
+			snprintf(ans, n, "ok reloaded %s: %s\n", d->opt->config,
+				 d->last_reload.reason);
+		else
+			snprintf(ans, n, "error %s rejected, generation %u keeps running\n%s",
+				 d->opt->config, d->running->generation, why);
+	} else if (strcmp(req, "status") == 0) {
+		const struct els_reload_result *r = &d->last_reload;
+		snprintf(ans, n, "ok generation %u sha256 %.16s; last reload: %s%s\n",
+			 d->running->generation, d->running->hash,
+			 !r->done ? "none"
+			 : r->ok  ? "ok, "
+				  : "FAILED, ",
+			 r->done ? r->reason : "");
+	} else {
+		snprintf(ans, n, "error unknown request '%.32s' (reload, status)\n", req);
+	}
 }
 
 static const struct els_policy *control_running(void *arg)
@@ -248,7 +324,7 @@ static uint32_t control_commit(void *arg, struct els_policy *np)
 	struct daemon *d = arg;
 	els_notify("RELOADING=1");
 	commit_policy(d, np);
-	els_notify("READY=1\nSTATUS=filtering, generation %u", d->running->generation);
+	notify_ready(d);
 	return d->running->generation;
 }
 
@@ -270,6 +346,7 @@ static int start_management(struct daemon *d, const struct els_policy *p, pid_t 
 	    .start_mono_ns = d->start_ns,
 	    .running = control_running,
 	    .commit = control_commit,
+	    .last_reload = &d->last_reload,
 	    .arg = d,
 	};
 	char err[256];
@@ -382,9 +459,10 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		uint64_t now = els_now_mono();
 		uint64_t wake = next < crl_next ? next : crl_next;
 		uint64_t wait = wake > now ? wake - now : 0;
-		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
+		struct pollfd pfd[4] = {{.fd = sfd, .events = POLLIN},
 					{.fd = els_control_fd(d->control), .events = 0},
-					{.fd = els_control_check_fd(d->control), .events = POLLIN}};
+					{.fd = els_control_check_fd(d->control), .events = POLLIN},
+					{.fd = els_ctlsock_fd(d->ctlsock), .events = POLLIN}};
 		if (pfd[1].fd >= 0)
 			pfd[1].events = els_control_events(d->control);
 		int ms = (int)((wait + 999999) / 1000000);
@@ -394,7 +472,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		int check_ms = els_control_check_timeout_ms(d->control);
 		if (check_ms >= 0 && check_ms < ms)
 			ms = check_ms;
-		int n = poll(pfd, 3, ms);
+		int n = poll(pfd, 4, ms);
 		int sig = 0;
 		struct signalfd_siginfo si;
 		if (sfd < 0)
@@ -403,11 +481,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 			 read(sfd, &si, sizeof(si)) == sizeof(si))
 			sig = (int)si.ssi_signo;
 		if (sig == SIGHUP) {
-			els_notify("RELOADING=1");
-			reload(d);
-			els_control_reload_crl(d->control);
-			els_notify("READY=1\nSTATUS=filtering, generation %u",
-				   d->running->generation);
+			reload_notified(d, NULL, 0);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			atomic_store(&d->stop, true);
 		} else if (sig == SIGCHLD) {
@@ -416,6 +490,8 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		if (n > 0 && pfd[1].fd >= 0 && pfd[1].revents)
 			els_control_io(d->control, pfd[1].revents);
 		els_control_check_io(d->control);
+		if (n > 0 && pfd[3].fd >= 0 && pfd[3].revents & POLLIN)
+			els_ctlsock_serve(d->ctlsock, control_socket_request, d);
 		restart_management(d);
 		if (els_now_mono() >= next) {
 			next = els_now_mono() + period_ns;
@@ -441,6 +517,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	unsigned started = 0;
 
 	els_log_set_level(p->set.log_level);
+	els_sessions_warn(p, "the policy");
 	/* Signals go to the main thread only: block them before any thread exists. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
@@ -504,6 +581,9 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	if (start_management(&d, p, mgmt_pid, mgmt_fd) < 0)
 		goto out;
 	mgmt_pid = -1, mgmt_fd = -1; /* the control owns them now, or never had them */
+	/* Bound before the privilege drop, so that a root-owned /run/elsd works outside systemd. */
+	if (o->control)
+		d.ctlsock = els_ctlsock_open(o->control);
 	/* Privilege drop of the main process goes here: after the management fork above (if
 	 * any), whose child drops privileges on its own. */
 	if (els_privdrop(p->set.user, o->monitor ? o->monitor : p->set.monitor_path,
@@ -574,6 +654,7 @@ out:
 	els_control_free(d.control); /* workers are joined: their snapshot buffers can go */
 	els_adopt_publish(NULL);
 	els_adopt_free(d.adopt);
+	els_ctlsock_close(d.ctlsock);
 	for (unsigned i = 0; d.queues && i < d.nq; i++)
 		els_queue_close(d.queues[i]);
 	if (d.mon)

@@ -10,6 +10,7 @@ struct els_run_opts {
 	const char *config;   /* the config file (reloads read it again) */
 	const char *services; /* services database; NULL: /etc/services */
 	const char *monitor;  /* --monitor: overrides monitor.path; NULL otherwise */
+	const char *control;  /* the local control socket (agent/ctlsock.h); NULL: none */
 };
 
 /* Binds the queues, starts the workers and the management endpoint, and serves until

@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "ctlsock.h"
 #include "daemon.h"
 #include "els/lint.h"
 #include "els/policy.h"
 #include "els/registry.h"
 #include "mgmt.h"
 #include "replay.h"
+#include "sessions.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/elsd/elsd.conf"
@@ -26,6 +28,7 @@
 static const char usage_text[] =
     "Usage: elsd [OPTIONS]\n"
     "       elsd -n [--strict] [-c FILE]\n"
+    "       elsd --reload [--control-socket PATH]\n"
     "       elsd --replay CAPTURE [-c FILE] [--local CIDR]... [--verdicts]\n"
     "\n"
     "The ELS endpoint agent: judges every packet that netfilter steers to its NFQUEUE\n"
@@ -40,8 +43,18 @@ static const char usage_text[] =
     "                        Also warns (FILE:LINE: warning: ...) about permits that\n"
     "                        are valid but likely mistakes: inbound proto \"any\" or\n"
     "                        any local port, duplicates, permits an earlier one shadows,\n"
-    "                        permits without an id, strings joined for want of a comma\n"
+    "                        permits without an id, strings joined for want of a comma;\n"
+    "                        and names each established TCP connection of this host\n"
+    "                        that the policy would cut (\"warning: ...\")\n"
     "      --strict          with -n: warnings make the check fail (exit 1)\n"
+    "      --reload          ask the running elsd to reload its configuration and wait\n"
+    "                        for the outcome: print the new generation and exit 0, or\n"
+    "                        print why the file was rejected (FILE:LINE: message) on\n"
+    "                        stderr and exit 1 (the running policy stays); exit 3 when\n"
+    "                        no elsd answers. Root only. systemctl reload runs this.\n"
+    "      --control-socket PATH\n"
+    "                        the local control socket elsd creates and --reload uses\n"
+    "                        (default " ELS_CTLSOCK_DEFAULT "; \"none\": no socket)\n"
     "      --monitor FILE    write records to FILE instead of the config's monitor.path\n"
     "      --replay CAPTURE  judge the packets of a pcap file (Ethernet, raw IP or Linux\n"
     "                        cooked) instead of live queues, recording them as for live\n"
@@ -71,7 +84,8 @@ static const char usage_text[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Signals: SIGHUP reloads the configuration (a bad file keeps the running policy and logs\n"
-    "why); SIGTERM and SIGINT stop cleanly, answering every queued packet first.\n"
+    "why; --reload also reports it); SIGTERM and SIGINT stop cleanly, answering every\n"
+    "queued packet first.\n"
     "\n"
     "Exit status: 0 on a clean stop or a valid check, 1 on a configuration error,\n"
     "2 on a usage error, 3 when the queues or the monitor cannot be opened.\n";
@@ -82,9 +96,10 @@ struct options {
 	const char *replay;
 	const char *services;
 	const char *get;
+	const char *control; /* the control socket; NULL: none */
 	struct els_cidr local[MAX_LOCAL];
 	unsigned nlocal;
-	bool check, verdicts, report, json, strict, handlers;
+	bool check, verdicts, report, json, strict, handlers, reload;
 };
 
 static void print_handlers(bool json)
@@ -115,7 +130,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		OPT_HANDLERS,
 		OPT_GET,
 		OPT_REPORT,
-		OPT_STRICT
+		OPT_STRICT,
+		OPT_RELOAD,
+		OPT_CONTROL
 	};
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -130,6 +147,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    {"get", required_argument, NULL, OPT_GET},
 	    {"report", no_argument, NULL, OPT_REPORT},
 	    {"json", no_argument, NULL, 'j'},
+	    {"reload", no_argument, NULL, OPT_RELOAD},
+	    {"control-socket", required_argument, NULL, OPT_CONTROL},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -138,6 +157,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	const char *why;
 
 	o->config = DEFAULT_CONFIG;
+	o->control = ELS_CTLSOCK_DEFAULT;
 	while ((c = getopt_long(argc, argv, "c:njVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -181,6 +201,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_GET:
 			o->get = optarg;
 			break;
+		case OPT_RELOAD:
+			o->reload = true;
+			break;
+		case OPT_CONTROL:
+			o->control = strcmp(optarg, "none") == 0 ? NULL : optarg;
+			break;
 		case OPT_HANDLERS:
 			o->handlers = true;
 			break;
@@ -198,6 +224,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (optind < argc) {
 		fprintf(stderr, "elsd: unexpected argument '%s'\nTry 'elsd --help'.\n",
 			argv[optind]);
+		exit(2);
+	}
+	if (o->reload && (o->check || o->replay || o->report || o->get)) {
+		fprintf(stderr, "elsd: --reload goes alone (with --control-socket)\n");
+		exit(2);
+	}
+	if (o->reload && !o->control) {
+		fprintf(stderr, "elsd: --reload needs a control socket\n");
 		exit(2);
 	}
 	if ((o->nlocal || o->verdicts) && !o->replay) {
@@ -324,6 +358,41 @@ static bool same_file(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* --reload: the running elsd reloads and says how it went (agent/ctlsock.h). A reload waits
+ * for the workers to take the new generation (up to 5 s each), hence the generous wait. */
+static int request_reload(const char *socket_path)
+{
+	char ans[ELS_CTLSOCK_ANSWER_MAX];
+	int rc = els_ctlsock_request(socket_path, "reload", ans, sizeof(ans), 60000);
+
+	if (rc < 0) {
+		fprintf(stderr, "elsd: --reload: no answer from elsd at %s: %s\n", socket_path,
+			strerror(-rc));
+		return 3;
+	}
+	if (strncmp(ans, "ok ", 3) == 0) {
+		fputs(ans + 3, stdout);
+		return 0;
+	}
+	fprintf(stderr, "elsd: %s", strncmp(ans, "error ", 6) == 0 ? ans + 6 : ans);
+	return 1;
+}
+
+#define SESSIONS_PRINTED 50
+
+struct session_print {
+	const char *config;
+	unsigned n;
+};
+
+/* elsd -n: names the connections the policy would cut (the first 50; then a count). */
+static void print_session(void *arg, const char *msg, bool observe)
+{
+	struct session_print *sp = arg;
+	if (sp->n++ < SESSIONS_PRINTED)
+		printf("%s: %s: %s\n", sp->config, observe ? "note" : "warning", msg);
+}
+
 static int run_replay(const struct options *o, struct els_policy *p)
 {
 	struct els_worker w;
@@ -400,6 +469,8 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], ELS_MGMT_ENDPOINT_FLAG) == 0)
 		return els_mgmt_endpoint_main();
 	parse_args(argc, argv, &o);
+	if (o.reload)
+		return request_reload(o.control);
 	/* The monitor file names every peer of this host: not for other users to read. */
 	umask(027);
 	struct els_policy *p = load(&o);
@@ -423,6 +494,13 @@ int main(int argc, char **argv)
 		if (warnings)
 			printf(", %u warning%s", warnings, warnings == 1 ? "" : "s");
 		putchar('\n');
+		struct session_print sp = {o.config, 0};
+		if (els_sessions_check(p, "this policy", print_session, &sp) < 0)
+			printf("%s: note: cannot list this host's established connections\n",
+			       o.config);
+		if (sp.n > SESSIONS_PRINTED)
+			printf("%s: ... and %u more established connections like these\n", o.config,
+			       sp.n - SESSIONS_PRINTED);
 		els_policy_free(p);
 		return 0;
 	}
@@ -442,5 +520,6 @@ int main(int argc, char **argv)
 	}
 	if (o.replay)
 		return run_replay(&o, p);
-	return els_daemon_run(&(struct els_run_opts){o.config, o.services, o.monitor}, p);
+	return els_daemon_run(&(struct els_run_opts){o.config, o.services, o.monitor, o.control},
+			      p);
 }

@@ -79,7 +79,8 @@
 	X(MGMT_REFUSED, "mgmt_refused")               /* a console refused: handshake, role, cap */ \
 	/* the steering rules (agent/rulewatch.h) */                                               \
 	X(RULES_ALTERED, "steering_rules_altered")    /* removed, or a rule put ahead of them */   \
-	X(RULES_RESTORED, "steering_rules_restored")  /* put back by elsd (rules.self_heal) */
+	X(RULES_RESTORED, "steering_rules_restored")  /* put back by elsd (rules.self_heal) */     \
+	X(SESSION_CUT, "session_cut")                 /* alert: a new policy cuts a live session */
 
 enum els_reason {
 #define ELS_X_ENUM(e, s) ELS_R_##e,

@@ -15,6 +15,7 @@ WORK=$(mktemp -d /tmp/els-it.XXXXXX)
 DB="$WORK/monitor.db"
 ELSD_LOG="$WORK/elsd.log"
 ELSD_PID=
+ELS_CTLSOCK= # set by els_start
 QUEUE=0
 # els-rules keeps its last good settings and the removal mark here, never on the host.
 export ELS_RULES_STATE=$WORK/rules-state
@@ -137,7 +138,11 @@ els_policy_doc() {
 els_start() {
 	local conf=$1; shift
 	: >"$ELSD_LOG"
-	ip netns exec "$SRV" "$ELSD" -c "$conf" "$@" >>"$ELSD_LOG" 2>&1 &
+	# A control socket of this elsd's own (elsd --reload --control-socket "$ELS_CTLSOCK"):
+	# other tests, and other agents of this one, run elsd at the same time.
+	ELS_CTLSOCK=$WORK/ctl-$SRV.sock
+	ip netns exec "$SRV" "$ELSD" -c "$conf" --control-socket "$ELS_CTLSOCK" "$@" \
+		>>"$ELSD_LOG" 2>&1 &
 	ELSD_PID=$!
 	for _ in $(seq 100); do
 		grep -q "started:" "$ELSD_LOG" && return 0

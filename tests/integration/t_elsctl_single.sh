@@ -174,6 +174,22 @@ has "... with the permit that admitted it" "^tcp +$CLI4 +[0-9]+ +$SRV4 +7443 +in
 rc "log of management events" 0 ctl log --kind event --limit 200
 has "the refused apply is in the monitor with the identity" "mgmt bob/auditor@.* policy.apply: forbidden"
 
+# The last reload's result (elsd --reload over the local control socket), in status.
+check_eq "JSON status: no reload yet" None "$(ctl --json status | json 'd["last_reload"]')"
+cp "$CONF" "$WORK/before-reload.conf"
+echo 'tracker = ;' >>"$CONF"
+check_not "elsd --reload refuses a broken config" \
+	in_srv "$ELSD" --reload --control-socket "$ELS_CTLSOCK"
+rc "status after the rejected reload" 0 ctl status
+has "status shows the failed reload with FILE:LINE" "^reload: +FAILED at [0-9T:-]+Z: $CONF:[0-9]+: "
+check_eq "JSON status: last_reload.result" failed \
+	"$(ctl --json status | json 'd["last_reload"]["result"]')"
+cp "$WORK/before-reload.conf" "$CONF"
+check "elsd --reload accepts the repaired config" \
+	in_srv "$ELSD" --reload --control-socket "$ELS_CTLSOCK"
+rc "status after the good reload" 0 ctl status
+has "status shows the reload ok with its generation" "^reload: +ok at [0-9T:-]+Z: generation [0-9]+ sha256 "
+
 # Usage errors exit 2 without contacting anyone.
 rc "an unknown subcommand is a usage error" 2 "$ELSCTL" frobnicate
 rc "a bad option value is a usage error" 2 "$ELSCTL" flows --limit 0

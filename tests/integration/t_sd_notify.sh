@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # elsd speaks systemd's notify protocol: READY=1 once its queue is bound and the policy
 # loaded, STATUS= with the generation, WATCHDOG=1 at half of WATCHDOG_USEC while its worker
-# lives, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM. The listener is a
+# lives, RELOADING=1/READY=1 around a SIGHUP reload (STATUS= then gives the last reload's
+# result), STOPPING=1 on SIGTERM. The listener is a
 # plain unix datagram socket, as systemd's is.
 . "$(dirname "$0")/lib.sh"
 els_setup
@@ -28,6 +29,17 @@ for _ in $(seq 30); do grep -q "generation 2" "$MSGS" && break; sleep 0.1; done
 check "SIGHUP brackets the reload with RELOADING=1 and READY=1" \
 	grep -A1 -q "^RELOADING=1" "$MSGS"
 check "READY after reload reports generation 2" grep -q "^READY=1|STATUS=filtering, generation 2" "$MSGS"
+check "... and that the last reload was ok" \
+	grep -Eq "^READY=1\|STATUS=filtering, generation 2; last reload ok at [0-9T:-]+Z$" "$MSGS"
+# A rejected reload: STATUS= says so, with the file and line.
+cp "$WORK/elsd.conf" "$WORK/good.conf"
+echo 'chain = ;' >>"$WORK/elsd.conf"
+kill -HUP "$ELSD_PID"
+for _ in $(seq 30); do grep -q "FAILED" "$MSGS" && break; sleep 0.1; done
+check "a rejected reload: STATUS= says FAILED with FILE:LINE" grep -Eq \
+	"^READY=1\|STATUS=filtering, generation 2; last reload FAILED at [0-9T:-]+Z: $WORK/elsd.conf:[0-9]+: " \
+	"$MSGS"
+cp "$WORK/good.conf" "$WORK/elsd.conf"
 els_stop || fail "elsd exited non-zero"
 sleep 0.2
 check "STOPPING=1 on SIGTERM" grep -q "^STOPPING=1" "$MSGS"

@@ -14,9 +14,8 @@ SRC=$ELS_SOURCE_DIR/packaging
 
 check "cmake --install into a scratch root" \
 	env DESTDIR="$R" cmake --install "$ELS_BUILD_DIR" --prefix /usr
-# ExecReload runs /bin/kill, which the install does not bring; units with default
-# dependencies need the standard targets (sysinit.target, ...): this system's, never ours.
-mkdir -p "$R/bin" && cp "$(type -P kill)" "$R/bin/kill"
+# Units with default dependencies need the standard targets (sysinit.target, ...): this
+# system's, never ours.
 [[ -d $UNITS ]] && cp -an /lib/systemd/system/. "$UNITS/"
 for f in "$SRC"/*.service "$SRC"/*.timer; do
 	[[ -e $f ]] || continue
@@ -45,7 +44,8 @@ rm -f "$UNITS"/els-bad*.service
 U=$UNITS/elsd.service
 for line in "Type=notify" "NotifyAccess=main" "WatchdogSec=30s" \
 	"Requires=elsd-rules.service" \
-	"ExecStart=/usr/sbin/elsd -c /etc/elsd/elsd.conf" \
+	"ExecStart=/usr/sbin/elsd -c /etc/elsd/elsd.conf" "ExecReload=+/usr/sbin/elsd --reload" \
+	"RuntimeDirectory=elsd" \
 	"ExecStopPost=-+/usr/sbin/els-rules verify -c /etc/elsd/elsd.conf" \
 	"Restart=on-failure" "User=elsd" "AmbientCapabilities=CAP_NET_ADMIN" \
 	"CapabilityBoundingSet=CAP_NET_ADMIN" "NoNewPrivileges=yes" "ProtectSystem=strict" \

@@ -35,6 +35,16 @@ static int show_status(json_t *r, FILE *out)
 		" records lost)\n",
 		ctl_jint(mon, "written"), ctl_jint(mon, "lost"), ctl_jint(mon, "write_errors"),
 		ctl_jint(mon, "write_lost"));
+	json_t *lr = json_object_get(r, "last_reload");
+	if (json_is_object(lr)) {
+		char when[32];
+		time_t at = (time_t)ctl_jint(lr, "time");
+		struct tm tm;
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+		fprintf(out, "reload:     %s at %s: %s\n",
+			strcmp(ctl_jstr(lr, "result"), "ok") == 0 ? "ok" : "FAILED", when,
+			ctl_jstr(lr, "reason"));
+	}
 	if (cl)
 		fprintf(out, "you:        %s (role %s)\n", ctl_jstr(cl, "identity"),
 			ctl_jstr(cl, "role"));
