@@ -1,11 +1,8 @@
 /* Established TCP connections against a policy (see sessions.h). The kernel lists them over
- * NETLINK_SOCK_DIAG (inet_diag_req_v2), which works under the shipped unit's hardening where
- * /proc/net may be hidden. Each connection is judged as the SYN that opened it: inbound when
- * something listens on its local port, outbound otherwise. */
+ * sock_diag (agent/import_sock.c, shared with the adoption at start), which works under the
+ * shipped unit's hardening where /proc/net may be hidden. Each connection is judged as the SYN
+ * that opened it: inbound when something listens on its local port, outbound otherwise. */
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -17,130 +14,10 @@
 #include "alert.h"
 #include "els/addr.h"
 #include "els/clock.h"
+#include "els/flow.h"
+#include "import.h"
 #include "log.h"
 #include "sessions.h"
-
-#define TCP_ESTABLISHED_STATE 1
-#define TCP_LISTEN_STATE      10
-
-struct conn {
-	uint8_t family; /* ELS_AF_INET or ELS_AF_INET6 */
-	struct els_addr local, remote;
-	uint16_t lport, rport;
-};
-
-struct conns {
-	struct conn *c;
-	size_t n, cap;
-};
-
-/* ::ffff:a.b.c.d, as a dual-stack socket reports an IPv4 peer, is IPv4 on the wire. */
-static void unmap(struct conn *c)
-{
-	static const uint8_t prefix[12] = {[10] = 0xff, [11] = 0xff};
-	if (c->family != ELS_AF_INET6 || memcmp(c->local.b, prefix, 12) ||
-	    memcmp(c->remote.b, prefix, 12))
-		return;
-	c->family = ELS_AF_INET;
-	memmove(c->local.b, c->local.b + 12, 4);
-	memset(c->local.b + 4, 0, 12);
-	memmove(c->remote.b, c->remote.b + 12, 4);
-	memset(c->remote.b + 4, 0, 12);
-}
-
-static int dump(struct conns *out, uint8_t family, uint32_t states)
-{
-	struct {
-		struct nlmsghdr nh;
-		struct inet_diag_req_v2 r;
-	} req = {
-	    .nh = {.nlmsg_len = sizeof(req),
-		   .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-		   .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-		   .nlmsg_seq = 1},
-	    .r = {.sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = states},
-	};
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-	long buf[8192 / sizeof(long)];
-	int rc = 0, fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-
-	if (fd < 0)
-		return -errno;
-	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			goto out;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				goto out;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-				rc = e->error ? e->error : -EIO;
-				goto out;
-			}
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-				continue;
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-			if (out->n == out->cap) {
-				size_t cap = out->cap ? out->cap * 2 : 64;
-				struct conn *c = realloc(out->c, cap * sizeof(*c));
-				if (!c) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				out->c = c;
-				out->cap = cap;
-			}
-			struct conn *c = &out->c[out->n++];
-			size_t alen = family == AF_INET ? 4 : 16;
-			memset(c, 0, sizeof(*c));
-			c->family = family == AF_INET ? ELS_AF_INET : ELS_AF_INET6;
-			memcpy(c->local.b, m->id.idiag_src, alen);
-			memcpy(c->remote.b, m->id.idiag_dst, alen);
-			c->lport = ntohs(m->id.idiag_sport);
-			c->rport = ntohs(m->id.idiag_dport);
-			unmap(c);
-		}
-	}
-out:
-	close(fd);
-	return rc;
-}
-
-static bool loopback(uint8_t family, const struct els_addr *a)
-{
-	static const uint8_t v6lo[16] = {[15] = 1};
-	return family == ELS_AF_INET ? a->b[0] == 127 : !memcmp(a->b, v6lo, 16);
-}
-
-static bool is_zero(const struct els_addr *a)
-{
-	static const struct els_addr zero;
-	return !memcmp(a, &zero, sizeof(zero));
-}
-
-/* Inbound when a listener holds the connection's local port on its address or on any. */
-static bool inbound(const struct conns *listen, const struct conn *c)
-{
-	for (size_t i = 0; i < listen->n; i++) {
-		const struct conn *l = &listen->c[i];
-		if (l->lport != c->lport)
-			continue;
-		if (is_zero(&l->local) ||
-		    (l->family == c->family && !memcmp(&l->local, &c->local, sizeof(c->local))))
-			return true;
-	}
-	return false;
-}
 
 static void endpoint(uint8_t family, const struct els_addr *a, uint16_t port, char *buf, size_t n)
 {
@@ -158,33 +35,26 @@ static const char *service(uint16_t port, char *buf, size_t n)
 
 int els_sessions_check(const struct els_policy *p, const char *what, els_sessions_fn *fn, void *arg)
 {
-	struct conns est = {0}, listen = {0};
-	int rc = 0, cut = 0;
-	static const uint8_t fams[] = {AF_INET, AF_INET6};
+	/* The same view of the host's connections as the adoption at start (agent/import.h):
+	 * loopback left out, the direction from the listening sockets. */
+	struct els_import_list l = {.limit = UINT32_MAX};
+	int rc = els_import_sockets(&l), cut = 0;
 
-	for (size_t i = 0; i < sizeof(fams) && rc == 0; i++) {
-		rc = dump(&est, fams[i], 1u << TCP_ESTABLISHED_STATE);
-		if (rc == 0)
-			rc = dump(&listen, fams[i], 1u << TCP_LISTEN_STATE);
-	}
-	if (rc < 0)
-		goto out;
-	for (size_t i = 0; i < est.n; i++) {
-		const struct conn *c = &est.c[i];
-		if (loopback(c->family, &c->local) || loopback(c->family, &c->remote) ||
-		    !memcmp(&c->local, &c->remote, sizeof(c->local)))
-			continue; /* over lo, which the steering rules accept */
-		bool in = inbound(&listen, c);
+	for (uint32_t i = 0; rc >= 0 && i < l.n; i++) {
+		const struct els_import_conn *c = &l.c[i];
+		if (c->state != ELS_FS_ESTABLISHED)
+			continue; /* closing: nothing left to cut */
+		bool in = c->dir == ELS_DIR_IN;
 		struct els_pkt pkt = {.family = c->family,
 				      .proto = 6,
+				      .dir = c->dir,
 				      .flags = ELS_PKT_HAS_PORTS,
 				      .tcp_flags = ELS_TCP_SYN,
+				      .src = c->init_addr,
+				      .dst = c->resp_addr,
+				      .sport = c->init_port,
+				      .dport = c->resp_port,
 				      .wire_len = c->family == ELS_AF_INET ? 60 : 80};
-		pkt.dir = in ? ELS_DIR_IN : ELS_DIR_OUT;
-		pkt.src = in ? c->remote : c->local;
-		pkt.dst = in ? c->local : c->remote;
-		pkt.sport = in ? c->rport : c->lport;
-		pkt.dport = in ? c->lport : c->rport;
 		struct els_ctx ctx = {
 		    .pkt = &pkt, .now_ns = els_now_mono(), .generation = p->generation};
 		struct els_decision d;
@@ -194,28 +64,29 @@ int els_sessions_check(const struct els_policy *p, const char *what, els_session
 				continue;
 			observe = true;
 		}
+		const struct els_addr *local = in ? &c->resp_addr : &c->init_addr;
+		const struct els_addr *remote = in ? &c->init_addr : &c->resp_addr;
+		uint16_t lport = in ? c->resp_port : c->init_port;
+		uint16_t rport = in ? c->init_port : c->resp_port;
 		char rem[80], loc[80], svc[32], msg[400];
-		endpoint(c->family, &c->remote, c->rport, rem, sizeof(rem));
-		endpoint(c->family, &c->local, c->lport, loc, sizeof(loc));
+		endpoint(c->family, remote, rport, rem, sizeof(rem));
+		endpoint(c->family, local, lport, loc, sizeof(loc));
 		const char *end =
 		    observe ? "would be cut once it enforces (it observes now)" : "will be cut";
 		if (in)
 			snprintf(msg, sizeof(msg),
 				 "an established %s session from %s to port %u (%s) is not "
 				 "permitted by %s and %s",
-				 service(c->lport, svc, sizeof(svc)), rem, c->lport, loc, what,
-				 end);
+				 service(lport, svc, sizeof(svc)), rem, lport, loc, what, end);
 		else
 			snprintf(msg, sizeof(msg),
 				 "an established outbound %s connection from %s to %s is not "
 				 "permitted by %s and %s",
-				 service(c->rport, svc, sizeof(svc)), loc, rem, what, end);
+				 service(rport, svc, sizeof(svc)), loc, rem, what, end);
 		fn(arg, msg, observe);
 		cut += !observe;
 	}
-out:
-	free(est.c);
-	free(listen.c);
+	free(l.c);
 	return rc < 0 ? rc : cut;
 }
 
