@@ -11,7 +11,7 @@ CONF=$ROOT/etc/elsd/elsd.conf
 inst() { DESTDIR=$ROOT cmake --install "$ELS_BUILD_DIR" --prefix /usr >"$WORK/install.log" 2>&1; }
 
 check "cmake --install into an empty DESTDIR" inst
-check "the config is installed" cmp -s "$CONF" "$ELS_SOURCE_DIR/conf/elsd.conf"
+check "the packaged (observing) config is installed" cmp -s "$CONF" "$ELS_SOURCE_DIR/packaging/elsd.conf"
 check_eq "the config is 0640" 640 "$(stat -c %a "$CONF" 2>/dev/null)"
 check "the example config is in the doc dir" \
 	cmp -s "$ROOT/usr/share/doc/els-agent/examples/elsd.conf" "$ELS_SOURCE_DIR/conf/elsd.conf"
@@ -38,5 +38,5 @@ check "the doc dir's example is still the shipped one" \
 # A removed config is put back by the next install.
 rm -f "$CONF"
 check "cmake --install a third time" inst
-check "a missing config is installed again" cmp -s "$CONF" "$ELS_SOURCE_DIR/conf/elsd.conf"
+check "a missing config is installed again" cmp -s "$CONF" "$ELS_SOURCE_DIR/packaging/elsd.conf"
 els_finish
