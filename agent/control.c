@@ -19,6 +19,7 @@
 #include "els/query.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "mgmt.h"
 
 #define SNAP_MAX     10000 /* flows per worker buffer: the protocol's limit */
@@ -366,6 +367,7 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 		snprintf(text, sizeof(text), "mgmt %s/%s@%s %s: %s", identity,
 			 els_mgmt_role_name(role), peer, req.cmd_name, *outcome);
 		audit_push(c, text);
+		els_metrics_note_mgmt_refusal();
 		char id[128];
 		els_alert_limited(ELS_R_MGMT_REFUSED,
 				  "identity=\"%s\" role=%s peer=%s cmd=%s outcome=%s",
@@ -507,6 +509,7 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 		 * the identity in it comes from a certificate, so it is not split into fields. */
 		if (m->type == ELS_IPC_AUDIT) {
 			char clean[512];
+			els_metrics_note_mgmt_refusal();
 			els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"",
 					  els_alert_clean(clean, sizeof(clean),
 							  (const char *)m->body));

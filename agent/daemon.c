@@ -25,6 +25,7 @@
 #include "els/registry.h"
 #include "kdrops.h"
 #include "log.h"
+#include "metrics.h"
 #include "mgmt.h"
 #include "notify.h"
 #include "privdrop.h"
@@ -93,6 +94,7 @@ struct daemon {
 	struct els_kdrops kdrops; /* [M] the kernel's drop counters for our queues */
 	struct els_policy *running;
 	struct els_control *control; /* management requests; NULL without `management` */
+	struct els_metrics *metrics; /* the metrics endpoint; NULL without `metrics` */
 	uint64_t start_ns;
 	/* [M] restarting a dead endpoint: when to try next (0: not scheduled), the current
 	 * back-off, and when the endpoint last started */
@@ -140,6 +142,10 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 			"reload: 'flows.capacity' changed; takes effect on restart");
 	if (strcmp(n->monitor_path, o->monitor_path) != 0)
 		els_log(ELS_LL_WARNING, "reload: 'monitor.path' changed; takes effect on restart");
+	const char *nm = n->metrics ? n->metrics->listen : "", *om = o->metrics ? o->metrics->listen : "";
+	if (strcmp(nm, om) != 0 || !n->metrics != !o->metrics ||
+	    (n->metrics && !n->metrics->cert != !o->metrics->cert))
+		els_log(ELS_LL_WARNING, "reload: 'metrics' changed; takes effect on restart");
 	if (strcmp(n->user ? n->user : "", o->user ? o->user : "") != 0)
 		els_log(ELS_LL_WARNING, "reload: 'user' changed; takes effect on restart");
 	if (n->monitor_retention_days != o->monitor_retention_days ||
@@ -174,6 +180,8 @@ static void commit_policy(struct daemon *d, struct els_policy *np)
 	els_log_set_level(np->set.log_level);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
 	d->running = np;
+	els_metrics_policy(d->metrics, np);
+	els_metrics_note_reload(true, np->generation);
 	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
 	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
 		els_policy_free(old);
@@ -198,6 +206,7 @@ static void reload(struct daemon *d)
 		for (unsigned i = 0; i < diag.count; i++)
 			els_log(ELS_LL_ERROR, "reload failed, keeping generation %u: %s",
 				d->running->generation, diag.msgs[i]);
+		els_metrics_note_reload(false, d->running->generation);
 		els_push_event(d->ctl, d->running->generation, "reload failed: %.80s",
 			       diag.count ? diag.msgs[0] : "?");
 		els_alert(ELS_R_POLICY_REJECTED, "generation=%u kept, reload failed: %s",
@@ -452,10 +461,24 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	if (start_management(&d, p, mgmt_pid, mgmt_fd) < 0)
 		goto out;
 	mgmt_pid = -1, mgmt_fd = -1; /* the control owns them now, or never had them */
+	/* The metrics listener binds and reads its key before the privilege drop; its thread
+	 * starts after it (capabilities are per thread). */
+	if (p->set.metrics) {
+		struct els_metrics_src ms = {.workers = d.workers, .nq = d.nq, .mon = d.mon,
+					     .queue_first = p->set.queue_first,
+					     .queue_last = p->set.queue_last,
+					     .flow_capacity = p->set.flow_capacity};
+		d.metrics = els_metrics_open(p->set.metrics, &ms);
+		if (!d.metrics)
+			goto out;
+		els_metrics_policy(d.metrics, p);
+	}
 	/* Privilege drop of the main process goes here: after the management fork above (if
 	 * any), whose child drops privileges on its own. */
 	if (els_privdrop(p->set.user, o->monitor ? o->monitor : p->set.monitor_path,
 			 p->set.monitor_key) < 0)
+		goto out;
+	if (els_metrics_start(d.metrics) < 0)
 		goto out;
 	struct worker_arg *args = calloc(d.nq, sizeof(*args));
 	if (!args)
@@ -506,6 +529,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 			       (unsigned long long)packets);
 	}
 out:
+	els_metrics_free(d.metrics); /* first: it reads the workers and the monitor */
 	if (mgmt_pid > 0) { /* forked, but the start failed before the control took it */
 		close(mgmt_fd);
 		kill(mgmt_pid, SIGKILL);

@@ -122,6 +122,8 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 	};
 	if (f->state == ELS_FS_ESTABLISHED)
 		els_ws_session_change(w->ws, f, -1); /* every flow's end comes through here */
+	if (reason == ELS_R_FLOW_EVICTED)
+		els_ctr_inc(&w->st.flows_evicted);
 	if (f->key.proto != 6 && f->key.proto != 17)
 		r.sport = r.dport = 0; /* echo ids are not ports */
 	struct els_decision d = {.handler = (uint8_t)f->handler, .rule = f->rule,
@@ -257,6 +259,7 @@ void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 	w->ws->now_ns = mono_ns;
 	w->ws->real_ns = real_ns;
 	els_flow_expire(w->flows, mono_ns, WORKER_EXPIRE_BUDGET, flow_end, &fa);
+	atomic_store_explicit(&w->st.flows_live, els_flow_count(w->flows), memory_order_relaxed);
 	els_ws_tick(w->ws);
 	if (w->pol) {
 		struct els_ctx ctx = {.flows = w->flows, .ws = w->ws, .now_ns = mono_ns,
