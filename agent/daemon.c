@@ -142,7 +142,8 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 			"reload: 'flows.capacity' changed; takes effect on restart");
 	if (strcmp(n->monitor_path, o->monitor_path) != 0)
 		els_log(ELS_LL_WARNING, "reload: 'monitor.path' changed; takes effect on restart");
-	const char *nm = n->metrics ? n->metrics->listen : "", *om = o->metrics ? o->metrics->listen : "";
+	const char *nm = n->metrics ? n->metrics->listen : "";
+	const char *om = o->metrics ? o->metrics->listen : "";
 	if (strcmp(nm, om) != 0 || !n->metrics != !o->metrics ||
 	    (n->metrics && !n->metrics->cert != !o->metrics->cert))
 		els_log(ELS_LL_WARNING, "reload: 'metrics' changed; takes effect on restart");
@@ -374,6 +375,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 			els_notify("RELOADING=1");
 			reload(d);
 			els_control_reload_crl(d->control);
+			els_metrics_reload_crl(d->metrics);
 			els_notify("READY=1\nSTATUS=filtering, generation %u",
 				   d->running->generation);
 		} else if (sig == SIGTERM || sig == SIGINT) {

@@ -35,7 +35,7 @@
 /* ---- process-wide state (any thread sets it; relaxed: each value stands alone) ---- */
 
 static _Atomic uint64_t reloads_ok, reloads_failed, mgmt_refusals;
-static _Atomic int last_reload_ok = -1;	      /* -1: no reload since start */
+static _Atomic int last_reload_ok = -1; /* -1: no reload since start */
 static _Atomic uint64_t last_reload_real_ns;
 static _Atomic uint32_t running_generation;
 static _Atomic int ruleset_intact = -1; /* -1: no watcher has said */
@@ -61,17 +61,18 @@ void els_metrics_set_ruleset_intact(bool intact)
 /* ---- the endpoint ---- */
 
 struct els_metrics {
-	struct els_metrics_src src;	/* [I] */
-	struct event_base *base;	/* [I] used by the serving thread only, once started */
-	struct evhttp *http;		/* [I] */
-	struct els_mgmt_tls tls;	/* [I] tls.ctx NULL: plain HTTP */
-	char *unix_path;		/* [I] the socket to remove at the end, or NULL */
+	struct els_metrics_src src; /* [I] */
+	struct event_base *base;    /* [I] used by the serving thread only, once started */
+	struct evhttp *http;	    /* [I] */
+	struct els_mgmt_tls tls;    /* [I] tls.ctx NULL: plain HTTP */
+	char *unix_path;	    /* [I] the socket to remove at the end, or NULL */
+	char *crl_path;		    /* [I] re-read on SIGHUP (els_metrics_reload_crl) */
 	pthread_t thread;
 	bool started;
-	struct els_kdrops kd;		/* serving thread only */
-	uint64_t start_real_ns;		/* [I] */
-	pthread_mutex_t mu;		/* guards policy_text; never held by a worker */
-	struct els_mbuf policy_text;	/* [mu] the policy's labelled samples */
+	struct els_kdrops kd;	     /* serving thread only */
+	uint64_t start_real_ns;	     /* [I] */
+	pthread_mutex_t mu;	     /* guards policy_text; never held by a worker */
+	struct els_mbuf policy_text; /* [mu] the policy's labelled samples */
 };
 
 void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
@@ -132,7 +133,8 @@ static void render_queues(struct els_metrics *m, struct els_mbuf *b)
 			const _Atomic uint64_t *c =
 			    (const _Atomic uint64_t *)((const char *)&w->st + per_queue[k].off);
 			snprintf(q, sizeof(q), "%u", w->queue);
-			els_metric_u64(b, per_queue[k].name, (const char *const[]){"queue", q, NULL},
+			els_metric_u64(b, per_queue[k].name,
+				       (const char *const[]){"queue", q, NULL},
 				       atomic_load_explicit(c, memory_order_relaxed));
 		}
 	}
@@ -152,9 +154,9 @@ static void render_queues(struct els_metrics *m, struct els_mbuf *b)
 			  "Flows in the queue's flow table (updated between batches).");
 	for (unsigned i = 0; i < m->src.nq; i++) {
 		snprintf(q, sizeof(q), "%u", m->src.workers[i].queue);
-		els_metric_u64(b, "els_flows_active", (const char *const[]){"queue", q, NULL},
-			       atomic_load_explicit(&m->src.workers[i].st.flows_live,
-						    memory_order_relaxed));
+		els_metric_u64(
+		    b, "els_flows_active", (const char *const[]){"queue", q, NULL},
+		    atomic_load_explicit(&m->src.workers[i].st.flows_live, memory_order_relaxed));
 	}
 	els_metric_family(b, "els_flows_capacity", "gauge", "Flow table size per queue.");
 	for (unsigned i = 0; i < m->src.nq; i++) {
@@ -166,7 +168,8 @@ static void render_queues(struct els_metrics *m, struct els_mbuf *b)
 			  "Flows pushed out of a full flow table to make room.");
 	for (unsigned i = 0; i < m->src.nq; i++) {
 		snprintf(q, sizeof(q), "%u", m->src.workers[i].queue);
-		els_metric_u64(b, "els_flows_evicted_total", (const char *const[]){"queue", q, NULL},
+		els_metric_u64(b, "els_flows_evicted_total",
+			       (const char *const[]){"queue", q, NULL},
 			       atomic_load_explicit(&m->src.workers[i].st.flows_evicted,
 						    memory_order_relaxed));
 	}
@@ -306,9 +309,9 @@ static void render_state(struct els_metrics *m, struct els_mbuf *b)
 		els_metric_u64(b, "els_reload_last_success", NULL, (uint64_t)last);
 		els_metric_family(b, "els_reload_last_timestamp_seconds", "gauge",
 				  "When the last reload ended (Unix time).");
-		els_metric_f64(b, "els_reload_last_timestamp_seconds", NULL,
-			       (double)atomic_load_explicit(&last_reload_real_ns,
-							    memory_order_relaxed) / 1e9);
+		els_metric_f64(
+		    b, "els_reload_last_timestamp_seconds", NULL,
+		    (double)atomic_load_explicit(&last_reload_real_ns, memory_order_relaxed) / 1e9);
 	}
 	int intact = atomic_load_explicit(&ruleset_intact, memory_order_relaxed);
 	if (intact >= 0) {
@@ -369,7 +372,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 {
 	struct els_metrics *m = arg;
-	SSL *ssl = SSL_new(m->tls.ctx);
+	pthread_mutex_lock(&m->mu);
+	SSL *ssl = SSL_new(m->tls.ctx); /* holds its own reference to the context */
+	pthread_mutex_unlock(&m->mu);
 	if (!ssl)
 		return NULL;
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
@@ -423,12 +428,15 @@ struct els_metrics *els_metrics_open(const struct els_metrics_conf *c,
 	pthread_mutex_init(&m->mu, NULL);
 	els_kdrops_init(&m->kd, src->queue_first, src->queue_last);
 	if (c->cert) {
-		struct els_mgmt_conf mc = {.ca = c->ca, .cert = c->cert, .key = c->key,
-					   .crl = c->crl};
+		struct els_mgmt_conf mc = {
+		    .ca = c->ca, .cert = c->cert, .key = c->key, .crl = c->crl};
 		if (els_mgmt_tls_load(&m->tls, &mc, err, sizeof(err)) < 0) {
 			els_log(ELS_LL_ERROR, "metrics: %s", err);
 			goto fail;
 		}
+		m->crl_path = strdup(c->crl);
+		if (!m->crl_path)
+			goto fail;
 	}
 	m->base = event_base_new();
 	m->http = m->base ? evhttp_new(m->base) : NULL;
@@ -461,6 +469,27 @@ struct els_metrics *els_metrics_open(const struct els_metrics_conf *c,
 fail:
 	els_metrics_free(m);
 	return NULL;
+}
+
+void els_metrics_reload_crl(struct els_metrics *m)
+{
+	char *pem, err[512];
+	size_t len;
+
+	if (!m || !m->crl_path)
+		return;
+	int rc = els_mgmt_read_file(m->crl_path, 4u << 20, &pem, &len);
+	if (rc < 0) {
+		els_log(ELS_LL_ERROR, "metrics: cannot read the CRL %s: %s; keeping the old one",
+			m->crl_path, strerror(-rc));
+		return;
+	}
+	pthread_mutex_lock(&m->mu);
+	rc = els_mgmt_tls_set_crl(&m->tls, pem, len, err, sizeof(err));
+	pthread_mutex_unlock(&m->mu);
+	free(pem);
+	if (rc < 0)
+		els_log(ELS_LL_ERROR, "metrics: new CRL refused, keeping the old one: %s", err);
 }
 
 static void *serve(void *arg)
@@ -499,6 +528,7 @@ void els_metrics_free(struct els_metrics *m)
 	if (m->unix_path)
 		unlink(m->unix_path);
 	free(m->unix_path);
+	free(m->crl_path);
 	els_mgmt_tls_free(&m->tls);
 	els_mbuf_free(&m->policy_text);
 	pthread_mutex_destroy(&m->mu);

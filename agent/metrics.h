@@ -26,10 +26,10 @@
 /* ---- the `metrics` setting (agent/metrics_config.c) ---- */
 
 struct els_metrics_conf {
-	char *listen;	 /* as written */
-	char host[64];	 /* numeric address (TCP); empty for a UNIX socket */
-	uint16_t port;	 /* TCP port; 0 for a UNIX socket */
-	char *unix_path; /* listen = "/path": a UNIX socket; NULL otherwise */
+	char *listen;		     /* as written */
+	char host[64];		     /* numeric address (TCP); empty for a UNIX socket */
+	uint16_t port;		     /* TCP port; 0 for a UNIX socket */
+	char *unix_path;	     /* listen = "/path": a UNIX socket; NULL otherwise */
 	char *ca, *cert, *key, *crl; /* metrics.tls; all NULL without TLS */
 };
 
@@ -50,7 +50,8 @@ struct els_mbuf {
 	bool oom;
 };
 void els_mbuf_free(struct els_mbuf *b);
-void els_mbuf_printf(struct els_mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void els_mbuf_printf(struct els_mbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Appends s as a label value: backslash, double quote and newline escaped as the exposition
  * format asks (\\, \", \n); bytes that are not valid UTF-8 become U+FFFD, since the format is
  * UTF-8 and a scraper refuses the whole page for one bad byte. */
@@ -85,6 +86,9 @@ struct els_metrics *els_metrics_open(const struct els_metrics_conf *c,
 /* Starts the serving thread (after the privilege drop, so that it runs with what the main
  * thread kept: capabilities are per thread). 0 or -errno. */
 int els_metrics_start(struct els_metrics *m);
+/* SIGHUP: reads metrics.tls.crl again and uses it for new connections (the old CRL stays
+ * when the new one cannot be read or parsed, and the log says why). m may be NULL. */
+void els_metrics_reload_crl(struct els_metrics *m);
 /* Stops the thread, closes the listener; m may be NULL. */
 void els_metrics_free(struct els_metrics *m);
 

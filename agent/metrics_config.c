@@ -66,14 +66,16 @@ static const char *parse_listen(const char *s, struct els_metrics_conf *c, bool 
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon)
-			return "expected \"ADDRESS:PORT\" (e.g. \"127.0.0.1:9764\") or a socket path";
+			return "expected \"ADDRESS:PORT\" (e.g. \"127.0.0.1:9764\") or a socket "
+			       "path";
 		hl = (size_t)(colon - s);
 		if (hl == 0 || hl >= sizeof(c->host))
 			return "bad address";
 		memcpy(c->host, s, hl);
 		c->host[hl] = 0;
 		if (inet_pton(AF_INET, c->host, a) != 1)
-			return "the address must be a numeric IPv4 address, [IPv6], or a socket path";
+			return "the address must be a numeric IPv4 address, [IPv6], or a socket "
+			       "path";
 		*loopback = a[0] == 127;
 	}
 	char *end;
@@ -113,7 +115,8 @@ static char *tls_path(const config_setting_t *t, const char *name, const char *c
 		return NULL;
 	}
 	if (!v || !v[0]) {
-		els_diag_at(d, s, "metrics.tls: '%s' must be a non-empty string (a file path)", name);
+		els_diag_at(d, s, "metrics.tls: '%s' must be a non-empty string (a file path)",
+			    name);
 		return NULL;
 	}
 	char *r = resolve(v, config_path);
@@ -135,7 +138,8 @@ int els_metrics_config_parse(const config_setting_t *root, const char *config_pa
 	if (!g)
 		return 0;
 	if (!config_setting_is_group(g)) {
-		els_diag_at(d, g, "'metrics' must be a group: metrics = { listen = \"127.0.0.1:9764\"; }");
+		els_diag_at(
+		    d, g, "'metrics' must be a group: metrics = { listen = \"127.0.0.1:9764\"; }");
 		return -EINVAL;
 	}
 	only_keys(g, keys, "metrics", "listen, tls", d);
@@ -148,7 +152,8 @@ int els_metrics_config_parse(const config_setting_t *root, const char *config_pa
 	const char *lv = ls ? config_setting_get_string(ls) : NULL;
 	const char *why;
 	if (!ls)
-		els_diag_at(d, g, "metrics: 'listen' is required, e.g. listen = \"127.0.0.1:9764\"");
+		els_diag_at(d, g,
+			    "metrics: 'listen' is required, e.g. listen = \"127.0.0.1:9764\"");
 	else if (!lv)
 		els_diag_at(d, ls, "metrics: 'listen' must be a string \"ADDRESS:PORT\" or a path");
 	else if ((why = parse_listen(lv, c, &loopback)) != NULL)
@@ -162,7 +167,8 @@ int els_metrics_config_parse(const config_setting_t *root, const char *config_pa
 	} else if (t) {
 		only_keys(t, tls_keys, "metrics.tls", "cert, key, ca, crl", d);
 		if (c->unix_path)
-			els_diag_at(d, t, "metrics: 'tls' is for a TCP listener, not a UNIX socket");
+			els_diag_at(d, t,
+				    "metrics: 'tls' is for a TCP listener, not a UNIX socket");
 		c->cert = tls_path(t, "cert", config_path, d);
 		c->key = tls_path(t, "key", config_path, d);
 		c->ca = tls_path(t, "ca", config_path, d);

@@ -7,8 +7,9 @@
 # and newlines. Then elsd serves over mutual TLS 1.3 to the client namespace, as to a remote
 # appliance: curl with a certificate from the management CA gets the page; without one, with
 # one from a foreign CA, or with the agent's own (server) certificate, the handshake fails and
-# nothing is served; elsd keeps filtering and answering meanwhile. Anything but GET /metrics
-# is refused.
+# nothing is served; once the scraper's certificate is revoked and elsd is sent SIGHUP, it is
+# refused too; elsd keeps filtering and answering meanwhile. Anything but GET /metrics
+# is refused. A UNIX socket listener serves the same page.
 . "$(dirname "$0")/lib.sh"
 command -v prometheus >/dev/null && command -v promtool >/dev/null ||
 	{ echo "SKIP: prometheus/promtool not installed (scripts/deps installs them)"; exit 77; }
@@ -167,5 +168,21 @@ check_not "plain HTTP to the TLS port: no page" bash -c \
 check "elsd still filters: allowed traffic passes after the refused handshakes" tcp8080
 check "and still serves the authenticated scraper" page_with \
 	--cert "$WORK/ca/consoles/scraper.crt" --key "$WORK/ca/consoles/scraper.key"
+"$PKI" revoke "$WORK/ca" "$WORK/ca/consoles/scraper.crt" >/dev/null 2>&1 || fail "els-pki revoke failed"
+kill -HUP "$ELSD_PID"
+wait_log "reloaded .*generation 2" || fail "the SIGHUP reload was not logged"
+check_not "once revoked (new CRL, SIGHUP), the scraper's certificate is refused" page_with \
+	--cert "$WORK/ca/consoles/scraper.crt" --key "$WORK/ca/consoles/scraper.key"
+check "elsd still filters after the revocation" tcp8080
 check "elsd stops cleanly" els_stop
+
+log "phase 3: a UNIX socket"
+SOCK="$WORK/metrics.sock"
+write_conf "$CONF" "metrics = { listen = \"$SOCK\"; };"
+els_start "$CONF" || { els_finish; exit; }
+check "curl --unix-socket gets the page" bash -c \
+	"curl -s --max-time 5 --unix-socket '$SOCK' http://elsd/metrics | grep -q '^els_queue_packets_total'"
+check_eq "the socket is mode 0660" 660 "$(stat -c %a "$SOCK")"
+check "elsd stops cleanly" els_stop
+check_not "and removes its socket" test -e "$SOCK"
 els_finish
