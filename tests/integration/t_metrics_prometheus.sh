@@ -11,8 +11,10 @@
 # refused too; elsd keeps filtering and answering meanwhile. Anything but GET /metrics
 # is refused. A UNIX socket listener serves the same page.
 . "$(dirname "$0")/lib.sh"
-command -v prometheus >/dev/null && command -v promtool >/dev/null ||
-	{ echo "SKIP: prometheus/promtool not installed (scripts/deps installs them)"; exit 77; }
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+	echo "SKIP: prometheus/promtool not installed (scripts/deps installs them)"
+	exit 77
+fi
 els_setup
 PKI="$ELS_SOURCE_DIR/pki/els-pki"
 MPORT=9764 TPORT=9765 PPORT=9090
@@ -86,7 +88,7 @@ ip netns exec "$SRV" prometheus --config.file="$WORK/prom.yml" \
 	--storage.tsdb.path="$WORK/tsdb" --web.listen-address="127.0.0.1:$PPORT" \
 	>"$WORK/prometheus.log" 2>&1 &
 PROM_PID=$!
-BG_PIDS+=($PROM_PID)
+BG_PIDS+=("$PROM_PID")
 wait_up() { [[ $(prom 'up{job="elsd"}') == 1 ]]; }
 for _ in $(seq 60); do wait_up && break; sleep 0.5; done
 check_eq "Prometheus scrapes elsd (up == 1)" 1 "$(prom 'up{job="elsd"}')"
@@ -144,7 +146,9 @@ log "phase 2: mutual TLS 1.3 on $SRV4:$TPORT, scraped from the client namespace"
 } >/dev/null 2>&1 || { fail "els-pki failed"; els_finish; exit; }
 install -m 0600 "$WORK/ca/agents/agent1.key" "$WORK/agent.key"
 write_conf "$CONF" "metrics = { listen = \"$SRV4:$TPORT\";
-  tls = { cert = \"ca/agents/agent1.crt\"; key = \"agent.key\"; ca = \"ca/ca.crt\"; crl = \"ca/crl.pem\"; }; };"
+  tls = { cert = \"ca/agents/agent1.crt\"; key = \"agent.key\"; ca = \"ca/ca.crt\"; crl = \"ca/crl.pem\"; }; };
+management = { listen = \"127.0.0.1:7443\"; user = \"nobody\";
+  cert = \"ca/agents/agent1.crt\"; key = \"agent.key\"; ca = \"ca/ca.crt\"; crl = \"ca/crl.pem\"; };"
 els_start "$CONF" || { els_finish; exit; }
 URL="https://$SRV4:$TPORT/metrics"
 tls() { in_cli curl -s --max-time 5 --cacert "$WORK/ca/ca.crt" "$@" "$URL"; }
@@ -166,6 +170,14 @@ check_not "with the agent's own server certificate as a client: no page" page_wi
 check_not "plain HTTP to the TLS port: no page" bash -c \
 	"ip netns exec '$CLI' curl -s --max-time 5 'http://$SRV4:$TPORT/metrics' | grep -q els_"
 check "elsd still filters: allowed traffic passes after the refused handshakes" tcp8080
+refusals() {
+	tls --cert "$WORK/ca/consoles/scraper.crt" --key "$WORK/ca/consoles/scraper.key" |
+		sed -n 's/^els_mgmt_refusals_total //p'
+}
+check_eq "no management refusal counted yet" 0 "$(refusals)"
+in_srv openssl s_client -connect 127.0.0.1:7443 -CAfile "$WORK/ca/ca.crt" </dev/null >/dev/null 2>&1
+for _ in $(seq 30); do [[ $(refusals) -ge 1 ]] 2>/dev/null && break; sleep 0.2; done
+check_eq "a management handshake without a certificate is counted as a refusal" 1 "$(refusals)"
 check "and still serves the authenticated scraper" page_with \
 	--cert "$WORK/ca/consoles/scraper.crt" --key "$WORK/ca/consoles/scraper.key"
 "$PKI" revoke "$WORK/ca" "$WORK/ca/consoles/scraper.crt" >/dev/null 2>&1 || fail "els-pki revoke failed"
