@@ -42,6 +42,10 @@ Test(metrics_text, invalid_utf8_replaced)
 	cr_assert_str_eq(label("\xed\xa0\x80"),
 			 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");	 /* surrogate */
 	cr_assert_str_eq(label("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd"); /* overlong */
+	/* f5..ff start no sequence, even when continuation bytes follow (found by fuzzing) */
+	cr_assert_str_eq(label("\xff\x93\x9a"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	cr_assert_str_eq(label("\xf5\x80\x80\x80-"),
+			 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd-");
 }
 
 Test(metrics_text, samples_and_families)
