@@ -179,13 +179,16 @@ static void commit_policy(struct daemon *d, struct els_policy *np)
 {
 	keep_start_settings(np, d->running);
 	els_log_set_level(np->set.log_level);
+	els_metrics_permits_prepare(d->workers, d->nq, d->running->generation + 1);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
 	d->running = np;
 	els_metrics_policy(d->metrics, np);
 	els_metrics_note_reload(true, np->generation);
 	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
-	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
+	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000)) {
+		els_metrics_settle(d->metrics);
 		els_policy_free(old);
+	}
 	else
 		els_log(ELS_LL_ERROR,
 			"reload: a worker did not pick up generation %u in 5 s; "

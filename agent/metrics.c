@@ -60,6 +60,17 @@ void els_metrics_set_ruleset_intact(bool intact)
 
 /* ---- the endpoint ---- */
 
+/* The header_filter permits of one generation, for hits per permit: rule position -> slot of
+ * its id (ids may repeat: one sample per id), and per id the hits of earlier generations. */
+struct permit_set {
+	uint32_t gen;
+	unsigned nrules; /* counted positions: at most ELS_STATS_PERMITS */
+	unsigned *slot;	 /* [nrules] */
+	unsigned nids;
+	char **ids;	 /* [nids] */
+	uint64_t *carry; /* [nids] */
+};
+
 struct els_metrics {
 	struct els_metrics_src src; /* [I] */
 	struct event_base *base;    /* [I] used by the serving thread only, once started */
@@ -73,7 +84,149 @@ struct els_metrics {
 	uint64_t start_real_ns;	     /* [I] */
 	pthread_mutex_t mu;	     /* guards policy_text; never held by a worker */
 	struct els_mbuf policy_text; /* [mu] the policy's labelled samples */
+	struct permit_set *cur;	     /* [mu] the running generation's permits */
+	struct permit_set *prev;     /* [mu] the one before, until every worker left it */
+	int *prevmap;		     /* [mu] prev position -> cur slot, -1: id gone */
 };
+
+static void permit_set_free(struct permit_set *ps)
+{
+	for (unsigned i = 0; ps && i < ps->nids; i++)
+		free(ps->ids[i]);
+	if (ps) {
+		free(ps->ids);
+		free(ps->slot);
+		free(ps->carry);
+	}
+	free(ps);
+}
+
+static int find_id(const struct permit_set *ps, const char *id)
+{
+	for (unsigned k = 0; k < ps->nids; k++)
+		if (strcmp(ps->ids[k], id) == 0)
+			return (int)k;
+	return -1;
+}
+
+/* The permit ids of p's header_filter; NULL on ENOMEM. Off the packet path (main thread). */
+static struct permit_set *permit_set_of(const struct els_policy *p)
+{
+	const struct els_chain_link *hf = NULL;
+	unsigned n = 0;
+	for (unsigned i = 0; i < p->nlinks; i++)
+		if (strcmp(p->links[i].h->name, "header_filter") == 0 && p->links[i].h->rule_name)
+			hf = &p->links[i];
+	while (hf && n < ELS_STATS_PERMITS && hf->h->rule_name(hf->conf, n + 1))
+		n++;
+	struct permit_set *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return NULL;
+	ps->gen = p->generation;
+	ps->slot = calloc(n ? n : 1, sizeof(*ps->slot));
+	ps->ids = calloc(n ? n : 1, sizeof(*ps->ids));
+	ps->carry = calloc(n ? n : 1, sizeof(*ps->carry));
+	if (!ps->slot || !ps->ids || !ps->carry)
+		goto fail;
+	for (unsigned r = 0; r < n; r++) {
+		const char *id = hf->h->rule_name(hf->conf, r + 1);
+		int k = find_id(ps, id);
+		if (k < 0) {
+			if (!(ps->ids[ps->nids] = strdup(id)))
+				goto fail;
+			k = (int)ps->nids++;
+		}
+		ps->slot[r] = (unsigned)k;
+		ps->nrules = r + 1;
+	}
+	return ps;
+fail:
+	permit_set_free(ps);
+	return NULL;
+}
+
+/* Sum over workers of bank[gen & 1][pos]. */
+static uint64_t hits_at(const struct els_metrics *m, uint32_t gen, unsigned pos)
+{
+	uint64_t sum = 0;
+	for (unsigned w = 0; w < m->src.nq; w++)
+		sum += atomic_load_explicit(&m->src.workers[w].st.permit_hits[gen & 1][pos],
+					    memory_order_relaxed);
+	return sum;
+}
+
+/* Folds the previous generation's final counts into the running one's carry. [mu] */
+static void settle_locked(struct els_metrics *m)
+{
+	for (unsigned j = 0; m->prev && j < m->prev->nrules; j++)
+		if (m->prevmap[j] >= 0)
+			m->cur->carry[m->prevmap[j]] += hits_at(m, m->prev->gen, j);
+	permit_set_free(m->prev);
+	free(m->prevmap);
+	m->prev = NULL;
+	m->prevmap = NULL;
+}
+
+void els_metrics_settle(struct els_metrics *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->mu);
+	settle_locked(m);
+	pthread_mutex_unlock(&m->mu);
+}
+
+void els_metrics_permits_prepare(struct els_worker *workers, unsigned nq, uint32_t next_gen)
+{
+	for (unsigned w = 0; w < nq; w++)
+		for (unsigned i = 0; i < ELS_STATS_PERMITS; i++)
+			atomic_store_explicit(&workers[w].st.permit_hits[next_gen & 1][i], 0,
+					      memory_order_relaxed);
+}
+
+/* Takes p's permits as the running set; the old one stays until els_metrics_settle. [mu] */
+static void permits_switch_locked(struct els_metrics *m, struct permit_set *ps)
+{
+	if (m->prev) /* a generation nobody settled (a worker was slow): fold what is there */
+		settle_locked(m);
+	if (m->cur) {
+		int *map = calloc(m->cur->nrules ? m->cur->nrules : 1, sizeof(*map));
+		if (!map) { /* cannot carry: the old counts are dropped, the new ones go on */
+			permit_set_free(m->cur);
+			m->cur = ps;
+			return;
+		}
+		for (unsigned k = 0; k < ps->nids; k++) {
+			int o = find_id(m->cur, ps->ids[k]);
+			ps->carry[k] = o >= 0 ? m->cur->carry[o] : 0;
+		}
+		for (unsigned j = 0; j < m->cur->nrules; j++)
+			map[j] = find_id(ps, m->cur->ids[m->cur->slot[j]]);
+		m->prev = m->cur;
+		m->prevmap = map;
+	}
+	m->cur = ps;
+}
+
+static void render_permit_hits(struct els_metrics *m, struct els_mbuf *b)
+{
+	els_metric_family(b, "els_permit_hits_total", "counter",
+			  "Flows admitted per header_filter permit id (kept across reloads for "
+			  "ids that stay).");
+	pthread_mutex_lock(&m->mu);
+	for (unsigned k = 0; m->cur && k < m->cur->nids; k++) {
+		uint64_t sum = m->cur->carry[k];
+		for (unsigned i = 0; i < m->cur->nrules; i++)
+			if (m->cur->slot[i] == k)
+				sum += hits_at(m, m->cur->gen, i);
+		for (unsigned j = 0; m->prev && j < m->prev->nrules; j++)
+			if (m->prevmap[j] == (int)k)
+				sum += hits_at(m, m->prev->gen, j);
+		els_metric_u64(b, "els_permit_hits_total",
+			       (const char *const[]){"id", m->cur->ids[k], NULL}, sum);
+	}
+	pthread_mutex_unlock(&m->mu);
+}
 
 void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
 {
@@ -103,11 +256,16 @@ void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
 				       (const char *const[]){"id", id, "position", pos, NULL}, 1);
 		}
 	}
+	struct permit_set *ps = permit_set_of(p);
 	pthread_mutex_lock(&m->mu);
 	struct els_mbuf old = m->policy_text;
 	m->policy_text = b;
+	if (ps)
+		permits_switch_locked(m, ps);
 	pthread_mutex_unlock(&m->mu);
 	els_mbuf_free(&old);
+	if (!ps)
+		els_log(ELS_LL_WARNING, "metrics: out of memory; hits per permit not updated");
 }
 
 static void render_queues(struct els_metrics *m, struct els_mbuf *b)
@@ -334,6 +492,7 @@ void els_metrics_render(struct els_metrics *m, struct els_mbuf *b)
 	render_state(m, b);
 	render_queues(m, b);
 	render_handlers(m, b);
+	render_permit_hits(m, b);
 	render_monitor(m, b);
 	render_kernel(m, b);
 }
@@ -531,6 +690,9 @@ void els_metrics_free(struct els_metrics *m)
 	free(m->crl_path);
 	els_mgmt_tls_free(&m->tls);
 	els_mbuf_free(&m->policy_text);
+	permit_set_free(m->cur);
+	permit_set_free(m->prev);
+	free(m->prevmap);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }

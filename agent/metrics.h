@@ -96,6 +96,14 @@ void els_metrics_free(struct els_metrics *m);
  * id, hash) are copied here, so the serving thread never reads a policy a reload may free. */
 void els_metrics_policy(struct els_metrics *m, const struct els_policy *p);
 
+/* Hits per permit across generations (worker.h: permit_hits). Main thread, in this order at
+ * each new generation: els_metrics_permits_prepare() before publishing it (zeroes the bank it
+ * will count in, which no worker uses while all are on the running generation), then
+ * els_metrics_policy() once published, then els_metrics_settle() once every worker picked it
+ * up (folds the old generation's final counts into the ids that stay). */
+void els_metrics_permits_prepare(struct els_worker *workers, unsigned nq, uint32_t next_gen);
+void els_metrics_settle(struct els_metrics *m);
+
 /* Process-wide state any thread may set, exported by whichever endpoint runs (none: kept
  * anyway, they cost a store). */
 /* A reload or management apply ended: ok, and the generation running afterwards. */

@@ -236,6 +236,8 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 	}
 	if (w->offload_on && ctx.flow && mode != ELS_LOG_ALL && w->pol->set.offload)
 		offload_check(w, ctx.flow);
+	if (ctx.new_flow && d.reason == ELS_R_PERMIT && d.rule && d.rule <= ELS_STATS_PERMITS)
+		els_ctr_inc(&w->st.permit_hits[w->pol->generation & 1][d.rule - 1]);
 	if ((ctx.new_flow && mode != ELS_LOG_DROPS) || mode == ELS_LOG_ALL) {
 		struct els_record r = {
 			.kind = ctx.new_flow ? ELS_REC_ADMIT : ELS_REC_ACCEPT,

@@ -21,6 +21,9 @@
 #define ELS_STATS_HANDLERS 16
 #define ELS_STATS_DECODE   ELS_STATS_HANDLERS
 #define ELS_STATS_CHAIN	   (ELS_STATS_HANDLERS + 1)
+/* Flows admitted per header_filter permit (by its position), for the metrics endpoint: the
+ * first this many permits are counted. */
+#define ELS_STATS_PERMITS 1024
 
 /* Counters are written by the worker only and read by anyone (relaxed atomics). */
 struct els_worker_stats {
@@ -30,6 +33,11 @@ struct els_worker_stats {
 	_Atomic uint64_t drops[ELS_STATS_HANDLERS + 2][ELS_R__COUNT];
 	_Atomic uint64_t flows_live;	/* flow table occupancy, as of the last tick */
 	_Atomic uint64_t flows_evicted; /* flows pushed out of a full table */
+	/* permit_hits[generation & 1][permit position - 1]: positions mean something only
+	 * within one generation, so each generation counts in its own bank; the main thread
+	 * zeroes the next bank before it publishes, and hands the finished one to the metrics
+	 * endpoint once every worker has moved on (agent/metrics.h). */
+	_Atomic uint64_t permit_hits[2][ELS_STATS_PERMITS];
 };
 
 /* Flow snapshot for the management `flows` request. The worker owns its flow table, so the

@@ -119,6 +119,9 @@ check_ge "Prometheus counts the allowed connection (accepts by header_filter)" 1
 	"$(prom 'els_handler_decisions_total{handler="header_filter",verdict="accept"}')"
 check_ge "flow table occupancy is exported" 0 "$(prom 'els_flows_active{queue="0"}')"
 check_eq "the running generation is exported" 1 "$(prom 'els_policy_generation')"
+HITS='els_permit_hits_total{id="web-8080"}'
+check_eq "one admitted flow is one hit for permit web-8080" 1 "$(prom "$HITS")"
+check_eq "the hostile permit has no hit" 0 "$(prom 'sum(els_permit_hits_total{id=~"(?s)evil.*"})')"
 
 log "a reload that fails is exported as such"
 cp "$CONF" "$WORK/good.conf"
@@ -133,6 +136,11 @@ kill -HUP "$ELSD_PID"
 for _ in $(seq 20); do [[ $(prom 'els_policy_generation') == 2 ]] && break; sleep 0.5; done
 check_eq "a good reload moves the generation to 2" 2 "$(prom 'els_policy_generation')"
 check_eq "and sets els_reload_last_success to 1" 1 "$(prom 'els_reload_last_success')"
+check "allowed traffic passes under generation 2" tcp8080
+for _ in $(seq 20); do [[ $(prom "$HITS") == 2 ]] && break; sleep 0.5; done
+check_eq "hits per permit carry across the reload (1 before + 1 after)" 2 "$(prom "$HITS")"
+check_eq "and equal the monitor's admits for the permit" \
+	"$(sql "SELECT count(*) FROM records WHERE kind='admit' AND rule_name='web-8080'")" "$(prom "$HITS")"
 check "elsd stops cleanly" els_stop
 kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
 
