@@ -141,3 +141,110 @@ Test(metrics_config, refusals_say_what_to_do)
 		   "'key' is required"));
 	cr_assert_null(c);
 }
+
+/* ---- hits per permit across generations (agent/metrics.c, worker.h permit_hits) ---- */
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+static struct els_policy *policy_with(const char *permits, uint32_t gen)
+{
+	char path[] = "/tmp/els-test-metrics-XXXXXX", text[1024];
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	snprintf(text, sizeof(text),
+		 "chain = [ \"tracker\", \"header_filter\" ];\n"
+		 "header_filter = { permits = ( %s ); };\n",
+		 permits);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	struct els_diag d;
+	els_diag_init(&d, path);
+	struct els_policy *p = els_policy_load(path, NULL, &d);
+	cr_assert_not_null(p, "%s", d.count ? d.msgs[0] : "?");
+	els_diag_free(&d);
+	unlink(path);
+	p->generation = gen;
+	return p;
+}
+
+/* The value of `els_permit_hits_total{id="ID"}` on m's page, -1 when absent. */
+static long long hits(struct els_metrics *m, const char *id)
+{
+	struct els_mbuf b = {0};
+	char needle[128];
+	els_metrics_render(m, &b);
+	cr_assert(!b.oom);
+	snprintf(needle, sizeof(needle), "\nels_permit_hits_total{id=\"%s\"} ", id);
+	const char *at = strstr(b.p, needle);
+	long long v = at ? atoll(at + strlen(needle)) : -1;
+	els_mbuf_free(&b);
+	return v;
+}
+
+Test(metrics_permits, hits_follow_the_id_across_generations)
+{
+	struct els_worker *w = calloc(2, sizeof(*w));
+	char sock[] = "/tmp/els-test-metrics-sock-XXXXXX";
+	cr_assert_not_null(mkdtemp(sock));
+	char sockpath[128];
+	snprintf(sockpath, sizeof(sockpath), "%s/m.sock", sock);
+	struct els_metrics_conf conf = {.listen = sockpath, .unix_path = sockpath};
+	struct els_metrics_src src = {.workers = w, .nq = 2, .queue_first = 0, .queue_last = 1};
+	struct els_metrics *m = els_metrics_open(&conf, &src);
+	cr_assert_not_null(m);
+
+	/* generation 1: a at position 1, b at 2, c at 3; two workers count */
+	struct els_policy *p1 = policy_with(
+	    "{ id = \"a\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 80 ]; },"
+	    "{ id = \"b\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 81 ]; },"
+	    "{ id = \"c\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 82 ]; }",
+	    1);
+	els_metrics_policy(m, p1);
+	w[0].st.permit_hits[1][0] = 3;
+	w[1].st.permit_hits[1][0] = 1;
+	w[1].st.permit_hits[1][2] = 10;
+	w[0].st.permit_hits[1][1] = 5;
+	cr_assert_eq(hits(m, "a"), 4);
+	cr_assert_eq(hits(m, "b"), 5);
+	cr_assert_eq(hits(m, "c"), 10);
+
+	/* generation 2 reorders (b first, a second) and drops c; workers still finishing
+	 * generation 1 count on in its bank until they move, and nothing goes backwards */
+	struct els_policy *p2 = policy_with(
+	    "{ id = \"b\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 81 ]; },"
+	    "{ id = \"a\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 80 ]; }",
+	    2);
+	w[0].st.permit_hits[0][0] = 99; /* a stale bank: prepare must clear it */
+	els_metrics_permits_prepare(w, 2, 2);
+	els_metrics_policy(m, p2);
+	cr_assert_eq(hits(m, "a"), 4);
+	cr_assert_eq(hits(m, "c"), -1);
+	w[1].st.permit_hits[1][0] = 2;	/* a late generation-1 hit on a (position 1) */
+	w[0].st.permit_hits[0][1] = 4;	/* generation 2: a is at position 2 now */
+	w[0].st.permit_hits[0][0] = 1;	/* and b at 1 */
+	cr_assert_eq(hits(m, "a"), 9);
+	cr_assert_eq(hits(m, "b"), 6);
+	els_metrics_settle(m); /* every worker is on generation 2 */
+	cr_assert_eq(hits(m, "a"), 9);
+	cr_assert_eq(hits(m, "b"), 6);
+
+	/* generation 3 removes b: its sample goes; a keeps its count */
+	struct els_policy *p3 =
+	    policy_with("{ id = \"a\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 80 ]; }", 3);
+	els_metrics_permits_prepare(w, 2, 3);
+	cr_assert_eq(w[1].st.permit_hits[1][0], 0); /* generation 1's bank, settled, is reused */
+	els_metrics_policy(m, p3);
+	els_metrics_settle(m);
+	cr_assert_eq(hits(m, "a"), 9);
+	cr_assert_eq(hits(m, "b"), -1);
+
+	els_metrics_free(m);
+	els_policy_free(p1);
+	els_policy_free(p2);
+	els_policy_free(p3);
+	free(w);
+	rmdir(sock);
+}
