@@ -497,12 +497,28 @@ void els_metrics_render(struct els_metrics *m, struct els_mbuf *b)
 	render_kernel(m, b);
 }
 
+/* With tls, true only on a TLS connection whose client certificate was verified. The
+ * handshake already refuses everyone else; this is the second lock, because evhttp serves a
+ * connection in plain text when tls_bev() cannot create one (e.g. out of memory). */
+static bool peer_verified(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	return ssl && SSL_is_init_finished(ssl) && SSL_get_verify_result(ssl) == X509_V_OK &&
+	       SSL_get0_peer_certificate(ssl) != NULL;
+}
+
 /* Only GET /metrics, exactly: the request line is all that is read from a client. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct els_metrics *m = arg;
 	const char *uri = evhttp_request_get_uri(req);
 
+	if (m->tls.ctx && !peer_verified(req)) {
+		evhttp_send_error(req, 403, "client certificate required");
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		evhttp_send_error(req, 405, "only GET /metrics");
 		return;
@@ -535,7 +551,7 @@ static struct bufferevent *tls_bev(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(m->tls.ctx); /* holds its own reference to the context */
 	pthread_mutex_unlock(&m->mu);
 	if (!ssl)
-		return NULL;
+		return NULL; /* evhttp then makes a plain connection: on_request refuses it */
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev)
