@@ -1,36 +1,19 @@
-/* The metrics endpoint: collects the counters into the text exposition format and serves it
- * with libevent's evhttp, in plain HTTP on loopback or a UNIX socket, or over mutual TLS 1.3.
- * See agent/metrics.h for why these choices, docs/metrics.md for every metric. */
-#include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/thread.h>
-#include <fcntl.h>
-#include <openssl/ssl.h>
+/* The metrics endpoint's page: every counter elsd keeps, collected without touching the
+ * packet path, in the text exposition format. See agent/metrics.h for the design,
+ * docs/metrics.md for every metric; metrics_http.c serves it. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/reason.h"
-#include "kdrops.h"
 #include "log.h"
-#include "metrics.h"
-#include "mgmt.h"
+#include "metrics_int.h"
 #include "worker.h"
-
-#define METRICS_TIMEOUT_S   10	 /* a client that sends nothing is dropped after this */
-#define METRICS_MAX_HEADERS 8192 /* request line and headers: a scraper sends a few hundred */
 
 /* ---- process-wide state (any thread sets it; relaxed: each value stands alone) ---- */
 
@@ -56,176 +39,6 @@ void els_metrics_note_mgmt_refusal(void)
 void els_metrics_set_ruleset_intact(bool intact)
 {
 	atomic_store_explicit(&ruleset_intact, intact, memory_order_relaxed);
-}
-
-/* ---- the endpoint ---- */
-
-/* The header_filter permits of one generation, for hits per permit: rule position -> slot of
- * its id (ids may repeat: one sample per id), and per id the hits of earlier generations. */
-struct permit_set {
-	uint32_t gen;
-	unsigned nrules; /* counted positions: at most ELS_STATS_PERMITS */
-	unsigned *slot;	 /* [nrules] */
-	unsigned nids;
-	char **ids;	 /* [nids] */
-	uint64_t *carry; /* [nids] */
-};
-
-struct els_metrics {
-	struct els_metrics_src src; /* [I] */
-	struct event_base *base;    /* [I] used by the serving thread only, once started */
-	struct evhttp *http;	    /* [I] */
-	struct els_mgmt_tls tls;    /* [I] tls.ctx NULL: plain HTTP */
-	char *unix_path;	    /* [I] the socket to remove at the end, or NULL */
-	char *crl_path;		    /* [I] re-read on SIGHUP (els_metrics_reload_crl) */
-	pthread_t thread;
-	bool started;
-	struct els_kdrops kd;	     /* serving thread only */
-	uint64_t start_real_ns;	     /* [I] */
-	pthread_mutex_t mu;	     /* guards policy_text; never held by a worker */
-	struct els_mbuf policy_text; /* [mu] the policy's labelled samples */
-	struct permit_set *cur;	     /* [mu] the running generation's permits */
-	struct permit_set *prev;     /* [mu] the one before, until every worker left it */
-	int *prevmap;		     /* [mu] prev position -> cur slot, -1: id gone */
-};
-
-static void permit_set_free(struct permit_set *ps)
-{
-	for (unsigned i = 0; ps && i < ps->nids; i++)
-		free(ps->ids[i]);
-	if (ps) {
-		free(ps->ids);
-		free(ps->slot);
-		free(ps->carry);
-	}
-	free(ps);
-}
-
-static int find_id(const struct permit_set *ps, const char *id)
-{
-	for (unsigned k = 0; k < ps->nids; k++)
-		if (strcmp(ps->ids[k], id) == 0)
-			return (int)k;
-	return -1;
-}
-
-/* The permit ids of p's header_filter; NULL on ENOMEM. Off the packet path (main thread). */
-static struct permit_set *permit_set_of(const struct els_policy *p)
-{
-	const struct els_chain_link *hf = NULL;
-	unsigned n = 0;
-	for (unsigned i = 0; i < p->nlinks; i++)
-		if (strcmp(p->links[i].h->name, "header_filter") == 0 && p->links[i].h->rule_name)
-			hf = &p->links[i];
-	while (hf && n < ELS_STATS_PERMITS && hf->h->rule_name(hf->conf, n + 1))
-		n++;
-	struct permit_set *ps = calloc(1, sizeof(*ps));
-	if (!ps)
-		return NULL;
-	ps->gen = p->generation;
-	ps->slot = calloc(n ? n : 1, sizeof(*ps->slot));
-	ps->ids = calloc(n ? n : 1, sizeof(*ps->ids));
-	ps->carry = calloc(n ? n : 1, sizeof(*ps->carry));
-	if (!ps->slot || !ps->ids || !ps->carry)
-		goto fail;
-	for (unsigned r = 0; r < n; r++) {
-		const char *id = hf->h->rule_name(hf->conf, r + 1);
-		int k = find_id(ps, id);
-		if (k < 0) {
-			if (!(ps->ids[ps->nids] = strdup(id)))
-				goto fail;
-			k = (int)ps->nids++;
-		}
-		ps->slot[r] = (unsigned)k;
-		ps->nrules = r + 1;
-	}
-	return ps;
-fail:
-	permit_set_free(ps);
-	return NULL;
-}
-
-/* Sum over workers of bank[gen & 1][pos]. */
-static uint64_t hits_at(const struct els_metrics *m, uint32_t gen, unsigned pos)
-{
-	uint64_t sum = 0;
-	for (unsigned w = 0; w < m->src.nq; w++)
-		sum += atomic_load_explicit(&m->src.workers[w].st.permit_hits[gen & 1][pos],
-					    memory_order_relaxed);
-	return sum;
-}
-
-/* Folds the previous generation's final counts into the running one's carry. [mu] */
-static void settle_locked(struct els_metrics *m)
-{
-	for (unsigned j = 0; m->prev && j < m->prev->nrules; j++)
-		if (m->prevmap[j] >= 0)
-			m->cur->carry[m->prevmap[j]] += hits_at(m, m->prev->gen, j);
-	permit_set_free(m->prev);
-	free(m->prevmap);
-	m->prev = NULL;
-	m->prevmap = NULL;
-}
-
-void els_metrics_settle(struct els_metrics *m)
-{
-	if (!m)
-		return;
-	pthread_mutex_lock(&m->mu);
-	settle_locked(m);
-	pthread_mutex_unlock(&m->mu);
-}
-
-void els_metrics_permits_prepare(struct els_worker *workers, unsigned nq, uint32_t next_gen)
-{
-	for (unsigned w = 0; w < nq; w++)
-		for (unsigned i = 0; i < ELS_STATS_PERMITS; i++)
-			atomic_store_explicit(&workers[w].st.permit_hits[next_gen & 1][i], 0,
-					      memory_order_relaxed);
-}
-
-/* Takes p's permits as the running set; the old one stays until els_metrics_settle. [mu] */
-static void permits_switch_locked(struct els_metrics *m, struct permit_set *ps)
-{
-	if (m->prev) /* a generation nobody settled (a worker was slow): fold what is there */
-		settle_locked(m);
-	if (m->cur) {
-		int *map = calloc(m->cur->nrules ? m->cur->nrules : 1, sizeof(*map));
-		if (!map) { /* cannot carry: the old counts are dropped, the new ones go on */
-			permit_set_free(m->cur);
-			m->cur = ps;
-			return;
-		}
-		for (unsigned k = 0; k < ps->nids; k++) {
-			int o = find_id(m->cur, ps->ids[k]);
-			ps->carry[k] = o >= 0 ? m->cur->carry[o] : 0;
-		}
-		for (unsigned j = 0; j < m->cur->nrules; j++)
-			map[j] = find_id(ps, m->cur->ids[m->cur->slot[j]]);
-		m->prev = m->cur;
-		m->prevmap = map;
-	}
-	m->cur = ps;
-}
-
-static void render_permit_hits(struct els_metrics *m, struct els_mbuf *b)
-{
-	els_metric_family(b, "els_permit_hits_total", "counter",
-			  "Flows admitted per header_filter permit id (kept across reloads for "
-			  "ids that stay).");
-	pthread_mutex_lock(&m->mu);
-	for (unsigned k = 0; m->cur && k < m->cur->nids; k++) {
-		uint64_t sum = m->cur->carry[k];
-		for (unsigned i = 0; i < m->cur->nrules; i++)
-			if (m->cur->slot[i] == k)
-				sum += hits_at(m, m->cur->gen, i);
-		for (unsigned j = 0; m->prev && j < m->prev->nrules; j++)
-			if (m->prevmap[j] == (int)k)
-				sum += hits_at(m, m->prev->gen, j);
-		els_metric_u64(b, "els_permit_hits_total",
-			       (const char *const[]){"id", m->cur->ids[k], NULL}, sum);
-	}
-	pthread_mutex_unlock(&m->mu);
 }
 
 void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
@@ -256,12 +69,12 @@ void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
 				       (const char *const[]){"id", id, "position", pos, NULL}, 1);
 		}
 	}
-	struct permit_set *ps = permit_set_of(p);
+	struct permit_set *ps = els_metrics_permit_set_of(p);
 	pthread_mutex_lock(&m->mu);
 	struct els_mbuf old = m->policy_text;
 	m->policy_text = b;
 	if (ps)
-		permits_switch_locked(m, ps);
+		els_metrics_permits_switch(m, ps);
 	pthread_mutex_unlock(&m->mu);
 	els_mbuf_free(&old);
 	if (!ps)
@@ -492,223 +305,7 @@ void els_metrics_render(struct els_metrics *m, struct els_mbuf *b)
 	render_state(m, b);
 	render_queues(m, b);
 	render_handlers(m, b);
-	render_permit_hits(m, b);
+	els_metrics_render_permits(m, b);
 	render_monitor(m, b);
 	render_kernel(m, b);
-}
-
-/* With tls, true only on a TLS connection whose client certificate was verified. The
- * handshake already refuses everyone else; this is the second lock, because evhttp serves a
- * connection in plain text when tls_bev() cannot create one (e.g. out of memory). */
-static bool peer_verified(struct evhttp_request *req)
-{
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	return ssl && SSL_is_init_finished(ssl) && SSL_get_verify_result(ssl) == X509_V_OK &&
-	       SSL_get0_peer_certificate(ssl) != NULL;
-}
-
-/* Only GET /metrics, exactly: the request line is all that is read from a client. */
-static void on_request(struct evhttp_request *req, void *arg)
-{
-	struct els_metrics *m = arg;
-	const char *uri = evhttp_request_get_uri(req);
-
-	if (m->tls.ctx && !peer_verified(req)) {
-		evhttp_send_error(req, 403, "client certificate required");
-		return;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		evhttp_send_error(req, 405, "only GET /metrics");
-		return;
-	}
-	if (!uri || strcmp(uri, "/metrics") != 0) {
-		evhttp_send_error(req, HTTP_NOTFOUND, "only GET /metrics");
-		return;
-	}
-	struct els_mbuf b = {0};
-	els_metrics_render(m, &b);
-	struct evbuffer *out = evbuffer_new();
-	if (b.oom || !out || evbuffer_add(out, b.p, b.len) < 0) {
-		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-	} else {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-				  "text/plain; version=0.0.4; charset=utf-8");
-		evhttp_send_reply(req, HTTP_OK, "OK", out);
-	}
-	if (out)
-		evbuffer_free(out);
-	els_mbuf_free(&b);
-}
-
-/* Every connection starts with a TLS handshake: a client without a certificate from `ca`
- * (or with a revoked one) is cut before evhttp reads a byte from it. */
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-	struct els_metrics *m = arg;
-	pthread_mutex_lock(&m->mu);
-	SSL *ssl = SSL_new(m->tls.ctx); /* holds its own reference to the context */
-	pthread_mutex_unlock(&m->mu);
-	if (!ssl)
-		return NULL; /* evhttp then makes a plain connection: on_request refuses it */
-	struct bufferevent *bev = bufferevent_openssl_socket_new(
-	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-static int bind_unix(struct els_metrics *m, const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	/* A socket left by an elsd that died is replaced; anything else at the path is not. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	mode_t old = umask(0117); /* srw-rw----: the owner and its group may scrape */
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0 || listen(fd, 16) < 0 || evhttp_accept_socket(m->http, fd) < 0) {
-		rc = -errno;
-		close(fd);
-		return rc ? rc : -EINVAL;
-	}
-	m->unix_path = strdup(path);
-	return 0;
-}
-
-static void threads_once(void)
-{
-	evthread_use_pthreads(); /* so the main thread may break the serving loop */
-}
-
-struct els_metrics *els_metrics_open(const struct els_metrics_conf *c,
-				     const struct els_metrics_src *src)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	struct els_metrics *m = calloc(1, sizeof(*m));
-	char err[512] = "";
-
-	if (!m)
-		return NULL;
-	pthread_once(&once, threads_once);
-	m->src = *src;
-	m->start_real_ns = els_now_real();
-	pthread_mutex_init(&m->mu, NULL);
-	els_kdrops_init(&m->kd, src->queue_first, src->queue_last);
-	if (c->cert) {
-		struct els_mgmt_conf mc = {
-		    .ca = c->ca, .cert = c->cert, .key = c->key, .crl = c->crl};
-		if (els_mgmt_tls_load(&m->tls, &mc, err, sizeof(err)) < 0) {
-			els_log(ELS_LL_ERROR, "metrics: %s", err);
-			goto fail;
-		}
-		m->crl_path = strdup(c->crl);
-		if (!m->crl_path)
-			goto fail;
-	}
-	m->base = event_base_new();
-	m->http = m->base ? evhttp_new(m->base) : NULL;
-	if (!m->http) {
-		els_log(ELS_LL_ERROR, "metrics: out of memory");
-		goto fail;
-	}
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET);
-	evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS);
-	evhttp_set_max_body_size(m->http, 0);
-	evhttp_set_timeout(m->http, METRICS_TIMEOUT_S);
-	evhttp_set_gencb(m->http, on_request, m);
-	if (m->tls.ctx)
-		evhttp_set_bevcb(m->http, tls_bev, m);
-	if (c->unix_path) {
-		int rc = bind_unix(m, c->unix_path);
-		if (rc < 0) {
-			els_log(ELS_LL_ERROR, "metrics: cannot listen on %s: %s", c->unix_path,
-				strerror(-rc));
-			goto fail;
-		}
-	} else if (evhttp_bind_socket(m->http, c->host, c->port) < 0) {
-		els_log(ELS_LL_ERROR, "metrics: cannot listen on %s: %s", c->listen,
-			strerror(errno));
-		goto fail;
-	}
-	els_log(ELS_LL_INFO, "metrics: serving GET /metrics on %s%s", c->listen,
-		m->tls.ctx ? " (TLS 1.3, client certificate required)" : "");
-	return m;
-fail:
-	els_metrics_free(m);
-	return NULL;
-}
-
-void els_metrics_reload_crl(struct els_metrics *m)
-{
-	char *pem, err[512];
-	size_t len;
-
-	if (!m || !m->crl_path)
-		return;
-	int rc = els_mgmt_read_file(m->crl_path, 4u << 20, &pem, &len);
-	if (rc < 0) {
-		els_log(ELS_LL_ERROR, "metrics: cannot read the CRL %s: %s; keeping the old one",
-			m->crl_path, strerror(-rc));
-		return;
-	}
-	pthread_mutex_lock(&m->mu);
-	rc = els_mgmt_tls_set_crl(&m->tls, pem, len, err, sizeof(err));
-	pthread_mutex_unlock(&m->mu);
-	free(pem);
-	if (rc < 0)
-		els_log(ELS_LL_ERROR, "metrics: new CRL refused, keeping the old one: %s", err);
-}
-
-static void *serve(void *arg)
-{
-	struct els_metrics *m = arg;
-	pthread_setname_np(pthread_self(), "elsd-metrics");
-	event_base_dispatch(m->base);
-	return NULL;
-}
-
-int els_metrics_start(struct els_metrics *m)
-{
-	if (!m)
-		return 0;
-	int rc = pthread_create(&m->thread, NULL, serve, m);
-	if (rc) {
-		els_log(ELS_LL_ERROR, "metrics: cannot start the thread: %s", strerror(rc));
-		return -rc;
-	}
-	m->started = true;
-	return 0;
-}
-
-void els_metrics_free(struct els_metrics *m)
-{
-	if (!m)
-		return;
-	if (m->started) {
-		event_base_loopbreak(m->base);
-		pthread_join(m->thread, NULL);
-	}
-	if (m->http)
-		evhttp_free(m->http);
-	if (m->base)
-		event_base_free(m->base);
-	if (m->unix_path)
-		unlink(m->unix_path);
-	free(m->unix_path);
-	free(m->crl_path);
-	els_mgmt_tls_free(&m->tls);
-	els_mbuf_free(&m->policy_text);
-	permit_set_free(m->cur);
-	permit_set_free(m->prev);
-	free(m->prevmap);
-	pthread_mutex_destroy(&m->mu);
-	free(m);
 }
