@@ -17,6 +17,7 @@
 #include "els/mgmt.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "mgmt.h"
 #include "policy_check.h"
 
@@ -246,6 +247,7 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 		els_mgmt_audit_text(text, sizeof(((struct els_record *)0)->detail), identity,
 				    els_mgmt_role_name(role), peer, req.cmd_name, *outcome, "");
 		audit_push(c, text);
+		els_metrics_note_mgmt_refusal();
 		char id[128];
 		els_alert_limited(ELS_R_MGMT_REFUSED,
 				  "identity=\"%s\" role=%s peer=%s cmd=%s outcome=%s",
@@ -469,6 +471,7 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 		 * the identity in it comes from a certificate, so it is not split into fields. */
 		if (m->type == ELS_IPC_AUDIT) {
 			char clean[512];
+			els_metrics_note_mgmt_refusal();
 			els_alert_limited(ELS_R_MGMT_REFUSED, "detail=\"%s\"",
 					  els_alert_clean(clean, sizeof(clean),
 							  (const char *)m->body));

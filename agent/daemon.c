@@ -27,6 +27,7 @@
 #include "import.h"
 #include "kdrops.h"
 #include "log.h"
+#include "metrics.h"
 #include "mgmt.h"
 #include "notify.h"
 #include "privdrop.h"
@@ -118,6 +119,7 @@ struct daemon {
 	struct els_adopt *adopt; /* connections older than this process (agent/import.h) */
 	struct els_control *control; /* management requests; NULL without `management` */
 	struct els_rulewatch *rules; /* the steering rules' watch; NULL when it cannot run */
+	struct els_metrics *metrics; /* the metrics endpoint; NULL without `metrics` */
 	uint64_t start_ns;
 	/* [M] restarting a dead endpoint: when to try next (0: not scheduled), the current
 	 * back-off, and when the endpoint last started */
@@ -169,6 +171,11 @@ static void keep_start_settings(struct els_policy *np, const struct els_policy *
 			"reload: 'flows.capacity' changed; takes effect on restart");
 	if (strcmp(n->monitor_path, o->monitor_path) != 0)
 		els_log(ELS_LL_WARNING, "reload: 'monitor.path' changed; takes effect on restart");
+	const char *nm = n->metrics ? n->metrics->listen : "";
+	const char *om = o->metrics ? o->metrics->listen : "";
+	if (strcmp(nm, om) != 0 || !n->metrics != !o->metrics ||
+	    (n->metrics && !n->metrics->cert != !o->metrics->cert))
+		els_log(ELS_LL_WARNING, "reload: 'metrics' changed; takes effect on restart");
 	if (strcmp(n->user ? n->user : "", o->user ? o->user : "") != 0)
 		els_log(ELS_LL_WARNING, "reload: 'user' changed; takes effect on restart");
 	if (n->monitor_retention_days != o->monitor_retention_days ||
@@ -203,11 +210,16 @@ static void commit_policy(struct daemon *d, struct els_policy *np)
 	els_sessions_warn(np, "the new policy");
 	els_log_set_level(np->set.log_level);
 	els_rulewatch_update(d->rules, np->set.rules_self_heal, np->generation);
+	els_metrics_permits_prepare(d->workers, d->nq, d->running->generation + 1);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
 	d->running = np;
+	els_metrics_policy(d->metrics, np);
+	els_metrics_note_reload(true, np->generation);
 	/* Workers wake at least every 100 ms, so this waits for one turn of each. */
-	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000))
+	if (els_gen_quiescent(d->wp, d->nq, np->generation, 5000)) {
+		els_metrics_settle(d->metrics);
 		els_policy_free(old);
+	}
 	else
 		els_log(ELS_LL_ERROR,
 			"reload: a worker did not pick up generation %u in 5 s; "
@@ -259,6 +271,7 @@ static bool reload(struct daemon *d, char *ans, size_t n)
 			if (ans && used < n)
 				snprintf(ans + used, n - used, "%s\n", diag.msgs[i]);
 		}
+		els_metrics_note_reload(false, d->running->generation);
 		els_push_event(d->ctl, d->running->generation, "reload failed: %.80s",
 			       diag.count ? diag.msgs[0] : "?");
 		els_alert(ELS_R_POLICY_REJECTED, "generation=%u kept, reload failed: %s",
@@ -284,6 +297,7 @@ static bool reload_notified(struct daemon *d, char *ans, size_t n)
 	els_notify("RELOADING=1");
 	bool ok = reload(d, ans, n);
 	els_control_reload_crl(d->control);
+	els_metrics_reload_crl(d->metrics);
 	notify_ready(d);
 	return ok;
 }
@@ -584,10 +598,24 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	/* Bound before the privilege drop, so that a root-owned /run/elsd works outside systemd. */
 	if (o->control)
 		d.ctlsock = els_ctlsock_open(o->control);
+	/* The metrics listener binds and reads its key before the privilege drop; its thread
+	 * starts after it (capabilities are per thread). */
+	if (p->set.metrics) {
+		struct els_metrics_src ms = {.workers = d.workers, .nq = d.nq, .mon = d.mon,
+					     .queue_first = p->set.queue_first,
+					     .queue_last = p->set.queue_last,
+					     .flow_capacity = p->set.flow_capacity};
+		d.metrics = els_metrics_open(p->set.metrics, &ms);
+		if (!d.metrics)
+			goto out;
+		els_metrics_policy(d.metrics, p);
+	}
 	/* Privilege drop of the main process goes here: after the management fork above (if
 	 * any), whose child drops privileges on its own. */
 	if (els_privdrop(p->set.user, o->monitor ? o->monitor : p->set.monitor_path,
 			 p->set.monitor_key) < 0)
+		goto out;
+	if (els_metrics_start(d.metrics) < 0)
 		goto out;
 	struct worker_arg *args = calloc(d.nq, sizeof(*args));
 	if (!args)
@@ -646,6 +674,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 			       (unsigned long long)packets);
 	}
 out:
+	els_metrics_free(d.metrics); /* first: it reads the workers and the monitor */
 	if (mgmt_pid > 0) { /* forked, but the start failed before the control took it */
 		close(mgmt_fd);
 		kill(mgmt_pid, SIGKILL);

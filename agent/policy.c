@@ -14,12 +14,13 @@
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "policy_int.h"
+#include "metrics.h"
 
 /* Top-level keys that are not handler sections. */
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", "rules", "policy_dir", NULL,
+	"offload", "rules", "policy_dir", "metrics", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -430,6 +431,7 @@ struct els_policy *els_policy_load_with(const char *path, const char *services_p
 	};
 	parse_settings(root, &p->set, d);
 	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
+	els_metrics_config_parse(root, path, &p->set.metrics, d);
 	/* Everything in policy_dir is a console's to name (as list files): the host's own
 	 * config, keys and certificates must not be there. */
 	char rp_dir[PATH_MAX], rp_conf[PATH_MAX];
@@ -490,6 +492,7 @@ void els_policy_free(struct els_policy *p)
 	free(p->set.policy_dir);
 	free(p->policy_file);
 	els_mgmt_config_free(p->set.mgmt);
+	els_metrics_config_free(p->set.metrics);
 	free(p->set.local);
 	free(p->path);
 	free(p);

@@ -26,6 +26,7 @@
 #include "els/monitor.h"
 #include "els/reason.h"
 #include "log.h"
+#include "metrics.h"
 #include "rulewatch.h"
 
 #define QUIET_NS       (20 * ELS_NS_PER_MS)  /* a burst of changes ends after this much quiet */
@@ -270,6 +271,7 @@ static void check(struct els_rulewatch *w, uint64_t detected_ns, const char *why
 	int rc = run_rules(w, "verify", NULL, out, sizeof(out));
 
 	if (rc == 0) {
+		els_metrics_set_ruleset_intact(true); /* the els_ruleset_intact gauge (metrics.h) */
 		if (!w->armed || w->last_finding[0])
 			els_log(ELS_LL_INFO, "rules: %s", out);
 		w->armed = true;
@@ -294,6 +296,7 @@ static void check(struct els_rulewatch *w, uint64_t detected_ns, const char *why
 		w->told_unarmed = true;
 		return;
 	}
+	els_metrics_set_ruleset_intact(false);
 	bool heal = atomic_load(&w->self_heal);
 	if (strcmp(out, w->last_finding) != 0) {
 		snprintf(w->last_finding, sizeof(w->last_finding), "%s", out);

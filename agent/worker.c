@@ -161,6 +161,8 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 	fa->ended_admit = *a;
 	if (f->state == ELS_FS_ESTABLISHED)
 		els_ws_session_change(w->ws, f, -1); /* every flow's end comes through here */
+	if (reason == ELS_R_FLOW_EVICTED)
+		els_ctr_inc(&w->st.flows_evicted);
 	record_from_flow(&r, f);
 	if (a->handler) {
 		record_permit(&r, a);
@@ -348,6 +350,8 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		       sizeof(w->permit_name));
 	if (w->offload_on && ctx.flow && mode != ELS_LOG_ALL && w->pol->set.offload)
 		offload_check(w, ctx.flow);
+	if (ctx.new_flow && d.reason == ELS_R_PERMIT && d.rule && d.rule <= ELS_STATS_PERMITS)
+		els_ctr_inc(&w->st.permit_hits[w->pol->generation & 1][d.rule - 1]);
 	/* A new TCP flow's admit waits for its handshake (admit_handshake). */
 	bool admit =
 	    ctx.new_flow && !(ctx.flow && els_flow_admit_of(w->flows, ctx.flow)->half_open);
@@ -375,6 +379,7 @@ void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 	w->ws->now_ns = mono_ns;
 	w->ws->real_ns = real_ns;
 	els_flow_expire(w->flows, mono_ns, WORKER_EXPIRE_BUDGET, flow_end, &fa);
+	atomic_store_explicit(&w->st.flows_live, els_flow_count(w->flows), memory_order_relaxed);
 	els_ws_tick(w->ws);
 	if (w->pol) {
 		struct els_ctx ctx = {.flows = w->flows, .ws = w->ws, .now_ns = mono_ns,

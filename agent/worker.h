@@ -14,6 +14,7 @@
 #include "els/flow.h"
 #include "els/monitor.h"
 #include "els/policy.h"
+#include "els/reason.h"
 
 /* Final decisions per handler, for the management `stats` request: decided[slot][0 accepted,
  * 1 dropped], slot = the handler's position in els_handler_all(), or the two below. Kept by
@@ -21,11 +22,23 @@
 #define ELS_STATS_HANDLERS 16
 #define ELS_STATS_DECODE   ELS_STATS_HANDLERS
 #define ELS_STATS_CHAIN	   (ELS_STATS_HANDLERS + 1)
+/* Flows admitted per header_filter permit (by its position), for the metrics endpoint: the
+ * first this many permits are counted. */
+#define ELS_STATS_PERMITS 1024
 
 /* Counters are written by the worker only and read by anyone (relaxed atomics). */
 struct els_worker_stats {
 	_Atomic uint64_t packets, accepted, dropped, decode_errors, enobufs, verdict_errors;
 	_Atomic uint64_t decided[ELS_STATS_HANDLERS + 2][2];
+	/* drops by handler slot and reason, for the metrics endpoint (agent/metrics.h) */
+	_Atomic uint64_t drops[ELS_STATS_HANDLERS + 2][ELS_R__COUNT];
+	_Atomic uint64_t flows_live;	/* flow table occupancy, as of the last tick */
+	_Atomic uint64_t flows_evicted; /* flows pushed out of a full table */
+	/* permit_hits[generation & 1][permit position - 1]: positions mean something only
+	 * within one generation, so each generation counts in its own bank; the main thread
+	 * zeroes the next bank before it publishes, and hands the finished one to the metrics
+	 * endpoint once every worker has moved on (agent/metrics.h). */
+	_Atomic uint64_t permit_hits[2][ELS_STATS_PERMITS];
 };
 
 /* Flow snapshot for the management `flows` request. The worker owns its flow table, so the
@@ -154,6 +167,8 @@ static inline void els_worker_count(struct els_worker *w, const struct els_decis
 		slot =
 		    w->pol->links[d->handler].stat_slot; /* found once, when the policy was built */
 	els_ctr_inc(&w->st.decided[slot][a == ELS_DROP]);
+	if (a == ELS_DROP)
+		els_ctr_inc(&w->st.drops[slot][d->reason < ELS_R__COUNT ? d->reason : ELS_R_NONE]);
 }
 
 static inline void els_worker_snap_one(const struct els_flow *f, void *arg)

@@ -18,6 +18,7 @@
 #define ELS_HANDLER_CHAIN 0xfeu  /* decision index meaning "no handler decided" */
 
 struct els_mgmt_conf;
+struct els_metrics_conf;
 
 enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
 
@@ -52,6 +53,7 @@ struct els_settings {
 	char *user; /* drop to this user after binding (NULL: stay); see agent/privdrop.h */
 	struct els_mgmt_conf *mgmt;       /* management endpoint (els/mgmt.h); NULL: none */
 	char *policy_dir; /* [R] where consoles' policy and list files live (absolute) */
+	struct els_metrics_conf *metrics; /* metrics endpoint (agent/metrics.h); NULL: none */
 };
 
 struct els_policy {
