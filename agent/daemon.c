@@ -23,6 +23,7 @@
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "els/registry.h"
+#include "events.h"
 #include "kdrops.h"
 #include "log.h"
 #include "mgmt.h"
@@ -367,6 +368,8 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 			els_control_reload_crl(d->control);
 			els_notify("READY=1\nSTATUS=filtering, generation %u",
 				   d->running->generation);
+		} else if (sig == SIGUSR1) {
+			els_events_reopen(); /* logrotate moved events.file */
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			atomic_store(&d->stop, true);
 		} else if (sig == SIGCHLD) {
@@ -401,6 +404,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGCHLD); /* the management endpoint's exit */
+	sigaddset(&sigs, SIGUSR1); /* reopen the event stream's file */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -419,6 +423,11 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	d.queues = calloc(d.nq, sizeof(*d.queues));
 	d.threads = calloc(d.nq, sizeof(*d.threads));
 	if (!d.workers || !d.wp || !d.queues || !d.threads)
+		goto out;
+	/* Before the monitor's writer starts, so its first records are streamed too; after the
+	 * endpoint's fork (single-threaded fork, above). */
+	if (els_events_start(p->set.events, o->monitor ? o->monitor : p->set.monitor_path,
+			     p->set.agent_id) < 0)
 		goto out;
 	d.mon = els_open_monitor(o, p, d.nq + 1);
 	if (!d.mon)
@@ -516,6 +525,7 @@ out:
 		els_queue_close(d.queues[i]);
 	if (d.mon)
 		els_monitor_close(d.mon);
+	els_events_stop(); /* after the monitor's last records */
 	for (unsigned i = 0; d.workers && i < d.nq; i++)
 		els_worker_fini(&d.workers[i]);
 	free(d.workers);

@@ -12,12 +12,13 @@
 #include "els/mgmt.h"
 #include "els/monitor.h"
 #include "els/policy.h"
+#include "events.h"
 
 /* Top-level keys that are not handler sections. */
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", NULL,
+	"offload", "events", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -397,6 +398,7 @@ struct els_policy *els_policy_load(const char *path, const char *services_path,
 	};
 	parse_settings(root, &p->set, d);
 	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
+	els_events_conf_parse(root, path, &p->set.events, d);
 	build_chain(root, p, &env, d);
 	if (d->count != errors_before) {
 		note_glued_strings(path, d);
@@ -442,6 +444,7 @@ void els_policy_free(struct els_policy *p)
 	free(p->set.agent_id);
 	free(p->set.user);
 	els_mgmt_config_free(p->set.mgmt);
+	els_events_conf_free(p->set.events);
 	free(p->set.local);
 	free(p->path);
 	free(p);

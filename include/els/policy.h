@@ -18,6 +18,7 @@
 #define ELS_HANDLER_CHAIN 0xfeu  /* decision index meaning "no handler decided" */
 
 struct els_mgmt_conf;
+struct els_events_conf;
 
 enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
 
@@ -49,6 +50,7 @@ struct els_settings {
 	unsigned nlocal;
 	char *user; /* drop to this user after binding (NULL: stay); see agent/privdrop.h */
 	struct els_mgmt_conf *mgmt;       /* management endpoint (els/mgmt.h); NULL: none */
+	struct els_events_conf *events;   /* event stream (agent/events.h); NULL: none */
 };
 
 struct els_policy {
