@@ -61,6 +61,7 @@ struct ev_out {
 	struct ev_slot *batch; /* [S] EV_BATCH slots */
 	uint64_t shed;	       /* [S] shed lines not yet reported in a gap event */
 	bool failing;	       /* [S] the last write or connect failed: logged once per streak */
+	char why[320];	       /* [S] the syslog output's last logged failure: a new one is logged */
 	/* file */
 	int fd;	   /* [S] */
 	char *path; /* [I] */
@@ -330,11 +331,12 @@ static void down(struct ev_out *o, const char *why)
 	uint64_t now = mono_ms();
 
 	ev_tls_close(&o->tls);
-	if (!o->failing)
+	if (!o->failing || strcmp(o->why, why) != 0)
 		els_log(ELS_LL_WARNING,
 			"events: collector %s:%s: %s; spooling to %s, retrying with back-off",
 			o->tls.c->host, o->tls.c->port, why, o->spool.path);
 	o->failing = true;
+	snprintf(o->why, sizeof(o->why), "%s", why);
 	o->next_try = now + o->backoff;
 	o->backoff = o->backoff * 2 > EV_BACKOFF_MAX_MS ? EV_BACKOFF_MAX_MS : o->backoff * 2;
 }
@@ -351,6 +353,7 @@ static void try_connect(struct ev_out *o)
 		o->tls.c->port, SSL_get_version(o->tls.ssl),
 		ev_spool_empty(&o->spool) ? "" : "; sending the spool");
 	o->failing = false;
+	o->why[0] = '\0';
 	o->backoff = EV_BACKOFF_MIN_MS;
 }
 
