@@ -369,7 +369,7 @@ static void send_backlog(struct ev_out *o, size_t budget)
 	uint64_t bad = 0;
 	char msg[EV_SPOOL_LINE_MAX];
 
-	if (!ev_spool_empty(&o->spool) &&
+	if ((!ev_spool_empty(&o->spool) || o->spool.cut) &&
 	    ev_spool_send(&o->spool, budget, send_framed, o, &bad) < 0 && !ev_tls_connected(&o->tls))
 		down(o, "send failed");
 	o->shed += bad;

@@ -58,13 +58,15 @@ void els_events_alert_text(unsigned reason, const char *text);		/* els_alert() *
 
 /* ---- the formatter (events_json.c), pure, for the unit test and the taps ---- */
 
-#define ELS_EVE_MAX 1536 /* longest line, with room to spare for the longest record */
+#define ELS_EVE_MAX 2560 /* longest line: the longest record with every text escaped */
 
 enum els_eve_source { ELS_EVE_RECORD = 0, ELS_EVE_ALERT = 1 };
 
 /* One EVE JSON object (no newline) for r into buf; always valid JSON and NUL-terminated, even
  * when r's text fields hold quotes, control characters or invalid UTF-8 (text that does not
- * fit is cut at a character boundary). host may be NULL. Returns the length. */
+ * fit is cut at a character boundary; with ELS_EVE_MAX bytes nothing is cut). host may be
+ * NULL; its first ELS_EVE_HOST_MAX bytes are used. Returns the length. */
+#define ELS_EVE_HOST_MAX 64
 size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const char *host,
 		      char *buf, size_t len);
 /* Appends the JSON string literal of s[0..n) (quotes included) at buf + *pos, keeping the

@@ -11,7 +11,7 @@ static const char *const event_keys[] = {"file", "queue", "syslog", NULL};
 static const char *const syslog_keys[] = {"server", "name", "ca",	    "cert",
 					  "key",    "spool", "spool_max_mb", "tls", NULL};
 
-#define EV_QUEUE_DEFAULT 4096
+#define EV_QUEUE_DEFAULT 2048
 #define EV_SPOOL_MB_DEFAULT 64
 
 void els_events_conf_free(struct els_events_conf *c)

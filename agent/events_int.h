@@ -13,7 +13,7 @@
 /* ---- spool (events_spool.c): one RFC 5424 message per line, oldest first ---- */
 
 /* Longest spooled message: a syslog header (< 400 bytes) and an ELS_EVE_MAX line. */
-#define EV_SPOOL_LINE_MAX 2048
+#define EV_SPOOL_LINE_MAX 3072
 
 struct ev_spool {
 	int fd;
@@ -21,9 +21,11 @@ struct ev_spool {
 	uint64_t max;  /* bytes the file may hold */
 	uint64_t size; /* bytes in the file */
 	uint64_t rd;   /* bytes already sent from its start */
+	uint64_t cut;  /* a partial last line found at open (a crash mid-write), removed */
 };
 
-/* Opens or creates path (0600) and keeps what an earlier run left in it. 0 or -errno. */
+/* Opens or creates path (0600) and keeps what an earlier run left in it, less a partial last
+ * line (counted in cut, so that the next append does not glue onto it). 0 or -errno. */
 int ev_spool_open(struct ev_spool *s, const char *path, uint64_t max);
 void ev_spool_close(struct ev_spool *s);
 /* Appends one message; -ENOSPC when it would pass max (the caller counts it shed), -errno

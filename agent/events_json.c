@@ -228,7 +228,7 @@ size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const
 		put(buf, len, &pos, ",\"action\":\"%s\"",
 		    r->verdict == ELS_DROP ? "blocked" : "allowed");
 	if (host && *host) {
-		put_str(buf, len, &pos, "host", host, strlen(host));
+		put_str(buf, len, &pos, "host", host, strnlen(host, ELS_EVE_HOST_MAX));
 	}
 	if (src == ELS_EVE_ALERT || r->kind == ELS_REC_WOULD_DROP) {
 		/* Suricata's alert object: signature is the reason's stable name */

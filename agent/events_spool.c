@@ -30,6 +30,21 @@ int ev_spool_open(struct ev_spool *s, const char *path, uint64_t max)
 	s->path = strdup(path);
 	s->max = max;
 	s->size = (uint64_t)st.st_size;
+	if (s->size) {
+		/* the last line must end in a newline; cut back to the last one there is */
+		char tail[EV_SPOOL_LINE_MAX + 1];
+		size_t n = s->size < sizeof(tail) ? (size_t)s->size : sizeof(tail);
+		ssize_t got = pread(s->fd, tail, n, (off_t)(s->size - n));
+		if (got == (ssize_t)n && tail[n - 1] != '\n') {
+			size_t keep = n;
+			while (keep && tail[keep - 1] != '\n')
+				keep--;
+			s->size -= n - keep;
+			s->cut = 1;
+			if (ftruncate(s->fd, (off_t)s->size) < 0)
+				return -errno;
+		}
+	}
 	return s->path ? 0 : -ENOMEM;
 }
 
@@ -113,6 +128,8 @@ int ev_spool_send(struct ev_spool *s, size_t budget, ev_spool_send_fn fn, void *
 	static char buf[4 * EV_SPOOL_LINE_MAX]; /* the syslog sender is the only caller */
 	size_t sent = 0;
 
+	*bad += s->cut;
+	s->cut = 0;
 	while (!ev_spool_empty(s) && sent < budget) {
 		ssize_t got = pread(s->fd, buf, sizeof(buf), (off_t)s->rd);
 		size_t off = 0;
