@@ -33,7 +33,7 @@
 #define EV_BACKOFF_MIN_MS 1000	/* first reconnect attempt after a failure */
 #define EV_BACKOFF_MAX_MS 10000 /* reconnect attempts back off up to this */
 #define EV_SPOOL_CHUNK	  (256u * 1024) /* spool bytes sent per pass, between queue visits */
-#define EV_STOP_MS	  3000	/* at stop: longest spent sending what is left */
+#define EV_STOP_MS	  3000		/* at stop: longest spent sending what is left */
 
 /* One formatted line. */
 struct ev_slot {
@@ -48,8 +48,8 @@ struct ev_state;
 
 /* [I] set at start; [M] mu; [S] the sender thread's own. */
 struct ev_out {
-	const char *what;      /* [I] "file" or "syslog" */
-	struct ev_state *st;   /* [I] */
+	const char *what;    /* [I] "file" or "syslog" */
+	struct ev_state *st; /* [I] */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;     /* [M] lines queued, stop or reopen */
 	struct ev_slot *q;     /* [M] ring of cap slots */
@@ -61,20 +61,20 @@ struct ev_out {
 	struct ev_slot *batch; /* [S] EV_BATCH slots */
 	uint64_t shed;	       /* [S] shed lines not yet reported in a gap event */
 	bool failing;	       /* [S] the last write or connect failed: logged once per streak */
-	char why[320];	       /* [S] the syslog output's last logged failure: a new one is logged */
+	char why[320]; /* [S] the syslog output's last logged failure: a new one is logged */
 	/* file */
-	int fd;	   /* [S] */
+	int fd;	    /* [S] */
 	char *path; /* [I] */
 	/* syslog */
-	struct ev_tls tls;     /* [S] */
-	struct ev_spool spool; /* [S] */
+	struct ev_tls tls;	    /* [S] */
+	struct ev_spool spool;	    /* [S] */
 	uint64_t next_try, backoff; /* [S] monotonic ms */
 };
 
 struct ev_state {
 	struct ev_out *out[2];
 	struct els_events_conf *conf; /* own copy: the TLS output points into it */
-	char host[256];	  /* EVE host: agent_id or the host name */
+	char host[256];		      /* EVE host: agent_id or the host name */
 	char sys_host[256]; /* the same as an RFC 5424 HOSTNAME (printable ASCII, no space) */
 	int pid;
 };
@@ -121,10 +121,10 @@ static void slot_of(struct ev_slot *s, const struct els_record *r, enum els_eve_
 	s->len = (uint16_t)els_eve_format(r, src, host, s->text, sizeof(s->text));
 	s->ts_ns = r->ts_ns;
 	s->sev = (uint8_t)els_eve_severity(r, src);
-	s->type = src == ELS_EVE_ALERT || r->kind == ELS_REC_WOULD_DROP ? "alert"
-		  : r->kind == ELS_REC_DROP				   ? "drop"
+	s->type = src == ELS_EVE_ALERT || r->kind == ELS_REC_WOULD_DROP	    ? "alert"
+		  : r->kind == ELS_REC_DROP				    ? "drop"
 		  : r->kind == ELS_REC_ADMIT || r->kind == ELS_REC_FLOW_END ? "flow"
-									   : "els";
+									    : "els";
 }
 
 static void tap(const struct els_record *r, enum els_eve_source src)
@@ -155,8 +155,8 @@ void els_events_alert(const struct els_record *r)
 
 void els_events_alert_text(unsigned reason, const char *text)
 {
-	struct els_record r = {.ts_ns = real_ns(), .count = 1, .kind = ELS_REC_EVENT,
-			       .reason = (uint16_t)reason};
+	struct els_record r = {
+	    .ts_ns = real_ns(), .count = 1, .kind = ELS_REC_EVENT, .reason = (uint16_t)reason};
 
 	if (!atomic_load_explicit(&g_on, memory_order_relaxed))
 		return;
@@ -273,8 +273,8 @@ static void *file_main(void *arg)
 				o->shed = 0;
 			} else {
 				if (!o->failing)
-					els_log(ELS_LL_WARNING, "events: cannot write %s: %s", o->path,
-						strerror(errno));
+					els_log(ELS_LL_WARNING, "events: cannot write %s: %s",
+						o->path, strerror(errno));
 				o->failing = true;
 				o->shed += lines;
 				close(o->fd);
@@ -370,7 +370,8 @@ static void send_backlog(struct ev_out *o, size_t budget)
 	char msg[EV_SPOOL_LINE_MAX];
 
 	if ((!ev_spool_empty(&o->spool) || o->spool.cut) &&
-	    ev_spool_send(&o->spool, budget, send_framed, o, &bad) < 0 && !ev_tls_connected(&o->tls))
+	    ev_spool_send(&o->spool, budget, send_framed, o, &bad) < 0 &&
+	    !ev_tls_connected(&o->tls))
 		down(o, "send failed");
 	o->shed += bad;
 	if (ev_tls_connected(&o->tls) && ev_spool_empty(&o->spool) && o->shed) {
@@ -530,8 +531,7 @@ static void stop_all(struct ev_state *st)
 	free(st);
 }
 
-int els_events_start(const struct els_events_conf *c, const char *monitor_path,
-		     const char *host)
+int els_events_start(const struct els_events_conf *c, const char *monitor_path, const char *host)
 {
 	struct ev_state *st;
 	char err[320];
@@ -581,8 +581,10 @@ int els_events_start(const struct els_events_conf *c, const char *monitor_path,
 		}
 		free(spool);
 		if (!ev_spool_empty(&o->spool))
-			els_log(ELS_LL_INFO, "events: %llu bytes spooled by an earlier run will be "
-					     "sent first", (unsigned long long)o->spool.size);
+			els_log(ELS_LL_INFO,
+				"events: %llu bytes spooled by an earlier run will be "
+				"sent first",
+				(unsigned long long)o->spool.size);
 	}
 	for (unsigned i = 0; i < 2; i++) {
 		struct ev_out *o = st->out[i];

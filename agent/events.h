@@ -20,14 +20,14 @@
 
 /* The `events` group of the config file. Needs a restart to change. */
 struct els_events_conf {
-	char *file;	      /* events.file: NDJSON path, or NULL */
-	char *host, *port;    /* events.syslog.server "host:port", or NULL */
-	char *name;	      /* events.syslog.name: the collector's certificate name; NULL: host */
+	char *file;	   /* events.file: NDJSON path, or NULL */
+	char *host, *port; /* events.syslog.server "host:port", or NULL */
+	char *name;	   /* events.syslog.name: the collector's certificate name; NULL: host */
 	char *ca, *cert, *key; /* events.syslog.{ca,cert,key}: absolute paths */
-	char *spool;	      /* events.syslog.spool; NULL: events.spool beside the monitor */
-	uint64_t spool_max;   /* events.syslog.spool_max_mb in bytes */
-	unsigned queue;	      /* events.queue: lines held in memory per output */
-	int tls_min;	      /* events.syslog.tls: 12 or 13 (minimum version) */
+	char *spool;	       /* events.syslog.spool; NULL: events.spool beside the monitor */
+	uint64_t spool_max;    /* events.syslog.spool_max_mb in bytes */
+	unsigned queue;	       /* events.queue: lines held in memory per output */
+	int tls_min;	       /* events.syslog.tls: 12 or 13 (minimum version) */
 };
 
 /* Reads root's `events` group (absent: *out = NULL, no stream). Relative paths are taken
@@ -42,8 +42,7 @@ struct els_events_conf *els_events_conf_dup(const struct els_events_conf *c);
 /* Starts the outputs c names (c NULL: nothing to do, 0). monitor_path places the default
  * spool; host fills EVE's `host` field. Loads the TLS credentials and opens the file now, so a
  * mistake stops the start; the collector itself may be down. 0, or -errno after logging. */
-int els_events_start(const struct els_events_conf *c, const char *monitor_path,
-		     const char *host);
+int els_events_start(const struct els_events_conf *c, const char *monitor_path, const char *host);
 /* Sends what is queued (the syslog output for at most a few seconds, then spools the rest),
  * stops the threads, frees everything. */
 void els_events_stop(void);
@@ -52,9 +51,9 @@ void els_events_stop(void);
 void els_events_reopen(void);
 
 /* Taps. Each returns at once whether or not a stream runs; never blocks on I/O. */
-void els_events_record(const struct els_record *r);			/* monitor writer */
-void els_events_alert(const struct els_record *r);			/* alert drain */
-void els_events_alert_text(unsigned reason, const char *text);		/* els_alert() */
+void els_events_record(const struct els_record *r);	       /* monitor writer */
+void els_events_alert(const struct els_record *r);	       /* alert drain */
+void els_events_alert_text(unsigned reason, const char *text); /* els_alert() */
 
 /* ---- the formatter (events_json.c), pure, for the unit test and the taps ---- */
 

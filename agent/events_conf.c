@@ -8,10 +8,10 @@
 #include "events.h"
 
 static const char *const event_keys[] = {"file", "queue", "syslog", NULL};
-static const char *const syslog_keys[] = {"server", "name", "ca",	    "cert",
-					  "key",    "spool", "spool_max_mb", "tls", NULL};
+static const char *const syslog_keys[] = {"server", "name",	    "ca",  "cert", "key",
+					  "spool",  "spool_max_mb", "tls", NULL};
 
-#define EV_QUEUE_DEFAULT 2048
+#define EV_QUEUE_DEFAULT    2048
 #define EV_SPOOL_MB_DEFAULT 64
 
 void els_events_conf_free(struct els_events_conf *c)
@@ -41,11 +41,11 @@ struct els_events_conf *els_events_conf_dup(const struct els_events_conf *c)
 
 	if (!d)
 		return NULL;
-	*d = (struct els_events_conf){.spool_max = c->spool_max, .queue = c->queue,
-				      .tls_min = c->tls_min};
+	*d = (struct els_events_conf){
+	    .spool_max = c->spool_max, .queue = c->queue, .tls_min = c->tls_min};
 	if (!dup_str(&d->file, c->file) || !dup_str(&d->host, c->host) ||
-	    !dup_str(&d->port, c->port) || !dup_str(&d->name, c->name) ||
-	    !dup_str(&d->ca, c->ca) || !dup_str(&d->cert, c->cert) || !dup_str(&d->key, c->key) ||
+	    !dup_str(&d->port, c->port) || !dup_str(&d->name, c->name) || !dup_str(&d->ca, c->ca) ||
+	    !dup_str(&d->cert, c->cert) || !dup_str(&d->key, c->key) ||
 	    !dup_str(&d->spool, c->spool)) {
 		els_events_conf_free(d);
 		return NULL;
@@ -117,13 +117,15 @@ static int uint_in(const config_setting_t *g, const char *name, const char *what
 
 	if (!s)
 		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
 		els_diag_at(d, s, "'%s.%s' must be an integer", what, name);
 		return -EINVAL;
 	}
 	v = config_setting_get_int64(s);
 	if (v < lo || v > hi) {
-		els_diag_at(d, s, "'%s.%s' = %lld is out of range %lld..%lld", what, name, v, lo, hi);
+		els_diag_at(d, s, "'%s.%s' = %lld is out of range %lld..%lld", what, name, v, lo,
+			    hi);
 		return -EINVAL;
 	}
 	*out = v;
@@ -165,8 +167,10 @@ static char *cred(const config_setting_t *g, const char *name, const char *confi
 
 	if (!v) {
 		if (!config_setting_get_member(g, name))
-			els_diag_at(d, g, "events.syslog needs '%s' (a PEM file): the collector is "
-					  "reached over mutually authenticated TLS only", name);
+			els_diag_at(d, g,
+				    "events.syslog needs '%s' (a PEM file): the collector is "
+				    "reached over mutually authenticated TLS only",
+				    name);
 		return NULL;
 	}
 	p = resolve(v, config_path);
@@ -194,7 +198,8 @@ static int parse_syslog(const config_setting_t *g, const char *config_path,
 	else if (v && parse_server(v, &c->host, &c->port) < 0)
 		els_diag_at(d, config_setting_get_member(g, "server"),
 			    "events.syslog.server = \"%s\" is not host:port or [v6]:port "
-			    "(e.g. \"collector.example:6514\")", v);
+			    "(e.g. \"collector.example:6514\")",
+			    v);
 	if ((v = str(g, "name", "events.syslog", d)))
 		c->name = strdup(v);
 	c->ca = cred(g, "ca", config_path, d);
@@ -211,7 +216,8 @@ static int parse_syslog(const config_setting_t *g, const char *config_path,
 		else if (strcmp(v, "1.2") != 0)
 			els_diag_at(d, config_setting_get_member(g, "tls"),
 				    "events.syslog.tls = \"%s\" is not \"1.2\" or \"1.3\" (the "
-				    "lowest version accepted; 1.3 is preferred either way)", v);
+				    "lowest version accepted; 1.3 is preferred either way)",
+				    v);
 	}
 	return d->count == errs ? 0 : -EINVAL;
 }
@@ -242,8 +248,9 @@ int els_events_conf_parse(const config_setting_t *root, const char *config_path,
 		parse_syslog(s, config_path, c, d);
 	if (d->count != errs || (!c->file && !c->host)) {
 		if (d->count == errs)
-			els_diag_at(d, g, "'events' names no output: set file = \"...\"; and/or "
-					  "syslog = { server = ...; };");
+			els_diag_at(d, g,
+				    "'events' names no output: set file = \"...\"; and/or "
+				    "syslog = { server = ...; };");
 		els_events_conf_free(c);
 		return -EINVAL;
 	}

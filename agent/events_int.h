@@ -42,8 +42,7 @@ typedef int (*ev_spool_send_fn)(void *ctx, const char *msg, size_t n);
  * message this program writes (the file is outside input after a crash or an edit) are
  * skipped and added to *bad. Empties the file once everything is sent. 0, or the send
  * function's error. */
-int ev_spool_send(struct ev_spool *s, size_t budget, ev_spool_send_fn fn, void *ctx,
-		  uint64_t *bad);
+int ev_spool_send(struct ev_spool *s, size_t budget, ev_spool_send_fn fn, void *ctx, uint64_t *bad);
 
 /* The spool reader's parser, for the fuzz target: looks at buf[0..len) for the next line.
  * Returns 1 with a valid message in [0, *msg_len) and *used bytes (line and newline) eaten,

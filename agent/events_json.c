@@ -110,12 +110,19 @@ static void put_str(char *buf, size_t len, size_t *pos, const char *key, const c
 static const char *eve_proto(unsigned proto, char num[8])
 {
 	switch (proto) {
-	case 6: return "TCP";
-	case 17: return "UDP";
-	case 1: return "ICMP";
-	case 58: return "IPv6-ICMP";
-	case 132: return "SCTP";
-	default: snprintf(num, 8, "%u", proto); return num;
+	case 6:
+		return "TCP";
+	case 17:
+		return "UDP";
+	case 1:
+		return "ICMP";
+	case 58:
+		return "IPv6-ICMP";
+	case 132:
+		return "SCTP";
+	default:
+		snprintf(num, 8, "%u", proto);
+		return num;
 	}
 }
 
@@ -159,18 +166,22 @@ static const char *event_type(const struct els_record *r, enum els_eve_source sr
 	if (src == ELS_EVE_ALERT)
 		return "alert";
 	switch (r->kind) {
-	case ELS_REC_DROP: return "drop";
-	case ELS_REC_WOULD_DROP: return "alert";
+	case ELS_REC_DROP:
+		return "drop";
+	case ELS_REC_WOULD_DROP:
+		return "alert";
 	case ELS_REC_ADMIT:
-	case ELS_REC_FLOW_END: return "flow";
-	default: return "els";
+	case ELS_REC_FLOW_END:
+		return "flow";
+	default:
+		return "els";
 	}
 }
 
 unsigned els_eve_severity(const struct els_record *r, enum els_eve_source src)
 {
 	if (src == ELS_EVE_ALERT || r->kind == ELS_REC_DROP || r->kind == ELS_REC_WOULD_DROP)
-		return 4; /* warning */
+		return 4;		       /* warning */
 	return r->kind == ELS_REC_GAP ? 5 : 6; /* notice, info */
 }
 
@@ -183,8 +194,7 @@ static void put_time(char *buf, size_t len, size_t *pos, const char *key, uint64
 	localtime_r(&sec, &tm);
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
 	strftime(z, sizeof(z), "%z", &tm);
-	put(buf, len, pos, "\"%s\":\"%s.%06u%s\"", key, t, (unsigned)(ns % 1000000000u / 1000u),
-	    z);
+	put(buf, len, pos, "\"%s\":\"%s.%06u%s\"", key, t, (unsigned)(ns % 1000000000u / 1000u), z);
 }
 
 size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const char *host,

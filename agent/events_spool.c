@@ -122,8 +122,7 @@ int ev_spool_next(const char *buf, size_t len, size_t *msg_len, size_t *used)
 	return 1;
 }
 
-int ev_spool_send(struct ev_spool *s, size_t budget, ev_spool_send_fn fn, void *ctx,
-		  uint64_t *bad)
+int ev_spool_send(struct ev_spool *s, size_t budget, ev_spool_send_fn fn, void *ctx, uint64_t *bad)
 {
 	static char buf[4 * EV_SPOOL_LINE_MAX]; /* the syslog sender is the only caller */
 	size_t sent = 0;

@@ -49,8 +49,10 @@ static int key_secret(const char *path, char *err, size_t n)
 		return -1;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, n, "events.syslog.key %s is accessible by group or others (mode %04o): "
-				 "run chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
+		snprintf(err, n,
+			 "events.syslog.key %s is accessible by group or others (mode %04o): "
+			 "run chmod 600 %s",
+			 path, (unsigned)(st.st_mode & 07777), path);
 		return -1;
 	}
 	return 0;
@@ -198,8 +200,8 @@ int ev_tls_connect(struct ev_tls *t, unsigned timeout_ms, char *err, size_t n)
 			continue;
 		long v = SSL_get_verify_result(t->ssl);
 		if (v != X509_V_OK)
-			snprintf(err, n, "TLS handshake with %s:%s: certificate: %s", c->host, c->port,
-				 X509_verify_cert_error_string(v));
+			snprintf(err, n, "TLS handshake with %s:%s: certificate: %s", c->host,
+				 c->port, X509_verify_cert_error_string(v));
 		else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 			snprintf(err, n, "TLS handshake with %s:%s: timed out", c->host, c->port);
 		else

@@ -1,7 +1,7 @@
 /* events: the EVE JSON formatter (valid JSON whatever the text fields hold, EVE's field
  * names and forms), the spool reader's line parser, and the `events` settings. */
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -16,10 +16,19 @@
 
 static struct els_record drop4(void)
 {
-	struct els_record r = {.ts_ns = 1764886778123456789ull, .count = 7, .kind = ELS_REC_DROP,
-			       .verdict = ELS_DROP, .family = 4, .proto = 6, .dir = ELS_DIR_IN,
-			       .sport = 40000, .dport = 23, .handler = "header_filter",
-			       .reason = ELS_R_NO_PERMIT, .generation = 3, .tcp_flags = 0x02};
+	struct els_record r = {.ts_ns = 1764886778123456789ull,
+			       .count = 7,
+			       .kind = ELS_REC_DROP,
+			       .verdict = ELS_DROP,
+			       .family = 4,
+			       .proto = 6,
+			       .dir = ELS_DIR_IN,
+			       .sport = 40000,
+			       .dport = 23,
+			       .handler = "header_filter",
+			       .reason = ELS_R_NO_PERMIT,
+			       .generation = 3,
+			       .tcp_flags = 0x02};
 	inet_pton(AF_INET, "198.18.0.1", r.src.b);
 	inet_pton(AF_INET, "198.18.0.2", r.dst.b);
 	return r;
@@ -144,8 +153,11 @@ Test(events, kinds_map_to_event_types)
 	cr_assert_str_eq(str(j, "flow.state"), "closed");
 	json_decref(j);
 	/* an alert about a scanner: an address, no packet */
-	struct els_record a = {.ts_ns = 1, .kind = ELS_REC_DROP, .family = 4,
-			       .reason = ELS_R_SCAN_DETECTED, .handler = "scan"};
+	struct els_record a = {.ts_ns = 1,
+			       .kind = ELS_REC_DROP,
+			       .family = 4,
+			       .reason = ELS_R_SCAN_DETECTED,
+			       .handler = "scan"};
 	j = fmt(&a, ELS_EVE_ALERT, NULL, ELS_EVE_MAX);
 	cr_assert_str_eq(str(j, "event_type"), "alert");
 	cr_assert_str_eq(str(j, "alert.signature"), "scan_detected");
@@ -159,14 +171,13 @@ Test(events, protocols_as_eve_writes_them)
 	const struct {
 		uint8_t family, proto;
 		const char *name;
-	} cases[] = {{4, 6, "TCP"}, {4, 17, "UDP"}, {4, 1, "ICMP"}, {6, 58, "IPv6-ICMP"},
-		     {4, 47, "47"}};
+	} cases[] = {
+	    {4, 6, "TCP"}, {4, 17, "UDP"}, {4, 1, "ICMP"}, {6, 58, "IPv6-ICMP"}, {4, 47, "47"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		r.family = cases[i].family, r.proto = cases[i].proto;
 		json_t *j = fmt(&r, ELS_EVE_RECORD, NULL, ELS_EVE_MAX);
 		cr_assert_str_eq(str(j, "proto"), cases[i].name);
-		cr_assert_eq(json_object_get(j, "src_port") != NULL,
-			     r.proto == 6 || r.proto == 17);
+		cr_assert_eq(json_object_get(j, "src_port") != NULL, r.proto == 6 || r.proto == 17);
 		json_decref(j);
 	}
 }
@@ -175,10 +186,18 @@ Test(events, protocols_as_eve_writes_them)
 Test(events, hostile_text_stays_valid_json)
 {
 	static const char *const hostile[] = {
-	    "\"}, \"event_type\": \"forged", "line\nbreak\r\n", "tab\there\x01\x1f\x7f",
-	    "back\\slash\\", "\xff\xfe invalid", "\xc0\xaf overlong", "\xed\xa0\x80 surrogate",
-	    "cut \xe2\x82", "\xf4\x90\x80\x80 past U+10FFFF", "ok \xe2\x82\xac euro",
-	    "</script><!--", "",
+	    "\"}, \"event_type\": \"forged",
+	    "line\nbreak\r\n",
+	    "tab\there\x01\x1f\x7f",
+	    "back\\slash\\",
+	    "\xff\xfe invalid",
+	    "\xc0\xaf overlong",
+	    "\xed\xa0\x80 surrogate",
+	    "cut \xe2\x82",
+	    "\xf4\x90\x80\x80 past U+10FFFF",
+	    "ok \xe2\x82\xac euro",
+	    "</script><!--",
+	    "",
 	};
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
 		struct els_record r = drop4();
