@@ -177,7 +177,7 @@ rs_start || fail "rogue rsyslogd did not start"
 deny 4001 4003
 sleep 3
 check "elsd refuses a collector whose certificate the CA did not sign" \
-	wait_log "certificate: (self-signed|unable to get local issuer)"
+	wait_log "certificate: (self.signed|unable to get local issuer)"
 check_not "and sends it nothing" grep -q elsd "$GOT"
 els_stop || fail "elsd exited non-zero"
 check "what it could not send stays in the spool for the next start" \
