@@ -78,6 +78,17 @@ check "the drop after rotation is in the new file" grep -q '"dest_port":25' "$EV
 check_not "and not in the rotated one" grep -q '"dest_port":25' "$EVE.1"
 check_eq "the rotated file got no lines after the signal" "$before" "$(wc -l <"$EVE.1")"
 check "elsd still answers after the signal" in_cli nc -z -w 3 "$SRV4" 443
+
+# A reload replaces the policy the stream's settings came from: the stream keeps its own copy,
+# goes on, and carries the agent alert about the new generation.
+echo "# reloaded" >>"$WORK/elsd.conf"
+kill -HUP "$ELSD_PID"
+check "the reload is applied" wait_log "alert: event=policy_changed generation=2"
+check_not "a denied connection after the reload is refused" in_cli nc -z -w 2 "$SRV4" 26
+wait_for_line '"dest_port":26' "$EVE" || true
+check "the stream goes on after a reload" grep -q '"dest_port":26' "$EVE"
+check "the policy_changed alert is an EVE alert event" \
+	grep -q '"event_type":"alert".*"signature":"policy_changed"' "$EVE"
 els_stop || fail "elsd exited non-zero"
 check "the stop event reached the new file" grep -q '"detail":"stop after' "$EVE"
 read -r _ _ _ bad < <(validate "$EVE")
