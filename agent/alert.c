@@ -13,6 +13,7 @@
 #include "els/addr.h"
 #include "els/clock.h"
 #include "els/reason.h"
+#include "events.h"
 #include "log.h"
 
 #define ALERT_MAX_RINGS 64
@@ -69,6 +70,7 @@ static void valert(bool limited, unsigned reason, const char *fmt, va_list ap)
 		due_ns[r] = due + ALERT_INTERVAL_NS;
 		held_back[r] = 0;
 		emit(LOG_WARNING, text);
+		els_events_alert_text(reason, text); /* the event stream, as rate-limited here */
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -139,6 +141,7 @@ static void drain(struct els_ring *r)
 	while ((rec = els_ring_peek(r, &lost))) {
 		els_alert_format(rec, text, sizeof(text));
 		emit(LOG_WARNING, text);
+		els_events_alert(rec);
 		els_ring_consume(r);
 	}
 }

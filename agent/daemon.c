@@ -25,6 +25,7 @@
 #include "els/policy.h"
 #include "els/registry.h"
 #include "import.h"
+#include "events.h"
 #include "kdrops.h"
 #include "log.h"
 #include "metrics.h"
@@ -496,6 +497,8 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 			sig = (int)si.ssi_signo;
 		if (sig == SIGHUP) {
 			reload_notified(d, NULL, 0);
+		} else if (sig == SIGUSR1) {
+			els_events_reopen(); /* logrotate moved events.file */
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			atomic_store(&d->stop, true);
 		} else if (sig == SIGCHLD) {
@@ -538,6 +541,7 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGCHLD); /* the management endpoint's exit */
+	sigaddset(&sigs, SIGUSR1); /* reopen the event stream's file */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -555,6 +559,11 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 	d.queues = calloc(d.nq, sizeof(*d.queues));
 	d.threads = calloc(d.nq, sizeof(*d.threads));
 	if (!d.workers || !d.wp || !d.queues || !d.threads)
+		goto out;
+	/* Before the monitor's writer starts, so its first records are streamed too; after the
+	 * endpoint's fork (single-threaded fork, above). */
+	if (els_events_start(p->set.events, o->monitor ? o->monitor : p->set.monitor_path,
+			     p->set.agent_id) < 0)
 		goto out;
 	d.mon = els_open_monitor(o, p, d.nq + 2); /* workers, main thread, rule watch */
 	if (!d.mon)
@@ -689,6 +698,7 @@ out:
 	if (d.mon)
 		els_monitor_close(d.mon);
 	els_kdrops_fini(&d.kdrops);
+	els_events_stop(); /* after the monitor's last records */
 	for (unsigned i = 0; d.workers && i < d.nq; i++)
 		els_worker_fini(&d.workers[i]);
 	free(d.workers);

@@ -13,6 +13,7 @@
 
 #include "alert.h"
 #include "els/reason.h"
+#include "events.h"
 #include "log.h"
 #include "monitor_int.h"
 
@@ -440,6 +441,7 @@ static bool shed(const struct els_monitor *m, const struct els_record *r)
  * failing. */
 void mon_put(struct els_monitor *m, const struct els_record *r)
 {
+	els_events_record(r); /* the event stream (agent/events.h): a copy, no I/O */
 	if (shed(m, r)) {
 		uint64_t n = r->kind == ELS_REC_GAP ? r->count : 1;
 

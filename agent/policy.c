@@ -15,12 +15,13 @@
 #include "els/policy.h"
 #include "policy_int.h"
 #include "metrics.h"
+#include "events.h"
 
 /* Top-level keys that are not handler sections. */
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", "rules", "policy_dir", "metrics", NULL,
+	"offload", "rules", "policy_dir", "metrics", "events", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -432,6 +433,7 @@ struct els_policy *els_policy_load_with(const char *path, const char *services_p
 	parse_settings(root, &p->set, d);
 	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
 	els_metrics_config_parse(root, path, &p->set.metrics, d);
+	els_events_conf_parse(root, path, &p->set.events, d);
 	/* Everything in policy_dir is a console's to name (as list files): the host's own
 	 * config, keys and certificates must not be there. */
 	char rp_dir[PATH_MAX], rp_conf[PATH_MAX];
@@ -493,6 +495,7 @@ void els_policy_free(struct els_policy *p)
 	free(p->policy_file);
 	els_mgmt_config_free(p->set.mgmt);
 	els_metrics_config_free(p->set.metrics);
+	els_events_conf_free(p->set.events);
 	free(p->set.local);
 	free(p->path);
 	free(p);

@@ -19,6 +19,7 @@
 
 struct els_mgmt_conf;
 struct els_metrics_conf;
+struct els_events_conf;
 
 enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
 
@@ -54,6 +55,7 @@ struct els_settings {
 	struct els_mgmt_conf *mgmt;       /* management endpoint (els/mgmt.h); NULL: none */
 	char *policy_dir; /* [R] where consoles' policy and list files live (absolute) */
 	struct els_metrics_conf *metrics; /* metrics endpoint (agent/metrics.h); NULL: none */
+	struct els_events_conf *events;   /* event stream (agent/events.h); NULL: none */
 };
 
 struct els_policy {
