@@ -45,11 +45,12 @@ wrpcap(work + "/run.pcap", run)
 wrpcap(work + "/later.pcap", [syn("198.18.0.99", 45002, 9000)])
 PY
 check "the captures were made" test -s "$WORK/later.pcap"
+# Replays record into a file of their own (never the config's live monitor.path).
 check "elsd --replay of the observe run" "$ELSD" -c "$WORK/observe.conf" --replay "$WORK/run.pcap" \
-	--local $SRV
+	--local $SRV --monitor "$WORK/replay.db"
 check "a later run into the same monitor, 198.18.0.99 now denied" \
-	"$ELSD" -c "$WORK/deny.conf" --replay "$WORK/later.pcap" --local $SRV
-DB=$WORK/run.db
+	"$ELSD" -c "$WORK/deny.conf" --replay "$WORK/later.pcap" --local $SRV --monitor "$WORK/replay.db"
+DB=$WORK/replay.db
 check_ge "the run recorded would_drop for the scan" 30 \
 	"$(sql "SELECT count(*) FROM records WHERE kind = 'would_drop' AND src = '198.18.0.66'")"
 check_ge "the anomaly handler recorded the XMAS probe" 1 \
