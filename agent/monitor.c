@@ -136,6 +136,7 @@ static void *writer_main(void *arg)
 			break; /* the pass committed, and made a last try for a write-error gap */
 		if (got)
 			continue;
+		mon_idle_check(m);
 		deadline_after(&ts, MON_IDLE_MS);
 		pthread_mutex_lock(&m->mu);
 		if (!atomic_load(&m->stop) && !atomic_load(&m->flush_req))

@@ -199,6 +199,7 @@ int mon_open_db(struct els_monitor *m, char *err, size_t errlen);
 void mon_close_db(struct els_monitor *m);
 void mon_publish(struct els_monitor *m);
 void mon_make_gap(struct els_record *g, uint64_t ts_ns, uint64_t count);
+void mon_idle_check(struct els_monitor *m);
 bool mon_begin_txn(struct els_monitor *m);
 void mon_commit_txn(struct els_monitor *m);
 void mon_put(struct els_monitor *m, const struct els_record *r);     /* a producer's record */

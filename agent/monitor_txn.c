@@ -159,9 +159,10 @@ static void check_file(struct els_monitor *m, uint64_t now)
 {
 	struct stat sb;
 
-	if (now < m->next_stat_ms)
-		return;
-	m->next_stat_ms = now + MON_STAT_MS;
+	if (now && now < m->next_stat_ms)
+		return; /* now = 0: check at once (before a commit) */
+	if (now)
+		m->next_stat_ms = now + MON_STAT_MS;
 	if (stat(m->path, &sb) != 0 || sb.st_dev != m->dev || sb.st_ino != m->ino)
 		m->reopen = true;
 }
@@ -211,6 +212,26 @@ static void fail_txn(struct els_monitor *m, const char *why)
 		m->backoff_ms = MON_RETRY_MAX_MS;
 	m->retry_ms = mon_mono_ms() + m->backoff_ms;
 	mon_publish(m);
+}
+
+/* Between writes: a file deleted or replaced while no record came is noticed, and made again,
+ * within MON_STAT_MS, not only at the next record (a quiet agent's file would otherwise stay
+ * missing until traffic came). A failing writer keeps its own retry schedule. */
+void mon_idle_check(struct els_monitor *m)
+{
+	char err[256];
+
+	if (m->write_failing || m->in_txn)
+		return;
+	check_file(m, mon_mono_ms());
+	if (!m->reopen)
+		return;
+	mon_close_db(m);
+	if (mon_open_db(m, err, sizeof(err)) != 0) {
+		fail_txn(m, err);
+		return;
+	}
+	m->reopen = false;
 }
 
 /* Inserts the rows added since the last call: a full queue in one statement, a partial one
@@ -388,8 +409,18 @@ void mon_commit_txn(struct els_monitor *m)
 	}
 	if (flush_rows(m) != SQLITE_OK ||
 	    els_mon_meta_put_pos(m->db, &m->key, m->fs.chain_id, "head", m->fs.head_seq,
-				 m->fs.head_mac) != SQLITE_OK ||
-	    sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+				 m->fs.head_mac) != SQLITE_OK) {
+		fail_txn(m, sqlite3_errmsg(m->db));
+		return;
+	}
+	/* Rows committed into a file that was deleted or replaced meanwhile are gone: count
+	 * them as lost (a gap row in the new file says so) rather than as written. */
+	check_file(m, 0);
+	if (m->reopen) {
+		fail_txn(m, "the file was deleted or replaced: a new one is made");
+		return;
+	}
+	if (sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		fail_txn(m, sqlite3_errmsg(m->db));
 		return;
 	}
