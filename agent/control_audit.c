@@ -8,8 +8,8 @@ bool els_audit_is_read(const char *cmd)
 {
 	/* policy.validate only reads too, but it is no poll: it runs the checker on a
 	 * document someone wrote, which is worth a row each time. */
-	static const char *const reads[] = {"status",	  "stats",    "flows",
-					    "log",	  "policy.get", "list.get"};
+	static const char *const reads[] = {"status", "stats",	    "flows",
+					    "log",    "policy.get", "list.get"};
 
 	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
 		if (strcmp(cmd, reads[i]) == 0)
@@ -17,8 +17,8 @@ bool els_audit_is_read(const char *cmd)
 	return false;
 }
 
-bool els_audit_read_due(struct els_audit_reads *a, const char *identity, int role,
-			uint64_t now_ns, unsigned *left_out, char evicted[256], int *evicted_role,
+bool els_audit_read_due(struct els_audit_reads *a, const char *identity, int role, uint64_t now_ns,
+			unsigned *left_out, char evicted[256], int *evicted_role,
 			unsigned *evicted_count)
 {
 	struct els_audit_read_slot *s = NULL, *oldest = NULL;

@@ -29,8 +29,8 @@ bool els_audit_is_read(const char *cmd);
  * *left_out is how many of its reads were not recorded before it; when it is not, it is
  * counted. A slot given up for a new identity with reads left out is described in
  * evicted/evicted_role/evicted_count (count 0: none), for the caller to record. */
-bool els_audit_read_due(struct els_audit_reads *a, const char *identity, int role,
-			uint64_t now_ns, unsigned *left_out, char evicted[256], int *evicted_role,
+bool els_audit_read_due(struct els_audit_reads *a, const char *identity, int role, uint64_t now_ns,
+			unsigned *left_out, char evicted[256], int *evicted_role,
 			unsigned *evicted_count);
 
 #endif

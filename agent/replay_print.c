@@ -65,14 +65,13 @@ static void print_json(FILE *f, const struct els_verdict_line *v)
 	json_object_set_new(o, "verdict", json_string(v->verdict));
 	json_object_set_new(o, "handler", v->handler ? json_string(v->handler) : json_null());
 	json_object_set_new(o, "reason", json_string(v->reason));
-	json_object_set_new(o, "proto", ip ? json_string(els_proto_name(pk->proto, pbuf))
-					   : json_null());
-	json_object_set_new(o, "src_ip", ip ? json_string(els_addr_str(&pk->src, pk->family, src))
-					    : json_null());
+	json_object_set_new(o, "proto",
+			    ip ? json_string(els_proto_name(pk->proto, pbuf)) : json_null());
+	json_object_set_new(
+	    o, "src_ip", ip ? json_string(els_addr_str(&pk->src, pk->family, src)) : json_null());
 	json_object_set_new(o, "src_port", u_or_null(ports, pk->sport));
-	json_object_set_new(o, "dest_ip",
-			    ip ? json_string(els_addr_str(&pk->dst, pk->family, dst))
-			       : json_null());
+	json_object_set_new(
+	    o, "dest_ip", ip ? json_string(els_addr_str(&pk->dst, pk->family, dst)) : json_null());
 	json_object_set_new(o, "dest_port", u_or_null(ports, pk->dport));
 	json_object_set_new(o, "icmp_type", u_or_null(icmp, pk->icmp_type));
 	json_object_set_new(o, "icmp_code", u_or_null(icmp, pk->icmp_code));

@@ -9,14 +9,14 @@
 #include "els/pkt.h"
 
 struct els_verdict_line {
-	unsigned long n;       /* the packet's number in the capture, from 1 */
-	uint64_t ts_ns;        /* the capture's timestamp */
-	const char *dir;       /* "in", "out"; NULL for a frame that is not IP */
-	const char *verdict;   /* "accept", "drop", "skip" */
-	const char *handler;   /* NULL for a skipped frame */
+	unsigned long n;     /* the packet's number in the capture, from 1 */
+	uint64_t ts_ns;	     /* the capture's timestamp */
+	const char *dir;     /* "in", "out"; NULL for a frame that is not IP */
+	const char *verdict; /* "accept", "drop", "skip" */
+	const char *handler; /* NULL for a skipped frame */
 	const char *reason;
 	unsigned rule;
-	const char *rule_name; /* "" when none */
+	const char *rule_name;	   /* "" when none */
 	const struct els_pkt *pkt; /* family ELS_AF_NONE: nothing decoded */
 };
 
