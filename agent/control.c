@@ -177,8 +177,31 @@ static char *finish_request(struct els_control *c, const char *identity, int rol
 	json_decref(e->details);
 	e->details = NULL;
 	const struct els_policy *p = c->env.running(c->env.arg);
-	char gen[24];
+	char gen[48];
 	snprintf(gen, sizeof(gen), " gen %u", p ? p->generation : 0);
+	if (strcmp(*outcome, "ok") == 0 && els_audit_is_read(cmd)) {
+		char evicted[256];
+		int evicted_role = 0;
+		unsigned left_out, evicted_count;
+		bool due = els_audit_read_due(&c->reads, identity, role, els_now_mono(),
+					      &left_out, evicted, &evicted_role, &evicted_count);
+
+		if (evicted_count) {
+			/* the limiter forgot an identity to make room: its count goes now */
+			char n[40];
+
+			snprintf(n, sizeof(n), "%u not recorded", evicted_count);
+			els_mgmt_audit_text(text, sizeof(((struct els_record *)0)->detail),
+					    evicted, els_mgmt_role_name(evicted_role), "-", "reads",
+					    n, "");
+			audit_push(c, text);
+		}
+		if (!due)
+			return resp; /* counted; the next recorded read says how many */
+		if (left_out)
+			snprintf(gen + strlen(gen), sizeof(gen) - strlen(gen), " (+%u reads)",
+				 left_out);
+	}
 	/* The outcome always fits: a long CN or peer is shortened first (mgmt.h). */
 	els_mgmt_audit_text(text, sizeof(((struct els_record *)0)->detail), identity,
 			    els_mgmt_role_name(role), peer, cmd, *outcome, gen);

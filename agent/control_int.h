@@ -4,6 +4,7 @@
 #define ELS_CONTROL_INT_H
 
 #include "control.h"
+#include "control_audit.h"
 #include "ipc.h"
 #include "policy_check.h"
 
@@ -20,6 +21,7 @@ struct els_control {
 	struct els_sweep_job sweep;
 	/* The one request waiting for the policy checker (policy.validate/apply/rollback). */
 	struct els_check_job check;
+	struct els_audit_reads reads; /* successful reads recorded once per window */
 	struct {
 		bool active, orphan;
 		uint32_t conn;

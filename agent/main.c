@@ -65,7 +65,9 @@ static const char usage_text[] =
     "      --local CIDR      with --replay: this host's addresses (repeatable), to tell\n"
     "                        inbound from outbound; default: the config's local_addresses\n"
     "      --verdicts        with --replay: print one line per packet:\n"
-    "                        N DIR VERDICT HANDLER REASON rule=ID [rule_name=NAME]\n"
+    "                        N DIR VERDICT HANDLER REASON proto=P src=ADDR[:PORT]\n"
+    "                        dst=ADDR[:PORT] rule=ID [rule_name=NAME]; with -j: one JSON\n"
+    "                        object per packet (docs/replay.md, \"Verdict lines\")\n"
     "      --services FILE   services database for port names (default /etc/services)\n"
     "      --handlers        list the handlers a chain may name, and exit (with -j: as\n"
     "                        a JSON array of {name, summary})\n"
@@ -74,7 +76,7 @@ static const char usage_text[] =
     "                        hits from the monitor file (--monitor or monitor.path); exit\n"
     "                        0, or 4 when a permit has expired (docs/els-policy.md)\n"
     "  -j, --json            with --report: print the registry as one JSON object;\n"
-    "                        with --handlers: the list as JSON\n"
+    "                        with --handlers: the list as JSON; with --verdicts: NDJSON\n"
     "      --get SETTING     check the configuration, then print one setting's value\n"
     "                        (queues, fail_open and offload with their defaults applied;\n"
     "                        others, such as management.listen, as written, nothing if\n"
@@ -242,10 +244,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "elsd: --strict only applies to -n\nTry 'elsd --help'.\n");
 		exit(2);
 	}
-	if (o->json && !o->report && !o->handlers) {
-		fprintf(
-		    stderr,
-		    "elsd: --json only applies to --report and --handlers\nTry 'elsd --help'.\n");
+	if (o->json && !o->report && !o->handlers && !o->verdicts) {
+		fprintf(stderr, "elsd: --json only applies to --report, --handlers and "
+				"--verdicts\nTry 'elsd --help'.\n");
 		exit(2);
 	}
 	if (o->handlers) {
@@ -435,6 +436,7 @@ static int run_replay(const struct options *o, struct els_policy *p)
 	    .local = o->nlocal ? o->local : p->set.local,
 	    .nlocal = o->nlocal ? o->nlocal : p->set.nlocal,
 	    .verdicts = o->verdicts ? stdout : NULL,
+	    .verdicts_json = o->json,
 	    .drain = els_drain_monitor,
 	    .drain_arg = m,
 	};
@@ -443,6 +445,14 @@ static int run_replay(const struct options *o, struct els_policy *p)
 		fprintf(stderr,
 			"elsd: replayed %lu packets: %lu accepted, %lu dropped, %lu not IP\n",
 			res.packets, res.accepted, res.dropped, res.skipped);
+		/* Direction decides which permits apply: a capture judged all inbound by
+		 * accident gives verdicts that look plausible and are wrong. */
+		if (res.packets > res.skipped && !res.local_matched)
+			fprintf(stderr,
+				"elsd: warning: no packet matched a local address: every packet "
+				"was judged as inbound; give --local CIDR (or local_addresses "
+				"in %s)\n",
+				o->config);
 	}
 	els_worker_finish(&w, els_now_real(), els_drain_monitor, m);
 	els_worker_fini(&w);

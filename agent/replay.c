@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "replay.h"
+#include "replay_print.h"
 
 /* Records one packet can cause at most: a drop, an admit, flow ends of evicted/expired
  * flows; with a margin for the drop aggregator's flush. */
@@ -63,8 +64,10 @@ static bool is_local(const struct els_replay_opts *o, unsigned family, const str
 	return false;
 }
 
-/* Inbound when the destination is ours; outbound when only the source is. */
-static enum els_dir direction(const struct els_replay_opts *o, const uint8_t *ip, size_t len)
+/* Inbound when the destination is ours; outbound when only the source is. *local: either is
+ * (a capture where none is was judged all inbound, which replay warns about). */
+static enum els_dir direction(const struct els_replay_opts *o, const uint8_t *ip, size_t len,
+			      bool *local)
 {
 	struct els_addr src = {0}, dst = {0};
 	unsigned family;
@@ -78,11 +81,16 @@ static enum els_dir direction(const struct els_replay_opts *o, const uint8_t *ip
 		memcpy(src.b, ip + 8, 16);
 		memcpy(dst.b, ip + 24, 16);
 	} else {
+		*local = false;
 		return ELS_DIR_IN;
 	}
+	*local = true;
 	if (is_local(o, family, &dst))
 		return ELS_DIR_IN;
-	return is_local(o, family, &src) ? ELS_DIR_OUT : ELS_DIR_IN;
+	if (is_local(o, family, &src))
+		return ELS_DIR_OUT;
+	*local = false;
+	return ELS_DIR_IN;
 }
 
 int els_replay_run(const struct els_replay_opts *o, struct els_worker *w,
@@ -119,14 +127,24 @@ int els_replay_run(const struct els_replay_opts *o, struct els_worker *w,
 		res->packets++;
 		if (off < 0) {
 			res->skipped++;
+			static const struct els_pkt none; /* nothing decoded */
+
 			if (o->verdicts)
-				fprintf(o->verdicts, "%lu skip not-ip\n", res->packets);
+				els_verdict_line_print(
+				    o->verdicts, o->verdicts_json,
+				    &(struct els_verdict_line){.n = res->packets, .ts_ns = ts,
+							       .verdict = "skip",
+							       .reason = "not-ip",
+							       .rule_name = "",
+							       .pkt = &none});
 			continue;
 		}
 		const uint8_t *ip = data + off;
 		size_t cap = h->caplen - (size_t)off;
 		size_t wire = h->len > (size_t)off ? h->len - (size_t)off : cap;
-		enum els_dir dir = direction(o, ip, cap);
+		bool local;
+		enum els_dir dir = direction(o, ip, cap, &local);
+		res->local_matched += local;
 		if (o->drain && els_ring_space(w->ring) < REPLAY_RING_RESERVE)
 			o->drain(o->drain_arg);
 		els_worker_tick(w, ts, ts);
@@ -138,12 +156,26 @@ int els_replay_run(const struct els_replay_opts *o, struct els_worker *w,
 			res->dropped++;
 		/* rule_name: the one the packet's record names (for a packet of a known flow, the
 		 * permit that admitted the flow, as its generation named it) */
-		if (o->verdicts)
-			fprintf(
-			    o->verdicts, "%lu %s %s %s %s rule=%u%s%s\n", res->packets,
-			    dir == ELS_DIR_IN ? "in" : "out", a == ELS_ACCEPT ? "accept" : "drop",
-			    els_chain_handler_name(w->pol, d.handler), els_reason_name(d.reason),
-			    d.rule, w->permit_name[0] ? " rule_name=" : "", w->permit_name);
+		if (o->verdicts) {
+			/* decoded again for the addresses and ports only: offline, no cost that
+			 * matters (the worker's own decode is internal to the chain) */
+			struct els_pkt pk;
+
+			els_decode(ip, cap, wire, dir, &pk);
+			els_verdict_line_print(
+			    o->verdicts, o->verdicts_json,
+			    &(struct els_verdict_line){
+				.n = res->packets,
+				.ts_ns = ts,
+				.dir = dir == ELS_DIR_IN ? "in" : "out",
+				.verdict = a == ELS_ACCEPT ? "accept" : "drop",
+				.handler = els_chain_handler_name(w->pol, d.handler),
+				.reason = els_reason_name(d.reason),
+				.rule = d.rule,
+				.rule_name = w->permit_name,
+				.pkt = &pk,
+			    });
+		}
 	}
 	if (rc == -1) {
 		fprintf(stderr, "elsd: --replay %s: packet %lu: %s\n", o->path, res->packets + 1,

@@ -13,6 +13,7 @@ struct els_replay_opts {
 	const struct els_cidr *local; /* this host's addresses: decide direction */
 	unsigned nlocal;
 	FILE *verdicts;               /* if non-NULL, one line per packet */
+	bool verdicts_json;           /* ... as NDJSON (agent/replay_print.h) */
 	/* Called when the worker's monitor ring is nearly full: replay runs faster than any
 	 * writer, and unlike live traffic it can wait, so it never loses a record. */
 	void (*drain)(void *arg);
@@ -21,6 +22,7 @@ struct els_replay_opts {
 
 struct els_replay_result {
 	unsigned long packets, accepted, dropped, skipped; /* skipped: not IP */
+	unsigned long local_matched; /* IP packets whose source or destination is local */
 };
 
 /* 0, or -1 with a message on stderr (file unreadable, unsupported link type). */

@@ -61,8 +61,16 @@ usage_error "elsctl status --timeout 0 (after the subcommand)" "--timeout: need 
 	"$CTL" status --timeout 0
 usage_error "elsctl status --agent BAD (after the subcommand)" "--agent 198.18.0.9:notaport" \
 	"$CTL" status --agent 198.18.0.9:notaport
-usage_error "elsctl flows -n 5 -P 0 (short global after the subcommand)" "--parallel" \
-	"$CTL" flows -n 5 -P 0
+usage_error "elsctl flows -l 5 -P 0 (short global after the subcommand)" "--parallel" \
+	"$CTL" flows -l 5 -P 0
+# Short options mean one thing in every tool (docs/cli.md): -n is a dry run, never a count.
+usage_error "els-log -n 5 (the count is -l)" "-n is a dry run in every tool; the count is -l 5 \(--limit\)" \
+	"$LOG" -n 5 x.db
+usage_error "els-log -a CIDR (-a is --agent)" "the address filter is --addr 198.18.0.0/24" \
+	"$LOG" -a 198.18.0.0/24 x.db
+usage_error "elsctl log -n 5 (the count is -l)" "the count is -l 5" "$CTL" log -n 5
+usage_error "elsctl flows -n 5 (the count is -l)" "the count is -l 5" "$CTL" flows -n 5
+usage_error "els-sweep -k FILE (-k is --kind)" "the chain key is -K k.key \\(--key\\)" "$SWEEP" -k k.key
 usage_error "elsctl status --agent=BAD (= form)" "--agent 198.18.0.9:x" \
 	"$CTL" status --agent=198.18.0.9:x
 # The subcommand's own -h still asks about the subcommand.

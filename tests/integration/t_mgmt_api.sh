@@ -18,7 +18,8 @@ log "creating the PKI"
 	"$PKI" init "$CA" &&
 		"$PKI" agent "$CA" agent1 --host localhost --ip 127.0.0.1 &&
 		"$PKI" console "$CA" alice --role admin &&
-		"$PKI" console "$CA" bob --role auditor
+		"$PKI" console "$CA" bob --role auditor &&
+		"$PKI" console "$CA" poller --role auditor
 } >/dev/null || { echo "els-pki failed"; exit 1; }
 mkdir -m 0700 "$TLS"
 install -m 0644 "$CA/ca.crt" "$TLS/ca.crt"
@@ -156,7 +157,38 @@ check_ge "log returns the management events" 5 \
 r=$(as bob log '{"kind":"drop","addr":"'$CLI4'","limit":5}')
 check_ge "log filters drops by address" 1 "$(jget "$r" 'len(r["result"]["rows"])')"
 
+# Health polls do not bury the audit: a monitoring system's 20 status polls (and its stats)
+# are recorded once in the window; its refusals and an admin's changes each time.
+before_add=$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt alice/admin@% list.add: ok%'")
+ok=0
+for i in $(seq 20); do
+	r=$(as poller status)
+	[ "$(jget "$r" 'r["ok"]')" = True ] && ok=$((ok + 1))
+done
+check_eq "20 status polls are all answered" 20 "$ok"
+r=$(as poller stats)
+check_eq "a stats poll is answered" True "$(jget "$r" 'r["ok"]')"
+for i in 1 2 3; do
+	r=$(as poller policy.apply --text "$WORK/open8080.conf")
+	check_eq "the poller is refused policy.apply ($i)" "forbidden" "$(jget "$r" 'r["error"]["code"]')"
+done
+for i in 1 2; do
+	r=$(as alice list.add "{\"list\":\"deny\",\"entries\":[\"198.19.77.$i\"]}")
+	check_eq "the admin's list.add $i is applied" "added" "$(jget "$r" '" ".join(e["status"] for e in r["result"]["results"])')"
+done
+r=$(as poller status)
+check_eq "the agent still answers the poller" True "$(jget "$r" 'r["ok"]')"
+
 els_stop
+polls=$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt poller/auditor@% status: ok%'")
+check_ge "21 status polls wrote at least one audit row" 1 "$polls"
+check_ge "... and at most two (the window is 10 minutes): $polls" "$polls" 2
+check_eq "the poller's stats in the same window wrote none" 0 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt poller/auditor@% stats:%'")"
+check_eq "each of the poller's 3 refusals wrote its row" 3 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt poller/auditor@% policy.apply: forbidden%'")"
+check_eq "each of the admin's 2 list.add wrote its row" 2 \
+	"$(( $(sql "SELECT count(*) FROM records WHERE kind='event' AND detail LIKE 'mgmt alice/admin@% list.add: ok%'") - before_add ))"
 check_ge "accepted requests are recorded with the identity" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind='event' AND handler='mgmt' AND detail LIKE 'mgmt alice/admin@127.0.0.1 policy.apply: ok%'")"
 check_ge "refused requests are recorded with the identity" 1 \

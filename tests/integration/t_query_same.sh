@@ -106,6 +106,29 @@ a=$("$ELSLOG" --until "$T" --kind drop "$DB")
 b=$(ctl log --until "$T" --kind drop --limit 10000)
 check_eq "the text tables are the same too" "$a" "$b"
 
+# One letter, one meaning (docs/cli.md, "Short options"): -l is the count and -j JSON in both
+# tools; --last still works; -n (a dry run everywhere) and els-log's old -a (elsctl's --agent)
+# are usage errors that name the new spelling, never a silent other meaning.
+check_eq "els-log -l 3 -j is --limit 3 --json" "$("$ELSLOG" --limit 3 --json --until "$T" "$DB")" \
+	"$("$ELSLOG" -l 3 -j --until "$T" "$DB")"
+check_eq "els-log --last 3 (the old name) is --limit 3" "$("$ELSLOG" --limit 3 --until "$T" "$DB")" \
+	"$("$ELSLOG" --last 3 --until "$T" "$DB")"
+check_eq "elsctl log -l 3 -j is els-log -l 3 -j" "$("$ELSLOG" -l 3 -j --until "$T" "$DB")" \
+	"$(ctl log -l 3 -j --until "$T" 2>/dev/null)"
+for tool in els-log "elsctl log"; do
+	if [[ $tool == els-log ]]; then run=("$ELSLOG" -n 3 "$DB"); else run=(ctl log -n 3); fi
+	out=$("${run[@]}" 2>&1)
+	check_eq "$tool -n 3: exit 2" 2 $?
+	check "$tool -n 3: names -l and --limit" grep -q -- "-n is a dry run in every tool; the count is -l 3 (--limit)" <<<"$out"
+done
+out=$(ctl flows -n 3 2>&1)
+check_eq "elsctl flows -n 3: exit 2" 2 $?
+check "elsctl flows -n 3: names -l" grep -q -- "the count is -l 3" <<<"$out"
+check_eq "elsctl flows -l 3 is accepted (exit 0)" 0 "$(ctl flows -l 3 >/dev/null 2>&1; echo $?)"
+out=$("$ELSLOG" -a 198.18.0.0/24 "$DB" 2>&1)
+check_eq "els-log -a CIDR: exit 2" 2 $?
+check "els-log -a CIDR: names --addr" grep -q -- "-a is --agent in elsctl; the address filter is --addr 198.18.0.0/24" <<<"$out"
+
 # Bad values: an error naming the value, exit 2, from both; never an empty result.
 for bad in "--addr foo" "--addr 198.18.0.1/24" "--reason nosuch" "--handler nosuch" \
 	"--kind drop,nosuch" "--since yesterday" "--port 70000" "--verdict maybe"; do

@@ -36,18 +36,18 @@ static const char usage_text[] =
     "                       UTC 2024-05-01, 2024-05-01T10:30[:00[.250]][Z]\n"
     "  -k, --kind KIND      " ELS_REC_KIND_LIST "\n"
     "  -v, --verdict V      accept or drop\n"
-    "  -a, --addr CIDR      source or destination inside CIDR (198.51.100.0/24, 2001:db8::/32,\n"
+    "      --addr CIDR      source or destination inside CIDR (198.51.100.0/24, 2001:db8::/32,\n"
     "                       or one address, in any IPv6 spelling)\n"
     "  -p, --port N         source or destination port\n"
     "  -r, --reason R       why: no_permit, deny_list, out_of_state, flow_timeout, ...\n"
     "  -H, --handler H      which handler decided: iplist, header_filter, tracker, ..., or\n"
     "                       decode, chain, elsd, queue, mgmt, monitor\n"
-    "  -n, --limit N        only the newest N matching records (still printed oldest first);\n"
+    "  -l, --limit N        only the newest N matching records (still printed oldest first);\n"
     "                       with top: the N biggest entries (default 10)\n"
     "      --before-seq S, --after-seq S   records older / newer than record S\n"
     "\n"
     "Output:\n"
-    "      --json           NDJSON: one object per record, every column (null when empty);\n"
+    "  -j, --json           NDJSON: one object per record, every column (null when empty);\n"
     "                       the schema is in docs/forensics.md, \"Record JSON\"\n"
     "      --csv            CSV with a header line, every column\n"
     "                       (default: an aligned table of the useful columns)\n"
@@ -103,23 +103,23 @@ static int64_t now_ns(void)
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_JSON = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
+	enum { OPT_ADDR = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
 	static const struct option longopts[] = {
 	    {"since", required_argument, NULL, 's'},
 	    {"until", required_argument, NULL, 'u'},
 	    {"kind", required_argument, NULL, 'k'},
 	    {"verdict", required_argument, NULL, 'v'},
-	    {"addr", required_argument, NULL, 'a'},
+	    {"addr", required_argument, NULL, OPT_ADDR},
 	    {"port", required_argument, NULL, 'p'},
 	    {"reason", required_argument, NULL, 'r'},
 	    {"handler", required_argument, NULL, 'H'},
-	    {"limit", required_argument, NULL, 'n'},
-	    {"last", required_argument, NULL, 'n'},
+	    {"limit", required_argument, NULL, 'l'},
+	    {"last", required_argument, NULL, 'l'}, /* the old name */
 	    {"before-seq", required_argument, NULL, OPT_BEFORE},
 	    {"after-seq", required_argument, NULL, OPT_AFTER},
 	    {"follow", no_argument, NULL, 'f'},
 	    {"by", required_argument, NULL, OPT_BY},
-	    {"json", no_argument, NULL, OPT_JSON},
+	    {"json", no_argument, NULL, 'j'},
 	    {"csv", no_argument, NULL, OPT_CSV},
 	    {"verify", no_argument, NULL, OPT_VERIFY},
 	    {"key", required_argument, NULL, 'K'},
@@ -133,7 +133,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 	els_query_init(&o->q);
 	/* `top` first, or anywhere among the options (getopt moves operands to the end). */
-	while ((c = getopt_long(argc, argv, "s:u:k:v:a:p:r:H:n:fK:Vh", longopts, NULL)) != -1) {
+	/* -a and -n are parsed only to name their new spelling: one letter means one thing in
+	 * every tool (docs/cli.md, "Short options"), and these two mean --agent and dry run. */
+	while ((c = getopt_long(argc, argv, "s:u:k:v:a:p:r:H:l:n:fjK:Vh", longopts, NULL)) != -1) {
 		const char *name = NULL;
 
 		switch (c) {
@@ -149,9 +151,13 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'v':
 			name = "verdict";
 			break;
-		case 'a':
+		case OPT_ADDR:
 			name = "addr";
 			break;
+		case 'a':
+			die("-a is --agent in elsctl; the address filter is --addr %s", optarg);
+		case 'n':
+			die("-n is a dry run in every tool; the count is -l %s (--limit)", optarg);
 		case 'p':
 			name = "port";
 			break;
@@ -161,7 +167,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'H':
 			name = "handler";
 			break;
-		case 'n':
+		case 'l':
 			name = "limit";
 			break;
 		case OPT_BEFORE:
@@ -178,7 +184,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 				die("--by '%s': port, src, reason or permit", optarg);
 			o->by_set = true;
 			break;
-		case OPT_JSON:
+		case 'j':
 			o->fmt = FMT_JSON;
 			break;
 		case OPT_CSV:

@@ -42,10 +42,9 @@ static const char usage_text[] =
     "                      conninfo (postgresql://user@host/db?sslmode=verify-full)\n"
     "      --sslmode MODE  libpq sslmode; default verify-full unless CONNINFO names one\n"
     "  -m, --monitor FILE  the monitor file (default " SWEEP_DEFAULT_MONITOR ")\n"
-    "  -K, --key FILE      the chain key (default: monitor.key beside the monitor file);\n"
-    "                      -k also works\n"
+    "  -K, --key FILE      the chain key (default: monitor.key beside the monitor file)\n"
     "  -b, --batch N       records per transaction (default 5000)\n"
-    "      --limit N       submit at most N records, then stop\n"
+    "  -l, --limit N       submit at most N records, then stop\n"
     "      --verify        verify the whole monitor file and exit; needs no database\n"
     "      --init-db       create the enterprise tables (docs/enterprise-schema.sql) and exit\n"
     "      --print-schema  print the enterprise schema and exit\n"
@@ -85,15 +84,15 @@ static uint64_t number(const char *s, const char *opt)
 
 static void parse_args(int argc, char **argv, struct sweep_options *o)
 {
-	enum { OPT_DB = 256, OPT_SSLMODE, OPT_LIMIT, OPT_VERIFY, OPT_INIT, OPT_SCHEMA };
+	enum { OPT_DB = 256, OPT_SSLMODE, OPT_VERIFY, OPT_INIT, OPT_SCHEMA };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"db", required_argument, NULL, OPT_DB},
 	    {"sslmode", required_argument, NULL, OPT_SSLMODE},
 	    {"monitor", required_argument, NULL, 'm'},
-	    {"key", required_argument, NULL, 'k'},
+	    {"key", required_argument, NULL, 'K'},
 	    {"batch", required_argument, NULL, 'b'},
-	    {"limit", required_argument, NULL, OPT_LIMIT},
+	    {"limit", required_argument, NULL, 'l'},
 	    {"verify", no_argument, NULL, OPT_VERIFY},
 	    {"init-db", no_argument, NULL, OPT_INIT},
 	    {"print-schema", no_argument, NULL, OPT_SCHEMA},
@@ -105,7 +104,7 @@ static void parse_args(int argc, char **argv, struct sweep_options *o)
 	int c;
 
 	o->config = SWEEP_DEFAULT_CONFIG;
-	while ((c = getopt_long(argc, argv, "c:m:k:K:b:qVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:m:k:K:b:l:qVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -120,14 +119,21 @@ static void parse_args(int argc, char **argv, struct sweep_options *o)
 		case 'm':
 			o->monitor = optarg;
 			break;
-		case 'k': /* the old spelling; -K as in els-log (docs/cli.md) */
+		case 'k':
+			/* parsed only to name the new spelling: -k is --kind in els-log and
+			 * elsctl log (docs/cli.md, "Short options") */
+			fprintf(stderr,
+				"els-sweep: -k is --kind in els-log; the chain key is -K %s (--key)\n"
+				"Try 'els-sweep --help'.\n",
+				optarg);
+			exit(2);
 		case 'K':
 			o->key = optarg;
 			break;
 		case 'b':
 			o->batch = (unsigned)number(optarg, "--batch");
 			break;
-		case OPT_LIMIT:
+		case 'l':
 			o->limit = number(optarg, "--limit");
 			break;
 		case OPT_VERIFY:

@@ -293,7 +293,7 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 {
 	enum { O_BEFORE = 256, O_AFTER, O_BY, O_JSON, O_ADDR };
 	static const struct option lo[] = {
-	    {"limit", required_argument, NULL, 'n'},
+	    {"limit", required_argument, NULL, 'l'},
 	    {"kind", required_argument, NULL, 'k'},
 	    {"verdict", required_argument, NULL, 'v'},
 	    {"reason", required_argument, NULL, 'r'},
@@ -332,13 +332,18 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 		argv++;
 	}
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+n:k:v:r:H:p:s:u:fh", lo, NULL)) != -1) {
+	/* -n is parsed only to name the new spelling: it means a dry run in every tool. */
+	while ((ch = getopt_long(argc, argv, "+l:n:k:v:r:H:p:s:u:fh", lo, NULL)) != -1) {
 		const char *name = NULL;
 
 		switch (ch) {
-		case 'n':
+		case 'l':
 			name = "limit";
 			break;
+		case 'n':
+			return ctl_usage_error(
+			    "log", "-n is a dry run in every tool; the count is -l %s (--limit)",
+			    optarg);
 		case 'k':
 			name = "kind";
 			break;

@@ -197,14 +197,19 @@ static void sum_flows(json_t *r, char *buf, size_t len)
 int cmd_flows(struct ctl *c, int argc, char *argv[])
 {
 	static const struct option lo[] = {
-	    {"limit", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
+	    {"limit", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'}, {0}};
 	struct ctl_req r = {.cmd = "flows", .show = show_flows, .summary = sum_flows};
 	long long limit = 0;
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
+	/* -n is parsed only to name the new spelling: it means a dry run in every tool. */
+	while ((ch = getopt_long(argc, argv, "l:n:h", lo, NULL)) != -1) {
 		if (ch == 'n') {
+			return ctl_usage_error(
+			    "flows", "-n is a dry run in every tool; the count is -l %s (--limit)",
+			    optarg);
+		} else if (ch == 'l') {
 			if (ctl_parse_uint(optarg, 1, 10000, &limit) < 0)
 				return ctl_usage_error("flows", "--limit %s: need 1..10000",
 						       optarg);

@@ -157,7 +157,7 @@ const struct ctl_cmd ctl_cmds[] = {
      "--dry-run  report what would happen; change nothing.\n\n" TARGETS
      "Fleet line: generation N added A duplicate D ... (counts per outcome).\n"},
     {"flows", cmd_flows, "live flows in the agent's flow tables",
-     "Usage: elsctl [OPTIONS] flows [--limit N]\n\n"
+     "Usage: elsctl [OPTIONS] flows [-l, --limit N]\n\n"
      "A snapshot of live flows: protocol, initiator (SRC, SPORT), responder (DST, DPORT),\n"
      "direction of the first packet, state, age, idle time, packets and bytes (initiator/\n"
      "responder), the permit rule that admitted it and the queue. At most N flows\n"
@@ -181,9 +181,9 @@ const struct ctl_cmd ctl_cmds[] = {
      "                     @EPOCH, an age (90s, 15m, 1h, 2d, 1w), or UTC\n"
      "                     YYYY-MM-DD[THH:MM[:SS[.FFF]]][Z]; --until is exclusive\n"
      "      --before-seq S, --after-seq S   records older / newer than record S\n"
-     "  -n, --limit N      the newest N matching records; with top: N entries (default 10)\n"
+     "  -l, --limit N      the newest N matching records; with top: N entries (default 10)\n"
      "  -f, --follow       then print new records as they come (asks every 2 s; one agent)\n"
-     "      --json         NDJSON, one record per line, every column (also: elsctl --json log)\n"
+     "  -j, --json         NDJSON, one record per line, every column (also: elsctl --json log)\n"
      "top: packets and records per destination port, source, reason or permit, biggest\n"
      "first. A bad value is a usage error naming it (exit 2).\n" TARGETS "Fleet line: N rows\n"},
     {"registry", cmd_registry, "PPS registry report of a local config (no agent)",
