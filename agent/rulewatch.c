@@ -250,6 +250,19 @@ static void restore(struct els_rulewatch *w, uint64_t detected_ns, const char *f
 			  (unsigned long long)ms, clean);
 		w->last_finding[0] = '\0';
 		w->last_failure[0] = '\0';
+	} else if (rc == 6) {
+		/* Put back while the restore waited for els-rules' lock, by another run (a
+		 * firewall loader's `els-rules release`, packaging/dropins): not a restore of
+		 * ours, so it does not count towards the pause. */
+		w->heals--;
+		els_log(ELS_LL_WARNING, "rules: back %llu ms after the change was seen, put back "
+			"by another els-rules run: %s", (unsigned long long)ms, out);
+		record(w, ELS_R_RULES_RESTORED, "steering rules back in %llu ms (another run)",
+		       (unsigned long long)ms);
+		els_alert(ELS_R_RULES_RESTORED, "restore_ms=%llu by=other checked=\"%.300s\"",
+			  (unsigned long long)ms, clean);
+		w->last_finding[0] = '\0';
+		w->last_failure[0] = '\0';
 	} else if (rc == 5) { /* said once; checks go on, restores wait for an install */
 		w->heals--;
 		w->admin_removed = true;

@@ -8,7 +8,9 @@
 # being back, and then a prober to a denied port (22) gets nothing through, while the
 # permitted port (443) keeps working. With rules.self_heal = false the alert still comes and
 # the rules stay broken; after an administrator's `els-rules remove` elsd does not put them
-# back.
+# back. The same loader run between `els-rules hold` and `els-rules release` (what the
+# package's drop-ins for nftables.service and netfilter-persistent.service do) lets no
+# connection through to 22, and the hold always ends (release, holder killed, time limit).
 . "$(dirname "$0")/lib.sh"
 RULES=$ELS_SOURCE_DIR/packaging/els-rules
 # elsd runs els-rules from here (its default is /usr/sbin/els-rules).
@@ -136,6 +138,79 @@ check "alerts carry the finding, e.g. what was ahead of the jump" \
 	grep -q "alert: event=steering_rules_altered self_heal=on found=\"steering rules altered or incomplete (checked): iptables: INPUT's first rule is '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT'" "$ELSD_LOG"
 check "elsd's own change notifications did not start a loop (one restore per tampering)" \
 	test "$(alerts steering_rules_restored)" -eq 5
+
+# --- a firewall loader wrapped as the package's drop-ins do it (packaging/dropins): `hold`
+# drops all but loopback from a table the loader's "flush ruleset" cannot remove (owned by an
+# nft process), `release` puts the steering rules back and lifts it. A prober sends a TCP
+# connection attempt to the denied port 22 every 10 ms; over 10 loader runs none may pass.
+# The same runs without the wrapper give the figure it closes (elsd's watch alone).
+export ELS_RULES_UNIT= ELS_RULES_RUN=$WORK/run # no systemd unit here; the hold's FIFO and PIDs
+HITS=$WORK/hits22
+: >"$HITS"
+in_cli python3 -c '
+import socket, sys, time
+out = open(sys.argv[2], "a", buffering=1)
+while True:
+    s = socket.socket(); s.settimeout(0.05)
+    try:
+        s.connect((sys.argv[1], 22)); out.write("hit\n")
+    except OSError:
+        pass
+    s.close(); time.sleep(0.01)
+' "$SRV4" "$HITS" &
+PROBER=$!
+hits() { wc -l <"$HITS"; }
+hold_gone() { ! in_srv nft list table inet elsd_hold >/dev/null 2>&1; }
+loader_runs() { # $1: wrapped or bare, $2: runs, each followed by 300 ms of probing
+	local h0 i
+	h0=$(hits)
+	for i in $(seq "$2"); do
+		if [[ $1 == wrapped ]]; then
+			in_srv "$RULES" hold >/dev/null 2>&1 || return 1
+			in_srv nft -f "$WORK/loader.nft"
+			in_srv "$RULES" release >/dev/null 2>&1 || return 1
+		else
+			in_srv nft -f "$WORK/loader.nft"
+			for _ in $(seq 100); do steered && break; sleep 0.01; done
+		fi
+		sleep 0.3
+	done
+	echo $(($(hits) - h0))
+}
+# elsd pauses its restores after 10 in 10 s (tested below), which is not what this measures:
+# each series starts with the restores before it out of that window.
+sleep 10
+check_eq "the prober gets nothing through before the loader runs" 0 "$(hits)"
+bare=$(loader_runs bare 5)
+log "5 loader runs without hold/release, elsd's watch alone: $bare connections reached 22"
+check "elsd put the rules back after them" rules_ok
+sleep 10
+held=$(loader_runs wrapped 10)
+check_eq "10 loader runs between els-rules hold and release: connections that reached 22" 0 "$held"
+kill "$PROBER" 2>/dev/null
+wait "$PROBER" 2>/dev/null
+check "after them: the rules are in place" rules_ok
+check_not "and the hold is lifted" in_srv nft list table inet elsd_hold
+check "443 passes" port443
+# The hold always ends: a loader that fails (release still runs in the drop-ins), a holder
+# that dies, a release that never comes (ELS_RULES_HOLD_MAX).
+check "hold" in_srv "$RULES" hold
+check "the hold is a table \"flush ruleset\" leaves alone" \
+	in_srv sh -c 'nft flush ruleset && nft list table inet elsd_hold'
+check_not "and others cannot delete (owned)" in_srv nft delete table inet elsd_hold
+check "release after a failed loader: restored and lifted" in_srv "$RULES" release
+check_not "no hold left" in_srv nft list table inet elsd_hold
+check "hold, then its nft process is killed" in_srv "$RULES" hold
+kill -KILL "$(cat "$ELS_RULES_RUN/hold.nft.pid")"
+check "the kernel deleted the owned table with it" wait_until hold_gone
+in_srv "$RULES" release >/dev/null 2>&1
+check "hold with ELS_RULES_HOLD_MAX=1 and no release" in_srv env ELS_RULES_HOLD_MAX=1 "$RULES" hold
+sleep 1.5
+check_not "gone after 1 s" in_srv nft list table inet elsd_hold
+check "port 443 passes again" port443
+in_srv "$RULES" release >/dev/null 2>&1
+check "the rules are in place" rules_ok
+sleep 10 # elsd's restores above age out of its window (10 in 10 s) before what follows
 
 # --- an administrator's removal is honoured
 a0=$(alerts steering_rules_restored)
