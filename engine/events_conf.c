@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "events.h"
+#include "els/events_conf.h"
 
 static const char *const event_keys[] = {"file", "queue", "syslog", NULL};
 static const char *const syslog_keys[] = {"server", "name",	    "ca",  "cert", "key",

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "metrics.h"
+#include "els/metrics_conf.h"
 
 void els_metrics_config_free(struct els_metrics_conf *c)
 {

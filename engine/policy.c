@@ -13,9 +13,9 @@
 #include "els/mgmt.h"
 #include "els/monitor.h"
 #include "els/policy.h"
-#include "policy_int.h"
-#include "metrics.h"
-#include "events.h"
+#include "els/policy_int.h"
+#include "els/metrics_conf.h"
+#include "els/events_conf.h"
 
 /* Top-level keys that are not handler sections. */
 static const char *const top_keys[] = {

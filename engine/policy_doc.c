@@ -17,7 +17,7 @@
 #include "els/handler.h"
 #include "els/listfile.h"
 #include "els/policy.h"
-#include "policy_int.h"
+#include "els/policy_int.h"
 
 /* Top-level settings only the host's own config file may hold. A console that sends one is
  * told which, and where, rather than "unknown setting". */

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "log.h"
+#include "els/log.h"
 
 static int max_level = ELS_LL_INFO;
 

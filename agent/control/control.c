@@ -16,7 +16,7 @@
 #include "control_int.h"
 #include "els/mgmt.h"
 #include "ipc.h"
-#include "log.h"
+#include "els/log.h"
 #include "metrics.h"
 #include "mgmt.h"
 #include "policy_check.h"

@@ -19,9 +19,9 @@
 
 #include "control.h"
 #include "els/mgmt.h"
-#include "log.h"
+#include "els/log.h"
 #include "mgmt.h"
-#include "policy_int.h"
+#include "els/policy_int.h"
 
 #define TMP_MARK      ".tmp-" /* in every temporary name: ".<name>.tmp-XXXXXX" */
 

@@ -11,8 +11,8 @@
 
 #include "control.h"
 #include "els/listfile.h"
-#include "log.h"
-#include "policy_int.h"
+#include "els/log.h"
+#include "els/policy_int.h"
 
 #define LIST_FILE_MAX ELS_LISTFILE_MAX_BYTES
 

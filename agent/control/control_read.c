@@ -12,7 +12,7 @@
 #include "ctlsock.h"
 #include "els/query.h"
 #include "els/mgmt.h"
-#include "log.h"
+#include "els/log.h"
 #include "mgmt.h"
 
 #define SNAP_MAX     10000 /* flows per worker buffer: the protocol's limit */

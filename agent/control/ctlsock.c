@@ -15,7 +15,7 @@
 #include "ctlsock.h"
 #include "els/clock.h"
 #include "els/policy.h"
-#include "log.h"
+#include "els/log.h"
 
 #define REQUEST_MAX	64
 #define REQUEST_WAIT_MS 1000

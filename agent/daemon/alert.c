@@ -13,8 +13,9 @@
 #include "els/addr.h"
 #include "els/clock.h"
 #include "els/reason.h"
+#include "els/wstate.h"
 #include "events.h"
-#include "log.h"
+#include "els/log.h"
 
 #define ALERT_MAX_RINGS 64
 #define ALERT_PERIOD_MS 200
@@ -164,6 +165,13 @@ static void *drain_main(void *arg)
 	}
 	pthread_mutex_unlock(&lock);
 	return NULL;
+}
+
+/* Hands the handlers' per-worker state (els/wstate.h) this drain before main() runs: the
+ * handlers' layer cannot call up into elsd, and elsd links this file whenever it runs workers. */
+__attribute__((constructor)) static void alert_sink_install(void)
+{
+	els_ws_set_alert_sink(els_alert_register, els_alert_unregister);
 }
 
 int els_alert_register(struct els_ring *r)

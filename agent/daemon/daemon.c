@@ -27,7 +27,7 @@
 #include "import.h"
 #include "events.h"
 #include "kdrops.h"
-#include "log.h"
+#include "els/log.h"
 #include "metrics.h"
 #include "mgmt.h"
 #include "notify.h"

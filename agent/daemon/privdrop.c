@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "els/monitor.h"
-#include "log.h"
+#include "els/log.h"
 #include "privdrop.h"
 
 /* Looks the user up; the buffer holds the strings pw points into. */

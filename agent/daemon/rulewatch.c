@@ -25,7 +25,7 @@
 #include "els/clock.h"
 #include "els/monitor.h"
 #include "els/reason.h"
-#include "log.h"
+#include "els/log.h"
 #include "metrics.h"
 #include "rulewatch.h"
 

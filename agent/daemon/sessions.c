@@ -16,7 +16,7 @@
 #include "els/clock.h"
 #include "els/flow.h"
 #include "import.h"
-#include "log.h"
+#include "els/log.h"
 #include "sessions.h"
 
 static void endpoint(uint8_t family, const struct els_addr *a, uint16_t port, char *buf, size_t n)

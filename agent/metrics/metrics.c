@@ -11,7 +11,7 @@
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/reason.h"
-#include "log.h"
+#include "els/log.h"
 #include "metrics_int.h"
 #include "worker.h"
 

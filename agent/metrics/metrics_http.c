@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "els/clock.h"
-#include "log.h"
+#include "els/log.h"
 #include "metrics_int.h"
 
 #define METRICS_TIMEOUT_S   10	 /* a client that sends nothing is dropped after this */

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "els/log.h"
 #include "mgmt.h"
 #include "sandbox.h"
 

@@ -24,7 +24,7 @@
 
 #include "els/reason.h"
 #include "events_int.h"
-#include "log.h"
+#include "els/log.h"
 
 static pthread_rwlock_t g_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct ev_state *g_ev; /* [g_lock] */

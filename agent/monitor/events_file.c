@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "events_int.h"
-#include "log.h"
+#include "els/log.h"
 
 void ev_file_open(struct ev_out *o)
 {

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "events_int.h"
-#include "log.h"
+#include "els/log.h"
 
 /* One RFC 5424 message (no octet count): PRI VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID
  * STRUCTURED-DATA MSG, with facility daemon, the event_type as MSGID and the EVE line as MSG. */

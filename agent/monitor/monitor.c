@@ -27,7 +27,7 @@
 #include <time.h>
 
 #include "els/monitor.h"
-#include "monitor_int.h"
+#include "els/monitor_int.h"
 
 #define MON_IDLE_MS	  5  /* longest idle sleep: bounds the latency of a quiet ring */
 #define MON_DRAIN_CHUNK	  64 /* records taken from one ring before visiting the next */

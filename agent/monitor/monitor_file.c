@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "monitor_int.h"
+#include "els/monitor_int.h"
 
 #define MIGRATE_CHUNK 4096
 

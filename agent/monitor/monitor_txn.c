@@ -14,8 +14,8 @@
 #include "alert.h"
 #include "els/reason.h"
 #include "events.h"
-#include "log.h"
-#include "monitor_int.h"
+#include "els/log.h"
+#include "els/monitor_int.h"
 
 #define NS_PER_DAY 86400000000000ull
 

@@ -6,12 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../handlers/wstate.h"
+#include "els/wstate.h"
 #include "daemon.h"
 #include "els/addr.h"
 #include "els/clock.h"
 #include "import.h"
-#include "log.h"
+#include "els/log.h"
 
 int els_import_list_add(struct els_import_list *l, const struct els_import_conn *c)
 {

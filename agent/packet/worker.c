@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../handlers/wstate.h"
+#include "els/wstate.h"
 #include "worker.h"
 
 #define WORKER_DROPAGG_SLOTS 4096

@@ -78,9 +78,13 @@ struct els_wstate {
 };
 
 /* flow_capacity sizes the session index (at most 65536 entries). mon may be NULL (tests).
- * register_alerts: hand the alert ring to agent/alert.c's drain thread (false in unit tests
- * and fuzzers, which read ws->alerts themselves). NULL on allocation failure. */
+ * register_alerts: hand the alert ring to the drain installed with els_ws_set_alert_sink
+ * (false in unit tests and fuzzers, which read ws->alerts themselves). NULL on allocation
+ * failure, or when register_alerts is set and no drain is installed. */
 struct els_wstate *els_ws_new(uint32_t flow_capacity, struct els_ring *mon, bool register_alerts);
+/* Installed by elsd's alert drain (agent/daemon/alert.c) when it is linked in: the handlers'
+ * layer never calls into the daemon. */
+void els_ws_set_alert_sink(int (*reg)(struct els_ring *r), void (*unreg)(struct els_ring *r));
 /* Drains and unregisters the alert ring, frees everything. NULL is fine. */
 void els_ws_free(struct els_wstate *ws);
 

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "monitor_int.h"
+#include "els/monitor_int.h"
 
 #define CANON_VERSION 2
 

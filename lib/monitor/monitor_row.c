@@ -5,7 +5,7 @@
 
 #include "els/handler.h"
 #include "els/reason.h"
-#include "monitor_int.h"
+#include "els/monitor_int.h"
 
 const char *const els_rec_kind_names[ELS_REC__END + 1] = {
     [ELS_REC_DROP] = "drop",

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor_int.h"
+#include "els/monitor_int.h"
 
 void els_mon_verify_init(struct els_mon_verifier *v, const struct els_mon_key *key,
 			 const struct els_mon_pos *from, uint64_t head_seq)
