@@ -30,7 +30,7 @@
 
 #include "els/handler.h"
 #include "els/monitor.h"
-#include "wstate.h"
+#include "els/wstate.h"
 
 enum an_check {
 	AN_TCP_NULL,

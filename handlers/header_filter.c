@@ -42,7 +42,7 @@
 #include "els/clock.h"
 #include "els/flow.h"
 #include "header_filter.h"
-#include "wstate.h"
+#include "els/wstate.h"
 
 const char *const hf_proto_names[] = {"tcp", "udp", "icmp", "icmpv6", "any", NULL};
 

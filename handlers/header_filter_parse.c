@@ -9,7 +9,7 @@
 
 #include "els/clock.h"
 #include "header_filter.h"
-#include "log.h"
+#include "els/log.h"
 
 #define MAX_GRACE_S 3600 /* handlers/wstate.h keeps ended sessions this long */
 

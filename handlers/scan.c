@@ -20,7 +20,7 @@
 #include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
-#include "wstate.h"
+#include "els/wstate.h"
 
 #define SWEEP_BUDGET 64u
 

@@ -10,7 +10,7 @@
 #include "els/clock.h"
 #include "els/flow.h"
 #include "els/handler.h"
-#include "wstate.h"
+#include "els/wstate.h"
 
 #define MAX_TIMEOUT_S (366ll * 86400) /* a year: longer is a typo, and keeps ns in range */
 

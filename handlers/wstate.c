@@ -6,8 +6,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "alert.h"
-#include "wstate.h"
+#include "els/wstate.h"
 
 #define SESS_MAX	  65536u
 #define SCAN_SETS	  1024u
@@ -16,6 +15,17 @@
 #define ALERT_RING	  1024u
 #define ALERT_GAP_NS	  (10ull * 1000000000ull)
 #define SESS_SWEEP_BUDGET 64u
+
+/* The alert drain (elsd's agent/daemon/alert.c) installs itself here: this layer may not
+ * call up into the daemon, and tools that build handlers have no drain. */
+static int (*alert_register)(struct els_ring *r);
+static void (*alert_unregister)(struct els_ring *r);
+
+void els_ws_set_alert_sink(int (*reg)(struct els_ring *r), void (*unreg)(struct els_ring *r))
+{
+	alert_register = reg;
+	alert_unregister = unreg;
+}
 
 static uint32_t pow2_at_least(uint32_t v)
 {
@@ -47,7 +57,7 @@ struct els_wstate *els_ws_new(uint32_t flow_capacity, struct els_ring *mon, bool
 	ws->alerts = els_ring_new(ALERT_RING);
 	if (!ws->sess || !ws->scan || !ws->frag || !ws->alerts)
 		goto fail;
-	if (register_alerts && els_alert_register(ws->alerts) < 0)
+	if (register_alerts && (!alert_register || alert_register(ws->alerts) < 0))
 		goto fail;
 	return ws;
 fail:
@@ -62,7 +72,8 @@ void els_ws_free(struct els_wstate *ws)
 	if (!ws)
 		return;
 	if (ws->alerts) {
-		els_alert_unregister(ws->alerts); /* a ring never registered is simply not found */
+		if (alert_unregister)
+			alert_unregister(ws->alerts); /* a ring never registered is simply not found */
 		els_ring_free(ws->alerts);
 	}
 	free(ws->sess);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../handlers/wstate.h"
+#include "els/wstate.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 

@@ -59,11 +59,11 @@ check_eq "elsctl.8: every subcommand has an entry" "" "$missing"
 check_page elsctl.8 "$WORK/help"
 
 # The configuration page: every top-level setting and section the loader accepts (its list in
-# agent/policy.c), every handler (elsd --handlers).
+# engine/policy.c), every handler (elsd --handlers).
 page_text "$MAN/elsd.conf.5" >"$WORK/conf.txt"
-top=$(sed -n '/top_keys\[\] = {/,/NULL/p' "$ELS_SOURCE_DIR/agent/policy.c" | grep -oE '"[a-z_]+"' |
+top=$(sed -n '/top_keys\[\] = {/,/NULL/p' "$ELS_SOURCE_DIR/engine/policy.c" | grep -oE '"[a-z_]+"' |
 	tr -d '"')
-check_ge "agent/policy.c lists top-level settings" 10 "$(wc -w <<<"$top")"
+check_ge "engine/policy.c lists top-level settings" 10 "$(wc -w <<<"$top")"
 missing=''
 for key in $top $("$ELSD" --handlers | awk '{print $1}'); do
 	grep -qw -- "$key" "$WORK/conf.txt" || missing+=" $key"

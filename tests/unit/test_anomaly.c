@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../../handlers/wstate.h"
+#include "els/wstate.h"
 #include "els/handler.h"
 
 extern const struct els_handler els_handler_anomaly;

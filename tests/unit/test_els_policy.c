@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../handlers/wstate.h"
+#include "els/wstate.h"
 #include "els/flow.h"
 #include "els/handler.h"
 #include "els/policy.h"

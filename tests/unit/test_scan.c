@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../../handlers/wstate.h"
+#include "els/wstate.h"
 #include "els/handler.h"
 
 extern const struct els_handler els_handler_scan;
