@@ -431,7 +431,13 @@ static void on_request(struct els_control *c, struct els_ipc_msg *m)
 	bool fits = derlen <= ELS_MGMT_PEER_MAX && derlen < m->len - 4;
 	const char *peer = fits ? (const char *)m->body + 4 + derlen : NULL;
 	const char *nul = fits ? memchr(peer, 0, m->len - 4 - derlen) : NULL;
-	if (!nul || nul - peer > 63) {
+	/* The peer address goes into alerts, the log and the monitor as it is: from a
+	 * compromised endpoint a newline in it would forge a line of its own. An address is
+	 * printable ASCII without spaces; anything else is a malformed request. */
+	bool printable = nul && nul > peer;
+	for (const char *q = peer; printable && q < nul; q++)
+		printable = *q > 0x20 && *q < 0x7f;
+	if (!nul || nul - peer > 63 || !printable) {
 		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
 		return;
 	}
