@@ -189,6 +189,15 @@ static char *finish_request(struct els_control *c, const char *identity, int rol
 			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
 			  p ? p->generation : 0, els_alert_clean(idc, sizeof(idc), identity), peer,
 			  cmd, *outcome);
+	} else if (strcmp(cmd, "policy.validate") == 0 && strcmp(*outcome, "invalid_policy") == 0) {
+		/* A refused validate changes nothing, but it is how an auditor would probe the
+		 * boundary (files outside the policy directory, devices, agent settings): it is
+		 * alerted too, rate-limited, since a console checking a draft is no attack. */
+		char idc[128];
+		els_alert_limited(ELS_R_POLICY_REJECTED,
+				  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
+				  p ? p->generation : 0, els_alert_clean(idc, sizeof(idc), identity),
+				  peer, cmd, *outcome);
 	}
 	return resp;
 }
