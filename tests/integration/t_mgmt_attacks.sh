@@ -276,7 +276,19 @@ check_not "... and none was written" grep -q '^10\.200\.' "$PD/deny.txt"
 in_cli nc -z -w 1 "$SRV4" 22 && fail "port 22 open after the list growth"
 alive "after the list growth"
 
-log "7. list.add against a list of a million lines"
+log "7. one list file named many times, then list.add against a list of a million lines"
+# Accepted while the file is small, a policy naming it 200 times would make every later
+# list.add (which rebuilds the policy on the main thread, with no checker) read it 200 times.
+names=$(python3 -c 'print(", ".join(["\"deny.txt\""] * 200))')
+els_policy_doc "$WORK/attack.doc" "s|deny_files = \[ \];|deny_files = [ $names ];|"
+gen1=$(gen)
+r=$(as alice policy.apply --text "$WORK/attack.doc")
+check_eq "deny_files naming deny.txt 200 times is refused" invalid_policy "$(jget "$r" 'r["error"]["code"]')"
+check "... saying it is named a second time" grep -q 'names \\"deny.txt\\" a second time' <<<"$r"
+check_eq "... the generation is unchanged" "$gen1" "$(gen)"
+els_policy_doc "$WORK/attack.doc" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|; s|allow_files = \[ \];|allow_files = [ "deny.txt" ];|'
+r=$(as bob policy.validate --text "$WORK/attack.doc")
+check_eq "the same file as a deny and an allow list is refused too" invalid_policy "$(jget "$r" 'r["error"]["code"]')"
 # What ~250 list.add calls of 4096 entries would grow, written at once: list.add compared
 # every request entry with every line, 4096 x 1M string compares on elsd's main thread (a
 # 2-million-line list kept it 20 s: status timed out, close to WatchdogSec=30s).
