@@ -219,9 +219,11 @@ check_eq "... nothing was applied" "$gen0" "$(gen)"
 check_eq "... no temporary file is left" "" "$(find "$PD" -name '.*tmp-*')"
 r=$(as bob policy.validate --text "$WORK/base.doc")
 check_eq "the next check runs (not stuck busy)" True "$(jget "$r" 'r["result"]["valid"]')"
-# Eight auditors at once, each with the slow document: one check runs, the rest are busy.
+# Four auditors at once (per_source_preauth is 4: a fifth handshake from the same address
+# may be evicted, which is the pre-auth limit at work, not the checker), each with the slow
+# document: one check runs, the rest are busy.
 burst=()
-for i in $(seq 8); do
+for i in $(seq 4); do
 	(as bob policy.validate --text "$WORK/slow.doc" >"$WORK/burst.$i") &
 	burst+=($!)
 done
@@ -233,13 +235,13 @@ check_eq "status answers during the burst" True "$(jget "$r" 'r["ok"]')"
 check "... at once ($ms ms < 2000)" test "$ms" -lt 2000
 wait "${burst[@]}"
 busy=0 refused=0
-for i in $(seq 8); do
+for i in $(seq 4); do
 	c=$(jget "$(cat "$WORK/burst.$i")" 'r["error"]["code"]' 2>/dev/null)
 	[[ $c == busy ]] && busy=$((busy + 1))
 	[[ $c == invalid_policy ]] && refused=$((refused + 1))
 done
-check_eq "every burst request got an answer (busy or refused)" 8 $((busy + refused))
-check_ge "... most of them busy" 6 "$busy"
+check_eq "every burst request got an answer (busy or refused)" 4 $((busy + refused))
+check_ge "... most of them busy" 2 "$busy"
 check_eq "no checker child is left" "" "$(pgrep -P "$ELSD_PID" -f -- '--check-policy-fd')"
 alive "after the killed checker and the burst"
 
