@@ -22,9 +22,9 @@
 /* Top-level settings only the host's own config file may hold. A console that sends one is
  * told which, and where, rather than "unknown setting". */
 static const char *const agent_keys[] = {
-    "queues",	       "fail_open", "copy_bytes", "queue_maxlen",  "log_level",
-    "local_addresses", "flows",	    "monitor",	  "user",	   "management",
-    "agent_id",	       "offload",   "policy_dir", "sweep_command", NULL,
+    "queues",	  "fail_open",	   "copy_bytes", "queue_maxlen", "log_level", "local_addresses",
+    "flows",	  "monitor",	   "user",	 "management",	 "agent_id",  "offload",
+    "policy_dir", "sweep_command", "rules",	 "metrics",	 "events",    NULL,
 };
 
 static bool is_agent_key(const char *name)

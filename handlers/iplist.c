@@ -192,6 +192,23 @@ static void load_files(struct iplist_build *b, const config_setting_t *s,
 			path = resolve(txt, env);
 		else if (asprintf(&path, "%s/%s", env->policy_dir, txt) < 0)
 			path = NULL;
+		if (!path) {
+			b->failed = -ENOMEM;
+			return;
+		}
+		/* Once each: a file named N times is read and inserted N times, and every later
+		 * list.add (which rebuilds the policy on elsd's main thread, with no checker)
+		 * would pay N times for the file it grows. */
+		bool again = false;
+		for (unsigned k = 0; k < pl->n && !again; k++)
+			again = strcmp(pl->v[k], path) == 0;
+		if (again) {
+			els_diag_at(b->diag, e, "iplist: %s names \"%s\" a second time (a list file is "
+						"loaded once: name it in one place only)",
+				    config_setting_name(s), txt);
+			free(path);
+			continue;
+		}
 		path = keep_path(pl, path);
 		if (!path) {
 			b->failed = -ENOMEM;

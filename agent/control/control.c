@@ -212,6 +212,15 @@ static char *finish_request(struct els_control *c, const char *identity, int rol
 			  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
 			  p ? p->generation : 0, els_alert_clean(idc, sizeof(idc), identity), peer,
 			  cmd, *outcome);
+	} else if (strcmp(cmd, "policy.validate") == 0 && strcmp(*outcome, "invalid_policy") == 0) {
+		/* A refused validate changes nothing, but it is how an auditor would probe the
+		 * boundary (files outside the policy directory, devices, agent settings): it is
+		 * alerted too, rate-limited, since a console checking a draft is no attack. */
+		char idc[128];
+		els_alert_limited(ELS_R_POLICY_REJECTED,
+				  "generation=%u by=\"%s\" peer=%s cmd=%s outcome=%s",
+				  p ? p->generation : 0, els_alert_clean(idc, sizeof(idc), identity),
+				  peer, cmd, *outcome);
 	}
 	return resp;
 }
@@ -454,7 +463,13 @@ static void on_request(struct els_control *c, struct els_ipc_msg *m)
 	bool fits = derlen <= ELS_MGMT_PEER_MAX && derlen < m->len - 4;
 	const char *peer = fits ? (const char *)m->body + 4 + derlen : NULL;
 	const char *nul = fits ? memchr(peer, 0, m->len - 4 - derlen) : NULL;
-	if (!nul || nul - peer > 63) {
+	/* The peer address goes into alerts, the log and the monitor as it is: from a
+	 * compromised endpoint a newline in it would forge a line of its own. An address is
+	 * printable ASCII without spaces; anything else is a malformed request. */
+	bool printable = nul && nul > peer;
+	for (const char *q = peer; printable && q < nul; q++)
+		printable = *q > 0x20 && *q < 0x7f;
+	if (!nul || nul - peer > 63 || !printable) {
 		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
 		return;
 	}

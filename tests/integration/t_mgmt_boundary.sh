@@ -221,6 +221,8 @@ check_eq "no checker child is left" "" "$(pgrep -f -- '--check-policy-fd' | whil
 no_policy_change "oversized documents"
 alive "after the oversized documents"
 check "the refusals are alerted" grep -qE 'alert: event=policy_rejected .*cmd=policy.apply outcome=invalid_policy' "$ELSD_LOG"
+check "an auditor's refused validate is alerted too" \
+	grep -qE 'alert: event=policy_rejected generation=[0-9]+ by="bob" peer=127.0.0.1 cmd=policy.validate outcome=invalid_policy' "$ELSD_LOG"
 
 log "5. a valid apply still works, and leaves no temporary file"
 els_policy_doc "$WORK/good.doc" 's|deny_files = \[ \];|deny_files = [ "deny.txt" ];|'

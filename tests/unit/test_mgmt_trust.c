@@ -181,20 +181,26 @@ static char *ask_raw(struct fake *f, const void *body, size_t len)
 }
 
 /* A REQUEST as the endpoint builds it: the certificate file's DER (or raw bytes), peer, JSON. */
-static char *ask(struct fake *f, const uint8_t *der, size_t derlen, const char *json)
+static char *ask_peer(struct fake *f, const uint8_t *der, size_t derlen, const char *peer,
+		      const char *json)
 {
-	size_t lp = strlen("198.18.0.9") + 1, lj = strlen(json);
+	size_t lp = strlen(peer) + 1, lj = strlen(json);
 	uint8_t *b = malloc(4 + derlen + lp + lj);
 	b[0] = (uint8_t)(derlen >> 24);
 	b[1] = (uint8_t)(derlen >> 16);
 	b[2] = (uint8_t)(derlen >> 8);
 	b[3] = (uint8_t)derlen;
 	memcpy(b + 4, der, derlen);
-	memcpy(b + 4 + derlen, "198.18.0.9", lp);
+	memcpy(b + 4 + derlen, peer, lp);
 	memcpy(b + 4 + derlen + lp, json, lj);
 	char *r = ask_raw(f, b, 4 + derlen + lp + lj);
 	free(b);
 	return r;
+}
+
+static char *ask(struct fake *f, const uint8_t *der, size_t derlen, const char *json)
+{
+	return ask_peer(f, der, derlen, "198.18.0.9", json);
 }
 
 static char *ask_as(struct fake *f, const char *certfile, const char *json)
@@ -303,6 +309,31 @@ Test(mgmt_trust, malformed_requests_get_nothing_and_keep_the_channel)
 			       "\xff\xff\xff\xff"
 			       "x",
 			       5));
+	cr_assert_not(els_control_down(f.c));
+
+	/* A peer address that would forge a line of elsd's log, its alerts or the monitor's
+	 * detail (the address goes into each as it is): malformed, with a valid certificate
+	 * (an admin's: policy.rollback is alerted with the peer) or with none. */
+	char path[4200];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/consoles/alice.crt", ca);
+	uint8_t *der = der_of(path, &len);
+	const char *forged[] = {"198.18.0.9\nelsd: warning: alert: event=forged", "198.18.0.9 x",
+				"\x1b[2J", "", "198.18.0.9\x7f"};
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		cr_assert_null(ask_peer(&f, der, len, forged[i], APPLY), "peer %zu answered", i);
+		cr_assert_null(ask_peer(&f, (const uint8_t *)"admin", 5, forged[i], APPLY),
+			       "peer %zu answered without a certificate", i);
+	}
+	/* The same certificate with a plain address is still served. */
+	char *r = ask_peer(&f, der, len, "2001:db8::9", STATUS);
+	char code[64], role[16];
+	cr_assert_not_null(r);
+	answer(r, code, sizeof(code), role, sizeof(role));
+	free(r);
+	cr_assert_str_eq(code, "ok");
+	cr_assert_str_eq(role, "admin");
+	free(der);
 	cr_assert_not(els_control_down(f.c));
 	fake_stop(&f);
 }
