@@ -208,8 +208,15 @@ check "some were refused busy (16 x 15 MiB is over buffer_mb = 32)" grep -q busy
 check "some were served" grep -q ok <<<"$answers"
 # Uncapped, 16 x 15 MiB would be 240 MiB. The cap holds 32 MiB of frames; the slack covers
 # one frame being parsed and what ASan's quarantine keeps of freed buffers.
-check "the endpoint's peak memory grew by less than 2 x buffer_mb + 40 MiB ($before -> $hwm MiB)" \
-	test $((hwm - before)) -lt 104
+# Under ASan the quarantine (256 MiB by default; the exec'd endpoint gets no ASAN_OPTIONS)
+# keeps freed frames resident, so the peak says nothing about the cap there: the check runs on
+# the plain build (CI runs both) and is left out, saying so, on a sanitizer build.
+if ldd "$ELSD" 2>/dev/null | grep -q libasan; then
+	log "ASan build: the endpoint's peak memory is not checked (quarantine); see the plain run"
+else
+	check "the endpoint's peak memory grew by less than 2 x buffer_mb + 40 MiB ($before -> $hwm MiB)" \
+		test $((hwm - before)) -lt 104
+fi
 check "busy refusals are in the monitor" \
 	wait_records "kind='event' AND detail LIKE 'mgmt alice/admin@127.0.0.% ?: busy (buffer_mb 32 reached)%'"
 
