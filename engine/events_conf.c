@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/path.h"
 #include "els/events_conf.h"
 
 static const char *const event_keys[] = {"file", "queue", "syslog", NULL};
@@ -51,19 +52,6 @@ struct els_events_conf *els_events_conf_dup(const struct els_events_conf *c)
 		return NULL;
 	}
 	return d;
-}
-
-/* Relative paths follow the config file, as the management endpoint's do. Caller frees. */
-static char *resolve(const char *path, const char *config_path)
-{
-	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
-	char *out = NULL;
-
-	if (path[0] == '/' || !slash)
-		return strdup(path);
-	if (asprintf(&out, "%.*s/%s", (int)(slash - config_path), config_path, path) < 0)
-		return NULL;
-	return out;
 }
 
 static bool known(const char *name, const char *const *list)
@@ -173,7 +161,7 @@ static char *cred(const config_setting_t *g, const char *name, const char *confi
 				    name);
 		return NULL;
 	}
-	p = resolve(v, config_path);
+	p = els_path_beside(v, config_path);
 	if (p && access(p, R_OK) != 0) {
 		els_diag_at(d, config_setting_get_member(g, name), "events.syslog.%s = \"%s\": %s",
 			    name, p, strerror(errno));
@@ -206,7 +194,7 @@ static int parse_syslog(const config_setting_t *g, const char *config_path,
 	c->cert = cred(g, "cert", config_path, d);
 	c->key = cred(g, "key", config_path, d);
 	if ((v = str(g, "spool", "events.syslog", d)))
-		c->spool = resolve(v, config_path);
+		c->spool = els_path_beside(v, config_path);
 	uint_in(g, "spool_max_mb", "events.syslog", 1, 1 << 20, &mb, d);
 	c->spool_max = (uint64_t)mb << 20;
 	c->tls_min = 12;
@@ -241,7 +229,7 @@ int els_events_conf_parse(const config_setting_t *root, const char *config_path,
 	if (!c)
 		return -ENOMEM;
 	if ((v = str(g, "file", "events", d)))
-		c->file = resolve(v, config_path);
+		c->file = els_path_beside(v, config_path);
 	uint_in(g, "queue", "events", 64, 1 << 20, &q, d);
 	c->queue = (unsigned)q;
 	if ((s = config_setting_get_member(g, "syslog")))

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "els/path.h"
 #include "els/metrics_conf.h"
 
 void els_metrics_config_free(struct els_metrics_conf *c)
@@ -21,18 +22,6 @@ void els_metrics_config_free(struct els_metrics_conf *c)
 	free(c->key);
 	free(c->crl);
 	free(c);
-}
-
-/* Relative paths follow the config file. Caller frees. */
-static char *resolve(const char *path, const char *config_path)
-{
-	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
-	char *out = NULL;
-	if (path[0] == '/' || !slash)
-		return strdup(path);
-	if (asprintf(&out, "%.*s/%s", (int)(slash - config_path), config_path, path) < 0)
-		return NULL;
-	return out;
 }
 
 /* "A.B.C.D:PORT", "[V6]:PORT" (numeric: the address must not depend on DNS) or "/path" (a
@@ -119,7 +108,7 @@ static char *tls_path(const config_setting_t *t, const char *name, const char *c
 			    name);
 		return NULL;
 	}
-	char *r = resolve(v, config_path);
+	char *r = els_path_beside(v, config_path);
 	if (!r)
 		els_diag_at(d, s, "metrics.tls: out of memory");
 	return r;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/path.h"
 #include "els/mgmt.h"
 
 static const char *const mgmt_keys[] = {
@@ -31,19 +32,6 @@ void els_mgmt_config_free(struct els_mgmt_conf *c)
 		free(*a);
 	free(c->sweep_argv);
 	free(c);
-}
-
-/* Relative paths follow the config file, as list files do. Caller frees. */
-static char *resolve(const char *path, const char *config_path)
-{
-	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
-	char *out = NULL;
-
-	if (path[0] == '/' || !slash)
-		return strdup(path);
-	if (asprintf(&out, "%.*s/%s", (int)(slash - config_path), config_path, path) < 0)
-		return NULL;
-	return out;
 }
 
 /* "A.B.C.D:PORT" or "[V6]:PORT", numeric only: the endpoint binds before anything could
@@ -118,7 +106,7 @@ static char *get_path(const config_setting_t *g, const char *name, const char *d
 		els_diag_at(d, g, "management: '%s' is required (a file path)", name);
 		return NULL;
 	}
-	char *r = resolve(v, config_path);
+	char *r = els_path_beside(v, config_path);
 	if (!r)
 		els_diag_at(d, g, "management: out of memory");
 	return r;

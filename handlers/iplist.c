@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/path.h"
 #include "els/handler.h"
 #include "els/listfile.h"
 #include "els/lpm.h"
@@ -122,21 +123,6 @@ static void load_inline(struct iplist_build *b, const config_setting_t *s)
 	}
 }
 
-/* A relative path is taken from the main config file's directory, so that the config and its
- * lists move together. Caller frees the result. */
-static char *resolve(const char *path, const struct els_build_env *env)
-{
-	const char *cfg = env ? env->config_path : NULL;
-	const char *slash = cfg ? strrchr(cfg, '/') : NULL;
-	char *out = NULL;
-
-	if (path[0] == '/' || !slash)
-		return strdup(path);
-	if (asprintf(&out, "%.*s/%s", (int)(slash - cfg), cfg, path) < 0)
-		return NULL;
-	return out;
-}
-
 /* Paths of the files loaded, kept until the build ends because origins point at them. */
 struct pathlist {
 	char **v;
@@ -189,7 +175,8 @@ static void load_files(struct iplist_build *b, const config_setting_t *s,
 		}
 		char *path = NULL;
 		if (!remote)
-			path = resolve(txt, env);
+			/* from the main config file's directory (els/path.h) */
+			path = els_path_beside(txt, env ? env->config_path : NULL);
 		else if (asprintf(&path, "%s/%s", env->policy_dir, txt) < 0)
 			path = NULL;
 		if (!path) {
