@@ -58,10 +58,13 @@ static const struct key_spec keys[] = {
 	{"deploy", "max_drop_rate_ratio", K_DOUBLE, false, OFF(deploy_max_drop_rate_ratio), NULL, 0,
 	 0, 0, 1.0, 1e6, 5.0},
 	{"deploy", "interval_ms", K_UINT, false, OFF(deploy_interval_ms), NULL, 50, 600000, 2000},
+
+	{"web", "root", K_PATH, false, OFF(web_root), ELS_CONSOLE_WWW_DIR},
+	{"web", "chartjs", K_PATH, false, OFF(web_chartjs), "/usr/share/javascript/chart.js"},
 };
 
 static const char *const sections[] = {"console", "agents", "api", "database", "change_control",
-				       "drift", "deploy"};
+				       "drift", "deploy", "web"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -326,6 +329,8 @@ void console_conf_free(struct console_conf *c)
 	free(c->name);
 	free(c->conninfo);
 	free(c->sql_dir);
+	free(c->web_root);
+	free(c->web_chartjs);
 	config_destroy(&c->cfg);
 	free(c);
 }

@@ -42,6 +42,9 @@ struct console_conf {
 	double deploy_max_drop_rate_ratio;  /* deploy.max_drop_rate_ratio */
 	unsigned deploy_interval_ms;	    /* deploy.interval_ms: deployer's poll period */
 
+	char *web_root;	   /* web.root: the browser pages' files; default ELS_CONSOLE_WWW_DIR */
+	char *web_chartjs; /* web.chartjs: Debian's libjs-chart.js directory */
+
 	config_t cfg; /* kept: modules may read keys of their own with console_conf_setting() */
 };
 
