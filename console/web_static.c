@@ -44,6 +44,8 @@ static const char *type_of(const char *name)
 		return "text/javascript; charset=utf-8";
 	if (strcmp(dot, ".css") == 0)
 		return "text/css; charset=utf-8";
+	if (strcmp(dot, ".svg") == 0)
+		return "image/svg+xml";
 	return NULL;
 }
 
@@ -72,7 +74,7 @@ static int add_file(const char *dir, const char *file, const char *served_as)
 	return 0;
 }
 
-/* Every .html/.js/.css directly in dir. -ENOENT when dir does not exist. */
+/* Every .html/.js/.css/.svg directly in dir. -ENOENT when dir does not exist. */
 static int load_dir(const char *dir)
 {
 	DIR *d = opendir(dir);

@@ -51,7 +51,7 @@ const ELS = (() => {
 	async function answer(r) {
 		const type = r.headers.get('Content-Type') || '';
 		const body = type.startsWith('application/json') ? await r.json() : { error: await r.text() };
-		if (!r.ok) throw new HttpError(r.status, (body && body.error) || r.statusText);
+		if (!r.ok) throw new HttpError(r.status, (body && (body.message || body.error)) || r.statusText);
 		return body;
 	}
 
@@ -89,6 +89,41 @@ const ELS = (() => {
 		const tbody = el('tbody');
 		tbody.appendChild(frag);
 		return el('table', attrs || {}, el('thead', null, head), tbody);
+	}
+
+	/* The same for thousands of rows (the fleet): a grid of divs with table roles, in chunks of
+	 * 250 rows that the browser lays out only when they scroll into view (content-visibility),
+	 * so 10,000 agents cost one screen of layout. Every row stays in the DOM (searchable with
+	 * the browser's find, countable by tests). columns also give width (CSS grid track). */
+	function bigTable(columns, rows, attrs) {
+		const tracks = columns.map((c) => c.width || 'minmax(0, 1fr)').join(' ');
+		const root = el('div', Object.assign({ role: 'table', class: 'bigtable' }, attrs || {}));
+		const head = el('div', { role: 'row', class: 'bt-row bt-head' }, columns.map((c) => el('span', { role: 'columnheader' }, c.label)));
+		head.style.gridTemplateColumns = tracks;
+		root.appendChild(head);
+		let chunk = null;
+		rows.forEach((row, i) => {
+			if (i % 250 === 0) {
+				chunk = el('div', { role: 'rowgroup', class: 'bt-chunk' });
+				chunk.style.gridTemplateColumns = tracks;
+				root.appendChild(chunk);
+			}
+			const tr = document.createElement('div');
+			tr.className = 'bt-row';
+			tr.setAttribute('role', 'row');
+			for (const c of columns) {
+				const v = c.cell ? c.cell(row) : row[c.key];
+				const td = document.createElement('span');
+				td.setAttribute('role', 'cell');
+				if (v instanceof Node) td.appendChild(v);
+				else if (v !== undefined && v !== null) td.textContent = String(v);
+				const cls = c.class ? c.class(row) : c.cls;
+				if (cls) td.className = cls;
+				tr.appendChild(td);
+			}
+			chunk.appendChild(tr);
+		});
+		return root;
 	}
 
 	function when(iso) {
@@ -148,10 +183,14 @@ const ELS = (() => {
 				status(`Who am I? ${errorText(e)}`);
 			}
 			nav(name, me);
+			/* body[data-ready]: "ok" once the page is built, "error" when it could not be
+			 * (the message is in #status); the browser test waits for it. */
 			try {
 				await start(me || { identity: '', role: 'auditor' });
+				document.body.dataset.ready = 'ok';
 			} catch (e) {
 				status(errorText(e));
+				document.body.dataset.ready = 'error';
 			}
 		});
 	}
@@ -169,5 +208,5 @@ const ELS = (() => {
 
 	const isAdmin = (me) => me && me.role === 'admin';
 
-	return { el, clear, get, post, table, when, ago, badge, param, status, errorText, page, isAdmin, expiry, HttpError };
+	return { el, clear, get, post, table, bigTable, when, ago, badge, param, status, errorText, page, isAdmin, expiry, HttpError };
 })();

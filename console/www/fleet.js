@@ -5,7 +5,7 @@
 'use strict';
 
 ELS.page('fleet', async () => {
-	const { el, clear, get, table, badge, ago } = ELS;
+	const { el, clear, get, badge, ago } = ELS;
 	const q = document.getElementById('q');
 	const group = document.getElementById('group');
 	const state = document.getElementById('state');
@@ -18,13 +18,13 @@ ELS.page('fleet', async () => {
 	let seq = 0;
 
 	const columns = [
-		{ label: 'Agent', cell: (a) => el('a', { href: `/agent?id=${encodeURIComponent(a.id)}` }, a.id) },
-		{ label: 'Host', key: 'host' },
-		{ label: 'Group', key: 'group' },
-		{ label: 'Version', key: 'version' },
-		{ label: 'Last seen', cell: (a) => ago(a.last_seen), class: (a) => (a.connected ? null : 'muted') },
-		{ label: 'Policy', cell: (a) => (a.policy_version ? `v${a.policy_version}` : a.policy_sha256 ? a.policy_sha256.slice(0, 12) : '—'), cls: 'mono' },
-		{ label: 'State', cell: (a) => badge(a.state) },
+		{ label: 'Agent', width: '11%', cell: (a) => el('a', { href: `/agent?id=${encodeURIComponent(a.id)}` }, a.id) },
+		{ label: 'Host', width: '20%', key: 'host' },
+		{ label: 'Group', width: '7%', key: 'group' },
+		{ label: 'Version', width: '7%', key: 'version' },
+		{ label: 'Last seen', width: '10%', cell: (a) => ago(a.last_seen), class: (a) => (a.connected ? null : 'muted') },
+		{ label: 'Policy', width: '12%', cell: (a) => (a.policy_version ? `v${a.policy_version}` : a.policy_sha256 ? a.policy_sha256.slice(0, 12) : '—'), cls: 'mono' },
+		{ label: 'State', width: '8%', cell: (a) => badge(a.state) },
 		{ label: 'Drift', cell: (a) => (a.drift || []).join(', ') },
 	];
 
@@ -58,7 +58,7 @@ ELS.page('fleet', async () => {
 		document.getElementById('rowcount').textContent =
 			`${data.agents.length} of ${data.total} agents shown` + (data.truncated ? ' (narrow the search to see the rest)' : '');
 		const box = clear(document.getElementById('fleet'));
-		box.appendChild(table(columns, data.agents, { id: 'fleet-table', dataset: { rows: data.agents.length } }));
+		box.appendChild(ELS.bigTable(columns, data.agents, { id: 'fleet-table', dataset: { rows: data.agents.length } }));
 		/* after layout and paint of this frame */
 		requestAnimationFrame(() => setTimeout(() => {
 			document.body.dataset.renderedMs = String(Math.round(performance.now()));

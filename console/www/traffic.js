@@ -24,6 +24,8 @@ ELS.page('traffic', async () => {
 	const charts = [];
 
 	function chartFor(t, rows) {
+		if (typeof Chart === 'undefined') /* libjs-chart.js not installed: tables only */
+			return el('p', { class: 'note' }, 'Charts need libjs-chart.js on the console host.');
 		const canvas = el('canvas', { id: `chart-${t.kind}`, 'aria-label': t.title, role: 'img' });
 		const wrap = el('div', { class: 'chart' }, canvas);
 		let config;

@@ -27,13 +27,13 @@ INSERT INTO console_registry (id, proto, port, service, direction, justification
 -- admin); lab v1 approved and deployed (the click-through test proposes lab v2)
 INSERT INTO console_policy_versions (grp, version, body, sha256, author, created_at, approved_by,
 	approved_at, state, comment) VALUES
-	('web', 1, E'# web v1\nheader_filter = {\n  permits = ( { id = "https"; proto = "tcp"; port = "443"; } );\n};\n',
+	('web', 1, E'# web v1\nchain = ["header_filter"];\nheader_filter: {\n  permits = (\n    { id = "https"; dir = "in"; proto = "tcp"; local_ports = [443]; }\n  );\n};\n',
 	 repeat('a1', 32), 'alice', now() - interval '3 days', 'bob', now() - interval '3 days',
 	 'approved', 'first web policy'),
-	('web', 2, E'# web v2\nheader_filter = {\n  permits = ( { id = "https"; proto = "tcp"; port = "443"; },\n              { id = "ssh-admin"; proto = "tcp"; port = "22"; } );\n};\n',
+	('web', 2, E'# web v2\nchain = ["header_filter"];\nheader_filter: {\n  permits = (\n    { id = "https"; dir = "in"; proto = "tcp"; local_ports = [443]; },\n    { id = "ssh-admin"; dir = "in"; proto = "tcp"; local_ports = [22]; }\n  );\n};\n',
 	 repeat('b2', 32), 'bob', now() - interval '2 hours', NULL, NULL, 'proposed',
 	 'ssh from the jump hosts'),
-	('lab', 1, E'# lab v1\nheader_filter = {\n  permits = ( { id = "https"; proto = "tcp"; port = "443"; } );\n};\n',
+	('lab', 1, E'# lab v1\nchain = ["header_filter"];\nheader_filter: {\n  permits = (\n    { id = "https"; dir = "in"; proto = "tcp"; local_ports = [443]; }\n  );\n};\n',
 	 repeat('c3', 32), 'alice', now() - interval '1 day', 'bob', now() - interval '1 day',
 	 'approved', 'lab baseline');
 
@@ -44,7 +44,8 @@ INSERT INTO console_agents (agent_id, host, grp, version, first_seen, last_seen,
 SELECT format('%s-%s', g, lpad(i::text, 5, '0')), format('%s-%s.example.net', g, lpad(i::text, 5, '0')),
 	g, CASE WHEN i % 10 = 0 THEN '0.8.1' ELSE '0.9.0' END,
 	now() - interval '30 days', now() - (i % 50) * interval '1 second', 'console-1',
-	CASE g WHEN 'web' THEN repeat('a1', 32) ELSE repeat('d' || left(g, 1), 32) END, 3, true, true, true,
+	CASE g WHEN 'web' THEN repeat('a1', 32) WHEN 'db' THEN repeat('db', 32) WHEN 'mail' THEN repeat('ba', 32)
+	       ELSE repeat('ed', 32) END, 3, true, true, true,
 	'[{"proto":"tcp","addr":"0.0.0.0","port":443}]'::jsonb,
 	'[{"id":"https","proto":"tcp","port":"443","dir":"in"}]'::jsonb,
 	jsonb_build_object('dropped', i * 7 % 1000, 'admitted', i * 13 % 5000, 'would_drop', 0),
@@ -86,9 +87,9 @@ UPDATE console_agents SET permits = permits || '[{"id":"dns-old","proto":"udp","
 UPDATE console_agents SET connected_to = NULL, last_seen = now() - interval '2 hours'
 	WHERE agent_id IN ('web-00031', 'web-00032', 'edge-09600');
 INSERT INTO console_drift (agent_id, kind, detail, since) VALUES
-	('web-00007', 'policy', 'runs ffffffffffff, approved a1a1a1a1a1a1 (web v1)', now() - interval '40 minutes'),
-	('web-00008', 'policy', 'runs ffffffffffff, approved a1a1a1a1a1a1 (web v1)', now() - interval '35 minutes'),
-	('db-06001', 'policy', 'runs ffffffffffff, approved dddddddddddd', now() - interval '3 hours'),
+	('web-00007', 'policy', 'runs ffffffffffff, not web v1 as approved', now() - interval '40 minutes'),
+	('web-00008', 'policy', 'runs ffffffffffff, not web v1 as approved', now() - interval '35 minutes'),
+	('db-06001', 'policy', 'runs ffffffffffff, not the approved db policy', now() - interval '3 hours'),
 	('web-00011', 'rules', 'steering rules missing', now() - interval '12 minutes'),
 	('mail-08003', 'monitor', 'monitor chain does not verify', now() - interval '1 day'),
 	('web-00021', 'listener', 'tcp 0.0.0.0:8080 listens without a permit', now() - interval '5 hours'),
@@ -151,5 +152,9 @@ INSERT INTO console_audit (ts, identity, role, console, action, target, outcome,
 	(now() - interval '3 days', 'alice', 'admin', 'console-1', 'policy.propose', 'web v1', 'ok', NULL),
 	(now() - interval '3 days', 'bob', 'admin', 'console-1', 'policy.approve', 'web v1', 'ok', NULL),
 	(now() - interval '2 hours', 'bob', 'admin', 'console-1', 'policy.propose', 'web v2', 'ok', NULL);
+-- the seeded versions' real hashes, and the agents that run them report those
+UPDATE console_agents a SET policy_sha256 = encode(sha256(convert_to(v.body, 'UTF8')), 'hex')
+	FROM console_policy_versions v WHERE a.policy_sha256 = v.sha256;
+UPDATE console_policy_versions SET sha256 = encode(sha256(convert_to(body, 'UTF8')), 'hex');
 COMMIT;
 ANALYZE;
