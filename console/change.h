@@ -112,10 +112,10 @@ void change_problem_add(struct change_problems *p, const char *fmt, ...)
  * checks every header_filter permit against the registry: its id must name an entry that has
  * not expired at now, with the same direction, a protocol the entry allows, and local ports
  * inside the entry's ports; a permit's own `expires` must not have passed. Document errors
- * are problems too (file "policy", with lines). Returns the number of problems (each added
- * to out), or -ENOMEM. */
+ * are problems too (file "policy", with lines); *loaded (may be NULL) says whether the document
+ * itself was valid. Returns the number of problems (each added to out), or -ENOMEM. */
 int change_registry_check(const char *body, size_t len, const struct change_registry_entry *reg,
-			  size_t nreg, time_t now, struct change_problems *out);
+			  size_t nreg, time_t now, struct change_problems *out, bool *loaded);
 /* The SHA-256 of body as hex (what the agent reports as policy_sha256). */
 void change_sha256_hex(const char *body, size_t len, char hex[65]);
 /* A registry port text ("443", "8000-8080", "80,443") covers [lo, hi]. NULL covers all. -1:

@@ -229,7 +229,7 @@ static void check_permits(json_t *permits, const struct change_registry_entry *r
 }
 
 int change_registry_check(const char *body, size_t len, const struct change_registry_entry *reg,
-			  size_t nreg, time_t now, struct change_problems *out)
+			  size_t nreg, time_t now, struct change_problems *out, bool *loaded)
 {
 	struct els_diag d;
 	struct els_policy *p;
@@ -244,6 +244,8 @@ int change_registry_check(const char *body, size_t len, const struct change_regi
 	for (unsigned i = 0; i < d.count; i++)
 		change_problem_add(out, "%s", d.msgs[i]);
 	els_diag_free(&d);
+	if (loaded)
+		*loaded = p != NULL;
 	if (!p)
 		return (int)(out->n - before);
 	p->path = strdup("policy");

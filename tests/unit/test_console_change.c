@@ -254,7 +254,10 @@ static struct change_registry_entry reg[] = {
 static int check(const char *doc, struct change_registry_entry *r, size_t n, time_t now,
 		 struct change_problems *out)
 {
-	return change_registry_check(doc, strlen(doc), r, n, now, out);
+	bool loaded = false;
+	int rc = change_registry_check(doc, strlen(doc), r, n, now, out, &loaded);
+	cr_assert_eq(loaded, strstr(doc, "management") == NULL && strstr(doc, "[;") == NULL);
+	return rc;
 }
 
 Test(registry, policy_within_registry_passes)

@@ -25,13 +25,12 @@ int ctl_console_print_json(json_t *v)
 	return CTL_EXIT_OK;
 }
 
-/* The console's refusal, in words: {"error": {"code", "message", "details": [...]}}. */
+/* The console's refusal, in words: {"error": CODE, "message": ..., "details": [...]}. */
 static void print_refusal(const struct ctl_http_resp *r)
 {
-	json_t *e = json_object_get(r->json, "error");
-	const char *msg = json_string_value(json_object_get(e, "message"));
-	const char *code = json_string_value(json_object_get(e, "code"));
-	json_t *det = json_object_get(e, "details"), *d;
+	const char *msg = json_string_value(json_object_get(r->json, "message"));
+	const char *code = json_string_value(json_object_get(r->json, "error"));
+	json_t *det = json_object_get(r->json, "details"), *d;
 	size_t i;
 	char *safe =
 	    els_termsafe(msg ? msg : "(no message)", strlen(msg ? msg : "(no message)"), false);
