@@ -4,6 +4,18 @@
  * since navigation started, what the browser test reports for 10,000 agents. */
 'use strict';
 
+/* The first answer is asked for while the page still loads, before GET /api/me. */
+const prefetched = (() => {
+	const p = new URLSearchParams();
+	for (const k of ['q', 'group', 'state']) {
+		const v = new URLSearchParams(location.search).get(k);
+		if (v && v.trim()) p.set(k, v.trim());
+	}
+	const answer = ELS.get(`/api/fleet?${p}`);
+	answer.catch(() => {}); /* reported by the load that uses it */
+	return { query: p.toString(), answer };
+})();
+
 ELS.page('fleet', async () => {
 	const { el, clear, get, badge, ago } = ELS;
 	const q = document.getElementById('q');
@@ -23,7 +35,7 @@ ELS.page('fleet', async () => {
 		{ label: 'Group', width: '7%', key: 'group' },
 		{ label: 'Version', width: '7%', key: 'version' },
 		{ label: 'Last seen', width: '10%', cell: (a) => ago(a.last_seen), class: (a) => (a.connected ? null : 'muted') },
-		{ label: 'Policy', width: '12%', cell: (a) => (a.policy_version ? `v${a.policy_version}` : a.policy_sha256 ? a.policy_sha256.slice(0, 12) : '—'), cls: 'mono' },
+		{ label: 'Policy', width: '12%', cell: (a) => (a.policy_version ? `v${a.policy_version}` : a.policy_sha256 || '—'), cls: 'mono' },
 		{ label: 'State', width: '8%', cell: (a) => badge(a.state) },
 		{ label: 'Drift', cell: (a) => (a.drift || []).join(', ') },
 	];
@@ -45,8 +57,12 @@ ELS.page('fleet', async () => {
 		if (group.value) p.set('group', group.value);
 		if (state.value) p.set('state', state.value);
 		history.replaceState(null, '', p.toString() ? `/fleet?${p}` : '/fleet');
-		const data = await get(`/api/fleet?${p}`);
+		const query = p.toString();
+		const data = await (query === prefetched.query ? prefetched.answer : get(`/api/fleet?${query}`));
+		prefetched.query = null;
 		if (mine !== seq) return; /* a newer request is under way */
+		const cols = data.columns;
+		data.agents = data.agents.map((row) => Object.fromEntries(cols.map((c, i) => [c, row[i]])));
 		if (!groupsFilled) {
 			const want = params.get('group') || '';
 			clear(group).appendChild(el('option', { value: '' }, 'all groups'));

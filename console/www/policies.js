@@ -54,7 +54,7 @@ ELS.page('policies', async (me) => {
 				type: 'button', class: 'action', dataset: { act: 'deploy', id: v.id },
 				onclick: async () => {
 					const r = await act(`deploy v${v.version}`, () => post('/api/deployments', { version_id: v.id, canary: canary.value.trim() }));
-					if (r) watch(r.id ?? r.deployment_id);
+					if (r) watch(r.deployment.id);
 				},
 			}, 'Deploy'));
 		}
@@ -87,7 +87,7 @@ ELS.page('policies', async (me) => {
 				type: 'button', class: 'action danger', id: 'rollback',
 				onclick: async () => {
 					const r = await act(`roll back ${g}`, () => post(`/api/groups/${encodeURIComponent(g)}/rollback`, {}));
-					if (r) { watch(r.id ?? r.deployment_id); await load(); }
+					if (r) { watch(r.deployment.id); await load(); }
 				},
 			}, `Roll back ${g} to the previous version`)));
 		}
@@ -100,9 +100,9 @@ ELS.page('policies', async (me) => {
 		if (versions.length > 1) { a.value = versions[1].id; b.value = versions[0].id; }
 		if (versions.length && admin && !document.getElementById('body').value) {
 			const latest = await get(`/api/policies/${versions[0].id}`);
-			document.getElementById('body').value = latest.body || '';
+			document.getElementById('body').value = latest.version.body || '';
 		}
-		const dep = data.deployments ? list(data.deployments) : [];
+		const dep = list(await get(`/api/deployments?group=${encodeURIComponent(g)}`), 'deployments');
 		if (!watching && dep.length) watch(dep[0].id);
 	}
 
@@ -111,15 +111,16 @@ ELS.page('policies', async (me) => {
 		if (id === undefined || id === null) return;
 		watching = id;
 		const box = document.getElementById('deployment');
+		let live = false;
 		for (;;) {
 			if (watching !== id) return;
 			let d;
-			try { d = await get(`/api/deployments/${id}`); } catch (e) { status(errorText(e)); return; }
+			try { d = (await get(`/api/deployments/${id}`)).deployment; } catch (e) { status(errorText(e)); return; }
 			const targets = list(d, 'targets', 'agents');
 			const count = (s) => targets.filter((t) => t.state === s).length;
 			clear(box);
 			box.appendChild(el('p', { id: 'deployment-state', dataset: { id, state: d.state } },
-				`Deployment ${id} of v${d.version ?? d.version_id} to ${d.grp ?? d.group}: `, badge(d.state),
+				`Deployment ${id} of v${d.version} to ${d.group}${d.rollback_of ? ` (rollback of deployment ${d.rollback_of})` : ''}: `, badge(d.state),
 				` ${count('ok')} ok, ${count('sent')} sent, ${count('pending')} pending, ${count('failed')} failed of ${targets.length}`,
 				d.halt_reason ? ` — halted: ${d.halt_reason}` : ''));
 			box.appendChild(table([
@@ -129,7 +130,11 @@ ELS.page('policies', async (me) => {
 				{ label: 'Done', cell: (t) => when(t.done_at) },
 				{ label: 'Error', key: 'error' },
 			], targets, { id: 'targets-table' }));
-			if (['done', 'halted', 'rolled_back'].includes(d.state)) { await load(); return; }
+			if (['done', 'halted', 'rolled_back'].includes(d.state)) {
+				if (live) await load(); /* the versions' states changed while it ran */
+				return;
+			}
+			live = true;
 			await new Promise((r) => setTimeout(r, 1000));
 		}
 	}
@@ -156,25 +161,21 @@ ELS.page('policies', async (me) => {
 	async function compare() {
 		const a = document.getElementById('diff-a').value, b = document.getElementById('diff-b').value;
 		if (!a || !b) return;
-		const [va, vb, delta] = await Promise.all([
+		const [ra, rb, delta] = await Promise.all([
 			get(`/api/policies/${a}`), get(`/api/policies/${b}`),
-			get(`/api/policies/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`).catch(() => null),
+			get(`/api/policies/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`),
 		]);
+		const va = ra.version, vb = rb.version;
 		const box = clear(document.getElementById('diff'));
-		if (delta) {
-			const ul = el('ul', { class: 'deltas', id: 'deltas' });
-			const items = (key, cls, text) => list(delta[key] || []).forEach((p) => ul.appendChild(el('li', { class: cls }, text(p))));
-			const describe = (p) => (typeof p === 'string' ? p : [p.id, p.proto, p.port, p.dir].filter(Boolean).join(' '));
-			items('added', 'added', (p) => `permit added: ${describe(p)}`);
-			items('removed', 'removed', (p) => `permit removed: ${describe(p)}`);
-			items('changed', 'changed', (p) => `changed: ${typeof p === 'string' ? p : p.id || ''} ${p.from !== undefined ? `${JSON.stringify(p.from)} -> ${JSON.stringify(p.to)}` : ''}`);
-			for (const k of Object.keys(delta)) {
-				if (['added', 'removed', 'changed'].includes(k) || !Array.isArray(delta[k])) continue;
-				for (const p of delta[k]) ul.appendChild(el('li', { class: 'changed' }, `${k}: ${typeof p === 'string' ? p : JSON.stringify(p)}`));
-			}
-			if (!ul.firstChild) ul.appendChild(el('li', null, 'no permit changes'));
-			box.appendChild(ul);
-		}
+		/* the permit-level summary: the console's own diff (unified, of the documents) */
+		const lines = String(delta.diff || '').split('\n').filter((l) => /^[+-](?![+-])/.test(l));
+		const ul = el('ul', { class: 'deltas', id: 'deltas' });
+		for (const l of lines) ul.appendChild(el('li', { class: l[0] === '+' ? 'added' : 'removed' }, l));
+		if (!ul.firstChild) ul.appendChild(el('li', null, 'the two versions are the same document'));
+		box.appendChild(el('p', null, `Changes from v${va.version} to v${vb.version}:`));
+		box.appendChild(ul);
+		if ((rb.registry_problems || []).length)
+			box.appendChild(el('p', { class: 'error' }, `Registry check of v${vb.version}: ${rb.registry_problems.join('; ')}`));
 		box.appendChild(el('p', { class: 'note' }, `v${va.version} (left) against v${vb.version} (right)`));
 		box.appendChild(sideBySide(va.body || '', vb.body || ''));
 	}
@@ -187,6 +188,8 @@ ELS.page('policies', async (me) => {
 			const r = await act('propose', () => post('/api/policies', {
 				group: groupSel.value, body: document.getElementById('body').value, comment: document.getElementById('comment').value,
 			}));
+			if (r && (r.registry_problems || []).length)
+				status(`proposed v${r.version.version}; it cannot be approved yet: ${r.registry_problems.join('; ')}`);
 			if (r) await load();
 		});
 	}

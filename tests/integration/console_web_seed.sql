@@ -3,7 +3,9 @@
 -- groups, drift of every kind, a registry with entries expiring, a deployed and a pending
 -- policy version, a finished deployment, and a day of drops, would_drops and admits. Hostile
 -- strings stand where agents supply text (host, version, permit ids, listener addresses).
--- psql variable :now_agent names the agent that t_console_web swept from a real elsd.
+-- psql variable :now_agent names the agent that t_console_web swept from a real elsd. The
+-- group lab is held by stand-in agents connected for real (tests/integration/console_agent.py),
+-- so that a deployment the browser starts there runs to its end.
 BEGIN;
 
 INSERT INTO console_groups (name, canary) VALUES ('web', '2'), ('db', '1'), ('mail', '1'),
@@ -55,9 +57,6 @@ FROM (SELECT i, CASE WHEN i <= 6000 THEN 'web' WHEN i <= 8000 THEN 'db' WHEN i <
 
 INSERT INTO console_agents (agent_id, host, grp, version, last_seen, connected_to, policy_sha256,
 	policy_generation, managed, rules_ok, monitor_ok, listeners, permits, counters) VALUES
-	('lab-1', 'lab-1.example.net', 'lab', '0.9.0', now(), 'console-1', repeat('c3', 32), 1, true,
-	 true, true, '[{"proto":"tcp","addr":"0.0.0.0","port":443}]',
-	 '[{"id":"https","proto":"tcp","port":"443","dir":"in"}]', '{"dropped":1,"admitted":2,"would_drop":0}'),
 	-- agent-supplied strings an attacker controls: they must show as text, never run
 	('evil-1', '<img src=x onerror="window.ELS_PWNED=1">', 'edge', '<script>window.ELS_PWNED=2</script>',
 	 now(), 'console-1', repeat('ee', 32), 1, true, true, true,
@@ -77,27 +76,27 @@ ON CONFLICT (agent_id) DO UPDATE SET grp = 'web', listeners = EXCLUDED.listeners
 	permits = EXCLUDED.permits;
 
 -- drift of every kind (and the agent state that goes with it)
-UPDATE console_agents SET policy_sha256 = repeat('ff', 32) WHERE agent_id IN ('web-00007', 'web-00008', 'db-06001');
+UPDATE console_agents SET policy_sha256 = repeat('ff', 32) WHERE agent_id IN ('web-00007', 'web-00008', 'web-00009');
 UPDATE console_agents SET rules_ok = false WHERE agent_id = 'web-00011';
 UPDATE console_agents SET monitor_ok = false WHERE agent_id = 'mail-08003';
 UPDATE console_agents SET listeners = listeners || '[{"proto":"tcp","addr":"0.0.0.0","port":8080}]'
 	WHERE agent_id IN ('web-00021', 'edge-09501');
 UPDATE console_agents SET permits = permits || '[{"id":"dns-old","proto":"udp","port":"53","dir":"in"}]'
 	WHERE agent_id = 'db-06010';
-UPDATE console_agents SET connected_to = NULL, last_seen = now() - interval '2 hours'
+UPDATE console_agents SET connected_to = NULL, last_seen = now() - interval '2 days'
 	WHERE agent_id IN ('web-00031', 'web-00032', 'edge-09600');
 INSERT INTO console_drift (agent_id, kind, detail, since) VALUES
 	('web-00007', 'policy', 'runs ffffffffffff, not web v1 as approved', now() - interval '40 minutes'),
 	('web-00008', 'policy', 'runs ffffffffffff, not web v1 as approved', now() - interval '35 minutes'),
-	('db-06001', 'policy', 'runs ffffffffffff, not the approved db policy', now() - interval '3 hours'),
+	('web-00009', 'policy', 'runs ffffffffffff, not web v1 as approved', now() - interval '3 hours'),
 	('web-00011', 'rules', 'steering rules missing', now() - interval '12 minutes'),
 	('mail-08003', 'monitor', 'monitor chain does not verify', now() - interval '1 day'),
 	('web-00021', 'listener', 'tcp 0.0.0.0:8080 listens without a permit', now() - interval '5 hours'),
 	('edge-09501', 'listener', 'tcp 0.0.0.0:8080 listens without a permit', now() - interval '6 hours'),
 	('db-06010', 'expired_permit', 'permit dns-old expired ' || (current_date - 1), now() - interval '20 hours'),
-	('web-00031', 'silent', 'silent for 2 h', now() - interval '1 hour'),
-	('web-00032', 'silent', 'silent for 2 h', now() - interval '1 hour'),
-	('edge-09600', 'silent', 'silent for 2 h', now() - interval '1 hour'),
+	('web-00031', 'silent', 'silent for 2 days', now() - interval '1 day'),
+	('web-00032', 'silent', 'silent for 2 days', now() - interval '1 day'),
+	('edge-09600', 'silent', 'silent for 2 days', now() - interval '1 day'),
 	(:'now_agent', 'listener', 'tcp 0.0.0.0:8080 listens without a permit', now() - interval '10 minutes')
 	ON CONFLICT DO NOTHING;
 

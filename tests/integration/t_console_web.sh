@@ -62,11 +62,20 @@ check_ge "real drops swept" 4 "$(pq "SELECT count(*) FROM els_drops WHERE agent_
 check_ge "real admits swept" 2 "$(pq "SELECT count(*) FROM els_admits WHERE agent_id = '$AGENT'")"
 check_ge "a real would_drop swept" 1 "$(pq "SELECT count(*) FROM els_would_drops WHERE agent_id = '$AGENT'")"
 
-# ---- certificates: the console's, two admins (two-person rule), an auditor ----
+# ---- certificates: the console's, two admins (two-person rule), an auditor, two lab agents ----
 "$PKI" init "$WORK/pki" >/dev/null || fail "els-pki init"
 "$PKI" agent "$WORK/pki" console-1 --host localhost --ip 127.0.0.1 >/dev/null || fail "server certificate"
 for who in alice:admin bob:admin carol:auditor; do
 	"$PKI" console "$WORK/pki" "${who%%:*}" --role "${who#*:}" >/dev/null || fail "certificate ${who%%:*}"
+done
+# agents dial the console: client certificates (OU=agent) from the same CA's openssl database
+for a in lab-1 lab-2; do
+	printf '[ ext ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth, serverAuth\nsubjectAltName = URI:els:role:agent\n' >"$WORK/$a.ext"
+	{ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/OU=agent/CN=$a" \
+		-keyout "$WORK/$a.key" -out "$WORK/$a.csr" &&
+		ELS_PKI_DIR=$WORK/pki openssl ca -batch -notext -config "$WORK/pki/openssl.cnf" -days 2 \
+			-extfile "$WORK/$a.ext" -extensions ext -in "$WORK/$a.csr" -out "$WORK/$a.crt"; } \
+		>/dev/null 2>&1 || fail "agent certificate $a"
 done
 "$PKI" crl "$WORK/pki" >/dev/null || fail "els-pki crl"
 
@@ -81,6 +90,7 @@ api = { listen = "127.0.0.1:$API_PORT"; ca = "pki/ca.crt"; cert = "pki/agents/co
 database = { conninfo = "host=$PGDIR port=$PGPORT dbname=els user=postgres";
              sql_dir = "$ELS_SOURCE_DIR/console/sql"; };
 drift = { silent_after_s = 86400; };
+deploy = { health_wait_s = 1; interval_ms = 200; };
 web = { root = "$ELS_SOURCE_DIR/console/www"; };
 EOF
 check "els-console -n accepts the web section" "$CONSOLE" -c "$WORK/console.conf" -n
@@ -91,6 +101,15 @@ runuser -u postgres -- "$PGBIN/psql" -h "$PGDIR" -p "$PGPORT" -XAtq -v ON_ERROR_
 	-v now_agent="$AGENT" -f "$ELS_SOURCE_DIR/tests/integration/console_web_seed.sql" els >/dev/null ||
 	fail "the seed applies"
 check_ge "10,000 agents seeded" 10000 "$(pq "SELECT count(*) FROM console_agents")"
+# the lab group: stand-in agents over real TLS, answering policy.apply
+for a in lab-1 lab-2; do
+	"$PY" "$ELS_SOURCE_DIR/tests/integration/console_agent.py" run "127.0.0.1:$AGENT_PORT" \
+		"$WORK/pki/ca.crt" "$WORK/$a.crt" "$WORK/$a.key" --id "$a" --group lab --heartbeat 1 \
+		--apply ok --events "$WORK/$a.events" >/dev/null 2>&1 &
+	BG_PIDS+=($!)
+done
+lab_connected() { [[ $(pq "SELECT count(*) FROM console_agents WHERE grp = 'lab' AND connected_to = 'console-1'") == 2 ]]; }
+check "the lab agents connect to the console" wait_until lab_connected
 
 # ---- the browser ----
 cat >"$WORK/pq" <<EOF
