@@ -108,7 +108,7 @@ def load(d, path, name=None, expect_ok=True):
         check(f"{path}: page built", ready == "ok", f"ready={ready!r} status={status!r}")
         check(f"{path}: no JavaScript error", not errs, "; ".join(errs)[:600])
     if name:
-        d.save_screenshot(os.path.join(ART, name + ".png"))
+        shot(d, name)
     return ready
 
 
@@ -130,6 +130,19 @@ def click(d, how, what):
         except (StaleElementReferenceException, NoSuchElementException):
             time.sleep(0.2)
     d.find_element(how, what).click()
+
+
+def deployment_shown(d):
+    """[id, state] of the deployment the policies page follows."""
+    return d.execute_script("const e = document.getElementById('deployment-state'); return e ? [e.dataset.id, e.dataset.state] : null")
+
+
+def shot(d, name):
+    """A screenshot of the whole page (up to 2400 px high) as ART/name.png."""
+    h = d.execute_script("return Math.min(document.documentElement.scrollHeight, 2400)")
+    d.set_window_size(1400, max(h + 120, 1000))
+    d.save_screenshot(os.path.join(ART, name + ".png"))
+    d.set_window_size(1400, 1000)
 
 
 def not_pwned(d, where):
@@ -298,30 +311,30 @@ def main():
                  lambda: int(pq(f"SELECT count(*) FROM console_deployments WHERE grp = 'lab' AND version_id = {vid}")) == 1)
         wait_for("policies: the deployment's progress per agent is shown",
                  lambda: count(bob, "#targets-table tbody tr") == 2 and "lab-2" in text(bob, "#targets-table"))
-        bob.save_screenshot(os.path.join(ART, "policies-deploying.png"))
+        shot(bob, "policies-deploying")
+        dep = pq(f"SELECT id FROM console_deployments WHERE version_id = {vid}")
         wait_for("policies: canary, health gate, the rest: the page follows it to done",
-                 lambda: bob.execute_script("const e = document.getElementById('deployment-state'); return e && e.dataset.state") == "done",
-                 timeout=40)
+                 lambda: deployment_shown(bob) == [dep, "done"], timeout=40)
         check("... both lab agents applied it", pq(f"SELECT count(*) FROM console_deployment_targets t JOIN console_deployments d ON d.id = t.deployment_id WHERE d.version_id = {vid} AND t.state = 'ok'") == "2")
         sha = pq(f"SELECT sha256 FROM console_policy_versions WHERE id = {vid}")
         wait_for("... and report running it", lambda: pq(f"SELECT count(*) FROM console_agents WHERE grp = 'lab' AND policy_sha256 = '{sha}'") == "2")
-        bob.save_screenshot(os.path.join(ART, "policies-deployed.png"))
+        shot(bob, "policies-deployed")
         load(bob, "/policies?group=lab")
         click(bob, By.ID, "rollback")
         wait_for("policies: rollback by clicking deploys the previous version",
                  lambda: pq("SELECT count(*) FROM console_deployments WHERE grp = 'lab' AND rollback_of IS NOT NULL") == "1")
-        wait_for("... to every lab agent",
-                 lambda: bob.execute_script("const e = document.getElementById('deployment-state'); return e && e.dataset.state") == "done",
-                 timeout=40)
+        back = pq("SELECT id FROM console_deployments WHERE grp = 'lab' AND rollback_of IS NOT NULL")
+        wait_for("... to every lab agent: the page follows the rollback to done",
+                 lambda: deployment_shown(bob) == [back, "done"], timeout=40)
         v1 = pq("SELECT sha256 FROM console_policy_versions WHERE grp = 'lab' AND version = 1")
         wait_for("... which run lab v1 again", lambda: pq(f"SELECT count(*) FROM console_agents WHERE grp = 'lab' AND policy_sha256 = '{v1}'") == "2")
         events = open(os.path.join(WORK, "lab-1.events")).read()
         check("the agent was asked on behalf of bob, the admin who clicked", '"identity": "bob"' in events, events[-300:])
         check("policies: no JavaScript error while approving, deploying, rolling back", not js_errors(bob))
-        bob.save_screenshot(os.path.join(ART, "policies-rollback.png"))
+        shot(bob, "policies-rollback")
         load(alice, "/policies?group=lab", None)
         check("policies: side-by-side diff of two versions", count(alice, "#diff-sbs .add") >= 1 and "ssh-admin" in text(alice, "#diff-sbs"))
-        alice.save_screenshot(os.path.join(ART, "policies-diff.png"))
+        shot(alice, "policies-diff")
         load(alice, "/audit", None)
         at = text(alice, "#audit-table")
         check("audit: the click-through is recorded with identities", "alice" in at and "bob" in at)
