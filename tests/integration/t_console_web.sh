@@ -130,6 +130,11 @@ while IFS= read -r line; do
 done <"$WORK/browser.out"
 check_eq "the browser script ran to its end" 0 "$rc"
 check "els-console is still running" kill -0 "$CONSOLE_PID"
-grep -E "error|warning" "$WORK/console.log" | head -n 20 | sed 's/^/#   console: /'
+kill -TERM "$CONSOLE_PID"
+wait "$CONSOLE_PID"
+check_eq "els-console stops cleanly on SIGTERM" 0 $?
+CONSOLE_PID=
+check_not "... with no sanitizer report (ASan build)" grep -q "Sanitizer" "$WORK/console.log"
+grep -E "error|warning|Sanitizer" "$WORK/console.log" | head -n 20 | sed 's/^/#   console: /'
 log "screenshots: $ART"
 els_finish
