@@ -12,6 +12,11 @@ struct console;
 int console_agents_start(struct console *c);
 /* Closes every session, marks this instance's agents disconnected, frees. */
 void console_agents_free(struct console *c);
+/* SIGHUP: reads the agent port's CA, certificate, key and CRL again for new connections
+ * (the old ones stay on failure, 0 or -errno logged), then checks every session's
+ * certificate against them and cuts (and audits) those no longer valid: revoked by the new
+ * CRL, expired. */
+int console_agents_reload(struct console *c);
 /* Live sessions that said hello. */
 size_t console_agents_count(struct console *c);
 /* Writes the state of the agents that sent frames since the last call (also every second

@@ -530,6 +530,22 @@ int console_http_start(struct console *c)
 	return 0;
 }
 
+int console_http_reload(struct console *c)
+{
+	struct console_http *h = c->http;
+	char err[512];
+	SSL_CTX *ctx = console_tls_server_ctx(&c->conf->api, err, sizeof(err));
+	if (!ctx) {
+		els_log(ELS_LL_ERROR, "api: reload: %s (the previous certificates and CRL stay)",
+			err);
+		return -EINVAL;
+	}
+	SSL_CTX_free(h->ctx); /* connections keep a reference to theirs */
+	h->ctx = ctx;
+	els_log(ELS_LL_INFO, "api: certificates and CRL read again");
+	return 0;
+}
+
 void console_http_free(struct console *c)
 {
 	struct console_http *h = c->http;

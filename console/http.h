@@ -65,6 +65,9 @@ char *console_http_query_param(struct console_http_ctx *ctx, const char *name);
  * 0 or -errno with the reason logged. */
 int console_http_start(struct console *c);
 void console_http_free(struct console *c);
+/* SIGHUP: reads the API's CA, certificate, key and CRL again for new connections (the old ones
+ * stay on failure). 0 or -errno logged. */
+int console_http_reload(struct console *c);
 
 /* For tests and the fuzz target: the route lookup alone. Returns the handler registered for
  * method and path (NULL if none) and sets *rest, *min_role, *state_changing; *method_known

@@ -323,6 +323,19 @@ seen2=$(pq "SELECT last_seen FROM console_agents WHERE agent_id = 'web-02'")
 check "heartbeats reach the database again" wait_for 5 bash -c "[[ \$(runuser -u postgres -- $PGBIN/psql -h $PGDIR -p $PGPORT -XAtq -c \"SELECT last_seen > '$seen2' FROM console_agents WHERE agent_id = 'web-02'\" els) == t ]]"
 check "console-1 still serves" alive
 
+log "a new CRL (SIGHUP) cuts a revoked agent's session and refuses a revoked operator"
+$PKI revoke "$CA" "$WORK/web-04.crt" >/dev/null 2>&1 && $PKI revoke "$CA" "$WORK/bob.crt" >/dev/null 2>&1
+check_eq "before the reload, web-04 is connected and bob is served" "console-1 200" \
+	"$(connected_to web-04) $(api bob $API1/api/console/instances)"
+kill -HUP "$C1_PID"
+check "after SIGHUP, web-04's session is cut" wait_for 5 is_connected web-04 -
+check_eq "... and audited" 1 "$(audits "identity = 'web-04' AND action = 'agent.session' AND outcome = 'session closed: certificate revoked'")"
+sleep 1 # web-04 tries to reconnect every 0.2 s
+check_eq "... and its reconnections are refused" - "$(connected_to web-04)"
+check_eq "bob's revoked certificate gets no HTTP answer" 000 "$(api bob $API1/api/console/instances)"
+check_eq "alice is still served" 200 "$(api alice $API1/api/console/instances)"
+check "web-01 stayed connected" is_connected web-01 console-1
+
 for n in 1 2; do
 	pid_var=C${n}_PID
 	kill "${!pid_var}"; wait "${!pid_var}"; rc=$?
