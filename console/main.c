@@ -20,6 +20,7 @@
 #include "deployer.h"
 #include "els/log.h"
 #include "http.h"
+#include "relay.h"
 #include "routes.h"
 #include "tls.h"
 
@@ -172,7 +173,7 @@ int main(int argc, char **argv)
 	}
 	if (console_db_open(&c) < 0 || console_routes_register(&c) < 0 ||
 	    console_agents_start(&c) < 0 || console_http_start(&c) < 0 ||
-	    console_deployer_start(&c) < 0) {
+	    console_deployer_start(&c) < 0 || console_relay_start(&c) < 0) {
 		status = 3;
 		goto out;
 	}
@@ -191,6 +192,7 @@ out:
 	for (size_t i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	console_relay_free(&c);
 	console_deployer_free(&c);
 	console_http_free(&c);
 	console_agents_free(&c);
