@@ -154,7 +154,7 @@ static int policy_propose(struct ctl *c, int argc, char *argv[])
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_GROUP)
 			group = optarg;
 		else if (ch == O_COMMENT)
@@ -219,7 +219,7 @@ static int policy_decide(struct ctl *c, int argc, char *argv[])
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_COMMENT)
 			comment = optarg;
 		else if (ch == O_HELP)
@@ -266,7 +266,7 @@ static int policy_list(struct ctl *c, int argc, char *argv[])
 	json_t *res;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_GROUP)
 			group = optarg;
 		else if (ch == O_HELP)
@@ -458,7 +458,7 @@ static int deploy(struct ctl *c, int argc, char *argv[])
 	json_t *res;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_CANARY)
 			canary = optarg;
 		else if (ch == O_WAIT) {
@@ -503,7 +503,7 @@ static int deployment(struct ctl *c, int argc, char *argv[])
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_WAIT) {
 			if (ctl_parse_uint(optarg, 1, 86400, &wait_s) < 0)
 				return ctl_usage_error("deployment",

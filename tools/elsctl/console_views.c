@@ -68,7 +68,7 @@ static int only_help(const char *name, int argc, char *argv[], const struct opti
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_HELP) {
 			fputs(ctl_console_cmd_find(name)->usage, stdout);
 			return CTL_EXIT_OK;
@@ -219,7 +219,7 @@ static int registry_add(struct ctl *c, int argc, char *argv[])
 	json_t *res;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_HELP)
 			return fputs(ctl_console_cmd_find("registry")->usage, stdout), CTL_EXIT_OK;
 		if (set_reg(ch, &o) < 0)

@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# els-console change control end to end, with a real els-console, a real PostgreSQL 15 and
+# real client certificates from els-pki, driven with elsctl --console and curl:
+#   - the PPS registry: an entry added by an admin; a proposal whose permit is not in it, or
+#     whose entry expired, cannot be approved, and the refusal names the permit;
+#   - the two-person rule: the author's own approval is refused (403), another admin's works;
+#   - an auditor reads everything, and every action of theirs is refused 403 with nothing
+#     changed in the database; a POST without the anti-CSRF pair is refused too;
+#   - a staged deployment: only the canary is offered to the deployer; the health gate opens
+#     the rest after the canary applied and heartbeated; done when all applied;
+#   - a failing canary halts the deployment (the rest is never offered), and one rollback
+#     command deploys the previous approved version to the whole group;
+#   - drift: an agent running another policy, with missing steering rules, listening on a port
+#     no permit admits, or silent, is flagged with a log line and an audit row, and resolved
+#     when fixed.
+# Agents: until elsd's dial-out and the console's deployer are merged, the agents' side is
+# played in the database (the rows c-core's agent port and deployer write: hello/heartbeat
+# into console_agents, apply results into console_deployment_targets); every transition the
+# console itself makes is checked there.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pglib.sh"
+: "${ELS_BUILD_DIR:=$(dirname "$ELSD")}"
+CONSOLE_BIN=$ELS_BUILD_DIR/els-console
+ELSCTL=$ELS_BUILD_DIR/elsctl
+PKI=$ELS_SOURCE_DIR/pki/els-pki
+[[ $(id -u) == 0 ]] || { echo "needs root (runs PostgreSQL as the postgres user)"; exit 1; }
+[[ -x $CONSOLE_BIN && -x $ELSCTL ]] || { echo "els-console/elsctl not built in $ELS_BUILD_DIR"; exit 1; }
+CONSOLE_PID=
+CLOG=$WORK/console.log
+cleanup() {
+	[[ -n $CONSOLE_PID ]] && kill "$CONSOLE_PID" 2>/dev/null && wait "$CONSOLE_PID" 2>/dev/null
+	pg_stop
+	els_cleanup
+}
+trap cleanup EXIT
+pg_start || { fail "PostgreSQL starts"; els_finish; exit 1; }
+
+# ---- certificates: the els-pki CA, three operators, the console's server certificate ----
+CA=$WORK/pki
+"$PKI" init "$CA" >/dev/null || { fail "els-pki init"; els_finish; exit 1; }
+"$PKI" console "$CA" alice --role admin >/dev/null
+"$PKI" console "$CA" bob --role admin >/dev/null
+"$PKI" console "$CA" audrey --role auditor >/dev/null
+mkdir -p "$CA/servers"
+if "$PKI" help 2>&1 | grep -q console-server; then
+	"$PKI" console-server "$CA" console-1 --host localhost --ip 127.0.0.1 >/dev/null
+else # els-pki's console-server lands with the dial-out branch: the same certificate by hand
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj \
+		"/CN=console-1/OU=console" -keyout "$CA/servers/console-1.key" \
+		-out "$WORK/console.csr" 2>/dev/null
+	printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,URI:els:role:console" \
+		"extendedKeyUsage=serverAuth,clientAuth" "keyUsage=digitalSignature" >"$WORK/ext"
+	openssl x509 -req -in "$WORK/console.csr" -CA "$CA/ca.crt" -CAkey "$CA/ca.key" \
+		-CAcreateserial -days 2 -sha256 -extfile "$WORK/ext" \
+		-out "$CA/servers/console-1.crt" 2>/dev/null
+	chmod 600 "$CA/servers/console-1.key"
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+API_PORT=$(free_port) AGENT_PORT=$(free_port)
+cat >"$WORK/console.conf" <<EOF
+console = { name = "console-1"; };
+agents = { listen = "127.0.0.1:$AGENT_PORT"; ca = "$CA/ca.crt"; cert = "$CA/servers/console-1.crt";
+           key = "$CA/servers/console-1.key"; crl = "$CA/crl.pem"; };
+api = { listen = "127.0.0.1:$API_PORT"; ca = "$CA/ca.crt"; cert = "$CA/servers/console-1.crt";
+        key = "$CA/servers/console-1.key"; crl = "$CA/crl.pem"; };
+database = { conninfo = "$PGCONN sslmode=verify-full"; sql_dir = "$ELS_SOURCE_DIR/console/sql"; };
+change_control = { two_person = true; };
+drift = { silent_after_s = 30; };
+deploy = { health_wait_s = 1; };
+EOF
+check "els-console -n accepts the test config" "$CONSOLE_BIN" -n -c "$WORK/console.conf"
+"$CONSOLE_BIN" -c "$WORK/console.conf" >"$CLOG" 2>&1 &
+CONSOLE_PID=$!
+URL=https://127.0.0.1:$API_PORT
+ctl() { # ctl WHO ARGS...: elsctl --console as operator WHO
+	local who=$1
+	shift
+	"$ELSCTL" --console "$URL" --cert "$CA/consoles/$who.crt" --key "$CA/consoles/$who.key" \
+		--ca "$CA/ca.crt" "$@"
+}
+api_up() { ctl audrey registry >/dev/null 2>&1; }
+wait_until api_up || { fail "els-console API answers"; cat "$CLOG"; els_finish; exit 1; }
+pass "els-console API answers an auditor"
+
+# ---- the agents of group web, as the agent port records their hellos ----
+OLD=0000000000000000000000000000000000000000000000000000000000000000
+pq "INSERT INTO console_groups (name, canary) VALUES ('web', '1') ON CONFLICT DO NOTHING"
+for a in web-01 web-02 web-03 web-04; do
+	pq "INSERT INTO console_agents (agent_id, host, grp, version, connected_to, policy_sha256,
+	    managed, rules_ok, monitor_ok, listeners, permits, counters, last_seen)
+	    VALUES ('$a', '$a.example', 'web', '0.1.0', 'console-1', '$OLD', true, true, true,
+	    '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":443}]',
+	    '[{\"id\":\"https\",\"proto\":\"tcp\",\"port\":\"443\",\"dir\":\"in\"}]',
+	    '{\"dropped\":100,\"admitted\":5,\"would_drop\":0}', now())"
+done
+# heartbeat AGENT SHA [DROPPED]: what the agent port writes on each heartbeat
+heartbeat() {
+	pq "UPDATE console_agents SET last_seen = now(), connected_to = 'console-1',
+	    policy_sha256 = '$2', counters = jsonb_set(counters, '{dropped}', '${3:-100}')
+	    WHERE agent_id = '$1'"
+}
+# applied DEPLOYMENT AGENT ok|failed [ERROR]: what the deployer writes from the agent's answer
+applied() {
+	pq "UPDATE console_deployment_targets SET state = '$3', sent_at = now(), done_at = now(),
+	    sent_by = 'console-1', error = NULLIF('${4:-}', '') WHERE deployment_id = $1 AND
+	    agent_id = '$2'"
+}
+dep_state() { pq "SELECT state FROM console_deployments WHERE id = $1"; }
+wait_state() { # wait_state DEPLOYMENT STATE: the console's own pass moves it (every second)
+	for _ in $(seq 100); do [[ $(dep_state "$1") == "$2" ]] && return 0; sleep 0.1; done
+	return 1
+}
+pending() { pq "SELECT string_agg(agent_id, ',' ORDER BY agent_id) FROM console_deploy_pending WHERE deployment_id = $1"; }
+
+# ---- the registry ----
+check "admin alice adds registry entry https" ctl alice registry add https --proto tcp \
+	--port 443 --dir in --justification "public web service" --owner "web team" \
+	--category service --expires 2099-12-31
+check_eq "the entry is stored with alice as its author" "tcp|443|alice" \
+	"$(pq "SELECT proto, port, updated_by FROM console_registry WHERE id = 'https'")"
+out=$(ctl alice registry add bad --proto tcp --port 99999 --justification x --owner y 2>&1)
+check_eq "a registry entry with port 99999 is refused (exit 1)" 1 "$?"
+check "... naming the field" grep -q "'port' must be a port list" <<<"$out"
+
+policy_doc() { # policy_doc PERMIT-ID PORT
+	cat <<-EOF
+		chain = ["header_filter"];
+		header_filter: {
+		  permits = (
+		    { id = "$1"; dir = "in"; proto = "tcp"; local_ports = [$2];
+		      justification = "web"; owner = "web team"; }
+		  );
+		};
+	EOF
+}
+policy_doc https 443 >"$WORK/v1.conf"
+SHA1=$(sha256sum "$WORK/v1.conf" | cut -d' ' -f1)
+
+# ---- two-person rule ----
+out=$(ctl alice --json policy propose --group web --comment "first" "$WORK/v1.conf")
+check_eq "alice proposes version 1 (exit 0)" 0 "$?"
+V1=$(jq -r .version.id <<<"$out")
+check_eq "the stored version is the file, by its sha256" "$SHA1|alice|proposed" \
+	"$(pq "SELECT sha256, author, state FROM console_policy_versions WHERE id = $V1")"
+out=$(ctl alice policy approve "$V1" 2>&1)
+check_eq "alice's approval of her own proposal is refused (exit 1)" 1 "$?"
+check "... by the two-person rule, in words" grep -q "two-person rule" <<<"$out"
+check "... with HTTP 403" grep -q "HTTP 403" <<<"$out"
+check_eq "the version is still proposed, approved by nobody" "proposed|" \
+	"$(pq "SELECT state, approved_by FROM console_policy_versions WHERE id = $V1")"
+check_eq "the refusal is in the audit trail with alice's identity" 1 \
+	"$(pq "SELECT count(*) FROM console_audit WHERE action = 'policy.approve' AND
+	       identity = 'alice' AND outcome = 'refused' AND target = '$V1'")"
+check "bob approves version 1" ctl bob policy approve "$V1"
+check_eq "version 1 is approved by bob" "approved|bob" \
+	"$(pq "SELECT state, approved_by FROM console_policy_versions WHERE id = $V1")"
+check_eq "bob's approval is recorded with his certificate identity and role" "bob|admin|approve" \
+	"$(pq "SELECT identity, role, decision FROM console_approvals WHERE version_id = $V1")"
+
+# ---- registry check blocks approval ----
+policy_doc ssh 22 >"$WORK/v2.conf"
+V2=$(ctl alice --json policy propose --group web "$WORK/v2.conf" | jq -r .version.id)
+check "the proposal of a permit outside the registry is stored (approval is what it blocks)" \
+	test "$(pq "SELECT state FROM console_policy_versions WHERE id = $V2")" = proposed
+out=$(ctl bob policy approve "$V2" 2>&1)
+check_eq "bob's approval of a permit outside the registry is refused (exit 1)" 1 "$?"
+check "... naming the permit" grep -q "permit 'ssh' is not in the PPS registry" <<<"$out"
+check_eq "version 2 stays proposed" proposed \
+	"$(pq "SELECT state FROM console_policy_versions WHERE id = $V2")"
+check "diff of version 2 against its parent (version 1) shows the changed permit" \
+	grep -q '^+.*id = "ssh"' <(ctl audrey policy diff "$V2")
+# an expired registry entry blocks as well
+ctl alice registry add ssh --proto tcp --port 22 --dir in --justification "admin access" \
+	--owner ops --expires 2020-01-01 >/dev/null
+out=$(ctl bob policy approve "$V2" 2>&1)
+check_eq "approval with the permit's registry entry expired is refused" 1 "$?"
+check "... saying the entry expired" grep -q "permit 'ssh': its registry entry has expired" <<<"$out"
+
+# ---- the auditor reads, and changes nothing ----
+snapshot() {
+	pq "SELECT (SELECT count(*) FROM console_registry) || '/' ||
+	    (SELECT count(*) FROM console_policy_versions) || '/' ||
+	    (SELECT count(*) FROM console_approvals) || '/' ||
+	    (SELECT count(*) FROM console_deployments) || '/' ||
+	    (SELECT string_agg(state, ',' ORDER BY id) FROM console_policy_versions) || '/' ||
+	    (SELECT md5(string_agg(id || proto || coalesce(port, '') || coalesce(expires_at::text, ''), ',' ORDER BY id)) FROM console_registry)"
+}
+before=$(snapshot)
+refused=0
+for cmd in "registry add evil --proto tcp --port 1-65535 --justification x --owner y" \
+	"policy propose --group web $WORK/v1.conf" "policy approve $V2" "policy reject $V2" \
+	"deploy $V1" "rollback web"; do
+	# shellcheck disable=SC2086
+	out=$(ctl audrey $cmd 2>&1)
+	[[ $? == 1 && $out == *"HTTP 403"* ]] && refused=$((refused + 1))
+done
+check_eq "every one of the auditor's 6 actions is refused with 403" 6 "$refused"
+check_eq "and nothing changed in the database" "$before" "$(snapshot)"
+check_ge "the auditor's refusals are audited" 6 \
+	"$(pq "SELECT count(*) FROM console_audit WHERE identity = 'audrey' AND outcome <> 'ok'")"
+check "the auditor lists the versions" grep -q "$SHA1" <(ctl audrey --json policy list --group web)
+check "the auditor reads the audit trail" grep -q policy.approve <(ctl audrey audit)
+# An attacker's page cannot make an admin's browser post: no anti-CSRF pair, no change.
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ca.crt" --cert "$CA/consoles/bob.crt" \
+	--key "$CA/consoles/bob.key" -H 'Content-Type: application/json' \
+	-d "{\"version_id\": $V1}" "$URL/api/deployments")
+check_eq "an admin's POST without X-ELS-CSRF is refused 403" 403 "$code"
+check_eq "... and started no deployment" 0 "$(pq "SELECT count(*) FROM console_deployments")"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ca.crt" "$URL/api/registry")
+check_eq "no client certificate: no answer at all" 000 "$code"
+
+# ---- staged deployment: canary, health gate, the rest ----
+out=$(ctl bob --json deploy --canary 1 "$V1")
+check_eq "bob deploys version 1 with a canary of 1 agent" 0 "$?"
+D1=$(jq -r .deployment.id <<<"$out")
+check_eq "the deployment starts in the canary state" canary "$(dep_state "$D1")"
+check_eq "one canary (wave 0), three in wave 1" "0:1,1:3" \
+	"$(pq "SELECT string_agg(wave || ':' || n, ',' ORDER BY wave) FROM (SELECT wave, count(*) n
+	       FROM console_deployment_targets WHERE deployment_id = $D1 GROUP BY wave) w")"
+CANARY=$(pq "SELECT agent_id FROM console_deployment_targets WHERE deployment_id = $D1 AND wave = 0")
+check_eq "the deployer is offered the canary only" "$CANARY" "$(pending "$D1")"
+out=$(ctl bob deploy "$V1" 2>&1)
+check "a second deployment to the group while one runs is refused" grep -q "still in progress" <<<"$out"
+applied "$D1" "$CANARY" ok
+sleep 1.2 # a heartbeat at least health_wait_s after the apply
+heartbeat "$CANARY" "$SHA1"
+check "the health gate passes: rolling" wait_state "$D1" rolling
+check_eq "the deployer is now offered the other three" 3 \
+	"$(pq "SELECT count(*) FROM console_deploy_pending WHERE deployment_id = $D1 AND wave = 1")"
+for a in $(pq "SELECT agent_id FROM console_deploy_pending WHERE deployment_id = $D1"); do
+	applied "$D1" "$a" ok
+	heartbeat "$a" "$SHA1"
+done
+check "every agent applied: done" wait_state "$D1" done
+check_eq "the state changes are audited: canary, waiting_health, rolling, done" \
+	"waiting_health,rolling,done" \
+	"$(pq "SELECT string_agg(detail->>'to', ',' ORDER BY id) FROM console_audit WHERE
+	       action = 'deploy.state' AND detail->>'deployment_id' = '$D1'")"
+check "elsctl shows the finished deployment" grep -q "state done" <(ctl audrey deployment "$D1")
+
+# ---- drift ----
+# count_is_at_least N SQL-COUNT: evaluated afresh on each try of wait_until
+count_at_least() { [[ $(pq "$2") -ge $1 ]]; }
+wait_drift() { wait_until count_at_least 1 "SELECT count(*) FROM console_drift WHERE $1"; }
+heartbeat web-04 "$OLD"
+pq "UPDATE console_agents SET rules_ok = false, listeners = listeners ||
+    '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":2222},{\"proto\":\"tcp\",\"addr\":\"127.0.0.1\",\"port\":5432}]'
+    WHERE agent_id = 'web-03'"
+pq "UPDATE console_agents SET last_seen = now() - interval '10 minutes', connected_to = NULL WHERE agent_id = 'web-02'"
+check "web-04 running another policy is flagged" wait_drift "agent_id = 'web-04' AND kind = 'policy' AND resolved_at IS NULL"
+check "web-03's missing steering rules are flagged" wait_drift "agent_id = 'web-03' AND kind = 'rules' AND resolved_at IS NULL"
+check_eq "web-03 listening on 2222 (no permit) is flagged, its loopback listener is not" 1 \
+	"$(pq "SELECT count(*) FROM console_drift WHERE agent_id = 'web-03' AND kind = 'listener'
+	       AND detail LIKE '%0.0.0.0:2222%' AND detail NOT LIKE '%5432%'")"
+check "silent web-02 is flagged" wait_drift "agent_id = 'web-02' AND kind = 'silent'"
+check_eq "web-01 is not flagged" 0 "$(pq "SELECT count(*) FROM console_drift WHERE agent_id = 'web-01'")"
+check "the drift is alerted in the console's log" grep -q "drift: agent web-04: policy" "$CLOG"
+check_ge "and in the audit trail" 4 "$(pq "SELECT count(*) FROM console_audit WHERE action = 'drift.flagged'")"
+out=$(ctl audrey drift)
+check_eq "elsctl drift exits 1 while drift is open" 1 "$?"
+check "... and lists it" grep -q "web-04 *policy" <<<"$out"
+heartbeat web-04 "$SHA1"
+check "fixed: web-04's policy drift is resolved" wait_drift "agent_id = 'web-04' AND kind = 'policy' AND resolved_at IS NOT NULL"
+check "the resolution is audited" wait_until count_at_least 1 \
+	"SELECT count(*) FROM console_audit WHERE action = 'drift.resolved' AND target = 'web-04'"
+heartbeat web-02 "$SHA1"
+pq "UPDATE console_agents SET rules_ok = true, listeners = '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":443}]' WHERE agent_id = 'web-03'"
+check "all drift resolved" wait_until count_at_least 0 \
+	"SELECT -count(*) FROM console_drift WHERE resolved_at IS NULL"
+
+# ---- a failing canary halts; one command rolls back ----
+ctl alice registry add ssh --proto tcp --port 22 --dir in --justification "admin access" \
+	--owner ops --expires 2099-01-01 >/dev/null
+check "with the ssh entry renewed, bob approves version 2" ctl bob policy approve "$V2"
+SHA2=$(pq "SELECT sha256 FROM console_policy_versions WHERE id = $V2")
+D2=$(ctl bob --json deploy --canary 25% "$V2" | jq -r .deployment.id)
+CANARY=$(pq "SELECT agent_id FROM console_deployment_targets WHERE deployment_id = $D2 AND wave = 0")
+check_eq "25% of 4 agents is one canary" 1 "$(wc -w <<<"$CANARY")"
+applied "$D2" "$CANARY" failed "invalid policy: policy:4: cannot apply"
+check "the failed canary halts the deployment" wait_state "$D2" halted
+check "the halt reason names the agent and its error" grep -q "canary agent $CANARY failed to apply: invalid policy" \
+	<<<"$(pq "SELECT halt_reason FROM console_deployments WHERE id = $D2")"
+check_eq "the rest is never offered to the deployer" "" "$(pending "$D2")"
+check "the halt is in the log" grep -q "deployment $D2 to group web: canary -> halted" "$CLOG"
+out=$(ctl bob --json rollback web)
+check_eq "one command rolls group web back" 0 "$?"
+D3=$(jq -r .deployment.id <<<"$out")
+check_eq "the rollback deploys version 1 to all four agents at once" "$V1|rolling|4" \
+	"$(pq "SELECT d.version_id, d.state, (SELECT count(*) FROM console_deploy_pending p WHERE
+	       p.deployment_id = d.id) FROM console_deployments d WHERE d.id = $D3")"
+for a in web-01 web-02 web-03 web-04; do applied "$D3" "$a" ok; heartbeat "$a" "$SHA1"; done
+check "the rollback completes" wait_state "$D3" done
+check_eq "the rollback is audited with bob's identity" 1 \
+	"$(pq "SELECT count(*) FROM console_audit WHERE action = 'deploy.rollback' AND identity = 'bob' AND outcome = 'ok'")"
+check_eq "no agent drifts after the rollback" 0 \
+	"$(sleep 2.2; pq "SELECT count(*) FROM console_drift WHERE resolved_at IS NULL AND kind = 'policy'")"
+check_eq "the console kept running throughout" 0 "$(kill -0 "$CONSOLE_PID"; echo $?)"
+[[ $SHA2 ]] || fail "version 2 has a sha256"
+
+kill "$CONSOLE_PID"
+wait "$CONSOLE_PID"
+check_eq "els-console stops cleanly on SIGTERM" 0 "$?"
+CONSOLE_PID=
+grep -E "ERROR|AddressSanitizer|runtime error" "$CLOG" | grep -v "halted" | head -5
+check_eq "no sanitizer report or unexpected error in the console's log" 0 \
+	"$(grep -E "AddressSanitizer|runtime error|LeakSanitizer" -c "$CLOG")"
+els_finish
