@@ -231,7 +231,7 @@ for a in $(pq "SELECT agent_id FROM console_deploy_pending WHERE deployment_id =
 	applied "$D1" "$a" ok
 	heartbeat "$a" "$SHA1"
 done
-check "every agent applied: done" wait_state "$D1" done
+check "every agent applied: done" wait_state "$D1" "done"
 check_eq "the state changes are audited: canary, waiting_health, rolling, done" \
 	"waiting_health,rolling,done" \
 	"$(pq "SELECT string_agg(detail->>'to', ',' ORDER BY id) FROM console_audit WHERE
@@ -289,7 +289,7 @@ check_eq "the rollback deploys version 1 to all four agents at once" "$V1|rollin
 	"$(pq "SELECT d.version_id, d.state, (SELECT count(*) FROM console_deploy_pending p WHERE
 	       p.deployment_id = d.id) FROM console_deployments d WHERE d.id = $D3")"
 for a in web-01 web-02 web-03 web-04; do applied "$D3" "$a" ok; heartbeat "$a" "$SHA1"; done
-check "the rollback completes" wait_state "$D3" done
+check "the rollback completes" wait_state "$D3" "done"
 check_eq "the rollback is audited with bob's identity" 1 \
 	"$(pq "SELECT count(*) FROM console_audit WHERE action = 'deploy.rollback' AND identity = 'bob' AND outcome = 'ok'")"
 check_eq "no agent drifts after the rollback" 0 \
