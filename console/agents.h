@@ -14,6 +14,9 @@ int console_agents_start(struct console *c);
 void console_agents_free(struct console *c);
 /* Live sessions that said hello. */
 size_t console_agents_count(struct console *c);
+/* Writes the state of the agents that sent frames since the last call (also every second
+ * on its own). The deployer calls it first, so that it sees who is connected now. */
+void console_agents_flush(struct console *c);
 /* Cuts agent_id's session (it reconnects and is checked again). 0 or -ENOENT. */
 int console_agents_disconnect(struct console *c, const char *agent_id, const char *why);
 

@@ -37,6 +37,7 @@ static const struct key_spec keys[] = {
 	{"agents", "heartbeat_timeout_s", K_UINT, false, OFF(heartbeat_timeout_s), NULL, 3, 86400,
 	 35},
 	{"agents", "max_connections", K_UINT, false, OFF(agents_max), NULL, 1, 1000000, 20000},
+	{"agents", "max_handshakes", K_UINT, false, OFF(agents_max_preauth), NULL, 1, 100000, 1024},
 	{"agents", "handshake_timeout_s", K_UINT, false, OFF(handshake_timeout_s), NULL, 1, 300, 10},
 	{"agents", "request_timeout_s", K_UINT, false, OFF(request_timeout_s), NULL, 1, 3600, 60},
 

@@ -26,6 +26,7 @@ struct console_conf {
 	struct console_tls_conf agents; /* agents { ... }: where agents dial in */
 	unsigned heartbeat_timeout_s;	/* an agent silent this long is cut */
 	unsigned agents_max;		/* connections, any state */
+	unsigned agents_max_preauth;	/* of those, not yet through TLS and hello */
 	unsigned handshake_timeout_s;	/* TLS handshake + hello must finish within */
 	unsigned request_timeout_s;	/* default deadline for a request to an agent */
 
