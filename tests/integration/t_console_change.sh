@@ -13,10 +13,11 @@
 #   - drift: an agent running another policy, with missing steering rules, listening on a port
 #     no permit admits, or silent, is flagged with a log line and an audit row, and resolved
 #     when fixed.
-# Agents: until elsd's dial-out and the console's deployer are merged, the agents' side is
-# played in the database (the rows c-core's agent port and deployer write: hello/heartbeat
-# into console_agents, apply results into console_deployment_targets); every transition the
-# console itself makes is checked there.
+# Agents: stand-ins for elsd (console_agent.py: real TLS 1.3 client certificates, elsd's
+# framing, hello, heartbeats every second, policy.apply answered ok or with an error) dial the
+# console's agent port, and the console's own deployer sends them the policy; the drift kinds
+# the stand-in cannot show (steering rules, listeners, silence) are played on agents that
+# exist only in the database, as the agent port would record their heartbeats.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pglib.sh"
 : "${ELS_BUILD_DIR:=$(dirname "$ELSD")}"
@@ -29,6 +30,7 @@ CONSOLE_PID=
 CLOG=$WORK/console.log
 cleanup() {
 	[[ -n $CONSOLE_PID ]] && kill "$CONSOLE_PID" 2>/dev/null && wait "$CONSOLE_PID" 2>/dev/null
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	pg_stop
 	els_cleanup
 }
@@ -41,6 +43,19 @@ CA=$WORK/pki
 "$PKI" console "$CA" alice --role admin >/dev/null
 "$PKI" console "$CA" bob --role admin >/dev/null
 "$PKI" console "$CA" audrey --role auditor >/dev/null
+AGENT=$ELS_SOURCE_DIR/tests/integration/console_agent.py
+# agent_cert NAME: OU=agent, URI:els:role:agent, clientAuth (dial-out's els-pki agent will)
+agent_cert() {
+	printf '[ ext ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth, serverAuth\nsubjectAltName = URI:els:role:agent\n' >"$WORK/$1.ext"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/OU=agent/CN=$1" \
+		-keyout "$WORK/$1.key" -out "$WORK/$1.csr" 2>/dev/null &&
+		ELS_PKI_DIR=$CA openssl ca -batch -notext -config "$CA/openssl.cnf" -days 2 \
+			-extfile "$WORK/$1.ext" -extensions ext -in "$WORK/$1.csr" \
+			-out "$WORK/$1.crt" >/dev/null 2>&1 && chmod 600 "$WORK/$1.key"
+}
+for a in web-01 web-02 web-03 web-04 api-01 api-02; do
+	agent_cert $a || { fail "agent certificate $a"; els_finish; exit 1; }
+done
 mkdir -p "$CA/servers"
 if "$PKI" help 2>&1 | grep -q console-server; then
 	"$PKI" console-server "$CA" console-1 --host localhost --ip 127.0.0.1 >/dev/null
@@ -82,35 +97,26 @@ api_up() { ctl audrey registry >/dev/null 2>&1; }
 wait_until api_up || { fail "els-console API answers"; cat "$CLOG"; els_finish; exit 1; }
 pass "els-console API answers an auditor"
 
-# ---- the agents of group web, as the agent port records their hellos ----
+# ---- the agents: web-01..04 in group web, api-01 (refuses every policy) and api-02 in api ----
+# agent ID GROUP EVENTS [options]: a stand-in agent that dials the agent port and reconnects
+agent() {
+	python3 "$AGENT" run "127.0.0.1:$AGENT_PORT" "$CA/ca.crt" "$WORK/$1.crt" "$WORK/$1.key" \
+		--id "$1" --group "$2" --events "$WORK/$1.ev" --reconnect --heartbeat 1 "${@:3}" \
+		>/dev/null 2>&1 &
+	BG_PIDS+=($!)
+}
+for a in web-01 web-02 web-03 web-04 api-02; do agent $a "${a%-*}"; done
+agent api-01 api --apply fail
+all_connected() { [[ $(pq "SELECT count(*) FROM console_agents WHERE connected_to = 'console-1'") == 6 ]]; }
+check "six stand-in agents said hello" wait_until all_connected
 OLD=0000000000000000000000000000000000000000000000000000000000000000
-pq "INSERT INTO console_groups (name, canary) VALUES ('web', '1') ON CONFLICT DO NOTHING"
-for a in web-01 web-02 web-03 web-04; do
-	pq "INSERT INTO console_agents (agent_id, host, grp, version, connected_to, policy_sha256,
-	    managed, rules_ok, monitor_ok, listeners, permits, counters, last_seen)
-	    VALUES ('$a', '$a.example', 'web', '0.1.0', 'console-1', '$OLD', true, true, true,
-	    '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":443}]',
-	    '[{\"id\":\"https\",\"proto\":\"tcp\",\"port\":\"443\",\"dir\":\"in\"}]',
-	    '{\"dropped\":100,\"admitted\":5,\"would_drop\":0}', now())"
-done
-# heartbeat AGENT SHA [DROPPED]: what the agent port writes on each heartbeat
-heartbeat() {
-	pq "UPDATE console_agents SET last_seen = now(), connected_to = 'console-1',
-	    policy_sha256 = '$2', counters = jsonb_set(counters, '{dropped}', '${3:-100}')
-	    WHERE agent_id = '$1'"
-}
-# applied DEPLOYMENT AGENT ok|failed [ERROR]: what the deployer writes from the agent's answer
-applied() {
-	pq "UPDATE console_deployment_targets SET state = '$3', sent_at = now(), done_at = now(),
-	    sent_by = 'console-1', error = NULLIF('${4:-}', '') WHERE deployment_id = $1 AND
-	    agent_id = '$2'"
-}
 dep_state() { pq "SELECT state FROM console_deployments WHERE id = $1"; }
 wait_state() { # wait_state DEPLOYMENT STATE: the console's own pass moves it (every second)
-	for _ in $(seq 100); do [[ $(dep_state "$1") == "$2" ]] && return 0; sleep 0.1; done
+	for _ in $(seq 150); do [[ $(dep_state "$1") == "$2" ]] && return 0; sleep 0.1; done
 	return 1
 }
-pending() { pq "SELECT string_agg(agent_id, ',' ORDER BY agent_id) FROM console_deploy_pending WHERE deployment_id = $1"; }
+applies() { grep -c '"cmd": "policy.apply"' "$WORK/$1.ev"; } # policy.apply requests agent $1 got
+runs() { pq "SELECT policy_sha256 FROM console_agents WHERE agent_id = '$1'"; }
 
 # ---- the registry ----
 check "admin alice adds registry entry https" ctl alice registry add https --proto tcp \
@@ -211,97 +217,117 @@ check_eq "no client certificate: no answer at all" 000 "$code"
 
 # ---- staged deployment: canary, health gate, the rest ----
 out=$(ctl bob --json deploy --canary 1 "$V1")
-check_eq "bob deploys version 1 with a canary of 1 agent" 0 "$?"
+check_eq "bob deploys version 1 to group web with a canary of 1 agent" 0 "$?"
 D1=$(jq -r .deployment.id <<<"$out")
-check_eq "the deployment starts in the canary state" canary "$(dep_state "$D1")"
 check_eq "one canary (wave 0), three in wave 1" "0:1,1:3" \
 	"$(pq "SELECT string_agg(wave || ':' || n, ',' ORDER BY wave) FROM (SELECT wave, count(*) n
 	       FROM console_deployment_targets WHERE deployment_id = $D1 GROUP BY wave) w")"
 CANARY=$(pq "SELECT agent_id FROM console_deployment_targets WHERE deployment_id = $D1 AND wave = 0")
-check_eq "the deployer is offered the canary only" "$CANARY" "$(pending "$D1")"
+check_eq "the canary is the first connected agent by name" web-01 "$CANARY"
 out=$(ctl bob deploy "$V1" 2>&1)
 check "a second deployment to the group while one runs is refused" grep -q "still in progress" <<<"$out"
-applied "$D1" "$CANARY" ok
-sleep 1.2 # a heartbeat at least health_wait_s after the apply
-heartbeat "$CANARY" "$SHA1"
-check "the health gate passes: rolling" wait_state "$D1" rolling
-check_eq "the deployer is now offered the other three" 3 \
-	"$(pq "SELECT count(*) FROM console_deploy_pending WHERE deployment_id = $D1 AND wave = 1")"
-for a in $(pq "SELECT agent_id FROM console_deploy_pending WHERE deployment_id = $D1"); do
-	applied "$D1" "$a" ok
-	heartbeat "$a" "$SHA1"
-done
 check "every agent applied: done" wait_state "$D1" "done"
-check_eq "the state changes are audited: canary, waiting_health, rolling, done" \
+check_eq "the rest was sent only after the canary applied and the gate passed" t \
+	"$(pq "SELECT max(t.done_at) FILTER (WHERE wave = 0) <= d.gate_passed_at AND
+	       d.gate_passed_at <= min(t.sent_at) FILTER (WHERE wave = 1)
+	       FROM console_deployment_targets t JOIN console_deployments d ON d.id = t.deployment_id
+	       WHERE d.id = $D1 GROUP BY d.gate_passed_at")"
+check_eq "each web agent got version 1 once" "1 1 1 1" \
+	"$(for a in web-01 web-02 web-03 web-04; do applies $a; done | xargs)"
+check "on behalf of bob, the admin who deployed" grep -q '"identity": "bob"' "$WORK/web-03.ev"
+check_eq "and each runs it now (its heartbeat says so)" "$SHA1 $SHA1 $SHA1 $SHA1" \
+	"$(for a in web-01 web-02 web-03 web-04; do runs $a; done | xargs)"
+check_eq "the state changes are audited: waiting_health, rolling, done" \
 	"waiting_health,rolling,done" \
 	"$(pq "SELECT string_agg(detail->>'to', ',' ORDER BY id) FROM console_audit WHERE
 	       action = 'deploy.state' AND detail->>'deployment_id' = '$D1'")"
 check "elsctl shows the finished deployment" grep -q "state done" <(ctl audrey deployment "$D1")
+check_eq "no web agent drifts from the approved version" 0 \
+	"$(sleep 2.2; pq "SELECT count(*) FROM console_drift WHERE resolved_at IS NULL AND agent_id LIKE 'web-%'")"
 
-# ---- drift ----
-# count_is_at_least N SQL-COUNT: evaluated afresh on each try of wait_until
+# ---- drift: agents recorded only in the database (no session), as heartbeats leave them ----
+for a in lab-01 lab-02 lab-03 lab-04; do
+	pq "INSERT INTO console_agents (agent_id, host, grp, version, policy_sha256, managed,
+	    rules_ok, monitor_ok, listeners, permits, counters, last_seen)
+	    VALUES ('$a', '$a.example', 'web', '0.1.0', '$SHA1', true, true, true,
+	    '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":443}]',
+	    '[{\"id\":\"https\",\"proto\":\"tcp\",\"port\":\"443\",\"dir\":\"in\"}]',
+	    '{\"dropped\":1}', now())"
+done
+beat() { pq "UPDATE console_agents SET last_seen = now(), policy_sha256 = '$2' WHERE agent_id = '$1'"; }
+# count_at_least N SQL-COUNT: evaluated afresh on each try of wait_until
 count_at_least() { [[ $(pq "$2") -ge $1 ]]; }
 wait_drift() { wait_until count_at_least 1 "SELECT count(*) FROM console_drift WHERE $1"; }
-heartbeat web-04 "$OLD"
-pq "UPDATE console_agents SET rules_ok = false, listeners = listeners ||
+beat lab-04 "$OLD"
+pq "UPDATE console_agents SET rules_ok = false, monitor_ok = false, listeners = listeners ||
     '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":2222},{\"proto\":\"tcp\",\"addr\":\"127.0.0.1\",\"port\":5432}]'
-    WHERE agent_id = 'web-03'"
-pq "UPDATE console_agents SET last_seen = now() - interval '10 minutes', connected_to = NULL WHERE agent_id = 'web-02'"
-check "web-04 running another policy is flagged" wait_drift "agent_id = 'web-04' AND kind = 'policy' AND resolved_at IS NULL"
-check "web-03's missing steering rules are flagged" wait_drift "agent_id = 'web-03' AND kind = 'rules' AND resolved_at IS NULL"
-check_eq "web-03 listening on 2222 (no permit) is flagged, its loopback listener is not" 1 \
-	"$(pq "SELECT count(*) FROM console_drift WHERE agent_id = 'web-03' AND kind = 'listener'
+    WHERE agent_id = 'lab-03'"
+pq "UPDATE console_agents SET last_seen = now() - interval '10 minutes' WHERE agent_id = 'lab-02'"
+check "lab-04 running another policy than the approved one is flagged" wait_drift "agent_id = 'lab-04' AND kind = 'policy' AND resolved_at IS NULL"
+check "lab-03's missing steering rules are flagged" wait_drift "agent_id = 'lab-03' AND kind = 'rules' AND resolved_at IS NULL"
+check "lab-03's monitor chain failing to verify is flagged" wait_drift "agent_id = 'lab-03' AND kind = 'monitor' AND resolved_at IS NULL"
+check_eq "lab-03 listening on 2222 (no permit) is flagged, its loopback listener is not" 1 \
+	"$(pq "SELECT count(*) FROM console_drift WHERE agent_id = 'lab-03' AND kind = 'listener'
 	       AND detail LIKE '%0.0.0.0:2222%' AND detail NOT LIKE '%5432%'")"
-check "silent web-02 is flagged" wait_drift "agent_id = 'web-02' AND kind = 'silent'"
-check_eq "web-01 is not flagged" 0 "$(pq "SELECT count(*) FROM console_drift WHERE agent_id = 'web-01'")"
-check "the drift is alerted in the console's log" grep -q "drift: agent web-04: policy" "$CLOG"
-check_ge "and in the audit trail" 4 "$(pq "SELECT count(*) FROM console_audit WHERE action = 'drift.flagged'")"
+check "silent lab-02 is flagged" wait_drift "agent_id = 'lab-02' AND kind = 'silent'"
+check_eq "lab-01 is not flagged" 0 "$(pq "SELECT count(*) FROM console_drift WHERE agent_id = 'lab-01'")"
+check "the drift is alerted in the console's log" grep -q "drift: agent lab-04: policy" "$CLOG"
+check_ge "and in the audit trail" 5 "$(pq "SELECT count(*) FROM console_audit WHERE action = 'drift.flagged'")"
 out=$(ctl audrey drift)
 check_eq "elsctl drift exits 1 while drift is open" 1 "$?"
-check "... and lists it" grep -q "web-04 *policy" <<<"$out"
-heartbeat web-04 "$SHA1"
-check "fixed: web-04's policy drift is resolved" wait_drift "agent_id = 'web-04' AND kind = 'policy' AND resolved_at IS NOT NULL"
+check "... and lists it" grep -q "lab-04 *policy" <<<"$out"
+beat lab-04 "$SHA1"
+check "fixed: lab-04's policy drift is resolved" wait_drift "agent_id = 'lab-04' AND kind = 'policy' AND resolved_at IS NOT NULL"
 check "the resolution is audited" wait_until count_at_least 1 \
-	"SELECT count(*) FROM console_audit WHERE action = 'drift.resolved' AND target = 'web-04'"
-heartbeat web-02 "$SHA1"
-pq "UPDATE console_agents SET rules_ok = true, listeners = '[{\"proto\":\"tcp\",\"addr\":\"0.0.0.0\",\"port\":443}]' WHERE agent_id = 'web-03'"
-check "all drift resolved" wait_until count_at_least 0 \
-	"SELECT -count(*) FROM console_drift WHERE resolved_at IS NULL"
+	"SELECT count(*) FROM console_audit WHERE action = 'drift.resolved' AND target = 'lab-04'"
+pq "DELETE FROM console_agents WHERE agent_id LIKE 'lab-%'"
 
-# ---- a failing canary halts; one command rolls back ----
+# ---- version 2 to web, then one command rolls it back to version 1 ----
 ctl alice registry add ssh --proto tcp --port 22 --dir in --justification "admin access" \
 	--owner ops --expires 2099-01-01 >/dev/null
 check "with the ssh entry renewed, bob approves version 2" ctl bob policy approve "$V2"
 SHA2=$(pq "SELECT sha256 FROM console_policy_versions WHERE id = $V2")
 D2=$(ctl bob --json deploy --canary 25% "$V2" | jq -r .deployment.id)
-CANARY=$(pq "SELECT agent_id FROM console_deployment_targets WHERE deployment_id = $D2 AND wave = 0")
-check_eq "25% of 4 agents is one canary" 1 "$(wc -w <<<"$CANARY")"
-applied "$D2" "$CANARY" failed "invalid policy: policy:4: cannot apply"
-check "the failed canary halts the deployment" wait_state "$D2" halted
-check "the halt reason names the agent and its error" grep -q "canary agent $CANARY failed to apply: invalid policy" \
-	<<<"$(pq "SELECT halt_reason FROM console_deployments WHERE id = $D2")"
-check_eq "the rest is never offered to the deployer" "" "$(pending "$D2")"
-check "the halt is in the log" grep -q "deployment $D2 to group web: canary -> halted" "$CLOG"
+check_eq "25% of 4 agents is one canary" 1 \
+	"$(pq "SELECT count(*) FROM console_deployment_targets WHERE deployment_id = $D2 AND wave = 0")"
+check "version 2 reaches the whole group" wait_state "$D2" "done"
+check_eq "every web agent runs version 2" "$SHA2 $SHA2 $SHA2 $SHA2" \
+	"$(for a in web-01 web-02 web-03 web-04; do runs $a; done | xargs)"
 out=$(ctl bob --json rollback web)
 check_eq "one command rolls group web back" 0 "$?"
 D3=$(jq -r .deployment.id <<<"$out")
-check_eq "the rollback deploys version 1 to all four agents at once" "$V1|rolling|4" \
-	"$(pq "SELECT d.version_id, d.state, (SELECT count(*) FROM console_deploy_pending p WHERE
-	       p.deployment_id = d.id) FROM console_deployments d WHERE d.id = $D3")"
-for a in web-01 web-02 web-03 web-04; do applied "$D3" "$a" ok; heartbeat "$a" "$SHA1"; done
+check_eq "the rollback deploys version 1, the one version 2 replaced" "$V1" \
+	"$(pq "SELECT version_id FROM console_deployments WHERE id = $D3")"
 check "the rollback completes" wait_state "$D3" "done"
+check_eq "every web agent runs version 1 again" "$SHA1 $SHA1 $SHA1 $SHA1" \
+	"$(for a in web-01 web-02 web-03 web-04; do runs $a; done | xargs)"
 check_eq "the rollback is audited with bob's identity" 1 \
 	"$(pq "SELECT count(*) FROM console_audit WHERE action = 'deploy.rollback' AND identity = 'bob' AND outcome = 'ok'")"
-check_eq "no agent drifts after the rollback" 0 \
-	"$(sleep 2.2; pq "SELECT count(*) FROM console_drift WHERE resolved_at IS NULL AND kind = 'policy'")"
+
+# ---- a failing canary halts the deployment ----
+V3=$(ctl alice --json policy propose --group api "$WORK/v1.conf" | jq -r .version.id)
+ctl bob policy approve "$V3" >/dev/null
+D4=$(ctl bob --json deploy --canary 1 "$V3" | jq -r .deployment.id)
+check_eq "api-01 (connected, first by name) is the canary" api-01 \
+	"$(pq "SELECT agent_id FROM console_deployment_targets WHERE deployment_id = $D4 AND wave = 0")"
+check "api-01 refuses the policy: the deployment halts" wait_state "$D4" halted
+check "the halt reason names the agent" grep -q "canary agent api-01 failed to apply" \
+	<<<"$(pq "SELECT halt_reason FROM console_deployments WHERE id = $D4")"
+sleep 2
+check_eq "api-02 was never sent the policy" 0 "$(applies api-02)"
+check_eq "its target stays pending, outside any open wave" "pending|0" \
+	"$(pq "SELECT t.state, d.open_wave FROM console_deployment_targets t JOIN console_deployments d
+	       ON d.id = t.deployment_id WHERE d.id = $D4 AND t.agent_id = 'api-02'")"
+check "the halt is alerted in the log" grep -q "deployment $D4 to group api: canary -> halted" "$CLOG"
+out=$(ctl bob rollback api 2>&1)
+check "rolling back a group that never completed a deployment is refused, in words" \
+	grep -q "no previous approved version" <<<"$out"
 check_eq "the console kept running throughout" 0 "$(kill -0 "$CONSOLE_PID"; echo $?)"
-[[ $SHA2 ]] || fail "version 2 has a sha256"
 
 kill "$CONSOLE_PID"
 wait "$CONSOLE_PID"
 check_eq "els-console stops cleanly on SIGTERM" 0 "$?"
 CONSOLE_PID=
-grep -E "ERROR|AddressSanitizer|runtime error" "$CLOG" | grep -v "halted" | head -5
-check_eq "no sanitizer report or unexpected error in the console's log" 0 \
+check_eq "no sanitizer report in the console's log" 0 \
 	"$(grep -E "AddressSanitizer|runtime error|LeakSanitizer" -c "$CLOG")"
 els_finish
