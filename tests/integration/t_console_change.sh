@@ -242,6 +242,13 @@ check_eq "the state changes are audited: waiting_health, rolling, done" \
 	"$(pq "SELECT string_agg(detail->>'to', ',' ORDER BY id) FROM console_audit WHERE
 	       action = 'deploy.state' AND detail->>'deployment_id' = '$D1'")"
 check "elsctl shows the finished deployment" grep -q "state done" <(ctl audrey deployment "$D1")
+out=$(ctl audrey --json fleet --group web 2>/dev/null)
+if [[ $(jq -r '.error // empty' <<<"$out") == not_found ]]; then
+	log "elsctl fleet: GET /api/fleet is c-web's and not in this build: not checked"
+else
+	check_eq "elsctl fleet --group web lists the four web agents" "web-01 web-02 web-03 web-04" \
+		"$(jq -r '.agents[].id' <<<"$out" | xargs)"
+fi
 check_eq "no web agent drifts from the approved version" 0 \
 	"$(sleep 2.2; pq "SELECT count(*) FROM console_drift WHERE resolved_at IS NULL AND agent_id LIKE 'web-%'")"
 

@@ -589,9 +589,10 @@ static int help(struct ctl *c, int argc, char *argv[]);
 /* The --console table: same shape as ctl_cmds, its own help texts. */
 static const struct ctl_cmd console_cmds[] = {
     {"fleet", console_fleet, "agents the console knows, with state and policy",
-     "Usage: elsctl --console URL fleet [--group GROUP]\n\n"
-     "Every agent the console has heard from: group, connected console, last heartbeat,\n"
-     "running policy (sha256 prefix), version. Role: auditor.\n"},
+     "Usage: elsctl --console URL fleet [--group GROUP] [--state ok|drift|silent]\n\n"
+     "Every agent the console has heard from (at most 10000): group, state, whether it is\n"
+     "connected, last heartbeat, running policy (version of its group and sha256 prefix),\n"
+     "elsd version; then the counts per state. Role: auditor.\n"},
     {"drift", console_drift, "agents that drift from the approved policy",
      "Usage: elsctl --console URL drift [--all]\n\n"
      "Open drift: agents running another policy than their group's approved deployed\n"
