@@ -219,6 +219,8 @@ void console_http_reply_json(struct console_http_ctx *ctx, int code, json_t *bod
 }
 
 static void reply_error_v(struct evhttp_request *req, int code, const char *code_name,
+			  const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void reply_error_v(struct evhttp_request *req, int code, const char *code_name,
 			  const char *fmt, va_list ap)
 {
 	char msg[512];

@@ -15,10 +15,10 @@ CONSOLE=$ELS_BUILD_DIR/els-console PKI=$ELS_SOURCE_DIR/pki/els-pki
 AGENT=$ELS_SOURCE_DIR/tests/integration/console_agent.py
 [[ -x $CONSOLE ]] || { echo "els-console not built in $ELS_BUILD_DIR"; exit 1; }
 els_setup
-C1_PID= C2_PID=
+C1_PID='' C2_PID=''
 stop_consoles() {
 	for p in $C1_PID $C2_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	C1_PID= C2_PID=
+	C1_PID='' C2_PID=''
 }
 trap 'stop_consoles; pg_stop; els_cleanup' EXIT
 pg_start || { fail "PostgreSQL starts"; els_finish; exit 1; }
@@ -98,18 +98,12 @@ wait_for() {
 check "console-1 starts" start_console 1
 
 # ---- an agent dials in ----
-run_agent() { # run_agent ID EVENTS [options]: a stand-in agent that reconnects
-	local id=$1 ev=$2; shift 2
-	bg_in "$CLI" python3 "$AGENT" run "$3" "$CA/ca.crt" "$WORK/$id.crt" "$WORK/$id.key" \
-		--id "$id" --events "$ev" --reconnect --heartbeat 1 "${@:4}"
-}
 agent() { # agent ADDR ID EVENTS [options]
 	local addr=$1 id=$2 ev=$3; shift 3
 	ip netns exec "$CLI" python3 "$AGENT" run "$addr" "$CA/ca.crt" "$WORK/$id.crt" \
 		"$WORK/$id.key" --id "$id" --events "$ev" --reconnect --heartbeat 1 "$@" \
 		>/dev/null 2>&1 &
 	BG_PIDS+=($!)
-	eval "PID_${id//-/_}=$!"
 }
 connected_to() { pq "SELECT coalesce(connected_to, '-') FROM console_agents WHERE agent_id = '$1'"; }
 is_connected() { [[ $(connected_to "$1") == "$2" ]]; }
@@ -128,11 +122,10 @@ API1=https://198.18.0.2:8443
 # headers in $WORK/h, body in $WORK/b. WHO is a name of $WORK/NAME.{crt,key} or "-".
 api() {
 	local who=$1 url=$2; shift 2
-	local cert=()
-	[[ $who != - ]] && cert=(--cert "$WORK/$who.crt" --key "$WORK/$who.key")
-	[[ $who == eve ]] && cert=(--cert "$WORK/eve.crt" --key "$WORK/eve.key")
+	local certopt=()
+	[[ $who != - ]] && certopt=(--cert "$WORK/$who.crt" --key "$WORK/$who.key")
 	: >"$WORK/h"; : >"$WORK/b"
-	ip netns exec "$CLI" curl -s --max-time 5 --tlsv1.3 --cacert "$CA/ca.crt" "${cert[@]}" \
+	ip netns exec "$CLI" curl -s --max-time 5 --tlsv1.3 --cacert "$CA/ca.crt" "${certopt[@]}" \
 		-D "$WORK/h" -o "$WORK/b" -w '%{http_code}' "$@" "$url" 2>/dev/null
 }
 jq_b() { jq -r "$1" "$WORK/b" 2>/dev/null; }
