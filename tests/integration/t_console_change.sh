@@ -331,9 +331,58 @@ check "rolling back a group that never completed a deployment is refused, in wor
 	grep -q "no previous approved version" <<<"$out"
 check_eq "the console kept running throughout" 0 "$(kill -0 "$CONSOLE_PID"; echo $?)"
 
+# ---- elsctl talks to a console only: a server with an agent's certificate of the same CA,
+# valid for the address elsctl dials ----
+FAKE_PORT=$(free_port)
+"$PKI" agent "$CA" impostor --host localhost --ip 127.0.0.1 >/dev/null
+python3 - "$FAKE_PORT" "$CA/agents/impostor.crt" "$CA/agents/impostor.key" "$CA/ca.crt" "$WORK/fake.got" <<'PY' &
+import socket, ssl, sys
+port, cert, key, ca, got = sys.argv[1:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.load_verify_locations(ca)
+ctx.verify_mode = ssl.CERT_OPTIONAL
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(port)))
+s.listen(1)
+s.settimeout(20)
+open(got, "wb").close()
+c, _ = s.accept()
+try:
+    t = ctx.wrap_socket(c, server_side=True)
+    t.settimeout(3)
+    open(got, "wb").write(t.recv(65536))
+except Exception as e:
+    open(got + ".err", "w").write(str(e))
+PY
+FAKE_PID=$!
+BG_PIDS+=($FAKE_PID)
+wait_until test -e "$WORK/fake.got"
+out=$("$ELSCTL" --console "https://127.0.0.1:$FAKE_PORT" --cert "$CA/consoles/bob.crt" \
+	--key "$CA/consoles/bob.key" --ca "$CA/ca.crt" policy propose --group web "$WORK/v1.conf" 2>&1)
+check_eq "elsctl refuses a server whose certificate is an agent's (exit 3)" 3 "$?"
+check "... saying it is not a console's" grep -q "not a console's" <<<"$out"
+wait "$FAKE_PID"
+check_eq "... and the policy never reached that server" 0 "$(wc -c <"$WORK/fake.got")"
+
 kill "$CONSOLE_PID"
 wait "$CONSOLE_PID"
 check_eq "els-console stops cleanly on SIGTERM" 0 "$?"
+CONSOLE_PID=
+
+# ---- the two-person rule is configurable ----
+sed -i 's/two_person = true;/two_person = false;/' "$WORK/console.conf"
+"$CONSOLE_BIN" -c "$WORK/console.conf" >>"$CLOG" 2>&1 &
+CONSOLE_PID=$!
+wait_until api_up || fail "els-console restarts"
+V4=$(ctl alice --json policy propose --group web --comment "solo" "$WORK/v1.conf" | jq -r .version.id)
+check "with change_control.two_person = false the author may approve" ctl alice policy approve "$V4"
+check_eq "... recorded as approved by alice" "approved|alice" \
+	"$(pq "SELECT state, approved_by FROM console_policy_versions WHERE id = $V4")"
+kill "$CONSOLE_PID"
+wait "$CONSOLE_PID"
+check_eq "els-console stops cleanly again" 0 "$?"
 CONSOLE_PID=
 check_eq "no sanitizer report in the console's log" 0 \
 	"$(grep -E "AddressSanitizer|runtime error|LeakSanitizer" -c "$CLOG")"
