@@ -357,7 +357,7 @@ except Exception as e:
     open(got + ".err", "w").write(str(e))
 PY
 FAKE_PID=$!
-BG_PIDS+=($FAKE_PID)
+BG_PIDS+=("$FAKE_PID")
 wait_until test -e "$WORK/fake.got"
 out=$("$ELSCTL" --console "https://127.0.0.1:$FAKE_PORT" --cert "$CA/consoles/bob.crt" \
 	--key "$CA/consoles/bob.key" --ca "$CA/ca.crt" policy propose --group web "$WORK/v1.conf" 2>&1)
