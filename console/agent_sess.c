@@ -15,6 +15,7 @@
 #include "deployer.h"
 #include "els/log.h"
 #include "hello.h"
+#include "relay.h"
 #include "tls.h"
 
 #define OUTPUT_MAX (64u << 20) /* queued request bytes to one agent */
@@ -118,9 +119,9 @@ static void on_req_timeout(evutil_socket_t fd, short what, void *arg)
 	q->cb(q->s->c, q->arg, NULL, "the agent did not answer in time");
 }
 
-int console_agent_request(struct console *c, const char *agent_id, const char *cmd, json_t *args,
-			  const struct console_principal *on_behalf_of, unsigned timeout_s,
-			  console_agent_cb cb, void *arg)
+int console_agent_request_local(struct console *c, const char *agent_id, const char *cmd,
+				json_t *args, const struct console_principal *on_behalf_of,
+				unsigned timeout_s, console_agent_cb cb, void *arg)
 {
 	struct agent_sess *s = agents_find(c->agents, agent_id);
 	struct pending_req *q = NULL;
@@ -390,4 +391,15 @@ void sess_start(struct console_agents *a, evutil_socket_t fd, const char *peer)
 	}
 	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+int console_agent_request(struct console *c, const char *agent_id, const char *cmd, json_t *args,
+			  const struct console_principal *on_behalf_of, unsigned timeout_s,
+			  console_agent_cb cb, void *arg)
+{
+	if (agents_find(c->agents, agent_id))
+		return console_agent_request_local(c, agent_id, cmd, args, on_behalf_of, timeout_s,
+						   cb, arg);
+	/* Held by another instance: through the database (relay.c). */
+	return console_relay_request(c, agent_id, cmd, args, on_behalf_of, timeout_s, cb, arg);
 }

@@ -12,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent_ssl.h>
+#include <openssl/x509.h>
+
 #include "agents_int.h"
 #include "db.h"
 #include "deployer.h"
@@ -192,6 +195,45 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	console_agents_flush(arg);
 }
 
+/* Cuts the sessions whose certificate no longer passes a->ctx's checks. */
+static void recheck_sessions(struct console *c)
+{
+	struct console_agents *a = c->agents;
+	struct agent_sess *s = a->all, *next;
+	for (; s; s = next) {
+		next = s->next;
+		if (!s->authed || s->closing)
+			continue;
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		int v = ssl ? console_tls_verify_peer(a->ctx, ssl) : X509_V_ERR_UNSPECIFIED;
+		if (v == X509_V_OK)
+			continue;
+		char outcome[160];
+		snprintf(outcome, sizeof(outcome), "session closed: %s",
+			 X509_verify_cert_error_string(v));
+		console_audit(c, s->id, "agent", "agent.session", s->peer, outcome, NULL);
+		/* next may be closed by this (it is not: sess_close frees only s). */
+		sess_close(s, outcome);
+	}
+}
+
+int console_agents_reload(struct console *c)
+{
+	struct console_agents *a = c->agents;
+	char err[512];
+	SSL_CTX *ctx = console_tls_server_ctx(&c->conf->agents, err, sizeof(err));
+	if (!ctx) {
+		els_log(ELS_LL_ERROR, "agents: reload: %s (the previous certificates and CRL stay)",
+			err);
+		return -EINVAL;
+	}
+	SSL_CTX_free(a->ctx); /* sessions keep a reference to theirs */
+	a->ctx = ctx;
+	els_log(ELS_LL_INFO, "agents: certificates and CRL read again");
+	recheck_sessions(c);
+	return 0;
+}
+
 /* Every 5 s: this instance is alive (with its count), and agents held by an instance that
  * stopped refreshing for 30 s are no longer shown as connected to it. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -200,6 +242,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct console *c = arg;
 	char n[24];
+	/* A certificate that expired during its session ends the session, as at a handshake. */
+	double now = (double)time(NULL);
+	for (struct agent_sess *s = c->agents->all, *next; s; s = next) {
+		next = s->next;
+		if (s->authed && !s->closing && s->cert_not_after > 0 && s->cert_not_after < now) {
+			console_audit(c, s->id, "agent", "agent.session", s->peer,
+				      "session closed: certificate has expired", NULL);
+			sess_close(s, "certificate has expired");
+		}
+	}
 	snprintf(n, sizeof(n), "%zu", c->agents->nhello);
 	const char *p[] = {c->name, n};
 	console_db_exec(c,

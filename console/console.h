@@ -18,6 +18,7 @@ struct console_http;   /* http.c */
 struct console_agents; /* agents_port.c */
 struct console_deployer; /* deployer.c */
 struct console_db;     /* db.c */
+struct console_relay;  /* relay.c */
 
 struct console {
 	struct event_base *base;
@@ -27,6 +28,7 @@ struct console {
 	struct console_http *http;
 	struct console_agents *agents;
 	struct console_deployer *deployer;
+	struct console_relay *relay;
 };
 
 /* Who asked: a certificate identity (CN) and its role (ELS_ROLE_*, include/els/mgmt.h). */
@@ -61,11 +63,13 @@ void console_audit(struct console *c, const char *identity, const char *role, co
 typedef void (*console_agent_cb)(struct console *c, void *arg, json_t *response,
 				 const char *error);
 
-/* Sends {"v":1,"id":N,"cmd":cmd,"args":args,"on_behalf_of":{identity,role}} to agent_id
- * over its connection to this instance. args (may be NULL: {}) is stolen. on_behalf_of NULL
- * means the console itself, as auditor. timeout_s 0: the default (60 s). Returns 0 (cb will be
- * called), -ENOENT when the agent is not connected to this instance (cb is not called), or
- * -ENOMEM. The agent answers requests one at a time, in order. */
+/* Sends {"v":1,"id":N,"cmd":cmd,"args":args,"on_behalf_of":{identity,role}} to agent_id.
+ * When another live instance holds the agent, the request goes through the database to it
+ * (relay.c: console_agent_requests + NOTIFY) and its answer comes back the same way. args
+ * (may be NULL: {}) is stolen. on_behalf_of NULL means the console itself, as auditor.
+ * timeout_s 0: agents.request_timeout_s. Returns 0 (cb will be called), -ENOENT when no live
+ * instance holds the agent (cb is not called), -EIO (database) or -ENOMEM. The agent answers
+ * requests one at a time, in order. */
 int console_agent_request(struct console *c, const char *agent_id, const char *cmd, json_t *args,
 			  const struct console_principal *on_behalf_of, unsigned timeout_s,
 			  console_agent_cb cb, void *arg);

@@ -197,7 +197,8 @@ static void pass(struct console *c)
 		}
 		struct console_principal who = {PQgetvalue(r, i, 3), ELS_ROLE_ADMIN};
 		json_t *args = json_pack("{s:s}", "text", PQgetvalue(r, i, 2));
-		int rc = console_agent_request(c, agent, "policy.apply", args, &who, 0, on_apply, a);
+		int rc = console_agent_request_local(c, agent, "policy.apply", args, &who, 0,
+						     on_apply, a);
 		if (rc < 0) {
 			/* The database said connected here, the session is gone: it comes back. */
 			set_state(c, dep, agent, "pending", NULL);

@@ -285,6 +285,64 @@ json_t *console_http_read_json(struct console_http_ctx *ctx, size_t max)
 	return o;
 }
 
+/* ---- answers that come later ---- */
+
+struct console_http_deferred {
+	struct evhttp_request *req; /* NULL once the client's connection closed */
+	struct evhttp_connection *conn;
+};
+
+static void on_deferred_close(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	struct console_http_deferred *d = arg;
+	d->req = NULL; /* freed by evhttp right after this */
+}
+
+struct console_http_deferred *console_http_defer(struct console_http_ctx *ctx)
+{
+	struct console_http_deferred *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->req = ctx->req;
+	d->conn = evhttp_request_get_connection(ctx->req);
+	if (d->conn)
+		evhttp_connection_set_closecb(d->conn, on_deferred_close, d);
+	return d;
+}
+
+static bool deferred_take(struct console_http_deferred *d, struct evhttp_request **req)
+{
+	*req = d->req;
+	if (d->req && d->conn)
+		evhttp_connection_set_closecb(d->conn, NULL, NULL);
+	free(d);
+	return *req != NULL;
+}
+
+void console_http_deferred_json(struct console_http_deferred *d, int code, json_t *body)
+{
+	struct evhttp_request *req;
+	if (!deferred_take(d, &req)) {
+		json_decref(body);
+		return;
+	}
+	struct console_http_ctx ctx = {.req = req};
+	console_http_reply_json(&ctx, code, body);
+}
+
+void console_http_deferred_error(struct console_http_deferred *d, int code, const char *code_name,
+				 const char *fmt, ...)
+{
+	struct evhttp_request *req;
+	va_list ap;
+	if (!deferred_take(d, &req))
+		return;
+	va_start(ap, fmt);
+	reply_error_v(req, code, code_name, fmt, ap);
+	va_end(ap);
+}
+
 char *console_http_query_param(struct console_http_ctx *ctx, const char *name)
 {
 	struct evkeyvalq q;
@@ -527,6 +585,22 @@ int console_http_start(struct console *c)
 		return -EADDRINUSE;
 	}
 	els_log(ELS_LL_INFO, "api: listening on %s (%zu routes)", c->conf->api.listen, h->n);
+	return 0;
+}
+
+int console_http_reload(struct console *c)
+{
+	struct console_http *h = c->http;
+	char err[512];
+	SSL_CTX *ctx = console_tls_server_ctx(&c->conf->api, err, sizeof(err));
+	if (!ctx) {
+		els_log(ELS_LL_ERROR, "api: reload: %s (the previous certificates and CRL stay)",
+			err);
+		return -EINVAL;
+	}
+	SSL_CTX_free(h->ctx); /* connections keep a reference to theirs */
+	h->ctx = ctx;
+	els_log(ELS_LL_INFO, "api: certificates and CRL read again");
 	return 0;
 }
 

@@ -58,6 +58,15 @@ void console_http_reply_bytes(struct console_http_ctx *ctx, int code, const char
  * Content-Type) or 400 (not a JSON object, with the parser's line and column). */
 json_t *console_http_read_json(struct console_http_ctx *ctx, size_t max);
 
+/* For a handler that answers later (e.g. after an agent's answer, console_agent_request):
+ * takes the request over. Exactly one console_http_deferred_json() or _error() must follow
+ * (it frees the handle); if the client went away meanwhile, the answer is dropped. */
+struct console_http_deferred;
+struct console_http_deferred *console_http_defer(struct console_http_ctx *ctx);
+void console_http_deferred_json(struct console_http_deferred *d, int code, json_t *body);
+void console_http_deferred_error(struct console_http_deferred *d, int code, const char *code_name,
+				 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* The value of query parameter name, decoded, malloc'd (caller frees); NULL when absent. */
 char *console_http_query_param(struct console_http_ctx *ctx, const char *name);
 
@@ -65,6 +74,9 @@ char *console_http_query_param(struct console_http_ctx *ctx, const char *name);
  * 0 or -errno with the reason logged. */
 int console_http_start(struct console *c);
 void console_http_free(struct console *c);
+/* SIGHUP: reads the API's CA, certificate, key and CRL again for new connections (the old ones
+ * stay on failure). 0 or -errno logged. */
+int console_http_reload(struct console *c);
 
 /* For tests and the fuzz target: the route lookup alone. Returns the handler registered for
  * method and path (NULL if none) and sets *rest, *min_role, *state_changing; *method_known

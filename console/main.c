@@ -20,6 +20,7 @@
 #include "deployer.h"
 #include "els/log.h"
 #include "http.h"
+#include "relay.h"
 #include "routes.h"
 #include "tls.h"
 
@@ -42,7 +43,8 @@ static const char usage_text[] =
     "  -h, --help          print this help and exit\n"
     "\n"
     "Signals: SIGTERM and SIGINT stop it (agents reconnect to another instance or to this\n"
-    "one when it is back). Exit status: 0 after a stop, 1 on a configuration error, 3 when\n"
+    "one when it is back); SIGHUP reads the certificates, keys and CRLs again and cuts the\n"
+    "agent sessions whose certificate the new CRL revokes. Exit status: 0 after a stop, 1 on a configuration error, 3 when\n"
     "the database or a listener cannot be opened, 2 on a usage error.\n";
 
 static void notify_systemd(const char *msg)
@@ -70,6 +72,19 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	els_log(ELS_LL_INFO, "signal %d: stopping", (int)sig);
 	notify_systemd("STOPPING=1");
 	event_base_loopexit(c->base, NULL);
+}
+
+/* SIGHUP: the TLS files again (a new CRL, renewed certificates); the configuration itself is
+ * read at start only. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct console *c = arg;
+	notify_systemd("RELOADING=1");
+	console_agents_reload(c);
+	console_http_reload(c);
+	notify_systemd("READY=1");
 }
 
 /* -n: the file, then the TLS material it names (so a wrong key path is found before a
@@ -158,13 +173,14 @@ int main(int argc, char **argv)
 	}
 	if (console_db_open(&c) < 0 || console_routes_register(&c) < 0 ||
 	    console_agents_start(&c) < 0 || console_http_start(&c) < 0 ||
-	    console_deployer_start(&c) < 0) {
+	    console_deployer_start(&c) < 0 || console_relay_start(&c) < 0) {
 		status = 3;
 		goto out;
 	}
-	int signums[] = {SIGTERM, SIGINT};
-	for (size_t i = 0; i < 2; i++) {
-		sigs[i] = evsignal_new(c.base, signums[i], on_stop, &c);
+	int signums[] = {SIGTERM, SIGINT, SIGHUP};
+	for (size_t i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(c.base, signums[i], signums[i] == SIGHUP ? on_hup : on_stop,
+				       &c);
 		if (sigs[i])
 			event_add(sigs[i], NULL);
 	}
@@ -176,6 +192,7 @@ out:
 	for (size_t i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	console_relay_free(&c);
 	console_deployer_free(&c);
 	console_http_free(&c);
 	console_agents_free(&c);

@@ -62,6 +62,79 @@ static void post_disconnect(struct console_http_ctx *ctx)
 	json_decref(body);
 }
 
+struct agent_call {
+	struct console_http_deferred *d;
+	char agent[128], cmd[48], identity[128], role[16];
+};
+
+static void on_agent_answer(struct console *c, void *arg, json_t *resp, const char *error)
+{
+	struct agent_call *a = arg;
+	const char *code = NULL;
+	if (resp && !json_is_true(json_object_get(resp, "ok")))
+		code = json_string_value(json_object_get(json_object_get(resp, "error"), "code"));
+	console_audit(c, a->identity, a->role, "agent.request", a->agent,
+		      !resp ? "no answer" : code ? code : "ok",
+		      json_pack("{s:s,s:s*}", "cmd", a->cmd, "error", resp ? NULL : error));
+	if (resp)
+		console_http_deferred_json(a->d, 200,
+					   json_pack("{s:s,s:O}", "agent_id", a->agent, "response",
+						     resp));
+	else
+		console_http_deferred_error(a->d, 504, "agent", "agent %s: %s", a->agent,
+					    error ? error : "no answer");
+	free(a);
+}
+
+/* POST /api/console/agent-request {"agent_id", "cmd", "args"}: one management request to an
+ * agent, wherever it is connected, on behalf of the caller with the caller's own role: the
+ * agent applies its role table to it (an auditor cannot apply a policy this way). */
+static void post_agent_request(struct console_http_ctx *ctx)
+{
+	json_t *body = console_http_read_json(ctx, 0);
+	if (!body)
+		return;
+	const char *id = json_string_value(json_object_get(body, "agent_id"));
+	const char *cmd = json_string_value(json_object_get(body, "cmd"));
+	json_t *args = json_object_get(body, "args");
+	if (!id || !*id || strlen(id) >= 128 || !cmd || !*cmd || strlen(cmd) >= 48 ||
+	    (args && !json_is_object(args))) {
+		console_http_reply_error(ctx, 400, "bad_request",
+					 "agent_id and cmd (strings) are required; args must be "
+					 "an object");
+		json_decref(body);
+		return;
+	}
+	struct agent_call *a = calloc(1, sizeof(*a));
+	if (!a || !(a->d = console_http_defer(ctx))) {
+		free(a);
+		console_http_reply_error(ctx, 500, "internal", "out of memory");
+		json_decref(body);
+		return;
+	}
+	snprintf(a->agent, sizeof(a->agent), "%s", id);
+	snprintf(a->cmd, sizeof(a->cmd), "%s", cmd);
+	snprintf(a->identity, sizeof(a->identity), "%s", ctx->identity);
+	snprintf(a->role, sizeof(a->role), "%s", ctx->role_name);
+	struct console_principal who = {ctx->identity, ctx->role};
+	int rc = console_agent_request(ctx->c, id, cmd, args ? json_incref(args) : NULL, &who, 0,
+				       on_agent_answer, a);
+	if (rc < 0) {
+		console_audit(ctx->c, a->identity, a->role, "agent.request", a->agent,
+			      rc == -ENOENT ? "not connected" : "failed",
+			      json_pack("{s:s}", "cmd", a->cmd));
+		if (rc == -ENOENT)
+			console_http_deferred_error(a->d, 404, "not_connected",
+						    "agent %s is connected to no console", id);
+		else
+			console_http_deferred_error(a->d, 503, "unavailable",
+						    "the request could not be sent: %s",
+						    strerror(-rc));
+		free(a);
+	}
+	json_decref(body);
+}
+
 int console_routes_register(struct console *c)
 {
 	int rc = console_http_route(c, "GET", "/api/console/instances", get_instances,
@@ -69,6 +142,9 @@ int console_routes_register(struct console *c)
 	if (rc == 0)
 		rc = console_http_route(c, "POST", "/api/console/disconnect", post_disconnect,
 					ELS_ROLE_ADMIN, true);
+	if (rc == 0)
+		rc = console_http_route(c, "POST", "/api/console/agent-request", post_agent_request,
+					ELS_ROLE_AUDITOR, true);
 	if (rc == 0 && console_api_init)
 		rc = console_api_init(c);
 	if (rc == 0 && console_web_init)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -119,4 +120,24 @@ fail:
 	EVP_PKEY_free(key);
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+int console_tls_verify_peer(SSL_CTX *ctx, SSL *ssl)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	X509_STORE_CTX *sc = X509_STORE_CTX_new();
+	int rc = X509_V_ERR_OUT_OF_MEM;
+	if (!leaf) {
+		X509_STORE_CTX_free(sc);
+		return X509_V_ERR_UNSPECIFIED;
+	}
+	if (sc && X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx), leaf,
+				      SSL_get_peer_cert_chain(ssl)) == 1) {
+		X509_STORE_CTX_set_purpose(sc, X509_PURPOSE_SSL_CLIENT);
+		X509_VERIFY_PARAM_set_depth(X509_STORE_CTX_get0_param(sc), 2);
+		rc = X509_verify_cert(sc) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(sc);
+	}
+	X509_STORE_CTX_free(sc);
+	ERR_clear_error();
+	return rc;
 }

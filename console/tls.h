@@ -27,6 +27,11 @@ int console_cert_role(X509 *x, char *identity, size_t n);
 /* notAfter as time_t: 0 or -EINVAL. */
 int console_cert_not_after(X509 *x, time_t *out);
 
+/* Verifies a live peer's certificate (with the chain it sent) against ctx's store now, as the
+ * handshake did: X509_V_OK or the X509_V_ERR_* code (CERT_REVOKED after a new CRL,
+ * CERT_HAS_EXPIRED once it expired during the session). */
+int console_tls_verify_peer(SSL_CTX *ctx, SSL *ssl);
+
 /* A server context for t (ca, cert, key, crl). The key file must be mode 0600 or stricter.
  * NULL with a message naming the file in err. */
 SSL_CTX *console_tls_server_ctx(const struct console_tls_conf *t, char *err, size_t n);

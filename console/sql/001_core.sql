@@ -61,3 +61,26 @@ CREATE TABLE IF NOT EXISTS console_audit (
 	detail jsonb
 );
 CREATE INDEX IF NOT EXISTS console_audit_ts ON console_audit (ts);
+
+-- Requests to an agent held by another instance (relay.c): the asking instance inserts a row
+-- and NOTIFYs els_agent_req with the holder's name; the holder claims it (state sent), asks
+-- its agent, stores the answer (state done) and NOTIFYs els_agent_resp with
+-- "asker:id"; the asker reads and deletes it. Rows older than an hour are removed.
+CREATE TABLE IF NOT EXISTS console_agent_requests (
+	id bigserial PRIMARY KEY,
+	agent_id text NOT NULL,
+	cmd text NOT NULL,
+	args jsonb NOT NULL DEFAULT '{}',
+	obo_identity text,
+	obo_role text,
+	from_console text NOT NULL,
+	to_console text NOT NULL,
+	state text NOT NULL DEFAULT 'pending',   -- pending | sent | done | expired
+	response jsonb,
+	error text,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	deadline timestamptz NOT NULL,
+	done_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS console_agent_requests_to
+	ON console_agent_requests (to_console) WHERE state = 'pending';

@@ -6,7 +6,7 @@
 # agent, silence), each tried while a real agent stays connected and the API keeps answering;
 # the anti-CSRF check and roles; the deployer (on behalf of the starter, waves, an offline
 # agent completing at its reconnect); two instances on one database (a deployment reaches the
-# agent another instance holds); a console restart and a PostgreSQL restart lose no state.
+# agent another instance holds, and so does a request through the other instance); a console restart and a PostgreSQL restart lose no state.
 # The consoles run in the server namespace (198.18.0.2), clients in the client namespace.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pglib.sh"
@@ -292,6 +292,20 @@ check_eq "each sent by the instance holding the agent" "console-1 console-2" \
 check_eq "web-02 got it on behalf of frank" "frank" \
 	"$(grep '"policy.apply"' "$WORK/web-02.ev" | tail -1 | jq -r .on_behalf_of.identity)"
 
+ask() { # ask WHO AGENT CMD: POST /api/console/agent-request through console-1
+	api "$1" $API1/api/console/agent-request -X POST -H 'Content-Type: application/json' \
+		-H "X-ELS-CSRF: $CSRF" -b "els_csrf=$CSRF" --data "{\"agent_id\":\"$2\",\"cmd\":\"$3\"}"
+}
+check_eq "a request through console-1 to web-02, held by console-2, is answered" 200 \
+	"$(ask bob web-02 status)"
+check_eq "... with the agent's own response" "true status" "$(jq_b '"\(.response.ok) \(.response.result.echo)"')"
+check_eq "... which got it on behalf of bob, as auditor" "bob auditor" \
+	"$(grep '"status"' "$WORK/web-02.ev" | tail -1 | jq -r '"\(.on_behalf_of.identity) \(.on_behalf_of.role)"')"
+check_eq "... and the relay row is gone" 0 "$(pq "SELECT count(*) FROM console_agent_requests")"
+check_eq "... audited" 1 "$(audits "identity = 'bob' AND action = 'agent.request' AND target = 'web-02' AND outcome = 'ok'")"
+check_eq "a request to web-01, held by console-1 itself" "200 true" "$(ask alice web-01 flows) $(jq_b .response.ok)"
+check_eq "an agent connected nowhere: 404" 404 "$(ask alice nobody status)"
+
 log "a console restart loses no state"
 before=$(pq "SELECT count(*) FILTER (WHERE state = 'ok') || ' ' || count(*) FROM console_deployment_targets")
 audit_before=$(pq "SELECT count(*) FROM console_audit")
@@ -322,6 +336,19 @@ check_eq "earlier targets kept their state" "$before" "$(pq "SELECT count(*) FIL
 seen2=$(pq "SELECT last_seen FROM console_agents WHERE agent_id = 'web-02'")
 check "heartbeats reach the database again" wait_for 5 bash -c "[[ \$(runuser -u postgres -- $PGBIN/psql -h $PGDIR -p $PGPORT -XAtq -c \"SELECT last_seen > '$seen2' FROM console_agents WHERE agent_id = 'web-02'\" els) == t ]]"
 check "console-1 still serves" alive
+
+log "a new CRL (SIGHUP) cuts a revoked agent's session and refuses a revoked operator"
+$PKI revoke "$CA" "$WORK/web-04.crt" >/dev/null 2>&1 && $PKI revoke "$CA" "$WORK/bob.crt" >/dev/null 2>&1
+check_eq "before the reload, web-04 is connected and bob is served" "console-1 200" \
+	"$(connected_to web-04) $(api bob $API1/api/console/instances)"
+kill -HUP "$C1_PID"
+check "after SIGHUP, web-04's session is cut" wait_for 5 is_connected web-04 -
+check_eq "... and audited" 1 "$(audits "identity = 'web-04' AND action = 'agent.session' AND outcome = 'session closed: certificate revoked'")"
+sleep 1 # web-04 tries to reconnect every 0.2 s
+check_eq "... and its reconnections are refused" - "$(connected_to web-04)"
+check_eq "bob's revoked certificate gets no HTTP answer" 000 "$(api bob $API1/api/console/instances)"
+check_eq "alice is still served" 200 "$(api alice $API1/api/console/instances)"
+check "web-01 stayed connected" is_connected web-01 console-1
 
 for n in 1 2; do
 	pid_var=C${n}_PID
