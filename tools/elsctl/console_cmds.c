@@ -154,7 +154,7 @@ static int policy_propose(struct ctl *c, int argc, char *argv[])
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_GROUP)
 			group = optarg;
 		else if (ch == O_COMMENT)
@@ -219,7 +219,7 @@ static int policy_decide(struct ctl *c, int argc, char *argv[])
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_COMMENT)
 			comment = optarg;
 		else if (ch == O_HELP)
@@ -266,7 +266,7 @@ static int policy_list(struct ctl *c, int argc, char *argv[])
 	json_t *res;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_GROUP)
 			group = optarg;
 		else if (ch == O_HELP)
@@ -458,7 +458,7 @@ static int deploy(struct ctl *c, int argc, char *argv[])
 	json_t *res;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_CANARY)
 			canary = optarg;
 		else if (ch == O_WAIT) {
@@ -503,7 +503,7 @@ static int deployment(struct ctl *c, int argc, char *argv[])
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_WAIT) {
 			if (ctl_parse_uint(optarg, 1, 86400, &wait_s) < 0)
 				return ctl_usage_error("deployment",
@@ -589,9 +589,10 @@ static int help(struct ctl *c, int argc, char *argv[]);
 /* The --console table: same shape as ctl_cmds, its own help texts. */
 static const struct ctl_cmd console_cmds[] = {
     {"fleet", console_fleet, "agents the console knows, with state and policy",
-     "Usage: elsctl --console URL fleet [--group GROUP]\n\n"
-     "Every agent the console has heard from: group, connected console, last heartbeat,\n"
-     "running policy (sha256 prefix), version. Role: auditor.\n"},
+     "Usage: elsctl --console URL fleet [--group GROUP] [--state ok|drift|silent]\n\n"
+     "Every agent the console has heard from (at most 10000): group, state, whether it is\n"
+     "connected, last heartbeat, running policy (version of its group and sha256 prefix),\n"
+     "elsd version; then the counts per state. Role: auditor.\n"},
     {"drift", console_drift, "agents that drift from the approved policy",
      "Usage: elsctl --console URL drift [--all]\n\n"
      "Open drift: agents running another policy than their group's approved deployed\n"

@@ -11,6 +11,7 @@
 
 enum {
 	O_GROUP = 400,
+	O_STATE,
 	O_ALL,
 	O_LIMIT,
 	O_HELP,
@@ -68,7 +69,7 @@ static int only_help(const char *name, int argc, char *argv[], const struct opti
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_HELP) {
 			fputs(ctl_console_cmd_find(name)->usage, stdout);
 			return CTL_EXIT_OK;
@@ -95,33 +96,66 @@ static int set_flag(int ch, void *arg)
 	return 0;
 }
 
+struct fleet_opts {
+	const char *group, *state;
+};
+
+static int set_fleet(int ch, void *arg)
+{
+	struct fleet_opts *o = arg;
+	if (ch == O_GROUP)
+		o->group = optarg;
+	else if (ch == O_STATE)
+		o->state = optarg;
+	else
+		return -1;
+	return 0;
+}
+
+/* GET /api/fleet (c-web's read endpoint): {"total", "counts", "agents": [{id, host, group,
+ * version, last_seen, connected, policy_sha256, policy_version, state, drift}]}. */
 int console_fleet(struct ctl *c, int argc, char *argv[])
 {
-	static const struct option lo[] = {
-	    {"group", required_argument, NULL, O_GROUP}, {"help", no_argument, NULL, O_HELP}, {0}};
-	const char *group = NULL;
-	char path[512] = "/api/fleet";
+	static const struct option lo[] = {{"group", required_argument, NULL, O_GROUP},
+					   {"state", required_argument, NULL, O_STATE},
+					   {"help", no_argument, NULL, O_HELP},
+					   {0}};
+	struct fleet_opts o = {0};
+	char path[700] = "/api/fleet?limit=10000";
 	json_t *res;
 	int rc;
 
-	if ((rc = only_help("fleet", argc, argv, lo, set_str, &group)) >= 0)
+	if ((rc = only_help("fleet", argc, argv, lo, set_fleet, &o)) >= 0)
 		return rc;
-	if (group) {
-		char *e = ctl_console_enc(group);
-		snprintf(path, sizeof(path), "/api/fleet?group=%s", e ? e : "");
+	for (int k = 0; k < 2; k++) {
+		const char *v = k ? o.state : o.group;
+		char *e = v ? ctl_console_enc(v) : NULL;
+		if (e)
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), "&%s=%s",
+				 k ? "state" : "group", e);
 		free(e);
 	}
 	if ((rc = ctl_console_api(c, "GET", path, NULL, &res)))
 		return rc;
 	if (c->json)
 		return ctl_console_print_json(res), json_decref(res), CTL_EXIT_OK;
-	json_t *arr = json_is_array(res) ? res : json_object_get(res, "agents");
-	static const char *const keys[] = {"agent_id",	"group",	 "connected_to",
-					   "last_seen", "policy_sha256", "version"};
-	static const char *const heads[] = {"AGENT",	 "GROUP",  "CONSOLE",
-					    "LAST_SEEN", "POLICY", "VERSION"};
-	static const unsigned w[] = {0, 0, 0, 0, 12, 0};
-	table(arr, keys, heads, 6, w);
+	static const char *const keys[] = {
+	    "id",	 "group",	   "state",	    "connected",
+	    "last_seen", "policy_version", "policy_sha256", "version"};
+	static const char *const heads[] = {"AGENT",	 "GROUP",      "STATE",	 "CONNECTED",
+					    "LAST_SEEN", "POLICY_VER", "POLICY", "VERSION"};
+	static const unsigned w[] = {0, 0, 0, 0, 0, 0, 12, 0};
+	table(json_object_get(res, "agents"), keys, heads, 8, w);
+	json_t *counts = json_object_get(res, "counts"), *v;
+	const char *k;
+	printf("%lld agents", (long long)json_integer_value(json_object_get(res, "total")));
+	json_object_foreach(counts, k, v)
+	{
+		char *sk = els_termsafe(k, strlen(k), false);
+		printf(", %lld %s", (long long)json_integer_value(v), sk ? sk : "?");
+		free(sk);
+	}
+	putchar('\n');
 	json_decref(res);
 	return CTL_EXIT_OK;
 }
@@ -219,7 +253,7 @@ static int registry_add(struct ctl *c, int argc, char *argv[])
 	json_t *res;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch == O_HELP)
 			return fputs(ctl_console_cmd_find("registry")->usage, stdout), CTL_EXIT_OK;
 		if (set_reg(ch, &o) < 0)
