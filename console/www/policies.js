@@ -123,13 +123,18 @@ ELS.page('policies', async (me) => {
 				`Deployment ${id} of v${d.version} to ${d.group}${d.rollback_of ? ` (rollback of deployment ${d.rollback_of})` : ''}: `, badge(d.state),
 				` ${count('ok')} ok, ${count('sent')} sent, ${count('pending')} pending, ${count('failed')} failed of ${targets.length}`,
 				d.halt_reason ? ` — halted: ${d.halt_reason}` : ''));
+			/* a group may hold thousands: the ones that need a look first, at most 200 rows */
+			const order = { failed: 0, sent: 1, pending: 2, ok: 3 };
+			const shown = targets.slice().sort((x, y) => (order[x.state] ?? 4) - (order[y.state] ?? 4) || x.wave - y.wave).slice(0, 200);
+			if (shown.length < targets.length)
+				box.appendChild(el('p', { class: 'note' }, `The first ${shown.length} of ${targets.length} agents: failed, sent and pending first.`));
 			box.appendChild(table([
 				{ label: 'Agent', cell: (t) => el('a', { href: `/agent?id=${encodeURIComponent(t.agent_id)}` }, t.agent_id) },
 				{ label: 'Wave', cell: (t) => (t.wave === 0 ? 'canary' : 'rest') },
 				{ label: 'State', cell: (t) => badge(t.state) },
 				{ label: 'Done', cell: (t) => when(t.done_at) },
 				{ label: 'Error', key: 'error' },
-			], targets, { id: 'targets-table' }));
+			], shown, { id: 'targets-table' }));
 			if (['done', 'halted', 'rolled_back'].includes(d.state)) {
 				if (live) await load(); /* the versions' states changed while it ran */
 				return;
