@@ -64,7 +64,7 @@ ELS.page('agent', async () => {
 		if (tr.querySelector('.badge.expired')) tr.className = 'unpermitted';
 
 	const flowCols = (extra) => [
-		{ label: 'Time', cell: (r) => when(r.ts) },
+		{ label: 'Time', cell: (r) => when(r.ts), cls: 'nowrap' },
 		{ label: 'Proto', key: 'proto' },
 		{ label: 'Source', cell: (r) => (r.sport ? `${r.src}:${r.sport}` : r.src), cls: 'mono' },
 		{ label: 'Destination', cell: (r) => (r.dport ? `${r.dst}:${r.dport}` : r.dst), cls: 'mono' },

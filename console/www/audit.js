@@ -7,7 +7,7 @@ ELS.page('audit', async () => {
 	const data = await get('/api/audit');
 	const rows = Array.isArray(data) ? data : data.audit || data.entries || [];
 	const columns = [
-		{ label: 'Time', cell: (r) => when(r.ts) },
+		{ label: 'Time', cell: (r) => when(r.ts), cls: 'nowrap' },
 		{ label: 'Identity', key: 'identity' },
 		{ label: 'Role', key: 'role' },
 		{ label: 'Console', key: 'console' },

@@ -138,8 +138,8 @@ def deployment_shown(d):
 
 
 def shot(d, name):
-    """A screenshot of the whole page (up to 2400 px high) as ART/name.png."""
-    h = d.execute_script("return Math.min(document.documentElement.scrollHeight, 2400)")
+    """A screenshot of the whole page (up to 1600 px high) as ART/name.png."""
+    h = d.execute_script("return Math.min(document.documentElement.scrollHeight, 1600)")
     d.set_window_size(1400, max(h + 120, 1000))
     d.save_screenshot(os.path.join(ART, name + ".png"))
     d.set_window_size(1400, 1000)
@@ -280,7 +280,7 @@ def main():
         check("traffic: CSV download of a table", csv[0] == 200 and csv[1].startswith("text/csv") and csv[2].startswith("proto,port,packets,agents\r\n"), str(csv)[:200])
         check("traffic: the swept agent's real drops count in the ports table", "3389" in text(alice, "#table-blocked_ports"))
 
-        load(alice, "/audit", "audit")
+        load(alice, "/audit", None)
         check("audit: console actions with identity and outcome", count(alice, "#audit-table tbody tr") >= 3 and "bob" in text(alice, "#audit-table"))
 
         # ---- change control by clicking: propose (alice) -> approve (bob) -> deploy -> rollback ----
@@ -369,7 +369,7 @@ def main():
         carol = browser("carol", "carol")
         drivers.append(carol)
         for page in ("/fleet", "/agent?id=" + SWEPT, "/drift", "/policies?group=lab", "/registry", "/traffic", "/audit"):
-            load(carol, page, None)
+            load(carol, page, "audit" if page == "/audit" else None)  # the trail after everything above
             n = count(carol, "button.action, #propose, #rollback, textarea")
             check(f"auditor: no action on {page}", n == 0, f"{n} found")
         load(carol, "/policies?group=web", "policies-auditor")
