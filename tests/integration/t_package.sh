@@ -189,6 +189,7 @@ check_eq "/etc/els-console (read-only to the console)" "750 root:els-console" "$
 check_eq "/etc/els-console/els-console.conf" "640 root:els-console" \
 	"$(perm /etc/els-console/els-console.conf)"
 check "the schema is shipped" test -f /usr/share/els-console/sql/001_core.sql
+check "the browser pages are shipped" test -f /usr/share/els-console/www/fleet.html
 check_eq "man page els-console(8) is shipped and found by man" \
 	/usr/share/man/man8/els-console.8 "$(man -w 8 els-console 2>/dev/null)"
 check "bash completion for els-console" test -f /usr/share/bash-completion/completions/els-console
