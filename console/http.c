@@ -331,6 +331,18 @@ void console_http_deferred_json(struct console_http_deferred *d, int code, json_
 	console_http_reply_json(&ctx, code, body);
 }
 
+void console_http_deferred_bytes(struct console_http_deferred *d, int code, const char *type,
+				 const void *data, size_t len, const char *header,
+				 const char *value)
+{
+	struct evhttp_request *req;
+	if (!deferred_take(d, &req))
+		return;
+	if (header)
+		evhttp_add_header(evhttp_request_get_output_headers(req), header, value);
+	send_bytes(req, code, type, data, len);
+}
+
 void console_http_deferred_error(struct console_http_deferred *d, int code, const char *code_name,
 				 const char *fmt, ...)
 {

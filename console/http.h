@@ -66,6 +66,11 @@ struct console_http_deferred *console_http_defer(struct console_http_ctx *ctx);
 void console_http_deferred_json(struct console_http_deferred *d, int code, json_t *body);
 void console_http_deferred_error(struct console_http_deferred *d, int code, const char *code_name,
 				 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Same, with bytes of the given type (the web pages' JSON from PostgreSQL, CSV), and one more
+ * header when header is not NULL (e.g. "Content-Disposition"). */
+void console_http_deferred_bytes(struct console_http_deferred *d, int code, const char *type,
+				 const void *data, size_t len, const char *header,
+				 const char *value);
 
 /* The value of query parameter name, decoded, malloc'd (caller frees); NULL when absent. */
 char *console_http_query_param(struct console_http_ctx *ctx, const char *name);

@@ -6,6 +6,7 @@
 #define ELS_CONSOLE_WEB_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -34,5 +35,23 @@ char *web_table_csv(const json_t *table, size_t *len);
 bool web_plain_text(const char *s, size_t max);
 
 int console_web_static_init(struct console *c);
+
+/* ---- web_db.c: the pages' queries, asynchronously on a connection of their own ---- */
+struct console_http_ctx;
+struct console_http_deferred;
+
+/* Called once the query ran: r is its result (PGRES_TUPLES_OK; freed after the call), or NULL
+ * when the database did not answer (logged). Must answer d and free arg. */
+typedef void (*web_db_done)(struct console *c, struct console_http_deferred *d, PGresult *r,
+			    void *arg);
+
+/* Connects (database.conninfo) at start; -EIO (logged) when it cannot yet, which is not fatal:
+ * each query tries again. */
+int web_db_open(struct console *c);
+
+/* Defers ctx's request and queues sql with n (at most 4) text parameters. 0, or -ENOMEM
+ * (nothing deferred or queued: the caller answers and frees arg). */
+int web_db_query(struct console_http_ctx *ctx, const char *sql, int n,
+		 const char *const *params, web_db_done done, void *arg);
 
 #endif

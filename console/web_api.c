@@ -1,8 +1,9 @@
 /* The browser pages' read endpoints (CONSOLE.md, c-web): GET /api/me, /api/fleet,
  * /api/agents/{id} and /api/traffic (JSON, or one table as CSV). Each is one call of a
  * console_web_* function of console/sql/003_web.sql, which aggregates in PostgreSQL and
- * returns the JSON text the page reads; here the parameters are checked and the text passed
- * through. Every route is readable by an auditor; none changes state. */
+ * returns the JSON text the page reads; here the parameters are checked, the query runs
+ * without blocking the event loop (web_db.c) and the text is passed through. Every route is
+ * readable by an auditor; none changes state. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,6 @@
 #include <time.h>
 
 #include "console.h"
-#include "db.h"
 #include "http.h"
 #include "web.h"
 
@@ -21,21 +21,27 @@
 static const char *const traffic_kinds[] = {"drops_by_group", "blocked_ports", "blocked_sources",
 					    "would_drops", "admits_by_permit"};
 
-/* Runs a console_web_* function and answers with its JSON; NULL from it is a 404 (what). */
+/* The answer of a console_web_* function: its JSON, or 404 (arg: what is missing) when it
+ * returned NULL. */
+static void json_done(struct console *c, struct console_http_deferred *d, PGresult *r, void *arg)
+{
+	const char *what = arg;
+	(void)c;
+	if (!r)
+		console_http_deferred_error(d, 503, "database", "the database did not answer");
+	else if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
+		console_http_deferred_error(d, 404, "not_found", "%s", what);
+	else
+		console_http_deferred_bytes(d, 200, "application/json", PQgetvalue(r, 0, 0),
+					    (size_t)PQgetlength(r, 0, 0), NULL, NULL);
+}
+
+/* Runs a console_web_* function without blocking the event loop (web_db.c). */
 static void reply_query(struct console_http_ctx *ctx, const char *sql, int n,
 			const char *const *params, const char *what)
 {
-	PGresult *r = console_db_query(ctx->c, sql, n, params);
-	if (!r) {
-		console_http_reply_error(ctx, 503, "database", "the database did not answer");
-		return;
-	}
-	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
-		console_http_reply_error(ctx, 404, "not_found", "%s", what);
-	else
-		console_http_reply_bytes(ctx, 200, "application/json", PQgetvalue(r, 0, 0),
-					 (size_t)PQgetlength(r, 0, 0));
-	PQclear(r);
+	if (web_db_query(ctx, sql, n, params, json_done, (void *)what) < 0)
+		console_http_reply_error(ctx, 500, "internal", "out of memory");
 }
 
 static void on_me(struct console_http_ctx *ctx)
@@ -133,26 +139,38 @@ static int time_param(struct console_http_ctx *ctx, const char *name, time_t def
 	return rc;
 }
 
-static void reply_csv(struct console_http_ctx *ctx, const char *kind, const char *json,
-		      const char *from, const char *to)
+struct traffic_csv {
+	char kind[32], from[32], to[32];
+};
+
+/* One table of the traffic answer as CSV (arg: struct traffic_csv, freed here). */
+static void csv_done(struct console *c, struct console_http_deferred *d, PGresult *r, void *arg)
 {
-	json_error_t e;
-	json_t *doc = json_loads(json, 0, &e);
+	struct traffic_csv *t = arg;
+	json_t *doc = NULL;
 	size_t len = 0;
-	char *csv = doc ? web_table_csv(json_object_get(doc, kind), &len) : NULL;
-	json_decref(doc);
-	if (!csv) {
-		console_http_reply_error(ctx, 500, "internal", "the %s table could not be written",
-					 kind);
-		return;
+	char *csv = NULL, disp[160];
+	(void)c;
+
+	if (!r || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+		console_http_deferred_error(d, 503, "database", "the database did not answer");
+		goto out;
 	}
-	char disp[160];
-	snprintf(disp, sizeof(disp), "attachment; filename=\"els-%s-%.10s-%.10s.csv\"", kind,
-		 from, to);
-	evhttp_add_header(evhttp_request_get_output_headers(ctx->req), "Content-Disposition",
-			  disp);
-	console_http_reply_bytes(ctx, 200, "text/csv; charset=utf-8", csv, len);
+	doc = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	csv = doc ? web_table_csv(json_object_get(doc, t->kind), &len) : NULL;
+	if (!csv) {
+		console_http_deferred_error(d, 500, "internal", "the %s table could not be written",
+					    t->kind);
+		goto out;
+	}
+	snprintf(disp, sizeof(disp), "attachment; filename=\"els-%s-%.10s-%.10s.csv\"", t->kind,
+		 t->from, t->to);
+	console_http_deferred_bytes(d, 200, "text/csv; charset=utf-8", csv, len,
+				    "Content-Disposition", disp);
+out:
+	json_decref(doc);
 	free(csv);
+	free(t);
 }
 
 /* GET /api/traffic?from=T&to=T&kind=K&format=json|csv: default the last 24 hours, every
@@ -201,18 +219,22 @@ static void on_traffic(struct console_http_ctx *ctx)
 	web_format_time(from, from_s, sizeof(from_s));
 	web_format_time(to, to_s, sizeof(to_s));
 	const char *params[] = {kind, from_s, to_s};
-	PGresult *r = console_db_query(ctx->c,
-				       "SELECT console_web_traffic($1, $2::timestamptz, "
-				       "$3::timestamptz)",
-				       3, params);
-	if (!r || PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
-		console_http_reply_error(ctx, 503, "database", "the database did not answer");
-	else if (csv)
-		reply_csv(ctx, kind, PQgetvalue(r, 0, 0), from_s, to_s);
-	else
-		console_http_reply_bytes(ctx, 200, "application/json", PQgetvalue(r, 0, 0),
-					 (size_t)PQgetlength(r, 0, 0));
-	PQclear(r);
+	static const char sql[] =
+	    "SELECT console_web_traffic($1, $2::timestamptz, $3::timestamptz)";
+	if (!csv) {
+		reply_query(ctx, sql, 3, params, "no traffic");
+		goto out;
+	}
+	struct traffic_csv *t = calloc(1, sizeof(*t));
+	if (t) {
+		snprintf(t->kind, sizeof(t->kind), "%s", kind);
+		snprintf(t->from, sizeof(t->from), "%s", from_s);
+		snprintf(t->to, sizeof(t->to), "%s", to_s);
+	}
+	if (!t || web_db_query(ctx, sql, 3, params, csv_done, t) < 0) {
+		free(t);
+		console_http_reply_error(ctx, 500, "internal", "out of memory");
+	}
 out:
 	free(kind);
 	free(format);
@@ -222,6 +244,7 @@ out:
 int console_web_init(struct console *c)
 {
 	int rc = console_web_static_init(c);
+	web_db_open(c);
 	if (rc == 0)
 		rc = console_http_route(c, "GET", "/api/me", on_me, ELS_ROLE_AUDITOR, false);
 	if (rc == 0)

@@ -129,6 +129,18 @@ while IFS= read -r line; do
 	esac
 done <"$WORK/browser.out"
 check_eq "the browser script ran to its end" 0 "$rc"
+
+# The pages' own database connection (web_db.c) after PostgreSQL restarted: the first query
+# finds the connection lost, runs again on a new one, and the page gets its answer.
+api() { curl -sk --max-time 10 --cert "$WORK/pki/consoles/alice.crt" --key "$WORK/pki/consoles/alice.key" \
+	-o "$WORK/api.out" -w '%{http_code}' "https://127.0.0.1:$API_PORT$1"; }
+check_eq "GET /api/fleet before the restart" 200 "$(api '/api/fleet?limit=1')"
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w restart -l "$PGDIR/server.log" >/dev/null ||
+	fail "PostgreSQL restarts"
+check_eq "GET /api/fleet right after PostgreSQL restarted: answered" 200 "$(api '/api/fleet?limit=1')"
+check "... with the fleet" grep -q '"total" : 1000' "$WORK/api.out"
+check_eq "GET /api/traffic as CSV after the restart" 200 "$(api '/api/traffic?kind=blocked_ports&format=csv')"
+check "... a CSV table" grep -q '^proto,port,packets,agents' "$WORK/api.out"
 check "els-console is still running" kill -0 "$CONSOLE_PID"
 kill -TERM "$CONSOLE_PID"
 wait "$CONSOLE_PID"
