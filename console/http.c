@@ -378,10 +378,8 @@ static const char *method_name(enum evhttp_cmd_type t)
 	}
 }
 
-/* The value of cookie name in the Cookie header, copied into out (empty when absent). */
-static void cookie_value(struct evhttp_request *req, const char *name, char *out, size_t n)
+void console_http_cookie_value(const char *h, const char *name, char *out, size_t n)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
 	size_t nl = strlen(name);
 	out[0] = 0;
 	for (const char *p = h; p && *p;) {
@@ -398,6 +396,12 @@ static void cookie_value(struct evhttp_request *req, const char *name, char *out
 		}
 		p = strchr(p, ';');
 	}
+}
+
+static void cookie_value(struct evhttp_request *req, const char *name, char *out, size_t n)
+{
+	console_http_cookie_value(
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie"), name, out, n);
 }
 
 /* Double submit: a page of this origin can read the cookie and echo it in a header; another

@@ -125,7 +125,11 @@ int console_relay_request(struct console *c, const char *agent_id, const char *c
 		goto out;
 	unsigned t = timeout_s ? timeout_s : c->conf->request_timeout_s;
 	snprintf(tmo, sizeof(tmo), "%u", t);
-	a = json_dumps(args ? args : json_object(), JSON_COMPACT);
+	if (!args && !(args = json_object())) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	a = json_dumps(args, JSON_COMPACT);
 	const char *role = on_behalf_of ? els_mgmt_role_name(on_behalf_of->role) : NULL;
 	const char *p[] = {agent_id, c->name, cmd, a, on_behalf_of ? on_behalf_of->identity : NULL,
 			   role, tmo};
