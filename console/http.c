@@ -410,8 +410,7 @@ static bool csrf_ok(struct evhttp_request *req)
 {
 	char cookie[80];
 	cookie_value(req, "els_csrf", cookie, sizeof(cookie));
-	const char *hdr =
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "X-ELS-CSRF");
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "X-ELS-CSRF");
 	size_t cl = strlen(cookie);
 	return hdr && cl >= 16 && strlen(hdr) == cl && CRYPTO_memcmp(hdr, cookie, cl) == 0;
 }

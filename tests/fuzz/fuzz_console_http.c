@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *rest = NULL;
 	int role = 0;
 	bool sc = false, known = false;
-	console_http_handler fn = console_http_lookup(&c, methods[data[0] % 4], path, &rest, &role,
-						      &sc, &known);
+	console_http_handler fn =
+	    console_http_lookup(&c, methods[data[0] % 4], path, &rest, &role, &sc, &known);
 	if (fn && (!known || !rest || rest < path || rest > path + strlen(path) ||
 		   (role != ELS_ROLE_AUDITOR && role != ELS_ROLE_ADMIN)))
 		abort();
