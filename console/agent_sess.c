@@ -60,8 +60,7 @@ void sess_close(struct agent_sess *s, const char *why)
 		agents_unindex(a, s);
 		agents_mark_gone(a, s);
 	}
-	if (!s->authed || !s->hello)
-		a->npreauth--;
+	agents_pre_del(a, s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -210,7 +209,7 @@ static void on_hello(struct agent_sess *s, json_t *row)
 	if (old && old != s)
 		sess_close(old, "replaced by a new session of the same agent");
 	s->hello = true;
-	a->npreauth--;
+	agents_pre_del(a, s);
 	agents_index(a, s);
 	event_free(s->deadline);
 	s->deadline = NULL;
@@ -387,7 +386,7 @@ void sess_start(struct console_agents *a, evutil_socket_t fd, const char *peer)
 		a->all->prev = s;
 	a->all = s;
 	a->nall++;
-	a->npreauth++;
+	agents_pre_add(a, s);
 	s->deadline = evtimer_new(c->base, on_deadline, s);
 	struct timeval hs = {c->conf->handshake_timeout_s, 0};
 	if (!s->deadline || evtimer_add(s->deadline, &hs) < 0) {
