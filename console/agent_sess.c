@@ -217,7 +217,8 @@ static void on_hello(struct agent_sess *s, json_t *row)
 	bufferevent_set_timeouts(s->bev, &hb, &hb);
 	agents_mark_state(a, s, row);
 	els_log(ELS_LL_INFO, "agents: %s@%s connected", s->id, s->peer);
-	console_agents_flush(s->c);
+	/* The deployer's pass writes the new row first (console_agents_flush), then looks
+	 * for this agent's pending targets. */
 	console_deployer_kick(s->c);
 }
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 								  : "max_handshakes");
 		sess_close(old, "evicted before its hello");
 	}
+	/* Small frames both ways (handshake flights, requests, answers): no Nagle delay. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sess_start(a, fd, peer);
 }
 
