@@ -60,8 +60,7 @@ void sess_close(struct agent_sess *s, const char *why)
 		agents_unindex(a, s);
 		agents_mark_gone(a, s);
 	}
-	if (!s->authed || !s->hello)
-		a->npreauth--;
+	agents_pre_del(a, s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -182,8 +181,10 @@ static void on_response(struct agent_sess *s, json_t *resp)
 	/* In order: the answer is the oldest request's. An id of null is the agent's reply to
 	 * a frame it could not read, which can only be that one too. */
 	if (!q || (json_is_integer(id) && json_integer_value(id) != q->id)) {
-		els_log(ELS_LL_WARNING, "agents: %s@%s answered a request it was not asked "
-			"(id %lld): closing", s->id, s->peer,
+		els_log(ELS_LL_WARNING,
+			"agents: %s@%s answered a request it was not asked "
+			"(id %lld): closing",
+			s->id, s->peer,
 			json_is_integer(id) ? (long long)json_integer_value(id) : -1LL);
 		sess_close(s, "protocol error: unexpected response");
 		return;
@@ -208,7 +209,7 @@ static void on_hello(struct agent_sess *s, json_t *row)
 	if (old && old != s)
 		sess_close(old, "replaced by a new session of the same agent");
 	s->hello = true;
-	a->npreauth--;
+	agents_pre_del(a, s);
 	agents_index(a, s);
 	event_free(s->deadline);
 	s->deadline = NULL;
@@ -216,7 +217,8 @@ static void on_hello(struct agent_sess *s, json_t *row)
 	bufferevent_set_timeouts(s->bev, &hb, &hb);
 	agents_mark_state(a, s, row);
 	els_log(ELS_LL_INFO, "agents: %s@%s connected", s->id, s->peer);
-	console_agents_flush(s->c);
+	/* The deployer's pass writes the new row first (console_agents_flush), then looks
+	 * for this agent's pending targets. */
 	console_deployer_kick(s->c);
 }
 
@@ -276,8 +278,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 		    s->fr.len > CONSOLE_HELLO_MAX_FRAME)
 			r = ELS_FRAME_TOO_LARGE;
 		if (r == ELS_FRAME_TOO_LARGE || r < 0) {
-			els_log(ELS_LL_WARNING, "agents: %s@%s: frame too large (%u bytes): closing",
-				s->id, s->peer, s->fr.len);
+			els_log(ELS_LL_WARNING,
+				"agents: %s@%s: frame too large (%u bytes): closing", s->id,
+				s->peer, s->fr.len);
 			sess_close(s, "frame too large");
 			break;
 		}
@@ -330,7 +333,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 		const char *r = e ? ERR_reason_error_string(e) : NULL;
 		agents_log_refusal(s->c->agents, "handshake refused @%s: %s", s->peer,
-				   r ? r : (what & BEV_EVENT_EOF) ? "closed by the peer" : "error");
+				   r			    ? r
+				   : (what & BEV_EVENT_EOF) ? "closed by the peer"
+							    : "error");
 		while (bufferevent_get_openssl_error(s->bev))
 			;
 		sess_close(s, "handshake failed");
@@ -382,7 +387,7 @@ void sess_start(struct console_agents *a, evutil_socket_t fd, const char *peer)
 		a->all->prev = s;
 	a->all = s;
 	a->nall++;
-	a->npreauth++;
+	agents_pre_add(a, s);
 	s->deadline = evtimer_new(c->base, on_deadline, s);
 	struct timeval hs = {c->conf->handshake_timeout_s, 0};
 	if (!s->deadline || evtimer_add(s->deadline, &hs) < 0) {
