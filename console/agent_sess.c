@@ -182,8 +182,10 @@ static void on_response(struct agent_sess *s, json_t *resp)
 	/* In order: the answer is the oldest request's. An id of null is the agent's reply to
 	 * a frame it could not read, which can only be that one too. */
 	if (!q || (json_is_integer(id) && json_integer_value(id) != q->id)) {
-		els_log(ELS_LL_WARNING, "agents: %s@%s answered a request it was not asked "
-			"(id %lld): closing", s->id, s->peer,
+		els_log(ELS_LL_WARNING,
+			"agents: %s@%s answered a request it was not asked "
+			"(id %lld): closing",
+			s->id, s->peer,
 			json_is_integer(id) ? (long long)json_integer_value(id) : -1LL);
 		sess_close(s, "protocol error: unexpected response");
 		return;
@@ -276,8 +278,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 		    s->fr.len > CONSOLE_HELLO_MAX_FRAME)
 			r = ELS_FRAME_TOO_LARGE;
 		if (r == ELS_FRAME_TOO_LARGE || r < 0) {
-			els_log(ELS_LL_WARNING, "agents: %s@%s: frame too large (%u bytes): closing",
-				s->id, s->peer, s->fr.len);
+			els_log(ELS_LL_WARNING,
+				"agents: %s@%s: frame too large (%u bytes): closing", s->id,
+				s->peer, s->fr.len);
 			sess_close(s, "frame too large");
 			break;
 		}
@@ -330,7 +333,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 		const char *r = e ? ERR_reason_error_string(e) : NULL;
 		agents_log_refusal(s->c->agents, "handshake refused @%s: %s", s->peer,
-				   r ? r : (what & BEV_EVENT_EOF) ? "closed by the peer" : "error");
+				   r			    ? r
+				   : (what & BEV_EVENT_EOF) ? "closed by the peer"
+							    : "error");
 		while (bufferevent_get_openssl_error(s->bev))
 			;
 		sess_close(s, "handshake failed");

@@ -268,8 +268,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the listener ---- */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
 {
 	(void)l;
 	(void)salen;

@@ -14,17 +14,17 @@
 #include "conf.h"
 
 struct event_base;
-struct console_http;   /* http.c */
-struct console_agents; /* agents_port.c */
+struct console_http;	 /* http.c */
+struct console_agents;	 /* agents_port.c */
 struct console_deployer; /* deployer.c */
-struct console_db;     /* db.c */
-struct console_relay;  /* relay.c */
+struct console_db;	 /* db.c */
+struct console_relay;	 /* relay.c */
 
 struct console {
 	struct event_base *base;
 	struct console_conf *conf; /* never changes after start */
-	const char *name;	   /* this instance's name (conf->name): console_agents.connected_to */
-	struct console_db *db;	   /* db.h: console_db_query() and friends; PGconn inside */
+	const char *name;      /* this instance's name (conf->name): console_agents.connected_to */
+	struct console_db *db; /* db.h: console_db_query() and friends; PGconn inside */
 	struct console_http *http;
 	struct console_agents *agents;
 	struct console_deployer *deployer;
@@ -60,8 +60,7 @@ void console_audit(struct console *c, const char *identity, const char *role, co
  * during the call; {"id","ok",...}), or NULL when there is none (agent gone, timed out, refused
  * the frame); error then says why. Called exactly once, always from the event loop, never from
  * inside console_agent_request itself. */
-typedef void (*console_agent_cb)(struct console *c, void *arg, json_t *response,
-				 const char *error);
+typedef void (*console_agent_cb)(struct console *c, void *arg, json_t *response, const char *error);
 
 /* Sends {"v":1,"id":N,"cmd":cmd,"args":args,"on_behalf_of":{identity,role}} to agent_id.
  * When another live instance holds the agent, the request goes through the database to it

@@ -119,8 +119,8 @@ static bool ensure_conn(struct console *c)
 			char e[512];
 			snprintf(e, sizeof(e), "%s", PQerrorMessage(db->conn));
 			msg_trim(e);
-			els_log(ELS_LL_ERROR, "database: connection lost, retrying every second: %s",
-				e);
+			els_log(ELS_LL_ERROR,
+				"database: connection lost, retrying every second: %s", e);
 		}
 		db->was_down = true;
 		watch_socket(c);

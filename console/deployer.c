@@ -84,11 +84,12 @@ static void on_apply(struct console *c, void *arg, json_t *resp, const char *err
 			snprintf(g, sizeof(g), "%lld", (long long)json_integer_value(gen));
 		const char *p[] = {a->agent_id, sha, g[0] ? g : NULL};
 		if (sha)
-			console_db_exec(c,
-					"UPDATE console_agents SET policy_sha256 = $2, "
-					"policy_generation = COALESCE($3::bigint, policy_generation) "
-					"WHERE agent_id = $1",
-					3, p);
+			console_db_exec(
+			    c,
+			    "UPDATE console_agents SET policy_sha256 = $2, "
+			    "policy_generation = COALESCE($3::bigint, policy_generation) "
+			    "WHERE agent_id = $1",
+			    3, p);
 	} else {
 		json_t *e = json_object_get(resp, "error");
 		const char *code = json_string_value(json_object_get(e, "code"));
@@ -118,7 +119,7 @@ static bool check_view(struct console *c)
 	PQclear(r);
 	if (!d->have_view && !d->warned_no_view) {
 		els_log(ELS_LL_INFO, "deployer: no console_deploy_pending view in the database "
-			"(change control not installed): nothing to deploy");
+				     "(change control not installed): nothing to deploy");
 		d->warned_no_view = true;
 	}
 	return d->have_view;

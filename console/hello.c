@@ -54,8 +54,12 @@ int console_parse_utc(const char *s, double *out)
 	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
 	    sec > 59 || h < 0 || mi < 0 || sec < 0)
 		return -EINVAL;
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-			.tm_hour = h, .tm_min = mi, .tm_sec = sec};
+	struct tm tm = {.tm_year = y - 1900,
+			.tm_mon = mo - 1,
+			.tm_mday = d,
+			.tm_hour = h,
+			.tm_min = mi,
+			.tm_sec = sec};
 	time_t t = timegm(&tm);
 	struct tm back;
 	/* 2026-02-30 normalises to March: not a date. */
@@ -189,7 +193,8 @@ int console_frame_parse(const char *body, size_t len, const char *cn, json_t **r
 	if (!type) {
 		/* A response: {"v":1,"id":N or null,"ok":bool,...}. */
 		json_t *id = json_object_get(in, "id"), *ok = json_object_get(in, "ok");
-		if (!ok || !json_is_boolean(ok) || !id || (!json_is_integer(id) && !json_is_null(id))) {
+		if (!ok || !json_is_boolean(ok) || !id ||
+		    (!json_is_integer(id) && !json_is_null(id))) {
 			snprintf(why, whyn, "a frame without \"type\" must be a response (id, ok)");
 			goto out;
 		}

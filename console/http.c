@@ -378,10 +378,8 @@ static const char *method_name(enum evhttp_cmd_type t)
 	}
 }
 
-/* The value of cookie name in the Cookie header, copied into out (empty when absent). */
-static void cookie_value(struct evhttp_request *req, const char *name, char *out, size_t n)
+void console_http_cookie_value(const char *h, const char *name, char *out, size_t n)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
 	size_t nl = strlen(name);
 	out[0] = 0;
 	for (const char *p = h; p && *p;) {
@@ -400,14 +398,19 @@ static void cookie_value(struct evhttp_request *req, const char *name, char *out
 	}
 }
 
+static void cookie_value(struct evhttp_request *req, const char *name, char *out, size_t n)
+{
+	console_http_cookie_value(
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie"), name, out, n);
+}
+
 /* Double submit: a page of this origin can read the cookie and echo it in a header; another
  * site can make the browser send the cookie but cannot read it to set the header. */
 static bool csrf_ok(struct evhttp_request *req)
 {
 	char cookie[80];
 	cookie_value(req, "els_csrf", cookie, sizeof(cookie));
-	const char *hdr =
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "X-ELS-CSRF");
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "X-ELS-CSRF");
 	size_t cl = strlen(cookie);
 	return hdr && cl >= 16 && strlen(hdr) == cl && CRYPTO_memcmp(hdr, cookie, cl) == 0;
 }

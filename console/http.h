@@ -85,4 +85,8 @@ console_http_handler console_http_lookup(struct console *c, const char *method, 
 					 const char **rest, int *min_role, bool *state_changing,
 					 bool *path_known);
 
+/* The value of cookie name in a Cookie header (h may be NULL), copied into out; empty when
+ * absent or longer than n - 1. */
+void console_http_cookie_value(const char *h, const char *name, char *out, size_t n);
+
 #endif

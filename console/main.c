@@ -44,7 +44,8 @@ static const char usage_text[] =
     "\n"
     "Signals: SIGTERM and SIGINT stop it (agents reconnect to another instance or to this\n"
     "one when it is back); SIGHUP reads the certificates, keys and CRLs again and cuts the\n"
-    "agent sessions whose certificate the new CRL revokes. Exit status: 0 after a stop, 1 on a configuration error, 3 when\n"
+    "agent sessions whose certificate the new CRL revokes. Exit status: 0 after a stop, 1 on a "
+    "configuration error, 3 when\n"
     "the database or a listener cannot be opened, 2 on a usage error.\n";
 
 static void notify_systemd(const char *msg)
@@ -141,7 +142,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "els-console: unexpected argument '%s'\nTry 'els-console --help'.\n",
+		fprintf(stderr,
+			"els-console: unexpected argument '%s'\nTry 'els-console --help'.\n",
 			argv[optind]);
 		return 2;
 	}
@@ -179,13 +181,13 @@ int main(int argc, char **argv)
 	}
 	int signums[] = {SIGTERM, SIGINT, SIGHUP};
 	for (size_t i = 0; i < 3; i++) {
-		sigs[i] = evsignal_new(c.base, signums[i], signums[i] == SIGHUP ? on_hup : on_stop,
-				       &c);
+		sigs[i] =
+		    evsignal_new(c.base, signums[i], signums[i] == SIGHUP ? on_hup : on_stop, &c);
 		if (sigs[i])
 			event_add(sigs[i], NULL);
 	}
-	els_log(ELS_LL_INFO, "console %s running (agents %s, api %s)", c.name,
-		conf->agents.listen, conf->api.listen);
+	els_log(ELS_LL_INFO, "console %s running (agents %s, api %s)", c.name, conf->agents.listen,
+		conf->api.listen);
 	notify_systemd("READY=1");
 	event_base_dispatch(c.base);
 out:

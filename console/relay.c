@@ -60,8 +60,10 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
 	char id[24];
 	snprintf(id, sizeof(id), "%lld", w->id);
 	const char *p[] = {id};
-	console_db_exec(c, "UPDATE console_agent_requests SET state = 'expired' WHERE id = $1 "
-			"AND state <> 'done'", 1, p);
+	console_db_exec(c,
+			"UPDATE console_agent_requests SET state = 'expired' WHERE id = $1 "
+			"AND state <> 'done'",
+			1, p);
 	finish_wait(c, w, NULL, "the agent's console did not answer in time");
 }
 
@@ -125,10 +127,14 @@ int console_relay_request(struct console *c, const char *agent_id, const char *c
 		goto out;
 	unsigned t = timeout_s ? timeout_s : c->conf->request_timeout_s;
 	snprintf(tmo, sizeof(tmo), "%u", t);
-	a = json_dumps(args ? args : json_object(), JSON_COMPACT);
+	if (!args && !(args = json_object())) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	a = json_dumps(args, JSON_COMPACT);
 	const char *role = on_behalf_of ? els_mgmt_role_name(on_behalf_of->role) : NULL;
 	const char *p[] = {agent_id, c->name, cmd, a, on_behalf_of ? on_behalf_of->identity : NULL,
-			   role, tmo};
+			   role,     tmo};
 	/* Only a live holder: one that stopped refreshing its row is not asked. */
 	PGresult *r = console_db_query(
 	    c,
@@ -215,10 +221,10 @@ static void serve(struct console *c)
 		}
 		s->id = atoll(PQgetvalue(r, i, 0));
 		snprintf(s->from, sizeof(s->from), "%s", PQgetvalue(r, i, 6));
-		int rc = console_agent_request_local(
-		    c, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), args,
-		    PQgetisnull(r, i, 4) ? NULL : &who, (unsigned)atoi(PQgetvalue(r, i, 7)),
-		    on_served, s);
+		int rc =
+		    console_agent_request_local(c, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), args,
+						PQgetisnull(r, i, 4) ? NULL : &who,
+						(unsigned)atoi(PQgetvalue(r, i, 7)), on_served, s);
 		if (rc < 0)
 			on_served(c, s, NULL, "the agent is no longer connected to its console");
 	}

@@ -15,7 +15,8 @@ static void get_instances(struct console_http_ctx *ctx)
 {
 	PGresult *r = console_db_query(
 	    ctx->c,
-	    "SELECT name, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	    "SELECT name, to_char(started_at AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	    "to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 	    "agents_connected FROM console_instances ORDER BY name",
 	    0, NULL);
@@ -26,11 +27,11 @@ static void get_instances(struct console_http_ctx *ctx)
 	json_t *list = json_array();
 	for (int i = 0; i < PQntuples(r); i++)
 		json_array_append_new(
-		    list, json_pack("{s:s,s:s,s:s,s:i,s:b}", "name", PQgetvalue(r, i, 0),
-				    "started_at", PQgetvalue(r, i, 1), "last_seen",
-				    PQgetvalue(r, i, 2), "agents_connected",
-				    atoi(PQgetvalue(r, i, 3)), "this",
-				    strcmp(PQgetvalue(r, i, 0), ctx->c->name) == 0));
+		    list,
+		    json_pack("{s:s,s:s,s:s,s:i,s:b}", "name", PQgetvalue(r, i, 0), "started_at",
+			      PQgetvalue(r, i, 1), "last_seen", PQgetvalue(r, i, 2),
+			      "agents_connected", atoi(PQgetvalue(r, i, 3)), "this",
+			      strcmp(PQgetvalue(r, i, 0), ctx->c->name) == 0));
 	PQclear(r);
 	console_http_reply_json(ctx, 200,
 				json_pack("{s:s,s:i,s:o}", "this", ctx->c->name, "agents_connected",
@@ -46,7 +47,8 @@ static void post_disconnect(struct console_http_ctx *ctx)
 		return;
 	const char *id = json_string_value(json_object_get(body, "agent_id"));
 	if (!id || !*id) {
-		console_http_reply_error(ctx, 400, "bad_request", "agent_id (a string) is required");
+		console_http_reply_error(ctx, 400, "bad_request",
+					 "agent_id (a string) is required");
 		json_decref(body);
 		return;
 	}
@@ -74,12 +76,13 @@ static void on_agent_answer(struct console *c, void *arg, json_t *resp, const ch
 	if (resp && !json_is_true(json_object_get(resp, "ok")))
 		code = json_string_value(json_object_get(json_object_get(resp, "error"), "code"));
 	console_audit(c, a->identity, a->role, "agent.request", a->agent,
-		      !resp ? "no answer" : code ? code : "ok",
+		      !resp  ? "no answer"
+		      : code ? code
+			     : "ok",
 		      json_pack("{s:s,s:s*}", "cmd", a->cmd, "error", resp ? NULL : error));
 	if (resp)
-		console_http_deferred_json(a->d, 200,
-					   json_pack("{s:s,s:O}", "agent_id", a->agent, "response",
-						     resp));
+		console_http_deferred_json(
+		    a->d, 200, json_pack("{s:s,s:O}", "agent_id", a->agent, "response", resp));
 	else
 		console_http_deferred_error(a->d, 504, "agent", "agent %s: %s", a->agent,
 					    error ? error : "no answer");

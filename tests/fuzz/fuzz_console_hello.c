@@ -75,8 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			switch (kind) {
 			case CONSOLE_FRAME_HELLO:
 			case CONSOLE_FRAME_HEARTBEAT:
-				if (!row || strcmp(json_string_value(json_object_get(row, "agent_id")),
-						   cn) != 0)
+				if (!row ||
+				    strcmp(json_string_value(json_object_get(row, "agent_id")),
+					   cn) != 0)
 					abort();
 				check_row(row);
 				hello = true;

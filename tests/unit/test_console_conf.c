@@ -101,14 +101,15 @@ Test(console_conf, every_error_named_with_its_line)
 {
 	struct console_conf *c = (void *)1;
 	char diag[4096];
-	const char *text =
-	    "console = { name = \"bad name\"; };\n"						  /* 1 */
-	    "agents = { listen = \"example.org:7444\"; ca = \"a\"; cert = \"b\"; key = \"c\";\n" /* 2 */
-	    "  crl = \"d\"; heartbeat_timeout_s = 2; typo = 1; };\n"				  /* 3 */
-	    "api = { listen = \"[::1]:8443\"; ca = 5; cert = \"b\"; key = \"c\"; crl = \"d\"; };\n"
-	    "deploy = { max_drop_rate_ratio = 0.5; };\n"					  /* 5 */
-	    "change_control = { two_person = \"yes\"; };\n"					  /* 6 */
-	    "surprise = { a = 1; };\n";								  /* 7 */
+	const char *text = "console = { name = \"bad name\"; };\n" /* 1 */
+			   "agents = { listen = \"example.org:7444\"; ca = \"a\"; cert = \"b\"; "
+			   "key = \"c\";\n"					    /* 2 */
+			   "  crl = \"d\"; heartbeat_timeout_s = 2; typo = 1; };\n" /* 3 */
+			   "api = { listen = \"[::1]:8443\"; ca = 5; cert = \"b\"; key = \"c\"; "
+			   "crl = \"d\"; };\n"
+			   "deploy = { max_drop_rate_ratio = 0.5; };\n"	   /* 5 */
+			   "change_control = { two_person = \"yes\"; };\n" /* 6 */
+			   "surprise = { a = 1; };\n";			   /* 7 */
 	cr_assert_lt(load(text, &c, diag, sizeof(diag)), 0);
 	cr_assert_null(c);
 	const char *want[] = {
@@ -168,9 +169,9 @@ Test(console_conf, listen_syntax)
 	cr_assert_eq(console_parse_listen("[2001:db8::1]:7444", host, sizeof(host), &port), 0);
 	cr_assert_str_eq(host, "2001:db8::1");
 	cr_assert_eq(port, 7444);
-	const char *bad[] = {"",	  "127.0.0.1",	    "127.0.0.1:0",  "127.0.0.1:65536",
-			     "::1:7444", "[::1]7444",	    "host.name:80", "1.2.3.4:-1",
-			     ":80",	  "1.2.3.4:80x",    "[::1]:",	    "1.2.3.4: 80"};
+	const char *bad[] = {"",	 "127.0.0.1",	"127.0.0.1:0",	"127.0.0.1:65536",
+			     "::1:7444", "[::1]7444",	"host.name:80", "1.2.3.4:-1",
+			     ":80",	 "1.2.3.4:80x", "[::1]:",	"1.2.3.4: 80"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_lt(console_parse_listen(bad[i], host, sizeof(host), &port), 0, "%s",
 			     bad[i]);

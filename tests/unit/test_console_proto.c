@@ -54,9 +54,9 @@ Test(console_hello, agent_id_must_be_the_certificate)
 {
 	json_t *row;
 	char why[256];
-	cr_assert_eq(parse("{\"v\":1,\"type\":\"hello\",\"agent_id\":\"web-02\"}", "web-01", &row,
-			   why),
-		     CONSOLE_FRAME_WRONG_ID);
+	cr_assert_eq(
+	    parse("{\"v\":1,\"type\":\"hello\",\"agent_id\":\"web-02\"}", "web-01", &row, why),
+	    CONSOLE_FRAME_WRONG_ID);
 	cr_assert_null(row);
 	cr_assert_eq(parse("{\"v\":1,\"type\":\"hello\"}", "web-01", &row, why),
 		     CONSOLE_FRAME_WRONG_ID);
@@ -112,8 +112,9 @@ Test(console_hello, utc_times)
 	cr_assert_float_eq(t, 0.0, 1e-9);
 	cr_assert_eq(console_parse_utc("2024-02-29T23:59:59.5Z", &t), 0);
 	cr_assert_float_eq(t, 1709251199.5, 1e-6);
-	const char *bad[] = {"2023-02-29T00:00:00Z", "2026-12-05 01:00:00Z", "2026-12-05T01:00:00",
-			     "2026-12-05T24:00:00Z", "2026-12-05T01:00:00.Z", "1969-12-31T23:59:59Z",
+	const char *bad[] = {"2023-02-29T00:00:00Z",	"2026-12-05 01:00:00Z",
+			     "2026-12-05T01:00:00",	"2026-12-05T24:00:00Z",
+			     "2026-12-05T01:00:00.Z",	"1969-12-31T23:59:59Z",
 			     "2026-12-05T01:00:00Zjunk"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_lt(console_parse_utc(bad[i], &t), 0, "%s", bad[i]);
@@ -183,18 +184,27 @@ Test(console_cert, roles)
 
 /* ---- routes ---- */
 
-static void h1(struct console_http_ctx *ctx) { (void)ctx; }
-static void h2(struct console_http_ctx *ctx) { (void)ctx; }
-static void h3(struct console_http_ctx *ctx) { (void)ctx; }
+static void h1(struct console_http_ctx *ctx)
+{
+	(void)ctx;
+}
+static void h2(struct console_http_ctx *ctx)
+{
+	(void)ctx;
+}
+static void h3(struct console_http_ctx *ctx)
+{
+	(void)ctx;
+}
 
 Test(console_http, longest_prefix_wins_and_methods_are_separate)
 {
 	struct console c = {0};
-	cr_assert_eq(console_http_route(&c, "GET", "/api/policies", h1, ELS_ROLE_AUDITOR, false), 0);
-	cr_assert_eq(console_http_route(&c, "POST", "/api/policies/", h2, ELS_ROLE_ADMIN, true), 0);
-	cr_assert_eq(console_http_route(&c, "GET", "/api/policies/diff", h3, ELS_ROLE_AUDITOR,
-					false),
+	cr_assert_eq(console_http_route(&c, "GET", "/api/policies", h1, ELS_ROLE_AUDITOR, false),
 		     0);
+	cr_assert_eq(console_http_route(&c, "POST", "/api/policies/", h2, ELS_ROLE_ADMIN, true), 0);
+	cr_assert_eq(
+	    console_http_route(&c, "GET", "/api/policies/diff", h3, ELS_ROLE_AUDITOR, false), 0);
 	cr_assert_eq(console_http_route(&c, "GET", "/api/policies", h1, ELS_ROLE_AUDITOR, false),
 		     -EEXIST);
 	cr_assert_eq(console_http_route(&c, "GET", "api", h1, ELS_ROLE_AUDITOR, false), -EINVAL);
@@ -203,23 +213,24 @@ Test(console_http, longest_prefix_wins_and_methods_are_separate)
 	const char *rest;
 	int role;
 	bool sc, known;
-	cr_assert_eq(console_http_lookup(&c, "GET", "/api/policies", &rest, &role, &sc, &known), h1);
+	cr_assert_eq(console_http_lookup(&c, "GET", "/api/policies", &rest, &role, &sc, &known),
+		     h1);
 	cr_assert_str_eq(rest, "");
 	cr_assert_eq(console_http_lookup(&c, "GET", "/api/policies/12", &rest, &role, &sc, &known),
 		     h1);
 	cr_assert_str_eq(rest, "12");
-	cr_assert_eq(console_http_lookup(&c, "GET", "/api/policies/diff", &rest, &role, &sc, &known),
-		     h3);
-	cr_assert_eq(console_http_lookup(&c, "POST", "/api/policies/7/approve", &rest, &role, &sc,
-					 &known),
-		     h2);
+	cr_assert_eq(
+	    console_http_lookup(&c, "GET", "/api/policies/diff", &rest, &role, &sc, &known), h3);
+	cr_assert_eq(
+	    console_http_lookup(&c, "POST", "/api/policies/7/approve", &rest, &role, &sc, &known),
+	    h2);
 	cr_assert_str_eq(rest, "7/approve");
 	cr_assert_eq(role, ELS_ROLE_ADMIN);
 	cr_assert(sc);
 	cr_assert_null(console_http_lookup(&c, "GET", "/api/policiesx", &rest, &role, &sc, &known));
 	cr_assert_not(known, "a prefix is not a word prefix");
-	cr_assert_null(console_http_lookup(&c, "DELETE", "/api/policies/1", &rest, &role, &sc,
-					   &known));
+	cr_assert_null(
+	    console_http_lookup(&c, "DELETE", "/api/policies/1", &rest, &role, &sc, &known));
 	cr_assert(known, "405, not 404");
 	cr_assert_null(console_http_lookup(&c, "POST", "/api/policies", &rest, &role, &sc, &known));
 	console_http_free(&c);
