@@ -60,8 +60,7 @@ void sess_close(struct agent_sess *s, const char *why)
 		agents_unindex(a, s);
 		agents_mark_gone(a, s);
 	}
-	if (!s->authed || !s->hello)
-		a->npreauth--;
+	agents_pre_del(a, s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -210,7 +209,7 @@ static void on_hello(struct agent_sess *s, json_t *row)
 	if (old && old != s)
 		sess_close(old, "replaced by a new session of the same agent");
 	s->hello = true;
-	a->npreauth--;
+	agents_pre_del(a, s);
 	agents_index(a, s);
 	event_free(s->deadline);
 	s->deadline = NULL;
@@ -218,7 +217,8 @@ static void on_hello(struct agent_sess *s, json_t *row)
 	bufferevent_set_timeouts(s->bev, &hb, &hb);
 	agents_mark_state(a, s, row);
 	els_log(ELS_LL_INFO, "agents: %s@%s connected", s->id, s->peer);
-	console_agents_flush(s->c);
+	/* The deployer's pass writes the new row first (console_agents_flush), then looks
+	 * for this agent's pending targets. */
 	console_deployer_kick(s->c);
 }
 
@@ -387,7 +387,7 @@ void sess_start(struct console_agents *a, evutil_socket_t fd, const char *peer)
 		a->all->prev = s;
 	a->all = s;
 	a->nall++;
-	a->npreauth++;
+	agents_pre_add(a, s);
 	s->deadline = evtimer_new(c->base, on_deadline, s);
 	struct timeval hs = {c->conf->handshake_timeout_s, 0};
 	if (!s->deadline || evtimer_add(s->deadline, &hs) < 0) {

@@ -32,6 +32,8 @@ struct agent_sess {
 	struct console *c;
 	struct agent_sess *prev, *next; /* every session */
 	struct agent_sess *hnext;	/* by id, once it said hello */
+	struct agent_sess *pre_prev, *pre_next; /* before hello: oldest at the tail */
+	bool in_pre;
 	struct bufferevent *bev;
 	struct event *deadline; /* handshake + hello must be done by then */
 	char peer[64];
@@ -52,6 +54,7 @@ struct console_agents {
 	SSL_CTX *ctx;
 	struct agent_sess *all;
 	size_t nall, npreauth, nhello;
+	struct agent_sess *pre_head, *pre_tail; /* sessions before hello, newest first */
 	struct agent_sess **buckets;
 	size_t nbuckets;
 	json_t *dirty; /* agent_id -> row to upsert (connected, last state) */
@@ -70,6 +73,11 @@ void agents_mark_gone(struct console_agents *a, struct agent_sess *s);
 /* Logs at most 20 refusals a second, then counts. */
 void agents_log_refusal(struct console_agents *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Sessions before hello: a list, so that a full port gives way to a new connection by
+ * closing the oldest unauthenticated one (an idle flood cannot keep agents out). */
+void agents_pre_add(struct console_agents *a, struct agent_sess *s);
+void agents_pre_del(struct console_agents *a, struct agent_sess *s);
 
 /* agent_sess.c */
 void sess_start(struct console_agents *a, evutil_socket_t fd, const char *peer);

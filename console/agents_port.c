@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,35 @@ void agents_unindex(struct console_agents *a, struct agent_sess *s)
 			a->nhello--;
 			return;
 		}
+}
+
+void agents_pre_add(struct console_agents *a, struct agent_sess *s)
+{
+	s->pre_prev = NULL;
+	s->pre_next = a->pre_head;
+	if (a->pre_head)
+		a->pre_head->pre_prev = s;
+	else
+		a->pre_tail = s;
+	a->pre_head = s;
+	s->in_pre = true;
+	a->npreauth++;
+}
+
+void agents_pre_del(struct console_agents *a, struct agent_sess *s)
+{
+	if (!s->in_pre)
+		return;
+	if (s->pre_prev)
+		s->pre_prev->pre_next = s->pre_next;
+	else
+		a->pre_head = s->pre_next;
+	if (s->pre_next)
+		s->pre_next->pre_prev = s->pre_prev;
+	else
+		a->pre_tail = s->pre_prev;
+	s->in_pre = false;
+	a->npreauth--;
 }
 
 void agents_log_refusal(struct console_agents *a, const char *fmt, ...)
@@ -286,18 +316,26 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
 		snprintf(peer, sizeof(peer), "[%s]:%u", host, ntohs(in6->sin6_port));
 	}
-	if (a->nall >= c->conf->agents_max) {
-		agents_log_refusal(a, "connection refused @%s: max_connections (%u) reached", peer,
-				   c->conf->agents_max);
-		close(fd);
-		return;
+	/* Full: the oldest connection still before its hello gives way (as elsd's endpoint
+	 * does), so idle connections cannot hold the port; agents that said hello stay. */
+	if (a->nall >= c->conf->agents_max || a->npreauth >= c->conf->agents_max_preauth) {
+		struct agent_sess *old = a->pre_tail;
+		if (!old) {
+			agents_log_refusal(a,
+					   "connection refused @%s: max_connections (%u) reached",
+					   peer, c->conf->agents_max);
+			close(fd);
+			return;
+		}
+		agents_log_refusal(a, "connection evicted @%s: %s full, a new connection came",
+				   old->peer,
+				   a->nall >= c->conf->agents_max ? "max_connections"
+								  : "max_handshakes");
+		sess_close(old, "evicted before its hello");
 	}
-	if (a->npreauth >= c->conf->agents_max_preauth) {
-		agents_log_refusal(a, "connection refused @%s: max_handshakes (%u) in progress",
-				   peer, c->conf->agents_max_preauth);
-		close(fd);
-		return;
-	}
+	/* Small frames both ways (handshake flights, requests, answers): no Nagle delay. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sess_start(a, fd, peer);
 }
 

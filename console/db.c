@@ -46,6 +46,19 @@ static void msg_trim(char *s)
 
 static void on_socket(evutil_socket_t fd, short what, void *arg);
 
+/* The event loop waits on every call: a database that stops answering must cost seconds, not
+ * the kernel's TCP timeouts (minutes), or every agent session would stall with it. These come
+ * first, so the same keys in database.conninfo win. */
+static PGconn *connect_db(const char *conninfo)
+{
+	static const char *const keys[] = {"connect_timeout",	  "tcp_user_timeout",
+					   "keepalives_idle",	  "keepalives_interval",
+					   "keepalives_count",	  "application_name",
+					   "dbname",		  NULL};
+	const char *values[] = {"3", "10000", "10", "3", "3", "els-console", conninfo, NULL};
+	return PQconnectdbParams(keys, values, 1);
+}
+
 static void quiet_notice(void *arg, const char *message)
 {
 	(void)arg;
@@ -111,7 +124,7 @@ static bool ensure_conn(struct console *c)
 	if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
 		return true;
 	if (!db->conn)
-		db->conn = PQconnectdb(c->conf->conninfo);
+		db->conn = connect_db(c->conf->conninfo);
 	else
 		PQreset(db->conn);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
@@ -330,7 +343,7 @@ int console_db_open(struct console *c)
 	if (!db)
 		return -ENOMEM;
 	c->db = db;
-	db->conn = PQconnectdb(c->conf->conninfo);
+	db->conn = connect_db(c->conf->conninfo);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		char e[512];
 		snprintf(e, sizeof(e), "%s", PQerrorMessage(db->conn));

@@ -25,8 +25,9 @@
 #define CLAIM_BATCH 5000 /* targets claimed per pass; the pass repeats at once when full */
 
 struct console_deployer {
-	struct event *timer, *kick;
+	struct event *timer, *kick, *results_ev;
 	json_t *inflight; /* "deployment_id/agent_id" -> true: requests on the wire */
+	json_t *results;  /* answers not yet written: one statement for many */
 	bool have_view;
 	bool warned_no_view;
 };
@@ -40,19 +41,73 @@ static void inflight_key(char *out, size_t n, const char *dep, const char *agent
 	snprintf(out, n, "%s/%s", dep, agent);
 }
 
-static void set_state(struct console *c, const char *dep, const char *agent, const char *state,
-		      const char *error)
+static const char results_sql[] =
+    "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(d bigint, a text, s text, "
+    "e text, sha text, g bigint)), "
+    "u AS (UPDATE console_deployment_targets t SET state = r.s, error = r.e, done_at = CASE "
+    "WHEN r.s IN ('ok', 'failed') THEN now() END FROM r WHERE t.deployment_id = r.d AND "
+    "t.agent_id = r.a AND t.state = 'sent' RETURNING t.deployment_id, r.s), "
+    /* What the agent runs now, before its next heartbeat says so. */
+    "ag AS (UPDATE console_agents g SET policy_sha256 = r.sha, policy_generation = "
+    "COALESCE(r.g, g.policy_generation) FROM r WHERE g.agent_id = r.a AND r.sha IS NOT NULL "
+    "RETURNING 1) "
+    /* For c-api's health gate and anyone watching: results are in. */
+    "SELECT pg_notify('els_deploy_result', d::text) FROM (SELECT DISTINCT deployment_id AS d "
+    "FROM u WHERE s <> 'pending') x";
+
+/* Writes the answers gathered since the last call in one statement. 0, or -EIO with them
+ * kept for the next call (the database is away). */
+static int flush_results(struct console *c)
 {
-	const char *p[] = {dep, agent, state, error};
-	console_db_exec(c,
-			"UPDATE console_deployment_targets SET state = $3, error = $4, done_at = "
-			"CASE WHEN $3 IN ('ok', 'failed') THEN now() END WHERE deployment_id = "
-			"$1::bigint AND agent_id = $2 AND state = 'sent'",
-			4, p);
-	if (strcmp(state, "pending") != 0) {
-		/* For c-api's health gate and anyone watching: a result is in. */
-		const char *q[] = {dep};
-		console_db_exec(c, "SELECT pg_notify('els_deploy_result', $1)", 1, q);
+	struct console_deployer *d = c->deployer;
+	if (!d || !json_array_size(d->results))
+		return 0;
+	char *text = json_dumps(d->results, JSON_COMPACT);
+	const char *p[] = {text};
+	int rc = text ? console_db_exec(c, results_sql, 1, p) : -ENOMEM;
+	free(text);
+	if (rc == 0)
+		json_array_clear(d->results);
+	else if (!d->results_ev || !evtimer_pending(d->results_ev, NULL)) {
+		struct timeval again = {1, 0};
+		evtimer_add(d->results_ev, &again);
+	}
+	return rc;
+}
+
+static void on_results(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_results(arg);
+}
+
+/* One answer: gathered for ~50 ms (thousands of agents answer within one deployment). */
+static void set_state(struct console *c, const char *dep, const char *agent, const char *state,
+		      const char *error, const char *sha, json_t *gen)
+{
+	json_t *row = json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:O?}", "d",
+				(json_int_t)strtoll(dep, NULL, 10), "a", agent, "s", state, "e",
+				error, "sha", sha, "g", json_is_integer(gen) ? gen : NULL);
+	struct console_deployer *d = c->deployer;
+	if (!row)
+		return;
+	if (!d) {
+		/* Stopping (the deployer is gone, sessions close): write it now. */
+		json_t *one = json_array();
+		json_array_append_new(one, row);
+		char *text = json_dumps(one, JSON_COMPACT);
+		const char *p[] = {text};
+		if (text)
+			console_db_exec(c, results_sql, 1, p);
+		free(text);
+		json_decref(one);
+		return;
+	}
+	json_array_append_new(d->results, row);
+	if (!evtimer_pending(d->results_ev, NULL)) {
+		struct timeval soon = {0, 50000};
+		evtimer_add(d->results_ev, &soon);
 	}
 }
 
@@ -70,26 +125,16 @@ static void on_apply(struct console *c, void *arg, json_t *resp, const char *err
 		els_log(ELS_LL_WARNING, "deployer: deployment %s to %s: %s", a->deployment_id,
 			a->agent_id, error ? error : "no answer");
 		set_state(c, a->deployment_id, a->agent_id, connected ? "failed" : "pending",
-			  connected ? error : NULL);
+			  connected ? error : NULL, NULL, NULL);
 	} else if (json_is_true(json_object_get(resp, "ok"))) {
 		json_t *res = json_object_get(resp, "result");
 		const char *sha = json_string_value(json_object_get(res, "sha256"));
+		if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64))
+			sha = NULL; /* not a hash: not written as one */
 		json_t *gen = json_object_get(res, "generation");
 		els_log(ELS_LL_INFO, "deployer: deployment %s to %s: applied (sha256 %.12s)",
 			a->deployment_id, a->agent_id, sha ? sha : "?");
-		set_state(c, a->deployment_id, a->agent_id, "ok", NULL);
-		/* What the agent runs now, before its next heartbeat says so. */
-		char g[24] = "";
-		if (json_is_integer(gen))
-			snprintf(g, sizeof(g), "%lld", (long long)json_integer_value(gen));
-		const char *p[] = {a->agent_id, sha, g[0] ? g : NULL};
-		if (sha)
-			console_db_exec(
-			    c,
-			    "UPDATE console_agents SET policy_sha256 = $2, "
-			    "policy_generation = COALESCE($3::bigint, policy_generation) "
-			    "WHERE agent_id = $1",
-			    3, p);
+		set_state(c, a->deployment_id, a->agent_id, "ok", NULL, sha, gen);
 	} else {
 		json_t *e = json_object_get(resp, "error");
 		const char *code = json_string_value(json_object_get(e, "code"));
@@ -101,7 +146,7 @@ static void on_apply(struct console *c, void *arg, json_t *resp, const char *err
 		els_log(ELS_LL_WARNING, "deployer: deployment %s to %s: %s%s", a->deployment_id,
 			a->agent_id, text, again ? " (will retry)" : "");
 		set_state(c, a->deployment_id, a->agent_id, again ? "pending" : "failed",
-			  again ? NULL : text);
+			  again ? NULL : text, NULL, NULL);
 	}
 	free(a->deployment_id);
 	free(a->agent_id);
@@ -176,7 +221,9 @@ static void pass(struct console *c)
 	char limit[16];
 
 	console_agents_flush(c);
-	if (!console_agents_count(c) || !check_view(c))
+	/* Answers first: recover() would take a target answered but not yet written for one
+	 * this instance lost track of. */
+	if (flush_results(c) < 0 || !console_agents_count(c) || !check_view(c))
 		return;
 	recover(c);
 	snprintf(limit, sizeof(limit), "%d", CLAIM_BATCH);
@@ -193,7 +240,7 @@ static void pass(struct console *c)
 				free(a->deployment_id);
 				free(a);
 			}
-			set_state(c, dep, agent, "pending", NULL);
+			set_state(c, dep, agent, "pending", NULL, NULL, NULL);
 			continue;
 		}
 		struct console_principal who = {PQgetvalue(r, i, 3), ELS_ROLE_ADMIN};
@@ -202,7 +249,7 @@ static void pass(struct console *c)
 						     on_apply, a);
 		if (rc < 0) {
 			/* The database said connected here, the session is gone: it comes back. */
-			set_state(c, dep, agent, "pending", NULL);
+			set_state(c, dep, agent, "pending", NULL, NULL, NULL);
 			free(a->deployment_id);
 			free(a->agent_id);
 			free(a);
@@ -233,10 +280,15 @@ static void on_notify(struct console *c, void *arg, const char *extra)
 	console_deployer_kick(c);
 }
 
+/* Coalesced over 50 ms: a thousand agents saying hello within a second cost a few passes,
+ * not a thousand. */
 void console_deployer_kick(struct console *c)
 {
-	if (c->deployer && c->deployer->kick)
-		event_active(c->deployer->kick, EV_TIMEOUT, 0);
+	struct console_deployer *d = c->deployer;
+	if (!d || !d->kick || evtimer_pending(d->kick, NULL))
+		return;
+	struct timeval soon = {0, 50000};
+	evtimer_add(d->kick, &soon);
 }
 
 int console_deployer_start(struct console *c)
@@ -246,11 +298,14 @@ int console_deployer_start(struct console *c)
 		return -ENOMEM;
 	c->deployer = d;
 	d->inflight = json_object();
+	d->results = json_array();
+	d->results_ev = evtimer_new(c->base, on_results, c);
 	d->timer = event_new(c->base, -1, EV_PERSIST, on_timer, c);
 	d->kick = event_new(c->base, -1, 0, on_timer, c);
 	struct timeval iv = {c->conf->deploy_interval_ms / 1000,
 			     (c->conf->deploy_interval_ms % 1000) * 1000};
-	if (!d->inflight || !d->timer || !d->kick || event_add(d->timer, &iv) < 0)
+	if (!d->inflight || !d->results || !d->results_ev || !d->timer || !d->kick ||
+	    event_add(d->timer, &iv) < 0)
 		return -ENOMEM;
 	int rc = console_db_listen(c, "els_deploy", on_notify, NULL);
 	if (rc < 0)
@@ -267,6 +322,10 @@ void console_deployer_free(struct console *c)
 		event_free(d->timer);
 	if (d->kick)
 		event_free(d->kick);
+	flush_results(c);
+	if (d->results_ev)
+		event_free(d->results_ev);
+	json_decref(d->results);
 	json_decref(d->inflight);
 	free(d);
 	c->deployer = NULL;

@@ -43,7 +43,7 @@ issue() {
 	$PKI init "$CA" && $PKI init "$OTHER" &&
 		$PKI agent "$CA" console-1 --host console.test --ip 198.18.0.2 &&
 		$PKI agent "$CA" console-2 --host console.test --ip 198.18.0.2 &&
-		for a in web-01 web-02 web-03 web-04 web-09 gone-agent; do
+		for a in web-01 web-02 web-03 web-04 web-05 web-09 gone-agent; do
 			issue "$CA" $a agent "clientAuth, serverAuth" || exit 1
 		done &&
 		issue "$CA" old-agent agent "clientAuth, serverAuth" expired &&
@@ -60,7 +60,7 @@ console_conf() { # console_conf NAME AGENT_PORT API_PORT
 		console = { name = "$1"; };
 		agents = { listen = "198.18.0.2:$2"; ca = "$CA/ca.crt"; crl = "$CA/crl.pem";
 		           cert = "$CA/agents/$1.crt"; key = "$CA/agents/$1.key";
-		           heartbeat_timeout_s = 3; handshake_timeout_s = 2; };
+		           heartbeat_timeout_s = 3; handshake_timeout_s = 2; max_handshakes = 8; };
 		api = { listen = "198.18.0.2:$3"; ca = "$CA/ca.crt"; crl = "$CA/crl.pem";
 		        cert = "$CA/agents/$1.crt"; key = "$CA/agents/$1.key"; };
 		database = { conninfo = "host=$PGDIR port=$PGPORT dbname=els user=postgres";
@@ -201,6 +201,28 @@ check_eq "none of the refused peers is in console_agents" 0 \
 	"$(pq "SELECT count(*) FROM console_agents WHERE agent_id IN ('-', 'stranger', 'old-agent', 'gone-agent', 'alice', 'web-99', 'web-09', 'web-02')")"
 check "the silent agent is marked disconnected" wait_until is_connected web-03 -
 check "web-01 stayed connected and the API answers" alive
+
+log "a flood of idle connections does not keep agents out (max_handshakes = 8)"
+# 20 new TCP connections a second that never start TLS, at most 40 open, for 4 seconds.
+ip netns exec "$CLI" python3 -c '
+import socket, time
+socks, end = [], time.monotonic() + 4
+while time.monotonic() < end:
+    try:
+        socks.append(socket.create_connection(("198.18.0.2", 7444), timeout=1))
+    except OSError:
+        pass
+    socks = socks[-40:]
+    time.sleep(0.05)
+' &
+FLOOD=$!
+BG_PIDS+=("$FLOOD")
+wait_for 3 grep -q "connection evicted" "$C1_LOG"
+r=$(probe web-05 --wait 1)
+check_eq "during the flood, a new agent connects and stays (oldest idle ones give way)" open "$r"
+check "the console logged the evictions" grep -q "connection evicted @198.18.0.1" "$C1_LOG"
+check "web-01 stayed connected" is_connected web-01 console-1
+wait "$FLOOD"
 
 log "an admin cuts an agent's session (it reconnects)"
 check_eq "admin with the anti-CSRF cookie and header: 200" 200 \
