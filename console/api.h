@@ -38,6 +38,9 @@ bool api_group_valid(const char *g);
 int api_registry_load(struct console *c, PGresult **res, struct change_registry_entry **out);
 /* The two-person rule as configured. */
 struct change_rules api_change_rules(const struct console *c);
+/* v as a PostgreSQL text[] literal ({"a","b\"c"}), for a $n::text[] parameter; malloc'd,
+ * NULL when out of memory. */
+char *api_text_array(const char *const *v, size_t n);
 /* NOTIFY els_deploy: every console instance's deployer looks for pending targets. */
 void api_notify_deploy(struct console *c);
 

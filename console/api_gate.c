@@ -19,8 +19,8 @@ static struct change_gate_params gate_params(const struct console *c)
 
 	p.settle_s = c->conf->deploy_health_wait_s;
 	p.drop_factor = c->conf->deploy_max_drop_rate_ratio;
-	if (c->conf->heartbeat_timeout_s > p.lockout_s)
-		p.lockout_s = c->conf->heartbeat_timeout_s;
+	/* The agent port's own limit: an agent silent this long has lost its session. */
+	p.lockout_s = c->conf->heartbeat_timeout_s;
 	if (p.settle_s + p.lockout_s > p.timeout_s)
 		p.timeout_s = p.settle_s + p.lockout_s;
 	return p;

@@ -53,7 +53,7 @@ agent_cert() {
 			-extfile "$WORK/$1.ext" -extensions ext -in "$WORK/$1.csr" \
 			-out "$WORK/$1.crt" >/dev/null 2>&1 && chmod 600 "$WORK/$1.key"
 }
-for a in web-01 web-02 web-03 web-04 api-01 api-02; do
+for a in web-01 web-02 web-03 web-04 api-01 api-02 db-01 db-02; do
 	agent_cert $a || { fail "agent certificate $a"; els_finish; exit 1; }
 done
 mkdir -p "$CA/servers"
@@ -75,7 +75,7 @@ API_PORT=$(free_port) AGENT_PORT=$(free_port)
 cat >"$WORK/console.conf" <<EOF
 console = { name = "console-1"; };
 agents = { listen = "127.0.0.1:$AGENT_PORT"; ca = "$CA/ca.crt"; cert = "$CA/servers/console-1.crt";
-           key = "$CA/servers/console-1.key"; crl = "$CA/crl.pem"; };
+           key = "$CA/servers/console-1.key"; crl = "$CA/crl.pem"; heartbeat_timeout_s = 3; };
 api = { listen = "127.0.0.1:$API_PORT"; ca = "$CA/ca.crt"; cert = "$CA/servers/console-1.crt";
         key = "$CA/servers/console-1.key"; crl = "$CA/crl.pem"; };
 database = { conninfo = "$PGCONN sslmode=verify-full"; sql_dir = "$ELS_SOURCE_DIR/console/sql"; };
@@ -326,6 +326,24 @@ check_eq "its target stays pending, outside any open wave" "pending|0" \
 	"$(pq "SELECT t.state, d.open_wave FROM console_deployment_targets t JOIN console_deployments d
 	       ON d.id = t.deployment_id WHERE d.id = $D4 AND t.agent_id = 'api-02'")"
 check "the halt is alerted in the log" grep -q "deployment $D4 to group api: canary -> halted" "$CLOG"
+# ---- a canary that goes silent after its apply: management lockout halts the deployment ----
+python3 "$AGENT" run "127.0.0.1:$AGENT_PORT" "$CA/ca.crt" "$WORK/db-01.crt" "$WORK/db-01.key" \
+	--id db-01 --group db --events "$WORK/db-01.ev" --heartbeat 1 >/dev/null 2>&1 &
+LOCK_PID=$!
+BG_PIDS+=("$LOCK_PID")
+agent db-02 db
+db_up() { [[ $(pq "SELECT count(*) FROM console_agents WHERE grp = 'db' AND connected_to IS NOT NULL") == 2 ]]; }
+check "db-01 and db-02 said hello" wait_until db_up
+V5=$(ctl alice --json policy propose --group db "$WORK/v1.conf" | jq -r .version.id)
+ctl bob policy approve "$V5" >/dev/null
+D5=$(ctl bob --json deploy --canary 1 "$V5" | jq -r .deployment.id)
+got_apply() { [[ $(applies db-01) -ge 1 ]]; }
+wait_until got_apply && kill "$LOCK_PID" # it applied, and is never heard of again
+check "the canary silent after its apply halts the deployment" wait_state "$D5" halted
+check "the halt reason says management lockout, naming db-01" grep -q "canary agent db-01 .*management lockout" \
+	<<<"$(pq "SELECT halt_reason FROM console_deployments WHERE id = $D5")"
+check_eq "db-02 was never sent the policy" 0 "$(applies db-02)"
+
 out=$(ctl bob rollback api 2>&1)
 check "rolling back a group that never completed a deployment is refused, in words" \
 	grep -q "no previous approved version" <<<"$out"

@@ -472,3 +472,18 @@ Test(diff, insert_delete_and_two_hunks)
 	cr_assert_str_eq(out, "--- a\n+++ b\n@@ -0,0 +1 @@\n+x\n");
 	free(out);
 }
+
+/* ---- api_util.c: the canary's ids as one text[] parameter ---- */
+#include "api.h"
+
+Test(api, text_array_quotes_and_escapes)
+{
+	const char *v[] = {"web-01", "a\"b", "c\\d", "x,y", "{z}"};
+	char *s = api_text_array(v, 5);
+
+	cr_assert_str_eq(s, "{\"web-01\",\"a\\\"b\",\"c\\\\d\",\"x,y\",\"{z}\"}");
+	free(s);
+	s = api_text_array(v, 0);
+	cr_assert_str_eq(s, "{}");
+	free(s);
+}

@@ -1,6 +1,8 @@
 /* elsctl --console: the client of els-console's HTTPS JSON API (docs/console-api.md).
- * console_http.c speaks HTTPS (libevent evhttp over OpenSSL); console_cmds.c and
- * console_views.c turn subcommands into API calls and show the answers. */
+ * console_http.c speaks HTTPS (libevent evhttp over OpenSSL); console_main.c holds the
+ * subcommand table; console_cmds.c (policy versions), console_deploy.c (deployments) and
+ * console_views.c (fleet, drift, registry, audit) turn subcommands into API calls and show
+ * the answers. */
 #ifndef ELSCTL_CONSOLE_CLIENT_H
 #define ELSCTL_CONSOLE_CLIENT_H
 
@@ -36,7 +38,7 @@ int ctl_console_main(struct ctl *c, int argc, char *argv[]);
 /* The entry of the --console subcommand table named name (for help texts), or NULL. */
 const struct ctl_cmd *ctl_console_cmd_find(const char *name);
 
-/* console_cmds.c, for console_views.c: one API call with the answer judged. 0 with *result
+/* console_cmds.c, for the other console_*.c: one API call with the answer judged. 0 with *result
  * (the JSON body of a 2xx answer, owned by the caller), or the exit status after printing
  * why (a refusal: 1; no answer: 3). */
 int ctl_console_api(struct ctl *c, const char *method, const char *path, json_t *body,
@@ -45,6 +47,18 @@ int ctl_console_api(struct ctl *c, const char *method, const char *path, json_t 
 int ctl_console_print_json(json_t *v);
 /* A query-string value, %-encoded; malloc'd. */
 char *ctl_console_enc(const char *s);
+/* Member k of o as terminal-safe text in buf (cut to len): a table cell. */
+const char *ctl_console_text(json_t *o, const char *k, char *buf, size_t len);
+/* A positive id argument of subcommand cmd: 0, or the usage exit status after saying why. */
+int ctl_console_id_arg(const char *cmd, const char *s, long long *id);
+/* Frees what ctl_console_api keeps between calls. */
+void ctl_console_done(void);
+
+/* console_cmds.c, console_deploy.c: the subcommands console_main.c's table names. */
+int ctl_console_policy(struct ctl *c, int argc, char *argv[]);
+int ctl_console_deploy(struct ctl *c, int argc, char *argv[]);
+int ctl_console_deployment(struct ctl *c, int argc, char *argv[]);
+int ctl_console_rollback(struct ctl *c, int argc, char *argv[]);
 
 int console_fleet(struct ctl *c, int argc, char *argv[]);
 int console_drift(struct ctl *c, int argc, char *argv[]);

@@ -34,7 +34,7 @@ struct http_call {
 	bool done;
 };
 
-static int ssl_idx = -1;
+static int http_ssl_idx = -1;
 
 /* The peer certificate names the console role: URI SAN "els:role:console" or OU=console, as
  * agents require of the console they dial (CONSOLE.md, "Certificates"). */
@@ -64,10 +64,10 @@ static bool has_console_role(X509 *x)
 	return false;
 }
 
-static int verify_cb(int ok, X509_STORE_CTX *st)
+static int http_verify_cb(int ok, X509_STORE_CTX *st)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(st, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct http_call *hc = ssl ? SSL_get_ex_data(ssl, ssl_idx) : NULL;
+	struct http_call *hc = ssl ? SSL_get_ex_data(ssl, http_ssl_idx) : NULL;
 
 	if (!ok || X509_STORE_CTX_get_error_depth(st) != 0)
 		return ok;
@@ -82,13 +82,13 @@ static int verify_cb(int ok, X509_STORE_CTX *st)
 	return 1;
 }
 
-static void on_error(enum evhttp_request_error e, void *arg)
+static void http_on_error(enum evhttp_request_error e, void *arg)
 {
 	struct http_call *hc = arg;
 	hc->error = (int)e + 1;
 }
 
-static void on_done(struct evhttp_request *req, void *arg)
+static void http_on_done(struct evhttp_request *req, void *arg)
 {
 	struct http_call *hc = arg;
 
@@ -125,10 +125,16 @@ int ctl_console_url_parse(const char *url, struct ctl_console_url *u, const char
 		   strcmp(evhttp_uri_get_path(p), "/") != 0) {
 		*why = "give the console's address only (https://HOST:PORT), no path";
 	} else {
-		snprintf(u->host, sizeof(u->host), "%s", evhttp_uri_get_host(p));
+		const char *h = evhttp_uri_get_host(p);
+		size_t hl = strlen(h);
+		/* evhttp keeps an IPv6 literal's brackets: the name check wants the address */
+		if (h[0] == '[' && hl > 2 && h[hl - 1] == ']')
+			snprintf(u->host, sizeof(u->host), "%.*s", (int)(hl - 2), h + 1);
+		else
+			snprintf(u->host, sizeof(u->host), "%s", h);
 		u->port =
 		    evhttp_uri_get_port(p) > 0 ? evhttp_uri_get_port(p) : CONSOLE_DEFAULT_PORT;
-		/* evhttp keeps IPv6 brackets off the host: an IP literal is checked as an IP */
+		/* an IP literal is checked against the certificate's IP subjectAltName */
 		struct in6_addr a;
 		u->is_ip =
 		    inet_pton(AF_INET, u->host, &a) == 1 || inet_pton(AF_INET6, u->host, &a) == 1;
@@ -157,7 +163,8 @@ static const char *http_error_words(int e)
 	}
 }
 
-static void explain(struct http_call *hc, const struct ctl_console_url *u, char *err, size_t errlen)
+static void http_explain(struct http_call *hc, const struct ctl_console_url *u, char *err,
+			 size_t errlen)
 {
 	unsigned long ssl_err = hc->bev ? bufferevent_get_openssl_error(hc->bev) : 0;
 	long vr = hc->ssl ? SSL_get_verify_result(hc->ssl) : X509_V_OK;
@@ -204,16 +211,16 @@ int ctl_console_call(const struct ctl *c, SSL_CTX *ctx, const char *method, cons
 		snprintf(err, errlen, "--console %s: %s", c->console, why);
 		return -EINVAL;
 	}
-	if (ssl_idx < 0)
-		ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (http_ssl_idx < 0)
+		http_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	hc.base = event_base_new();
 	hc.ssl = SSL_new(ctx);
 	if (!hc.base || !hc.ssl) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	SSL_set_ex_data(hc.ssl, ssl_idx, &hc);
-	SSL_set_verify(hc.ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+	SSL_set_ex_data(hc.ssl, http_ssl_idx, &hc);
+	SSL_set_verify(hc.ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, http_verify_cb);
 	if (u.is_ip) {
 		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(hc.ssl), u.host);
 	} else {
@@ -238,12 +245,12 @@ int ctl_console_call(const struct ctl *c, SSL_CTX *ctx, const char *method, cons
 	}
 	evhttp_connection_set_timeout(conn, (int)c->tls.timeout_s);
 	evhttp_connection_set_max_body_size(conn, CONSOLE_MAX_BODY);
-	req = evhttp_request_new(on_done, &hc);
+	req = evhttp_request_new(http_on_done, &hc);
 	if (!req) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	evhttp_request_set_error_cb(req, on_error);
+	evhttp_request_set_error_cb(req, http_on_error);
 	/* The double-submit anti-CSRF pair: a browser page gets the cookie from the console; a
 	 * program that is not a browser sends both halves itself (no other site can make a
 	 * client-certificate holder's browser do that). */
@@ -282,7 +289,7 @@ int ctl_console_call(const struct ctl *c, SSL_CTX *ctx, const char *method, cons
 	}
 	event_base_dispatch(hc.base);
 	if (!out->status) {
-		explain(&hc, &u, err, errlen);
+		http_explain(&hc, &u, err, errlen);
 		goto out;
 	}
 	out->json = json_loadb(out->body ? out->body : "", out->len, 0, NULL);
