@@ -49,7 +49,7 @@ typedef void (*web_db_done)(struct console *c, struct console_http_deferred *d, 
  * each query tries again. */
 int web_db_open(struct console *c);
 
-/* Defers ctx's request and queues sql with n (at most 4) text parameters. 0, or -ENOMEM
+/* Defers ctx's request and queues sql with n (at most 5) text parameters. 0, or -ENOMEM
  * (nothing deferred or queued: the caller answers and frees arg). */
 int web_db_query(struct console_http_ctx *ctx, const char *sql, int n,
 		 const char *const *params, web_db_done done, void *arg);

@@ -71,7 +71,7 @@ static char *text_param(struct console_http_ctx *ctx, const char *name, size_t m
 	return v;
 }
 
-/* GET /api/fleet?state=ok|drift|silent&group=NAME&q=TEXT&limit=N */
+/* GET /api/fleet?state=ok|drift|silent&group=NAME&q=TEXT&limit=N&compact=1 */
 static void on_fleet(struct console_http_ctx *ctx)
 {
 	bool bad = false;
@@ -79,6 +79,7 @@ static void on_fleet(struct console_http_ctx *ctx)
 	char *group = bad ? NULL : text_param(ctx, "group", 255, &bad);
 	char *q = bad ? NULL : text_param(ctx, "q", 200, &bad);
 	char *limit = bad ? NULL : text_param(ctx, "limit", 16, &bad);
+	char *compact = bad ? NULL : text_param(ctx, "compact", 8, &bad);
 	char lim[16];
 	long n = FLEET_LIMIT_DEFAULT;
 
@@ -100,15 +101,20 @@ static void on_fleet(struct console_http_ctx *ctx)
 			goto out;
 		}
 	}
+	if (compact && strcmp(compact, "0") != 0 && strcmp(compact, "1") != 0) {
+		console_http_reply_error(ctx, 400, "bad_parameter", "compact: 0 or 1");
+		goto out;
+	}
 	snprintf(lim, sizeof(lim), "%ld", n);
-	const char *params[] = {state, group, q, lim};
-	reply_query(ctx, "SELECT console_web_fleet($1, $2, $3, $4::integer)", 4, params,
-		    "no fleet");
+	const char *params[] = {state, group, q, lim, compact && *compact == '1' ? "t" : "f"};
+	reply_query(ctx, "SELECT console_web_fleet($1, $2, $3, $4::integer, $5::boolean)", 5,
+		    params, "no fleet");
 out:
 	free(state);
 	free(group);
 	free(q);
 	free(limit);
+	free(compact);
 }
 
 /* GET /api/agents/{id} */

@@ -16,7 +16,7 @@
 #include "http.h"
 #include "web.h"
 
-#define WEB_DB_PARAMS 4
+#define WEB_DB_PARAMS 5
 
 struct web_q {
 	struct web_q *next;
@@ -41,6 +41,18 @@ static struct {
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 
+/* Connecting (and resetting) blocks the loop: bounded as db.c bounds its own connection, the
+ * same keys in database.conninfo winning. */
+static PGconn *connect_db(const char *conninfo)
+{
+	static const char *const keys[] = {"connect_timeout",  "tcp_user_timeout",
+					   "keepalives_idle",  "keepalives_interval",
+					   "keepalives_count", "application_name",
+					   "dbname",	       NULL};
+	const char *values[] = {"3", "10000", "10", "3", "3", "els-console-web", conninfo, NULL};
+	return PQconnectdbParams(keys, values, 1);
+}
+
 /* A connection that is up, with its socket watched; false (logged) when there is none. */
 static bool ensure_conn(void)
 {
@@ -49,7 +61,7 @@ static bool ensure_conn(void)
 	if (wdb.conn)
 		PQreset(wdb.conn);
 	else
-		wdb.conn = PQconnectdb(wdb.c->conf->conninfo);
+		wdb.conn = connect_db(wdb.c->conf->conninfo);
 	if (!wdb.conn || PQstatus(wdb.conn) != CONNECTION_OK) {
 		els_log(ELS_LL_ERROR, "web: database connection: %s",
 			wdb.conn ? PQerrorMessage(wdb.conn) : "out of memory");

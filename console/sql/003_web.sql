@@ -38,9 +38,11 @@ CREATE OR REPLACE VIEW console_web_agent_state AS
 	GROUP BY a.agent_id;
 
 -- GET /api/fleet: agents matching group (exact) and q (substring of id, host or version,
--- case-insensitive), counted per state; then those of state, in agent order, at most lim,
--- each as an array of the named columns (policy_sha256 shortened to 12 hex digits).
-CREATE OR REPLACE FUNCTION console_web_fleet(p_state text, p_group text, p_q text, lim integer)
+-- case-insensitive), counted per state; then those of state, in agent order, at most lim:
+-- objects, or with compact arrays of the named columns (policy_sha256 then 12 hex digits).
+DROP FUNCTION IF EXISTS console_web_fleet(text, text, text, integer);
+CREATE OR REPLACE FUNCTION console_web_fleet(p_state text, p_group text, p_q text, lim integer,
+                                             compact boolean)
 RETURNS json LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	RETURN (
@@ -69,13 +71,19 @@ BEGIN
 		           FROM (SELECT grp AS g, count(*) AS n FROM console_agents
 		                 WHERE grp IS NOT NULL GROUP BY grp) x),
 		'truncated', (SELECT count(*) FROM shown) > lim,
-		-- one array per agent, in the order of 'columns': a third of the bytes of objects
+		-- compact (the fleet page): one array per agent in the order of 'columns', a third of
+		-- the bytes of objects; else (elsctl, scripts) one object per agent
 		'columns', json_build_array('id', 'host', 'group', 'version', 'last_seen', 'connected',
 		                            'policy_sha256', 'policy_version', 'state', 'drift'),
-		'agents', (SELECT coalesce(json_agg(json_build_array(
+		'agents', (SELECT coalesce(json_agg(CASE WHEN compact THEN json_build_array(
 				agent_id, host, grp, version, date_trunc('second', last_seen),
 				connected_to IS NOT NULL, left(policy_sha256, 12), policy_version, state,
-				drift) ORDER BY agent_id), '[]'::json)
+				drift) ELSE json_build_object(
+				'id', agent_id, 'host', host, 'group', grp, 'version', version,
+				'last_seen', date_trunc('second', last_seen),
+				'connected', connected_to IS NOT NULL, 'policy_sha256', policy_sha256,
+				'policy_version', policy_version, 'state', state, 'drift', drift) END
+				ORDER BY agent_id), '[]'::json)
 		           FROM (SELECT * FROM shown ORDER BY agent_id LIMIT lim) r)));
 END
 $$;

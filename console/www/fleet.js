@@ -4,6 +4,9 @@
  * since navigation started, what the browser test reports for 10,000 agents. */
 'use strict';
 
+/* compact=1: one array per agent (a third of the bytes of objects) */
+const fleetUrl = (query) => `/api/fleet?${query ? `${query}&` : ''}compact=1`;
+
 /* The first answer is asked for while the page still loads, before GET /api/me. */
 const prefetched = (() => {
 	const p = new URLSearchParams();
@@ -11,7 +14,7 @@ const prefetched = (() => {
 		const v = new URLSearchParams(location.search).get(k);
 		if (v && v.trim()) p.set(k, v.trim());
 	}
-	const answer = ELS.get(`/api/fleet?${p}`);
+	const answer = ELS.get(fleetUrl(p.toString()));
 	answer.catch(() => {}); /* reported by the load that uses it */
 	return { query: p.toString(), answer };
 })();
@@ -58,7 +61,7 @@ ELS.page('fleet', async () => {
 		if (state.value) p.set('state', state.value);
 		history.replaceState(null, '', p.toString() ? `/fleet?${p}` : '/fleet');
 		const query = p.toString();
-		const data = await (query === prefetched.query ? prefetched.answer : get(`/api/fleet?${query}`));
+		const data = await (query === prefetched.query ? prefetched.answer : get(fleetUrl(query)));
 		prefetched.query = null;
 		if (mine !== seq) return; /* a newer request is under way */
 		const cols = data.columns;
