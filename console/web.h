@@ -51,7 +51,7 @@ int web_db_open(struct console *c);
 
 /* Defers ctx's request and queues sql with n (at most 5) text parameters. 0, or -ENOMEM
  * (nothing deferred or queued: the caller answers and frees arg). */
-int web_db_query(struct console_http_ctx *ctx, const char *sql, int n,
-		 const char *const *params, web_db_done done, void *arg);
+int web_db_query(struct console_http_ctx *ctx, const char *sql, int n, const char *const *params,
+		 web_db_done done, void *arg);
 
 #endif

@@ -15,8 +15,8 @@
 #include "web.h"
 
 #define FLEET_LIMIT_DEFAULT 20000
-#define FLEET_LIMIT_MAX 100000
-#define TRAFFIC_RANGE_MAX (92 * 86400)
+#define FLEET_LIMIT_MAX	    100000
+#define TRAFFIC_RANGE_MAX   (92 * 86400)
 
 static const char *const traffic_kinds[] = {"drops_by_group", "blocked_ports", "blocked_sources",
 					    "would_drops", "admits_by_permit"};
@@ -256,7 +256,8 @@ int console_web_init(struct console *c)
 	if (rc == 0)
 		rc = console_http_route(c, "GET", "/api/fleet", on_fleet, ELS_ROLE_AUDITOR, false);
 	if (rc == 0)
-		rc = console_http_route(c, "GET", "/api/agents/", on_agent, ELS_ROLE_AUDITOR, false);
+		rc =
+		    console_http_route(c, "GET", "/api/agents/", on_agent, ELS_ROLE_AUDITOR, false);
 	if (rc == 0)
 		rc = console_http_route(c, "GET", "/api/traffic", on_traffic, ELS_ROLE_AUDITOR,
 					false);

@@ -45,10 +45,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg);
  * same keys in database.conninfo winning. */
 static PGconn *connect_db(const char *conninfo)
 {
-	static const char *const keys[] = {"connect_timeout",  "tcp_user_timeout",
-					   "keepalives_idle",  "keepalives_interval",
-					   "keepalives_count", "application_name",
-					   "dbname",	       NULL};
+	static const char *const keys[] = {
+	    "connect_timeout",	"tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "application_name", "dbname",	       NULL};
 	const char *values[] = {"3", "10000", "10", "3", "3", "els-console-web", conninfo, NULL};
 	return PQconnectdbParams(keys, values, 1);
 }
@@ -133,8 +132,8 @@ static void start_next(void)
 			finish(pop(), NULL);
 			continue;
 		}
-		if (!PQsendQueryParams(wdb.conn, q->sql, q->n, NULL,
-				       (const char *const *)q->params, NULL, NULL, 0)) {
+		if (!PQsendQueryParams(wdb.conn, q->sql, q->n, NULL, (const char *const *)q->params,
+				       NULL, NULL, 0)) {
 			els_log(ELS_LL_ERROR, "web: database: %s", PQerrorMessage(wdb.conn));
 			lost();
 			continue;
@@ -208,8 +207,8 @@ int web_db_open(struct console *c)
 	return ensure_conn() ? 0 : -EIO; /* not fatal: retried at the first query */
 }
 
-int web_db_query(struct console_http_ctx *ctx, const char *sql, int n,
-		 const char *const *params, web_db_done done, void *arg)
+int web_db_query(struct console_http_ctx *ctx, const char *sql, int n, const char *const *params,
+		 web_db_done done, void *arg)
 {
 	struct web_q *q = calloc(1, sizeof(*q));
 	if (!q || n > WEB_DB_PARAMS)

@@ -4,12 +4,12 @@
  * (web.chartjs, /usr/share/javascript/chart.js) under /static/chart.js/. Files are read once
  * at start into memory and looked up by exact name: no request path ever reaches the file
  * system. A missing default directory only costs the pages (a warning); the JSON API stays. */
+#include "els/log.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "els/log.h"
 
 #include "console.h"
 #include "http.h"
@@ -30,8 +30,8 @@ static struct {
 } web;
 
 /* The pages, each served at /NAME from NAME.html. */
-static const char *const web_pages[] = {"fleet", "agent", "drift", "policies", "registry",
-					 "traffic", "audit"};
+static const char *const web_pages[] = {"fleet",    "agent",   "drift", "policies",
+					"registry", "traffic", "audit"};
 
 static const char *type_of(const char *name)
 {
@@ -145,16 +145,20 @@ int console_web_static_init(struct console *c)
 	int rc = load_dir(root);
 
 	if (rc == -ENOENT && !root_set)
-		els_log(ELS_LL_WARNING, "web: %s does not exist: the browser pages are not served "
-				    "(set web.root)", root);
+		els_log(ELS_LL_WARNING,
+			"web: %s does not exist: the browser pages are not served "
+			"(set web.root)",
+			root);
 	else if (rc < 0) {
 		els_log(ELS_LL_ERROR, "web: web.root %s: %s", root, strerror(-rc));
 		return rc;
 	}
 	rc = add_file(chart, "chart.min.js", "chart.js/chart.min.js");
 	if (rc == -ENOENT && !chart_set)
-		els_log(ELS_LL_WARNING, "web: %s/chart.min.js does not exist (install libjs-chart.js): "
-				    "the traffic page shows tables without charts", chart);
+		els_log(ELS_LL_WARNING,
+			"web: %s/chart.min.js does not exist (install libjs-chart.js): "
+			"the traffic page shows tables without charts",
+			chart);
 	else if (rc < 0) {
 		els_log(ELS_LL_ERROR, "web: web.chartjs %s/chart.min.js: %s", chart, strerror(-rc));
 		return rc;

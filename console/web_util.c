@@ -194,7 +194,8 @@ char *web_table_csv(const json_t *table, size_t *len)
 
 	if (!json_is_array(cols) || !json_is_array(rows) || json_array_size(cols) == 0)
 		return NULL;
-	json_array_foreach(cols, i, c) {
+	json_array_foreach(cols, i, c)
+	{
 		if (!json_is_string(c))
 			goto fail;
 		if (i)
@@ -202,10 +203,12 @@ char *web_table_csv(const json_t *table, size_t *len)
 		put_text(&b, json_string_value(c), json_string_length(c), true);
 	}
 	put(&b, "\r\n", 2);
-	json_array_foreach(rows, j, r) {
+	json_array_foreach(rows, j, r)
+	{
 		if (!json_is_object(r))
 			goto fail;
-		json_array_foreach(cols, i, c) {
+		json_array_foreach(cols, i, c)
+		{
 			if (i)
 				put(&b, ",", 1);
 			const json_t *v = json_object_get(r, json_string_value(c));

@@ -32,10 +32,21 @@ Test(web_time, accepted_forms)
 
 Test(web_time, refused)
 {
-	const char *bad[] = {"", "2026", "2026-12-5", "2026-13-01", "2026-02-29", "2026-12-05T",
-			     "2026-12-05T25:00", "2026-12-05T01:60", "2026-12-05T01:00:00X",
-			     "2026-12-05T01:00:00.Z", "2026-12-05T01:00+2", "1969-12-31",
-			     "2026-12-05'; DROP TABLE x; --", "now()", "1970-01-01T00:00:00+01:00"};
+	const char *bad[] = {"",
+			     "2026",
+			     "2026-12-5",
+			     "2026-13-01",
+			     "2026-02-29",
+			     "2026-12-05T",
+			     "2026-12-05T25:00",
+			     "2026-12-05T01:60",
+			     "2026-12-05T01:00:00X",
+			     "2026-12-05T01:00:00.Z",
+			     "2026-12-05T01:00+2",
+			     "1969-12-31",
+			     "2026-12-05'; DROP TABLE x; --",
+			     "now()",
+			     "1970-01-01T00:00:00+01:00"};
 	time_t t;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(web_parse_time(bad[i], &t), -EINVAL, "%s", bad[i]);
@@ -54,11 +65,12 @@ Test(web_text, plain)
 
 Test(web_csv, quoting_and_formulas)
 {
-	json_t *t = json_loads("{\"columns\":[\"src\",\"port\",\"packets\",\"note\"],\"rows\":["
-			       "{\"src\":\"198.18.0.1\",\"port\":22,\"packets\":5,\"note\":null},"
-			       "{\"src\":\"a,b\",\"port\":23,\"packets\":1.5,\"note\":\"say \\\"hi\\\"\"},"
-			       "{\"src\":\"=HYPERLINK(\\\"x\\\")\",\"port\":-1,\"note\":\"+1\\nline\"}]}",
-			       0, NULL);
+	json_t *t =
+	    json_loads("{\"columns\":[\"src\",\"port\",\"packets\",\"note\"],\"rows\":["
+		       "{\"src\":\"198.18.0.1\",\"port\":22,\"packets\":5,\"note\":null},"
+		       "{\"src\":\"a,b\",\"port\":23,\"packets\":1.5,\"note\":\"say \\\"hi\\\"\"},"
+		       "{\"src\":\"=HYPERLINK(\\\"x\\\")\",\"port\":-1,\"note\":\"+1\\nline\"}]}",
+		       0, NULL);
 	cr_assert_not_null(t);
 	size_t len = 0;
 	char *csv = web_table_csv(t, &len);
@@ -74,8 +86,12 @@ Test(web_csv, quoting_and_formulas)
 
 Test(web_csv, wrong_shapes)
 {
-	const char *bad[] = {"{}", "{\"columns\":[],\"rows\":[]}", "{\"columns\":[1],\"rows\":[]}",
-			     "{\"columns\":[\"a\"],\"rows\":[1]}", "{\"columns\":[\"a\"]}", "[]"};
+	const char *bad[] = {"{}",
+			     "{\"columns\":[],\"rows\":[]}",
+			     "{\"columns\":[1],\"rows\":[]}",
+			     "{\"columns\":[\"a\"],\"rows\":[1]}",
+			     "{\"columns\":[\"a\"]}",
+			     "[]"};
 	size_t len;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		json_t *t = json_loads(bad[i], JSON_DECODE_ANY, NULL);
