@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command-line mistakes in the tools that t_config_check (elsd), t_elsctl_single (elsctl) and
-# t_pki (els-pki) do not cover: els-log, els-sweep and els-rules. Each mistake exits 2 with a
+# t_pki (els-pki) do not cover: els-log, els-sweep, els-rules and els-console. Each mistake exits 2 with a
 # message that names what was wrong and points to --help, before touching any file, database
 # or ruleset; --help exits 0 and starts with a usage line. Then the conventions the tools share
 # (docs/cli.md): global options after an elsctl subcommand, short usage errors, JSON from the
@@ -32,6 +32,10 @@ usage_error "els-log, bad --port" "--port" "$LOG" --port 70000 x.db
 usage_error "els-log, two files" "unexpected argument 'b.db'" "$LOG" a.db b.db
 usage_error "els-sweep, unknown option" "unrecognized option '--bogus'" "$SWEEP" --bogus
 usage_error "els-sweep, stray argument" "unexpected argument 'extra'" "$SWEEP" extra
+CONSOLE=$ELS_BUILD_DIR/els-console
+usage_error "els-console, unknown option" "unrecognized option '--bogus'" "$CONSOLE" --bogus
+usage_error "els-console, stray argument" "unexpected argument 'extra'" "$CONSOLE" -n extra
+check "els-console --help starts with a usage line" bash -c "'$CONSOLE' --help | head -1 | grep -q '^Usage: els-console'"
 # els-rules: the lock would be taken and elsd run only after the arguments are checked.
 export ELS_RULES_NOLOCK=1
 usage_error "els-rules, no command" "^Usage:" "$RULES"

@@ -91,6 +91,8 @@ all_offered els-log "$WORK/help" els-log
 all_offered els-sweep "$WORK/help" els-sweep
 "$ELS_SOURCE_DIR/packaging/els-rules" --help >"$WORK/help" 2>&1
 all_offered els-rules "$WORK/help" els-rules
+"$ELS_BUILD_DIR/els-console" --help >"$WORK/help" 2>&1
+all_offered els-console "$WORK/help" els-console
 CTL=$ELS_BUILD_DIR/elsctl
 "$CTL" --help | sed -n '/^Options/,/^Roles/p' >"$WORK/help"
 all_offered "elsctl (global)" "$WORK/help" elsctl

@@ -15,7 +15,9 @@ check "the packaged (observing) config is installed" cmp -s "$CONF" "$ELS_SOURCE
 check_eq "the config is 0640" 640 "$(stat -c %a "$CONF" 2>/dev/null)"
 check "the example config is in the doc dir" \
 	cmp -s "$ROOT/usr/share/doc/els-agent/examples/elsd.conf" "$ELS_SOURCE_DIR/conf/elsd.conf"
-for p in elsd els-rules; do check "sbin/$p" test -x "$ROOT/usr/sbin/$p"; done
+for p in elsd els-rules els-console; do check "sbin/$p" test -x "$ROOT/usr/sbin/$p"; done
+check "els-console's schema" test -s "$ROOT/usr/share/els-console/sql/001_core.sql"
+check_eq "els-console's config is 0640" 640 "$(stat -c %a "$ROOT/etc/els-console/els-console.conf" 2>/dev/null)"
 for p in elsctl els-log els-sweep els-pki; do check "bin/$p" test -x "$ROOT/usr/bin/$p"; done
 check "els-pki's README" test -s "$ROOT/usr/share/doc/els-agent/pki/README.md"
 for src in "$ELS_SOURCE_DIR"/man/*.scd; do

@@ -45,6 +45,8 @@ check_page els-sweep.8 "$WORK/help"
 check_page els-rules.8 "$WORK/help"
 "$ELS_SOURCE_DIR/pki/els-pki" --help >"$WORK/help" 2>&1
 check_page els-pki.8 "$WORK/help"
+"$ELS_BUILD_DIR/els-console" --help >"$WORK/help" 2>&1
+check_page els-console.8 "$WORK/help"
 CTL=$ELS_BUILD_DIR/elsctl
 "$CTL" --help >"$WORK/help" 2>&1
 subs=$(sed -n '/^Subcommands:/,/^$/p' "$WORK/help" | awk 'NR > 1 && NF {print $1}')

@@ -7,6 +7,7 @@
 # only ever touch that namespace. A package left installed by an earlier run is purged first.
 . "$(dirname "$0")/lib.sh"
 PKG=els-agent
+CPKG=els-console # the console's own package, from the same cpack run
 NS="$ELS_TAG-pkg"
 [[ $(id -u) == 0 ]] || { echo "needs root (dpkg)"; exit 1; }
 if ! command -v dpkg >/dev/null || ! command -v cpack >/dev/null; then
@@ -16,9 +17,11 @@ fi
 
 pkg_cleanup() {
 	set +e
-	if dpkg-query -W -f='${Status}' $PKG 2>/dev/null | grep -q -v 'not-installed'; then
-		ip netns exec "$NS" dpkg -P $PKG >/dev/null 2>&1 || dpkg -P $PKG >/dev/null 2>&1
-	fi
+	for p in $PKG $CPKG; do
+		if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q -v 'not-installed'; then
+			ip netns exec "$NS" dpkg -P "$p" >/dev/null 2>&1 || dpkg -P "$p" >/dev/null 2>&1
+		fi
+	done
 	ip netns del "$NS" 2>/dev/null
 	[[ -n ${ELS_KEEP:-} ]] || rm -rf "$WORK"
 }
@@ -39,6 +42,10 @@ if [[ -n $(pkg_status) && $(pkg_status) != *not-installed* ]]; then
 	log "purging $PKG left by an earlier run ($(pkg_status))"
 	in_ns dpkg -P $PKG >/dev/null 2>&1 || { echo "cannot purge the old $PKG"; exit 1; }
 fi
+if dpkg-query -W -f='${Status}' $CPKG 2>/dev/null | grep -q -v 'not-installed'; then
+	log "purging $CPKG left by an earlier run"
+	in_ns dpkg -P $CPKG >/dev/null 2>&1 || { echo "cannot purge the old $CPKG"; exit 1; }
+fi
 
 log "building the package"
 B=$WORK/build
@@ -57,21 +64,25 @@ info=$(dpkg-deb -I "$DEB")
 check "control: Depends names the Debian 12 runtime libraries" \
 	grep -q -E '^ Depends: .*libnetfilter-queue1.*libconfig9.*libsqlite3-0.*libcap2' <<<"$info"
 # Every shared library a packaged program needs comes from a package that Depends names.
-depends=$(sed -n 's/^ Depends: //p' <<<"$info")
-mkdir -p "$WORK/deb" && dpkg-deb -x "$DEB" "$WORK/deb"
-missing=
-for elf in "$WORK"/deb/usr/sbin/* "$WORK"/deb/usr/bin/*; do
-	readelf -h "$elf" >/dev/null 2>&1 || continue # els-rules is a script
-	for so in $(readelf -d "$elf" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-		path=$(ldconfig -p | awk -v so="$so" '$1 == so {print $NF; exit}')
-		real=$(realpath "$path")
-		# dpkg knows a file by the path its package shipped, /lib or /usr/lib (usrmerge)
-		pkg=$(dpkg -S "$real" "${real#/usr}" "$path" 2>/dev/null | head -1 | cut -d: -f1)
-		[[ -n $pkg && ", $depends," == *", $pkg "* || ", $depends," == *", $pkg,"* ]] ||
-			missing+=" ${elf##*/}:$so(${pkg:-?})"
+# missing_libs DEB: "program:library(package)" for each one Depends does not cover.
+missing_libs() {
+	local depends dir=$WORK/deb-${1##*/} missing=
+	depends=$(dpkg-deb -I "$1" | sed -n 's/^ Depends: //p')
+	mkdir -p "$dir" && dpkg-deb -x "$1" "$dir"
+	for elf in "$dir"/usr/sbin/* "$dir"/usr/bin/*; do
+		readelf -h "$elf" >/dev/null 2>&1 || continue # els-rules is a script
+		for so in $(readelf -d "$elf" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+			path=$(ldconfig -p | awk -v so="$so" '$1 == so {print $NF; exit}')
+			real=$(realpath "$path")
+			# dpkg knows a file by the path its package shipped, /lib or /usr/lib (usrmerge)
+			pkg=$(dpkg -S "$real" "${real#/usr}" "$path" 2>/dev/null | head -1 | cut -d: -f1)
+			[[ -n $pkg && ", $depends," == *", $pkg "* || ", $depends," == *", $pkg,"* ]] ||
+				missing+=" ${elf##*/}:$so(${pkg:-?})"
+		done
 	done
-done
-check_eq "Depends covers every library the programs link" "" "$missing"
+	echo "$missing"
+}
+check_eq "Depends covers every library the programs link" "" "$(missing_libs "$DEB")"
 check_eq "conffiles: the default config" "/etc/elsd/elsd.conf" "$(dpkg-deb -I "$DEB" conffiles)"
 for s in postinst prerm postrm; do
 	check "control: $s is executable" grep -q -E "^ +[0-9]+ bytes, +[0-9]+ lines +\\* +$s " <<<"$info"
@@ -106,10 +117,12 @@ check_eq "/var/log/elsd" "750 elsd:elsd" "$(perm /var/log/elsd)"
 check "docs/install.md is shipped" test -f /usr/share/doc/$PKG/install.md
 for page in "$ELS_SOURCE_DIR"/man/*.scd; do
 	page=$(basename "$page" .scd) # elsd.8
+	[[ $page == els-console.* ]] && continue # in the els-console package
 	check "man page ${page%.*}(${page##*.}) is shipped and found by man" \
 		test "$(man -w "${page##*.}" "${page%.*}" 2>/dev/null)" == "/usr/share/man/man${page##*.}/$page"
 done
 for c in "$ELS_SOURCE_DIR"/completion/*; do
+	[[ ${c##*/} == els-console ]] && continue
 	check "bash completion for ${c##*/}" test -f "/usr/share/bash-completion/completions/${c##*/}"
 done
 check_eq "/usr/bin/els-pki" "755 root:root" "$(perm /usr/bin/els-pki)"
@@ -158,4 +171,38 @@ check_not "/var/log/elsd is gone" test -e /var/log/elsd
 check_not "/var/lib/els-rules is gone" test -e /var/lib/els-rules
 check_not "the elsd user is gone" getent passwd elsd
 check_not "the elsd group is gone" getent group elsd
+
+log "the els-console package"
+cdebs=("$B/${CPKG}"_*.deb)
+CDEB=${cdebs[0]}
+check "cpack -G DEB also built ${CDEB##*/}" test -f "$CDEB"
+check_eq "$CPKG: Depends covers every library els-console links" "" "$(missing_libs "$CDEB")"
+check_eq "$CPKG: conffiles: its config" "/etc/els-console/els-console.conf" \
+	"$(dpkg-deb -I "$CDEB" conffiles)"
+check_eq "$CPKG: the agent's package holds none of its files" "" \
+	"$(dpkg-deb -c "$DEB" | grep -E 'els-console' | grep -v '/usr/share/doc/els-agent/console')"
+check "$CPKG: dpkg -i" dpkg_ns -i "$CDEB"
+check_eq "/usr/sbin/els-console" "755 root:root" "$(perm /usr/sbin/els-console)"
+check_eq "/lib/systemd/system/els-console.service" "644 root:root" \
+	"$(perm /lib/systemd/system/els-console.service)"
+check_eq "/etc/els-console (read-only to the console)" "750 root:els-console" "$(perm /etc/els-console)"
+check_eq "/etc/els-console/els-console.conf" "640 root:els-console" \
+	"$(perm /etc/els-console/els-console.conf)"
+check "the schema is shipped" test -f /usr/share/els-console/sql/001_core.sql
+check "the browser pages are shipped" test -f /usr/share/els-console/www/fleet.html
+check_eq "man page els-console(8) is shipped and found by man" \
+	/usr/share/man/man8/els-console.8 "$(man -w 8 els-console 2>/dev/null)"
+check "bash completion for els-console" test -f /usr/share/bash-completion/completions/els-console
+pw=$(getent passwd els-console)
+check "postinst created the els-console system user, no login shell" \
+	test "$(cut -d: -f3 <<<"$pw")" -lt 1000 -a "$(cut -d: -f7 <<<"$pw")" == /usr/sbin/nologin
+out=$(runuser -u els-console -- /usr/sbin/els-console -n -c /etc/els-console/els-console.conf 2>&1)
+check "els-console -n (as its user) reads the shipped config and names the missing certificate" \
+	grep -q "/etc/els-console/tls/ca.crt" <<<"$out"
+check "systemd-analyze verify on its unit" \
+	test -z "$(systemd-analyze verify /lib/systemd/system/els-console.service 2>&1)"
+check "$CPKG: dpkg --verify" test -z "$(dpkg --verify $CPKG 2>&1)"
+check "$CPKG: dpkg -P" dpkg_ns -P $CPKG
+check_not "/etc/els-console is gone" test -e /etc/els-console
+check_not "the els-console user is gone" getent passwd els-console
 els_finish

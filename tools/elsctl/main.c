@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "console_client.h"
 #include "elsctl.h"
 
 #define DEFAULT_AGENT "127.0.0.1:" CTL_DEFAULT_PORT
@@ -34,6 +35,12 @@ static const char usage_tail[] =
     "                           HOST:PORT ok SUMMARY\n"
     "                           HOST:PORT FAILED: REASON\n"
     "  -P, --parallel N       fleet mode: at most N agents at a time (1..256, default 16)\n"
+    "      --console URL      speak to els-console at URL (https://HOST[:PORT], port 8443\n"
+    "                         by default) instead of agents: fleet, drift, policy\n"
+    "                         propose|approve|reject|list|show|diff|deploy|rollback, deploy,\n"
+    "                         deployment, rollback GROUP, registry [add], audit (see\n"
+    "                         `elsctl --console URL help` and docs/console-api.md). The\n"
+    "                         console's certificate must name HOST and carry the console role.\n"
     "      --cert FILE        console certificate (default $ELSCTL_CERT, else\n"
     "                         ~/.config/elsctl/console.crt)\n"
     "      --key FILE         its private key, mode 0600 (default $ELSCTL_KEY, else\n"
@@ -128,7 +135,7 @@ static int parse_num(const char *s, long min, long max, unsigned *out)
 	return 0;
 }
 
-enum { OPT_CERT = 256, OPT_KEY, OPT_CA, OPT_CRL };
+enum { OPT_CERT = 256, OPT_KEY, OPT_CA, OPT_CRL, OPT_CONSOLE };
 static const struct option global_opts[] = {
     {"agent", required_argument, NULL, 'a'},
     {"agents", required_argument, NULL, 'A'},
@@ -137,6 +144,7 @@ static const struct option global_opts[] = {
     {"key", required_argument, NULL, OPT_KEY},
     {"ca", required_argument, NULL, OPT_CA},
     {"crl", required_argument, NULL, OPT_CRL},
+    {"console", required_argument, NULL, OPT_CONSOLE},
     {"json", no_argument, NULL, 'j'},
     {"timeout", required_argument, NULL, 't'},
     {"version", no_argument, NULL, 'V'},
@@ -158,6 +166,9 @@ static int apply_global(struct ctl *c, int ch)
 	case 'P':
 		if (parse_num(optarg, 1, CTL_MAX_PARALLEL, &c->parallel) < 0)
 			return usage_fail("--parallel: need 1..256, got ", optarg);
+		break;
+	case OPT_CONSOLE:
+		c->console = optarg;
 		break;
 	case OPT_CERT:
 		c->tls.cert = optarg;
@@ -276,7 +287,9 @@ int main(int argc, char *argv[])
 		return usage_fail("no subcommand given", NULL);
 	if (c.agent && c.agents_file)
 		return usage_fail("--agent and --agents exclude each other", NULL);
-	if (!c.agent && !c.agents_file) {
+	if (c.console && (c.agent || c.agents_file))
+		return usage_fail("--console and --agent/--agents exclude each other", NULL);
+	if (!c.agent && !c.agents_file && !c.console) {
 		c.agent = getenv("ELSCTL_AGENT");
 		if (!c.agent || !*c.agent)
 			c.agent = DEFAULT_AGENT;
@@ -290,6 +303,8 @@ int main(int argc, char *argv[])
 		c.tls.ca = default_path("ELSCTL_CA", "ca.crt", c.ca_buf, sizeof(c.ca_buf));
 	if (!c.tls.crl)
 		c.tls.crl = default_crl(c.tls.ca, c.crl_buf, sizeof(c.crl_buf));
+	if (c.console)
+		return ctl_console_main(&c, argc - optind, argv + optind);
 	cmd = ctl_cmd_find(argv[optind]);
 	if (!cmd) {
 		fprintf(stderr, "elsctl: unknown subcommand '%s'\nTry 'elsctl --help'.\n",
