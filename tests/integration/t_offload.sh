@@ -139,5 +139,34 @@ check_eq "upload completes with rules that do not save the verdict's mark" "$SIZ
 check "elsd says the rules do not save the mark" grep -q "do not save it into the connection" "$ELSD_LOG"
 bypassed=$(in_srv iptables -L INPUT -v -n -x | awk '/connmark/ {print $1}')
 check_ge "the upload is offloaded by a conntrack update instead" 10 "${bypassed:-0}"
+
+# 4. A closed offloaded connection ends when conntrack shows it closed (its refresh dump,
+# every 5 s), not when conntrack destroys the entry after TIME_WAIT (120 s here); and the
+# entry loses the mark, so a new connection on the same ports would be judged.
+in_srv sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=120
+got=$(in_cli python3 -c '
+import socket, sys
+s = socket.create_connection(("'$SRV4'", 5201), timeout=10)
+print(s.getsockname()[1], file=sys.stderr)
+s.sendall(b"x" * 65536); s.shutdown(socket.SHUT_WR)
+print(s.makefile().readline().strip())
+' 2>"$WORK/port4")
+check_eq "a short upload completes" 65536 "$got"
+port4=$(cat "$WORK/port4")
+tw=0
+for _ in $(seq 50); do
+	in_srv conntrack -L -p tcp --sport "$port4" 2>/dev/null | grep -q TIME_WAIT && { tw=1; break; }
+	sleep 0.1
+done
+check_eq "its conntrack entry is in TIME_WAIT" 1 "$tw"
+for _ in $(seq 120); do # the next refresh dump: within 5 s, and the writer's commit
+	records_exist "kind='flow_end' AND dport=5201 AND sport=$port4" && break
+	sleep 0.1
+done
+check_eq "its flow_end is written while conntrack still holds it" 1 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='flow_end' AND dport=5201 AND sport=$port4 AND reason='flow_closed'")"
+check_eq "... in TIME_WAIT, no longer marked" 0 \
+	"$(in_srv conntrack -L -p tcp --sport "$port4" --mark 0x40000000/0x40000000 2>/dev/null | grep -c TIME_WAIT)"
+check_eq "... but still there" 1 "$(in_srv conntrack -L -p tcp --sport "$port4" 2>/dev/null | grep -c TIME_WAIT)"
 els_stop || fail "elsd exited non-zero"
 els_finish
