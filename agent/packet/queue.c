@@ -30,6 +30,7 @@
 #define QUEUE_RCVBUF (8u << 20) /* socket receive buffer: absorbs bursts while we judge */
 #define QUEUE_POLL_MS 100     /* idle wake-up: generation pickup, timers, stop flag */
 #define QUEUE_PIPE 3          /* decode -> prefetch the flow -> judge: see the top */
+#define QUEUE_OFFLOAD_NS 20000000ull /* conntrack sockets read at least this often when busy */
 
 struct pending {
 	uint32_t id;
@@ -63,6 +64,8 @@ struct els_queue {
 	unsigned noffq;
 	bool verdict_mark; /* offload by the verdict's packet mark (the rules save it), not ctnetlink */
 	uint64_t now_mono, now_real; /* read once per turn: a turn lasts microseconds */
+	uint64_t offload_read_ns;    /* when the conntrack sockets were last read */
+	bool offload_busy;	     /* ... and that read found messages */
 };
 
 static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
@@ -331,7 +334,23 @@ static void offload_turn(struct els_queue *q, struct pollfd *pfd)
 		}
 		w->offload_on = q->off && w->pol->set.offload;
 	}
-	if (q->off && els_offload_run(q->off, w, els_now_mono(), els_now_real()) < 0) {
+	/* After a read that found nothing, the conntrack sockets are read again when poll finds
+	 * them readable, or QUEUE_OFFLOAD_NS later: under a stream of new connections the queue
+	 * never sleeps in poll, and two empty reads per turn were a third of the worker's
+	 * system calls. Nothing there is urgent (flow ends, refresh answers); while there is
+	 * something, every turn reads. */
+	bool ready = (pfd[1].revents | pfd[2].revents) & POLLIN;
+	pfd[1].revents = pfd[2].revents = 0;
+	if (q->off && !ready && !q->offload_busy &&
+	    q->now_mono - q->offload_read_ns < QUEUE_OFFLOAD_NS && q->now_mono >= q->offload_read_ns)
+		goto fds;
+	int got = 0;
+	if (q->off) {
+		q->offload_read_ns = q->now_mono;
+		got = els_offload_run(q->off, w, els_now_mono(), els_now_real());
+		q->offload_busy = got > 0;
+	}
+	if (got < 0) {
 		fprintf(stderr, "elsd: queue %u: offload: conntrack socket failed: %s; offload off\n",
 			q->num, strerror(errno));
 		els_offload_unmark_all(q->off, w);
@@ -339,6 +358,7 @@ static void offload_turn(struct els_queue *q, struct pollfd *pfd)
 		q->off = NULL;
 		w->offload_on = false;
 	}
+fds:
 	pfd[1].fd = q->off ? els_offload_fd(q->off, 0) : -1;
 	pfd[2].fd = q->off ? els_offload_fd(q->off, 1) : -1;
 }
