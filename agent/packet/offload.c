@@ -20,7 +20,8 @@
 #define OFFLOAD_RCVBUF	   (4u << 20)
 #define OFFLOAD_BUDGET	   64			  /* datagrams read per turn and socket */
 #define OFFLOAD_REFRESH_NS (5ull * 1000000000ull) /* well inside every flow timeout */
-#define OFFLOAD_CLOSED_MAX 1024 /* closed flows unmarked per turn; the rest at the next dump */
+#define OFFLOAD_REFRESH_BUSY_NS (1ull * 1000000000ull) /* with the table a quarter offloaded */
+#define OFFLOAD_CLOSED_MAX 1024 /* closed flows whose marks are cleared in one go */
 
 struct els_offload {
 	struct mnl_socket *ev;	/* destroy events of marked entries */
@@ -28,7 +29,7 @@ struct els_offload {
 	unsigned ctl_portid;
 	uint32_t seq;
 	uint32_t dump_seq;     /* the refresh dump in progress, 0 when none */
-	uint64_t next_refresh; /* mono ns */
+	uint64_t last_refresh; /* mono ns of the last dump's start; 0 before the first */
 	struct els_worker *w;  /* for the message callbacks */
 	uint64_t mono_ns, real_ns;
 	/* Offloaded TCP flows the last dump showed closed (TIME_WAIT, CLOSE): ended, and their
@@ -160,6 +161,9 @@ static void take_counters(struct els_flow *f, const struct nf_conntrack *ct)
 	}
 }
 
+static void put_marks(struct els_offload *o, const struct els_offload_req *r, unsigned n,
+		      uint32_t mark);
+
 /* A TCP entry whose connection both sides have closed (or a RST ended). */
 static bool closed_in_kernel(const struct nf_conntrack *ct)
 {
@@ -183,8 +187,7 @@ static int on_ct(const struct nlmsghdr *nlh, void *data)
 	if (!f)
 		goto out;
 	take_counters(f, ct);
-	if (type != IPCTNL_MSG_CT_DELETE && closed_in_kernel(ct) && (f->offload & ELS_FLOW_MARKED) &&
-	    o->nclosed < OFFLOAD_CLOSED_MAX) {
+	if (type != IPCTNL_MSG_CT_DELETE && closed_in_kernel(ct) && (f->offload & ELS_FLOW_MARKED)) {
 		/* Both sides have closed: the flow ends now, as it would when elsd sees the
 		 * FINs, rather than when conntrack destroys the entry (TIME_WAIT, 120 s by
 		 * default). Kept, such flows would fill the table at a high rate of new
@@ -192,6 +195,10 @@ static int on_ct(const struct nlmsghdr *nlh, void *data)
 		 * connection reusing the ports would pass on the old one's mark without being
 		 * judged. So the mark goes too (after this read), and the entry's destroy is
 		 * no event of ours. */
+		if (o->nclosed == OFFLOAD_CLOSED_MAX) { /* a dump's datagrams hold thousands */
+			put_marks(o, o->closed, o->nclosed, 0);
+			o->nclosed = 0;
+		}
 		o->closed[o->nclosed].key = f->key;
 		o->closed[o->nclosed].init_side = f->init_side;
 		o->nclosed++;
@@ -261,9 +268,6 @@ static void start_dump(struct els_offload *o)
 		o->dump_seq = o->seq;
 }
 
-static void put_marks(struct els_offload *o, const struct els_offload_req *r, unsigned n,
-		      uint32_t mark);
-
 int els_offload_run(struct els_offload *o, struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 {
 	o->w = w;
@@ -277,8 +281,13 @@ int els_offload_run(struct els_offload *o, struct els_worker *w, uint64_t mono_n
 		put_marks(o, o->closed, o->nclosed, 0);
 		o->nclosed = 0;
 	}
-	if (!o->dump_seq && w->offloaded && mono_ns >= o->next_refresh) {
-		o->next_refresh = mono_ns + OFFLOAD_REFRESH_NS;
+	/* Closed flows leave the table at a dump: once a quarter of the table is offloaded (a
+	 * high rate of short connections), a dump every second, so that the table holds about
+	 * a second's connections rather than five seconds' worth of closed ones. */
+	bool busy = w->offloaded > els_flow_capacity(w->flows) / 4;
+	uint64_t every = busy ? OFFLOAD_REFRESH_BUSY_NS : OFFLOAD_REFRESH_NS;
+	if (!o->dump_seq && w->offloaded && (!o->last_refresh || mono_ns - o->last_refresh >= every)) {
+		o->last_refresh = mono_ns;
 		start_dump(o);
 	}
 	return a + b;
