@@ -12,7 +12,10 @@
  * own, so the rows with distinct sources that one key-without-source may start in a second are
  * counted (a second, direct-mapped table); past AGG_SRC_ROWS, that second's further drops for
  * it merge into one row that keeps no source (many_src). Ordinary traffic, a few sources per
- * port and second, keeps a row per source. */
+ * port and second, keeps a row per source. For an outbound drop the remote end is the
+ * destination: the server's SYN-ACKs (retransmitted) to a spoofed flood's sources, once their
+ * flows are gone, are as many keys as there were sources; those merge over the destination
+ * address and port instead, and their merged row keeps the local source. */
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -128,14 +131,26 @@ static struct agg_slot *open_row(struct els_dropagg *a, const struct agg_key *k,
 	return s->used && s->sec >= sec && memcmp(&s->key, k, sizeof(*k)) == 0 ? s : NULL;
 }
 
-/* A new row for k (which has a source) is about to start: true when k's key without source
+/* k without its remote end: the source of an inbound drop, the destination address and port
+ * of an outbound one. */
+static void forget_remote(struct agg_key *k)
+{
+	if (k->dir == ELS_DIR_OUT) {
+		memset(&k->dst, 0, sizeof(k->dst));
+		k->dport = 0;
+	} else {
+		memset(&k->src, 0, sizeof(k->src));
+	}
+	k->many_src = 1;
+}
+
+/* A new row for k (which has a remote end) is about to start: true when k's key without it
  * has started its AGG_SRC_ROWS rows this second already, and k must merge into it. */
 static bool over_budget(struct els_dropagg *a, const struct agg_key *k, uint64_t sec,
 			struct agg_key *any)
 {
 	*any = *k;
-	memset(&any->src, 0, sizeof(any->src));
-	any->many_src = 1;
+	forget_remote(any);
 	struct src_budget *b = &a->budget[XXH3_64bits(any, sizeof(*any)) & (AGG_BUDGET_SLOTS - 1)];
 	if (!b->used || b->sec != sec || memcmp(&b->key, any, sizeof(*any)) != 0) {
 		b->used = true;
@@ -175,7 +190,11 @@ void els_dropagg_add(struct els_dropagg *a, const struct els_record *rec)
 	s->sec = sec;
 	memcpy(&s->key, &k, sizeof(k)); /* with its zeroed padding, for memcmp */
 	s->rec = *rec;
-	if (many) {
+	if (many && rec->dir == ELS_DIR_OUT) {
+		memset(&s->rec.dst, 0, sizeof(s->rec.dst));
+		s->rec.dport = 0;
+		s->rec.many_src = 1;
+	} else if (many) {
 		memset(&s->rec.src, 0, sizeof(s->rec.src));
 		s->rec.sport = 0;
 		s->rec.many_src = 1;

@@ -6,6 +6,7 @@
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #define OFFLOAD_RCVBUF	   (4u << 20)
 #define OFFLOAD_BUDGET	   64			  /* datagrams read per turn and socket */
 #define OFFLOAD_REFRESH_NS (5ull * 1000000000ull) /* well inside every flow timeout */
+#define OFFLOAD_REFRESH_BUSY_NS (1ull * 1000000000ull) /* with the table a quarter offloaded */
+#define OFFLOAD_CLOSED_MAX 1024 /* closed flows whose marks are cleared in one go */
 
 struct els_offload {
 	struct mnl_socket *ev;	/* destroy events of marked entries */
@@ -26,9 +29,13 @@ struct els_offload {
 	unsigned ctl_portid;
 	uint32_t seq;
 	uint32_t dump_seq;     /* the refresh dump in progress, 0 when none */
-	uint64_t next_refresh; /* mono ns */
+	uint64_t last_refresh; /* mono ns of the last dump's start; 0 before the first */
 	struct els_worker *w;  /* for the message callbacks */
 	uint64_t mono_ns, real_ns;
+	/* Offloaded TCP flows the last dump showed closed (TIME_WAIT, CLOSE): ended, and their
+	 * mark cleared after the read (see ended_closed). */
+	struct els_offload_req closed[OFFLOAD_CLOSED_MAX];
+	unsigned nclosed;
 	char buf[OFFLOAD_BUF];
 };
 
@@ -154,6 +161,18 @@ static void take_counters(struct els_flow *f, const struct nf_conntrack *ct)
 	}
 }
 
+static void put_marks(struct els_offload *o, const struct els_offload_req *r, unsigned n,
+		      uint32_t mark);
+
+/* A TCP entry whose connection both sides have closed (or a RST ended). */
+static bool closed_in_kernel(const struct nf_conntrack *ct)
+{
+	if (nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO) != 6 || !nfct_attr_is_set(ct, ATTR_TCP_STATE))
+		return false;
+	uint8_t st = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
+	return st == TCP_CONNTRACK_TIME_WAIT || st == TCP_CONNTRACK_CLOSE;
+}
+
 static int on_ct(const struct nlmsghdr *nlh, void *data)
 {
 	struct els_offload *o = data;
@@ -168,7 +187,26 @@ static int on_ct(const struct nlmsghdr *nlh, void *data)
 	if (!f)
 		goto out;
 	take_counters(f, ct);
-	if (type == IPCTNL_MSG_CT_DELETE) {
+	if (type != IPCTNL_MSG_CT_DELETE && closed_in_kernel(ct) && (f->offload & ELS_FLOW_MARKED)) {
+		/* Both sides have closed: the flow ends now, as it would when elsd sees the
+		 * FINs, rather than when conntrack destroys the entry (TIME_WAIT, 120 s by
+		 * default). Kept, such flows would fill the table at a high rate of new
+		 * connections (offloaded flows are established: never evicted), and a new
+		 * connection reusing the ports would pass on the old one's mark without being
+		 * judged. So the mark goes too (after this read), and the entry's destroy is
+		 * no event of ours. */
+		if (o->nclosed == OFFLOAD_CLOSED_MAX) { /* a dump's datagrams hold thousands */
+			put_marks(o, o->closed, o->nclosed, 0);
+			o->nclosed = 0;
+		}
+		o->closed[o->nclosed].key = f->key;
+		o->closed[o->nclosed].init_side = f->init_side;
+		o->nclosed++;
+		f->offload &= (uint8_t)~ELS_FLOW_MARKED;
+		o->w->offloaded--;
+		f->last_ns = o->mono_ns;
+		els_worker_flow_end(o->w, f, ELS_R_FLOW_CLOSED, o->real_ns);
+	} else if (type == IPCTNL_MSG_CT_DELETE) {
 		if (f->offload & ELS_FLOW_MARKED)
 			o->w->offloaded--;
 		f->last_ns = o->mono_ns;
@@ -239,8 +277,17 @@ int els_offload_run(struct els_offload *o, struct els_worker *w, uint64_t mono_n
 	int b = drain(o, o->ctl, true);
 	if (a < 0 || b < 0)
 		return -1;
-	if (!o->dump_seq && w->offloaded && mono_ns >= o->next_refresh) {
-		o->next_refresh = mono_ns + OFFLOAD_REFRESH_NS;
+	if (o->nclosed) { /* after the read, once per turn: one batch for all of them */
+		put_marks(o, o->closed, o->nclosed, 0);
+		o->nclosed = 0;
+	}
+	/* Closed flows leave the table at a dump: once a quarter of the table is offloaded (a
+	 * high rate of short connections), a dump every second, so that the table holds about
+	 * a second's connections rather than five seconds' worth of closed ones. */
+	bool busy = w->offloaded > els_flow_capacity(w->flows) / 4;
+	uint64_t every = busy ? OFFLOAD_REFRESH_BUSY_NS : OFFLOAD_REFRESH_NS;
+	if (!o->dump_seq && w->offloaded && (!o->last_refresh || mono_ns - o->last_refresh >= every)) {
+		o->last_refresh = mono_ns;
 		start_dump(o);
 	}
 	return a + b;
@@ -325,13 +372,20 @@ unsigned els_offload_unmark_all(struct els_offload *o, struct els_worker *w)
 
 void els_offload_mark(struct els_offload *o, const struct els_offload_req *r, unsigned n)
 {
+	put_marks(o, r, n, ELS_OFFLOAD_MARK);
+}
+
+/* Sets our bit of the mark of n entries to mark, in one netlink batch per 16 KiB. */
+static void put_marks(struct els_offload *o, const struct els_offload_req *r, unsigned n,
+		      uint32_t mark)
+{
 	/* 128 updates of at most ~100 bytes each: one datagram per batch of packets */
 	char buf[2 * 16384];
 	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf) / 2);
 
 	for (unsigned i = 0; i < n; i++) {
 		put_mark(o, mnl_nlmsg_put_header(mnl_nlmsg_batch_current(b)), &r[i].key,
-			 r[i].init_side, ELS_OFFLOAD_MARK);
+			 r[i].init_side, mark);
 		if (!mnl_nlmsg_batch_next(b)) {
 			mnl_socket_sendto(o->ctl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b));
 			mnl_nlmsg_batch_reset(b);

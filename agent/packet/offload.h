@@ -2,17 +2,25 @@
  * calls bypass). Once the tracker has admitted a TCP or UDP flow, it is established, its
  * permit is confirmed under the running generation, and the logging policy needs no more of
  * its packets (monitor.log is not "all"), elsd sets ELS_OFFLOAD_MARK in the flow's conntrack
- * entry right after that packet's verdict (a ctnetlink update: the verdict's own NFQA_CT
- * attribute would need CONFIG_NETFILTER_NETLINK_GLUE_CT, which kernels often lack, and would
- * break runs of batch verdicts). A steering rule ahead of the NFQUEUE rule
+ * entry. It does so with that packet's verdict (agent/packet/queue.c): NF_REPEAT, with the
+ * bit added to the packet mark; the kernel runs the steering chain again, where a rule
+ * copies the bit into the connection's mark and clears it from the packet. (The verdict's
+ * NFQA_CT attribute would set the connection mark directly, but needs
+ * CONFIG_NETFILTER_NETLINK_GLUE_CT, which kernels often lack.) When the rules lack that copy,
+ * the packet comes back to the queue with the bit; the queue then marks by a ctnetlink update
+ * after the verdicts (els_offload_mark) from then on. A steering rule ahead of the NFQUEUE rule
  * accepts connections that carry the mark, so the rest of the flow never leaves the kernel:
  *
+ *   iptables -A INPUT -m mark --mark 0x40000000/0x40000000 -j CONNMARK --set-xmark 0x40000000/0x40000000
+ *   iptables -A INPUT -m mark --mark 0x40000000/0x40000000 -j MARK --set-xmark 0/0x40000000
  *   iptables -A INPUT -m connmark --mark 0x40000000/0x40000000 -j ACCEPT   (and OUTPUT)
  *
  * elsd then learns about the flow from conntrack instead (nf_conntrack_acct=1 gives the
  * counters): destroy events end it with the kernel's packet and byte counts, and a dump of the
  * marked entries every few seconds keeps it fresh in the flow table (so it does not time out
- * there while the kernel carries it) with live counters. On a new policy generation every
+ * there while the kernel carries it) with live counters; a TCP flow the dump shows closed
+ * (TIME_WAIT, CLOSE) ends then, and its mark is cleared, rather than living on until conntrack
+ * destroys the entry after TIME_WAIT. On a new policy generation every
  * marked flow is unmarked: its next packet comes back through the queue and is judged again,
  * and a flow whose permit was revoked is dropped (permit_revoked) instead of being re-marked.
  * One per queue worker; everything here runs in the worker thread, between batches. */

@@ -30,14 +30,18 @@
 #define QUEUE_RCVBUF (8u << 20) /* socket receive buffer: absorbs bursts while we judge */
 #define QUEUE_POLL_MS 100     /* idle wake-up: generation pickup, timers, stop flag */
 #define QUEUE_PIPE 3          /* decode -> prefetch the flow -> judge: see the top */
+#define QUEUE_OFFLOAD_NS 20000000ull /* conntrack sockets read at least this often when busy */
 
 struct pending {
 	uint32_t id;
-	uint8_t verdict; /* NF_ACCEPT / NF_DROP */
+	uint8_t verdict; /* NF_ACCEPT / NF_DROP, or NF_REPEAT to offload (see offload_verdict) */
+	bool set_mark;	 /* the verdict carries NFQA_MARK = mark */
+	uint32_t mark;
 };
 
 struct in_flight {
 	uint32_t id;
+	uint32_t mark; /* the packet's mark as queued (NFQA_MARK; 0 when absent) */
 	struct els_decoded dec;
 };
 
@@ -58,7 +62,10 @@ struct els_queue {
 	uint32_t gen;		 /* generation seen at the last turn */
 	struct els_offload_req offq[QUEUE_BATCH]; /* flows to mark after this turn's verdicts */
 	unsigned noffq;
+	bool verdict_mark; /* offload by the verdict's packet mark (the rules save it), not ctnetlink */
 	uint64_t now_mono, now_real; /* read once per turn: a turn lasts microseconds */
+	uint64_t offload_read_ns;    /* when the conntrack sockets were last read */
+	bool offload_busy;	     /* ... and that read found messages */
 };
 
 static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
@@ -138,22 +145,65 @@ static uint8_t hook_dir(uint8_t hook)
 
 static void flush_verdicts(struct els_queue *q);
 
-/* Judges the oldest packet in the pipeline and queues its verdict. */
+/* A packet reached the queue with the offload bit in its packet mark while offload marks by
+ * the verdict: either it is one elsd sent back with NF_REPEAT and the steering rules have no
+ * rule that saves the bit into the connection (rules older than this elsd), or something
+ * else set the bit. Either way the bit is not saved here: from now on this queue marks
+ * connections by ctnetlink, starting with this packet's flow if elsd took it as offloaded.
+ * The packet itself is judged like any other (never accepted for its mark alone), and its
+ * verdict carries its mark without the bit. */
+static void verdict_mark_unsaved(struct els_queue *q, struct in_flight *f)
+{
+	fprintf(stderr,
+		"elsd: queue %u: offload: a queued packet carries mark bit 0x%08x: the steering "
+		"rules do not save it into the connection (els-rules install puts that rule in); "
+		"offloading by conntrack updates instead\n",
+		q->num, ELS_OFFLOAD_MARK);
+	q->verdict_mark = false;
+	if (f->dec.has_flow) {
+		const struct els_flow *fl = els_flow_lookup(q->w->flows, &f->dec.hint.key);
+		if (fl && (fl->offload & ELS_FLOW_MARKED) && q->noffq < QUEUE_BATCH) {
+			q->offq[q->noffq].key = fl->key;
+			q->offq[q->noffq].init_side = fl->init_side;
+			q->noffq++;
+		}
+	}
+	f->mark &= ~ELS_OFFLOAD_MARK;
+}
+
+/* Judges the oldest packet in the pipeline and queues its verdict. A packet whose flow the
+ * worker offloads (w->offload_now) gets NF_REPEAT with ELS_OFFLOAD_MARK added to its packet
+ * mark: the kernel runs the steering chain again, whose offload rule saves the bit into the
+ * connection's mark, clears it from the packet and accepts. So the mark is in place before
+ * the flow's next packet, with no conntrack message: offload costs a new connection nothing
+ * beyond the packets it queues anyway. */
 static void judge_oldest(struct els_queue *q)
 {
 	struct in_flight *f = &q->pipe[q->pipe_out++ % QUEUE_PIPE];
 	struct els_decision d;
+	struct pending *p = &q->pend[q->npend++];
+
+	bool unsaved = (f->mark & ELS_OFFLOAD_MARK) && q->verdict_mark;
+	if (unsaved)
+		verdict_mark_unsaved(q, f);
 	enum els_action a = els_worker_judge(q->w, &f->dec.pkt, f->dec.has_flow ? &f->dec.hint : NULL,
 					     q->now_mono, q->now_real, &d);
 
-	q->pend[q->npend].id = f->id;
-	q->pend[q->npend].verdict = a == ELS_ACCEPT ? NF_ACCEPT : NF_DROP;
-	q->npend++;
-	if (q->w->offload_now) {
-		q->offq[q->noffq].key = q->w->offload_now->key;
-		q->offq[q->noffq].init_side = q->w->offload_now->init_side;
-		q->noffq++;
+	p->id = f->id;
+	p->verdict = a == ELS_ACCEPT ? NF_ACCEPT : NF_DROP;
+	p->set_mark = unsaved;
+	p->mark = f->mark;
+	if (!q->w->offload_now)
+		return;
+	if (q->verdict_mark && a == ELS_ACCEPT) {
+		p->verdict = NF_REPEAT;
+		p->set_mark = true;
+		p->mark = f->mark | ELS_OFFLOAD_MARK;
+		return;
 	}
+	q->offq[q->noffq].key = q->w->offload_now->key;
+	q->offq[q->noffq].init_side = q->w->offload_now->init_side;
+	q->noffq++;
 }
 
 /* Judges everything still in the pipeline: at the end of each turn. The counters start again
@@ -190,6 +240,7 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	}
 	struct in_flight *f = &q->pipe[q->pipe_in++ % QUEUE_PIPE];
 	f->id = id;
+	f->mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
 	els_worker_decode(q->w, payload ? payload : (const uint8_t *)"", caplen, wire,
 			  hook_dir(ph->hook), &f->dec);
 	if (q->pipe_in - q->pipe_out >= 2) /* the previous packet's bucket has had a recv */
@@ -212,12 +263,15 @@ static void flush_verdicts(struct els_queue *q)
 		unsigned j = i;
 		/* Extend a run while the verdict is the same and the ids are consecutive, so the
 		 * batch verdict covers exactly the packets of the run. */
-		while (j + 1 < q->npend && q->pend[j + 1].verdict == q->pend[i].verdict &&
+		while (!q->pend[i].set_mark && j + 1 < q->npend && !q->pend[j + 1].set_mark &&
+		       q->pend[j + 1].verdict == q->pend[i].verdict &&
 		       q->pend[j + 1].id == q->pend[j].id + 1)
 			j++;
 		int type = j > i ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT;
 		struct nlmsghdr *nlh = nfq_nlmsg_put(mnl_nlmsg_batch_current(b), type, q->num);
 		nfq_nlmsg_verdict_put(nlh, (int)q->pend[j].id, q->pend[i].verdict);
+		if (q->pend[i].set_mark) /* a packet of its own: the mark is per packet */
+			nfq_nlmsg_verdict_put_mark(nlh, q->pend[i].mark);
 		mnl_nlmsg_batch_next(b);
 		i = j + 1;
 	}
@@ -274,11 +328,29 @@ static void offload_turn(struct els_queue *q, struct pollfd *pfd)
 		q->gen = w->pol->generation;
 		if (q->off)
 			els_offload_unmark_all(q->off, w);
-		if (w->pol->set.offload && !q->off)
+		if (w->pol->set.offload && !q->off) {
 			q->off = els_offload_open(q->num);
+			q->verdict_mark = q->off != NULL;
+		}
 		w->offload_on = q->off && w->pol->set.offload;
 	}
-	if (q->off && els_offload_run(q->off, w, els_now_mono(), els_now_real()) < 0) {
+	/* After a read that found nothing, the conntrack sockets are read again when poll finds
+	 * them readable, or QUEUE_OFFLOAD_NS later: under a stream of new connections the queue
+	 * never sleeps in poll, and two empty reads per turn were a third of the worker's
+	 * system calls. Nothing there is urgent (flow ends, refresh answers); while there is
+	 * something, every turn reads. */
+	bool ready = (pfd[1].revents | pfd[2].revents) & POLLIN;
+	pfd[1].revents = pfd[2].revents = 0;
+	if (q->off && !ready && !q->offload_busy &&
+	    q->now_mono - q->offload_read_ns < QUEUE_OFFLOAD_NS && q->now_mono >= q->offload_read_ns)
+		goto fds;
+	int got = 0;
+	if (q->off) {
+		q->offload_read_ns = q->now_mono;
+		got = els_offload_run(q->off, w, els_now_mono(), els_now_real());
+		q->offload_busy = got > 0;
+	}
+	if (got < 0) {
 		fprintf(stderr, "elsd: queue %u: offload: conntrack socket failed: %s; offload off\n",
 			q->num, strerror(errno));
 		els_offload_unmark_all(q->off, w);
@@ -286,6 +358,7 @@ static void offload_turn(struct els_queue *q, struct pollfd *pfd)
 		q->off = NULL;
 		w->offload_on = false;
 	}
+fds:
 	pfd[1].fd = q->off ? els_offload_fd(q->off, 0) : -1;
 	pfd[2].fd = q->off ? els_offload_fd(q->off, 1) : -1;
 }

@@ -57,7 +57,8 @@ struct els_record {
 	uint8_t verdict; /* enum els_action: ACCEPT or DROP, 0 for events/gaps */
 	uint8_t family, dir, proto;
 	uint8_t icmp_type, icmp_code, tcp_flags;
-	uint8_t many_src;   /* DROP: aggregated over many sources (a spoofed flood): no src */
+	uint8_t many_src;   /* DROP: aggregated over many remote ends (a spoofed flood): no src
+			     * (inbound), or no dst and dport (outbound) */
 	char rule_name[32]; /* the deciding rule's configured name, or empty */
 	char detail[96];    /* EVENT text, NUL-terminated; empty otherwise */
 };
@@ -144,7 +145,8 @@ void els_ring_consume(struct els_ring *r);
  * so a flood costs one record per second per distinct key instead of one per packet.
  * Fixed-size table; a key that finds its slot taken flushes the occupant first.
  * A key without its source that starts more than 64 rows (distinct sources) in one second,
- * a spoofed flood, merges the rest of that second into one row without a source (many_src).
+ * a spoofed flood, merges the rest of that second into one row without a source (many_src);
+ * outbound, the remote end is the destination address and port, and those go instead.
  * Half-open flow ends (kind HALF_OPEN) go through the same table, keyed without the source:
  * `count` flows per (direction, protocol, destination, port, reason, permit) and second. */
 struct els_dropagg;

@@ -157,17 +157,23 @@ void mon_row_of(struct mon_row *w, uint64_t seq, const struct els_record *r)
 			v_const(&v[C_PROTO], proto);
 		else
 			v_fixed(w, C_PROTO, proto);
-		/* half_open rows stand for flows from many sources (a spoofed flood's): none */
-		if (r->kind != ELS_REC_HALF_OPEN && !r->many_src)
+		/* half_open rows stand for flows from many sources (a spoofed flood's): none. A
+		 * merged drop row (many_src) has no remote end: no source inbound, no
+		 * destination outbound (lib/dropagg.c). */
+		bool many_out = r->many_src && r->dir == ELS_DIR_OUT;
+		if (r->kind != ELS_REC_HALF_OPEN && (!r->many_src || many_out))
 			v_const(&v[C_SRC], addr_str(&r->src, r->family, w->sbuf));
-		v_const(&v[C_DST], addr_str(&r->dst, r->family, w->dbuf));
+		if (!many_out)
+			v_const(&v[C_DST], addr_str(&r->dst, r->family, w->dbuf));
 	}
 	/* A record carries no "has ports" flag: zero ports on a protocol without ports mean none,
 	 * while TCP/UDP keep a 0 so that port_zero drops read as what they are. */
 	if (tcp || udp || (has_l3 && (r->sport || r->dport))) {
-		if (r->kind != ELS_REC_HALF_OPEN && !r->many_src)
+		bool many_out = r->many_src && r->dir == ELS_DIR_OUT;
+		if (r->kind != ELS_REC_HALF_OPEN && (!r->many_src || many_out))
 			v_int(&v[C_SPORT], r->sport);
-		v_int(&v[C_DPORT], r->dport);
+		if (!many_out)
+			v_int(&v[C_DPORT], r->dport);
 	}
 	if (icmp) {
 		v_int(&v[C_ICMP_TYPE], r->icmp_type);

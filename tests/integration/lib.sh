@@ -107,8 +107,16 @@ els_steer() {
 			local ifopt=-i
 			[[ $chain == OUTPUT ]] && ifopt=-o
 			in_srv $ipt -A $chain $ifopt lo -j ACCEPT
-			[[ -n $offload ]] && in_srv $ipt -A $chain -m connmark \
-				--mark 0x40000000/0x40000000 -j ACCEPT
+			if [[ -n $offload ]]; then
+				# elsd offloads by its verdict: NF_REPEAT with the bit in the packet
+				# mark, saved here into the connection and cleared from the packet.
+				in_srv $ipt -A $chain -m mark --mark 0x40000000/0x40000000 \
+					-j CONNMARK --set-xmark 0x40000000/0x40000000
+				in_srv $ipt -A $chain -m mark --mark 0x40000000/0x40000000 \
+					-j MARK --set-xmark 0/0x40000000
+				in_srv $ipt -A $chain -m connmark \
+					--mark 0x40000000/0x40000000 -j ACCEPT
+			fi
 			in_srv $ipt -A $chain -j NFQUEUE "${target[@]}" "$@" ||
 				{ echo "els_steer: $ipt rejected the rule"; return 1; }
 		done

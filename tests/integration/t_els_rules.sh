@@ -108,14 +108,18 @@ check_eq "as before" "$BEFORE" "$(snapshot)"
 els_config "$WORK/offload.conf" 's|^queues = "0";|offload = true;\nqueues = "0";|'
 check "install (offload = true)" rules -c "$WORK/offload.conf" install
 for ipt in iptables ip6tables; do
-	check_eq "$ipt: the offload mark is accepted just before the queue, in and out" \
-		"connmark NFQUEUE connmark NFQUEUE" \
-		"$({ chain $ipt ELSD-IN; chain $ipt ELSD-OUT; } | grep -oE 'connmark --mark 0x40000000/0x40000000|NFQUEUE' |
-			sed 's/connmark.*/connmark/' | tr '\n' ' ' | sed 's/ $//')"
+	# The verdict's packet-mark bit is saved into the connection and cleared from the
+	# packet, then the connection's mark is accepted: all just before the queue.
+	check_eq "$ipt: the offload mark is saved, then accepted just before the queue, in and out" \
+		"save clear connmark NFQUEUE save clear connmark NFQUEUE" \
+		"$({ chain $ipt ELSD-IN; chain $ipt ELSD-OUT; } |
+			grep -oE 'CONNMARK (--set-xmark|xset) 0x40000000/0x40000000|MARK (--set-xmark|and) 0x0/0x40000000|MARK and 0xbfffffff|connmark --mark 0x40000000/0x40000000|NFQUEUE' |
+			sed -e 's/^CONNMARK.*/save/' -e 's/^MARK.*/clear/' -e 's/^connmark.*/connmark/' | tr '\n' ' ' | sed 's/ $//')"
 done
-check "nft: the same as ct mark, in both chains" \
-	bash -c "[ \$(ip netns exec $SRV $RULES -c $WORK/offload.conf -b nft -n install |
-		grep -c 'ct mark & 0x40000000 == 0x40000000 accept') = 2 ]"
+check "nft: the same as meta mark and ct mark, in both chains" \
+	bash -c "out=\$(ip netns exec $SRV $RULES -c $WORK/offload.conf -b nft -n install) &&
+		[ \$(grep -c 'meta mark & 0x40000000 == 0x40000000 meta mark set meta mark & 0xbfffffff ct mark set ct mark | 0x40000000 accept' <<<\"\$out\") = 2 ] &&
+		[ \$(grep -c 'ct mark & 0x40000000 == 0x40000000 accept' <<<\"\$out\") = 2 ]"
 check "install's summary mentions it" bash -c "ip netns exec $SRV $RULES -c $WORK/offload.conf install 2>&1 | grep -q 'offloaded connections accepted'"
 check "remove" rules remove
 check_eq "as before" "$BEFORE" "$(snapshot)"

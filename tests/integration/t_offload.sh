@@ -51,6 +51,10 @@ print(s.makefile().readline().strip())
 check_eq "upload completes through the offloaded path" "$SIZE" "$got"
 bypassed=$(in_srv iptables -L INPUT -v -n -x | awk '/connmark/ {print $1}')
 check_ge "the connmark rule accepted the flow's packets in the kernel" 10 "${bypassed:-0}"
+# The mark came with the verdict (NF_REPEAT, packet mark saved by the steering rule), not by a
+# conntrack update: the save rule saw the packet that completed the handshake.
+saved=$(in_srv iptables -L INPUT -v -n -x | awk '/CONNMARK/ {print $1}')
+check_ge "the verdict's packet mark was saved into the connection" 1 "${saved:-0}"
 for _ in $(seq 150); do
 	[[ $(sql "SELECT count(*) FROM records WHERE kind='flow_end' AND dport=5201") -gt 0 ]] && break
 	sleep 0.2
@@ -110,5 +114,59 @@ cut="kind='drop' AND (dport=5202 OR sport=5202)"
 wait_records "$cut"
 n=$(sql "SELECT count(*) FROM records WHERE $cut")
 check_ge "its packets are dropped after the reload" 1 "$n"
+
+# 3. Steering rules of an older install (the connmark accept, no rule that saves the packet
+# mark): the first packet elsd sends back marked returns to the queue with the bit; elsd
+# judges it, says so, and offloads by conntrack updates from then on. Nothing loops, and the
+# upload is still offloaded.
+for ipt in iptables ip6tables; do
+	for chain in INPUT OUTPUT; do
+		ifopt=-i
+		[[ $chain == OUTPUT ]] && ifopt=-o
+		in_srv $ipt -F $chain
+		in_srv $ipt -A $chain $ifopt lo -j ACCEPT
+		in_srv $ipt -A $chain -m connmark --mark 0x40000000/0x40000000 -j ACCEPT
+		in_srv $ipt -A $chain -j NFQUEUE --queue-num "$QUEUE"
+	done
+done
+got=$(in_cli python3 -c '
+import socket, sys
+s = socket.create_connection(("'$SRV4'", 5201), timeout=10)
+s.sendall(b"x" * '$SIZE'); s.shutdown(socket.SHUT_WR)
+print(s.makefile().readline().strip())
+')
+check_eq "upload completes with rules that do not save the verdict's mark" "$SIZE" "$got"
+check "elsd says the rules do not save the mark" grep -q "do not save it into the connection" "$ELSD_LOG"
+bypassed=$(in_srv iptables -L INPUT -v -n -x | awk '/connmark/ {print $1}')
+check_ge "the upload is offloaded by a conntrack update instead" 10 "${bypassed:-0}"
+
+# 4. A closed offloaded connection ends when conntrack shows it closed (its refresh dump,
+# every 5 s), not when conntrack destroys the entry after TIME_WAIT (120 s here); and the
+# entry loses the mark, so a new connection on the same ports would be judged.
+in_srv sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=120
+got=$(in_cli python3 -c '
+import socket, sys
+s = socket.create_connection(("'$SRV4'", 5201), timeout=10)
+print(s.getsockname()[1], file=sys.stderr)
+s.sendall(b"x" * 65536); s.shutdown(socket.SHUT_WR)
+print(s.makefile().readline().strip())
+' 2>"$WORK/port4")
+check_eq "a short upload completes" 65536 "$got"
+port4=$(cat "$WORK/port4")
+tw=0
+for _ in $(seq 50); do
+	in_srv conntrack -L -p tcp --sport "$port4" 2>/dev/null | grep -q TIME_WAIT && { tw=1; break; }
+	sleep 0.1
+done
+check_eq "its conntrack entry is in TIME_WAIT" 1 "$tw"
+for _ in $(seq 120); do # the next refresh dump: within 5 s, and the writer's commit
+	records_exist "kind='flow_end' AND dport=5201 AND sport=$port4" && break
+	sleep 0.1
+done
+check_eq "its flow_end is written while conntrack still holds it" 1 \
+	"$(sql "SELECT count(*) FROM records WHERE kind='flow_end' AND dport=5201 AND sport=$port4 AND reason='flow_closed'")"
+check_eq "... in TIME_WAIT, no longer marked" 0 \
+	"$(in_srv conntrack -L -p tcp --sport "$port4" --mark 0x40000000/0x40000000 2>/dev/null | grep -c TIME_WAIT)"
+check_eq "... but still there" 1 "$(in_srv conntrack -L -p tcp --sport "$port4" 2>/dev/null | grep -c TIME_WAIT)"
 els_stop || fail "elsd exited non-zero"
 els_finish

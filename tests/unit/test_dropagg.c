@@ -270,3 +270,47 @@ Test(dropagg, spoofed_sources_merge_after_64_rows)
 	els_dropagg_free(a);
 	els_ring_free(ring);
 }
+
+/* The server's answers to a spoofed flood, dropped on the way out once their flows are gone
+ * (retransmitted SYN-ACKs): 10,000 drops in one second, each to its own destination address
+ * and port. Outbound, the remote end is the destination: the first 64 keep rows of their own,
+ * the rest is one row that keeps the local source and port but no destination. */
+Test(dropagg, outbound_spoofed_destinations_merge_after_64_rows)
+{
+	struct els_ring *ring = els_ring_new(256);
+	struct els_dropagg *a = els_dropagg_new(4096, ring);
+	struct els_record out[256];
+	uint64_t sum = 0, merged = 0;
+	unsigned n, own = 0, many = 0;
+
+	for (unsigned i = 0; i < 10000; i++) {
+		struct els_record r = drop(T0 + i * 50000ull, (uint16_t)(10000 + i));
+		r.dir = ELS_DIR_OUT;
+		r.sport = 443;
+		r.dst.b[2] = (uint8_t)(i >> 8);
+		r.dst.b[3] = (uint8_t)i;
+		els_dropagg_add(a, &r);
+	}
+	els_dropagg_flush(a, UINT64_MAX);
+	n = drain(ring, out, 256);
+	for (unsigned i = 0; i < n; i++) {
+		sum += out[i].count;
+		if (out[i].many_src) {
+			many++;
+			merged += out[i].count;
+			cr_assert_eq(out[i].dst.b[0] | out[i].dst.b[3], 0, "no destination");
+			cr_assert_eq(out[i].dport, 0, "no destination port");
+			cr_assert_eq(out[i].src.b[0], 198, "the local source stays");
+			cr_assert_eq(out[i].sport, 443, "the local port stays");
+		} else {
+			own++;
+		}
+	}
+	cr_assert_eq(sum, 10000, "every drop is counted once, not %llu", (unsigned long long)sum);
+	cr_assert_eq(own, 64, "64 destinations keep their rows, not %u", own);
+	cr_assert_eq(many, 1);
+	cr_assert_eq(merged, 10000 - 64);
+	cr_assert_eq(els_ring_lost(ring), 0);
+	els_dropagg_free(a);
+	els_ring_free(ring);
+}
