@@ -357,7 +357,8 @@ static int deadline_passed(void *arg)
 
 /* The args as a query; each string goes through els_query_set, so the agent checks them as
  * the tools do. */
-static int wire_query(json_t *args, struct els_query *q, char *msg, size_t msglen)
+static int wire_query(json_t *args, const struct els_handler *const *handlers, struct els_query *q,
+		      char *msg, size_t msglen)
 {
 	static const char *const strs[] = {"kind", "verdict", "reason", "handler", "addr"};
 	json_t *v;
@@ -366,7 +367,7 @@ static int wire_query(json_t *args, struct els_query *q, char *msg, size_t msgle
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ns = (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-	els_query_init(q);
+	els_query_init(q, handlers);
 	v = json_object_get(args, "limit");
 	q->limit =
 	    json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 50;
@@ -396,8 +397,8 @@ static int wire_query(json_t *args, struct els_query *q, char *msg, size_t msgle
 	return 0;
 }
 
-json_t *els_query_wire(const char *path, json_t *args, unsigned max_ms, const char **code,
-		       char *msg, size_t msglen)
+json_t *els_query_wire(const char *path, json_t *args, const struct els_handler *const *handlers,
+		       unsigned max_ms, const char **code, char *msg, size_t msglen)
 {
 	struct els_query q;
 	sqlite3 *db = NULL;
@@ -410,7 +411,7 @@ json_t *els_query_wire(const char *path, json_t *args, unsigned max_ms, const ch
 	int rc;
 
 	*code = "bad_request";
-	if (wire_query(args, &q, msg, msglen) < 0)
+	if (wire_query(args, handlers, &q, msg, msglen) < 0)
 		return NULL;
 	*code = "internal";
 	if (els_query_open(path, &db, msg, msglen) < 0)

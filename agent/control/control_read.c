@@ -197,8 +197,8 @@ json_t *els_cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e
 /* The query is lib/query.c's, the one els-log and elsctl use (include/els/query.h). */
 json_t *els_cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e)
 {
-	return els_query_wire(c->env.monitor_path, args, LOG_QUERY_MS, &e->code, e->msg,
-			      sizeof(e->msg));
+	return els_query_wire(c->env.monitor_path, args, els_handler_all(), LOG_QUERY_MS, &e->code,
+			      e->msg, sizeof(e->msg));
 }
 
 json_t *els_cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e)

@@ -13,6 +13,8 @@
 
 #include "els/addr.h"
 
+struct els_handler;
+
 #define ELS_QUERY_MAX	      16 /* values per list filter */
 #define ELS_QUERY_HANDLER_LEN 32
 
@@ -27,9 +29,14 @@ struct els_query {
 	uint16_t reason[ELS_QUERY_MAX];	     /* enum els_reason */
 	char handler[ELS_QUERY_MAX][ELS_QUERY_HANDLER_LEN];
 	uint64_t limit; /* the newest `limit` matching rows; 0: every one */
+	/* The handlers --handler may name (els_handler_all(), NULL-terminated), beside the
+	 * record sources that are not handlers. The caller passes them in, so that lib/ does not
+	 * call up into the engine's registry. NULL: none but those sources. */
+	const struct els_handler *const *handlers;
 };
 
-void els_query_init(struct els_query *q);
+/* An empty query (every record) that knows the handlers of `handlers` by name. */
+void els_query_init(struct els_query *q, const struct els_handler *const *handlers);
 
 /* Adds one command-line filter. name is the long option without its dashes: kind, verdict,
  * addr, port, reason, handler (comma lists; repeating the option adds values), since, until
@@ -91,11 +98,12 @@ int els_query_table_add(struct els_query_table *t, json_t *row); /* 0 or -ENOMEM
 void els_query_table_flush(struct els_query_table *t, FILE *out);
 void els_query_table_free(struct els_query_table *t);
 
-/* elsd's side of the management `log` request (docs/management-protocol.md): its args, the
- * monitor file at path, newest first, at most max_ms of work. The result object, or NULL with
+/* elsd's side of the management `log` request (docs/management-protocol.md): its args (handler
+ * names checked against handlers, as els_query_init), the monitor file at path, newest first,
+ * at most max_ms of work. The result object, or NULL with
  * *code ("bad_request" for an invalid filter, "internal") and msg. */
-json_t *els_query_wire(const char *path, json_t *args, unsigned max_ms, const char **code,
-		       char *msg, size_t msglen);
+json_t *els_query_wire(const char *path, json_t *args, const struct els_handler *const *handlers,
+		       unsigned max_ms, const char **code, char *msg, size_t msglen);
 /* The part of q a management `log` request can carry (single kind, verdict and port; lists of
  * addresses, reasons and handlers that fit the protocol's 64 bytes), as its args (new
  * reference). Whatever is left out is wider, never narrower: the caller applies

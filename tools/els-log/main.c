@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 
@@ -131,7 +132,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	int64_t now = now_ns();
 	int c;
 
-	els_query_init(&o->q);
+	els_query_init(&o->q, els_handler_all());
 	/* `top` first, or anywhere among the options (getopt moves operands to the end). */
 	/* -a and -n are parsed only to name their new spelling: one letter means one thing in
 	 * every tool (docs/cli.md, "Short options"), and these two mean --agent and dry run. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 #include "elsctl.h"
@@ -323,7 +324,7 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	int ch;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	els_query_init(&j.q);
+	els_query_init(&j.q, els_handler_all());
 	j.json = c->json;
 	log_job = &j;
 	if (argc > 1 && !strcmp(argv[1], "top")) {
