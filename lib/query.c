@@ -8,12 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 #include "els/reason.h"
 
-#define NS_PER_S 1000000000LL
+#define NS_PER_S ((int64_t)ELS_NS_PER_S) /* the times here are int64_t */
 
 /* Record sources that are not handlers of the chain, as elsd writes them in `handler`:
  * decoder and chain verdicts (agent/chain.c), elsd's own events (daemon.c), kernel queue

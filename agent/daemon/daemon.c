@@ -21,6 +21,7 @@
 #include "control.h"
 #include "ctlsock.h"
 #include "daemon.h"
+#include "els/clock.h"
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "els/registry.h"
@@ -459,7 +460,7 @@ static void kernel_dropped(unsigned queue, uint64_t queue_full, uint64_t sockbuf
 static void supervise(struct daemon *d, const sigset_t *sigs)
 {
 	uint64_t wd_usec = els_notify_watchdog_usec();
-	uint64_t period_ns = wd_usec ? wd_usec * 1000 / 2 : 1000000000ull;
+	uint64_t period_ns = wd_usec ? wd_usec * 1000 / 2 : ELS_NS_PER_S;
 	uint64_t *last = calloc(d->nq, sizeof(*last));
 	uint64_t next = els_now_mono() + period_ns;
 	uint64_t crl_next = els_now_mono() + CRL_WATCH_NS;

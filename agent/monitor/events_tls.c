@@ -108,7 +108,7 @@ void ev_tls_close(struct ev_tls *t)
 /* Waits until fd is ready for what SSL asked (err: SSL_ERROR_WANT_*) or the deadline. */
 static int wait_io(int fd, int ssl_error, uint64_t deadline)
 {
-	uint64_t now = ev_mono_ms();
+	uint64_t now = els_now_mono_ms();
 	struct pollfd p = {.fd = fd, .events = ssl_error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
 
 	if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE)
@@ -136,7 +136,7 @@ static int tcp_connect(const struct els_events_conf *c, uint64_t deadline, char 
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
 			break;
 		if (errno == EINPROGRESS) {
-			uint64_t now = ev_mono_ms();
+			uint64_t now = els_now_mono_ms();
 			struct pollfd p = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t sl = sizeof(soerr);
@@ -159,7 +159,7 @@ static int tcp_connect(const struct els_events_conf *c, uint64_t deadline, char 
 int ev_tls_connect(struct ev_tls *t, unsigned timeout_ms, char *err, size_t n)
 {
 	const struct els_events_conf *c = t->c;
-	uint64_t deadline = ev_mono_ms() + timeout_ms;
+	uint64_t deadline = els_now_mono_ms() + timeout_ms;
 	const char *name = c->name ? c->name : c->host;
 	unsigned char tmp[16];
 	bool ip = inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
@@ -209,7 +209,7 @@ fail:
 
 int ev_tls_send(struct ev_tls *t, const char *buf, size_t n, unsigned timeout_ms)
 {
-	uint64_t deadline = ev_mono_ms() + timeout_ms;
+	uint64_t deadline = els_now_mono_ms() + timeout_ms;
 	size_t off = 0;
 
 	if (!t->ssl)

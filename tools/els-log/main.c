@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
@@ -94,14 +95,6 @@ static void die(const char *fmt, ...)
 	exit(2);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_ADDR = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
@@ -129,7 +122,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    {0},
 	};
 	char err[700];
-	int64_t now = now_ns();
+	int64_t now = (int64_t)els_now_real();
 	int c;
 
 	els_query_init(&o->q, els_handler_all());
@@ -343,7 +336,7 @@ int main(int argc, char **argv)
 		/* Every later record: those after the last one printed, oldest first. Each query
 		 * is a new read transaction, so it sees what elsd committed meanwhile. */
 		struct els_query next = o.q;
-		struct timespec nap = {.tv_nsec = FOLLOW_PERIOD_MS * 1000000L};
+		struct timespec nap = {.tv_nsec = FOLLOW_PERIOD_MS * (long)ELS_NS_PER_MS};
 
 		next.limit = 0;
 		if (last >= 0)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
@@ -22,7 +23,7 @@
 #define DEFAULT_ROWS	50
 #define TOP_DEFAULT	10
 #define FOLLOW_PERIOD_S 2
-#define FOLLOW_SLACK_NS (60LL * 1000000000LL) /* records reach the file up to ~1 s late */
+#define FOLLOW_SLACK_NS (60 * (int64_t)ELS_NS_PER_S) /* records reach the file up to ~1 s late */
 
 struct log_job {
 	struct els_query q;
@@ -318,12 +319,11 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 			    .call = log_call,
 			    .data = &j,
 			    .show_json = true};
-	struct timespec now;
+	int64_t now = (int64_t)els_now_real();
 	char err[700];
 	bool follow_on = false, by_set = false;
 	int ch;
 
-	clock_gettime(CLOCK_REALTIME, &now);
 	els_query_init(&j.q, els_handler_all());
 	j.json = c->json;
 	log_job = &j;
@@ -393,9 +393,7 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 		default:
 			return ctl_bad_option("log");
 		}
-		if (name && els_query_set(&j.q, name, optarg,
-					  (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, err,
-					  sizeof(err)) < 0)
+		if (name && els_query_set(&j.q, name, optarg, now, err, sizeof(err)) < 0)
 			return ctl_usage_error("log", "%s", err);
 	}
 	if (optind < argc)
