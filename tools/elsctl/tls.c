@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "els/keyfile.h"
+#include "els/mgmt.h"
 #include "elsctl.h"
-#include "wire.h"
 
 struct ctl_conn {
 	SSL *ssl;
@@ -575,7 +575,7 @@ static int read_all(struct ctl_conn *c, unsigned char *p, size_t len, char *err,
 
 int ctl_conn_call(struct ctl_conn *c, json_t *req, json_t **resp, char *err, size_t errlen)
 {
-	unsigned char *frame = NULL, hdr[CTL_FRAME_HDR], *body = NULL;
+	unsigned char *frame = NULL, hdr[ELS_MGMT_FRAME_HDR], *body = NULL;
 	size_t flen;
 	long blen;
 	json_error_t jerr;
@@ -592,10 +592,10 @@ int ctl_conn_call(struct ctl_conn *c, json_t *req, json_t **resp, char *err, siz
 	rc = read_all(c, hdr, sizeof(hdr), err, errlen);
 	if (rc < 0)
 		return rc;
-	blen = ctl_frame_body_len(hdr);
+	blen = els_mgmt_frame_get_len(hdr);
 	if (blen < 0) {
 		snprintf(err, errlen, "%s: answer frame is malformed or larger than %u bytes",
-			 c->ep->label, CTL_FRAME_MAX);
+			 c->ep->label, ELS_MGMT_MAX_FRAME);
 		return -EMSGSIZE;
 	}
 	body = malloc((size_t)blen + 1);
