@@ -52,10 +52,7 @@ static void slot_of(struct ev_slot *s, const struct els_record *r, enum els_eve_
 	s->len = (uint16_t)els_eve_format(r, src, host, s->text, sizeof(s->text));
 	s->ts_ns = r->ts_ns;
 	s->sev = (uint8_t)els_eve_severity(r, src);
-	s->type = src == ELS_EVE_ALERT || r->kind == ELS_REC_WOULD_DROP	    ? "alert"
-		  : r->kind == ELS_REC_DROP				    ? "drop"
-		  : r->kind == ELS_REC_ADMIT || r->kind == ELS_REC_FLOW_END ? "flow"
-									    : "els";
+	s->type = els_eve_type(r, src);
 }
 
 static void tap(const struct els_record *r, enum els_eve_source src)

@@ -162,7 +162,7 @@ static const char *kind_name(unsigned kind)
 /* EVE event_type: drops are "drop", would_drops "alert" (allowed, as an IDS alert is), admits
  * and flow ends "flow" (flow.state tells them apart), the handlers' detections "alert", and
  * what concerns the agent itself (events, gaps, accepts under log = "all") "els". */
-static const char *event_type(const struct els_record *r, enum els_eve_source src)
+const char *els_eve_type(const struct els_record *r, enum els_eve_source src)
 {
 	if (src == ELS_EVE_ALERT)
 		return "alert";
@@ -217,7 +217,7 @@ size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const
 	put_time(buf, len, &pos, "timestamp", r->ts_ns);
 	if (packet && r->proto)
 		put(buf, len, &pos, ",\"flow_id\":%llu", (unsigned long long)flow_id(r));
-	put(buf, len, &pos, ",\"event_type\":\"%s\"", event_type(r, src));
+	put(buf, len, &pos, ",\"event_type\":\"%s\"", els_eve_type(r, src));
 	if (packet) {
 		char a[ELS_ADDR_STRLEN], b[ELS_ADDR_STRLEN];
 
