@@ -176,6 +176,38 @@ void els_dropagg_flush(struct els_dropagg *a, uint64_t now_ns);
 #define ELS_MON_MAC_LEN 32
 #define ELS_MON_NCOLS	26 /* columns a MAC covers */
 
+/* Those columns, once, in schema and MAC order, each with its SQLite declaration (the table
+ * agent/monitor/monitor_file.c creates; docs/monitor-schema.md). X for every column but the
+ * last, LAST for the last. Changing a column changes the MAC's canonical form (CANON_VERSION
+ * in lib/monitor/monitor_chain.c) and the schema version. */
+#define ELS_MON_COLUMNS(X, LAST)                                                                   \
+	X(seq, "INTEGER PRIMARY KEY")                                                              \
+	X(ts_ns, "INTEGER NOT NULL")                                                               \
+	X(kind, "TEXT NOT NULL")                                                                   \
+	X(verdict, "TEXT")                                                                         \
+	X(dir, "TEXT")                                                                             \
+	X(family, "INTEGER")                                                                       \
+	X(proto, "TEXT")                                                                           \
+	X(src, "TEXT")                                                                             \
+	X(sport, "INTEGER")                                                                        \
+	X(dst, "TEXT")                                                                             \
+	X(dport, "INTEGER")                                                                        \
+	X(icmp_type, "INTEGER")                                                                    \
+	X(icmp_code, "INTEGER")                                                                    \
+	X(tcp_flags, "INTEGER")                                                                    \
+	X(handler, "TEXT")                                                                         \
+	X(reason, "TEXT")                                                                          \
+	X(rule, "INTEGER")                                                                         \
+	X(rule_name, "TEXT")                                                                       \
+	X(generation, "INTEGER")                                                                   \
+	X(count, "INTEGER NOT NULL DEFAULT 1")                                                     \
+	X(pkts_init, "INTEGER")                                                                    \
+	X(pkts_resp, "INTEGER")                                                                    \
+	X(bytes_init, "INTEGER")                                                                   \
+	X(bytes_resp, "INTEGER")                                                                   \
+	X(duration_ns, "INTEGER")                                                                  \
+	LAST(detail, "TEXT")
+
 /* Those columns as a SELECT list, in MAC order: "seq, ts_ns, kind, ..., detail". */
 extern const char els_mon_columns[];
 

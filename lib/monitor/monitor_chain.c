@@ -28,10 +28,15 @@
 
 #define CANON_VERSION 2
 
-const char els_mon_columns[] =
-    "seq, ts_ns, kind, verdict, dir, family, proto, src, sport, dst, dport, icmp_type,"
-    " icmp_code, tcp_flags, handler, reason, rule, rule_name, generation, count, pkts_init,"
-    " pkts_resp, bytes_init, bytes_resp, duration_ns, detail";
+#define COLUMN(name, decl)	#name ", "
+#define LAST_COLUMN(name, decl) #name
+const char els_mon_columns[] = ELS_MON_COLUMNS(COLUMN, LAST_COLUMN);
+#undef COLUMN
+#undef LAST_COLUMN
+
+#define ONE(name, decl) +1
+_Static_assert(0 ELS_MON_COLUMNS(ONE, ONE) == ELS_MON_NCOLS, "ELS_MON_NCOLS is the column count");
+#undef ONE
 
 /* ---- HMAC ---- */
 
