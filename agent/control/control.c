@@ -129,15 +129,13 @@ static const struct {
 /* Requests that make a new policy generation when they succeed (alerted either way). */
 static bool changes_policy(const char *cmd)
 {
-	return strcmp(cmd, "policy.apply") == 0 || strcmp(cmd, "policy.rollback") == 0 ||
-	       strcmp(cmd, "list.add") == 0 || strcmp(cmd, "list.del") == 0;
+	return els_mgmt_command_is(cmd, ELS_MGMT_CMD_CHANGES_POLICY);
 }
 
 /* Requests whose document goes through the policy checker child first. */
 static bool checks_policy(const char *cmd)
 {
-	return strcmp(cmd, "policy.validate") == 0 || strcmp(cmd, "policy.apply") == 0 ||
-	       strcmp(cmd, "policy.rollback") == 0;
+	return els_mgmt_command_is(cmd, ELS_MGMT_CMD_CHECKS_POLICY);
 }
 
 /* The answer to a request whose command ran (result, or e): response JSON, audit record and

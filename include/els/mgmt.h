@@ -105,11 +105,24 @@ char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fm
 void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *role,
 			 const char *peer, const char *cmd, const char *outcome, const char *tail);
 
-/* Command names and the role each needs; NULL-terminated by name. */
+/* The one table of management commands (lib/mgmt_proto.c): the role each needs and what it
+ * does. The endpoint checks roles and arguments with it, the main process dispatches, audits
+ * and alerts by it (agent/control/control.c). */
+enum {
+	ELS_MGMT_CMD_READ = 1,		 /* reads only: audited once per identity per window */
+	ELS_MGMT_CMD_CHECKS_POLICY = 2,	 /* its document goes through the policy checker child */
+	ELS_MGMT_CMD_CHANGES_POLICY = 4, /* makes a new generation when it succeeds (alerted) */
+};
 struct els_mgmt_cmd_info {
 	const char *name;
 	int role;
+	unsigned flags; /* ELS_MGMT_CMD_* */
 };
+/* Every command, NULL-terminated by name. */
 const struct els_mgmt_cmd_info *els_mgmt_commands(void);
+/* The command called name, or NULL. */
+const struct els_mgmt_cmd_info *els_mgmt_command(const char *name);
+/* Is name a known command with flag (ELS_MGMT_CMD_*) set? */
+bool els_mgmt_command_is(const char *name, unsigned flag);
 
 #endif
