@@ -13,55 +13,12 @@
 #include <unistd.h>
 
 #include "els/keyfile.h"
+#include "els/readfile.h"
 #include "mgmt.h"
 
 int els_mgmt_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-	struct stat st;
-	int rc = 0;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-	*out = NULL;
-	*len = 0;
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if ((size_t)st.st_size > max) {
-		rc = -EFBIG;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = r < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	buf[got] = 0;
-	*out = buf;
-	*len = got;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
+	return els_read_file_at(AT_FDCWD, path, 0, max, out, len);
 }
 
 static void ssl_error(char *err, size_t n, const char *what, const char *path)
