@@ -46,6 +46,24 @@ void els_query_init(struct els_query *q, const struct els_handler *const *handle
 int els_query_set(struct els_query *q, const char *name, const char *value, int64_t now_ns,
 		  char *err, size_t errlen);
 
+/* ---- the filters as command-line options (lib/query_opts.c) ---- */
+
+/* The filters' options, the same in els-log and `elsctl log`: -s/--since, -u/--until,
+ * -k/--kind, -v/--verdict, --addr, -p/--port, -r/--reason, -H/--handler, -l/--limit,
+ * --before-seq, --after-seq. A tool puts ELS_QUERY_SHORTOPTS in its getopt string and the
+ * entries els_query_longopts writes into its long options, and hands every option
+ * els_query_opt_name knows to els_query_set. */
+#define ELS_QUERY_SHORTOPTS  "s:u:k:v:p:r:H:l:"
+#define ELS_QUERY_NOPTS	     11
+#define ELS_QUERY_OPT_ADDR   0x1000 /* getopt values of the long-only filters */
+#define ELS_QUERY_OPT_BEFORE 0x1001
+#define ELS_QUERY_OPT_AFTER  0x1002
+struct option;
+/* Writes the ELS_QUERY_NOPTS long options at lo; returns how many. */
+unsigned els_query_longopts(struct option *lo);
+/* The filter name (for els_query_set) of getopt's value val, or NULL for another option. */
+const char *els_query_opt_name(int val);
+
 /* TIME: "@EPOCH_SECONDS"; an age before now_ns: N followed by s, m, h, d or w ("90s", "15m",
  * "1h", "2d", "1w"); or UTC "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.FRACTION]][Z]" (a space may
  * replace the T). 0 and *out_ns, or -EINVAL with *why. */

@@ -97,79 +97,37 @@ static void die(const char *fmt, ...)
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_ADDR = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
-	static const struct option longopts[] = {
-	    {"since", required_argument, NULL, 's'},
-	    {"until", required_argument, NULL, 'u'},
-	    {"kind", required_argument, NULL, 'k'},
-	    {"verdict", required_argument, NULL, 'v'},
-	    {"addr", required_argument, NULL, OPT_ADDR},
-	    {"port", required_argument, NULL, 'p'},
-	    {"reason", required_argument, NULL, 'r'},
-	    {"handler", required_argument, NULL, 'H'},
-	    {"limit", required_argument, NULL, 'l'},
-	    {"last", required_argument, NULL, 'l'}, /* the old name */
-	    {"before-seq", required_argument, NULL, OPT_BEFORE},
-	    {"after-seq", required_argument, NULL, OPT_AFTER},
-	    {"follow", no_argument, NULL, 'f'},
-	    {"by", required_argument, NULL, OPT_BY},
-	    {"json", no_argument, NULL, 'j'},
-	    {"csv", no_argument, NULL, OPT_CSV},
-	    {"verify", no_argument, NULL, OPT_VERIFY},
-	    {"key", required_argument, NULL, 'K'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	enum { OPT_CSV = 256, OPT_VERIFY, OPT_BY };
+	static const struct option own[] = {
+	    {"last", required_argument, NULL, 'l'}, /* the old name of --limit */
+	    {"follow", no_argument, NULL, 'f'},	       {"by", required_argument, NULL, OPT_BY},
+	    {"json", no_argument, NULL, 'j'},	       {"csv", no_argument, NULL, OPT_CSV},
+	    {"verify", no_argument, NULL, OPT_VERIFY}, {"key", required_argument, NULL, 'K'},
+	    {"version", no_argument, NULL, 'V'},       {"help", no_argument, NULL, 'h'},
 	};
+	struct option longopts[ELS_QUERY_NOPTS + sizeof(own) / sizeof(own[0]) + 1] = {0};
+	unsigned nlo = els_query_longopts(longopts);
 	char err[700];
 	int64_t now = (int64_t)els_now_real();
 	int c;
 
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		longopts[nlo++] = own[i];
 	els_query_init(&o->q, els_handler_all());
 	/* `top` first, or anywhere among the options (getopt moves operands to the end). */
 	/* -a and -n are parsed only to name their new spelling: one letter means one thing in
 	 * every tool (docs/cli.md, "Short options"), and these two mean --agent and dry run. */
-	while ((c = getopt_long(argc, argv, "s:u:k:v:a:p:r:H:l:n:fjK:Vh", longopts, NULL)) != -1) {
-		const char *name = NULL;
+	while ((c = getopt_long(argc, argv, ELS_QUERY_SHORTOPTS "a:n:fjK:Vh", longopts, NULL)) !=
+	       -1) {
+		const char *name = els_query_opt_name(c);
 
-		switch (c) {
-		case 's':
-			name = "since";
-			break;
-		case 'u':
-			name = "until";
-			break;
-		case 'k':
-			name = "kind";
-			break;
-		case 'v':
-			name = "verdict";
-			break;
-		case OPT_ADDR:
-			name = "addr";
+		switch (name ? 0 : c) {
+		case 0:
 			break;
 		case 'a':
 			die("-a is --agent in elsctl; the address filter is --addr %s", optarg);
 		case 'n':
 			die("-n is a dry run in every tool; the count is -l %s (--limit)", optarg);
-		case 'p':
-			name = "port";
-			break;
-		case 'r':
-			name = "reason";
-			break;
-		case 'H':
-			name = "handler";
-			break;
-		case 'l':
-			name = "limit";
-			break;
-		case OPT_BEFORE:
-			name = "before-seq";
-			break;
-		case OPT_AFTER:
-			name = "after-seq";
-			break;
 		case 'f':
 			o->follow = true;
 			break;

@@ -293,25 +293,15 @@ static int follow(struct ctl *c, struct ctl_req *r, struct log_job *j)
 
 int cmd_log(struct ctl *c, int argc, char *argv[])
 {
-	enum { O_BEFORE = 256, O_AFTER, O_BY, O_JSON, O_ADDR };
-	static const struct option lo[] = {
-	    {"limit", required_argument, NULL, 'l'},
-	    {"kind", required_argument, NULL, 'k'},
-	    {"verdict", required_argument, NULL, 'v'},
-	    {"reason", required_argument, NULL, 'r'},
-	    {"handler", required_argument, NULL, 'H'},
-	    {"addr", required_argument, NULL, O_ADDR},
-	    {"port", required_argument, NULL, 'p'},
-	    {"since", required_argument, NULL, 's'},
-	    {"until", required_argument, NULL, 'u'},
-	    {"before-seq", required_argument, NULL, O_BEFORE},
-	    {"after-seq", required_argument, NULL, O_AFTER},
+	enum { O_BY = 256, O_JSON };
+	static const struct option own[] = {
 	    {"follow", no_argument, NULL, 'f'},
 	    {"by", required_argument, NULL, O_BY},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
-	    {0},
 	};
+	struct option lo[ELS_QUERY_NOPTS + sizeof(own) / sizeof(own[0]) + 1] = {0};
+	unsigned nlo = els_query_longopts(lo);
 	static struct log_job j;
 	struct ctl_req r = {.cmd = "log",
 			    .show = show_log,
@@ -324,6 +314,8 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	bool follow_on = false, by_set = false;
 	int ch;
 
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		lo[nlo++] = own[i];
 	els_query_init(&j.q, els_handler_all());
 	j.json = c->json;
 	log_job = &j;
@@ -334,47 +326,16 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	}
 	optind = 0;
 	/* -n is parsed only to name the new spelling: it means a dry run in every tool. */
-	while ((ch = getopt_long(argc, argv, "+l:n:k:v:r:H:p:s:u:fh", lo, NULL)) != -1) {
-		const char *name = NULL;
+	while ((ch = getopt_long(argc, argv, "+" ELS_QUERY_SHORTOPTS "n:fh", lo, NULL)) != -1) {
+		const char *name = els_query_opt_name(ch);
 
-		switch (ch) {
-		case 'l':
-			name = "limit";
+		switch (name ? 0 : ch) {
+		case 0:
 			break;
 		case 'n':
 			return ctl_usage_error(
 			    "log", "-n is a dry run in every tool; the count is -l %s (--limit)",
 			    optarg);
-		case 'k':
-			name = "kind";
-			break;
-		case 'v':
-			name = "verdict";
-			break;
-		case 'r':
-			name = "reason";
-			break;
-		case 'H':
-			name = "handler";
-			break;
-		case O_ADDR:
-			name = "addr";
-			break;
-		case 'p':
-			name = "port";
-			break;
-		case 's':
-			name = "since";
-			break;
-		case 'u':
-			name = "until";
-			break;
-		case O_BEFORE:
-			name = "before-seq";
-			break;
-		case O_AFTER:
-			name = "after-seq";
-			break;
 		case 'f':
 			follow_on = true;
 			break;
