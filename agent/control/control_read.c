@@ -195,7 +195,7 @@ json_t *els_cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e
 			 (json_int_t)total, "truncated", total > n || missing, "flows", flows);
 }
 
-/* The query is lib/query.c's, the one els-log and elsctl use (include/els/query.h). */
+/* The query is lib/query/query.c's, the one els-log and elsctl use (include/els/query.h). */
 json_t *els_cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e)
 {
 	return els_query_wire(c->env.monitor_path, args, els_handler_all(), LOG_QUERY_MS, &e->code,

@@ -41,7 +41,7 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 			  struct els_mgmt_conf **out, struct els_diag *d);
 void els_mgmt_config_free(struct els_mgmt_conf *c);
 
-/* ---- framing (lib/mgmt_frame.c): the endpoint and elsctl share it ---- */
+/* ---- framing (lib/mgmt/mgmt_frame.c): the endpoint and elsctl share it ---- */
 
 /* Writes len as a frame header. */
 void els_mgmt_frame_put_len(uint8_t hdr[ELS_MGMT_FRAME_HDR], uint32_t len);
@@ -105,7 +105,7 @@ char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fm
 void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *role,
 			 const char *peer, const char *cmd, const char *outcome, const char *tail);
 
-/* The one table of management commands (lib/mgmt_proto.c): the role each needs and what it
+/* The one table of management commands (lib/mgmt/mgmt_proto.c): the role each needs and what it
  * does. The endpoint checks roles and arguments with it, the main process dispatches, audits
  * and alerts by it (agent/control/control.c). */
 enum {

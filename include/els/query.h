@@ -46,7 +46,7 @@ void els_query_init(struct els_query *q, const struct els_handler *const *handle
 int els_query_set(struct els_query *q, const char *name, const char *value, int64_t now_ns,
 		  char *err, size_t errlen);
 
-/* ---- the filters as command-line options (lib/query_opts.c) ---- */
+/* ---- the filters as command-line options (lib/query/query_opts.c) ---- */
 
 /* The filters' options, the same in els-log and `elsctl log`: -s/--since, -u/--until,
  * -k/--kind, -v/--verdict, --addr, -p/--port, -r/--reason, -H/--handler, -l/--limit,
@@ -92,7 +92,7 @@ int els_query_open(const char *path, sqlite3 **db, char *err, size_t errlen);
 int els_query_prepare(sqlite3 *db, const struct els_query *q, bool newest_first, unsigned extra,
 		      sqlite3_stmt **st, char *err, size_t errlen);
 
-/* ---- rows as JSON (lib/query_json.c) ---- */
+/* ---- rows as JSON (lib/query/query_json.c) ---- */
 
 /* The current row of st (from els_query_prepare) as an object in the documented form: every
  * column, "time" after "ts_ns", SQL NULL as null. NULL when out of memory. */
@@ -128,7 +128,7 @@ json_t *els_query_wire(const char *path, json_t *args, const struct els_handler 
  * els_query_match_json to the rows and pages on with before_seq. */
 json_t *els_query_wire_args(const struct els_query *q, unsigned limit);
 
-/* ---- top (lib/query_top.c) ---- */
+/* ---- top (lib/query/query_top.c) ---- */
 
 enum els_top_by { ELS_TOP_PORT, ELS_TOP_SRC, ELS_TOP_REASON, ELS_TOP_PERMIT };
 /* "port", "src", "reason", "permit": 0, or -EINVAL. */

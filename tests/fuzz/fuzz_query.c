@@ -1,4 +1,4 @@
-/* lib/query.c on any bytes, as elsd receives them in a management `log` request and the
+/* lib/query/query.c on any bytes, as elsd receives them in a management `log` request and the
  * tools on their command line: every filter's value checker, the time grammar, and the
  * predicate on a row. Nothing may crash, and a value accepted once is accepted again. */
 #include <stdint.h>

@@ -147,7 +147,7 @@ Test(frame, body_length_limits)
 	cr_assert_eq(els_mgmt_frame_get_len(huge), -EMSGSIZE);
 }
 
-/* The --since/--until grammar is lib/query.c's, tested in test_query.c. */
+/* The --since/--until grammar is lib/query/query.c's, tested in test_query.c. */
 
 Test(output, durations)
 {

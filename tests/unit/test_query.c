@@ -1,4 +1,4 @@
-/* lib/query*.c: the time grammar, filter validation, CIDR and IPv6 matching, the SQL path and
+/* lib/query/: the time grammar, filter validation, CIDR and IPv6 matching, the SQL path and
  * the JSON path agreeing row for row, order and limit, the wire form, NDJSON and top. */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
-/* A request as a frame of the management protocol (lib/mgmt_frame.c, docs/management-protocol.md
- * "Framing"). */
+/* A request as a frame of the management protocol (lib/mgmt/mgmt_frame.c,
+ * docs/management-protocol.md "Framing"). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
