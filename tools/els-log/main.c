@@ -1,5 +1,5 @@
 /* els-log: queries the local monitor file with the query vocabulary it shares with `elsctl log`
- * (lib/query*.c, docs/forensics.md "Queries"): filters, the table, NDJSON or CSV, --follow and
+ * (lib/query/, docs/forensics.md "Queries"): filters, the table, NDJSON or CSV, --follow and
  * `top`. Also verifies the file's chain (--verify).
  *
  * Read-only: it opens the file with SQLITE_OPEN_READONLY, so it can run beside elsd (WAL lets
@@ -98,20 +98,28 @@ static void die(const char *fmt, ...)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CSV = 256, OPT_VERIFY, OPT_BY };
+	/* --last: the old name of --limit */
+	/* clang-format off */
 	static const struct option own[] = {
-	    {"last", required_argument, NULL, 'l'}, /* the old name of --limit */
-	    {"follow", no_argument, NULL, 'f'},	       {"by", required_argument, NULL, OPT_BY},
-	    {"json", no_argument, NULL, 'j'},	       {"csv", no_argument, NULL, OPT_CSV},
-	    {"verify", no_argument, NULL, OPT_VERIFY}, {"key", required_argument, NULL, 'K'},
-	    {"version", no_argument, NULL, 'V'},       {"help", no_argument, NULL, 'h'},
+	    {"last", required_argument, NULL, 'l'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"by", required_argument, NULL, OPT_BY},
+	    {"json", no_argument, NULL, 'j'},
+	    {"csv", no_argument, NULL, OPT_CSV},
+	    {"verify", no_argument, NULL, OPT_VERIFY},
+	    {"key", required_argument, NULL, 'K'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
+	/* clang-format on */
 	struct option longopts[ELS_QUERY_NOPTS + sizeof(own) / sizeof(own[0]) + 1] = {0};
 	unsigned nlo = els_query_longopts(longopts);
 	char err[700];
 	int64_t now = (int64_t)els_now_real();
 	int c;
 
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+	for (size_t i = 0; own[i].name; i++)
 		longopts[nlo++] = own[i];
 	els_query_init(&o->q, els_handler_all());
 	/* `top` first, or anywhere among the options (getopt moves operands to the end). */

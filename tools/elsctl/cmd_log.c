@@ -1,4 +1,4 @@
-/* elsctl log: the agent's monitor records with els-log's vocabulary (lib/query*.c): the same
+/* elsctl log: the agent's monitor records with els-log's vocabulary (lib/query/): the same
  * filters and errors, the same table, NDJSON and order, `top` and --follow.
  *
  * The management `log` request carries one kind, one verdict and one port, and strings of 64
@@ -299,6 +299,7 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	    {"by", required_argument, NULL, O_BY},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct option lo[ELS_QUERY_NOPTS + sizeof(own) / sizeof(own[0]) + 1] = {0};
 	unsigned nlo = els_query_longopts(lo);
@@ -314,7 +315,7 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	bool follow_on = false, by_set = false;
 	int ch;
 
-	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+	for (size_t i = 0; own[i].name; i++)
 		lo[nlo++] = own[i];
 	els_query_init(&j.q, els_handler_all());
 	j.json = c->json;
