@@ -7,6 +7,7 @@
 
 #include "els/path.h"
 #include "els/events_conf.h"
+#include "settings.h"
 
 static const char *const event_keys[] = {"file", "queue", "syslog", NULL};
 static const char *const syslog_keys[] = {"server", "name",	    "ca",  "cert", "key",
@@ -54,34 +55,6 @@ struct els_events_conf *els_events_conf_dup(const struct els_events_conf *c)
 	return d;
 }
 
-static bool known(const char *name, const char *const *list)
-{
-	for (; *list; list++)
-		if (strcmp(*list, name) == 0)
-			return true;
-	return false;
-}
-
-static int check_group(const config_setting_t *g, const char *what, const char *const *keys,
-		       struct els_diag *d)
-{
-	int bad = 0;
-
-	if (!config_setting_is_group(g)) {
-		els_diag_at(d, g, "'%s' must be a group: %s = { ... };", what, what);
-		return -EINVAL;
-	}
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
-		if (!known(config_setting_name(c), keys)) {
-			els_diag_at(d, c, "unknown setting '%s' in %s", config_setting_name(c),
-				    what);
-			bad = -EINVAL;
-		}
-	}
-	return bad;
-}
-
 /* A string member; NULL when absent (or wrong, with an error in d). */
 static const char *str(const config_setting_t *g, const char *name, const char *what,
 		       struct els_diag *d)
@@ -95,29 +68,6 @@ static const char *str(const config_setting_t *g, const char *name, const char *
 		return NULL;
 	}
 	return config_setting_get_string(s);
-}
-
-static int uint_in(const config_setting_t *g, const char *name, const char *what, long long lo,
-		   long long hi, long long *out, struct els_diag *d)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	long long v;
-
-	if (!s)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_INT &&
-	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		els_diag_at(d, s, "'%s.%s' must be an integer", what, name);
-		return -EINVAL;
-	}
-	v = config_setting_get_int64(s);
-	if (v < lo || v > hi) {
-		els_diag_at(d, s, "'%s.%s' = %lld is out of range %lld..%lld", what, name, v, lo,
-			    hi);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
 }
 
 /* "host:port" or "[v6]:port"; the host may be a name (resolved at each connect). */
@@ -178,7 +128,8 @@ static int parse_syslog(const config_setting_t *g, const char *config_path,
 	long long mb = EV_SPOOL_MB_DEFAULT;
 	const char *v;
 
-	if (check_group(g, "events.syslog", syslog_keys, d) < 0 && !config_setting_is_group(g))
+	if (els_settings_group(g, "events.syslog", "syslog = { server = \"host:6514\"; ... };",
+			       syslog_keys, d) < 0)
 		return -EINVAL;
 	v = str(g, "server", "events.syslog", d);
 	if (!v && !config_setting_get_member(g, "server"))
@@ -195,7 +146,7 @@ static int parse_syslog(const config_setting_t *g, const char *config_path,
 	c->key = cred(g, "key", config_path, d);
 	if ((v = str(g, "spool", "events.syslog", d)))
 		c->spool = els_path_beside(v, config_path);
-	uint_in(g, "spool_max_mb", "events.syslog", 1, 1 << 20, &mb, d);
+	els_settings_int(g, "events.syslog", "spool_max_mb", 1, 1 << 20, &mb, d);
 	c->spool_max = (uint64_t)mb << 20;
 	c->tls_min = 12;
 	if ((v = str(g, "tls", "events.syslog", d))) {
@@ -223,14 +174,14 @@ int els_events_conf_parse(const config_setting_t *root, const char *config_path,
 	*out = NULL;
 	if (!g)
 		return 0;
-	if (check_group(g, "events", event_keys, d) < 0 && !config_setting_is_group(g))
+	if (els_settings_group(g, "events", "events = { ... };", event_keys, d) < 0)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	if ((v = str(g, "file", "events", d)))
 		c->file = els_path_beside(v, config_path);
-	uint_in(g, "queue", "events", 64, 1 << 20, &q, d);
+	els_settings_int(g, "events", "queue", 64, 1 << 20, &q, d);
 	c->queue = (unsigned)q;
 	if ((s = config_setting_get_member(g, "syslog")))
 		parse_syslog(s, config_path, c, d);

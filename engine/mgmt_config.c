@@ -1,7 +1,6 @@
 /* The `management` section of the config: where the endpoint listens, its TLS material and
  * the account it runs as. Checked completely at load time (so `elsd -n` catches a typo in a
  * path or user name) but applied only at start. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -9,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "els/path.h"
 #include "els/mgmt.h"
+#include "settings.h"
 
 static const char *const mgmt_keys[] = {
     "listen",	 "ca",		"cert",		"key",	    "crl",
@@ -34,102 +33,14 @@ void els_mgmt_config_free(struct els_mgmt_conf *c)
 	free(c);
 }
 
-/* "A.B.C.D:PORT" or "[V6]:PORT", numeric only: the endpoint binds before anything could
- * resolve a name, and a name would make the listening address depend on DNS. */
-static int parse_listen(const char *s, char host[64], uint16_t *port, const char **why)
-{
-	const char *colon;
-	size_t hl;
-	unsigned char tmp[16];
-
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (!end || end[1] != ':') {
-			*why = "an IPv6 address must be written [ADDR]:PORT";
-			return -EINVAL;
-		}
-		hl = (size_t)(end - s - 1);
-		if (hl == 0 || hl >= 64) {
-			*why = "bad IPv6 address";
-			return -EINVAL;
-		}
-		memcpy(host, s + 1, hl);
-		host[hl] = 0;
-		colon = end + 1;
-		if (inet_pton(AF_INET6, host, tmp) != 1) {
-			*why = "not an IPv6 address";
-			return -EINVAL;
-		}
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon) {
-			*why = "expected ADDRESS:PORT, e.g. \"127.0.0.1:7443\"";
-			return -EINVAL;
-		}
-		hl = (size_t)(colon - s);
-		if (hl == 0 || hl >= 64) {
-			*why = "bad address";
-			return -EINVAL;
-		}
-		memcpy(host, s, hl);
-		host[hl] = 0;
-		if (inet_pton(AF_INET, host, tmp) != 1) {
-			*why = "the address must be a numeric IPv4 address, or [IPv6]";
-			return -EINVAL;
-		}
-	}
-	char *end;
-	errno = 0;
-	unsigned long p = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p == 0 || p > 65535) {
-		*why = "the port must be a number 1..65535";
-		return -EINVAL;
-	}
-	*port = (uint16_t)p;
-	return 0;
-}
-
-static char *get_path(const config_setting_t *g, const char *name, const char *def,
-		      const char *config_path, struct els_diag *d)
-{
-	const config_setting_t *s = config_setting_get_member(g, name);
-	const char *v = def;
-
-	if (s) {
-		v = config_setting_get_string(s);
-		if (!v || !v[0]) {
-			els_diag_at(d, s, "management: '%s' must be a non-empty string", name);
-			return NULL;
-		}
-	}
-	if (!v) {
-		els_diag_at(d, g, "management: '%s' is required (a file path)", name);
-		return NULL;
-	}
-	char *r = els_path_beside(v, config_path);
-	if (!r)
-		els_diag_at(d, g, "management: out of memory");
-	return r;
-}
-
+/* An unsigned management setting within lo..hi (els_settings_int). */
 static void get_bounded(const config_setting_t *g, const char *name, unsigned lo, unsigned hi,
 			unsigned *out, struct els_diag *d)
 {
-	const config_setting_t *s = config_setting_get_member(g, name);
-	if (!s)
-		return;
-	if (config_setting_type(s) != CONFIG_TYPE_INT &&
-	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		els_diag_at(d, s, "management: '%s' must be an integer", name);
-		return;
-	}
-	long long v = config_setting_get_int64(s);
-	if (v < lo || v > hi) {
-		els_diag_at(d, s, "management: '%s' = %lld is out of range %u..%u", name, v, lo,
-			    hi);
-		return;
-	}
-	*out = (unsigned)v;
+	long long v = *out;
+
+	if (els_settings_int(g, "management", name, lo, hi, &v, d) == 0)
+		*out = (unsigned)v;
 }
 
 /* sweep_command = [ "/usr/bin/els-sweep", "-c", "/etc/elsd/sweep.conf" ]: an argv, not a
@@ -163,27 +74,14 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	const config_setting_t *g = root ? config_setting_get_member(root, "management") : NULL;
 	unsigned before = d->count;
 	const char *why;
+	bool loopback;
 
 	*out = NULL;
 	if (!g)
 		return 0;
-	if (!config_setting_is_group(g)) {
-		els_diag_at(d, g, "'management' must be a group: management = { listen = ...; }");
+	if (els_settings_group(g, "management", "management = { listen = ...; }", mgmt_keys, d) <
+	    0)
 		return -EINVAL;
-	}
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-		bool known = false;
-		for (const char *const *k = mgmt_keys; *k; k++)
-			known |= strcmp(*k, config_setting_name(s)) == 0;
-		if (!known)
-			els_diag_at(d, s,
-				    "unknown setting '%s' in management (known: listen, ca, cert, "
-				    "key, crl, user, max_clients, timeout_s, sweep_command, "
-				    "handshake_timeout_s, reserved_slots, per_source, "
-				    "per_source_preauth, buffer_mb)",
-				    config_setting_name(s));
-	}
 	struct els_mgmt_conf *c = calloc(1, sizeof(*c));
 	if (!c) {
 		els_diag_at(d, g, "management: out of memory");
@@ -200,15 +98,15 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	const char *lv = ls ? config_setting_get_string(ls) : "127.0.0.1:7443";
 	if (!lv)
 		els_diag_at(d, ls, "management: 'listen' must be a string \"ADDRESS:PORT\"");
-	else if (parse_listen(lv, c->host, &c->port, &why) < 0)
+	else if ((why = els_settings_listen(lv, c->host, sizeof(c->host), &c->port, &loopback)))
 		els_diag_at(d, ls ? ls : g, "management: listen \"%s\": %s", lv, why);
 	else
 		c->listen = strdup(lv);
 
-	c->ca = get_path(g, "ca", "/etc/elsd/tls/ca.crt", config_path, d);
-	c->cert = get_path(g, "cert", "/etc/elsd/tls/agent.crt", config_path, d);
-	c->key = get_path(g, "key", "/etc/elsd/tls/agent.key", config_path, d);
-	c->crl = get_path(g, "crl", "/etc/elsd/tls/crl.pem", config_path, d);
+	c->ca = els_settings_path(g, "management", "ca", "/etc/elsd/tls/ca.crt", config_path, d);
+	c->cert = els_settings_path(g, "management", "cert", "/etc/elsd/tls/agent.crt", config_path, d);
+	c->key = els_settings_path(g, "management", "key", "/etc/elsd/tls/agent.key", config_path, d);
+	c->crl = els_settings_path(g, "management", "crl", "/etc/elsd/tls/crl.pem", config_path, d);
 
 	const config_setting_t *us = config_setting_get_member(g, "user");
 	/* Default: nobody when elsd starts as root; otherwise (systemd's User=elsd, where

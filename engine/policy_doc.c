@@ -18,6 +18,7 @@
 #include "els/listfile.h"
 #include "els/policy.h"
 #include "els/policy_int.h"
+#include "els/readfile.h"
 
 /* Top-level settings only the host's own config file may hold. A console that sends one is
  * told which, and where, rather than "unknown setting". */
@@ -163,59 +164,6 @@ out:
 	return p;
 }
 
-int els_policy_read_at(int dirfd, const char *name, size_t max, char **text, size_t *len)
-{
-	struct stat st;
-	int rc = 0;
-	*text = NULL;
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max) {
-		rc = -EFBIG;
-		goto out;
-	}
-	*text = malloc((size_t)st.st_size + 1);
-	if (!*text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	*len = 0;
-	for (;;) {
-		ssize_t n = read(fd, *text + *len, (size_t)st.st_size + 1 - *len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		*len += (size_t)n;
-		if (*len > (size_t)st.st_size) {
-			rc = -EFBIG; /* grew while being read */
-			break;
-		}
-	}
-out:
-	if (rc < 0) {
-		free(*text);
-		*text = NULL;
-	} else {
-		(*text)[*len] = 0; /* for parsers that want a string; len stays the byte count */
-	}
-	close(fd);
-	return rc;
-}
-
 int els_policy_managed_build(struct els_policy *p, const char *managed,
 			     const struct els_build_env *base, struct els_diag *d)
 {
@@ -234,7 +182,7 @@ int els_policy_managed_build(struct els_policy *p, const char *managed,
 		els_diag_file(d, dir, 0, "cannot open the policy directory: %s", strerror(errno));
 		return 1;
 	}
-	int rc = els_policy_read_at(dfd, name, ELS_POLICY_DOC_MAX, &text, &len);
+	int rc = els_read_file_at(dfd, name, O_NOFOLLOW, ELS_POLICY_DOC_MAX, &text, &len);
 	if (rc == -ENOENT && !managed) {
 		close(dfd);
 		return 0;

@@ -6,14 +6,15 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "els/clock.h"
 #include "els/wstate.h"
 
 #define SESS_MAX	  65536u
 #define SCAN_SETS	  1024u
 #define FRAG_SLOTS	  1024u
-#define FRAG_TTL_NS	  (30ull * 1000000000ull)
+#define FRAG_TTL_NS	  (30 * ELS_NS_PER_S)
 #define ALERT_RING	  1024u
-#define ALERT_GAP_NS	  (10ull * 1000000000ull)
+#define ALERT_GAP_NS	  (10 * ELS_NS_PER_S)
 #define SESS_SWEEP_BUDGET 64u
 
 /* The alert drain (elsd's agent/daemon/alert.c) installs itself here: this layer may not

@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "bigmem.h"
+#include "els/clock.h"
 #include "els/flow.h"
 #include "els/reason.h"
 
@@ -22,7 +23,7 @@
 #define N_LISTS	  (N_PCLASS * ELS_FS__COUNT)
 
 #define FRAG_SLOTS	 4096u /* power of two */
-#define FRAG_LIFETIME_NS (30ull * 1000000000ull)
+#define FRAG_LIFETIME_NS (30 * ELS_NS_PER_S)
 
 #define CACHE_LINE 64u
 /* A flow is two cache lines, aligned as a pair: the lookup reads the key in the first, the

@@ -6,12 +6,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/capability.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "child.h"
+#include "privdrop.h"
 
 /* The whole environment a child gets: no NOTIFY_SOCKET, WATCHDOG_USEC, LISTEN_FDS, LD_*. */
 static char *const clean_env[] = {
@@ -53,29 +52,6 @@ int els_child_spawn(pid_t *pid, char *const argv[], int in_fd, int out_fd, bool 
 	return -rc;
 }
 
-int els_child_confine(char *err, size_t n)
-{
-	/* The bounding set bounds what an exec of a setuid or root program regains: empty it
-	 * where elsd may (CAP_SETPCAP; under systemd's User=elsd it may not, and then the
-	 * process has no capability to regain in the first place). */
-	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM)
-			break;
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	cap_t none = cap_init();
-	if (!none || cap_set_proc(none) < 0) {
-		snprintf(err, n, "cannot clear capabilities: %s", strerror(errno));
-		cap_free(none);
-		return -1;
-	}
-	cap_free(none);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		snprintf(err, n, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* posix_spawn's POSIX_SPAWN_SETSIGDEF leaves out the signals glibc keeps for itself (32 and
  * 33), and an ignored disposition survives exec: whoever started elsd may have ignored them.
  * The trampoline is single-threaded and about to exec, so the kernel call is safe here. */
@@ -114,7 +90,7 @@ int els_child_exec_main(int argc, char **argv)
 		fprintf(stderr, "elsd %s: no program\n", ELS_CHILD_EXEC_CLEAN);
 		return 127;
 	}
-	if (els_child_confine(err, sizeof(err)) < 0) {
+	if (els_privdrop_confine(err, sizeof(err)) < 0) {
 		fprintf(stderr, "elsd %s: %s\n", ELS_CHILD_EXEC_CLEAN, err);
 		return 127;
 	}

@@ -19,11 +19,6 @@
  * elsd's stderr). 0 with *pid set, or -errno. Never blocks. */
 int els_child_spawn(pid_t *pid, char *const argv[], int in_fd, int out_fd, bool err_null);
 
-/* In the child, first thing: gives up every capability (ambient, bounding as far as the
- * kernel allows, inheritable, permitted, effective) and sets no_new_privs. 0, or -1 with a
- * message in err. */
-int els_child_confine(char *err, size_t n);
-
 /* Closes every descriptor above 2. */
 void els_child_close_inherited(void);
 

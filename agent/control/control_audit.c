@@ -3,18 +3,13 @@
 #include <string.h>
 
 #include "control_audit.h"
+#include "els/mgmt.h"
 
 bool els_audit_is_read(const char *cmd)
 {
 	/* policy.validate only reads too, but it is no poll: it runs the checker on a
-	 * document someone wrote, which is worth a row each time. */
-	static const char *const reads[] = {"status", "stats",	    "flows",
-					    "log",    "policy.get", "list.get"};
-
-	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
-		if (strcmp(cmd, reads[i]) == 0)
-			return true;
-	return false;
+	 * document someone wrote, which is worth a row each time (it is no ELS_MGMT_CMD_READ). */
+	return els_mgmt_command_is(cmd, ELS_MGMT_CMD_READ);
 }
 
 bool els_audit_read_due(struct els_audit_reads *a, const char *identity, int role, uint64_t now_ns,

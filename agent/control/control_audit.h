@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ELS_AUDIT_READ_WINDOW_NS (10ull * 60 * 1000000000) /* 10 minutes */
+#include "els/clock.h"
+
+#define ELS_AUDIT_READ_WINDOW_NS (10 * 60 * ELS_NS_PER_S) /* 10 minutes */
 #define ELS_AUDIT_READ_SLOTS	 64 /* identities remembered; the oldest gives way */
 
 struct els_audit_reads {

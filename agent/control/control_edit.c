@@ -22,6 +22,7 @@
 #include "els/log.h"
 #include "mgmt.h"
 #include "els/policy_int.h"
+#include "els/readfile.h"
 
 #define TMP_MARK      ".tmp-" /* in every temporary name: ".<name>.tmp-XXXXXX" */
 
@@ -194,7 +195,8 @@ int els_edit_current_text(struct els_control *c, char **text, size_t *len, char 
 	*path = NULL;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
-		rc = els_policy_read_at(dfd, ELS_POLICY_MANAGED, ELS_POLICY_DOC_MAX, text, len);
+		rc = els_read_file_at(dfd, ELS_POLICY_MANAGED, O_NOFOLLOW, ELS_POLICY_DOC_MAX, text,
+				      len);
 		close(dfd);
 	}
 	if (rc == 0) {
@@ -264,8 +266,8 @@ int els_cmd_policy_document(struct els_control *c, const char *cmd, json_t *args
 		if (asprintf(&prev, "%s/%s.prev", els_edit_policy_dir(c), ELS_POLICY_MANAGED) < 0)
 			prev = NULL;
 		if (dfd >= 0) {
-			rc = els_policy_read_at(dfd, ELS_POLICY_MANAGED ".prev", ELS_POLICY_DOC_MAX,
-						text, len);
+			rc = els_read_file_at(dfd, ELS_POLICY_MANAGED ".prev", O_NOFOLLOW,
+					      ELS_POLICY_DOC_MAX, text, len);
 			close(dfd);
 		} else {
 			rc = -errno;

@@ -41,4 +41,13 @@ json_t *els_cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e
 json_t *els_cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e);
 json_t *els_cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e);
 
+/* ---- between control.c (requests) and control_channel.c (the endpoint's channel) ---- */
+
+/* One line of the management audit: a monitor event record of handler "mgmt". */
+void els_control_audit(struct els_control *c, const char *text);
+/* Sends resp (taken) to the endpoint as the answer for connection conn. */
+void els_control_send(struct els_control *c, uint32_t conn, char *resp);
+/* Forgets the pending policy check's request (its answer, if any, was sent or dropped). */
+void els_control_pend_clear(struct els_control *c);
+
 #endif

@@ -13,6 +13,7 @@
 #include "els/listfile.h"
 #include "els/log.h"
 #include "els/policy_int.h"
+#include "els/readfile.h"
 
 #define LIST_FILE_MAX ELS_LISTFILE_MAX_BYTES
 
@@ -161,7 +162,7 @@ static int listfile_read(struct els_control *c, const char *name, struct listfil
 	int dfd = open(els_edit_policy_dir(c), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	int rc = els_policy_read_at(dfd, name, LIST_FILE_MAX, &l->text, &l->len);
+	int rc = els_read_file_at(dfd, name, O_NOFOLLOW, LIST_FILE_MAX, &l->text, &l->len);
 	close(dfd);
 	if (rc < 0)
 		return rc;

@@ -10,9 +10,10 @@
 
 #include "control_int.h"
 #include "ctlsock.h"
-#include "els/query.h"
-#include "els/mgmt.h"
+#include "els/clock.h"
 #include "els/log.h"
+#include "els/mgmt.h"
+#include "els/query.h"
 #include "mgmt.h"
 
 #define SNAP_MAX     10000 /* flows per worker buffer: the protocol's limit */
@@ -51,7 +52,7 @@ json_t *els_cmd_status(struct els_control *c, json_t *args, struct els_cmd_err *
 	return json_pack(
 	    "{s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:s,s:s},s:o}", "version",
 	    ELS_VERSION, "hostname", host, "pid", (json_int_t)getpid(), "uptime_s",
-	    (json_int_t)((els_now_mono() - c->env.start_mono_ns) / 1000000000u), "generation",
+	    (json_int_t)((els_now_mono() - c->env.start_mono_ns) / ELS_NS_PER_S), "generation",
 	    (json_int_t)p->generation, "policy_path", c->env.config_path, "policy_sha256", p->hash,
 	    "fail_open", p->set.fail_open, "queues", queues, "monitor", "written",
 	    (json_int_t)ms.written, "lost", (json_int_t)ms.lost, "write_errors",
@@ -194,11 +195,11 @@ json_t *els_cmd_flows(struct els_control *c, json_t *args, struct els_cmd_err *e
 			 (json_int_t)total, "truncated", total > n || missing, "flows", flows);
 }
 
-/* The query is lib/query.c's, the one els-log and elsctl use (include/els/query.h). */
+/* The query is lib/query/query.c's, the one els-log and elsctl use (include/els/query.h). */
 json_t *els_cmd_log(struct els_control *c, json_t *args, struct els_cmd_err *e)
 {
-	return els_query_wire(c->env.monitor_path, args, LOG_QUERY_MS, &e->code, e->msg,
-			      sizeof(e->msg));
+	return els_query_wire(c->env.monitor_path, args, els_handler_all(), LOG_QUERY_MS, &e->code,
+			      e->msg, sizeof(e->msg));
 }
 
 json_t *els_cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e)

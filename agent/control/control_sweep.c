@@ -8,6 +8,7 @@
 
 #include "child.h"
 #include "control.h"
+#include "els/clock.h"
 #include "worker.h"
 
 int els_sweep_start(struct els_sweep_job *j, char *const argv[], const char *by)
@@ -44,7 +45,7 @@ bool els_sweep_reap(struct els_sweep_job *j, char *why, size_t n)
 
 	if (j->pid <= 0 || waitpid(j->pid, &status, WNOHANG) != j->pid)
 		return false;
-	unsigned secs = (unsigned)((els_now_mono() - j->started_ns) / 1000000000u);
+	unsigned secs = (unsigned)((els_now_mono() - j->started_ns) / ELS_NS_PER_S);
 	if (WIFEXITED(status))
 		snprintf(why, n, "sweep by %s finished after %u s: exit %d%s", j->by, secs,
 			 WEXITSTATUS(status), WEXITSTATUS(status) == 0 ? " (ok)" : " (failed)");

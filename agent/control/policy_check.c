@@ -18,6 +18,7 @@
 #include "child.h"
 #include "els/clock.h"
 #include "policy_check.h"
+#include "privdrop.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -124,7 +125,7 @@ int els_policy_check_main(int argc, char **argv)
 	}
 	/* Limits and privileges first, before a byte of the document is read. */
 	els_child_close_inherited();
-	if (els_child_confine(err, sizeof(err)) < 0)
+	if (els_privdrop_confine(err, sizeof(err)) < 0)
 		return 3;
 #ifndef UNDER_ASAN
 	limit(RLIMIT_AS, ELS_CHECK_AS_BYTES); /* ASan reserves terabytes of address space */

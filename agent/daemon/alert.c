@@ -155,12 +155,7 @@ static void *drain_main(void *arg)
 		for (unsigned i = 0; i < nrings; i++)
 			drain(rings[i]);
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += ALERT_PERIOD_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		els_deadline_after_ms(&ts, CLOCK_REALTIME, ALERT_PERIOD_MS);
 		pthread_cond_timedwait(&wake, &lock, &ts);
 	}
 	pthread_mutex_unlock(&lock);

@@ -90,18 +90,61 @@ static int give_files(const char *monitor, const char *key, const struct passwd 
 	return rc;
 }
 
+unsigned els_privdrop_bounding(int keep)
+{
+	unsigned kept = 0;
+
+	for (cap_value_t c = 0; c < (cap_value_t)cap_max_bits(); c++) {
+		if (c == keep || CAP_IS_SUPPORTED(c) == 0)
+			continue;
+		if (cap_drop_bound(c) < 0)
+			kept++;
+	}
+	return kept;
+}
+
+int els_privdrop_become(uid_t uid, gid_t gid, const char **step)
+{
+	*step = "setgroups";
+	if (setgroups(0, NULL) < 0)
+		return -errno;
+	*step = "setresgid";
+	if (setresgid(gid, gid, gid) < 0)
+		return -errno;
+	*step = "setresuid";
+	if (setresuid(uid, uid, uid) < 0)
+		return -errno;
+	return 0;
+}
+
+int els_privdrop_confine(char *err, size_t n)
+{
+	/* The bounding set bounds what an exec of a setuid or root program regains: empty it
+	 * where the process may (CAP_SETPCAP; under systemd's User=elsd it may not, and then
+	 * the process has no capability to regain in the first place). */
+	els_privdrop_bounding(-1);
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	cap_t none = cap_init();
+	if (!none || cap_set_proc(none) < 0) {
+		snprintf(err, n, "cannot clear capabilities: %s", strerror(errno));
+		cap_free(none);
+		return -1;
+	}
+	cap_free(none);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, n, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Everything but CAP_NET_ADMIN leaves the bounding set, so that nothing this process execs
  * could gain more. Needs CAP_SETPCAP, hence before setuid; where the kernel refuses (a
  * container without it), the capabilities are still gone from the permitted set. */
 static void shrink_bounding_set(void)
 {
-	unsigned kept = 0;
-	for (cap_value_t c = 0; c < (cap_value_t)cap_max_bits(); c++) {
-		if (c == CAP_NET_ADMIN || CAP_IS_SUPPORTED(c) == 0)
-			continue;
-		if (cap_drop_bound(c) < 0)
-			kept++;
-	}
+	unsigned kept = els_privdrop_bounding(CAP_NET_ADMIN);
+
 	if (kept)
 		els_log(
 		    ELS_LL_WARNING,
@@ -182,15 +225,11 @@ int els_privdrop(const char *user, const char *monitor, const char *key)
 	const char *step = "prctl(PR_SET_KEEPCAPS)";
 	if (prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) < 0)
 		goto fail;
-	step = "setgroups";
-	if (setgroups(0, NULL) < 0)
+	rc = els_privdrop_become(pw.pw_uid, pw.pw_gid, &step);
+	if (rc < 0) {
+		errno = -rc;
 		goto fail;
-	step = "setresgid";
-	if (setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) < 0)
-		goto fail;
-	step = "setresuid";
-	if (setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid) < 0)
-		goto fail;
+	}
 	step = "prctl(PR_SET_KEEPCAPS, 0)";
 	if (prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L) < 0)
 		goto fail;

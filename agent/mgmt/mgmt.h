@@ -94,7 +94,8 @@ int els_mgmt_cert_not_after(X509 *x, time_t *out);
  * the role its first bytes spell. */
 int els_mgmt_cert_role(X509 *x, char *identity, size_t n);
 
-/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. */
+/* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer: els/readfile.h
+ * on a path. */
 int els_mgmt_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* ---- mgmt_peer.c (main process) ---- */

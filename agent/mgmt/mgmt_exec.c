@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -18,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +26,7 @@
 
 #include "els/log.h"
 #include "mgmt.h"
+#include "privdrop.h"
 #include "sandbox.h"
 
 #define START_WAIT_MS	     10000
@@ -353,37 +352,27 @@ static int drop_privileges(const char *user, char *err, size_t n)
 	}
 	uid_t uid = pw->pw_uid;
 	gid_t gid = pw->pw_gid;
-	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL && errno != EPERM)
-			break;
+	const char *step;
+	int rc;
+
+	els_privdrop_bounding(-1); /* while root may still do it */
 	/* Already that user (elsd started unprivileged as it): nothing to switch, the
 	 * capability and no_new_privs steps below still apply. */
 	bool same = getuid() == uid && geteuid() == uid;
-	if (!same && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-		      setresuid(uid, uid, uid) < 0)) {
+	if (!same && (rc = els_privdrop_become(uid, gid, &step)) < 0) {
 		snprintf(err, n,
 			 "cannot become user \"%s\": %s (elsd runs as uid %u: start it as root, "
 			 "or give it CAP_SETUID and CAP_SETGID, or set management.user to the "
 			 "account elsd runs as)",
-			 user, strerror(errno), (unsigned)getuid());
+			 user, strerror(-rc), (unsigned)getuid());
 		return -1;
 	}
 	if (setuid(0) == 0 || geteuid() != uid || (!same && getegid() != gid)) {
 		snprintf(err, n, "privileges could be regained after becoming \"%s\"", user);
 		return -1;
 	}
-	cap_t none = cap_init();
-	if (!none || cap_set_proc(none) < 0) {
-		snprintf(err, n, "cannot clear capabilities: %s", strerror(errno));
-		cap_free(none);
+	if (els_privdrop_confine(err, n) < 0)
 		return -1;
-	}
-	cap_free(none);
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		snprintf(err, n, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-		return -1;
-	}
 	return same;
 }
 

@@ -12,55 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "els/keyfile.h"
+#include "els/readfile.h"
 #include "mgmt.h"
 
 int els_mgmt_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-	struct stat st;
-	int rc = 0;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-	*out = NULL;
-	*len = 0;
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if ((size_t)st.st_size > max) {
-		rc = -EFBIG;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = r < 0 ? -errno : -EIO;
-			goto out;
-		}
-		got += (size_t)r;
-	}
-	buf[got] = 0;
-	*out = buf;
-	*len = got;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
+	return els_read_file_at(AT_FDCWD, path, 0, max, out, len);
 }
 
 static void ssl_error(char *err, size_t n, const char *what, const char *path)
@@ -93,61 +51,6 @@ STACK_OF(X509) * els_mgmt_read_certs(const char *path, char *err, size_t n)
 		return NULL;
 	}
 	return sk;
-}
-
-/* The agent's key must be its own: like relayd's check_file_secrecy, refuse a file that
- * someone else owns or that group or others may read, rather than use a key that may have
- * leaked. The check is on the descriptor that is read, so the file cannot change between. */
-static EVP_PKEY *read_key(const char *path, char *err, size_t n)
-{
-	struct stat st;
-	EVP_PKEY *k = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-	if (fd < 0) {
-		snprintf(err, n, "cannot read the agent key %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) {
-		snprintf(err, n, "the agent key %s is not a regular file of at most 64 KiB", path);
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		snprintf(err, n,
-			 "the agent key %s belongs to uid %u: it must be owned by root or "
-			 "by the user elsd runs as",
-			 path, (unsigned)st.st_uid);
-		goto out;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, n,
-			 "the agent key %s is accessible by group or others (mode %04o): "
-			 "run chmod 600 %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
-	char buf[65536];
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, sizeof(buf) - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		if (got == sizeof(buf))
-			break;
-	}
-	BIO *b = BIO_new_mem_buf(buf, (int)got);
-	if (b)
-		k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-	BIO_free(b);
-	explicit_bzero(buf, sizeof(buf));
-	if (!k)
-		ssl_error(err, n, "cannot load the agent key", path);
-out:
-	close(fd);
-	return k;
 }
 
 X509_STORE *els_mgmt_store_new(STACK_OF(X509) * cas, const char *crl_pem, size_t crl_len,
@@ -244,7 +147,9 @@ int els_mgmt_tls_load(struct els_mgmt_tls *t, const struct els_mgmt_conf *c, cha
 	if (!t->chain)
 		goto fail;
 	t->cert = sk_X509_shift(t->chain);
-	t->key = read_key(c->key, err, n);
+	/* The agent's key must be its own (els/keyfile.h): refused rather than used when someone
+	 * else owns it or group or others may read it. */
+	t->key = els_keyfile_read_pkey("the agent key", c->key, err, n);
 	if (!t->key)
 		goto fail;
 	rc = els_mgmt_read_file(c->crl, 4u << 20, &crl, &crl_len);

@@ -52,10 +52,7 @@ static void slot_of(struct ev_slot *s, const struct els_record *r, enum els_eve_
 	s->len = (uint16_t)els_eve_format(r, src, host, s->text, sizeof(s->text));
 	s->ts_ns = r->ts_ns;
 	s->sev = (uint8_t)els_eve_severity(r, src);
-	s->type = src == ELS_EVE_ALERT || r->kind == ELS_REC_WOULD_DROP	    ? "alert"
-		  : r->kind == ELS_REC_DROP				    ? "drop"
-		  : r->kind == ELS_REC_ADMIT || r->kind == ELS_REC_FLOW_END ? "flow"
-									    : "els";
+	s->type = els_eve_type(r, src);
 }
 
 static void tap(const struct els_record *r, enum els_eve_source src)
@@ -87,7 +84,7 @@ void els_events_alert(const struct els_record *r)
 void els_events_alert_text(unsigned reason, const char *text)
 {
 	struct els_record r = {
-	    .ts_ns = ev_real_ns(), .count = 1, .kind = ELS_REC_EVENT, .reason = (uint16_t)reason};
+	    .ts_ns = els_now_real(), .count = 1, .kind = ELS_REC_EVENT, .reason = (uint16_t)reason};
 
 	if (!atomic_load_explicit(&g_on, memory_order_relaxed))
 		return;
@@ -104,11 +101,7 @@ unsigned ev_take(struct ev_out *o, unsigned ms, bool *stop, bool *reopen)
 	struct timespec ts;
 	unsigned n = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L)
-		ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+	els_deadline_after_ms(&ts, CLOCK_MONOTONIC, ms);
 	pthread_mutex_lock(&o->mu);
 	while (!o->n && !o->stop && !o->reopen)
 		if (pthread_cond_timedwait(&o->cv, &o->mu, &ts) == ETIMEDOUT)
@@ -131,7 +124,7 @@ unsigned ev_take(struct ev_out *o, unsigned ms, bool *stop, bool *reopen)
 /* The gap event that reports o->shed lines. */
 void ev_gap_slot(struct ev_out *o, struct ev_slot *s)
 {
-	struct els_record g = {.ts_ns = ev_real_ns(), .count = o->shed, .kind = ELS_REC_GAP};
+	struct els_record g = {.ts_ns = els_now_real(), .count = o->shed, .kind = ELS_REC_GAP};
 
 	snprintf(g.detail, sizeof(g.detail), "event stream (%s): %llu events shed", o->what,
 		 (unsigned long long)o->shed);

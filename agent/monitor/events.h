@@ -54,5 +54,7 @@ void els_json_str(char *buf, size_t len, size_t *pos, const char *s, size_t n);
 /* The RFC 5424 severity an event carries: warning for drops and alerts, notice for gaps,
  * info otherwise. */
 unsigned els_eve_severity(const struct els_record *r, enum els_eve_source src);
+/* Its EVE event_type: "drop", "alert", "flow" or "els" (a static string). */
+const char *els_eve_type(const struct els_record *r, enum els_eve_source src);
 
 #endif

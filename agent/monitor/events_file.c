@@ -51,9 +51,9 @@ void *ev_file_main(void *arg)
 			o->fd = -1;
 			next_open = 0;
 		}
-		if (o->fd < 0 && ev_mono_ms() >= next_open) {
+		if (o->fd < 0 && els_now_mono_ms() >= next_open) {
 			ev_file_open(o);
-			next_open = ev_mono_ms() + 1000;
+			next_open = els_now_mono_ms() + 1000;
 		}
 		if (o->shed && o->fd >= 0 && buf) {
 			struct ev_slot g;

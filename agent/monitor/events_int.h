@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "els/clock.h"
 #include "events.h"
 
 /* ---- spool (events_spool.c): one RFC 5424 message per line, oldest first ---- */
@@ -136,22 +137,6 @@ struct ev_state {
 	char sys_host[256]; /* the same as an RFC 5424 HOSTNAME (printable ASCII, no space) */
 	int pid;
 };
-
-static inline uint64_t ev_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static inline uint64_t ev_real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Waits up to ms for lines; copies up to EV_BATCH of them into o->batch and returns how
  * many; moves the queue's shed count into o->shed. *stop: stopping and nothing left;

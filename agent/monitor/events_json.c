@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "els/addr.h"
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/reason.h"
 #include "events.h"
@@ -161,7 +162,7 @@ static const char *kind_name(unsigned kind)
 /* EVE event_type: drops are "drop", would_drops "alert" (allowed, as an IDS alert is), admits
  * and flow ends "flow" (flow.state tells them apart), the handlers' detections "alert", and
  * what concerns the agent itself (events, gaps, accepts under log = "all") "els". */
-static const char *event_type(const struct els_record *r, enum els_eve_source src)
+const char *els_eve_type(const struct els_record *r, enum els_eve_source src)
 {
 	if (src == ELS_EVE_ALERT)
 		return "alert";
@@ -187,14 +188,15 @@ unsigned els_eve_severity(const struct els_record *r, enum els_eve_source src)
 
 static void put_time(char *buf, size_t len, size_t *pos, const char *key, uint64_t ns)
 {
-	time_t sec = (time_t)(ns / 1000000000u);
+	time_t sec = (time_t)(ns / ELS_NS_PER_S);
 	struct tm tm;
 	char t[40], z[8];
 
 	localtime_r(&sec, &tm);
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
 	strftime(z, sizeof(z), "%z", &tm);
-	put(buf, len, pos, "\"%s\":\"%s.%06u%s\"", key, t, (unsigned)(ns % 1000000000u / 1000u), z);
+	put(buf, len, pos, "\"%s\":\"%s.%06u%s\"", key, t, (unsigned)(ns % ELS_NS_PER_S / 1000u),
+	    z);
 }
 
 size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const char *host,
@@ -215,7 +217,7 @@ size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const
 	put_time(buf, len, &pos, "timestamp", r->ts_ns);
 	if (packet && r->proto)
 		put(buf, len, &pos, ",\"flow_id\":%llu", (unsigned long long)flow_id(r));
-	put(buf, len, &pos, ",\"event_type\":\"%s\"", event_type(r, src));
+	put(buf, len, &pos, ",\"event_type\":\"%s\"", els_eve_type(r, src));
 	if (packet) {
 		char a[ELS_ADDR_STRLEN], b[ELS_ADDR_STRLEN];
 
@@ -262,7 +264,7 @@ size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const
 		put(buf, len, &pos, ",");
 		put_time(buf, len, &pos, "end", r->ts_ns);
 		put(buf, len, &pos, ",\"age\":%llu,\"state\":\"closed\"}",
-		    (unsigned long long)(r->duration_ns / 1000000000u));
+		    (unsigned long long)(r->duration_ns / ELS_NS_PER_S));
 	}
 	/* elsd's own fields */
 	put(buf, len, &pos, ",\"els\":{\"kind\":\"%s\"",

@@ -5,14 +5,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "events_int.h"
+#include "els/clock.h"
 #include "els/log.h"
+#include "events_int.h"
 
 /* One RFC 5424 message (no octet count): PRI VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID
  * STRUCTURED-DATA MSG, with facility daemon, the event_type as MSGID and the EVE line as MSG. */
 static size_t syslog_msg(const struct ev_out *o, const struct ev_slot *s, char *out, size_t n)
 {
-	time_t sec = (time_t)(s->ts_ns / 1000000000u);
+	time_t sec = (time_t)(s->ts_ns / ELS_NS_PER_S);
 	struct tm tm;
 	char t[32];
 	int h;
@@ -20,7 +21,7 @@ static size_t syslog_msg(const struct ev_out *o, const struct ev_slot *s, char *
 	gmtime_r(&sec, &tm);
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
 	h = snprintf(out, n, "<%u>1 %s.%06uZ %s elsd %d %s - ", 3u * 8u + s->sev, t,
-		     (unsigned)(s->ts_ns % 1000000000u / 1000u), o->st->sys_host, o->st->pid,
+		     (unsigned)(s->ts_ns % ELS_NS_PER_S / 1000u), o->st->sys_host, o->st->pid,
 		     s->type);
 	if (h < 0 || (size_t)h + s->len >= n)
 		return 0;
@@ -44,7 +45,7 @@ static int send_framed(void *ctx, const char *msg, size_t n)
 
 static void down(struct ev_out *o, const char *why)
 {
-	uint64_t now = ev_mono_ms();
+	uint64_t now = els_now_mono_ms();
 
 	ev_tls_close(&o->tls);
 	if (!o->failing || strcmp(o->why, why) != 0)
@@ -115,7 +116,7 @@ void *ev_syslog_main(void *arg)
 
 		if (ev_tls_connected(&o->tls) && !ev_tls_alive(&o->tls))
 			down(o, "the connection was closed");
-		if (!ev_tls_connected(&o->tls) && ev_mono_ms() >= o->next_try)
+		if (!ev_tls_connected(&o->tls) && els_now_mono_ms() >= o->next_try)
 			try_connect(o);
 		if (ev_tls_connected(&o->tls))
 			send_backlog(o, EV_SPOOL_CHUNK);
@@ -139,8 +140,9 @@ void *ev_syslog_main(void *arg)
 	}
 	/* Last pass: what the spool holds goes out if the collector is there; the rest stays
 	 * in the spool for the next start, with a gap event for what was shed. */
-	uint64_t deadline = ev_mono_ms() + EV_STOP_MS;
-	while (ev_tls_connected(&o->tls) && !ev_spool_empty(&o->spool) && ev_mono_ms() < deadline)
+	uint64_t deadline = els_now_mono_ms() + EV_STOP_MS;
+	while (ev_tls_connected(&o->tls) && !ev_spool_empty(&o->spool) &&
+	       els_now_mono_ms() < deadline)
 		send_backlog(o, EV_SPOOL_CHUNK);
 	if (ev_tls_connected(&o->tls) && o->shed)
 		send_backlog(o, 0);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "els/keyfile.h"
 #include "events_int.h"
 
 static void ssl_err(char *err, size_t n, const char *what)
@@ -30,37 +31,22 @@ static void ssl_err(char *err, size_t n, const char *what)
 	ERR_clear_error();
 }
 
-/* The client key must be the agent's own, as the management endpoint's is: refuse a key file
- * that group or others can read. */
-static int key_secret(const char *path, char *err, size_t n)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		snprintf(err, n, "events.syslog.key %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, n,
-			 "events.syslog.key %s is accessible by group or others (mode %04o): "
-			 "run chmod 600 %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		return -1;
-	}
-	return 0;
-}
-
 int ev_tls_init(struct ev_tls *t, const struct els_events_conf *c, char *err, size_t n)
 {
+	EVP_PKEY *key;
+
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
 	t->c = c;
-	if (key_secret(c->key, err, n) < 0)
+	/* The client key must be the agent's own, as the management endpoint's is
+	 * (els/keyfile.h); it is checked on the descriptor it is read from. */
+	key = els_keyfile_read_pkey("events.syslog.key", c->key, err, n);
+	if (!key)
 		return -1;
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->ctx) {
 		ssl_err(err, n, "TLS context");
-		return -1;
+		goto fail;
 	}
 	SSL_CTX_set_min_proto_version(t->ctx, c->tls_min == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
@@ -72,7 +58,7 @@ int ev_tls_init(struct ev_tls *t, const struct els_events_conf *c, char *err, si
 		ssl_err(err, n, "events.syslog.cert");
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, c->key, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_PrivateKey(t->ctx, key) != 1) {
 		ssl_err(err, n, "events.syslog.key");
 		goto fail;
 	}
@@ -80,8 +66,10 @@ int ev_tls_init(struct ev_tls *t, const struct els_events_conf *c, char *err, si
 		ssl_err(err, n, "events.syslog.key does not match events.syslog.cert");
 		goto fail;
 	}
+	EVP_PKEY_free(key); /* the context holds its own reference */
 	return 0;
 fail:
+	EVP_PKEY_free(key);
 	SSL_CTX_free(t->ctx);
 	t->ctx = NULL;
 	return -1;
@@ -108,7 +96,7 @@ void ev_tls_close(struct ev_tls *t)
 /* Waits until fd is ready for what SSL asked (err: SSL_ERROR_WANT_*) or the deadline. */
 static int wait_io(int fd, int ssl_error, uint64_t deadline)
 {
-	uint64_t now = ev_mono_ms();
+	uint64_t now = els_now_mono_ms();
 	struct pollfd p = {.fd = fd, .events = ssl_error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
 
 	if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE)
@@ -136,7 +124,7 @@ static int tcp_connect(const struct els_events_conf *c, uint64_t deadline, char 
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
 			break;
 		if (errno == EINPROGRESS) {
-			uint64_t now = ev_mono_ms();
+			uint64_t now = els_now_mono_ms();
 			struct pollfd p = {.fd = fd, .events = POLLOUT};
 			int soerr = 0;
 			socklen_t sl = sizeof(soerr);
@@ -159,7 +147,7 @@ static int tcp_connect(const struct els_events_conf *c, uint64_t deadline, char 
 int ev_tls_connect(struct ev_tls *t, unsigned timeout_ms, char *err, size_t n)
 {
 	const struct els_events_conf *c = t->c;
-	uint64_t deadline = ev_mono_ms() + timeout_ms;
+	uint64_t deadline = els_now_mono_ms() + timeout_ms;
 	const char *name = c->name ? c->name : c->host;
 	unsigned char tmp[16];
 	bool ip = inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
@@ -209,7 +197,7 @@ fail:
 
 int ev_tls_send(struct ev_tls *t, const char *buf, size_t n, unsigned timeout_ms)
 {
-	uint64_t deadline = ev_mono_ms() + timeout_ms;
+	uint64_t deadline = els_now_mono_ms() + timeout_ms;
 	size_t off = 0;
 
 	if (!t->ssl)

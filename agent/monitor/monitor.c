@@ -33,17 +33,6 @@
 #define MON_DRAIN_CHUNK	  64 /* records taken from one ring before visiting the next */
 #define MON_MAX_PRODUCERS 4096
 
-static void deadline_after(struct timespec *ts, uint64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* ---- the writer ---- */
 
 static void put_ring_gap(struct els_monitor *m, unsigned i, uint64_t ts_ns, uint64_t count)
@@ -71,7 +60,7 @@ static unsigned drain_ring(struct els_monitor *m, unsigned i, unsigned max)
 
 		if (!rec) {
 			if (lost > rs->lost_seen) {
-				put_ring_gap(m, i, mon_real_ns(), lost - rs->lost_seen);
+				put_ring_gap(m, i, els_now_real(), lost - rs->lost_seen);
 				rs->lost_seen = lost;
 				n++;
 			}
@@ -100,7 +89,7 @@ static unsigned writer_pass(struct els_monitor *m, bool flush, bool last)
 
 	for (unsigned i = 0; i < m->nring; i++)
 		got += drain_ring(m, i, MON_DRAIN_CHUNK);
-	now = mon_mono_ms();
+	now = els_now_mono_ms();
 	if (m->failed && (now >= m->retry_ms || last) && (m->pending_lost || m->note_pending)) {
 		/* retry even with no new record, so the write-error gap reaches the file */
 		m->failed = false;
@@ -137,7 +126,7 @@ static void *writer_main(void *arg)
 		if (got)
 			continue;
 		mon_idle_check(m);
-		deadline_after(&ts, MON_IDLE_MS);
+		els_deadline_after_ms(&ts, CLOCK_MONOTONIC, MON_IDLE_MS);
 		pthread_mutex_lock(&m->mu);
 		if (!atomic_load(&m->stop) && !atomic_load(&m->flush_req))
 			pthread_cond_timedwait(&m->wake, &m->mu, &ts);
@@ -332,7 +321,7 @@ int els_monitor_sync(struct els_monitor *m, unsigned timeout_ms)
 		ret = synced(m, target) ? 0 : -ETIMEDOUT;
 		goto out;
 	}
-	deadline_after(&ts, timeout_ms);
+	els_deadline_after_ms(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&m->mu);
 	atomic_store(&m->flush_req, true);
 	pthread_cond_signal(&m->wake);

@@ -15,25 +15,13 @@
 
 #define MIGRATE_CHUNK 4096
 
+/* The records table from the one column list (els/monitor.h). */
+#define COLUMN_DECL(name, decl) " " #name " " decl ","
+#define RECORDS_TABLE                                                                              \
+	"CREATE TABLE records(" ELS_MON_COLUMNS(COLUMN_DECL, COLUMN_DECL) " mac BLOB);"
+
 static const char schema_sql[] =
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE records("
-    " seq INTEGER PRIMARY KEY,"
-    " ts_ns INTEGER NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " verdict TEXT,"
-    " dir TEXT,"
-    " family INTEGER,"
-    " proto TEXT,"
-    " src TEXT, sport INTEGER, dst TEXT, dport INTEGER,"
-    " icmp_type INTEGER, icmp_code INTEGER, tcp_flags INTEGER,"
-    " handler TEXT, reason TEXT,"
-    " rule INTEGER, rule_name TEXT, generation INTEGER,"
-    " count INTEGER NOT NULL DEFAULT 1,"
-    " pkts_init INTEGER, pkts_resp INTEGER, bytes_init INTEGER, bytes_resp INTEGER,"
-    " duration_ns INTEGER,"
-    " detail TEXT,"
-    " mac BLOB);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" RECORDS_TABLE
     "CREATE INDEX records_ts ON records(ts_ns);"
     "CREATE VIEW records_v AS SELECT seq,"
     " strftime('%Y-%m-%dT%H:%M:%fZ', ts_ns/1e9, 'unixepoch') AS time, kind, verdict, dir,"

@@ -210,7 +210,7 @@ static void fail_txn(struct els_monitor *m, const char *why)
 	m->backoff_ms = m->backoff_ms ? m->backoff_ms * 2 : MON_RETRY_MIN_MS;
 	if (m->backoff_ms > MON_RETRY_MAX_MS)
 		m->backoff_ms = MON_RETRY_MAX_MS;
-	m->retry_ms = mon_mono_ms() + m->backoff_ms;
+	m->retry_ms = els_now_mono_ms() + m->backoff_ms;
 	mon_publish(m);
 }
 
@@ -223,7 +223,7 @@ void mon_idle_check(struct els_monitor *m)
 
 	if (m->write_failing || m->in_txn)
 		return;
-	check_file(m, mon_mono_ms());
+	check_file(m, els_now_mono_ms());
 	if (!m->reopen)
 		return;
 	mon_close_db(m);
@@ -302,7 +302,7 @@ void mon_make_gap(struct els_record *g, uint64_t ts_ns, uint64_t count)
 static void make_event(struct els_record *e, const char *detail)
 {
 	memset(e, 0, sizeof(*e));
-	e->ts_ns = mon_real_ns();
+	e->ts_ns = els_now_real();
 	e->kind = ELS_REC_EVENT;
 	e->count = 1;
 	e->reason = ELS_R_EVENT;
@@ -350,7 +350,7 @@ static bool check_head(struct els_monitor *m)
  * earlier failures lost and what was found at open. False when writing is not possible. */
 bool mon_begin_txn(struct els_monitor *m)
 {
-	uint64_t now = mon_mono_ms();
+	uint64_t now = els_now_mono_ms();
 	char err[256];
 
 	check_file(m, now);
@@ -380,7 +380,7 @@ bool mon_begin_txn(struct els_monitor *m)
 	if (m->pending_lost) {
 		struct els_record g;
 
-		mon_make_gap(&g, mon_real_ns(), m->pending_lost);
+		mon_make_gap(&g, els_now_real(), m->pending_lost);
 		snprintf(g.detail, sizeof(g.detail), "write error: %s", m->errmsg);
 		m->pending_lost = 0;
 		if (!add_row(m, &g)) {
@@ -400,7 +400,7 @@ void mon_commit_txn(struct els_monitor *m)
 	if (m->shed_pending && (m->cap_level < 2 || m->closing)) {
 		struct els_record g;
 
-		mon_make_gap(&g, mon_real_ns(), m->shed_pending);
+		mon_make_gap(&g, els_now_real(), m->shed_pending);
 		snprintf(g.detail, sizeof(g.detail), "size cap: %llu records not written",
 			 (unsigned long long)m->shed_pending);
 		m->shed_pending = 0;
@@ -447,7 +447,7 @@ void mon_commit_txn(struct els_monitor *m)
 /* Writes one of the writer's own rows (events, gaps): the size cap never sheds them. */
 void mon_put_own(struct els_monitor *m, const struct els_record *r)
 {
-	if (m->failed && mon_mono_ms() >= m->retry_ms)
+	if (m->failed && els_now_mono_ms() >= m->retry_ms)
 		m->failed = false;
 	if (!m->failed && (m->in_txn || mon_begin_txn(m)) && add_row(m, r)) {
 		if (m->txn_rows >= m->batch_max)
@@ -550,7 +550,7 @@ bool mon_retain(struct els_monitor *m, uint64_t now, bool last)
 	if (m->in_txn)
 		return false;
 	n = mon_retain_step(m->db, &m->key, m->fs.chain_id,
-			    mon_real_ns() - (uint64_t)m->retention_days * NS_PER_DAY, any_age,
+			    els_now_real() - (uint64_t)m->retention_days * NS_PER_DAY, any_age,
 			    MON_RETAIN_ROWS, err, sizeof(err));
 	if (err[0] && !m->retain_blocked) {
 		els_log(ELS_LL_WARNING, "monitor %s: %s", m->path, err);

@@ -37,17 +37,3 @@ bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t g
 		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	}
 }
-
-uint64_t els_now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t els_now_real(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}

@@ -12,6 +12,7 @@
 #include "els/diag.h"
 
 #define ELS_MGMT_VERSION   1
+#define ELS_MGMT_FRAME_HDR 4	       /* the body length, 4 bytes big-endian */
 #define ELS_MGMT_MAX_FRAME (16u << 20) /* body bytes, both directions */
 
 /* `management = { ... }` in the config. Not reloadable: the endpoint is set up once, at start
@@ -40,15 +41,17 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 			  struct els_mgmt_conf **out, struct els_diag *d);
 void els_mgmt_config_free(struct els_mgmt_conf *c);
 
-enum els_mgmt_role { ELS_ROLE_NONE = 0, ELS_ROLE_AUDITOR = 1, ELS_ROLE_ADMIN = 2 };
-const char *els_mgmt_role_name(int role);
-/* "admin"/"auditor" -> role, anything else ELS_ROLE_NONE. */
-int els_mgmt_role_parse(const char *s);
+/* ---- framing (lib/mgmt/mgmt_frame.c): the endpoint and elsctl share it ---- */
+
+/* Writes len as a frame header. */
+void els_mgmt_frame_put_len(uint8_t hdr[ELS_MGMT_FRAME_HDR], uint32_t len);
+/* The body length a frame header announces, or -EMSGSIZE for 0 or above ELS_MGMT_MAX_FRAME. */
+long els_mgmt_frame_get_len(const uint8_t hdr[ELS_MGMT_FRAME_HDR]);
 
 /* Incremental frame reader: 4-byte big-endian length then the body. The body buffer grows as
  * bytes arrive, so a client that announces 16 MiB and sends nothing costs nothing. */
 struct els_mgmt_frame {
-	uint8_t hdr[4];
+	uint8_t hdr[ELS_MGMT_FRAME_HDR];
 	unsigned hdr_got;
 	uint32_t len;  /* body length, once hdr_got == 4 */
 	uint8_t *body; /* owned; NUL-terminated when complete */
@@ -65,6 +68,13 @@ void els_mgmt_frame_free(struct els_mgmt_frame *f);
  * -ENOMEM. After DONE, els_mgmt_frame_reset() starts the next frame. */
 int els_mgmt_frame_feed(struct els_mgmt_frame *f, const uint8_t *buf, size_t len, size_t *used);
 void els_mgmt_frame_reset(struct els_mgmt_frame *f);
+
+/* ---- requests, roles, commands (agent/mgmt/mgmt_proto.c) ---- */
+
+enum els_mgmt_role { ELS_ROLE_NONE = 0, ELS_ROLE_AUDITOR = 1, ELS_ROLE_ADMIN = 2 };
+const char *els_mgmt_role_name(int role);
+/* "admin"/"auditor" -> role, anything else ELS_ROLE_NONE. */
+int els_mgmt_role_parse(const char *s);
 
 /* A checked request envelope. */
 struct els_mgmt_req {
@@ -95,11 +105,24 @@ char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fm
 void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *role,
 			 const char *peer, const char *cmd, const char *outcome, const char *tail);
 
-/* Command names and the role each needs; NULL-terminated by name. */
+/* The one table of management commands (lib/mgmt/mgmt_proto.c): the role each needs and what it
+ * does. The endpoint checks roles and arguments with it, the main process dispatches, audits
+ * and alerts by it (agent/control/control.c). */
+enum {
+	ELS_MGMT_CMD_READ = 1,		 /* reads only: audited once per identity per window */
+	ELS_MGMT_CMD_CHECKS_POLICY = 2,	 /* its document goes through the policy checker child */
+	ELS_MGMT_CMD_CHANGES_POLICY = 4, /* makes a new generation when it succeeds (alerted) */
+};
 struct els_mgmt_cmd_info {
 	const char *name;
 	int role;
+	unsigned flags; /* ELS_MGMT_CMD_* */
 };
+/* Every command, NULL-terminated by name. */
 const struct els_mgmt_cmd_info *els_mgmt_commands(void);
+/* The command called name, or NULL. */
+const struct els_mgmt_cmd_info *els_mgmt_command(const char *name);
+/* Is name a known command with flag (ELS_MGMT_CMD_*) set? */
+bool els_mgmt_command_is(const char *name, unsigned flag);
 
 #endif

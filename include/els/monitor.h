@@ -13,26 +13,35 @@
 
 #define ELS_MONITOR_SCHEMA_VERSION 2
 
-enum els_rec_kind {
-	ELS_REC_DROP = 1,     /* a dropped packet, or `count` of them aggregated over one second */
-	ELS_REC_ADMIT = 2,    /* first packet of an admitted flow */
-	ELS_REC_FLOW_END = 3, /* a flow ended: packet and byte counts, duration */
-	ELS_REC_ACCEPT = 4,   /* an accepted packet, only with log = "all" */
-	ELS_REC_GAP = 5,      /* `count` records lost because a ring was full */
-	ELS_REC_EVENT = 6,    /* agent event: start, stop, reload ok/failed (text in detail) */
-	ELS_REC_WOULD_DROP = 7, /* observe mode: accepted, but `reason` says it would be dropped */
-	/* `count` TCP flows, admitted by a permit, that ended (reason) without completing their
-	 * handshake, aggregated per second, destination, port and reason over all sources */
-	ELS_REC_HALF_OPEN = 8,
-	ELS_REC__END
-};
+/* Every record kind, once: its enum value (stable: the monitor file stores the name, and
+ * older files are read back), and its name in the `kind` column. X is applied to every kind
+ * but the last, LAST to the last one, so that a list can be written without a trailing comma.
+ * Adding a kind: one line here, its table in els-sweep (tools/els-sweep/pg.c) and its
+ * documentation (docs/monitor-schema.md). */
+#define ELS_REC_KINDS(X, LAST)                                                                     \
+	X(DROP, 1, "drop")	       /* a dropped packet, or `count` of them over one second */  \
+	X(ADMIT, 2, "admit")	       /* first packet of an admitted flow */                      \
+	X(FLOW_END, 3, "flow_end")     /* a flow ended: packet and byte counts, duration */        \
+	X(ACCEPT, 4, "accept")	       /* an accepted packet, only with log = "all" */             \
+	X(GAP, 5, "gap")	       /* `count` records lost because a ring was full */          \
+	X(EVENT, 6, "event")	       /* agent event: start, stop, reload (text in detail) */     \
+	X(WOULD_DROP, 7, "would_drop") /* observe mode: accepted, `reason` says it would drop */   \
+	/* `count` TCP flows, admitted by a permit, that ended (reason) without completing their   \
+	 * handshake, aggregated per second, destination, port and reason over all sources */      \
+	LAST(HALF_OPEN, 8, "half_open")
+
+#define ELS_REC_ENUM_(id, value, name) ELS_REC_##id = value,
+enum els_rec_kind { ELS_REC_KINDS(ELS_REC_ENUM_, ELS_REC_ENUM_) ELS_REC__END };
+#undef ELS_REC_ENUM_
 
 /* The stable name of each kind, as in the monitor's `kind` column, indexed by enum
  * els_rec_kind; els_rec_kind_names + 1 is a NULL-terminated list of them all, for option
  * checks and messages (els-log, els-sweep, the management `log` request). */
 extern const char *const els_rec_kind_names[ELS_REC__END + 1];
-/* The same list for messages; keep it with the names above. */
-#define ELS_REC_KIND_LIST "drop, admit, flow_end, accept, gap, event, would_drop, half_open"
+/* The same names as one string for help texts and messages: "drop, admit, ..., half_open". */
+#define ELS_REC_KIND_ITEM_(id, value, name) name ", "
+#define ELS_REC_KIND_LAST_(id, value, name) name
+#define ELS_REC_KIND_LIST		    ELS_REC_KINDS(ELS_REC_KIND_ITEM_, ELS_REC_KIND_LAST_)
 /* name is one of els_rec_kind_names. */
 bool els_rec_kind_known(const char *name);
 
@@ -168,6 +177,38 @@ void els_dropagg_flush(struct els_dropagg *a, uint64_t now_ns);
 #define ELS_MON_KEY_LEN 32
 #define ELS_MON_MAC_LEN 32
 #define ELS_MON_NCOLS	26 /* columns a MAC covers */
+
+/* Those columns, once, in schema and MAC order, each with its SQLite declaration (the table
+ * agent/monitor/monitor_file.c creates; docs/monitor-schema.md). X for every column but the
+ * last, LAST for the last. Changing a column changes the MAC's canonical form (CANON_VERSION
+ * in lib/monitor/monitor_chain.c) and the schema version. */
+#define ELS_MON_COLUMNS(X, LAST)                                                                   \
+	X(seq, "INTEGER PRIMARY KEY")                                                              \
+	X(ts_ns, "INTEGER NOT NULL")                                                               \
+	X(kind, "TEXT NOT NULL")                                                                   \
+	X(verdict, "TEXT")                                                                         \
+	X(dir, "TEXT")                                                                             \
+	X(family, "INTEGER")                                                                       \
+	X(proto, "TEXT")                                                                           \
+	X(src, "TEXT")                                                                             \
+	X(sport, "INTEGER")                                                                        \
+	X(dst, "TEXT")                                                                             \
+	X(dport, "INTEGER")                                                                        \
+	X(icmp_type, "INTEGER")                                                                    \
+	X(icmp_code, "INTEGER")                                                                    \
+	X(tcp_flags, "INTEGER")                                                                    \
+	X(handler, "TEXT")                                                                         \
+	X(reason, "TEXT")                                                                          \
+	X(rule, "INTEGER")                                                                         \
+	X(rule_name, "TEXT")                                                                       \
+	X(generation, "INTEGER")                                                                   \
+	X(count, "INTEGER NOT NULL DEFAULT 1")                                                     \
+	X(pkts_init, "INTEGER")                                                                    \
+	X(pkts_resp, "INTEGER")                                                                    \
+	X(bytes_init, "INTEGER")                                                                   \
+	X(bytes_resp, "INTEGER")                                                                   \
+	X(duration_ns, "INTEGER")                                                                  \
+	LAST(detail, "TEXT")
 
 /* Those columns as a SELECT list, in MAC order: "seq, ts_ns, kind, ..., detail". */
 extern const char els_mon_columns[];

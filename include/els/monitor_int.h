@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "els/addr.h"
+#include "els/clock.h"
 #include "els/monitor.h"
 
 /* One column's value as stored: type is an SQLite fundamental type (SQLITE_NULL,
@@ -151,22 +152,6 @@ struct els_monitor {
 	_Atomic uint64_t written, write_errors, write_lost, shed, retained;
 	_Atomic int cap_level_pub;
 };
-
-static inline uint64_t mon_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static inline uint64_t mon_real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* A record as the column values that are both bound and MACed, so the two cannot differ.
  * fixed: bit i set when v[i] is TEXT of static storage (a name from a constant table). */

@@ -19,10 +19,6 @@ void els_policy_build_chain(const config_setting_t *root, struct els_policy *p,
 int els_policy_managed_build(struct els_policy *p, const char *managed,
 			     const struct els_build_env *env, struct els_diag *d);
 
-/* Reads name in dirfd: a regular file (never a FIFO, device or symlink: O_NOFOLLOW |
- * O_NONBLOCK, checked with fstat) of at most max bytes; *text malloc'd. 0 or -errno. */
-int els_policy_read_at(int dirfd, const char *name, size_t max, char **text, size_t *len);
-
 int els_policy_hash_file(const char *path, char hex[65]);
 
 #endif

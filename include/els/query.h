@@ -13,6 +13,8 @@
 
 #include "els/addr.h"
 
+struct els_handler;
+
 #define ELS_QUERY_MAX	      16 /* values per list filter */
 #define ELS_QUERY_HANDLER_LEN 32
 
@@ -27,9 +29,14 @@ struct els_query {
 	uint16_t reason[ELS_QUERY_MAX];	     /* enum els_reason */
 	char handler[ELS_QUERY_MAX][ELS_QUERY_HANDLER_LEN];
 	uint64_t limit; /* the newest `limit` matching rows; 0: every one */
+	/* The handlers --handler may name (els_handler_all(), NULL-terminated), beside the
+	 * record sources that are not handlers. The caller passes them in, so that lib/ does not
+	 * call up into the engine's registry. NULL: none but those sources. */
+	const struct els_handler *const *handlers;
 };
 
-void els_query_init(struct els_query *q);
+/* An empty query (every record) that knows the handlers of `handlers` by name. */
+void els_query_init(struct els_query *q, const struct els_handler *const *handlers);
 
 /* Adds one command-line filter. name is the long option without its dashes: kind, verdict,
  * addr, port, reason, handler (comma lists; repeating the option adds values), since, until
@@ -38,6 +45,24 @@ void els_query_init(struct els_query *q);
  * ports 0..65535. 0, or -EINVAL with err = "--NAME 'VALUE': why". */
 int els_query_set(struct els_query *q, const char *name, const char *value, int64_t now_ns,
 		  char *err, size_t errlen);
+
+/* ---- the filters as command-line options (lib/query/query_opts.c) ---- */
+
+/* The filters' options, the same in els-log and `elsctl log`: -s/--since, -u/--until,
+ * -k/--kind, -v/--verdict, --addr, -p/--port, -r/--reason, -H/--handler, -l/--limit,
+ * --before-seq, --after-seq. A tool puts ELS_QUERY_SHORTOPTS in its getopt string and the
+ * entries els_query_longopts writes into its long options, and hands every option
+ * els_query_opt_name knows to els_query_set. */
+#define ELS_QUERY_SHORTOPTS  "s:u:k:v:p:r:H:l:"
+#define ELS_QUERY_NOPTS	     11
+#define ELS_QUERY_OPT_ADDR   0x1000 /* getopt values of the long-only filters */
+#define ELS_QUERY_OPT_BEFORE 0x1001
+#define ELS_QUERY_OPT_AFTER  0x1002
+struct option;
+/* Writes the ELS_QUERY_NOPTS long options at lo; returns how many. */
+unsigned els_query_longopts(struct option *lo);
+/* The filter name (for els_query_set) of getopt's value val, or NULL for another option. */
+const char *els_query_opt_name(int val);
 
 /* TIME: "@EPOCH_SECONDS"; an age before now_ns: N followed by s, m, h, d or w ("90s", "15m",
  * "1h", "2d", "1w"); or UTC "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.FRACTION]][Z]" (a space may
@@ -67,7 +92,7 @@ int els_query_open(const char *path, sqlite3 **db, char *err, size_t errlen);
 int els_query_prepare(sqlite3 *db, const struct els_query *q, bool newest_first, unsigned extra,
 		      sqlite3_stmt **st, char *err, size_t errlen);
 
-/* ---- rows as JSON (lib/query_json.c) ---- */
+/* ---- rows as JSON (lib/query/query_json.c) ---- */
 
 /* The current row of st (from els_query_prepare) as an object in the documented form: every
  * column, "time" after "ts_ns", SQL NULL as null. NULL when out of memory. */
@@ -91,18 +116,19 @@ int els_query_table_add(struct els_query_table *t, json_t *row); /* 0 or -ENOMEM
 void els_query_table_flush(struct els_query_table *t, FILE *out);
 void els_query_table_free(struct els_query_table *t);
 
-/* elsd's side of the management `log` request (docs/management-protocol.md): its args, the
- * monitor file at path, newest first, at most max_ms of work. The result object, or NULL with
+/* elsd's side of the management `log` request (docs/management-protocol.md): its args (handler
+ * names checked against handlers, as els_query_init), the monitor file at path, newest first,
+ * at most max_ms of work. The result object, or NULL with
  * *code ("bad_request" for an invalid filter, "internal") and msg. */
-json_t *els_query_wire(const char *path, json_t *args, unsigned max_ms, const char **code,
-		       char *msg, size_t msglen);
+json_t *els_query_wire(const char *path, json_t *args, const struct els_handler *const *handlers,
+		       unsigned max_ms, const char **code, char *msg, size_t msglen);
 /* The part of q a management `log` request can carry (single kind, verdict and port; lists of
  * addresses, reasons and handlers that fit the protocol's 64 bytes), as its args (new
  * reference). Whatever is left out is wider, never narrower: the caller applies
  * els_query_match_json to the rows and pages on with before_seq. */
 json_t *els_query_wire_args(const struct els_query *q, unsigned limit);
 
-/* ---- top (lib/query_top.c) ---- */
+/* ---- top (lib/query/query_top.c) ---- */
 
 enum els_top_by { ELS_TOP_PORT, ELS_TOP_SRC, ELS_TOP_REASON, ELS_TOP_PERMIT };
 /* "port", "src", "reason", "permit": 0, or -EINVAL. */

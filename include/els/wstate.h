@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "els/clock.h"
 #include "els/flow.h"
 #include "els/monitor.h"
 #include "els/pkt.h"
@@ -26,7 +27,7 @@
 #define ELS_WS_SCAN_PORTS   64u /* distinct ports remembered per source: the largest threshold */
 #define ELS_WS_SCAN_WAYS    4u
 #define ELS_WS_FRAG_RANGES  8u
-#define ELS_WS_MAX_GRACE_NS (3600ull * 1000000000ull) /* longest grace a permit may ask for */
+#define ELS_WS_MAX_GRACE_NS (3600 * ELS_NS_PER_S) /* longest grace a permit may ask for */
 
 /* An established remote-initiated flow count per (remote, protocol, local port). */
 struct els_ws_sess {

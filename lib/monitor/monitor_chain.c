@@ -23,14 +23,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "els/keyfile.h"
 #include "els/monitor_int.h"
 
 #define CANON_VERSION 2
 
-const char els_mon_columns[] =
-    "seq, ts_ns, kind, verdict, dir, family, proto, src, sport, dst, dport, icmp_type,"
-    " icmp_code, tcp_flags, handler, reason, rule, rule_name, generation, count, pkts_init,"
-    " pkts_resp, bytes_init, bytes_resp, duration_ns, detail";
+#define COLUMN(name, decl)	#name ", "
+#define LAST_COLUMN(name, decl) #name
+const char els_mon_columns[] = ELS_MON_COLUMNS(COLUMN, LAST_COLUMN);
+#undef COLUMN
+#undef LAST_COLUMN
+
+#define ONE(name, decl) +1
+_Static_assert(0 ELS_MON_COLUMNS(ONE, ONE) == ELS_MON_NCOLS, "ELS_MON_NCOLS is the column count");
+#undef ONE
 
 /* ---- HMAC ---- */
 
@@ -328,25 +334,14 @@ int els_mon_key_load(const char *path, bool create, struct els_mon_key *key, cha
 					 : "");
 		return ret;
 	}
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s: the monitor key is not a regular file", path);
-		goto out;
-	}
 	/* A key others can read lets them recompute the chain; one others can write lets them
-	 * choose it. */
-	if (sb.st_mode & 077) {
-		snprintf(err, errlen,
-			 "%s: the monitor key is accessible to group or others (mode %03o): "
-			 "chmod 600 %s",
-			 path, (unsigned)(sb.st_mode & 0777), path);
-		ret = -EPERM;
+	 * choose it (els/keyfile.h). */
+	ret = els_keyfile_check(fd, "the monitor key", path, err, errlen);
+	if (ret < 0)
 		goto out;
-	}
-	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
-		snprintf(err, errlen,
-			 "%s: the monitor key is owned by uid %u, not by this user or root", path,
-			 (unsigned)sb.st_uid);
-		ret = -EPERM;
+	ret = -EINVAL;
+	if (fstat(fd, &sb) != 0) {
+		snprintf(err, errlen, "%s: cannot stat the monitor key: %s", path, strerror(errno));
 		goto out;
 	}
 	n = sb.st_size == (off_t)sizeof(key->k) ? read(fd, key->k, sizeof(key->k)) : -1;

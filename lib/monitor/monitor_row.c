@@ -7,16 +7,9 @@
 #include "els/reason.h"
 #include "els/monitor_int.h"
 
-const char *const els_rec_kind_names[ELS_REC__END + 1] = {
-    [ELS_REC_DROP] = "drop",
-    [ELS_REC_ADMIT] = "admit",
-    [ELS_REC_FLOW_END] = "flow_end",
-    [ELS_REC_ACCEPT] = "accept",
-    [ELS_REC_GAP] = "gap",
-    [ELS_REC_EVENT] = "event",
-    [ELS_REC_WOULD_DROP] = "would_drop",
-    [ELS_REC_HALF_OPEN] = "half_open",
-};
+#define KIND_NAME(id, value, name) [ELS_REC_##id] = name,
+const char *const els_rec_kind_names[ELS_REC__END + 1] = {ELS_REC_KINDS(KIND_NAME, KIND_NAME)};
+#undef KIND_NAME
 
 bool els_rec_kind_known(const char *name)
 {

@@ -62,6 +62,14 @@ offers "els-rules <TAB> -> install" install els-rules ''
 offers "els-rules -b <TAB> -> nft" nft els-rules -b ''
 offers "elsd --get que<TAB> -> queues" queues elsd --get que
 offers "els-log --kind fl<TAB> -> flow_end" flow_end els-log --kind fl
+# Every record kind the programs know (their --help prints the one list, ELS_REC_KINDS) is
+# offered after --kind, so a new kind without completion fails here.
+kinds=$("$ELS_BUILD_DIR/els-log" --help | sed -nE 's/^ +-k, --kind KIND +//p' | tr -d ',')
+check "els-log --help lists the record kinds" test -n "$kinds"
+for k in $kinds; do
+	offers "els-log --kind <TAB> -> $k" "$k" els-log --kind ''
+	offers "elsctl log --kind <TAB> -> $k" "$k" elsctl log --kind ''
+done
 offers "els-sweep --sslmode <TAB> -> verify-full" verify-full els-sweep --sslmode ''
 offers "els-pki <TAB> -> console" console els-pki ''
 offers "els-pki console /ca alice --role <TAB> -> auditor" auditor els-pki console /ca alice --role ''

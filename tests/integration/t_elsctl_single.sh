@@ -107,7 +107,7 @@ rc "a host name the agent certificate does not carry is refused" 3 \
 cp "$CA/consoles/bob.key" "$WORK/loose.key" && chmod 644 "$WORK/loose.key"
 rc "a group-readable console key is refused" 3 ctl --cert "$CA/consoles/bob.crt" \
 	--key "$WORK/loose.key" status
-has "... saying what to do" "readable by group or others .*chmod 600"
+has "... saying what to do" "accessible by group or others .*chmod 600"
 
 # Roles
 AUD=(--cert "$CA/consoles/bob.crt" --key "$CA/consoles/bob.key")

@@ -7,40 +7,17 @@
 # a CRL refreshed with SIGHUP takes effect, and every refusal is in the monitor.
 . "$(dirname "$0")/lib.sh"
 els_setup
-PKI="$ELS_SOURCE_DIR/pki/els-pki"
-CLIENT="$ELS_SOURCE_DIR/tests/integration/mgmt_client.py"
-CA="$WORK/ca"
+. "$(dirname "$0")/mgmt_lib.sh"
 OTHER="$WORK/other-ca"
-TLS="$WORK/tls"
-ADDR=127.0.0.1:7443
-
-log "creating the PKI"
+mgmt_pki alice:admin bob:auditor mallory:admin
 {
-	"$PKI" init "$CA" && "$PKI" init "$OTHER" &&
-		"$PKI" agent "$CA" agent1 --host localhost --ip 127.0.0.1 &&
-		"$PKI" console "$CA" alice --role admin &&
-		"$PKI" console "$CA" bob --role auditor &&
-		"$PKI" console "$CA" mallory --role admin &&
-		"$PKI" console "$OTHER" eve --role admin &&
+	"$PKI" init "$OTHER" && "$PKI" console "$OTHER" eve --role admin &&
 		"$PKI" revoke "$CA" "$CA/consoles/mallory.crt"
 } >/dev/null || { echo "els-pki failed"; exit 1; }
 # An expired console certificate, signed by the real CA: els-pki cannot backdate, openssl can.
-printf '[ ext ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nsubjectAltName = URI:els:role:admin\n' >"$WORK/old.ext"
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/OU=admin/CN=old" \
-	-keyout "$WORK/old.key" -out "$WORK/old.csr" 2>/dev/null &&
-	ELS_PKI_DIR="$CA" openssl ca -batch -notext -config "$CA/openssl.cnf" \
-		-startdate 20200101000000Z -enddate 20200201000000Z -extfile "$WORK/old.ext" \
-		-extensions ext -in "$WORK/old.csr" -out "$WORK/old.crt" >/dev/null 2>&1 ||
+mgmt_console_dated old 20200101000000Z 20200201000000Z ||
 	fail "could not create the expired certificate"
-mkdir -m 0700 "$TLS"
-install -m 0644 "$CA/ca.crt" "$TLS/ca.crt"
-install -m 0644 "$CA/crl.pem" "$TLS/crl.pem"
-install -m 0644 "$CA/agents/agent1.crt" "$TLS/agent.crt"
-install -m 0600 "$CA/agents/agent1.key" "$TLS/agent.key"
-
-client() { in_srv python3 "$CLIENT" "$ADDR" "$TLS/ca.crt" "$@"; }
-as() { local who=$1; shift; client "$CA/consoles/$who.crt" "$CA/consoles/$who.key" "$@"; }
-jget() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
+mgmt_install_tls
 # frame JSON: the hex of one protocol frame
 frame() { python3 -c 'import sys,struct; b=sys.argv[1].encode(); print((struct.pack(">I",len(b))+b).hex())' "$1"; }
 

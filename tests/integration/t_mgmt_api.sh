@@ -7,35 +7,9 @@
 # endpoint process runs as the configured user without capabilities.
 . "$(dirname "$0")/lib.sh"
 els_setup
-PKI="$ELS_SOURCE_DIR/pki/els-pki"
-CLIENT="$ELS_SOURCE_DIR/tests/integration/mgmt_client.py"
-CA="$WORK/ca"
-TLS="$WORK/tls"
-ADDR=127.0.0.1:7443
-
-log "creating the PKI"
-{
-	"$PKI" init "$CA" &&
-		"$PKI" agent "$CA" agent1 --host localhost --ip 127.0.0.1 &&
-		"$PKI" console "$CA" alice --role admin &&
-		"$PKI" console "$CA" bob --role auditor &&
-		"$PKI" console "$CA" poller --role auditor
-} >/dev/null || { echo "els-pki failed"; exit 1; }
-mkdir -m 0700 "$TLS"
-install -m 0644 "$CA/ca.crt" "$TLS/ca.crt"
-install -m 0644 "$CA/crl.pem" "$TLS/crl.pem"
-install -m 0644 "$CA/agents/agent1.crt" "$TLS/agent.crt"
-install -m 0600 "$CA/agents/agent1.key" "$TLS/agent.key"
-
-# as USER CMD [ARGS_JSON...]: one request from inside the server namespace
-as() {
-	local who=$1
-	shift
-	in_srv python3 "$CLIENT" "$ADDR" "$TLS/ca.crt" "$CA/consoles/$who.crt" \
-		"$CA/consoles/$who.key" "$@"
-}
-# jget JSON EXPR: a value from a response, EXPR in Python on r
-jget() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+. "$(dirname "$0")/mgmt_lib.sh"
+mgmt_pki alice:admin bob:auditor poller:auditor
+mgmt_install_tls
 
 CONF="$WORK/elsd.conf"
 mkdir -p "$WORK/policy.d" && : >"$WORK/policy.d/deny.txt"

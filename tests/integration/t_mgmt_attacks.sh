@@ -8,35 +8,10 @@
 # harmless, and elsd keeps answering `status` and filtering packets throughout.
 . "$(dirname "$0")/lib.sh"
 els_setup
-PKI="$ELS_SOURCE_DIR/pki/els-pki"
-CLIENT="$ELS_SOURCE_DIR/tests/integration/mgmt_client.py"
-CA="$WORK/ca"
-TLS="$WORK/tls"
-ADDR=127.0.0.1:7443
+. "$(dirname "$0")/mgmt_lib.sh"
 PD="$WORK/policy.d"
-
-log "creating the PKI"
-{
-	"$PKI" init "$CA" &&
-		"$PKI" agent "$CA" agent1 --host localhost --ip 127.0.0.1 &&
-		"$PKI" console "$CA" alice --role admin &&
-		"$PKI" console "$CA" bob --role auditor
-} >/dev/null || { echo "els-pki failed"; exit 1; }
-mkdir -m 0700 "$TLS"
-install -m 0644 "$CA/ca.crt" "$TLS/ca.crt"
-install -m 0644 "$CA/crl.pem" "$TLS/crl.pem"
-install -m 0644 "$CA/agents/agent1.crt" "$TLS/agent.crt"
-install -m 0600 "$CA/agents/agent1.key" "$TLS/agent.key"
-
-as() { # as USER CMD [ARGS_JSON] [--text FILE]: one request from inside the server namespace
-	local who=$1
-	shift
-	in_srv python3 "$CLIENT" "$ADDR" "$TLS/ca.crt" "$CA/consoles/$who.crt" \
-		"$CA/consoles/$who.key" "$@"
-}
-# jget JSON EXPR (the JSON goes through stdin: a list answer is larger than one argument may be)
-jget() { python3 -c 'import json,sys; r=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2" <<<"$1"; }
-errs() { jget "$1" '"\n".join("%s: %s" % (d["line"], d["message"]) for d in r["error"]["details"])'; }
+mgmt_pki alice:admin bob:auditor
+mgmt_install_tls
 # doc_bytes USER CMD FILE: sends FILE's bytes unchanged as the document (mgmt_client.py reads
 # text mode, which would turn a lone CR into a newline); prints the answer, or "closed".
 doc_bytes() {

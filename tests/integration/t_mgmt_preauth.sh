@@ -7,26 +7,9 @@
 # buffer_mb. Meanwhile elsd keeps filtering and answering.
 . "$(dirname "$0")/lib.sh"
 els_setup
-PKI="$ELS_SOURCE_DIR/pki/els-pki"
-CLIENT="$ELS_SOURCE_DIR/tests/integration/mgmt_client.py"
-CA="$WORK/ca"
-TLS="$WORK/tls"
-ADDR=127.0.0.1:7443
-
-log "creating the PKI"
-{
-	"$PKI" init "$CA" && "$PKI" agent "$CA" agent1 --host localhost --ip 127.0.0.1 &&
-		"$PKI" console "$CA" alice --role admin && "$PKI" console "$CA" bob --role auditor
-} >/dev/null || { echo "els-pki failed"; exit 1; }
-mkdir -m 0700 "$TLS"
-install -m 0644 "$CA/ca.crt" "$TLS/ca.crt"
-install -m 0644 "$CA/crl.pem" "$TLS/crl.pem"
-install -m 0644 "$CA/agents/agent1.crt" "$TLS/agent.crt"
-install -m 0600 "$CA/agents/agent1.key" "$TLS/agent.key"
-
-client() { in_srv python3 "$CLIENT" "$ADDR" "$TLS/ca.crt" "$@"; }
-as() { local who=$1; shift; client "$CA/consoles/$who.crt" "$CA/consoles/$who.key" "$@"; }
-jget() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
+. "$(dirname "$0")/mgmt_lib.sh"
+mgmt_pki alice:admin bob:auditor
+mgmt_install_tls
 
 CONF="$WORK/elsd.conf"
 els_config "$CONF"

@@ -7,39 +7,16 @@
 # and other consoles keep getting answers.
 . "$(dirname "$0")/lib.sh"
 els_setup
-PKI="$ELS_SOURCE_DIR/pki/els-pki"
-CLIENT="$ELS_SOURCE_DIR/tests/integration/mgmt_client.py"
-CA="$WORK/ca"
-TLS="$WORK/tls"
-ADDR=127.0.0.1:7443
-
-log "creating the PKI"
-{
-	"$PKI" init "$CA" && "$PKI" agent "$CA" agent1 --host localhost --ip 127.0.0.1 &&
-		"$PKI" console "$CA" alice --role admin && "$PKI" console "$CA" carol --role admin &&
-		"$PKI" console "$CA" bob --role auditor
-} >/dev/null || { echo "els-pki failed"; exit 1; }
-mkdir -m 0700 "$TLS"
-install -m 0644 "$CA/ca.crt" "$TLS/ca.crt"
-install -m 0644 "$CA/crl.pem" "$TLS/crl.pem"
-install -m 0644 "$CA/agents/agent1.crt" "$TLS/agent.crt"
-install -m 0600 "$CA/agents/agent1.key" "$TLS/agent.key"
+. "$(dirname "$0")/mgmt_lib.sh"
+mgmt_pki alice:admin carol:admin bob:auditor
+mgmt_install_tls
 
 # A console certificate of the real CA that expires EXPIRES_IN seconds from now.
 EXPIRES_IN=8
-printf '[ ext ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nsubjectAltName = URI:els:role:admin\n' >"$WORK/short.ext"
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/OU=admin/CN=shortlived" \
-	-keyout "$WORK/short.key" -out "$WORK/short.csr" 2>/dev/null &&
-	ELS_PKI_DIR="$CA" openssl ca -batch -notext -config "$CA/openssl.cnf" \
-		-startdate "$(date -u -d '-1 minute' +%Y%m%d%H%M%SZ)" \
-		-enddate "$(date -u -d "+$EXPIRES_IN seconds" +%Y%m%d%H%M%SZ)" \
-		-extfile "$WORK/short.ext" -extensions ext -in "$WORK/short.csr" -out "$WORK/short.crt" \
-		>/dev/null 2>&1 || fail "could not create the short-lived certificate"
+mgmt_console_dated shortlived "$(date -u -d '-1 minute' +%Y%m%d%H%M%SZ)" \
+	"$(date -u -d "+$EXPIRES_IN seconds" +%Y%m%d%H%M%SZ)" ||
+	fail "could not create the short-lived certificate"
 SHORT_MADE=$(date +%s)
-
-client() { in_srv python3 "$CLIENT" "$ADDR" "$TLS/ca.crt" "$@"; }
-as() { local who=$1; shift; client "$CA/consoles/$who.crt" "$CA/consoles/$who.key" "$@"; }
-jget() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
 
 CONF="$WORK/elsd.conf"
 mkdir -p "$WORK/policy.d" && : >"$WORK/policy.d/deny.txt"
@@ -56,7 +33,7 @@ els_steer
 els_start "$CONF" || exit 1
 
 # ---- expiry: a session of the short-lived certificate, held open, silent ----
-client "$WORK/short.crt" "$WORK/short.key" --hold 40 >"$WORK/short.out" 2>&1 &
+client "$WORK/shortlived.crt" "$WORK/shortlived.key" --hold 40 >"$WORK/short.out" 2>&1 &
 SHORT=$!
 BG_PIDS+=($SHORT)
 
@@ -115,7 +92,7 @@ check "... at its notAfter, not at the 40 s hold or the 60 s idle limit ($held, 
 	python3 -c "import sys; k,t=sys.argv[1].split(); sys.exit(not (k=='closed' and float(t) < 20))" "$held"
 check "the expiry is in the monitor with the identity" \
 	wait_records "kind='event' AND detail LIKE 'mgmt shortlived/admin@127.0.0.1 session: closed (certificate has expired)%'"
-client "$WORK/short.crt" "$WORK/short.key" status >/dev/null 2>&1
+client "$WORK/shortlived.crt" "$WORK/shortlived.key" status >/dev/null 2>&1
 check_eq "the expired certificate cannot connect again" 2 $?
 
 # Throughout: filtering and answers.

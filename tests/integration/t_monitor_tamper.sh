@@ -71,6 +71,6 @@ check_eq "a key others can read is refused: exit 2" 2 $?
 check "... with how to fix it" grep -q "chmod 600" <<<"$out"
 out=$("$ELSD" -c "$WORK/elsd.conf" --replay "$WORK/cap.pcap" --monitor "$DB" 2>&1)
 check_eq "elsd refuses it too (exit 3)" 3 $?
-check "... naming the key file" grep -q "monitor.key.*accessible to group or others" <<<"$out"
+check "... naming the key file" grep -q "monitor.key.*accessible by group or others" <<<"$out"
 chmod 600 "$WORK/monitor.key"
 els_finish

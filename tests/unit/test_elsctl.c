@@ -131,7 +131,7 @@ Test(frame, encode_is_big_endian_length_then_json)
 	cr_assert_eq(buf[0], 0);
 	cr_assert_eq(buf[3], 7);
 	cr_assert_eq(memcmp(buf + 4, "{\"v\":1}", 7), 0);
-	cr_assert_eq(ctl_frame_body_len(buf), 7);
+	cr_assert_eq(els_mgmt_frame_get_len(buf), 7);
 	free(buf);
 	json_decref(m);
 }
@@ -141,13 +141,13 @@ Test(frame, body_length_limits)
 	const unsigned char zero[4] = {0, 0, 0, 0}, max[4] = {1, 0, 0, 0}, over[4] = {1, 0, 0, 1},
 			    huge[4] = {0xff, 0xff, 0xff, 0xff};
 
-	cr_assert_eq(ctl_frame_body_len(zero), -EMSGSIZE);
-	cr_assert_eq(ctl_frame_body_len(max), 16777216);
-	cr_assert_eq(ctl_frame_body_len(over), -EMSGSIZE);
-	cr_assert_eq(ctl_frame_body_len(huge), -EMSGSIZE);
+	cr_assert_eq(els_mgmt_frame_get_len(zero), -EMSGSIZE);
+	cr_assert_eq(els_mgmt_frame_get_len(max), 16777216);
+	cr_assert_eq(els_mgmt_frame_get_len(over), -EMSGSIZE);
+	cr_assert_eq(els_mgmt_frame_get_len(huge), -EMSGSIZE);
 }
 
-/* The --since/--until grammar is lib/query.c's, tested in test_query.c. */
+/* The --since/--until grammar is lib/query/query.c's, tested in test_query.c. */
 
 Test(output, durations)
 {

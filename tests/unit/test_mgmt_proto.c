@@ -121,7 +121,34 @@ Test(request, roles)
 			     strcmp(c->name, "list.add") == 0 || strcmp(c->name, "list.del") == 0 ||
 			     strcmp(c->name, "sweep") == 0;
 		cr_assert_eq(c->role, write ? ELS_ROLE_ADMIN : ELS_ROLE_AUDITOR, "%s", c->name);
+		/* what changes the policy needs admin; a read that is audited once per window
+		 * changes nothing */
+		if (c->flags & ELS_MGMT_CMD_CHANGES_POLICY)
+			cr_assert_eq(c->role, ELS_ROLE_ADMIN, "%s", c->name);
+		if (c->flags & ELS_MGMT_CMD_READ)
+			cr_assert_eq(c->flags, ELS_MGMT_CMD_READ, "%s", c->name);
+		cr_assert_str_eq(els_mgmt_command(c->name)->name, c->name);
 	}
+	cr_assert_null(els_mgmt_command("policy.delete"));
+	cr_assert(!els_mgmt_command_is("policy.delete", ELS_MGMT_CMD_READ));
+	cr_assert(els_mgmt_command_is("policy.validate", ELS_MGMT_CMD_CHECKS_POLICY));
+	cr_assert(!els_mgmt_command_is("policy.validate", ELS_MGMT_CMD_CHANGES_POLICY));
+}
+
+/* An unknown command is answered with the list of the known ones, from the one table. */
+Test(request, unknown_command_names_every_command)
+{
+	const char *code = NULL;
+	char *resp = NULL;
+	struct els_mgmt_req req;
+	const char *body = "{\"v\":1,\"id\":1,\"cmd\":\"policy.delete\"}";
+
+	cr_assert_lt(els_mgmt_request_check(body, strlen(body), ELS_ROLE_ADMIN, &req, &resp, &code),
+		     0);
+	cr_assert_str_eq(code, "unknown_command");
+	for (const struct els_mgmt_cmd_info *c = els_mgmt_commands(); c->name; c++)
+		cr_assert(strstr(resp, c->name), "%s missing from %s", c->name, resp);
+	free(resp);
 }
 
 Test(request, arguments)

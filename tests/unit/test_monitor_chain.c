@@ -209,7 +209,7 @@ Test(chain, key_others_can_read_is_refused)
 		els_diag_init(&d, NULL);
 		cr_assert_null(els_monitor_open(&o, &d));
 		cr_assert_eq(d.count, 1);
-		cr_assert(strstr(d.msgs[0], "accessible to group or others"), "%s", d.msgs[0]);
+		cr_assert(strstr(d.msgs[0], "accessible by group or others"), "%s", d.msgs[0]);
 		els_diag_free(&d);
 	}
 }

@@ -117,3 +117,32 @@ Test(privdrop, refuses_a_planted_link)
 	unlink(db);
 	rmdir(dir);
 }
+
+/* The step the management endpoint and the policy-check child share: nothing held, nothing to
+ * regain through exec. */
+Test(privdrop, confine_gives_up_every_capability)
+{
+	char err[128] = "";
+	cap_t caps;
+	char *text;
+
+	cr_assert_eq(els_privdrop_confine(err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), 1);
+	caps = cap_get_proc();
+	text = cap_to_text(caps, NULL);
+	cr_assert_str_eq(text, "=", "capabilities left: %s", text);
+	cap_free(text);
+	cap_free(caps);
+	/* (The bounding set empties only with CAP_SETPCAP, which a container may withhold; the
+	 * capabilities are gone from every set the process holds either way.) */
+}
+
+Test(privdrop, become_names_the_failing_step)
+{
+	const char *step = NULL;
+
+	if (geteuid() == 0)
+		cr_skip_test("as root every step succeeds");
+	cr_assert_eq(els_privdrop_become(0, 0, &step), -EPERM);
+	cr_assert_str_eq(step, "setgroups");
+}

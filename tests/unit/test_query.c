@@ -1,4 +1,4 @@
-/* lib/query*.c: the time grammar, filter validation, CIDR and IPv6 matching, the SQL path and
+/* lib/query/: the time grammar, filter validation, CIDR and IPv6 matching, the SQL path and
  * the JSON path agreeing row for row, order and limit, the wire form, NDJSON and top. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 
@@ -95,7 +96,7 @@ static void json_seqs(const struct els_query *q, char *out, size_t len)
 	sqlite3_stmt *st;
 	char err[256];
 
-	els_query_init(&all);
+	els_query_init(&all, els_handler_all());
 	out[0] = '\0';
 	cr_assert_eq(els_query_prepare(db, &all, false, 0, &st, err, sizeof(err)), 0);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -125,7 +126,7 @@ static void expect_rows(const struct els_query *q, const char *want)
 	do {                                                                                       \
 		struct els_query q;                                                                \
 		const char *args[] = {__VA_ARGS__};                                                \
-		els_query_init(&q);                                                                \
+		els_query_init(&q, els_handler_all());                                             \
 		for (size_t i = 0; i + 2 < sizeof(args) / sizeof(args[0]); i += 2)                 \
 			set_ok(&q, args[i], args[i + 1]);                                          \
 		expect_rows(&q, args[sizeof(args) / sizeof(args[0]) - 1]);                         \
@@ -184,7 +185,7 @@ Test(query, newest_first_with_extra)
 	sqlite3_stmt *st;
 	char err[256], got[64] = "";
 
-	els_query_init(&q);
+	els_query_init(&q, els_handler_all());
 	set_ok(&q, "kind", "drop");
 	set_ok(&q, "limit", "1");
 	cr_assert_eq(els_query_prepare(db, &q, true, 1, &st, err, sizeof(err)), 0);
@@ -201,7 +202,7 @@ static void set_fails(const char *name, const char *v, const char *want)
 	struct els_query q;
 	char err[512];
 
-	els_query_init(&q);
+	els_query_init(&q, els_handler_all());
 	cr_expect_eq(els_query_set(&q, name, v, now, err, sizeof(err)), -EINVAL, "--%s %s accepted",
 		     name, v);
 	cr_expect(strstr(err, want), "--%s %s: '%s' lacks '%s'", name, v, err, want);
@@ -229,7 +230,7 @@ Test(query, handler_list_knows_handlers_and_other_sources)
 {
 	struct els_query q;
 
-	els_query_init(&q);
+	els_query_init(&q, els_handler_all());
 	set_ok(&q, "handler", "iplist,header_filter,tracker,anomaly,scan");
 	set_ok(&q, "handler", "decode,chain,elsd,queue,mgmt,monitor");
 	cr_assert_eq(q.nhandler, 11);
@@ -301,7 +302,7 @@ Test(query, json_rows_have_every_column_in_order_with_nulls)
 	size_t len = 0;
 	FILE *f = open_memstream(&line, &len);
 
-	els_query_init(&q);
+	els_query_init(&q, els_handler_all());
 	set_ok(&q, "kind", "event");
 	cr_assert_eq(els_query_prepare(db, &q, false, 0, &st, err, sizeof(err)), 0);
 	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
@@ -341,7 +342,7 @@ Test(query, wire_args_carry_what_fits_and_nothing_narrower)
 	struct els_query q;
 	json_t *a;
 
-	els_query_init(&q);
+	els_query_init(&q, els_handler_all());
 	set_ok(&q, "kind", "drop");
 	set_ok(&q, "addr", "2001:0db8::/32,198.18.9.0/24");
 	set_ok(&q, "port", "22");
@@ -367,7 +368,7 @@ Test(query, the_agent_side_checks_and_runs_the_same_query)
 	const char *code;
 	char msg[512];
 	json_t *args = json_pack("{s:s, s:i}", "addr", "2001:db8::/32", "limit", 1);
-	json_t *r = els_query_wire(path, args, 2000, &code, msg, sizeof(msg));
+	json_t *r = els_query_wire(path, args, els_handler_all(), 2000, &code, msg, sizeof(msg));
 
 	cr_assert_not_null(r, "%s", msg);
 	cr_assert_eq(json_array_size(json_object_get(r, "rows")), 1);
@@ -378,12 +379,14 @@ Test(query, the_agent_side_checks_and_runs_the_same_query)
 	json_decref(r);
 	json_decref(args);
 	args = json_pack("{s:s}", "addr", "foo");
-	cr_assert_null(els_query_wire(path, args, 2000, &code, msg, sizeof(msg)));
+	cr_assert_null(
+	    els_query_wire(path, args, els_handler_all(), 2000, &code, msg, sizeof(msg)));
 	cr_assert_str_eq(code, "bad_request");
 	cr_assert(strstr(msg, "--addr 'foo'"), "%s", msg);
 	json_decref(args);
 	args = json_pack("{s:s}", "reason", "nosuch");
-	cr_assert_null(els_query_wire(path, args, 2000, &code, msg, sizeof(msg)));
+	cr_assert_null(
+	    els_query_wire(path, args, els_handler_all(), 2000, &code, msg, sizeof(msg)));
 	cr_assert_str_eq(code, "bad_request");
 	json_decref(args);
 }
@@ -400,7 +403,7 @@ Test(query, top_counts_packets_per_key)
 
 	cr_assert_eq(els_top_by_parse("port", &by), 0);
 	cr_assert_eq(els_top_by_parse("nosuch", &by), -EINVAL);
-	els_query_init(&q);
+	els_query_init(&q, els_handler_all());
 	set_ok(&q, "kind", "drop");
 	t = els_top_new(ELS_TOP_PORT);
 	cr_assert_eq(els_query_prepare(db, &q, false, 0, &st, err, sizeof(err)), 0);

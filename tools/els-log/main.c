@@ -1,5 +1,5 @@
 /* els-log: queries the local monitor file with the query vocabulary it shares with `elsctl log`
- * (lib/query*.c, docs/forensics.md "Queries"): filters, the table, NDJSON or CSV, --follow and
+ * (lib/query/, docs/forensics.md "Queries"): filters, the table, NDJSON or CSV, --follow and
  * `top`. Also verifies the file's chain (--verify).
  *
  * Read-only: it opens the file with SQLITE_OPEN_READONLY, so it can run beside elsd (WAL lets
@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "els/clock.h"
+#include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 
@@ -93,30 +95,13 @@ static void die(const char *fmt, ...)
 	exit(2);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_ADDR = 256, OPT_CSV, OPT_VERIFY, OPT_BY, OPT_BEFORE, OPT_AFTER };
-	static const struct option longopts[] = {
-	    {"since", required_argument, NULL, 's'},
-	    {"until", required_argument, NULL, 'u'},
-	    {"kind", required_argument, NULL, 'k'},
-	    {"verdict", required_argument, NULL, 'v'},
-	    {"addr", required_argument, NULL, OPT_ADDR},
-	    {"port", required_argument, NULL, 'p'},
-	    {"reason", required_argument, NULL, 'r'},
-	    {"handler", required_argument, NULL, 'H'},
-	    {"limit", required_argument, NULL, 'l'},
-	    {"last", required_argument, NULL, 'l'}, /* the old name */
-	    {"before-seq", required_argument, NULL, OPT_BEFORE},
-	    {"after-seq", required_argument, NULL, OPT_AFTER},
+	enum { OPT_CSV = 256, OPT_VERIFY, OPT_BY };
+	/* --last: the old name of --limit */
+	/* clang-format off */
+	static const struct option own[] = {
+	    {"last", required_argument, NULL, 'l'},
 	    {"follow", no_argument, NULL, 'f'},
 	    {"by", required_argument, NULL, OPT_BY},
 	    {"json", no_argument, NULL, 'j'},
@@ -127,55 +112,30 @@ static void parse_args(int argc, char **argv, struct options *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	/* clang-format on */
+	struct option longopts[ELS_QUERY_NOPTS + sizeof(own) / sizeof(own[0]) + 1] = {0};
+	unsigned nlo = els_query_longopts(longopts);
 	char err[700];
-	int64_t now = now_ns();
+	int64_t now = (int64_t)els_now_real();
 	int c;
 
-	els_query_init(&o->q);
+	for (size_t i = 0; own[i].name; i++)
+		longopts[nlo++] = own[i];
+	els_query_init(&o->q, els_handler_all());
 	/* `top` first, or anywhere among the options (getopt moves operands to the end). */
 	/* -a and -n are parsed only to name their new spelling: one letter means one thing in
 	 * every tool (docs/cli.md, "Short options"), and these two mean --agent and dry run. */
-	while ((c = getopt_long(argc, argv, "s:u:k:v:a:p:r:H:l:n:fjK:Vh", longopts, NULL)) != -1) {
-		const char *name = NULL;
+	while ((c = getopt_long(argc, argv, ELS_QUERY_SHORTOPTS "a:n:fjK:Vh", longopts, NULL)) !=
+	       -1) {
+		const char *name = els_query_opt_name(c);
 
-		switch (c) {
-		case 's':
-			name = "since";
-			break;
-		case 'u':
-			name = "until";
-			break;
-		case 'k':
-			name = "kind";
-			break;
-		case 'v':
-			name = "verdict";
-			break;
-		case OPT_ADDR:
-			name = "addr";
+		switch (name ? 0 : c) {
+		case 0:
 			break;
 		case 'a':
 			die("-a is --agent in elsctl; the address filter is --addr %s", optarg);
 		case 'n':
 			die("-n is a dry run in every tool; the count is -l %s (--limit)", optarg);
-		case 'p':
-			name = "port";
-			break;
-		case 'r':
-			name = "reason";
-			break;
-		case 'H':
-			name = "handler";
-			break;
-		case 'l':
-			name = "limit";
-			break;
-		case OPT_BEFORE:
-			name = "before-seq";
-			break;
-		case OPT_AFTER:
-			name = "after-seq";
-			break;
 		case 'f':
 			o->follow = true;
 			break;
@@ -342,7 +302,7 @@ int main(int argc, char **argv)
 		/* Every later record: those after the last one printed, oldest first. Each query
 		 * is a new read transaction, so it sees what elsd committed meanwhile. */
 		struct els_query next = o.q;
-		struct timespec nap = {.tv_nsec = FOLLOW_PERIOD_MS * 1000000L};
+		struct timespec nap = {.tv_nsec = FOLLOW_PERIOD_MS * (long)ELS_NS_PER_MS};
 
 		next.limit = 0;
 		if (last >= 0)

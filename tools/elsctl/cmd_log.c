@@ -1,4 +1,4 @@
-/* elsctl log: the agent's monitor records with els-log's vocabulary (lib/query*.c): the same
+/* elsctl log: the agent's monitor records with els-log's vocabulary (lib/query/): the same
  * filters and errors, the same table, NDJSON and order, `top` and --follow.
  *
  * The management `log` request carries one kind, one verdict and one port, and strings of 64
@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/clock.h"
+#include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 #include "elsctl.h"
@@ -21,7 +23,7 @@
 #define DEFAULT_ROWS	50
 #define TOP_DEFAULT	10
 #define FOLLOW_PERIOD_S 2
-#define FOLLOW_SLACK_NS (60LL * 1000000000LL) /* records reach the file up to ~1 s late */
+#define FOLLOW_SLACK_NS (60 * (int64_t)ELS_NS_PER_S) /* records reach the file up to ~1 s late */
 
 struct log_job {
 	struct els_query q;
@@ -291,25 +293,16 @@ static int follow(struct ctl *c, struct ctl_req *r, struct log_job *j)
 
 int cmd_log(struct ctl *c, int argc, char *argv[])
 {
-	enum { O_BEFORE = 256, O_AFTER, O_BY, O_JSON, O_ADDR };
-	static const struct option lo[] = {
-	    {"limit", required_argument, NULL, 'l'},
-	    {"kind", required_argument, NULL, 'k'},
-	    {"verdict", required_argument, NULL, 'v'},
-	    {"reason", required_argument, NULL, 'r'},
-	    {"handler", required_argument, NULL, 'H'},
-	    {"addr", required_argument, NULL, O_ADDR},
-	    {"port", required_argument, NULL, 'p'},
-	    {"since", required_argument, NULL, 's'},
-	    {"until", required_argument, NULL, 'u'},
-	    {"before-seq", required_argument, NULL, O_BEFORE},
-	    {"after-seq", required_argument, NULL, O_AFTER},
+	enum { O_BY = 256, O_JSON };
+	static const struct option own[] = {
 	    {"follow", no_argument, NULL, 'f'},
 	    {"by", required_argument, NULL, O_BY},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
+	struct option lo[ELS_QUERY_NOPTS + sizeof(own) / sizeof(own[0]) + 1] = {0};
+	unsigned nlo = els_query_longopts(lo);
 	static struct log_job j;
 	struct ctl_req r = {.cmd = "log",
 			    .show = show_log,
@@ -317,13 +310,14 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 			    .call = log_call,
 			    .data = &j,
 			    .show_json = true};
-	struct timespec now;
+	int64_t now = (int64_t)els_now_real();
 	char err[700];
 	bool follow_on = false, by_set = false;
 	int ch;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	els_query_init(&j.q);
+	for (size_t i = 0; own[i].name; i++)
+		lo[nlo++] = own[i];
+	els_query_init(&j.q, els_handler_all());
 	j.json = c->json;
 	log_job = &j;
 	if (argc > 1 && !strcmp(argv[1], "top")) {
@@ -333,47 +327,16 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 	}
 	optind = 0;
 	/* -n is parsed only to name the new spelling: it means a dry run in every tool. */
-	while ((ch = getopt_long(argc, argv, "+l:n:k:v:r:H:p:s:u:fh", lo, NULL)) != -1) {
-		const char *name = NULL;
+	while ((ch = getopt_long(argc, argv, "+" ELS_QUERY_SHORTOPTS "n:fh", lo, NULL)) != -1) {
+		const char *name = els_query_opt_name(ch);
 
-		switch (ch) {
-		case 'l':
-			name = "limit";
+		switch (name ? 0 : ch) {
+		case 0:
 			break;
 		case 'n':
 			return ctl_usage_error(
 			    "log", "-n is a dry run in every tool; the count is -l %s (--limit)",
 			    optarg);
-		case 'k':
-			name = "kind";
-			break;
-		case 'v':
-			name = "verdict";
-			break;
-		case 'r':
-			name = "reason";
-			break;
-		case 'H':
-			name = "handler";
-			break;
-		case O_ADDR:
-			name = "addr";
-			break;
-		case 'p':
-			name = "port";
-			break;
-		case 's':
-			name = "since";
-			break;
-		case 'u':
-			name = "until";
-			break;
-		case O_BEFORE:
-			name = "before-seq";
-			break;
-		case O_AFTER:
-			name = "after-seq";
-			break;
 		case 'f':
 			follow_on = true;
 			break;
@@ -392,9 +355,7 @@ int cmd_log(struct ctl *c, int argc, char *argv[])
 		default:
 			return ctl_bad_option("log");
 		}
-		if (name && els_query_set(&j.q, name, optarg,
-					  (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, err,
-					  sizeof(err)) < 0)
+		if (name && els_query_set(&j.q, name, optarg, now, err, sizeof(err)) < 0)
 			return ctl_usage_error("log", "%s", err);
 	}
 	if (optind < argc)

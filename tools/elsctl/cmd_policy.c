@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 #include "els/diag.h"
+#include "els/mgmt.h"
 #include "els/policy.h"
 #include "elsctl.h"
-#include "wire.h"
 
 /* The body cap minus room for the envelope and JSON escaping of a typical policy. */
-#define POLICY_TEXT_MAX (CTL_FRAME_MAX / 2)
+#define POLICY_TEXT_MAX (ELS_MGMT_MAX_FRAME / 2)
 
 /* Reads a policy file to send as "text". NULL after printing why. */
 static json_t *read_policy_text(const char *path)

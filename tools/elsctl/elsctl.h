@@ -69,10 +69,8 @@ int ctl_conn_open(SSL_CTX *ctx, const struct ctl_endpoint *ep, unsigned timeout_
 int ctl_conn_call(struct ctl_conn *c, json_t *req, json_t **resp, char *err, size_t errlen);
 void ctl_conn_close(struct ctl_conn *c);
 
-/* Wire framing, see docs/management-protocol.md. */
+/* msg as one frame (els/mgmt.h framing) in *buf, malloc'd; the caller frees it. */
 int ctl_frame_encode(json_t *msg, unsigned char **buf, size_t *len, char *err, size_t errlen);
-/* Given the first CTL_FRAME_HDR bytes, the body length that follows, or -EMSGSIZE. */
-long ctl_frame_body_len(const unsigned char *hdr);
 
 /* Describes a TLS alert code (RFC 8446 numbering) in words. */
 const char *ctl_alert_words(int desc);

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/mgmt.h"
 #include "elsctl.h"
-#include "wire.h"
 
 struct outcome {
 	int exit;     /* CTL_EXIT_OK, _FAILED (the agent said no) or _CONN */
@@ -39,9 +39,9 @@ static int check_envelope(json_t *resp, json_int_t id, const char *who, char *er
 		return -EBADMSG;
 	}
 	if (json_is_true(ok) &&
-	    (!json_is_integer(v) || json_integer_value(v) != CTL_PROTO_VERSION)) {
+	    (!json_is_integer(v) || json_integer_value(v) != ELS_MGMT_VERSION)) {
 		snprintf(err, errlen, "%s: answer speaks protocol version %s, elsctl speaks %d",
-			 who, json_is_integer(v) ? "another" : "no", CTL_PROTO_VERSION);
+			 who, json_is_integer(v) ? "another" : "no", ELS_MGMT_VERSION);
 		return -EBADMSG;
 	}
 	return 0;
@@ -57,8 +57,8 @@ int ctl_request(struct ctl_conn *conn, const char *label, const char *cmd, json_
 
 	*resp = NULL;
 	/* "o" steals, so hand it a reference of its own (the args are shared by all agents). */
-	req = json_pack("{s:i, s:I, s:s, s:o}", "v", CTL_PROTO_VERSION, "id", id, "cmd", cmd,
-			"args", args ? json_incref(args) : json_object());
+	req = json_pack("{s:i, s:I, s:s, s:o}", "v", ELS_MGMT_VERSION, "id", id, "cmd", cmd, "args",
+			args ? json_incref(args) : json_object());
 	if (!req) {
 		snprintf(err, errlen, "cannot build the request (out of memory?)");
 		return -ENOMEM;

@@ -15,8 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "els/keyfile.h"
+#include "els/mgmt.h"
 #include "elsctl.h"
-#include "wire.h"
 
 struct ctl_conn {
 	SSL *ssl;
@@ -190,24 +191,6 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		c->alert = ret & 0xff;
 }
 
-static bool check_key_secrecy(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "console key %s: %s", path, strerror(errno));
-		return false;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen,
-			 "console key %s: readable by group or others (mode %04o); "
-			 "run chmod 600 %s",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		return false;
-	}
-	return true;
-}
-
 /* An expired console certificate is refused by every agent: say so before dialling. */
 static bool check_validity(X509 *x, const char *path, char *err, size_t errlen)
 {
@@ -306,6 +289,7 @@ static const char *ssl_err_text(char *buf, size_t len)
 SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
+	EVP_PKEY *key = NULL;
 	char why[160];
 
 	if (conn_idx < 0)
@@ -340,9 +324,11 @@ SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen)
 			 access(o->cert, R_OK) ? strerror(errno) : ssl_err_text(why, sizeof(why)));
 		goto fail;
 	}
-	if (!check_key_secrecy(o->key, err, errlen))
+	/* Refused when group or others can read it (els/keyfile.h), on the descriptor read. */
+	key = els_keyfile_read_pkey("console key", o->key, err, errlen);
+	if (!key)
 		goto fail;
-	if (SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
 		snprintf(err, errlen, "console key %s: %s (set --key or ELSCTL_KEY)", o->key,
 			 ssl_err_text(why, sizeof(why)));
 		goto fail;
@@ -354,8 +340,10 @@ SSL_CTX *ctl_tls_ctx_new(const struct ctl_tls_opts *o, char *err, size_t errlen)
 	}
 	if (!check_validity(SSL_CTX_get0_certificate(ctx), o->cert, err, errlen))
 		goto fail;
+	EVP_PKEY_free(key); /* the context holds its own reference */
 	return ctx;
 fail:
+	EVP_PKEY_free(key);
 	SSL_CTX_free(ctx);
 	return NULL;
 }
@@ -587,7 +575,7 @@ static int read_all(struct ctl_conn *c, unsigned char *p, size_t len, char *err,
 
 int ctl_conn_call(struct ctl_conn *c, json_t *req, json_t **resp, char *err, size_t errlen)
 {
-	unsigned char *frame = NULL, hdr[CTL_FRAME_HDR], *body = NULL;
+	unsigned char *frame = NULL, hdr[ELS_MGMT_FRAME_HDR], *body = NULL;
 	size_t flen;
 	long blen;
 	json_error_t jerr;
@@ -604,10 +592,10 @@ int ctl_conn_call(struct ctl_conn *c, json_t *req, json_t **resp, char *err, siz
 	rc = read_all(c, hdr, sizeof(hdr), err, errlen);
 	if (rc < 0)
 		return rc;
-	blen = ctl_frame_body_len(hdr);
+	blen = els_mgmt_frame_get_len(hdr);
 	if (blen < 0) {
 		snprintf(err, errlen, "%s: answer frame is malformed or larger than %u bytes",
-			 c->ep->label, CTL_FRAME_MAX);
+			 c->ep->label, ELS_MGMT_MAX_FRAME);
 		return -EMSGSIZE;
 	}
 	body = malloc((size_t)blen + 1);

@@ -1,34 +1,29 @@
-/* The management protocol's framing and role names (include/els/mgmt.h), shared by elsd's
- * endpoint and els-console's agent port: both read the same frames from untrusted peers, so
- * there is one reader. No sockets here: callers feed it the bytes they read. */
+/* The management protocol's framing (docs/management-protocol.md, "Framing"): a 4-byte
+ * big-endian body length, then the body. Shared by the endpoint, which reads frames from
+ * untrusted peers, and elsctl, which writes requests and reads answers (include/els/mgmt.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "els/mgmt.h"
 
-const char *els_mgmt_role_name(int role)
+void els_mgmt_frame_put_len(uint8_t hdr[ELS_MGMT_FRAME_HDR], uint32_t len)
 {
-	switch (role) {
-	case ELS_ROLE_ADMIN:
-		return "admin";
-	case ELS_ROLE_AUDITOR:
-		return "auditor";
-	default:
-		return "none";
-	}
+	hdr[0] = (uint8_t)(len >> 24);
+	hdr[1] = (uint8_t)(len >> 16);
+	hdr[2] = (uint8_t)(len >> 8);
+	hdr[3] = (uint8_t)len;
 }
 
-int els_mgmt_role_parse(const char *s)
+long els_mgmt_frame_get_len(const uint8_t hdr[ELS_MGMT_FRAME_HDR])
 {
-	if (s && strcmp(s, "admin") == 0)
-		return ELS_ROLE_ADMIN;
-	if (s && strcmp(s, "auditor") == 0)
-		return ELS_ROLE_AUDITOR;
-	return ELS_ROLE_NONE;
-}
+	uint32_t n =
+	    (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
 
-/* ---- framing ---- */
+	if (n == 0 || n > ELS_MGMT_MAX_FRAME)
+		return -EMSGSIZE;
+	return (long)n;
+}
 
 void els_mgmt_frame_init(struct els_mgmt_frame *f)
 {
@@ -59,19 +54,20 @@ int els_mgmt_frame_feed(struct els_mgmt_frame *f, const uint8_t *buf, size_t len
 	size_t off = 0;
 
 	*used = 0;
-	while (f->hdr_got < 4 && off < len)
+	while (f->hdr_got < ELS_MGMT_FRAME_HDR && off < len)
 		f->hdr[f->hdr_got++] = buf[off++];
-	if (f->hdr_got < 4) {
+	if (f->hdr_got < ELS_MGMT_FRAME_HDR) {
 		*used = off;
 		return ELS_FRAME_MORE;
 	}
 	if (f->got == 0 && f->len == 0) {
-		f->len = (uint32_t)f->hdr[0] << 24 | (uint32_t)f->hdr[1] << 16 |
-			 (uint32_t)f->hdr[2] << 8 | f->hdr[3];
-		if (f->len == 0 || f->len > ELS_MGMT_MAX_FRAME) {
+		long n = els_mgmt_frame_get_len(f->hdr);
+
+		if (n < 0) {
 			*used = off;
 			return ELS_FRAME_TOO_LARGE;
 		}
+		f->len = (uint32_t)n;
 	}
 	size_t want = f->len - f->got;
 	size_t take = len - off < want ? len - off : want;

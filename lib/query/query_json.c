@@ -6,12 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/clock.h"
 #include "els/monitor.h"
 #include "els/query.h"
 #include "els/reason.h"
 #include "els/termsafe.h"
 
-#define NS_PER_S 1000000000LL
 #define MAX_COLS 40
 #define WIRE_STR 64 /* the management protocol's limit on a string argument */
 
@@ -349,24 +349,19 @@ void els_query_table_free(struct els_query_table *t)
 
 static int deadline_passed(void *arg)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec > *(int64_t *)arg;
+	return els_now_mono() > *(uint64_t *)arg;
 }
 
 /* The args as a query; each string goes through els_query_set, so the agent checks them as
  * the tools do. */
-static int wire_query(json_t *args, struct els_query *q, char *msg, size_t msglen)
+static int wire_query(json_t *args, const struct els_handler *const *handlers, struct els_query *q,
+		      char *msg, size_t msglen)
 {
 	static const char *const strs[] = {"kind", "verdict", "reason", "handler", "addr"};
 	json_t *v;
-	struct timespec now;
-	int64_t now_ns;
+	int64_t now_ns = (int64_t)els_now_real();
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	now_ns = (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-	els_query_init(q);
+	els_query_init(q, handlers);
 	v = json_object_get(args, "limit");
 	q->limit =
 	    json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 50;
@@ -396,27 +391,24 @@ static int wire_query(json_t *args, struct els_query *q, char *msg, size_t msgle
 	return 0;
 }
 
-json_t *els_query_wire(const char *path, json_t *args, unsigned max_ms, const char **code,
-		       char *msg, size_t msglen)
+json_t *els_query_wire(const char *path, json_t *args, const struct els_handler *const *handlers,
+		       unsigned max_ms, const char **code, char *msg, size_t msglen)
 {
 	struct els_query q;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	json_t *rows = NULL, *out = NULL;
-	struct timespec ts;
-	int64_t deadline;
-	uint64_t n = 0;
+	uint64_t deadline, n = 0;
 	bool truncated = false;
 	int rc;
 
 	*code = "bad_request";
-	if (wire_query(args, &q, msg, msglen) < 0)
+	if (wire_query(args, handlers, &q, msg, msglen) < 0)
 		return NULL;
 	*code = "internal";
 	if (els_query_open(path, &db, msg, msglen) < 0)
 		return NULL;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	deadline = (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec + (int64_t)max_ms * 1000000;
+	deadline = els_now_mono() + max_ms * ELS_NS_PER_MS;
 	sqlite3_progress_handler(db, 1000, deadline_passed, &deadline);
 	if (els_query_prepare(db, &q, true, 1, &st, msg, msglen) < 0)
 		goto out;

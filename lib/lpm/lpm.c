@@ -20,7 +20,8 @@
  * path (where the walk resumes) and the longest stored prefix shorter than DIR_BITS covering
  * the whole slot (a /8 is thus spread over its 256 slots). A lookup then walks only the few
  * levels below DIR_BITS. Every insert and remove recomputes the block of slots whose path
- * went through the part of the trie it changed, so lookups are exact at all times. */
+ * went through the part of the trie it changed, so lookups are exact at all times. The
+ * directory is lpm_dir.c, the structures both files share lpm_int.h. */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -29,59 +30,7 @@
 #include <string.h>
 
 #include "els/lpm.h"
-
-/* A reference: 0 is "none"; bit 31 says glue; the rest indexes the node's array, whose slot 0
- * is never used so that 0 can mean none. */
-#define REF_NIL	    0u
-#define REF_GLUE    0x80000000u
-#define REF_IDX(r)  ((r) & ~REF_GLUE)
-#define REF_MAX_IDX (REF_GLUE - 1)
-
-struct pnode {
-	uint32_t child[2];
-	uint32_t value;
-	uint8_t plen;
-	uint8_t empty; /* removed, kept for branching: two children, no value */
-	uint8_t key[]; /* 4 or 16 bytes, bits past plen cleared */
-};
-
-struct gnode {
-	uint32_t child[2];
-	uint8_t plen;
-};
-
-/* The directory: 2^DIR_BITS slots of 8 bytes (512 KiB) per family that has one. 16 bits for
- * IPv6 too: 24 would cost 128 MiB, and IPv6 lists are short. */
-#ifndef ELS_LPM_DIR_BITS /* both overridable so that a fuzzer reaches the directory quickly */
-#define ELS_LPM_DIR_BITS 16
-#endif
-#ifndef ELS_LPM_DIR_MIN
-#define ELS_LPM_DIR_MIN 256
-#endif
-#define DIR_BITS  ((unsigned)ELS_LPM_DIR_BITS)
-#define DIR_SLOTS (1u << DIR_BITS)
-_Static_assert(DIR_BITS >= 1 && DIR_BITS <= 24, "directory of 2 to 16M slots");
-
-struct dslot {
-	uint32_t next; /* first node at or past bit DIR_BITS on the slot's path, or REF_NIL */
-	uint32_t best; /* prefix node: longest prefix shorter than DIR_BITS covering the slot */
-};
-
-struct lpm_fam {
-	uint32_t root;
-	unsigned keylen, maxbits;
-	size_t stride;		     /* bytes per prefix node */
-	uint8_t *pbuf;		     /* prefix nodes */
-	uint32_t pcap, pused, pfree; /* slots allocated, high-water mark, free list head */
-	struct gnode *gbuf;
-	uint32_t gcap, gused, gfree;
-	size_t count;	   /* stored prefixes (empty prefix nodes not included) */
-	struct dslot *dir; /* NULL while the family is small (or its allocation failed) */
-};
-
-struct els_lpm {
-	struct lpm_fam fam[2]; /* IPv4, IPv6 */
-};
+#include "lpm_int.h"
 
 static struct lpm_fam *fam_of(struct els_lpm *t, unsigned family)
 {
@@ -95,66 +44,6 @@ static struct lpm_fam *fam_of(struct els_lpm *t, unsigned family)
 static const struct lpm_fam *cfam_of(const struct els_lpm *t, unsigned family)
 {
 	return fam_of((struct els_lpm *)t, family);
-}
-
-static struct pnode *pn(const struct lpm_fam *f, uint32_t ref)
-{
-	return (struct pnode *)(f->pbuf + (size_t)ref * f->stride);
-}
-
-static struct gnode *gn(const struct lpm_fam *f, uint32_t ref)
-{
-	return &f->gbuf[REF_IDX(ref)];
-}
-
-static uint32_t *children(const struct lpm_fam *f, uint32_t ref)
-{
-	return ref & REF_GLUE ? gn(f, ref)->child : pn(f, ref)->child;
-}
-
-static unsigned plen_of(const struct lpm_fam *f, uint32_t ref)
-{
-	return ref & REF_GLUE ? gn(f, ref)->plen : pn(f, ref)->plen;
-}
-
-static unsigned bit_at(const uint8_t *k, unsigned i)
-{
-	return (k[i >> 3] >> (7 - (i & 7))) & 1u;
-}
-
-static uint32_t load_be32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	v = __builtin_bswap32(v);
-#endif
-	return v;
-}
-
-static uint64_t load_be64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	v = __builtin_bswap64(v);
-#endif
-	return v;
-}
-
-/* True when the first plen bits of a and k agree. Word compares rather than memcmp: this
- * runs at every stored prefix a lookup passes. */
-static bool prefix_eq(const uint8_t *a, const uint8_t *k, unsigned plen, unsigned keylen)
-{
-	if (plen == 0)
-		return true;
-	if (keylen == 4)
-		return ((load_be32(a) ^ load_be32(k)) >> (32 - plen)) == 0;
-	uint64_t d0 = load_be64(a) ^ load_be64(k);
-	if (plen <= 64)
-		return (d0 >> (64 - plen)) == 0;
-	uint64_t d1 = load_be64(a + 8) ^ load_be64(k + 8);
-	return d0 == 0 && (d1 >> (128 - plen)) == 0;
 }
 
 /* Number of leading bits on which a and b agree, at most max. */
@@ -295,109 +184,6 @@ static uint32_t new_prefix(struct lpm_fam *f, const uint8_t *k, unsigned plen, u
 	return r;
 }
 
-/* The slot of a key: its first DIR_BITS bits. */
-static uint32_t dir_index(const uint8_t *k)
-{
-	return load_be32(k) >> (32 - DIR_BITS);
-}
-
-/* Slot indexes whose first n bits (n <= DIR_BITS) are fixed. */
-static uint32_t dir_mask(unsigned n)
-{
-	return n == 0 ? 0 : (DIR_SLOTS - 1) & ~((1u << (DIR_BITS - n)) - 1);
-}
-
-/* A key standing for everything below ref: all of it agrees with this key on ref's length.
- * Glue nodes and empty prefix nodes have two children, so the walk always ends. */
-static const uint8_t *rep_key(const struct lpm_fam *f, uint32_t ref)
-{
-	while (ref & REF_GLUE)
-		ref = gn(f, ref)->child[0];
-	return pn(f, ref)->key;
-}
-
-static void dir_set(struct lpm_fam *f, uint32_t from, uint32_t to, uint32_t next, uint32_t best)
-{
-	for (uint32_t i = from; i < to; i++) {
-		f->dir[i].next = next;
-		f->dir[i].best = best;
-	}
-}
-
-/* Fills the block of slots sharing their first m bits with q from the subtrie cur, which is
- * the first node at or past bit m on the block's path (or REF_NIL); best is the longest
- * stored prefix shorter than m covering the block. Recursion depth is at most DIR_BITS. */
-static void dir_fill(struct lpm_fam *f, uint32_t cur, uint32_t q, unsigned m, uint32_t best)
-{
-	uint32_t end = q + (1u << (DIR_BITS - m));
-
-	if (cur == REF_NIL) {
-		dir_set(f, q, end, REF_NIL, best);
-		return;
-	}
-	unsigned n = plen_of(f, cur);
-	unsigned fixed = n < DIR_BITS ? n : DIR_BITS;
-	/* Only slots sharing cur's first bits can meet anything below cur (path compression
-	 * may have skipped bits between m and n); the rest of the block ends here. */
-	uint32_t lo = dir_index(rep_key(f, cur)) & dir_mask(fixed);
-	uint32_t hi = lo + (1u << (DIR_BITS - fixed));
-	if (lo < q || hi > end) {
-		dir_set(f, q, end, REF_NIL, best);
-		return;
-	}
-	dir_set(f, q, lo, REF_NIL, best);
-	dir_set(f, hi, end, REF_NIL, best);
-	if (n >= DIR_BITS) {
-		f->dir[lo].next = cur;
-		f->dir[lo].best = best;
-		return;
-	}
-	if (!(cur & REF_GLUE) && !pn(f, cur)->empty)
-		best = cur;
-	const uint32_t *ch = children(f, cur);
-	dir_fill(f, ch[0], lo, n + 1, best);
-	dir_fill(f, ch[1], lo + (1u << (DIR_BITS - 1 - n)), n + 1, best);
-}
-
-/* Recomputes the slots sharing their first m bits with k (m <= DIR_BITS): a change at a node
- * of length d on k's path can only move the slots sharing k's first min(d, DIR_BITS) bits. */
-static void dir_refresh(struct lpm_fam *f, const uint8_t *k, unsigned m)
-{
-	uint32_t cur = f->root, best = REF_NIL;
-
-	if (!f->dir)
-		return;
-	if (m > DIR_BITS)
-		m = DIR_BITS;
-	while (cur != REF_NIL) {
-		unsigned n = plen_of(f, cur);
-		if (n >= m)
-			break;
-		if (!(cur & REF_GLUE)) {
-			const struct pnode *p = pn(f, cur);
-			if (!prefix_eq(k, p->key, n, f->keylen)) {
-				cur = REF_NIL; /* nothing below covers the block */
-				break;
-			}
-			if (!p->empty)
-				best = cur;
-		}
-		cur = children(f, cur)[bit_at(k, n)];
-	}
-	dir_fill(f, cur, dir_index(k) & dir_mask(m), m, best);
-}
-
-/* Gives the family its directory once it is big enough to pay for it. Failing to allocate
- * is no error: lookups walk from the root as before, and a later insert or trim tries again. */
-static void dir_build(struct lpm_fam *f)
-{
-	if (f->dir || f->count <= ELS_LPM_DIR_MIN)
-		return;
-	f->dir = malloc(DIR_SLOTS * sizeof(*f->dir));
-	if (f->dir)
-		dir_fill(f, f->root, 0, 0, REF_NIL);
-}
-
 #define NO_CHANGE UINT_MAX
 
 /* What an insert changed, for the directory. */
@@ -503,9 +289,9 @@ int els_lpm_insert(struct els_lpm *t, const struct els_cidr *c, uint32_t value)
 	masked_key(f, c, k);
 	int rc = trie_insert(f, k, c->plen, value, &ch);
 	if (!f->dir)
-		dir_build(f);
+		lpm_dir_build(f);
 	else if (ch.depth < DIR_BITS)
-		dir_refresh(f, k, ch.depth);
+		lpm_dir_refresh(f, k, ch.depth);
 	else if (ch.depth != NO_CHANGE && ch.up < (int)DIR_BITS)
 		/* The common case in a big table, and cheaper than a refresh from the root: only
 		 * k's slot can move, and its first node past DIR_BITS is now the one added. */
@@ -559,7 +345,7 @@ int els_lpm_remove(struct els_lpm *t, const struct els_cidr *c)
 	f->count--;
 	if (c0 != REF_NIL && c1 != REF_NIL) {
 		p->empty = 1; /* still needed for branching */
-		dir_refresh(f, k, changed);
+		lpm_dir_refresh(f, k, changed);
 		return 1;
 	}
 	*link = c0 != REF_NIL ? c0 : c1;
@@ -577,7 +363,7 @@ int els_lpm_remove(struct els_lpm *t, const struct els_cidr *c)
 			pfree_slot(f, up);
 	}
 	/* Slots may still name the freed nodes until this: it runs before anyone can look. */
-	dir_refresh(f, k, changed);
+	lpm_dir_refresh(f, k, changed);
 	return 1;
 }
 
@@ -662,7 +448,7 @@ void els_lpm_trim(struct els_lpm *t)
 			free(f->dir); /* shrank since: the walk from the root is short again */
 			f->dir = NULL;
 		}
-		dir_build(f); /* in case an allocation failed while building */
+		lpm_dir_build(f); /* in case an allocation failed while building */
 		if (f->pused == 0 && f->gused == 0)
 			continue;
 		shrink(&pb, &f->pcap, f->pused, f->stride);

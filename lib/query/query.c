@@ -8,12 +8,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
 #include "els/reason.h"
 
-#define NS_PER_S 1000000000LL
+#define NS_PER_S ((int64_t)ELS_NS_PER_S) /* the times here are int64_t */
 
 /* Record sources that are not handlers of the chain, as elsd writes them in `handler`:
  * decoder and chain verdicts (agent/chain.c), elsd's own events (daemon.c), kernel queue
@@ -21,10 +22,11 @@
 static const char *const other_sources[] = {"decode", "chain", "elsd", "queue", "mgmt", "monitor"};
 #define NOTHER (sizeof(other_sources) / sizeof(other_sources[0]))
 
-void els_query_init(struct els_query *q)
+void els_query_init(struct els_query *q, const struct els_handler *const *handlers)
 {
 	memset(q, 0, sizeof(*q));
 	q->since_ns = q->until_ns = q->before_seq = q->after_seq = -1;
+	q->handlers = handlers;
 }
 
 /* ---- time ---- */
@@ -117,9 +119,9 @@ static int reason_index(const char *s)
 	return -1;
 }
 
-static bool handler_known(const char *s)
+static bool handler_known(const struct els_query *q, const char *s)
 {
-	for (const struct els_handler *const *h = els_handler_all(); *h; h++)
+	for (const struct els_handler *const *h = q->handlers; h && *h; h++)
 		if (strcmp((*h)->name, s) == 0)
 			return true;
 	for (size_t i = 0; i < NOTHER; i++)
@@ -128,15 +130,15 @@ static bool handler_known(const char *s)
 	return false;
 }
 
-static void handler_names(char *buf, size_t len)
+static void handler_names(const struct els_query *q, char *buf, size_t len)
 {
 	size_t o = 0;
 
 	buf[0] = '\0';
-	for (const struct els_handler *const *h = els_handler_all(); *h && o < len; h++)
+	for (const struct els_handler *const *h = q->handlers; h && *h && o < len; h++)
 		o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", (*h)->name);
 	for (size_t i = 0; i < NOTHER && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, ", %s", other_sources[i]);
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", other_sources[i]);
 }
 
 static int set_one(struct els_query *q, const char *name, const char *v, char *why, size_t wl)
@@ -181,10 +183,10 @@ static int set_one(struct els_query *q, const char *name, const char *v, char *w
 		return 0;
 	}
 	if (!strcmp(name, "handler")) {
-		if (!handler_known(v)) {
+		if (!handler_known(q, v)) {
 			char names[400];
 
-			handler_names(names, sizeof(names));
+			handler_names(q, names, sizeof(names));
 			snprintf(why, wl, "no such handler: one of %s", names);
 			return -EINVAL;
 		}

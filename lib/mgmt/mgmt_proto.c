@@ -1,5 +1,4 @@
-/* The management protocol's request envelope (docs/management-protocol.md); the framing is in
- * lib/mgmt_frame.c, shared with els-console.
+/* The management protocol's framing and request envelope (docs/management-protocol.md).
  * The unprivileged endpoint runs all of this on untrusted bytes before anything reaches the
  * main process, and the main process runs the argument check again on what it receives, so
  * each side holds its own line. */
@@ -12,6 +11,27 @@
 
 #include "els/mgmt.h"
 #include "els/monitor.h"
+
+const char *els_mgmt_role_name(int role)
+{
+	switch (role) {
+	case ELS_ROLE_ADMIN:
+		return "admin";
+	case ELS_ROLE_AUDITOR:
+		return "auditor";
+	default:
+		return "none";
+	}
+}
+
+int els_mgmt_role_parse(const char *s)
+{
+	if (s && strcmp(s, "admin") == 0)
+		return ELS_ROLE_ADMIN;
+	if (s && strcmp(s, "auditor") == 0)
+		return ELS_ROLE_AUDITOR;
+	return ELS_ROLE_NONE;
+}
 
 /* ---- commands and their arguments ---- */
 
@@ -71,28 +91,58 @@ struct cmd_spec {
 	const struct arg_spec *args;
 };
 
+/* The one command table: names, roles, what each does, its arguments. */
+#define READ	ELS_MGMT_CMD_READ
+#define CHECKS	ELS_MGMT_CMD_CHECKS_POLICY
+#define CHANGES ELS_MGMT_CMD_CHANGES_POLICY
 static const struct cmd_spec cmds[] = {
-    {{"status", ELS_ROLE_AUDITOR}, no_args},
-    {{"stats", ELS_ROLE_AUDITOR}, no_args},
-    {{"policy.get", ELS_ROLE_AUDITOR}, no_args},
-    {{"policy.validate", ELS_ROLE_AUDITOR}, validate_args},
-    {{"list.get", ELS_ROLE_AUDITOR}, list_get_args},
-    {{"flows", ELS_ROLE_AUDITOR}, flows_args},
-    {{"log", ELS_ROLE_AUDITOR}, log_args},
-    {{"policy.apply", ELS_ROLE_ADMIN}, apply_args},
-    {{"policy.rollback", ELS_ROLE_ADMIN}, no_args},
-    {{"list.add", ELS_ROLE_ADMIN}, list_edit_args},
-    {{"list.del", ELS_ROLE_ADMIN}, list_edit_args},
-    {{"sweep", ELS_ROLE_ADMIN}, no_args},
-    {{NULL, 0}, NULL},
+    {{"status", ELS_ROLE_AUDITOR, READ}, no_args},
+    {{"stats", ELS_ROLE_AUDITOR, READ}, no_args},
+    {{"policy.get", ELS_ROLE_AUDITOR, READ}, no_args},
+    {{"policy.validate", ELS_ROLE_AUDITOR, CHECKS}, validate_args},
+    {{"list.get", ELS_ROLE_AUDITOR, READ}, list_get_args},
+    {{"flows", ELS_ROLE_AUDITOR, READ}, flows_args},
+    {{"log", ELS_ROLE_AUDITOR, READ}, log_args},
+    {{"policy.apply", ELS_ROLE_ADMIN, CHECKS | CHANGES}, apply_args},
+    {{"policy.rollback", ELS_ROLE_ADMIN, CHECKS | CHANGES}, no_args},
+    {{"list.add", ELS_ROLE_ADMIN, CHANGES}, list_edit_args},
+    {{"list.del", ELS_ROLE_ADMIN, CHANGES}, list_edit_args},
+    {{"sweep", ELS_ROLE_ADMIN, 0}, no_args},
 };
+#undef READ
+#undef CHECKS
+#undef CHANGES
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
 const struct els_mgmt_cmd_info *els_mgmt_commands(void)
 {
-	static struct els_mgmt_cmd_info out[sizeof(cmds) / sizeof(cmds[0])];
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+	static struct els_mgmt_cmd_info out[NCMDS + 1];
+
+	for (size_t i = 0; i < NCMDS; i++)
 		out[i] = cmds[i].info;
 	return out;
+}
+
+static const struct cmd_spec *find_cmd(const char *name)
+{
+	for (size_t i = 0; name && i < NCMDS; i++)
+		if (strcmp(cmds[i].info.name, name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+const struct els_mgmt_cmd_info *els_mgmt_command(const char *name)
+{
+	const struct cmd_spec *cs = find_cmd(name);
+
+	return cs ? &cs->info : NULL;
+}
+
+bool els_mgmt_command_is(const char *name, unsigned flag)
+{
+	const struct cmd_spec *cs = find_cmd(name);
+
+	return cs && (cs->info.flags & flag);
 }
 
 char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fmt, ...)
@@ -249,18 +299,17 @@ int els_mgmt_request_check(const char *body, size_t len, int role, struct els_mg
 		goto fail;
 	}
 	const char *cmd = json_string_value(jcmd);
-	const struct cmd_spec *cs = cmds;
-	while (cs->info.name && strcmp(cs->info.name, cmd) != 0)
-		cs++;
-	if (!cs->info.name) {
+	const struct cmd_spec *cs = find_cmd(cmd);
+	if (!cs) {
+		char known[256];
+		size_t o = 0;
+
+		for (size_t i = 0; i < NCMDS && o < sizeof(known); i++)
+			o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "",
+					      cmds[i].info.name);
 		*code = "unknown_command";
-		*err_response =
-		    els_mgmt_error(id, *code, NULL,
-				   "unknown command \"%.64s\" (this agent knows: status, "
-				   "stats, policy.get, policy.validate, policy.apply, "
-				   "policy.rollback, list.get, list.add, list.del, flows, "
-				   "log, sweep)",
-				   cmd);
+		*err_response = els_mgmt_error(
+		    id, *code, NULL, "unknown command \"%.64s\" (this agent knows: %s)", cmd, known);
 		goto fail;
 	}
 	/* The role before the arguments: a forbidden client learns nothing about them. */
