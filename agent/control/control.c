@@ -94,6 +94,12 @@ json_t *els_json_text(const char *buf, size_t len)
 
 /* ---- audit ---- */
 
+static void audit_push(struct els_control *c, const char *text);
+void els_control_audit_push(struct els_control *c, const char *text)
+{
+	audit_push(c, text);
+}
+
 static void audit_push(struct els_control *c, const char *text)
 {
 	if (!c->env.ctl)
@@ -309,6 +315,10 @@ char *els_control_execute(struct els_control *c, const char *identity, int role,
 }
 
 static void send_response(struct els_control *c, uint32_t conn, char *resp);
+void els_control_send_response(struct els_control *c, uint32_t conn, char *resp)
+{
+	send_response(c, conn, resp);
+}
 
 static void pend_clear(struct els_control *c)
 {
@@ -431,6 +441,8 @@ void els_control_free(struct els_control *c)
 	}
 	free(c->snap_bufs);
 	els_mgmt_trust_free(c->trust);
+	els_mgmt_trust_free(c->console_trust);
+	free(c->console_host);
 	free(c->monitor_path);
 	free(c);
 }
@@ -520,6 +532,14 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 		els_mgmt_log_line((const char *)m->body);
 		return;
 	}
+	if (m->type == ELS_IPC_DIAL_STATUS) {
+		els_control_dial_status(c, (const char *)m->body);
+		return;
+	}
+	if (m->type == ELS_IPC_CONSOLE_REQUEST) {
+		els_control_console_request(c, m);
+		return;
+	}
 	if (m->type != ELS_IPC_REQUEST) {
 		els_log(ELS_LL_WARNING, "management: ignoring message type %u from the endpoint",
 			m->type);
@@ -582,6 +602,8 @@ void els_control_io(struct els_control *c, short revents)
 			return;
 		}
 		on_message(c, &m);
+		if (m.fd >= 0)
+			close(m.fd); /* the endpoint sends none: never keep one */
 		free(m.body);
 	}
 }
@@ -619,11 +641,13 @@ static void crl_check(struct els_control *c, bool force)
 void els_control_reload_crl(struct els_control *c)
 {
 	crl_check(c, true);
+	els_control_console_crl(c, true);
 }
 
 void els_control_watch_crl(struct els_control *c)
 {
 	crl_check(c, false);
+	els_control_console_crl(c, false);
 }
 
 void els_control_reap(struct els_control *c)

@@ -443,3 +443,17 @@ void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *
 	snprintf(out, n, "mgmt %.*s%s/%s@%.*s%s %s: %s%s", ci, identity, mi, role, cp, peer, mp, cmd,
 		 outcome, tail);
 }
+
+void els_mgmt_console_identity(char *out, size_t n, const char *who, const char *console_cn)
+{
+	char w[33];
+	size_t o = 0;
+	for (const char *p = who ? who : ""; *p && o + 1 < sizeof(w); p++) {
+		char ch = *p;
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '@';
+		w[o++] = ok ? ch : '?';
+	}
+	w[o] = 0;
+	snprintf(out, n, "%s via %s", o ? w : "?", console_cn);
+}
