@@ -5,6 +5,12 @@
 #include "els/log.h"
 
 static int max_level = ELS_LL_INFO;
+static const char *program = "elsd";
+
+void els_log_set_program(const char *name)
+{
+	program = name;
+}
 
 void els_log_set_level(int level)
 {
@@ -26,5 +32,5 @@ void els_log(int level, const char *fmt, ...)
 	if (getenv("JOURNAL_STREAM"))
 		fprintf(stderr, "<%d>%s\n", syslog_prio[level], line);
 	else
-		fprintf(stderr, "elsd: %s: %s\n", names[level], line);
+		fprintf(stderr, "%s: %s: %s\n", program, names[level], line);
 }

@@ -1,0 +1,23 @@
+/* The agent port (agents_port.c) and agent sessions (agent_sess.c): agents dial in over TLS 1.3
+ * with a certificate of role "agent" from agents.ca, say hello, then heartbeat; the console
+ * records each in console_agents and sends them requests (console_agent_request, console.h). */
+#ifndef ELS_CONSOLE_AGENTS_H
+#define ELS_CONSOLE_AGENTS_H
+
+#include <stddef.h>
+
+struct console;
+
+/* Listens on conf->agents. 0 or -errno with the reason logged. */
+int console_agents_start(struct console *c);
+/* Closes every session, marks this instance's agents disconnected, frees. */
+void console_agents_free(struct console *c);
+/* Live sessions that said hello. */
+size_t console_agents_count(struct console *c);
+/* Writes the state of the agents that sent frames since the last call (also every second
+ * on its own). The deployer calls it first, so that it sees who is connected now. */
+void console_agents_flush(struct console *c);
+/* Cuts agent_id's session (it reconnects and is checked again). 0 or -ENOENT. */
+int console_agents_disconnect(struct console *c, const char *agent_id, const char *why);
+
+#endif
