@@ -134,6 +134,20 @@ tcp8080() { in_cli timeout 3 bash -c "exec 3<>/dev/tcp/$AG4/8080 && head -c5 <&3
 check_not "elsd (and its endpoint) listen on no TCP port" \
 	bash -c "ip netns exec '$SRV' ss -ltnpH | grep -q elsd"
 check "the agent dials out and says hello" wait_long 50 grep -q '"type": "hello"' "$CLOG"
+# The endpoint stays confined: the main process connected the socket and passed it over.
+MPID=$(pgrep -P "$ELSD_PID" | head -n1)
+if [[ -n $MPID ]]; then
+	st=/proc/$MPID/status
+	check_eq "endpoint: seccomp filter on" 2 "$(awk '/^Seccomp:/ {print $2}' "$st")"
+	check_eq "endpoint: no_new_privs" 1 "$(awk '/^NoNewPrivs:/ {print $2}' "$st")"
+	check_eq "endpoint: no effective capabilities" 0000000000000000 "$(awk '/^CapEff:/ {print $2}' "$st")"
+	check_eq "endpoint: stdio, the socketpair and the console's socket only" 5 \
+		"$(ls /proc/"$MPID"/fd | wc -l)"
+	check "endpoint: the console connection is a TCP socket it was given" \
+		bash -c "ip netns exec '$SRV' ss -tnpH state established | grep -q 'pid=$MPID,'"
+else
+	fail "no management endpoint process found"
+fi
 hello=$(frames hello | head -n1)
 check_eq "hello: v 1" 1 "$(jget "$hello" 'r["v"]')"
 check_eq "hello: agent_id" agent1 "$(jget "$hello" 'r["agent_id"]')"
