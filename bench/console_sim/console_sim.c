@@ -5,7 +5,8 @@
  * which later heartbeats report. Lost connections are made again after 1-5 s.
  *
  *   console_sim --console HOST:PORT --ca CA.crt --ca-key CA.key --agents N [--prefix P]
- *               [--group G] [--heartbeat S] [--rate CONNECTS_PER_S] [--duration S]
+ *               [--group G] [--heartbeat S] [--rate CONNECTS_PER_S] [--inflight N]
+ *               [--duration S]
  *               [--applies FILE] [--stats FILE]
  *
  * --stats gets one JSON line a second: {"t":unix_s,"connected":n,"hello":n,"applies":n,
@@ -55,12 +56,21 @@ static struct {
 	unsigned n, heartbeat, rate;
 	struct agent *agents;
 	unsigned next_connect; /* agents [next_connect, n) have not been started yet */
-	unsigned *retry;       /* agents waiting to reconnect: a ring */
+	unsigned *retry;       /* agents waiting to reconnect: a ring, in order of loss */
+	uint64_t *retry_at;    /* ns (monotonic) when each ring entry may connect again */
 	unsigned retry_head, retry_tail;
+	unsigned inflight, max_inflight; /* handshakes under way, and the cap */
 	unsigned long connected, hellos, applies, failures, disconnects;
 	unsigned tick;
 	FILE *applies_f, *stats_f;
 } S;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t now_ns(void)
 {
@@ -114,13 +124,18 @@ static void lost(struct agent *a, bool failed)
 {
 	if (a->up)
 		S.connected--;
+	else
+		S.inflight--;
 	if (failed)
 		S.failures++;
 	else
 		S.disconnects++;
 	a->up = a->hello = false;
-	bufferevent_free(a->bev);
+	if (a->bev)
+		bufferevent_free(a->bev);
 	a->bev = NULL;
+	/* Again after 1 s (jitter comes from the order of losses). */
+	S.retry_at[S.retry_tail % S.n] = mono_ns() + 1000000000ull;
 	S.retry[S.retry_tail++ % S.n] = a->idx;
 }
 
@@ -190,6 +205,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		a->up = true;
+		S.inflight--;
 		S.connected++;
 		send_state(a, "hello");
 		if (!a->hello)
@@ -204,8 +220,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void start_agent(struct agent *a)
 {
 	SSL *ssl = SSL_new(S.ctx);
+	S.inflight++; /* until connected or lost */
 	if (!ssl) {
-		S.failures++;
+		lost(a, true);
 		return;
 	}
 	SSL_use_certificate(ssl, a->cert);
@@ -219,7 +236,7 @@ static void start_agent(struct agent *a)
 						BEV_OPT_CLOSE_ON_FREE);
 	if (!a->bev) {
 		SSL_free(ssl);
-		S.failures++;
+		lost(a, true);
 		return;
 	}
 	bufferevent_setcb(a->bev, on_read, NULL, on_event, a);
@@ -228,22 +245,24 @@ static void start_agent(struct agent *a)
 		lost(a, true);
 }
 
-/* Every 10 ms: new connections up to --rate a second, reconnections, and the heartbeats of
- * the agents whose turn it is (each agent once per --heartbeat seconds). */
+/* Every 10 ms: new connections up to --rate a second and at most --inflight handshakes
+ * under way (so the console's own handshake rate is what is measured, not its refusals of a
+ * flood), reconnections of agents lost at least 1 s ago, and the heartbeats of the agents
+ * whose turn it is (each agent once per --heartbeat seconds). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
 	unsigned budget = S.rate / 100 ? S.rate / 100 : 1;
-	while (budget && S.next_connect < S.n) {
+	uint64_t now = mono_ns();
+	while (budget && S.inflight < S.max_inflight && S.retry_head != S.retry_tail &&
+	       S.retry_at[S.retry_head % S.n] <= now) {
+		start_agent(&S.agents[S.retry[S.retry_head++ % S.n]]);
+		budget--;
+	}
+	while (budget && S.inflight < S.max_inflight && S.next_connect < S.n) {
 		start_agent(&S.agents[S.next_connect++]);
 		budget--;
 	}
-	/* Reconnections wait at least 1 s: the ring holds them in order of loss. */
-	if (S.tick % 100 == 0)
-		while (budget && S.retry_head != S.retry_tail) {
-			start_agent(&S.agents[S.retry[S.retry_head++ % S.n]]);
-			budget--;
-		}
 	unsigned slots = S.heartbeat * 100;
 	for (unsigned i = S.tick % slots; i < S.n; i += slots)
 		if (S.agents[i].up)
@@ -251,9 +270,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (++S.tick % 100 == 0 && S.stats_f) {
 		fprintf(S.stats_f,
 			"{\"t\":%.3f,\"connected\":%lu,\"hello\":%lu,\"applies\":%lu,\"failures\":%lu,"
-			"\"disconnects\":%lu}\n",
+			"\"disconnects\":%lu,\"inflight\":%u}\n",
 			(double)now_ns() / 1e9, S.connected, S.hellos, S.applies, S.failures,
-			S.disconnects);
+			S.disconnects, S.inflight);
 		fflush(S.stats_f);
 		if (S.applies_f)
 			fflush(S.applies_f);
@@ -300,7 +319,7 @@ static int parse_addr(const char *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: console_sim --console ADDR:PORT --ca CA.crt --ca-key CA.key "
-			"--agents N [--prefix P] [--group G] [--heartbeat S] [--rate N] "
+			"--agents N [--prefix P] [--group G] [--heartbeat S] [--rate N] [--inflight N] "
 			"[--duration S] [--applies FILE] [--stats FILE]\n");
 	exit(2);
 }
@@ -313,11 +332,13 @@ int main(int argc, char **argv)
 	S.group = "sim";
 	S.heartbeat = 10;
 	S.rate = 2000;
+	S.max_inflight = 256;
 	static const struct option opts[] = {
 	    {"console", 1, 0, 'c'}, {"ca", 1, 0, 'a'},	     {"ca-key", 1, 0, 'k'},
 	    {"agents", 1, 0, 'n'},  {"prefix", 1, 0, 'p'},   {"group", 1, 0, 'g'},
 	    {"heartbeat", 1, 0, 'h'}, {"rate", 1, 0, 'r'},   {"duration", 1, 0, 'd'},
-	    {"applies", 1, 0, 'A'}, {"stats", 1, 0, 'S'},    {0, 0, 0, 0}};
+	    {"applies", 1, 0, 'A'}, {"stats", 1, 0, 'S'},    {"inflight", 1, 0, 'i'},
+	    {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -332,6 +353,7 @@ int main(int argc, char **argv)
 		case 'd': duration = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'A': applies = optarg; break;
 		case 'S': stats = optarg; break;
+		case 'i': S.max_inflight = (unsigned)strtoul(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
@@ -352,6 +374,7 @@ int main(int argc, char **argv)
 	}
 	S.agents = calloc(S.n, sizeof(*S.agents));
 	S.retry = calloc(S.n, sizeof(*S.retry));
+	S.retry_at = calloc(S.n, sizeof(*S.retry_at));
 	char zero[65];
 	sha256_hex("", 0, zero);
 	struct timespec t0, t1;
