@@ -351,9 +351,8 @@ static void dial_status(void *arg, bool up, const char *text)
 	struct daemon *d = arg;
 	if (!els_dialout_report(d->dial, up, text))
 		return;
-	const char *addr = d->running->set.mgmt->console_address;
-	els_push_event(d->ctl, d->running->generation, "mgmt console %.40s %s: %.60s", addr,
-		       up ? "connected" : "down", text);
+	els_push_event(d->ctl, d->running->generation, "mgmt console %.40s %s: %.60s",
+		       els_dialout_address(d->dial), up ? "connected" : "down", text);
 }
 
 /* Every turn of the loop: connects when due, hands the socket (after the state, so that hello
@@ -371,7 +370,7 @@ static void dial_step(struct daemon *d, short revents)
 	struct els_monitor_stats ms = {0};
 	if (d->mon)
 		els_monitor_get_stats(d->mon, &ms);
-	struct els_dialout_state_in in = {.mc = d->running->set.mgmt,
+	struct els_dialout_state_in in = {.group = els_dialout_group(d->dial),
 					  .p = d->running,
 					  .workers = d->workers,
 					  .nq = d->nq,
@@ -382,7 +381,7 @@ static void dial_step(struct daemon *d, short revents)
 		els_control_send_state(d->control, state);
 	free(state);
 	if (fd >= 0) {
-		int rc = els_control_send_dial(d->control, fd, in.mc->console_address);
+		int rc = els_control_send_dial(d->control, fd, els_dialout_address(d->dial));
 		close(fd);
 		els_dialout_handed(d->dial, rc == 0);
 	}

@@ -17,8 +17,8 @@ struct els_dialout;
 struct els_policy;
 struct els_worker;
 
-/* NULL when c dials nothing (or out of memory). Keeps c: it must outlive the dialout (the
- * management section is read at start only). */
+/* NULL when c dials nothing (or out of memory). Copies what it needs of c (the settings are
+ * read at start only; the policy holding c is freed at a reload). */
 struct els_dialout *els_dialout_new(const struct els_mgmt_conf *c);
 void els_dialout_free(struct els_dialout *d);
 
@@ -38,6 +38,9 @@ void els_dialout_handed(struct els_dialout *d, bool ok);
 bool els_dialout_report(struct els_dialout *d, bool up, const char *why);
 /* Due to send the state (every heartbeat_s, and just before a socket is handed over). */
 bool els_dialout_state_due(struct els_dialout *d);
+/* console.address and console.group (NULL: none) as read at start. */
+const char *els_dialout_address(const struct els_dialout *d);
+const char *els_dialout_group(const struct els_dialout *d);
 /* A socket went to the endpoint (handed over, or up). */
 bool els_dialout_connected(const struct els_dialout *d);
 
@@ -45,7 +48,7 @@ bool els_dialout_connected(const struct els_dialout *d);
 
 /* What hello and heartbeat say about the agent (docs/console-protocol.md). */
 struct els_dialout_state_in {
-	const struct els_mgmt_conf *mc;
+	const char *group;	    /* console.group, or NULL */
 	const struct els_policy *p; /* running */
 	const struct els_worker *workers;
 	unsigned nq;

@@ -25,8 +25,19 @@
 
 enum dial_state { D_WAIT, D_RESOLVING, D_CONNECTING, D_HANDED, D_UP };
 
+/* What it needs of console.*, copied: the policy that held the settings is freed at the next
+ * reload (a console's policy.apply), while this lives as long as elsd. */
+struct dial_conf {
+	char address[300];
+	char host[256];
+	char group[72]; /* "" when none */
+	uint16_t port;
+	unsigned heartbeat_s;
+};
+
 struct els_dialout {
-	const struct els_mgmt_conf *c;
+	struct dial_conf cf;
+	const struct dial_conf *c;
 	enum dial_state st;
 	uint64_t due_ms;  /* D_WAIT: the next attempt; D_CONNECTING: the connect deadline */
 	unsigned fails;	  /* failures in a row: the back-off's exponent */
@@ -54,7 +65,12 @@ struct els_dialout *els_dialout_new(const struct els_mgmt_conf *c)
 	struct els_dialout *d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
-	d->c = c;
+	snprintf(d->cf.address, sizeof(d->cf.address), "%s", c->console_address);
+	snprintf(d->cf.host, sizeof(d->cf.host), "%s", c->console_host);
+	snprintf(d->cf.group, sizeof(d->cf.group), "%s", c->console_group ? c->console_group : "");
+	d->cf.port = c->console_port;
+	d->cf.heartbeat_s = c->heartbeat_s;
+	d->c = &d->cf;
 	d->fd = -1;
 	d->st = D_WAIT;
 	d->due_ms = now_ms(); /* the first attempt at once */
@@ -173,7 +189,7 @@ static void start_connect(struct els_dialout *d, const struct addrinfo *ai)
 static void start_attempt(struct els_dialout *d)
 {
 	unsigned char tmp[16];
-	const char *h = d->c->console_host;
+	const char *h = d->c->host;
 	memset(&d->hints, 0, sizeof(d->hints));
 	d->hints.ai_socktype = SOCK_STREAM;
 	d->hints.ai_protocol = IPPROTO_TCP;
@@ -219,7 +235,7 @@ int els_dialout_step(struct els_dialout *d, short revents)
 		d->st = D_WAIT;
 		if (rc != 0) {
 			char why[160];
-			snprintf(why, sizeof(why), "cannot resolve %.64s: %s", d->c->console_host,
+			snprintf(why, sizeof(why), "cannot resolve %.64s: %s", d->c->host,
 				 gai_strerror(rc));
 			schedule_retry(d, why);
 			return -1;
@@ -290,6 +306,16 @@ bool els_dialout_state_due(struct els_dialout *d)
 		return false;
 	d->next_state_ms = now + d->c->heartbeat_s * 1000ull;
 	return true;
+}
+
+const char *els_dialout_address(const struct els_dialout *d)
+{
+	return d->c->address;
+}
+
+const char *els_dialout_group(const struct els_dialout *d)
+{
+	return d->c->group[0] ? d->c->group : NULL;
 }
 
 bool els_dialout_connected(const struct els_dialout *d)

@@ -94,8 +94,8 @@ char *els_dialout_state_json(const struct els_dialout_state_in *in)
 			      "monitor_ok", in->monitor_ok);
 	if (!j)
 		return NULL;
-	if (in->mc->console_group)
-		json_object_set_new(j, "group", json_string(in->mc->console_group));
+	if (in->group)
+		json_object_set_new(j, "group", json_string(in->group));
 	json_object_set_new(j, "rules_ok", in->rules_ok < 0 ? json_null() : json_boolean(in->rules_ok));
 	json_t *ls = json_array();
 	bool ok = add_listeners(ls, "/proc/net/tcp", "tcp", false, true);
