@@ -53,19 +53,6 @@ void els_control_dial_status(struct els_control *c, const char *text)
 		c->env.dial_status(c->env.arg, up, up ? clean + 3 : clean + (o > 5 ? 5 : o));
 }
 
-/* "WHO via CN" and the role from the request's on_behalf_of: parsed here again, never taken
- * from the endpoint. */
-static int on_behalf(const char *json, size_t len, const char *cn, char *identity, size_t n)
-{
-	json_t *j = json_loadb(json, len, 0, NULL);
-	json_t *ob = json_is_object(j) ? json_object_get(j, "on_behalf_of") : NULL;
-	const char *who = json_string_value(json_object_get(ob, "identity"));
-	const char *role = json_string_value(json_object_get(ob, "role"));
-	int r = ob ? (role ? els_mgmt_role_parse(role) : ELS_ROLE_NONE) : ELS_ROLE_AUDITOR;
-	els_mgmt_console_identity(identity, n, who, cn);
-	json_decref(j);
-	return r;
-}
 
 void els_control_console_request(struct els_control *c, struct els_ipc_msg *m)
 {
@@ -111,7 +98,7 @@ void els_control_console_request(struct els_control *c, struct els_ipc_msg *m)
 		/* A role the agent does not know (or none stated with on_behalf_of) is
 		 * ELS_ROLE_NONE: the request check refuses every command, as for a
 		 * certificate without a role. */
-		int role = on_behalf(json, jlen, cn, identity, sizeof(identity));
+		int role = els_mgmt_on_behalf(json, jlen, cn, identity, sizeof(identity));
 		resp = els_control_execute(c, identity, role, peer, m->conn, json, jlen, &outcome);
 		if (!resp && strcmp(outcome, "pending") == 0)
 			return;

@@ -224,26 +224,13 @@ void els_dial_tick(struct endpoint *e)
 	}
 }
 
-/* "alice via console-1": the console user's name (printable, at most 32 characters) and the
- * console's CN. The main process builds the same from its own parse (control_console.c). */
-static int on_behalf(const char *body, size_t len, const char *cn, char *identity, size_t n)
-{
-	json_t *j = json_loadb(body, len, 0, NULL);
-	json_t *ob = json_is_object(j) ? json_object_get(j, "on_behalf_of") : NULL;
-	const char *who = json_string_value(json_object_get(ob, "identity"));
-	const char *role = json_string_value(json_object_get(ob, "role"));
-	int r = ob ? (role ? els_mgmt_role_parse(role) : ELS_ROLE_NONE) : ELS_ROLE_AUDITOR;
-	els_mgmt_console_identity(identity, n, who, cn);
-	json_decref(j);
-	return r;
-}
 
 void els_dial_request(struct endpoint *e, struct conn *k)
 {
 	struct els_mgmt_req req;
 	char *err, identity[65], text[96];
 	const char *code;
-	int role = on_behalf((const char *)k->fr.body, k->fr.len, k->identity, identity,
+	int role = els_mgmt_on_behalf((const char *)k->fr.body, k->fr.len, k->identity, identity,
 			     sizeof(identity));
 
 	if (els_mgmt_request_check((const char *)k->fr.body, k->fr.len, role, &req, &err,

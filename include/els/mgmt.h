@@ -114,6 +114,10 @@ void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *
  * on_behalf_of identity the console states (letters, digits, '.', '_', '-', '@' kept, others
  * '?', at most 32; "?" when absent) and CONSOLE the CN of its certificate. */
 void els_mgmt_console_identity(char *out, size_t n, const char *who, const char *console_cn);
+/* A console's request (any bytes): the role its on_behalf_of states (none: auditor; unknown
+ * or missing role: ELS_ROLE_NONE) and the identity it is recorded under, as above. */
+int els_mgmt_on_behalf(const char *json, size_t len, const char *console_cn, char *identity,
+		       size_t n);
 
 /* Command names and the role each needs; NULL-terminated by name. */
 struct els_mgmt_cmd_info {

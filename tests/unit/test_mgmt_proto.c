@@ -344,3 +344,36 @@ Test(config, every_error_with_its_line)
 	cr_assert_eq(parse("management = 5;", &c, &d), -EINVAL);
 	els_diag_free(&d);
 }
+
+/* ---- the console connection's on_behalf_of ---- */
+
+static int ob(const char *json, char *id)
+{
+	return els_mgmt_on_behalf(json, strlen(json), "console-1", id, 65);
+}
+
+Test(console, on_behalf_of_gives_role_and_identity)
+{
+	char id[65];
+	cr_assert_eq(ob("{\"v\":1,\"id\":1,\"cmd\":\"status\"}", id), ELS_ROLE_AUDITOR,
+		     "none stated: the console may only read");
+	cr_assert_str_eq(id, "? via console-1");
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"alice\",\"role\":\"admin\"}}", id),
+		     ELS_ROLE_ADMIN);
+	cr_assert_str_eq(id, "alice via console-1");
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"bob\",\"role\":\"auditor\"}}", id),
+		     ELS_ROLE_AUDITOR);
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"eve\",\"role\":\"root\"}}", id),
+		     ELS_ROLE_NONE, "an unknown role is none, not the default");
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"eve\"}}", id), ELS_ROLE_NONE);
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"eve\",\"role\":\"Admin\"}}", id),
+		     ELS_ROLE_NONE, "case matters");
+	cr_assert_eq(ob("{\"on_behalf_of\":\"admin\"}", id), ELS_ROLE_NONE);
+	cr_assert_eq(ob("not json", id), ELS_ROLE_AUDITOR, "the request check refuses it anyway");
+	ob("{\"on_behalf_of\":{\"identity\":\"a b\\nalert: x\",\"role\":\"admin\"}}", id);
+	cr_assert_str_eq(id, "a?b?alert??x via console-1", "nothing that could forge a line");
+	ob("{\"on_behalf_of\":{\"identity\":\"0123456789012345678901234567890123456789\","
+	   "\"role\":\"admin\"}}",
+	   id);
+	cr_assert_str_eq(id, "01234567890123456789012345678901 via console-1", "cut at 32");
+}
