@@ -231,6 +231,16 @@ check "a refused console is tried again and again" wait_long 100 \
 delays=$(grep -oE "next try in [0-9.]+ s" "$ELSD_LOG" | tail -n 3 | awk '{print $4}' | paste -sd' ')
 check "the retries back off: the cap doubles ($delays)" \
 	awk -v d="$delays" 'BEGIN { split(d, a, " "); exit !(a[1] <= 2.0 && a[2] <= 4.0 && a[3] <= 8.0 && a[1] >= 1.0) }'
+# Sessions follow the certificate: a new CRL (the file replaced, no SIGHUP) that revokes the
+# connected console ends its connection, and it is refused from then on.
+good_again
+nrev=$(grep -c "handshake failed: certificate revoked" "$ELSD_LOG")
+"$PKI" revoke "$CA" "$CA/servers/console-1.crt" >/dev/null
+cp "$CA/crl.pem" "$TLS/crl.new" && mv -f "$TLS/crl.new" "$TLS/crl.pem"
+check "a new CRL revoking the connected console ends the connection" wait_long 50 \
+	grep -q "console: $CON4:$PORT: the console's certificate: certificate revoked" "$ELSD_LOG"
+check "the revoked console is refused at the next attempts" wait_long 75 \
+	bash -c "(( \$(grep -c 'handshake failed: certificate revoked' '$ELSD_LOG') > $nrev ))"
 check "elsd is still running" kill -0 "$ELSD_PID"
 check "the loss is in the monitor" wait_records "kind = 'event' AND detail LIKE 'mgmt console $CON4:$PORT down%'"
 check "the connection is in the monitor" wait_records "kind = 'event' AND detail LIKE 'mgmt console $CON4:$PORT connected%'"
