@@ -17,8 +17,7 @@
 #include "els/mgmt.h"
 #include "mgmt.h"
 
-void els_control_set_console(struct els_control *c, struct els_mgmt_trust *trust,
-			     const char *host)
+void els_control_set_console(struct els_control *c, struct els_mgmt_trust *trust, const char *host)
 {
 	els_mgmt_trust_free(c->console_trust);
 	free(c->console_host);
@@ -44,15 +43,13 @@ void els_control_dial_status(struct els_control *c, const char *text)
 	char clean[200];
 	size_t o = 0;
 	/* From the endpoint: printable ASCII only into the log and the monitor. */
-	for (const unsigned char *s = (const unsigned char *)text; *s && o + 1 < sizeof(clean);
-	     s++)
+	for (const unsigned char *s = (const unsigned char *)text; *s && o + 1 < sizeof(clean); s++)
 		clean[o++] = *s >= 0x20 && *s < 0x7f ? (char)*s : '?';
 	clean[o] = 0;
 	bool up = strncmp(clean, "up ", 3) == 0;
 	if (c->env.dial_status)
 		c->env.dial_status(c->env.arg, up, up ? clean + 3 : clean + (o > 5 ? 5 : o));
 }
-
 
 void els_control_console_request(struct els_control *c, struct els_ipc_msg *m)
 {
@@ -78,8 +75,8 @@ void els_control_console_request(struct els_control *c, struct els_ipc_msg *m)
 	const char *json = nul + 1;
 	size_t jlen = m->len - (size_t)(json - (const char *)m->body);
 	bool ok = c->console_trust && c->console_host &&
-		  els_mgmt_trust_console(c->console_trust, m->body + 4, derlen, c->console_host,
-					 cn, sizeof(cn), why, sizeof(why));
+		  els_mgmt_trust_console(c->console_trust, m->body + 4, derlen, c->console_host, cn,
+					 sizeof(cn), why, sizeof(why));
 	char *resp;
 	if (!ok) {
 		char text[96], detail[80], id[128];

@@ -7,11 +7,11 @@
  * and takes the role from on_behalf_of. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,19 +224,18 @@ void els_dial_tick(struct endpoint *e)
 	}
 }
 
-
 void els_dial_request(struct endpoint *e, struct conn *k)
 {
 	struct els_mgmt_req req;
 	char *err, identity[65], text[96];
 	const char *code;
 	int role = els_mgmt_on_behalf((const char *)k->fr.body, k->fr.len, k->identity, identity,
-			     sizeof(identity));
+				      sizeof(identity));
 
-	if (els_mgmt_request_check((const char *)k->fr.body, k->fr.len, role, &req, &err,
-				   &code) < 0) {
-		els_mgmt_audit_text(text, sizeof(text), identity, els_mgmt_role_name(role),
-				    k->peer, req.cmd_name, code, "");
+	if (els_mgmt_request_check((const char *)k->fr.body, k->fr.len, role, &req, &err, &code) <
+	    0) {
+		els_mgmt_audit_text(text, sizeof(text), identity, els_mgmt_role_name(role), k->peer,
+				    req.cmd_name, code, "");
 		els_ipc_send(e->ipc, ELS_IPC_AUDIT, 0, text, strlen(text));
 		els_mgmt_respond(e, k, err);
 		return;

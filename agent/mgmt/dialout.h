@@ -52,7 +52,7 @@ struct els_dialout_state_in {
 	const struct els_policy *p; /* running */
 	const struct els_worker *workers;
 	unsigned nq;
-	int rules_ok;	/* 1, 0, or -1 unknown (no rule watch has said) */
+	int rules_ok; /* 1, 0, or -1 unknown (no rule watch has said) */
 	bool monitor_ok;
 };
 /* The state as a JSON object (malloc'd text), or NULL. */

@@ -39,9 +39,9 @@ struct els_dialout {
 	struct dial_conf cf;
 	const struct dial_conf *c;
 	enum dial_state st;
-	uint64_t due_ms;  /* D_WAIT: the next attempt; D_CONNECTING: the connect deadline */
-	unsigned fails;	  /* failures in a row: the back-off's exponent */
-	bool was_up;	  /* the last report was up (a down then is worth a monitor record) */
+	uint64_t due_ms;   /* D_WAIT: the next attempt; D_CONNECTING: the connect deadline */
+	unsigned fails;	   /* failures in a row: the back-off's exponent */
+	bool was_up;	   /* the last report was up (a down then is worth a monitor record) */
 	bool told_failing; /* a failure after the last up was recorded */
 	int fd;
 	struct gaicb gcb;
@@ -118,12 +118,13 @@ static void schedule_retry(struct els_dialout *d, const char *why)
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
 		r = (uint32_t)now_ms() * 2654435761u;
-	unsigned delay = BACKOFF_MIN_MS + (cap > BACKOFF_MIN_MS ? r % (cap - BACKOFF_MIN_MS + 1) : 0);
+	unsigned delay =
+	    BACKOFF_MIN_MS + (cap > BACKOFF_MIN_MS ? r % (cap - BACKOFF_MIN_MS + 1) : 0);
 	d->fails++;
 	d->st = D_WAIT;
 	d->due_ms = now_ms() + delay;
-	els_log(ELS_LL_INFO, "console: %s: %s; next try in %u.%03u s", d->addr, why,
-		delay / 1000, delay % 1000);
+	els_log(ELS_LL_INFO, "console: %s: %s; next try in %u.%03u s", d->addr, why, delay / 1000,
+		delay % 1000);
 }
 
 int els_dialout_fd(const struct els_dialout *d)

@@ -96,7 +96,8 @@ char *els_dialout_state_json(const struct els_dialout_state_in *in)
 		return NULL;
 	if (in->group)
 		json_object_set_new(j, "group", json_string(in->group));
-	json_object_set_new(j, "rules_ok", in->rules_ok < 0 ? json_null() : json_boolean(in->rules_ok));
+	json_object_set_new(j, "rules_ok",
+			    in->rules_ok < 0 ? json_null() : json_boolean(in->rules_ok));
 	json_t *ls = json_array();
 	bool ok = add_listeners(ls, "/proc/net/tcp", "tcp", false, true);
 	ok |= add_listeners(ls, "/proc/net/tcp6", "tcp", true, true);
@@ -109,8 +110,9 @@ char *els_dialout_state_json(const struct els_dialout_state_in *in)
 	json_t *permits = json_array();
 	els_registry_inbound_ports(p, add_permit, permits);
 	json_object_set_new(j, "permits", permits);
-	json_object_set_new(j, "counters", json_pack("{s:I,s:I}", "dropped", (json_int_t)dropped,
-						     "admitted", (json_int_t)accepted));
+	json_object_set_new(j, "counters",
+			    json_pack("{s:I,s:I}", "dropped", (json_int_t)dropped, "admitted",
+				      (json_int_t)accepted));
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return s;

@@ -158,11 +158,12 @@ static void on_request(struct agent *a, json_t *req)
 			fprintf(S.applies_f, "%s %llu %s\n", a->id, (unsigned long long)now_ns(),
 				a->sha);
 		send_json(a, json_pack("{s:i,s:O,s:b,s:{s:i,s:s,s:s,s:b,s:[]}}", "v", 1, "id", id,
-				       "ok", 1, "result", "generation", (int)a->gen, "sha256", a->sha,
-				       "previous_sha256", prev, "changed", 1, "warnings"));
+				       "ok", 1, "result", "generation", (int)a->gen, "sha256",
+				       a->sha, "previous_sha256", prev, "changed", 1, "warnings"));
 	} else if (strcmp(cmd, "status") == 0) {
-		send_json(a, json_pack("{s:i,s:O,s:b,s:{s:i,s:s}}", "v", 1, "id", id, "ok", 1,
-				       "result", "generation", (int)a->gen, "policy_sha256", a->sha));
+		send_json(a,
+			  json_pack("{s:i,s:O,s:b,s:{s:i,s:s}}", "v", 1, "id", id, "ok", 1,
+				    "result", "generation", (int)a->gen, "policy_sha256", a->sha));
 	} else {
 		send_json(a, json_pack("{s:i,s:O,s:b,s:{s:s,s:s,s:[]}}", "v", 1, "id", id, "ok", 0,
 				       "error", "code", "unknown_command", "message",
@@ -268,11 +269,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		if (S.agents[i].up)
 			send_state(&S.agents[i], "heartbeat");
 	if (++S.tick % 100 == 0 && S.stats_f) {
-		fprintf(S.stats_f,
-			"{\"t\":%.3f,\"connected\":%lu,\"hello\":%lu,\"applies\":%lu,\"failures\":%lu,"
-			"\"disconnects\":%lu,\"inflight\":%u}\n",
-			(double)now_ns() / 1e9, S.connected, S.hellos, S.applies, S.failures,
-			S.disconnects, S.inflight);
+		fprintf(
+		    S.stats_f,
+		    "{\"t\":%.3f,\"connected\":%lu,\"hello\":%lu,\"applies\":%lu,\"failures\":%lu,"
+		    "\"disconnects\":%lu,\"inflight\":%u}\n",
+		    (double)now_ns() / 1e9, S.connected, S.hellos, S.applies, S.failures,
+		    S.disconnects, S.inflight);
 		fflush(S.stats_f);
 		if (S.applies_f)
 			fflush(S.applies_f);
@@ -318,9 +320,10 @@ static int parse_addr(const char *s)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: console_sim --console ADDR:PORT --ca CA.crt --ca-key CA.key "
-			"--agents N [--prefix P] [--group G] [--heartbeat S] [--rate N] [--inflight N] "
-			"[--duration S] [--applies FILE] [--stats FILE]\n");
+	fprintf(stderr,
+		"usage: console_sim --console ADDR:PORT --ca CA.crt --ca-key CA.key "
+		"--agents N [--prefix P] [--group G] [--heartbeat S] [--rate N] [--inflight N] "
+		"[--duration S] [--applies FILE] [--stats FILE]\n");
 	exit(2);
 }
 
@@ -333,31 +336,64 @@ int main(int argc, char **argv)
 	S.heartbeat = 10;
 	S.rate = 2000;
 	S.max_inflight = 256;
-	static const struct option opts[] = {
-	    {"console", 1, 0, 'c'}, {"ca", 1, 0, 'a'},	     {"ca-key", 1, 0, 'k'},
-	    {"agents", 1, 0, 'n'},  {"prefix", 1, 0, 'p'},   {"group", 1, 0, 'g'},
-	    {"heartbeat", 1, 0, 'h'}, {"rate", 1, 0, 'r'},   {"duration", 1, 0, 'd'},
-	    {"applies", 1, 0, 'A'}, {"stats", 1, 0, 'S'},    {"inflight", 1, 0, 'i'},
-	    {0, 0, 0, 0}};
+	static const struct option opts[] = {{"console", 1, 0, 'c'},
+					     {"ca", 1, 0, 'a'},
+					     {"ca-key", 1, 0, 'k'},
+					     {"agents", 1, 0, 'n'},
+					     {"prefix", 1, 0, 'p'},
+					     {"group", 1, 0, 'g'},
+					     {"heartbeat", 1, 0, 'h'},
+					     {"rate", 1, 0, 'r'},
+					     {"duration", 1, 0, 'd'},
+					     {"applies", 1, 0, 'A'},
+					     {"stats", 1, 0, 'S'},
+					     {"inflight", 1, 0, 'i'},
+					     {0, 0, 0, 0}};
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'c': console = optarg; break;
-		case 'a': ca = optarg; break;
-		case 'k': ca_key = optarg; break;
-		case 'n': S.n = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'p': S.prefix = optarg; break;
-		case 'g': S.group = optarg; break;
-		case 'h': S.heartbeat = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'r': S.rate = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'd': duration = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'A': applies = optarg; break;
-		case 'S': stats = optarg; break;
-		case 'i': S.max_inflight = (unsigned)strtoul(optarg, NULL, 10); break;
-		default: usage();
+		case 'c':
+			console = optarg;
+			break;
+		case 'a':
+			ca = optarg;
+			break;
+		case 'k':
+			ca_key = optarg;
+			break;
+		case 'n':
+			S.n = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			S.prefix = optarg;
+			break;
+		case 'g':
+			S.group = optarg;
+			break;
+		case 'h':
+			S.heartbeat = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			S.rate = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'd':
+			duration = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'A':
+			applies = optarg;
+			break;
+		case 'S':
+			stats = optarg;
+			break;
+		case 'i':
+			S.max_inflight = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		default:
+			usage();
 		}
 	}
-	if (!console || !ca || !ca_key || !S.n || !S.heartbeat || !S.rate || parse_addr(console) < 0)
+	if (!console || !ca || !ca_key || !S.n || !S.heartbeat || !S.rate ||
+	    parse_addr(console) < 0)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	if (sim_certs_load(&S.certs, ca, ca_key) < 0) {
