@@ -131,6 +131,20 @@ els_listen "$SRV" 8080 || fail "listener on 8080 did not start"
 els_start "$CONF" || exit 1
 tcp8080() { in_cli timeout 3 bash -c "exec 3<>/dev/tcp/$AG4/8080 && head -c5 <&3" 2>/dev/null | grep -q hello; }
 
+# els-rules, with this config, steers everything and opens no management port (in a namespace
+# of its own, so the test's steering stays as it is).
+RNS="$ELS_TAG-rules"
+ip netns add "$RNS" && ip netns exec "$RNS" ip link set lo up
+ELSD="$ELSD" ELS_RULES_STATE="$WORK/rules-state" ip netns exec "$RNS" \
+	"$ELS_SOURCE_DIR/packaging/els-rules" -c "$CONF" install >"$WORK/rules.out" 2>&1
+rules=$(ELSD="$ELSD" ELS_RULES_STATE="$WORK/rules-state" ip netns exec "$RNS" \
+	"$ELS_SOURCE_DIR/packaging/els-rules" -c "$CONF" status 2>&1)
+ip netns del "$RNS"
+check "els-rules installs the steering for this config" grep -q "elsd: queues" <<<"$rules"
+# (with management.listen = "0.0.0.0:7443" the same commands say "management port 7443
+# accepted" and list four "elsd: management" rules)
+check_not "els-rules opens no management port (no management.listen)" \
+	grep -qE "elsd: management|management port" "$WORK/rules.out" - <<<"$rules"
 check_not "elsd (and its endpoint) listen on no TCP port" \
 	bash -c "ip netns exec '$SRV' ss -ltnpH | grep -q elsd"
 check "the agent dials out and says hello" wait_long 50 grep -q '"type": "hello"' "$CLOG"
