@@ -76,7 +76,8 @@ struct els_mgmt_tls {
 
 /* Reads ca, cert, key and crl of c and builds the context: TLS 1.3 only, client certificate
  * required and checked against the CA and the CRL, no session resumption (so a revocation
- * counts at the next connection). Refuses a key file that group or others may read. 0, or
+ * counts at the next connection); skipped when c has a console address and no listen. With a
+ * console address, also the console client context from console_* (cctx). Refuses a key file that group or others may read. 0, or
  * -errno with a message naming the file in err. */
 int els_mgmt_tls_load(struct els_mgmt_tls *t, const struct els_mgmt_conf *c, char *err, size_t n);
 /* Replaces the CRL (PEM text, one or more CRLs) for new connections. 0 or -errno + err. */

@@ -305,8 +305,11 @@ int els_mgmt_tls_load(struct els_mgmt_tls *t, const struct els_mgmt_conf *c, cha
 	memset(t, 0, sizeof(*t));
 	if (c->console_address && load_console(t, c, err, n) < 0)
 		goto fail;
-	if (!c->listen)
-		return 0; /* no listener: the server material is not needed */
+	/* An endpoint that only dials its console needs no server material (its files need
+	 * not exist). Any other caller (the listener; the metrics endpoint, which passes only
+	 * the four files) gets the server context. */
+	if (!c->listen && c->console_address)
+		return 0;
 	t->cas = els_mgmt_read_certs(c->ca, err, n);
 	if (!t->cas)
 		goto fail;
