@@ -206,6 +206,21 @@ console console-1 --request "$WORK/r3.json"
 check "the agent reconnects and says hello again" wait_long 100 grep -q '"type": "hello"' "$CLOG"
 check "and answers the console on the new connection" wait_long 25 grep -q '"ok": true' "$CLOG"
 
+# The console vanishes without closing anything (the router drops every packet): the agent's
+# unacknowledged heartbeats end the connection within 3 heartbeat intervals (TCP_USER_TIMEOUT,
+# and the endpoint's own stall check), and it connects again once the path is back.
+nloss=$(grep -c "next try in" "$ELSD_LOG")
+t0=$SECONDS
+ip netns exec "$RTR" iptables -I FORWARD -j DROP
+check "a silently vanished console is noticed" wait_long 75 \
+	bash -c "(( \$(grep -c 'next try in' '$ELSD_LOG') > $nloss ))"
+check "... within a few heartbeat intervals (took $((SECONDS - t0)) s, heartbeat_s 1)" \
+	test $((SECONDS - t0)) -le 10
+ip netns exec "$RTR" iptables -D FORWARD -j DROP
+nconn=$(grep -c "console: connected to" "$ELSD_LOG")
+check "and the agent connects again once the path is back" wait_long 100 \
+	bash -c "(( \$(grep -c 'console: connected to' '$ELSD_LOG') > $nconn ))"
+
 # The refusal matrix: the agent checks the console's certificate and says nothing to a bad one.
 # Between cases the good console takes the connection back, which resets the back-off, so each
 # case is tried within seconds.
