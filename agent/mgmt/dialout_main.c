@@ -281,13 +281,12 @@ bool els_dialout_report(struct els_dialout *d, bool up, const char *why)
 	if (!d)
 		return false;
 	if (up) {
-		bool changed = !d->was_up;
 		d->st = D_UP;
 		d->fails = 0;
 		d->was_up = true;
 		d->told_failing = false;
 		els_log(ELS_LL_INFO, "console: connected to %s (%s)", d->addr, why);
-		return changed || true; /* every connection is recorded: they are rare */
+		return true; /* every connection is recorded: they are rare */
 	}
 	if (d->st != D_HANDED && d->st != D_UP)
 		return false; /* not ours (an old connection's late word) */
