@@ -1,6 +1,7 @@
 /* The `management` section of the config: where the endpoint listens, its TLS material and
  * the account it runs as. Checked completely at load time (so `elsd -n` catches a typo in a
  * path or user name) but applied only at start. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -8,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/path.h"
 #include "els/mgmt.h"
-#include "settings.h"
 
 static const char *const mgmt_keys[] = {
     "listen",	 "ca",		"cert",		"key",	    "crl",
@@ -27,20 +28,116 @@ void els_mgmt_config_free(struct els_mgmt_conf *c)
 	free(c->key);
 	free(c->crl);
 	free(c->user);
+	free(c->console_address);
+	free(c->console_ca);
+	free(c->console_cert);
+	free(c->console_key);
+	free(c->console_crl);
+	free(c->console_group);
 	for (char **a = c->sweep_argv; a && *a; a++)
 		free(*a);
 	free(c->sweep_argv);
 	free(c);
 }
 
-/* An unsigned management setting within lo..hi (els_settings_int). */
+/* "A.B.C.D:PORT" or "[V6]:PORT", numeric only: the endpoint binds before anything could
+ * resolve a name, and a name would make the listening address depend on DNS. */
+static int parse_listen(const char *s, char host[64], uint16_t *port, const char **why)
+{
+	const char *colon;
+	size_t hl;
+	unsigned char tmp[16];
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':') {
+			*why = "an IPv6 address must be written [ADDR]:PORT";
+			return -EINVAL;
+		}
+		hl = (size_t)(end - s - 1);
+		if (hl == 0 || hl >= 64) {
+			*why = "bad IPv6 address";
+			return -EINVAL;
+		}
+		memcpy(host, s + 1, hl);
+		host[hl] = 0;
+		colon = end + 1;
+		if (inet_pton(AF_INET6, host, tmp) != 1) {
+			*why = "not an IPv6 address";
+			return -EINVAL;
+		}
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon) {
+			*why = "expected ADDRESS:PORT, e.g. \"127.0.0.1:7443\"";
+			return -EINVAL;
+		}
+		hl = (size_t)(colon - s);
+		if (hl == 0 || hl >= 64) {
+			*why = "bad address";
+			return -EINVAL;
+		}
+		memcpy(host, s, hl);
+		host[hl] = 0;
+		if (inet_pton(AF_INET, host, tmp) != 1) {
+			*why = "the address must be a numeric IPv4 address, or [IPv6]";
+			return -EINVAL;
+		}
+	}
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p == 0 || p > 65535) {
+		*why = "the port must be a number 1..65535";
+		return -EINVAL;
+	}
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static char *get_path(const config_setting_t *g, const char *name, const char *def,
+		      const char *config_path, struct els_diag *d)
+{
+	const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
+	const char *v = def;
+
+	if (s) {
+		v = config_setting_get_string(s);
+		if (!v || !v[0]) {
+			els_diag_at(d, s, "%s: '%s' must be a non-empty string",
+				    config_setting_name(g), name);
+			return NULL;
+		}
+	}
+	if (!v) {
+		els_diag_at(d, g, "%s: '%s' is required (a file path)", config_setting_name(g),
+			    name);
+		return NULL;
+	}
+	char *r = els_path_beside(v, config_path);
+	if (!r)
+		els_diag_at(d, g, "management: out of memory");
+	return r;
+}
+
 static void get_bounded(const config_setting_t *g, const char *name, unsigned lo, unsigned hi,
 			unsigned *out, struct els_diag *d)
 {
-	long long v = *out;
-
-	if (els_settings_int(g, "management", name, lo, hi, &v, d) == 0)
-		*out = (unsigned)v;
+	const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
+		els_diag_at(d, s, "%s: '%s' must be an integer", config_setting_name(g), name);
+		return;
+	}
+	long long v = config_setting_get_int64(s);
+	if (v < lo || v > hi) {
+		els_diag_at(d, s, "%s: '%s' = %lld is out of range %u..%u", config_setting_name(g),
+			    name, v, lo, hi);
+		return;
+	}
+	*out = (unsigned)v;
 }
 
 /* sweep_command = [ "/usr/bin/els-sweep", "-c", "/etc/elsd/sweep.conf" ]: an argv, not a
@@ -49,7 +146,7 @@ static void get_bounded(const config_setting_t *g, const char *name, unsigned lo
 static void parse_sweep_command(const config_setting_t *g, struct els_mgmt_conf *c,
 				struct els_diag *d)
 {
-	const config_setting_t *s = config_setting_get_member(g, "sweep_command");
+	const config_setting_t *s = g ? config_setting_get_member(g, "sweep_command") : NULL;
 	unsigned n = s ? (unsigned)config_setting_length(s) : 1;
 
 	if (s && (!config_setting_is_array(s) || n == 0)) {
@@ -68,23 +165,173 @@ static void parse_sweep_command(const config_setting_t *g, struct els_mgmt_conf 
 	}
 }
 
+static const char *const console_keys[] = {"address", "ca",    "cert",	 "key",
+					    "crl",     "group", "heartbeat_s", NULL};
+
+/* A DNS name as RFC 1123 allows it (letters, digits, '-', dots between labels of 1..63). */
+static bool dns_name(const char *h)
+{
+	size_t label = 0, n = strlen(h);
+	if (n == 0 || n > 253)
+		return false;
+	for (const char *p = h; *p; p++) {
+		bool alnum = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9');
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-')
+				return false;
+			label = 0;
+		} else if (alnum || (*p == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0 && h[n - 1] != '-';
+}
+
+int els_mgmt_parse_console_address(const char *s, char host[256], uint16_t *port,
+				   const char **why)
+{
+	const char *colon;
+	unsigned char tmp[16];
+	size_t hl;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':') {
+			*why = "an IPv6 address must be written [ADDR]:PORT";
+			return -EINVAL;
+		}
+		hl = (size_t)(end - s - 1);
+		if (hl == 0 || hl >= 64) {
+			*why = "bad IPv6 address";
+			return -EINVAL;
+		}
+		memcpy(host, s + 1, hl);
+		host[hl] = 0;
+		if (inet_pton(AF_INET6, host, tmp) != 1) {
+			*why = "not an IPv6 address";
+			return -EINVAL;
+		}
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon) {
+			*why = "expected HOST:PORT, e.g. \"console.example.net:7444\"";
+			return -EINVAL;
+		}
+		hl = (size_t)(colon - s);
+		if (hl == 0 || hl >= 254) {
+			*why = "bad host";
+			return -EINVAL;
+		}
+		memcpy(host, s, hl);
+		host[hl] = 0;
+		if (inet_pton(AF_INET, host, tmp) != 1 && !dns_name(host)) {
+			*why = "the host must be an IPv4 address, [IPv6] or a DNS name";
+			return -EINVAL;
+		}
+	}
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p == 0 || p > 65535) {
+		*why = "the port must be a number 1..65535";
+		return -EINVAL;
+	}
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* console = { address = "console.example.net:7444"; ca; cert; key; crl; group; heartbeat_s; }:
+ * an agent setting (never from a console's document, engine/policy_doc.c). The TLS files
+ * default to the management section's. */
+static void parse_console(const config_setting_t *cg, const char *config_path,
+			  struct els_mgmt_conf *c, struct els_diag *d)
+{
+	const char *why;
+
+	for (int i = 0; i < config_setting_length(cg); i++) {
+		const config_setting_t *s = config_setting_get_elem(cg, (unsigned)i);
+		bool known = false;
+		for (const char *const *k = console_keys; *k; k++)
+			known |= strcmp(*k, config_setting_name(s)) == 0;
+		if (!known)
+			els_diag_at(d, s,
+				    "unknown setting '%s' in console (known: address, ca, cert, key, "
+				    "crl, group, heartbeat_s)",
+				    config_setting_name(s));
+	}
+	const config_setting_t *as = config_setting_get_member(cg, "address");
+	const char *av = as ? config_setting_get_string(as) : NULL;
+	if (!as)
+		els_diag_at(d, cg, "console: 'address' is required, e.g. address = "
+				   "\"console.example.net:7444\"");
+	else if (!av)
+		els_diag_at(d, as, "console: 'address' must be a string \"HOST:PORT\"");
+	else if (els_mgmt_parse_console_address(av, c->console_host, &c->console_port, &why) < 0)
+		els_diag_at(d, as, "console: address \"%s\": %s", av, why);
+	else
+		c->console_address = strdup(av);
+	c->console_ca = get_path(cg, "ca", c->ca, config_path, d);
+	c->console_cert = get_path(cg, "cert", c->cert, config_path, d);
+	c->console_key = get_path(cg, "key", c->key, config_path, d);
+	c->console_crl = get_path(cg, "crl", c->crl, config_path, d);
+	const config_setting_t *gs = config_setting_get_member(cg, "group");
+	if (gs) {
+		const char *gv = config_setting_get_string(gs);
+		bool ok = gv && gv[0] && strlen(gv) <= 64;
+		for (const char *p = gv; ok && *p; p++)
+			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-';
+		if (!ok)
+			els_diag_at(d, gs, "console: 'group' must be 1..64 letters, digits, '.', "
+					   "'_' or '-'");
+		else
+			c->console_group = strdup(gv);
+	}
+	c->heartbeat_s = 10;
+	get_bounded(cg, "heartbeat_s", 1, 3600, &c->heartbeat_s, d);
+}
+
 int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 			  struct els_mgmt_conf **out, struct els_diag *d)
 {
 	const config_setting_t *g = root ? config_setting_get_member(root, "management") : NULL;
+	const config_setting_t *cg = root ? config_setting_get_member(root, "console") : NULL;
 	unsigned before = d->count;
 	const char *why;
-	bool loopback;
 
 	*out = NULL;
-	if (!g)
+	if (!g && !cg)
 		return 0;
-	if (els_settings_group(g, "management", "management = { listen = ...; }", mgmt_keys, d) <
-	    0)
+	if (g && !config_setting_is_group(g)) {
+		els_diag_at(d, g, "'management' must be a group: management = { listen = ...; }");
 		return -EINVAL;
+	}
+	if (cg && !config_setting_is_group(cg)) {
+		els_diag_at(d, cg, "'console' must be a group: console = { address = ...; }");
+		return -EINVAL;
+	}
+	const config_setting_t *at = g ? g : cg; /* where a missing setting is reported */
+	for (int i = 0; g && i < config_setting_length(g); i++) {
+		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		bool known = false;
+		for (const char *const *k = mgmt_keys; *k; k++)
+			known |= strcmp(*k, config_setting_name(s)) == 0;
+		if (!known)
+			els_diag_at(d, s,
+				    "unknown setting '%s' in management (known: listen, ca, cert, "
+				    "key, crl, user, max_clients, timeout_s, sweep_command, "
+				    "handshake_timeout_s, reserved_slots, per_source, "
+				    "per_source_preauth, buffer_mb)",
+				    config_setting_name(s));
+	}
 	struct els_mgmt_conf *c = calloc(1, sizeof(*c));
 	if (!c) {
-		els_diag_at(d, g, "management: out of memory");
+		els_diag_at(d, at, "management: out of memory");
 		return -ENOMEM;
 	}
 	c->max_clients = 32;
@@ -94,21 +341,28 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	c->per_source_preauth = 4;
 	c->buffer_mb = 64;
 
-	const config_setting_t *ls = config_setting_get_member(g, "listen");
-	const char *lv = ls ? config_setting_get_string(ls) : "127.0.0.1:7443";
-	if (!lv)
+	/* No listen: no listening endpoint (the agent may still dial a console). There is no
+	 * default address any more, so that no port opens unless the host's config asks. */
+	const config_setting_t *ls = g ? config_setting_get_member(g, "listen") : NULL;
+	const char *lv = ls ? config_setting_get_string(ls) : NULL;
+	if (ls && !lv)
 		els_diag_at(d, ls, "management: 'listen' must be a string \"ADDRESS:PORT\"");
-	else if ((why = els_settings_listen(lv, c->host, sizeof(c->host), &c->port, &loopback)))
-		els_diag_at(d, ls ? ls : g, "management: listen \"%s\": %s", lv, why);
-	else
+	else if (lv && parse_listen(lv, c->host, &c->port, &why) < 0)
+		els_diag_at(d, ls, "management: listen \"%s\": %s", lv, why);
+	else if (lv)
 		c->listen = strdup(lv);
+	if (g && !ls && !cg)
+		els_diag_at(d, g,
+			    "management: neither 'listen' nor a 'console' section: nothing could "
+			    "reach the agent (the endpoint no longer listens by default; add listen "
+			    "= \"127.0.0.1:7443\" for the old default, or console = { address = ...; })");
 
-	c->ca = els_settings_path(g, "management", "ca", "/etc/elsd/tls/ca.crt", config_path, d);
-	c->cert = els_settings_path(g, "management", "cert", "/etc/elsd/tls/agent.crt", config_path, d);
-	c->key = els_settings_path(g, "management", "key", "/etc/elsd/tls/agent.key", config_path, d);
-	c->crl = els_settings_path(g, "management", "crl", "/etc/elsd/tls/crl.pem", config_path, d);
+	c->ca = get_path(g, "ca", "/etc/elsd/tls/ca.crt", config_path, d);
+	c->cert = get_path(g, "cert", "/etc/elsd/tls/agent.crt", config_path, d);
+	c->key = get_path(g, "key", "/etc/elsd/tls/agent.key", config_path, d);
+	c->crl = get_path(g, "crl", "/etc/elsd/tls/crl.pem", config_path, d);
 
-	const config_setting_t *us = config_setting_get_member(g, "user");
+	const config_setting_t *us = g ? config_setting_get_member(g, "user") : NULL;
 	/* Default: nobody when elsd starts as root; otherwise (systemd's User=elsd, where
 	 * switching users is not allowed) elsd's own account, with the endpoint confined by
 	 * Landlock instead (agent/sandbox.h). */
@@ -117,12 +371,12 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	if (!uv || !uv[0]) {
 		els_diag_at(d, us, "management: 'user' must be an account name");
 	} else if (!getpwnam(uv)) {
-		els_diag_at(d, us ? us : g,
+		els_diag_at(d, us ? us : at,
 			    "management: user \"%s\" does not exist: create it or name another "
 			    "unprivileged account",
 			    uv);
 	} else if (getpwnam(uv)->pw_uid == 0) {
-		els_diag_at(d, us ? us : g,
+		els_diag_at(d, us ? us : at,
 			    "management: user \"%s\" is root: the endpoint must run unprivileged",
 			    uv);
 	} else {
@@ -136,22 +390,24 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	get_bounded(g, "buffer_mb", ELS_MGMT_MAX_FRAME >> 20, 4096, &c->buffer_mb, d);
 	/* Defaults that follow max_clients: a quarter of the slots kept for authenticated
 	 * sessions (at least one), so a flood of handshakes never fills them all. */
-	const config_setting_t *rs = config_setting_get_member(g, "reserved_slots");
+	const config_setting_t *rs = g ? config_setting_get_member(g, "reserved_slots") : NULL;
 	c->reserved_slots = c->max_clients / 4 ? c->max_clients / 4 : c->max_clients > 1;
 	get_bounded(g, "reserved_slots", 0, 1023, &c->reserved_slots, d);
 	if (c->reserved_slots >= c->max_clients && d->count == before)
-		els_diag_at(d, rs ? rs : g,
+		els_diag_at(d, rs ? rs : at,
 			    "management: reserved_slots (%u) must be below max_clients (%u): the "
 			    "rest is what unauthenticated connections may use",
 			    c->reserved_slots, c->max_clients);
 	if (c->per_source_preauth > c->per_source)
 		c->per_source_preauth = c->per_source;
 	parse_sweep_command(g, c, d);
+	if (cg && c->ca && c->cert && c->key && c->crl)
+		parse_console(cg, config_path, c, d);
 
-	if (d->count != before || !c->listen || !c->ca || !c->cert || !c->key || !c->crl ||
-	    !c->user) {
+	if (d->count != before || !c->ca || !c->cert || !c->key || !c->crl || !c->user ||
+	    (!c->listen && !c->console_address)) {
 		if (d->count == before)
-			els_diag_at(d, g, "management: out of memory");
+			els_diag_at(d, at, "management: out of memory");
 		els_mgmt_config_free(c);
 		return -EINVAL;
 	}

@@ -21,7 +21,7 @@
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", "rules", "policy_dir", "metrics", "events", NULL,
+	"offload", "rules", "policy_dir", "metrics", "events", "console", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)

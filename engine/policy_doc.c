@@ -25,7 +25,8 @@
 static const char *const agent_keys[] = {
     "queues",	  "fail_open",	   "copy_bytes", "queue_maxlen", "log_level", "local_addresses",
     "flows",	  "monitor",	   "user",	 "management",	 "agent_id",  "offload",
-    "policy_dir", "sweep_command", "rules",	 "metrics",	 "events",    NULL,
+    "policy_dir", "sweep_command", "rules",	 "metrics",	 "events",    "console",
+    NULL,
 };
 
 static bool is_agent_key(const char *name)

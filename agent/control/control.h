@@ -32,6 +32,9 @@ struct els_control_env {
 	uint32_t (*commit)(void *arg, struct els_policy *np);
 	/* The last SIGHUP or `elsd --reload` outcome (agent/ctlsock.h), for status; may be NULL */
 	const struct els_reload_result *last_reload;
+	/* The endpoint's word on the console connection ("up CN" / "down REASON"); may be
+	 * NULL. */
+	void (*dial_status)(void *arg, bool up, const char *text);
 	void *arg;
 };
 
@@ -58,6 +61,16 @@ struct els_mgmt_trust;
 struct els_control *els_control_new(const struct els_control_env *env, int fd, pid_t pid,
 				    struct els_mgmt_trust *trust);
 void els_control_free(struct els_control *c);
+
+/* The console connection (agent/mgmt/dialout_main.c): the trust its requests' certificates
+ * are verified against (taken) and the host dialled, which the certificate must name. */
+void els_control_set_console(struct els_control *c, struct els_mgmt_trust *trust,
+			     const char *host);
+/* Passes a connected socket to the endpoint (a copy; the caller closes fd), with the agent's
+ * state sent just before it, so that hello carries it. 0 or -errno. */
+int els_control_send_dial(struct els_control *c, int fd, const char *addr);
+/* The state for hello/heartbeat (JSON text). */
+void els_control_send_state(struct els_control *c, const char *json);
 
 /* True once the endpoint is gone: it exited, or broke the protocol and was stopped. */
 bool els_control_down(const struct els_control *c);

@@ -90,6 +90,8 @@ void els_control_free(struct els_control *c)
 	}
 	free(c->snap_bufs);
 	els_mgmt_trust_free(c->trust);
+	els_mgmt_trust_free(c->console_trust);
+	free(c->console_host);
 	free(c->monitor_path);
 	free(c);
 }
@@ -179,6 +181,14 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 		els_mgmt_log_line((const char *)m->body);
 		return;
 	}
+	if (m->type == ELS_IPC_DIAL_STATUS) {
+		els_control_dial_status(c, (const char *)m->body);
+		return;
+	}
+	if (m->type == ELS_IPC_CONSOLE_REQUEST) {
+		els_control_console_request(c, m);
+		return;
+	}
 	if (m->type != ELS_IPC_REQUEST) {
 		els_log(ELS_LL_WARNING, "management: ignoring message type %u from the endpoint",
 			m->type);
@@ -241,6 +251,8 @@ void els_control_io(struct els_control *c, short revents)
 			return;
 		}
 		on_message(c, &m);
+		if (m.fd >= 0)
+			close(m.fd); /* the endpoint sends none: never keep one */
 		free(m.body);
 	}
 }
@@ -278,11 +290,13 @@ static void crl_check(struct els_control *c, bool force)
 void els_control_reload_crl(struct els_control *c)
 {
 	crl_check(c, true);
+	els_control_console_crl(c, true);
 }
 
 void els_control_watch_crl(struct els_control *c)
 {
 	crl_check(c, false);
+	els_control_console_crl(c, false);
 }
 
 void els_control_reap(struct els_control *c)

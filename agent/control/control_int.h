@@ -22,6 +22,9 @@ struct els_control {
 	/* The one request waiting for the policy checker (policy.validate/apply/rollback). */
 	struct els_check_job check;
 	struct els_audit_reads reads; /* successful reads recorded once per window */
+	/* The console connection (control_console.c): its CA and CRL, the host dialled. */
+	struct els_mgmt_trust *console_trust;
+	char *console_host;
 	struct {
 		bool active, orphan;
 		uint32_t conn;
@@ -33,6 +36,11 @@ struct els_control {
 		size_t len;
 	} pend;
 };
+
+/* control_console.c */
+void els_control_console_request(struct els_control *c, struct els_ipc_msg *m);
+void els_control_dial_status(struct els_control *c, const char *text);
+void els_control_console_crl(struct els_control *c, bool force);
 
 /* control_read.c */
 json_t *els_cmd_status(struct els_control *c, json_t *args, struct els_cmd_err *e);

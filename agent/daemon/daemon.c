@@ -31,6 +31,7 @@
 #include "kdrops.h"
 #include "els/log.h"
 #include "metrics.h"
+#include "dialout.h"
 #include "mgmt.h"
 #include "notify.h"
 #include "privdrop.h"
@@ -129,6 +130,48 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* The endpoint's word on the console connection: logged by the dialout, recorded on a change. */
+static void dial_status(void *arg, bool up, const char *text)
+{
+	struct daemon *d = arg;
+	if (!els_dialout_report(d->dial, up, text))
+		return;
+	els_push_event(d->ctl, d->running->generation, "mgmt console %.40s %s: %.60s",
+		       els_dialout_address(d->dial), up ? "connected" : "down", text);
+}
+
+/* Every turn of the loop: connects when due, hands the socket (after the state, so that hello
+ * carries it) to the endpoint, and sends the state every heartbeat_s. */
+static void dial_step(struct daemon *d, short revents)
+{
+	if (!d->dial)
+		return;
+	if (els_control_down(d->control) && els_dialout_connected(d->dial))
+		dial_status(d, false, "the management endpoint stopped");
+	int fd = els_dialout_step(d->dial, revents);
+	bool due = els_dialout_state_due(d->dial);
+	if (fd < 0 && !due)
+		return;
+	struct els_monitor_stats ms = {0};
+	if (d->mon)
+		els_monitor_get_stats(d->mon, &ms);
+	struct els_dialout_state_in in = {.group = els_dialout_group(d->dial),
+					  .p = d->running,
+					  .workers = d->workers,
+					  .nq = d->nq,
+					  .rules_ok = els_metrics_ruleset_intact(),
+					  .monitor_ok = ms.write_errors == 0};
+	char *state = els_dialout_state_json(&in);
+	if (state)
+		els_control_send_state(d->control, state);
+	free(state);
+	if (fd >= 0) {
+		int rc = els_control_send_dial(d->control, fd, els_dialout_address(d->dial));
+		close(fd);
+		els_dialout_handed(d->dial, rc == 0);
+	}
+}
+
 /* Sets up the main-process side of the management endpoint forked at start (pid, fd). */
 static int start_management(struct daemon *d, const struct els_policy *p, pid_t pid, int fd)
 {
@@ -148,20 +191,36 @@ static int start_management(struct daemon *d, const struct els_policy *p, pid_t 
 	    .running = els_daemon_running,
 	    .commit = els_daemon_commit_cb,
 	    .last_reload = &d->last_reload,
+	    .dial_status = dial_status,
 	    .arg = d,
 	};
 	char err[256];
-	struct els_mgmt_trust *trust = els_mgmt_trust_new(mc->ca, mc->crl, err, sizeof(err));
-	if (!trust) {
+	/* Without a listener nobody presents a certificate of the management CA: no trust (its
+	 * files need not exist), and any request that came that way would be refused. */
+	struct els_mgmt_trust *trust = NULL, *ctrust = NULL;
+	if (mc->listen && !(trust = els_mgmt_trust_new(mc->ca, mc->crl, err, sizeof(err)))) {
 		els_log(ELS_LL_ERROR, "management: %s", err);
+		return -1;
+	}
+	if (mc->console_address &&
+	    (!(ctrust = els_mgmt_trust_new(mc->console_ca, mc->console_crl, err, sizeof(err))) ||
+	     !(d->dial = els_dialout_new(mc)))) {
+		els_log(ELS_LL_ERROR, "console: %s", ctrust ? "out of memory" : err);
+		els_mgmt_trust_free(trust);
+		els_mgmt_trust_free(ctrust);
 		return -1;
 	}
 	d->mgmt_started_ns = els_now_mono();
 	d->mgmt_backoff_s = 1;
 	d->control = els_control_new(&env, fd, pid, trust);
-	if (!d->control)
+	if (!d->control) {
 		els_mgmt_trust_free(trust);
-	return d->control ? 0 : -1; /* on failure the caller still owns pid and fd */
+		els_mgmt_trust_free(ctrust);
+		return -1; /* on failure the caller still owns pid and fd */
+	}
+	if (ctrust)
+		els_control_set_console(d->control, ctrust, mc->console_host);
+	return 0;
 }
 
 /* A dead endpoint (a crash, a kill) is started again, so that consoles reach the agent without
@@ -260,10 +319,11 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		uint64_t now = els_now_mono();
 		uint64_t wake = next < crl_next ? next : crl_next;
 		uint64_t wait = wake > now ? wake - now : 0;
-		struct pollfd pfd[4] = {{.fd = sfd, .events = POLLIN},
+		struct pollfd pfd[5] = {{.fd = sfd, .events = POLLIN},
 					{.fd = els_control_fd(d->control), .events = 0},
 					{.fd = els_control_check_fd(d->control), .events = POLLIN},
-					{.fd = els_ctlsock_fd(d->ctlsock), .events = POLLIN}};
+					{.fd = els_ctlsock_fd(d->ctlsock), .events = POLLIN},
+					{.fd = els_dialout_fd(d->dial), .events = POLLOUT}};
 		if (pfd[1].fd >= 0)
 			pfd[1].events = els_control_events(d->control);
 		int ms = (int)((wait + 999999) / 1000000);
@@ -273,7 +333,10 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		int check_ms = els_control_check_timeout_ms(d->control);
 		if (check_ms >= 0 && check_ms < ms)
 			ms = check_ms;
-		int n = poll(pfd, 4, ms);
+		int dial_ms = els_dialout_timeout_ms(d->dial);
+		if (dial_ms >= 0 && dial_ms < ms)
+			ms = dial_ms;
+		int n = poll(pfd, 5, ms);
 		int sig = 0;
 		struct signalfd_siginfo si;
 		if (sfd < 0)
@@ -296,6 +359,7 @@ static void supervise(struct daemon *d, const sigset_t *sigs)
 		if (n > 0 && pfd[3].fd >= 0 && pfd[3].revents & POLLIN)
 			els_ctlsock_serve(d->ctlsock, els_daemon_ctlsock_request, d);
 		restart_management(d);
+		dial_step(d, n > 0 && pfd[4].fd >= 0 ? pfd[4].revents : 0);
 		if (els_now_mono() >= next) {
 			next = els_now_mono() + period_ns;
 			if (wd_usec && last && workers_alive(d, last))
@@ -476,6 +540,7 @@ out:
 		waitpid(mgmt_pid, NULL, 0);
 	}
 	els_control_free(d.control); /* workers are joined: their snapshot buffers can go */
+	els_dialout_free(d.dial);
 	els_adopt_publish(NULL);
 	els_adopt_free(d.adopt);
 	els_ctlsock_close(d.ctlsock);

@@ -27,6 +27,7 @@ struct daemon {
 	struct els_policy *running;
 	struct els_adopt *adopt;     /* connections older than this process (agent/import.h) */
 	struct els_control *control; /* management requests; NULL without `management` */
+	struct els_dialout *dial;    /* dialling the console; NULL without `console` */
 	struct els_rulewatch *rules; /* the steering rules' watch; NULL when it cannot run */
 	struct els_metrics *metrics; /* the metrics endpoint; NULL without `metrics` */
 	uint64_t start_ns;

@@ -41,6 +41,11 @@ void els_metrics_set_ruleset_intact(bool intact)
 	atomic_store_explicit(&ruleset_intact, intact, memory_order_relaxed);
 }
 
+int els_metrics_ruleset_intact(void)
+{
+	return atomic_load_explicit(&ruleset_intact, memory_order_relaxed);
+}
+
 void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
 {
 	struct els_mbuf b = {0};

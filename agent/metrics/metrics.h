@@ -97,6 +97,8 @@ void els_metrics_note_mgmt_refusal(void);
 /* The ruleset-integrity watcher's verdict: 1 the steering rules are intact, 0 they were
  * changed or removed. Exported as els_ruleset_intact once set. */
 void els_metrics_set_ruleset_intact(bool intact);
+/* The last word: 1 intact, 0 altered, -1 no watcher has said (the console's hello). */
+int els_metrics_ruleset_intact(void);
 
 /* The page, as served (for tests): appends everything to b. */
 void els_metrics_render(struct els_metrics *m, struct els_mbuf *b);

@@ -25,16 +25,20 @@
 #define METRICS_TIMEOUT_S   10	 /* a client that sends nothing is dropped after this */
 #define METRICS_MAX_HEADERS 8192 /* request line and headers: a scraper sends a few hundred */
 
-/* With tls, true only on a TLS connection whose client certificate was verified. The
- * handshake already refuses everyone else; this is the second lock, because evhttp serves a
- * connection in plain text when tls_bev() cannot create one (e.g. out of memory). */
+/* With tls, true only on a TLS connection whose client certificate was verified and states an
+ * operator role (admin or auditor). The handshake already refuses everyone else but agents:
+ * their certificates are TLS clients too (they dial els-console), so the role is what keeps
+ * one agent's key from reading another agent's metrics. This is also the second lock because
+ * evhttp serves a connection in plain text when tls_bev() cannot create one (out of memory). */
 static bool peer_verified(struct evhttp_request *req)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	return ssl && SSL_is_init_finished(ssl) && SSL_get_verify_result(ssl) == X509_V_OK &&
-	       SSL_get0_peer_certificate(ssl) != NULL;
+	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	char identity[65];
+	return peer && SSL_is_init_finished(ssl) && SSL_get_verify_result(ssl) == X509_V_OK &&
+	       els_mgmt_cert_role(peer, identity, sizeof(identity)) != ELS_ROLE_NONE;
 }
 
 /* Only GET /metrics, exactly: the request line is all that is read from a client. */

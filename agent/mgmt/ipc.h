@@ -25,6 +25,18 @@ enum els_ipc_type {
 	ELS_IPC_NOTE,	   /* endpoint -> main: text of a monitor event that is no refusal */
 	ELS_IPC_CONFIG,	   /* main -> endpoint, first message: its settings (mgmt_exec.c) */
 	ELS_IPC_LOG,	   /* endpoint -> main: a line for elsd's log (cleaned, rate-limited) */
+	/* Dialling out to an els-console (agent/mgmt/dialout*.c, docs/console-protocol.md). */
+	ELS_IPC_DIAL,	     /* main -> endpoint: a connected TCP socket to console.address,
+			      * passed with SCM_RIGHTS (the endpoint can make none); body: the
+			      * address it is connected to, for the log */
+	ELS_IPC_DIAL_STATE,  /* main -> endpoint: the agent's state as a JSON object, the
+			      * body of the next hello/heartbeat */
+	ELS_IPC_DIAL_STATUS, /* endpoint -> main: "up CN" once the console's certificate was
+			      * accepted, "down REASON" when the connection ended or failed */
+	ELS_IPC_CONSOLE_REQUEST, /* endpoint -> main: as REQUEST, from the console connection:
+				  * the console's certificates, its address, the request with
+				  * on_behalf_of */
+	ELS_IPC_CONSOLE_CRL,	 /* main -> endpoint: PEM CRL for console certificates */
 	ELS_IPC__COUNT
 };
 
@@ -43,6 +55,8 @@ struct els_ipc_hdr {
 struct els_ipc_msg {
 	unsigned type;
 	uint32_t conn;
+	int fd; /* a descriptor passed with the message (ELS_IPC_DIAL only), else -1; owned by
+		 * the receiver */
 	uint8_t *body; /* owned by the receiver of the message: free() it; NUL-terminated */
 	size_t len;
 };
@@ -51,6 +65,7 @@ struct els_ipc_out;
 
 struct els_ipc {
 	int fd;
+	int rfd; /* a descriptor received with the message being reassembled, or -1 */
 	struct els_ipc_out *head, *tail; /* unsent datagrams */
 	size_t queued;
 	/* reassembly of the message being received */
@@ -69,6 +84,9 @@ void els_ipc_close(struct els_ipc *c);
 /* Queues one message and tries to send it. 0, -EMSGSIZE (body above the type's maximum),
  * -ENOBUFS (queue full: the peer is not reading), -ENOMEM, or the socket's -errno. */
 int els_ipc_send(struct els_ipc *c, unsigned type, uint32_t conn, const void *body, size_t len);
+/* The same with a descriptor (a copy is taken, passed with SCM_RIGHTS; the body must fit one
+ * fragment). Only ELS_IPC_DIAL carries one. */
+int els_ipc_send_fd(struct els_ipc *c, unsigned type, const void *body, size_t len, int fd);
 /* Sends what is queued. 0 when everything went, 1 when some remains (poll for POLLOUT),
  * -errno when the socket failed. */
 int els_ipc_flush(struct els_ipc *c);

@@ -140,6 +140,12 @@ void els_mgmt_conn_free(struct endpoint *e, unsigned i)
 
 /* Queues body as the response frame. Takes body (malloc'd) or, when NULL, answers internal.
  * Every request gets an answer: one too large for a frame becomes an error answer. */
+static void respond(struct endpoint *e, struct conn *k, char *body);
+void els_mgmt_respond(struct endpoint *e, struct conn *k, char *body)
+{
+	respond(e, k, body);
+}
+
 static void respond(struct endpoint *e, struct conn *k, char *body)
 {
 	if (!body)
@@ -189,6 +195,10 @@ static void handle_request(struct endpoint *e, struct conn *k)
 	char *err;
 	const char *code;
 
+	if (k->dial) {
+		els_dial_request(e, k);
+		return;
+	}
 	if (els_mgmt_request_check((const char *)k->fr.body, k->fr.len, k->role, &req, &err,
 				   &code) < 0) {
 		els_mgmt_audit_session(e, k, req.cmd_name, code);
@@ -264,22 +274,44 @@ static const char *handshake_error(SSL *ssl)
 }
 
 /* Advances one connection as far as it goes without blocking. False: close it. */
+static bool conn_step(struct endpoint *e, struct conn *k);
+bool els_mgmt_conn_step(struct endpoint *e, struct conn *k)
+{
+	return conn_step(e, k);
+}
+
 static bool conn_step(struct endpoint *e, struct conn *k)
 {
 	for (;;) {
 		int r, err;
+		/* A hello/heartbeat frame goes out whole between responses (never inside one). */
+		if (k->dial && k->pushlen && (k->st != C_WRITING || k->outoff == 0) &&
+		    k->st != C_HANDSHAKE) {
+			int pr = els_dial_push(k);
+			if (pr < 0)
+				return false;
+			if (pr == 0)
+				return true;
+		}
 		switch (k->st) {
 		case C_HANDSHAKE:
 			ERR_clear_error();
-			r = SSL_accept(k->ssl);
+			r = k->dial ? SSL_connect(k->ssl) : SSL_accept(k->ssl);
 			if (r == 1) {
 				authenticated(e, k);
+				if (k->dial && !els_dial_authenticated(e, k))
+					return false;
 				continue;
 			}
 			err = SSL_get_error(k->ssl, r);
 			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
 				k->events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 				return true;
+			}
+			if (k->dial) {
+				snprintf(k->dial_why, sizeof(k->dial_why), "handshake failed: %s",
+					 handshake_error(k->ssl));
+				return false;
 			}
 			els_mgmt_audit_limited(e, "mgmt handshake refused @%s: %s", k->peer,
 				      handshake_error(k->ssl));
@@ -445,6 +477,13 @@ static bool from_parent(struct endpoint *e)
 		char err[256];
 		switch (m.type) {
 		case ELS_IPC_RESPONSE:
+			if (e->dial && e->dial->st == C_WAITING && e->dial->token == m.conn) {
+				respond(e, e->dial, (char *)m.body);
+				m.body = NULL;
+				if (!conn_step(e, e->dial))
+					els_dial_close(e, NULL);
+				break;
+			}
 			k = find_token(e, m.conn, &idx);
 			if (k) {
 				respond(e, k, (char *)m.body);
@@ -462,9 +501,29 @@ static bool from_parent(struct endpoint *e)
 				els_mgmt_recheck_sessions(e);
 			}
 			break;
+		case ELS_IPC_CONSOLE_CRL:
+			if (els_mgmt_tls_set_console_crl(e->tls, (const char *)m.body, m.len, err,
+							 sizeof(err)) < 0) {
+				audit(e, "mgmt: new console CRL refused, keeping the old one: %.200s",
+				      err);
+			} else {
+				note(e, "mgmt: console CRL reloaded");
+				els_dial_recheck(e);
+			}
+			break;
+		case ELS_IPC_DIAL:
+			els_dial_start(e, m.fd, (const char *)m.body);
+			m.fd = -1;
+			break;
+		case ELS_IPC_DIAL_STATE:
+			els_dial_state(e, (char *)m.body);
+			m.body = NULL;
+			break;
 		default:
 			break; /* not for this side: ignore rather than trust */
 		}
+		if (m.fd >= 0)
+			close(m.fd);
 		free(m.body);
 	}
 	return rc == 0;
@@ -472,7 +531,7 @@ static bool from_parent(struct endpoint *e)
 
 static void serve(struct endpoint *e)
 {
-	struct pollfd *pfd = calloc(e->c->max_clients + 2, sizeof(*pfd));
+	struct pollfd *pfd = calloc(e->c->max_clients + 3, sizeof(*pfd));
 	if (!pfd)
 		return;
 	for (;;) {
@@ -507,6 +566,7 @@ static void serve(struct endpoint *e)
 			}
 			i++;
 		}
+		els_dial_tick(e);
 		uint64_t next = now + 1000;
 		pfd[0] = (struct pollfd){
 		    .fd = e->ipc->fd, .events = POLLIN | (els_ipc_pending(e->ipc) ? POLLOUT : 0)};
@@ -518,7 +578,9 @@ static void serve(struct endpoint *e)
 				next = k->deadline;
 		}
 		unsigned n = e->nconns;
-		int r = poll(pfd, n + 2, (int)(next > now ? next - now : 0));
+		struct conn *dk = e->dial;
+		pfd[n + 2] = (struct pollfd){.fd = dk ? dk->fd : -1, .events = dk ? dk->events : 0};
+		int r = poll(pfd, n + 3, (int)(next > now ? next - now : 0));
 		if (r < 0 && errno != EINTR)
 			return;
 		if (r <= 0)
@@ -539,6 +601,8 @@ static void serve(struct endpoint *e)
 			if (!conn_step(e, k))
 				els_mgmt_conn_free(e, i);
 		}
+		if (dk && dk == e->dial && pfd[n + 2].revents && !conn_step(e, dk))
+			els_dial_close(e, NULL);
 		if (pfd[1].revents & POLLIN)
 			accept_all(e);
 		if (els_ipc_flush(e->ipc) < 0)

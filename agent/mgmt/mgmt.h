@@ -64,16 +64,27 @@ struct els_mgmt_tls {
 	STACK_OF(X509) * chain; /* extra certificates of the cert file */
 	EVP_PKEY *key;
 	STACK_OF(X509) * cas;
-	SSL_CTX *ctx; /* for new connections; live ones hold a reference to theirs */
+	SSL_CTX *ctx; /* for new connections; live ones hold a reference to theirs; NULL
+		       * without a listener */
+	/* Dialling the console (console.*): the agent is the TLS client. */
+	X509 *ccert;
+	STACK_OF(X509) * cchain;
+	EVP_PKEY *ckey;
+	STACK_OF(X509) * ccas;
+	SSL_CTX *cctx; /* NULL without console.address */
 };
 
 /* Reads ca, cert, key and crl of c and builds the context: TLS 1.3 only, client certificate
  * required and checked against the CA and the CRL, no session resumption (so a revocation
- * counts at the next connection). Refuses a key file that group or others may read. 0, or
+ * counts at the next connection); skipped when c has a console address and no listen. With a
+ * console address, also the console client context from console_* (cctx). Refuses a key file that group or others may read. 0, or
  * -errno with a message naming the file in err. */
 int els_mgmt_tls_load(struct els_mgmt_tls *t, const struct els_mgmt_conf *c, char *err, size_t n);
 /* Replaces the CRL (PEM text, one or more CRLs) for new connections. 0 or -errno + err. */
 int els_mgmt_tls_set_crl(struct els_mgmt_tls *t, const char *pem, size_t len, char *err, size_t n);
+/* The same for the console connection's context. */
+int els_mgmt_tls_set_console_crl(struct els_mgmt_tls *t, const char *pem, size_t len, char *err,
+				 size_t n);
 void els_mgmt_tls_free(struct els_mgmt_tls *t);
 
 /* The certificates of a PEM file (at least one), or NULL with err. */
@@ -85,6 +96,14 @@ X509_STORE *els_mgmt_store_new(STACK_OF(X509) * cas, const char *crl_pem, size_t
 /* Verifies leaf (with untrusted intermediates, may be NULL) against store now, as the TLS
  * handshake does: X509_V_OK or the X509_V_ERR_* code (e.g. CERT_REVOKED, CERT_HAS_EXPIRED). */
 int els_mgmt_cert_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) * untrusted);
+/* The same for another purpose (X509_PURPOSE_SSL_SERVER for a console the agent dialled). */
+int els_mgmt_cert_verify_purpose(X509_STORE *store, X509 *leaf, STACK_OF(X509) * untrusted,
+				 int purpose);
+/* An els-console's certificate: its OU and els:role: URIs state the role console and nothing
+ * else (els-pki console-server). */
+bool els_mgmt_cert_is_console(X509 *x);
+/* The certificate names host (a DNS name, no partial wildcards, or an IP address in the SAN). */
+bool els_mgmt_cert_names_host(X509 *x, const char *host);
 /* The certificate's notAfter as a time_t: 0 or -EINVAL. */
 int els_mgmt_cert_not_after(X509 *x, time_t *out);
 
@@ -124,5 +143,10 @@ const char *els_mgmt_trust_crl(const struct els_mgmt_trust *t, size_t *len);
  * it fails, the reason ("certificate revoked", "not DER", ...). */
 int els_mgmt_trust_role(struct els_mgmt_trust *t, const uint8_t *der, size_t len, char *identity,
 			size_t idn, char *why, size_t whyn);
+/* For a request from the console connection: the forwarded certificates are an els-console's
+ * (verified now as a TLS server of t's CA and CRL, role console, naming host, the address
+ * elsd dials). identity gets the CN. False with why otherwise. */
+bool els_mgmt_trust_console(struct els_mgmt_trust *t, const uint8_t *der, size_t len,
+			    const char *host, char *identity, size_t idn, char *why, size_t whyn);
 
 #endif

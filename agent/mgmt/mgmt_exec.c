@@ -47,9 +47,23 @@ int els_mgmt_conf_pack(const struct els_mgmt_conf *c, char **out, size_t *len)
 	if (!f)
 		return -ENOMEM;
 	/* Only what the endpoint needs: no sweep command, nothing of the policy. */
-	fprintf(f, "listen=%s%c", c->listen, 0);
-	fprintf(f, "host=%s%c", c->host, 0);
-	fprintf(f, "port=%u%c", c->port, 0);
+	if (c->listen) {
+		fprintf(f, "listen=%s%c", c->listen, 0);
+		fprintf(f, "host=%s%c", c->host, 0);
+		fprintf(f, "port=%u%c", c->port, 0);
+	}
+	if (c->console_address) {
+		fprintf(f, "console_address=%s%c", c->console_address, 0);
+		fprintf(f, "console_host=%s%c", c->console_host, 0);
+		fprintf(f, "console_port=%u%c", c->console_port, 0);
+		fprintf(f, "console_ca=%s%c", c->console_ca, 0);
+		fprintf(f, "console_cert=%s%c", c->console_cert, 0);
+		fprintf(f, "console_key=%s%c", c->console_key, 0);
+		fprintf(f, "console_crl=%s%c", c->console_crl, 0);
+		fprintf(f, "heartbeat_s=%u%c", c->heartbeat_s, 0);
+		if (c->console_group)
+			fprintf(f, "console_group=%s%c", c->console_group, 0);
+	}
 	fprintf(f, "ca=%s%c", c->ca, 0);
 	fprintf(f, "cert=%s%c", c->cert, 0);
 	fprintf(f, "key=%s%c", c->key, 0);
@@ -78,14 +92,21 @@ static int set_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 
 int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, char *err, size_t n)
 {
-	static const char *const strs[] = {"listen", "ca", "cert", "key", "crl", "user"};
-	char **dst[] = {&c->listen, &c->ca, &c->cert, &c->key, &c->crl, &c->user};
-	unsigned port = 0;
+	static const char *const strs[] = {"listen",	  "ca",		"cert",
+					   "key",	  "crl",	"user",
+					   "console_address", "console_ca", "console_cert",
+					   "console_key", "console_crl", "console_group"};
+	char **dst[] = {&c->listen,	  &c->ca,	  &c->cert,	    &c->key,
+			&c->crl,	  &c->user,	  &c->console_address, &c->console_ca,
+			&c->console_cert, &c->console_key, &c->console_crl, &c->console_group};
+	unsigned port = 0, cport = 0;
 	struct {
 		const char *name;
 		unsigned *v, lo, hi;
 	} nums[] = {
 	    {"port", &port, 1, 65535},
+	    {"console_port", &cport, 1, 65535},
+	    {"heartbeat_s", &c->heartbeat_s, 1, 3600},
 	    {"max_clients", &c->max_clients, 1, 1024},
 	    {"timeout_s", &c->timeout_s, 1, 3600},
 	    {"handshake_timeout_s", &c->handshake_timeout_s, 1, 60},
@@ -123,6 +144,10 @@ int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, c
 			snprintf(c->host, sizeof(c->host), "%s", v);
 			known = true;
 		}
+		if (kl == 12 && !memcmp(kv, "console_host", 12)) {
+			snprintf(c->console_host, sizeof(c->console_host), "%s", v);
+			known = true;
+		}
 		if (!known) {
 			snprintf(err, n, "settings: unknown entry %.*s", (int)(kl > 40 ? 40 : kl),
 				 kv);
@@ -131,13 +156,25 @@ int els_mgmt_conf_unpack(const char *buf, size_t len, struct els_mgmt_conf *c, c
 		off = (size_t)(nul - buf) + 1;
 	}
 	c->port = (uint16_t)port;
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+	c->console_port = (uint16_t)cport;
+	/* Always: ca .. user; the listener's or the console's only with their address. */
+	for (size_t i = 1; i < 6; i++)
 		if (!*dst[i]) {
 			snprintf(err, n, "settings: %s missing", strs[i]);
 			return -EINVAL;
 		}
-	if (!c->host[0] || !c->port || !c->max_clients) {
+	if (!c->listen && !c->console_address) {
+		snprintf(err, n, "settings: neither a listen address nor a console address");
+		return -EINVAL;
+	}
+	if (c->listen && (!c->host[0] || !c->port || !c->max_clients)) {
 		snprintf(err, n, "settings: listen address missing");
+		return -EINVAL;
+	}
+	if (c->console_address &&
+	    (!c->console_host[0] || !c->console_port || !c->heartbeat_s || !c->console_ca ||
+	     !c->console_cert || !c->console_key || !c->console_crl)) {
+		snprintf(err, n, "settings: console settings incomplete");
 		return -EINVAL;
 	}
 	return 0;
@@ -268,8 +305,12 @@ int els_mgmt_spawn(const struct els_mgmt_conf *c, pid_t *pid, int *fd)
 			break;
 		}
 		if (m.type == ELS_IPC_READY) {
-			els_log(ELS_LL_INFO, "management: listening on %s (TLS 1.3, mutual)",
-				(const char *)m.body);
+			if (c->listen)
+				els_log(ELS_LL_INFO, "management: listening on %s (TLS 1.3, mutual)",
+					(const char *)m.body);
+			else
+				els_log(ELS_LL_INFO, "management: endpoint started, no listener "
+						     "(it dials the console only)");
 			rc = 0;
 		} else if (m.type == ELS_IPC_LOG) {
 			els_mgmt_log_line((const char *)m.body);
@@ -436,8 +477,8 @@ int els_mgmt_endpoint_main(void)
 
 	if (els_mgmt_tls_load(&tls, &c, err, sizeof(err)) < 0)
 		fatal_to_parent(&ipc, err);
-	int lfd = listen_on(&c, err, sizeof(err));
-	if (lfd < 0)
+	int lfd = c.listen ? listen_on(&c, err, sizeof(err)) : -1;
+	if (c.listen && lfd < 0)
 		fatal_to_parent(&ipc, err);
 	int same_uid = drop_privileges(c.user, err, sizeof(err));
 	if (same_uid < 0)
@@ -458,7 +499,8 @@ int els_mgmt_endpoint_main(void)
 		fatal_to_parent(&ipc, err);
 	els_mgmt_log(&ipc, "confined: uid %u, no capabilities, Landlock ABI %d, seccomp filter",
 		     (unsigned)getuid(), abi);
-	els_ipc_send(&ipc, ELS_IPC_READY, 0, c.listen, strlen(c.listen));
+	const char *ready = c.listen ? c.listen : "-";
+	els_ipc_send(&ipc, ELS_IPC_READY, 0, ready, strlen(ready));
 	els_mgmt_serve(&c, &tls, &ipc, lfd);
 	_exit(0);
 }

@@ -32,6 +32,15 @@ struct conn {
 	struct els_mgmt_frame fr;
 	uint8_t *out;
 	size_t outlen, outoff;
+	/* The console connection (dialout.c): the agent is the TLS client, requests carry
+	 * on_behalf_of, and hello/heartbeat frames go out between responses. */
+	bool dial;
+	bool hello_sent;
+	uint8_t *push; /* a hello/heartbeat frame being written, never inside a response */
+	size_t pushlen, pushoff;
+	uint64_t push_since; /* ms: when the frame was queued (a stalled write is a loss) */
+	uint64_t next_beat;  /* ms: the next heartbeat */
+	char dial_why[160];  /* why the console connection ends, once known */
 };
 
 struct endpoint {
@@ -45,6 +54,8 @@ struct endpoint {
 	size_t held, budget; /* request/response bytes held across clients, and the cap */
 	uint64_t audit_second;
 	unsigned audit_count, audit_suppressed;
+	struct conn *dial; /* the console connection, or NULL */
+	char *state;	   /* the last ELS_IPC_DIAL_STATE body (a JSON object) */
 };
 
 uint64_t els_mgmt_now_ms(void);
@@ -56,6 +67,35 @@ void els_mgmt_audit_limited(struct endpoint *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Closes and frees e->conns[i]; the last entry moves into its place. */
 void els_mgmt_conn_free(struct endpoint *e, unsigned i);
+
+/* Queues body (taken; NULL: internal) as k's response frame (mgmt.c). */
+void els_mgmt_respond(struct endpoint *e, struct conn *k, char *body);
+/* Advances k as far as it goes without blocking; false: close it (mgmt.c). */
+bool els_mgmt_conn_step(struct endpoint *e, struct conn *k);
+
+/* ---- dialout.c (endpoint side of the console connection) ---- */
+
+/* A connected socket from the main process (ELS_IPC_DIAL): starts the TLS client on it,
+ * replacing a previous console connection. Takes fd. */
+void els_dial_start(struct endpoint *e, int fd, const char *addr);
+/* The handshake finished: checks the console's role (the CA, CRL and name were checked by
+ * OpenSSL), reports "up" and sends hello. False: close. */
+bool els_dial_authenticated(struct endpoint *e, struct conn *k);
+/* A complete request frame from the console: on_behalf_of gives the role, the main process
+ * gets it as ELS_IPC_CONSOLE_REQUEST. */
+void els_dial_request(struct endpoint *e, struct conn *k);
+/* Writes what is left of the hello/heartbeat frame: 1 written, 0 would block (k->events
+ * set), -1 broken. */
+int els_dial_push(struct conn *k);
+/* Deadlines of the console connection (handshake, heartbeat due, a stalled write, the
+ * certificate's end), called every turn of the loop. */
+void els_dial_tick(struct endpoint *e);
+/* A new state from the main process (taken). */
+void els_dial_state(struct endpoint *e, char *json);
+/* A new console CRL: closes the console connection if its certificate fails it now. */
+void els_dial_recheck(struct endpoint *e);
+/* Closes the console connection and tells the main process why ("down REASON"). */
+void els_dial_close(struct endpoint *e, const char *why);
 
 /* ---- mgmt_sessions.c ---- */
 

@@ -6,6 +6,7 @@
  * "What a compromised endpoint can do"). */
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,30 +97,70 @@ const char *els_mgmt_trust_crl(const struct els_mgmt_trust *t, size_t *len)
 	return t->crl;
 }
 
-int els_mgmt_trust_role(struct els_mgmt_trust *t, const uint8_t *der, size_t len, char *identity,
-			size_t idn, char *why, size_t whyn)
+/* The forwarded DER certificates: the leaf and the rest, or false with why. */
+static bool parse_der(const uint8_t *der, size_t len, X509 **leaf, STACK_OF(X509) * *chain,
+		      char *why, size_t whyn)
 {
-	STACK_OF(X509) *chain = sk_X509_new_null();
-	X509 *leaf = NULL;
 	const uint8_t *p = der, *end = der + len;
-	int role = ELS_ROLE_NONE;
-
-	snprintf(identity, idn, "?");
-	while (chain && p < end) {
+	*leaf = NULL;
+	*chain = sk_X509_new_null();
+	while (*chain && p < end) {
 		X509 *x = d2i_X509(NULL, &p, (long)(end - p));
 		if (!x) {
 			snprintf(why, whyn, "certificate data is not DER");
-			goto out;
+			return false;
 		}
-		if (!leaf)
-			leaf = x;
+		if (!*leaf)
+			*leaf = x;
 		else
-			sk_X509_push(chain, x);
+			sk_X509_push(*chain, x);
 	}
-	if (!leaf) {
+	if (!*leaf) {
 		snprintf(why, whyn, "no certificate");
-		goto out;
+		return false;
 	}
+	return true;
+}
+
+bool els_mgmt_trust_console(struct els_mgmt_trust *t, const uint8_t *der, size_t len,
+			    const char *host, char *identity, size_t idn, char *why, size_t whyn)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509 *leaf = NULL;
+	bool ok = false;
+
+	snprintf(identity, idn, "?");
+	if (!parse_der(der, len, &leaf, &chain, why, whyn))
+		goto out;
+	els_mgmt_cert_role(leaf, identity, idn); /* the CN, for the record */
+	/* As the agent's TLS client checked it: a server certificate of the console CA,
+	 * unrevoked and unexpired now, for the role console and the address dialled. */
+	int v = els_mgmt_cert_verify_purpose(t->store, leaf, chain, X509_PURPOSE_SSL_SERVER);
+	if (v != X509_V_OK)
+		snprintf(why, whyn, "%s", X509_verify_cert_error_string(v));
+	else if (!els_mgmt_cert_is_console(leaf))
+		snprintf(why, whyn, "the certificate has no role console");
+	else if (!els_mgmt_cert_names_host(leaf, host))
+		snprintf(why, whyn, "the certificate does not name %.64s", host);
+	else
+		ok = true;
+out:
+	X509_free(leaf);
+	sk_X509_pop_free(chain, X509_free);
+	ERR_clear_error();
+	return ok;
+}
+
+int els_mgmt_trust_role(struct els_mgmt_trust *t, const uint8_t *der, size_t len, char *identity,
+			size_t idn, char *why, size_t whyn)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509 *leaf = NULL;
+	int role = ELS_ROLE_NONE;
+
+	snprintf(identity, idn, "?");
+	if (!parse_der(der, len, &leaf, &chain, why, whyn))
+		goto out;
 	/* The identity for the audit record even when the check fails: which certificate was
 	 * tried matters most then. The role only counts once it passes. */
 	int claimed = els_mgmt_cert_role(leaf, identity, idn);

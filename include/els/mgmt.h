@@ -18,7 +18,7 @@
 /* `management = { ... }` in the config. Not reloadable: the endpoint is set up once, at start
  * (only the CRL is re-read on SIGHUP). Paths are resolved from the config file's directory. */
 struct els_mgmt_conf {
-	char *listen;  /* as written, "127.0.0.1:7443" or "[::1]:7443" */
+	char *listen;  /* as written, "127.0.0.1:7443" or "[::1]:7443"; NULL: no listener */
 	char host[64]; /* numeric address part of listen */
 	uint16_t port;
 	char *ca, *cert, *key, *crl;
@@ -32,9 +32,24 @@ struct els_mgmt_conf {
 	unsigned per_source_preauth;  /* of those, not yet authenticated */
 	unsigned buffer_mb;	      /* request bytes buffered across all clients */
 	char **sweep_argv;    /* `sweep` request runs this (NULL-terminated); default els-sweep */
+	/* `console = { ... }`: elsd dials an els-console and serves its requests over that
+	 * connection (docs/console-protocol.md). console_address NULL: it dials nothing. */
+	char *console_address;	/* as written, "host:port" or "[v6]:port" */
+	char console_host[256]; /* numeric address or DNS name; the console's certificate must
+				 * name it (SAN DNS or IP) */
+	uint16_t console_port;
+	char *console_ca, *console_cert, *console_key, *console_crl;
+	char *console_group;  /* console.group, sent in hello; NULL: none */
+	unsigned heartbeat_s; /* 1..3600, default 10 */
 };
 
-/* Parses the optional `management` group of root. *out is NULL when the group is absent; on
+/* "host:port" or "[v6]:port" of console.address: host a numeric address or a DNS name (RFC
+ * 1123 labels). 0, or -EINVAL with *why. */
+int els_mgmt_parse_console_address(const char *s, char host[256], uint16_t *port,
+				   const char **why);
+
+/* Parses the optional `management` and `console` groups of root (either makes an endpoint:
+ * `console` alone gets the management defaults). *out is NULL when both are absent; on
  * errors every message is added to d (file:line) and -EINVAL returned. config_path resolves
  * relative paths. Frees with els_mgmt_config_free. */
 int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
@@ -104,6 +119,15 @@ char *els_mgmt_error(int64_t id, const char *code, void *details, const char *fm
  * with '~'), then the peer: the outcome is always whole, whatever a certificate's CN holds. */
 void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *role,
 			 const char *peer, const char *cmd, const char *outcome, const char *tail);
+
+/* The identity a console's request is recorded under: "WHO via CONSOLE", WHO the
+ * on_behalf_of identity the console states (letters, digits, '.', '_', '-', '@' kept, others
+ * '?', at most 32; "?" when absent) and CONSOLE the CN of its certificate. */
+void els_mgmt_console_identity(char *out, size_t n, const char *who, const char *console_cn);
+/* A console's request (any bytes): the role its on_behalf_of states (none: auditor; unknown
+ * or missing role: ELS_ROLE_NONE) and the identity it is recorded under, as above. */
+int els_mgmt_on_behalf(const char *json, size_t len, const char *console_cn, char *identity,
+		       size_t n);
 
 /* The one table of management commands (lib/mgmt/mgmt_proto.c): the role each needs and what it
  * does. The endpoint checks roles and arguments with it, the main process dispatches, audits

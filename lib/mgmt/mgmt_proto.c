@@ -402,3 +402,32 @@ void els_mgmt_audit_text(char *out, size_t n, const char *identity, const char *
 	snprintf(out, n, "mgmt %.*s%s/%s@%.*s%s %s: %s%s", ci, identity, mi, role, cp, peer, mp, cmd,
 		 outcome, tail);
 }
+
+void els_mgmt_console_identity(char *out, size_t n, const char *who, const char *console_cn)
+{
+	char w[33];
+	size_t o = 0;
+	for (const char *p = who ? who : ""; *p && o + 1 < sizeof(w); p++) {
+		char ch = *p;
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '@';
+		w[o++] = ok ? ch : '?';
+	}
+	w[o] = 0;
+	snprintf(out, n, "%s via %s", o ? w : "?", console_cn);
+}
+
+int els_mgmt_on_behalf(const char *json, size_t len, const char *console_cn, char *identity,
+		       size_t n)
+{
+	json_t *j = json_loadb(json, len, 0, NULL);
+	json_t *ob = json_is_object(j) ? json_object_get(j, "on_behalf_of") : NULL;
+	const char *who = json_string_value(json_object_get(ob, "identity"));
+	const char *role = json_string_value(json_object_get(ob, "role"));
+	/* No on_behalf_of: the console asks for itself, and may only read. One that states no
+	 * known role gets none (every command forbidden), as a certificate without one. */
+	int r = ob ? (role ? els_mgmt_role_parse(role) : ELS_ROLE_NONE) : ELS_ROLE_AUDITOR;
+	els_mgmt_console_identity(identity, n, who, console_cn);
+	json_decref(j);
+	return r;
+}

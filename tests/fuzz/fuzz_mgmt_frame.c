@@ -1,5 +1,6 @@
 /* The management endpoint's input path on arbitrary bytes: the frame reader fed in uneven
- * chunks, each complete body through the request check (JSON, envelope, arguments, role),
+ * chunks, each complete body through the request check (JSON, envelope, arguments, role) and
+ * the console connection's on_behalf_of,
  * and the same bytes as IPC datagrams through the main process's receive checks.
  * Input: byte 0 = role (mod 3) and chunk size, the rest = the stream. */
 #include <jansson.h>
@@ -35,6 +36,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const char *code;
 			if (f.body[f.len] != 0)
 				abort();
+			/* As a request from the console connection: on_behalf_of. */
+			char who[65];
+			int ob = els_mgmt_on_behalf((const char *)f.body, f.len, "console-1", who,
+						    sizeof(who));
+			if (ob < ELS_ROLE_NONE || ob > ELS_ROLE_ADMIN || !strstr(who, " via console-1"))
+				abort();
+			for (const char *q = who; *q; q++)
+				if (*q < 0x20 || *q > 0x7e)
+					abort(); /* it goes into the monitor and alerts as is */
 			if (els_mgmt_request_check((const char *)f.body, f.len, role, &req, &err,
 						   &code) == 0) {
 				if (!req.cmd || role < req.role_needed ||

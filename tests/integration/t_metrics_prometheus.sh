@@ -173,7 +173,7 @@ check_not "TLS 1.2 is refused, even with a good certificate" page_with --tls-max
 check_not "without a client certificate: no page" page_with
 check_not "with a certificate from a foreign CA: no page" page_with \
 	--cert "$WORK/foreign/consoles/mallory.crt" --key "$WORK/foreign/consoles/mallory.key"
-check_not "with the agent's own server certificate as a client: no page" page_with \
+check_not "with the agent's own certificate (no operator role) as a client: no page" page_with \
 	--cert "$WORK/ca/agents/agent1.crt" --key "$WORK/agent.key"
 check_not "plain HTTP to the TLS port: no page" bash -c \
 	"ip netns exec '$CLI' curl -s --max-time 5 'http://$SRV4:$TPORT/metrics' | grep -q els_"

@@ -56,7 +56,7 @@ out=$("$PKI" --help 2>&1)
 check_eq "--help exits 0" 0 $?
 check "--help documents the exit status" grep -q '^EXIT STATUS' <<<"$out"
 missing=
-for c in init agent console revoke crl list; do
+for c in init agent console console-server revoke crl list; do
 	grep -q "^    els-pki $c" <<<"$out" || missing+=" $c"
 done
 check_eq "--help has a synopsis line for every command" "" "$missing"
@@ -106,8 +106,12 @@ check "agent SAN has DNS:web1.example.net" grep -q 'DNS:web1.example.net' <<<"$s
 check "agent SAN has IP 127.0.0.1" grep -q 'IP Address:127.0.0.1' <<<"$san"
 check "agent SAN has IP 2001:db8::10" grep -qi 'IP Address:2001:DB8:0:0:0:0:0:10' <<<"$san"
 eku=$(ext "$A.crt" extendedKeyUsage)
-check "agent EKU is serverAuth" grep -q 'TLS Web Server Authentication' <<<"$eku"
-check_not "agent EKU lacks clientAuth" grep -q 'Client Authentication' <<<"$eku"
+check "agent EKU has serverAuth (its listening endpoint)" grep -q 'TLS Web Server Authentication' \
+	<<<"$eku"
+check "agent EKU has clientAuth (dialling out to els-console)" \
+	grep -q 'TLS Web Client Authentication' <<<"$eku"
+check_not "agent cert carries no els:role URI (no operator role)" grep -q 'els:role' \
+	<<<"$(ext "$A.crt" subjectAltName)"
 check "agent cert is not a CA" grep -q 'CA:FALSE' <<<"$(ext "$A.crt" basicConstraints)"
 
 sum_before=$(cat "$A.crt" "$A.key" | sha256sum)
@@ -145,6 +149,31 @@ check "an auditor gets OU=auditor" grep -q 'OU *= *auditor' \
 	<<<"$(openssl x509 -in "$CA/consoles/bob.crt" -noout -subject)"
 check "an auditor gets URI:els:role:auditor" grep -q 'URI:els:role:auditor' \
 	<<<"$(ext "$CA/consoles/bob.crt" subjectAltName)"
+# --- console-server ---------------------------------------------------------------------------
+S=$CA/servers/console-1
+out=$("$PKI" console-server "$CA" console-1 --host console.example.net --ip 127.0.0.1 2>&1)
+check_eq "console-server succeeds" 0 $?
+check_eq "console-server key is 0600" 600 "$(mode "$S.key")"
+subj=$(openssl x509 -in "$S.crt" -noout -subject -nameopt RFC2253)
+check_eq "console-server subject is OU=console, CN=console-1" "subject=CN=console-1,OU=console" \
+	"$subj"
+san=$(ext "$S.crt" subjectAltName)
+check "console-server SAN has DNS:console.example.net" grep -q 'DNS:console.example.net' <<<"$san"
+check "console-server SAN has IP 127.0.0.1" grep -q 'IP Address:127.0.0.1' <<<"$san"
+check "console-server SAN has URI:els:role:console" grep -q 'URI:els:role:console' <<<"$san"
+eku=$(ext "$S.crt" extendedKeyUsage)
+check "console-server EKU is serverAuth" grep -q 'TLS Web Server Authentication' <<<"$eku"
+check_not "console-server EKU lacks clientAuth" grep -q 'Client Authentication' <<<"$eku"
+check "openssl verify accepts the console-server cert as an SSL server for its host" \
+	openssl verify -CAfile "$CA/ca.crt" -purpose sslserver -verify_hostname \
+	console.example.net "$S.crt"
+check_not "openssl verify rejects the console-server cert as an SSL client" \
+	openssl verify -CAfile "$CA/ca.crt" -purpose sslclient "$S.crt"
+out=$("$PKI" console-server "$CA" console-2 2>&1)
+check_eq "console-server without --host is a usage error" 2 $?
+out=$("$PKI" console-server "$CA" console-1 --host console.example.net 2>&1)
+check_eq "a second 'console-server console-1' is refused (exit 3)" 3 $?
+
 s1=$(openssl x509 -in "$A.crt" -noout -serial)
 s2=$(openssl x509 -in "$C.crt" -noout -serial)
 s3=$(openssl x509 -in "$CA/consoles/bob.crt" -noout -serial)
@@ -229,12 +258,20 @@ else
 		fail "a console cert from another CA is rejected (unknown issuer)" "$(logs)"
 fi
 
-if handshake "$A.crt" "$A.key"; then
-	fail "an agent (serverAuth) cert is rejected as a client cert" "$(logs)"
+# An agent dials its console: agent certificate as the client, console-server as the server.
+if handshake "$A.crt" "$A.key" "$S.crt" "$S.key"; then
+	pass "TLS 1.3 handshake agent (client) -> console-server succeeds and carries data"
+else
+	fail "TLS 1.3 handshake agent (client) -> console-server succeeds and carries data" "$(logs)"
+fi
+check "the console-server saw the agent's identity" grep -q 'Peer certificate: .*CN *= *web1' \
+	"$WORK/server.log"
+if handshake "$S.crt" "$S.key"; then
+	fail "a console-server (serverAuth) cert is rejected as a client cert" "$(logs)"
 else
 	grep -q 'unsuitable certificate purpose' "$WORK/server.log" &&
-		pass "an agent (serverAuth) cert is rejected as a client cert" ||
-		fail "an agent (serverAuth) cert is rejected as a client cert" "$(logs)"
+		pass "a console-server (serverAuth) cert is rejected as a client cert" ||
+		fail "a console-server (serverAuth) cert is rejected as a client cert" "$(logs)"
 fi
 
 if handshake "$C.crt" "$C.key" "$C.crt" "$C.key"; then
@@ -288,6 +325,8 @@ check_eq "list succeeds" 0 $?
 check "list shows alice revoked" grep -Eq '^revoked .*CN=alice +consoles/alice.crt$' <<<"$out"
 check "list shows bob valid" grep -Eq '^valid .*CN=bob +consoles/bob.crt$' <<<"$out"
 check "list shows web1 valid" grep -Eq '^valid .*CN=web1 +agents/web1.crt$' <<<"$out"
+check "list shows console-1 valid" grep -Eq '^valid .*CN=console-1 +servers/console-1.crt$' \
+	<<<"$out"
 # Expiry needs a past date, which openssl ca will not issue; age bob in a copy of the database.
 cp -a "$CA" "$WORK/aged"
 serial_bob=$(openssl x509 -in "$CA/consoles/bob.crt" -noout -serial | cut -d= -f2)

@@ -167,3 +167,48 @@ Test(ipc, queue_cap_refuses_when_the_peer_does_not_read)
 	cr_assert(els_ipc_pending(&a));
 	free(buf);
 }
+
+/* The console connection's socket travels with ELS_IPC_DIAL (SCM_RIGHTS): the receiver gets a
+ * working descriptor of its own; a descriptor sent with any other type breaks the rules and
+ * is closed, never kept. */
+Test(ipc, a_descriptor_travels_with_dial_only)
+{
+	int p[2];
+	struct els_ipc_msg m;
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(els_ipc_send_fd(&a, ELS_IPC_DIAL, "198.18.7.2:7444", 15, p[1]), 0);
+	close(p[1]);
+	cr_assert_eq(recv_one(&m), 1);
+	cr_assert_eq(m.type, ELS_IPC_DIAL);
+	cr_assert_str_eq((char *)m.body, "198.18.7.2:7444");
+	cr_assert_geq(m.fd, 0);
+	cr_assert_eq(write(m.fd, "x", 1), 1, "the passed descriptor is the pipe's write end");
+	char c = 0;
+	cr_assert_eq(read(p[0], &c, 1), 1);
+	cr_assert_eq(c, 'x');
+	close(m.fd);
+	free(m.body);
+	cr_assert_eq(els_ipc_send_fd(&a, ELS_IPC_AUDIT, "x", 1, p[0]), -EMSGSIZE,
+		     "no other type may carry one");
+	/* A forged one: an AUDIT datagram with a descriptor attached. */
+	struct els_ipc_hdr h = {.type = ELS_IPC_AUDIT, .len = 1, .total = 1};
+	char dg[sizeof(h) + 1];
+	memcpy(dg, &h, sizeof(h));
+	dg[sizeof(h)] = 'y';
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u = {0};
+	struct iovec iov = {.iov_base = dg, .iov_len = sizeof(dg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &p[0], sizeof(int));
+	cr_assert_eq(sendmsg(a.fd, &mh, 0), (ssize_t)sizeof(dg));
+	cr_assert_eq(els_ipc_recv(&b, &m), -EBADMSG);
+	cr_assert_eq(b.rfd, -1, "the stray descriptor was closed, not kept");
+	close(p[0]);
+}

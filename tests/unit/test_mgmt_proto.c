@@ -266,10 +266,18 @@ Test(config, absent_and_defaults)
 	cr_assert_eq(parse("queues = \"0\";", &c, &d), 0);
 	cr_assert_null(c);
 	els_diag_free(&d);
-	cr_assert_eq(parse("management = { crl = \"tls/crl.pem\"; };", &c, &d), 0);
+	/* No listen and no console: nothing could reach the agent, and the old default
+	 * (127.0.0.1:7443) is gone, so the file is refused with the way to get it back. */
+	cr_assert_eq(parse("management = { crl = \"tls/crl.pem\"; };", &c, &d), -EINVAL);
+	cr_assert_null(c);
+	cr_assert(strstr(d.msgs[0], "neither 'listen' nor a 'console' section"), "%s", d.msgs[0]);
+	els_diag_free(&d);
+	cr_assert_eq(parse("management = { listen = \"127.0.0.1:7443\"; crl = \"tls/crl.pem\"; };",
+			   &c, &d), 0);
 	cr_assert_not_null(c);
 	cr_assert_str_eq(c->host, "127.0.0.1");
 	cr_assert_eq(c->port, 7443);
+	cr_assert_null(c->console_address);
 	cr_assert_str_eq(c->crl, "/etc/elsd/tls/crl.pem", "relative to the config file");
 	cr_assert_str_eq(c->key, "/etc/elsd/tls/agent.key");
 	cr_assert_str_eq(c->user, "nobody");
@@ -281,6 +289,58 @@ Test(config, absent_and_defaults)
 	cr_assert_str_eq(c->host, "::1");
 	cr_assert_eq(c->port, 9);
 	els_mgmt_config_free(c);
+	els_diag_free(&d);
+}
+
+Test(config, console_alone_dials_and_listens_nowhere)
+{
+	struct els_mgmt_conf *c;
+	struct els_diag d;
+	cr_assert_eq(parse("console = { address = \"console.example.net:7444\"; group = \"web\"; };",
+			   &c, &d), 0);
+	cr_assert_not_null(c);
+	cr_assert_null(c->listen, "a console section alone opens no port");
+	cr_assert_str_eq(c->console_host, "console.example.net");
+	cr_assert_eq(c->console_port, 7444);
+	cr_assert_str_eq(c->console_group, "web");
+	cr_assert_eq(c->heartbeat_s, 10);
+	cr_assert_str_eq(c->console_ca, "/etc/elsd/tls/ca.crt", "the management defaults");
+	cr_assert_str_eq(c->user, "nobody");
+	els_mgmt_config_free(c);
+	els_diag_free(&d);
+	cr_assert_eq(parse("management = { ca = \"m/ca.crt\"; };\n"
+			   "console = { address = \"[2001:db8::5]:7444\"; crl = \"c/crl.pem\"; "
+			   "heartbeat_s = 2; };",
+			   &c, &d), 0);
+	cr_assert_str_eq(c->console_host, "2001:db8::5");
+	cr_assert_str_eq(c->console_ca, "/etc/elsd/m/ca.crt", "inherited from management");
+	cr_assert_str_eq(c->console_crl, "/etc/elsd/c/crl.pem", "its own, beside the config");
+	cr_assert_eq(c->heartbeat_s, 2);
+	els_mgmt_config_free(c);
+	els_diag_free(&d);
+}
+
+Test(config, console_errors_with_their_line)
+{
+	struct els_mgmt_conf *c;
+	struct els_diag d;
+	cr_assert_eq(parse("console = {\n group = \"web\";\n};", &c, &d), -EINVAL);
+	cr_assert(strstr(d.msgs[0], "'address' is required"), "%s", d.msgs[0]);
+	els_diag_free(&d);
+	cr_assert_eq(parse("console = {\n address = \"console.example.net\";\n};", &c, &d), -EINVAL);
+	cr_assert(strstr(d.msgs[0], ":2:") && strstr(d.msgs[0], "expected HOST:PORT"), "%s",
+		  d.msgs[0]);
+	els_diag_free(&d);
+	cr_assert_eq(parse("console = {\n address = \"bad_host!:7444\";\n};", &c, &d), -EINVAL);
+	cr_assert(strstr(d.msgs[0], "an IPv4 address, [IPv6] or a DNS name"), "%s", d.msgs[0]);
+	els_diag_free(&d);
+	cr_assert_eq(parse("console = {\n address = \"c.example:0\";\n};", &c, &d), -EINVAL);
+	cr_assert(strstr(d.msgs[0], "port must be"), "%s", d.msgs[0]);
+	els_diag_free(&d);
+	cr_assert_eq(parse("console = { address = \"c.example:1\";\n heartbeat_s = 0;\n "
+			   "group = \"a b\";\n bogus = 1; };",
+			   &c, &d), -EINVAL);
+	cr_assert_eq(d.count, 3, "every error: %u", d.count);
 	els_diag_free(&d);
 }
 
@@ -310,4 +370,37 @@ Test(config, every_error_with_its_line)
 	els_diag_free(&d);
 	cr_assert_eq(parse("management = 5;", &c, &d), -EINVAL);
 	els_diag_free(&d);
+}
+
+/* ---- the console connection's on_behalf_of ---- */
+
+static int ob(const char *json, char *id)
+{
+	return els_mgmt_on_behalf(json, strlen(json), "console-1", id, 65);
+}
+
+Test(console, on_behalf_of_gives_role_and_identity)
+{
+	char id[65];
+	cr_assert_eq(ob("{\"v\":1,\"id\":1,\"cmd\":\"status\"}", id), ELS_ROLE_AUDITOR,
+		     "none stated: the console may only read");
+	cr_assert_str_eq(id, "? via console-1");
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"alice\",\"role\":\"admin\"}}", id),
+		     ELS_ROLE_ADMIN);
+	cr_assert_str_eq(id, "alice via console-1");
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"bob\",\"role\":\"auditor\"}}", id),
+		     ELS_ROLE_AUDITOR);
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"eve\",\"role\":\"root\"}}", id),
+		     ELS_ROLE_NONE, "an unknown role is none, not the default");
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"eve\"}}", id), ELS_ROLE_NONE);
+	cr_assert_eq(ob("{\"on_behalf_of\":{\"identity\":\"eve\",\"role\":\"Admin\"}}", id),
+		     ELS_ROLE_NONE, "case matters");
+	cr_assert_eq(ob("{\"on_behalf_of\":\"admin\"}", id), ELS_ROLE_NONE);
+	cr_assert_eq(ob("not json", id), ELS_ROLE_AUDITOR, "the request check refuses it anyway");
+	ob("{\"on_behalf_of\":{\"identity\":\"a b\\nalert: x\",\"role\":\"admin\"}}", id);
+	cr_assert_str_eq(id, "a?b?alert??x via console-1", "nothing that could forge a line");
+	ob("{\"on_behalf_of\":{\"identity\":\"0123456789012345678901234567890123456789\","
+	   "\"role\":\"admin\"}}",
+	   id);
+	cr_assert_str_eq(id, "01234567890123456789012345678901 via console-1", "cut at 32");
 }

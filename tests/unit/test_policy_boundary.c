@@ -163,7 +163,8 @@ Test(boundary, agent_settings_are_refused_by_name_and_line)
 				   "user = \"root\";\n"
 				   "monitor = { path = \"/tmp/x\"; };\n"
 				   "queues = 3;\n"
-				   "policy_dir = \"/\";\n",
+				   "policy_dir = \"/\";\n"
+				   "console = { address = \"evil.example:7444\"; };\n",
 				   &d);
 	cr_assert_null(p);
 	const char *m = all(&d);
@@ -173,6 +174,9 @@ Test(boundary, agent_settings_are_refused_by_name_and_line)
 	cr_assert(strstr(m, "<policy>:6: 'monitor' is an agent setting"), "%s", m);
 	cr_assert(strstr(m, "<policy>:7: 'queues' is an agent setting"), "%s", m);
 	cr_assert(strstr(m, "<policy>:8: 'policy_dir' is an agent setting"), "%s", m);
+	/* Which console the agent dials and trusts is the host's decision alone. */
+	cr_assert(strstr(m, "<policy>:9: 'console' is an agent setting"), "%s", m);
+	cr_assert(strstr(m, "<policy>:9: 'console.address' is an agent setting"), "%s", m);
 	els_diag_free(&d);
 }
 
