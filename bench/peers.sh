@@ -14,6 +14,7 @@
 
 PEER_PIDS=() # nginx, ulogd, opensnitchd, s_server: killed by peers_cleanup
 peers_cleanup() {
+	https_stop
 	local p
 	for p in "${PEER_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${PEER_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -335,10 +336,20 @@ run_logger() {
 # complete within 2 s. The server routes the spoofed range back to the client namespace, where
 # the SYN-ACKs die. For elsd: the monitor rows the flood wrote (all rows but those of the
 # client's own connections), and their bytes at the file's mean bytes per row.
-HTTPS_OK=
+HTTPS_OK= HTTPS_PIDS=()
 https_setup() {
 	in_srv ip route add 198.18.128.0/17 via $CLI4
+	local n=${#BG_PIDS[@]}
 	els_https_server && HTTPS_OK=1 || skip "SYN flood" "openssl s_server did not start"
+	HTTPS_PIDS=("${BG_PIDS[@]:n}")
+}
+# The servers stop with the flood section: bench/run's later `wait` (the callgrind runs)
+# waits for every child, and would wait for them for ever.
+https_stop() {
+	local p
+	for p in "${HTTPS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${HTTPS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	HTTPS_PIDS=()
 }
 run_flood() { # run_flood NAME PORT: FL_SENT FL_OK FL_ATT FL_P50 FL_P99 FL_ROWS FL_BYTES
 	local name=$1 port=$2 db= r0= fpid out
