@@ -1,6 +1,8 @@
 /* blast: the benchmark's traffic generator and sinks.
  *
- *   blast udp-send DST PORT SECONDS [--srcs BASE N] [--sports N] [--size B] [--pps R]
+ *   blast udp-send DST PORT SECONDS [--srcs BASE N] [--sports N] [--size B] [--pps R] [--count N]
+ *                                    [--dports N]
+ *   blast syn-flood DST PORT SECONDS
  *   blast udp-sink PORT SECONDS
  *   blast tcp-send DST PORT SECONDS [--conns N]
  *   blast tcp-sink PORT SECONDS
@@ -9,7 +11,14 @@
  * over N source addresses x N source ports so that the receiver sees many flows (a raw
  * socket is what lets one process own 10,000 source ports without 10,000 sockets). It stops
  * after SECONDS and prints "sent PACKETS". --pps paces it (for the apply test, where loss
- * must come from the filter, not from an overload).
+ * must come from the filter, not from an overload). --count stops it after N packets (one
+ * packet per flow fills a flow table: --count = srcs x sports). --dports N sends packet k to
+ * port PORT + k mod N as well: with N and the number of sources coprime, every (source, port)
+ * pair comes once in srcs x N packets (distinct drop events for a logger).
+ * syn-flood writes spoofed TCP SYNs, each from its own address in 198.18.128.0/17 and a
+ * pseudo-random source port, as fast as the raw socket takes them for SECONDS; prints "sent
+ * PACKETS". The server routes 198.18.128.0/17 back to the client namespace, which drops the
+ * answers (nothing there owns those addresses), as a spoofed flood's answers are lost.
  * udp-sink drains a UDP port with recvmmsg for SECONDS and prints "received PACKETS"; the
  * benchmark counts delivered packets from the kernel's UDP counters, so a slow sink cannot
  * bias the figure.
@@ -67,6 +76,8 @@ static int udp_send(int argc, char **argv)
 	double secs = atof(argv[4]);
 	unsigned nsrc = 1, nsport = 10000, size = 64;
 	double pps = 0;
+	uint64_t count = 0;
+	unsigned ndport = 1;
 	for (int i = 5; i < argc; i++) {
 		if (!strcmp(argv[i], "--srcs") && i + 2 < argc) {
 			inet_pton(AF_INET, argv[i + 1], &src_base);
@@ -78,13 +89,18 @@ static int udp_send(int argc, char **argv)
 			size = (unsigned)atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--pps") && i + 1 < argc) {
 			pps = atof(argv[++i]);
+		} else if (!strcmp(argv[i], "--dports") && i + 1 < argc) {
+			ndport = (unsigned)atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+			count = strtoull(argv[++i], NULL, 10);
 		} else {
 			fprintf(stderr, "blast: unknown option %s\n", argv[i]);
 			return 2;
 		}
 	}
-	if (size < 28 || size > 1500 || !nsrc || !nsport || nsport > 60000) {
-		fprintf(stderr, "blast: size 28-1500, srcs >= 1, sports 1-60000\n");
+	if (size < 28 || size > 1500 || !nsrc || !nsport || nsport > 60000 || !ndport ||
+	    port + ndport > 65536) {
+		fprintf(stderr, "blast: size 28-1500, srcs >= 1, sports 1-60000, dports within 65535\n");
 		return 2;
 	}
 	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
@@ -117,27 +133,115 @@ static int udp_send(int argc, char **argv)
 						 .msg_iovlen = 1};
 	}
 	uint32_t base = ntohl(src_base.s_addr);
-	uint64_t flow = 0, sent = 0, nflows = (uint64_t)nsrc * nsport;
+	uint64_t sent = 0, nflows = (uint64_t)nsrc * nsport;
 	double t0 = now_s(), end = t0 + secs;
 	for (;;) {
 		double t = now_s();
-		if (t >= end)
+		if (t >= end || (count && sent >= count))
 			break;
 		if (pps > 0 && (double)sent > (t - t0) * pps) {
 			usleep(200);
 			continue;
 		}
-		for (unsigned i = 0; i < BATCH; i++) {
+		unsigned batch = BATCH;
+		if (count && count - sent < batch)
+			batch = (unsigned)(count - sent);
+		for (unsigned i = 0; i < batch; i++) {
 			struct iphdr *ip = (struct iphdr *)pkts[i];
 			struct udphdr *udp = (struct udphdr *)(ip + 1);
-			uint64_t f = flow++ % nflows;
+			uint64_t f = (sent + i) % nflows;
 			ip->saddr = htonl(base + (uint32_t)(f % nsrc));
 			udp->source = htons((uint16_t)(1024 + f / nsrc));
+			if (ndport > 1)
+				udp->dest = htons((uint16_t)(port + f % ndport));
+		}
+		int n = sendmmsg(fd, msg, batch, 0);
+		if (n < 0) {
+			if (errno == ENOBUFS || errno == EAGAIN || errno == EPERM)
+				continue; /* a full qdisc, or a local drop: count nothing */
+			die("sendmmsg");
+		}
+		sent += (uint64_t)n;
+	}
+	printf("sent %llu\n", (unsigned long long)sent);
+	return 0;
+}
+
+static uint16_t csum_fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static int syn_flood(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: blast syn-flood DST PORT SECONDS\n");
+		return 2;
+	}
+	struct in_addr dst;
+	if (inet_pton(AF_INET, argv[2], &dst) != 1) {
+		fprintf(stderr, "blast: bad address %s\n", argv[2]);
+		return 2;
+	}
+	unsigned port = (unsigned)atoi(argv[3]);
+	double secs = atof(argv[4]);
+	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+	if (fd < 0)
+		die("raw socket (needs CAP_NET_RAW)");
+	int sb = 4 << 20;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	enum { LEN = 20 + 20 };
+	static uint8_t pkts[BATCH][LEN];
+	struct iovec iov[BATCH];
+	struct mmsghdr msg[BATCH];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = dst};
+	for (unsigned i = 0; i < BATCH; i++) {
+		struct iphdr *ip = (struct iphdr *)pkts[i];
+		struct tcphdr *tcp = (struct tcphdr *)(ip + 1);
+		memset(pkts[i], 0, LEN);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->tot_len = htons(LEN);
+		ip->daddr = dst.s_addr;
+		tcp->dest = htons((uint16_t)port);
+		tcp->doff = 5;
+		tcp->syn = 1;
+		tcp->window = htons(65535);
+		iov[i] = (struct iovec){pkts[i], LEN};
+		msg[i].msg_hdr = (struct msghdr){.msg_name = &sa,
+						 .msg_namelen = sizeof(sa),
+						 .msg_iov = &iov[i],
+						 .msg_iovlen = 1};
+	}
+	uint32_t x = 2463534242u; /* xorshift32: addresses, ports and sequence numbers */
+	uint64_t sent = 0;
+	double end = now_s() + secs;
+	while (now_s() < end) {
+		for (unsigned i = 0; i < BATCH; i++) {
+			struct iphdr *ip = (struct iphdr *)pkts[i];
+			struct tcphdr *tcp = (struct tcphdr *)(ip + 1);
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			ip->saddr = htonl(0xC6128000u | (x & 0x7fff)); /* 198.18.128.0/17 */
+			ip->id = (uint16_t)(x >> 16);
+			tcp->source = htons((uint16_t)(1024 + (x >> 17) % 64000));
+			tcp->seq = x;
+			tcp->check = 0;
+			/* pseudo-header + header, in 16-bit words */
+			uint32_t s = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) +
+				     (ip->daddr >> 16) + htons(IPPROTO_TCP) + htons(20);
+			const uint16_t *w = (const uint16_t *)tcp;
+			for (unsigned k = 0; k < 10; k++)
+				s += w[k];
+			tcp->check = csum_fold(s);
 		}
 		int n = sendmmsg(fd, msg, BATCH, 0);
 		if (n < 0) {
 			if (errno == ENOBUFS || errno == EAGAIN || errno == EPERM)
-				continue; /* a full qdisc, or a local drop: count nothing */
+				continue;
 			die("sendmmsg");
 		}
 		sent += (uint64_t)n;
@@ -287,7 +391,9 @@ int main(int argc, char **argv)
 		return tcp_send(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "tcp-sink"))
 		return tcp_sink(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "syn-flood"))
+		return syn_flood(argc, argv);
 	fprintf(stderr,
-		"usage: blast udp-send|udp-sink|tcp-send|tcp-sink ... (see bench/blast.c)\n");
+		"usage: blast udp-send|udp-sink|tcp-send|tcp-sink|syn-flood ... (see bench/blast.c)\n");
 	return 2;
 }

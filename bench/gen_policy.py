@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes one benchmark policy in two forms: an elsd config and the same rules as a linear
-iptables ruleset (iptables-restore format, for the kernel-only comparison).
+"""Writes one benchmark policy in three forms: an elsd config, the same rules as a linear
+iptables ruleset (iptables-restore format: the informative linear row), and the same rules as
+nftables sets and maps with conntrack (the kernel-native peer an administrator would write).
 
   gen_policy.py --base conf/elsd.conf --out DIR --permits N --list N --monitor FILE
                 [--offload] [--queues 0|0-1] [--capacity N] [--log default|all]
@@ -12,6 +13,13 @@ and one /32 remote each, like a host with many per-peer exceptions). --list N wr
 file of N addresses spread over the whole IPv4 space except the benchmark's 198.18.0.0/15,
 which is what a real block list looks like to a longest-prefix lookup. Deterministic: the
 same arguments give the same files.
+
+The nftables form is two files for `nft -f`: nft-sets.nft (table inet elsbench with its sets:
+the deny list as an interval set, the port permits as a concatenated set, the per-peer
+permits as an interval concatenation of address . protocol . port) and nft-chains.nft (the
+input and output base chains that use them: deny, `ct state established,related accept`,
+the permits, policy drop). A million-entry interval set takes seconds to load, the chains
+nothing: bench/run loads the sets once and adds or removes only the chains.
 """
 import argparse
 import random
@@ -49,6 +57,7 @@ def main():
     # permits: generated ones, then the benchmark's own
     gen = []
     ipt = []
+    nft_peer = []
     for i in range(max(0, a.permits - 2)):
         proto = "tcp" if i % 2 == 0 else "udp"
         port = 10000 + i % 50000
@@ -57,10 +66,13 @@ def main():
                    'remote = [ "%s" ]; },' % (i, proto, port, remote))
         ipt.append("-A INPUT -s %s/32 -p %s -m %s --dport %d -j ACCEPT" %
                    (remote, proto, proto, port))
+        nft_peer.append("%s . %s . %d" % (remote, proto, port))
     bench = ['    { id = "bench-udp"; dir = "in"; proto = "udp"; local_ports = [ 9000 ]; },',
-             '    { id = "bench-tcp"; dir = "in"; proto = "tcp"; local_ports = [ 5201 ]; },']
+             '    { id = "bench-tcp"; dir = "in"; proto = "tcp"; local_ports = [ 5201 ]; },',
+             '    { id = "bench-http"; dir = "in"; proto = "tcp"; local_ports = [ 80 ]; },']
     ipt += ["-A INPUT -p udp -m udp --dport 9000 -j ACCEPT",
-            "-A INPUT -p tcp -m tcp --dport 5201 -j ACCEPT"]
+            "-A INPUT -p tcp -m tcp --dport 5201 -j ACCEPT",
+            "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT"]
     m = re.search(r"permits = \(\n", conf)
     if not m:
         sys.exit("gen_policy: no 'permits = (' in the base config")
@@ -94,6 +106,58 @@ def main():
         f.write("-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n")
         f.write("\n".join(ipt) + "\n")
         f.write("-A INPUT -j DROP\nCOMMIT\n")
+
+    write_nft(a.out, deny, nft_peer)
+
+
+# What conf/elsd.conf permits besides the benchmark's own ports (its example policy, as
+# nftables matches): https in, ping, neighbour discovery and MLD both ways, DNS out to one
+# resolver. Its deny list (198.19.66.0/24, 2001:db8:666::/48) goes into the deny sets.
+NFT_ICMPV6 = ("nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+              "nd-redirect, mld-listener-query, mld-listener-report, mld-listener-done, "
+              "mld2-listener-report")
+
+
+def write_nft(out, deny, peer):
+    with open("%s/nft-sets.nft" % out, "w") as f:
+        f.write("table inet elsbench {\n")
+        f.write("  set deny4 { type ipv4_addr; flags interval; elements = { 198.19.66.0/24")
+        for d in deny:
+            f.write(",\n    %s" % d)
+        f.write(" } }\n")
+        f.write("  set deny6 { type ipv6_addr; flags interval; elements = { 2001:db8:666::/48 } }\n")
+        f.write("  set permit_in { type inet_proto . inet_service; elements = { tcp . 443, "
+                "udp . 9000, tcp . 5201, tcp . 80 } }\n")
+        f.write("  set permit4_in { type ipv4_addr . inet_proto . inet_service; flags interval;")
+        if peer:
+            f.write(" elements = { %s }" % ",\n    ".join(peer))
+        f.write(" }\n}\n")
+    with open("%s/nft-chains.nft" % out, "w") as f:
+        f.write("""table inet elsbench {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iif lo accept
+    ip saddr @deny4 drop
+    ip6 saddr @deny6 drop
+    ct state established,related accept
+    ct state invalid drop
+    meta l4proto . th dport @permit_in accept
+    ip saddr . meta l4proto . th dport @permit4_in accept
+    icmp type echo-request accept
+    icmpv6 type { echo-request, %s } accept
+  }
+  chain output {
+    type filter hook output priority 0; policy drop;
+    oif lo accept
+    ip daddr @deny4 drop
+    ip6 daddr @deny6 drop
+    ct state established,related accept
+    ct state invalid drop
+    ip daddr 198.18.0.53 udp dport 53 accept
+    icmpv6 type { %s } accept
+  }
+}
+""" % (NFT_ICMPV6, NFT_ICMPV6))
 
 
 if __name__ == "__main__":
