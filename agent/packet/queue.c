@@ -24,12 +24,15 @@
 #include <string.h>
 
 #include "offload.h"
+#include "owner.h"
 #include "queue.h"
 
 #define QUEUE_BATCH 128       /* packets judged per turn before verdicts go out */
 #define QUEUE_RCVBUF (8u << 20) /* socket receive buffer: absorbs bursts while we judge */
 #define QUEUE_POLL_MS 100     /* idle wake-up: generation pickup, timers, stop flag */
 #define QUEUE_PIPE 3          /* decode -> prefetch the flow -> judge: see the top */
+#define QUEUE_HOLD 256        /* packets waiting for a socket owner lookup (owner.h) */
+#define QUEUE_HOLD_NS 2000000000ull /* after this, a held packet is judged as owner unknown */
 
 struct pending {
 	uint32_t id;
@@ -38,7 +41,15 @@ struct pending {
 
 struct in_flight {
 	uint32_t id;
+	uint32_t uid, gid; /* the sending socket's, when has_ids (NFQA_CFG_F_UID_GID) */
+	bool has_ids;
 	struct els_decoded dec;
+};
+
+/* A packet whose verdict waits for its socket's owner (agent/packet/owner.h). */
+struct held {
+	struct in_flight f;
+	uint64_t since_ns;
 };
 
 struct els_queue {
@@ -59,6 +70,9 @@ struct els_queue {
 	struct els_offload_req offq[QUEUE_BATCH]; /* flows to mark after this turn's verdicts */
 	unsigned noffq;
 	uint64_t now_mono, now_real; /* read once per turn: a turn lasts microseconds */
+	struct els_owners *owners;
+	struct held held[QUEUE_HOLD];
+	unsigned nheld;
 };
 
 static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
@@ -112,8 +126,12 @@ struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_work
 	 * us; only headers are read, so their checksum state does not matter. FAIL_OPEN: what
 	 * the kernel does when the queue is full. */
 	uint32_t flags = NFQA_CFG_F_GSO | (o->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	/* UID_GID: the sending socket's ids come with each outbound packet (service-bound
+	 * permits on user/group need no socket lookup then). */
+	flags |= NFQA_CFG_F_UID_GID;
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK,
+			 htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_UID_GID));
 	if ((rc = send_config(q, nlh)) < 0) {
 		fprintf(stderr, "elsd: queue %u: cannot configure: %s\n", o->num, strerror(-rc));
 		goto fail;
@@ -122,6 +140,10 @@ struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_work
 	int fd = mnl_socket_get_fd(q->nl);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	q->owners = els_owners_new(o->num);
+	if (!q->owners)
+		goto fail;
+	w->owners = q->owners;
 	return q;
 fail:
 	els_queue_close(q);
@@ -138,15 +160,10 @@ static uint8_t hook_dir(uint8_t hook)
 
 static void flush_verdicts(struct els_queue *q);
 
-/* Judges the oldest packet in the pipeline and queues its verdict. */
-static void judge_oldest(struct els_queue *q)
+/* Queues the verdict of a judged packet. */
+static void add_verdict(struct els_queue *q, uint32_t id, enum els_action a)
 {
-	struct in_flight *f = &q->pipe[q->pipe_out++ % QUEUE_PIPE];
-	struct els_decision d;
-	enum els_action a = els_worker_judge(q->w, &f->dec.pkt, f->dec.has_flow ? &f->dec.hint : NULL,
-					     q->now_mono, q->now_real, &d);
-
-	q->pend[q->npend].id = f->id;
+	q->pend[q->npend].id = id;
 	q->pend[q->npend].verdict = a == ELS_ACCEPT ? NF_ACCEPT : NF_DROP;
 	q->npend++;
 	if (q->w->offload_now) {
@@ -154,6 +171,51 @@ static void judge_oldest(struct els_queue *q)
 		q->offq[q->noffq].init_side = q->w->offload_now->init_side;
 		q->noffq++;
 	}
+}
+
+/* Judges the oldest packet in the pipeline and queues its verdict, or holds it while its
+ * socket's owner is looked up. */
+static void judge_oldest(struct els_queue *q)
+{
+	struct in_flight *f = &q->pipe[q->pipe_out++ % QUEUE_PIPE];
+	struct els_decision d;
+
+	els_owners_begin(q->owners, f->uid, f->gid, f->has_ids, q->nheld < QUEUE_HOLD);
+	enum els_action a = els_worker_judge(q->w, &f->dec.pkt, f->dec.has_flow ? &f->dec.hint : NULL,
+					     q->now_mono, q->now_real, &d);
+	if (a == ELS_DEFER) {
+		q->held[q->nheld].f = *f;
+		q->held[q->nheld].since_ns = q->now_mono;
+		q->nheld++;
+		return;
+	}
+	add_verdict(q, f->id, a);
+}
+
+/* Judges the held packets again once answers came (or they waited too long: then as owner
+ * unknown); those still waiting stay. The flow table may have changed meanwhile, so no
+ * hint. */
+static void judge_held(struct els_queue *q)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < q->nheld; i++) {
+		struct held *h = &q->held[i];
+		struct els_decision d;
+		if (q->npend >= QUEUE_BATCH) {
+			q->held[keep++] = *h;
+			continue;
+		}
+		bool last_try = q->now_mono - h->since_ns >= QUEUE_HOLD_NS;
+		els_owners_begin(q->owners, h->f.uid, h->f.gid, h->f.has_ids, !last_try);
+		enum els_action a = els_worker_judge(q->w, &h->f.dec.pkt, NULL, q->now_mono,
+						     q->now_real, &d);
+		if (a == ELS_DEFER)
+			q->held[keep++] = *h;
+		else
+			add_verdict(q, h->f.id, a);
+	}
+	q->nheld = keep;
 }
 
 /* Judges everything still in the pipeline: at the end of each turn. The counters start again
@@ -190,6 +252,9 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	}
 	struct in_flight *f = &q->pipe[q->pipe_in++ % QUEUE_PIPE];
 	f->id = id;
+	f->has_ids = attr[NFQA_UID] && attr[NFQA_GID];
+	f->uid = f->has_ids ? ntohl(mnl_attr_get_u32(attr[NFQA_UID])) : 0;
+	f->gid = f->has_ids ? ntohl(mnl_attr_get_u32(attr[NFQA_GID])) : 0;
 	els_worker_decode(q->w, payload ? payload : (const uint8_t *)"", caplen, wire,
 			  hook_dir(ph->hook), &f->dec);
 	if (q->pipe_in - q->pipe_out >= 2) /* the previous packet's bucket has had a recv */
@@ -212,7 +277,9 @@ static void flush_verdicts(struct els_queue *q)
 		unsigned j = i;
 		/* Extend a run while the verdict is the same and the ids are consecutive, so the
 		 * batch verdict covers exactly the packets of the run. */
-		while (j + 1 < q->npend && q->pend[j + 1].verdict == q->pend[i].verdict &&
+		/* A batch verdict answers every queued id up to its last, held ones too: none
+		 * while a packet is held. */
+		while (!q->nheld && j + 1 < q->npend && q->pend[j + 1].verdict == q->pend[i].verdict &&
 		       q->pend[j + 1].id == q->pend[j].id + 1)
 			j++;
 		int type = j > i ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT;
@@ -294,15 +361,19 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 {
 	int rc = 0;
 
-	struct pollfd pfd[3] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
+	struct pollfd pfd[4] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
 				{.fd = -1, .events = POLLIN},
-				{.fd = -1, .events = POLLIN}};
+				{.fd = -1, .events = POLLIN},
+				{.fd = els_owners_fd(q->owners), .events = POLLIN}};
 	struct els_worker *w = q->w;
 
 	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
 		els_worker_refresh(w);
 		els_ctr_inc(&w->heartbeat);
 		int r = read_batch(q);
+		if (els_owners_poll(q->owners) || (q->nheld && q->now_mono - q->held[0].since_ns >=
+								       QUEUE_HOLD_NS))
+			judge_held(q);
 		flush_verdicts(q);
 		els_worker_tick(w, q->now_mono, q->now_real); /* the turn's clock: microseconds old */
 		els_worker_snapshot_serve(w); /* management `flows` request, if any */
@@ -314,13 +385,20 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 			break;
 		}
 		if (r == 0)
-			poll(pfd, 3, QUEUE_POLL_MS);
+			poll(pfd, 4, q->nheld ? 50 : QUEUE_POLL_MS);
 	}
 	/* Answer what is already queued before unbinding, so nothing waits for a verdict that
 	 * will never come. */
 	els_worker_refresh(w);
 	while (read_batch(q) > 0)
 		flush_verdicts(q);
+	while (q->nheld) { /* as owner unknown: the resolver's answer will not be waited for */
+		for (unsigned i = 0; i < q->nheld; i++)
+			q->held[i].since_ns = 0;
+		q->now_mono = els_now_mono();
+		judge_held(q);
+		flush_verdicts(q);
+	}
 	flush_verdicts(q);
 	/* Offloaded flows come back to the queue: whoever judges next (a restarted elsd, or the
 	 * fail-open/closed policy) sees them, rather than the kernel passing them unwatched. */
@@ -342,6 +420,9 @@ void els_queue_close(struct els_queue *q)
 		mnl_socket_close(q->nl);
 	}
 	els_offload_close(q->off);
+	if (q->w && q->w->owners == q->owners)
+		q->w->owners = NULL;
+	els_owners_free(q->owners);
 	free(q->rxbuf);
 	free(q->txbuf);
 	free(q);
