@@ -3,6 +3,8 @@
  * the cgroup), so each reads only within the length it is given and is fuzzed
  * (tests/fuzz/fuzz_owner_parse.c). */
 #include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -163,6 +165,24 @@ bool els_owner_diag_parse(const void *payload, size_t len, uint64_t *inode, uint
 	*inode = m.idiag_inode;
 	*uid = m.idiag_uid;
 	return true;
+}
+
+int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *inode,
+			  uint32_t *uid)
+{
+	/* NLMSG_OK checks each header against what is left before it is read. */
+	int left = len > INT32_MAX ? INT32_MAX : (int)len;
+	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		if (h->nlmsg_seq != seq)
+			continue;
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+			return 0; /* NLMSG_ERROR: no such socket */
+		return els_owner_diag_parse(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, inode, uid) &&
+			       *inode
+			   ? 1
+			   : 0;
+	}
+	return -1;
 }
 
 void els_owner_describe(const struct els_owner *o, char *buf, size_t size)

@@ -173,16 +173,9 @@ static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int famil
 		ssize_t len = recv(o->diag_fd, o->rx, sizeof(o->rx), MSG_DONTWAIT);
 		if (len <= 0)
 			return false;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)o->rx; NLMSG_OK(h, (size_t)len);
-		     h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_seq != o->seq)
-				continue;
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
-				return els_owner_diag_parse(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN,
-							    inode, uid) &&
-				       *inode != 0;
-			return false; /* NLMSG_ERROR: no such socket */
-		}
+		int r = els_owner_diag_answer(o->rx, (size_t)len, o->seq, inode, uid);
+		if (r >= 0)
+			return r == 1;
 	}
 	return false;
 }

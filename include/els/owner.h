@@ -63,6 +63,12 @@ bool els_owner_socket_link(const char *text, size_t len, uint64_t *inode);
  * attributes): the socket's inode and uid. False when it is too short for one. */
 bool els_owner_diag_parse(const void *payload, size_t len, uint64_t *inode, uint32_t *uid);
 
+/* A buffer of netlink messages read from a sock_diag socket: 1 and the socket's inode and uid
+ * when the answer to seq names one, 0 when it says there is none (an error message, or no
+ * inode), -1 when the buffer holds no answer to seq. */
+int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *inode,
+			  uint32_t *uid);
+
 /* "unit=U exe=E pid=P uid=N" (fields that are empty left out) into buf: the text records carry
  * in their detail. */
 void els_owner_describe(const struct els_owner *o, char *buf, size_t size);
