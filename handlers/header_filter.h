@@ -152,6 +152,8 @@ void hf_svc_free(struct hf_svc *s);
 enum hf_svc_res { HF_SVC_OK, HF_SVC_WRONG, HF_SVC_UNKNOWN, HF_SVC_PENDING };
 /* Packet path: whether the owner of the packet's local socket satisfies s. */
 enum hf_svc_res hf_svc_check(const struct hf_svc *s, const struct els_ctx *ctx);
+/* Whether owner o satisfies s (also for audits, off the packet path). */
+bool hf_svc_match(const struct hf_svc *s, const struct els_owner *o);
 /* "unit=nginx.service exe=... user=33", for reports. */
 void hf_svc_describe(const struct hf_svc *s, char *buf, size_t size);
 

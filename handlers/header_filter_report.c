@@ -370,3 +370,21 @@ void els_registry_inbound_ports(const struct els_policy *p,
 		}
 	}
 }
+
+int els_registry_service_check(const struct els_policy *p, const char *id,
+			       const struct els_owner *o, char *want, size_t wlen)
+{
+	const struct hf_conf *c = hf_of(p);
+
+	for (uint32_t i = 0; c && i < c->nrules; i++) {
+		const struct hf_rule *r = &c->rules[i];
+		if (strcmp(r->id, id) != 0)
+			continue;
+		if (!r->svc)
+			return 0;
+		if (want)
+			hf_svc_describe(r->svc, want, wlen);
+		return hf_svc_match(r->svc, o) ? 1 : -1;
+	}
+	return 0;
+}

@@ -159,17 +159,22 @@ enum hf_svc_res hf_svc_check(const struct hf_svc *s, const struct els_ctx *ctx)
 	default:
 		return HF_SVC_UNKNOWN;
 	}
+	return hf_svc_match(s, o) ? HF_SVC_OK : HF_SVC_WRONG;
+}
+
+bool hf_svc_match(const struct hf_svc *s, const struct els_owner *o)
+{
 	if (s->has_uid && o->uid != s->uid)
-		return HF_SVC_WRONG;
+		return false;
 	if (s->has_gid && o->gid != s->gid)
-		return HF_SVC_WRONG;
+		return false;
 	if (s->unit && strcmp(o->unit, s->unit) != 0)
-		return HF_SVC_WRONG;
+		return false;
 	/* By name and by file: a copy elsewhere has another name, a link or another mount's file
 	 * of that name has another device and inode (exe_ok). */
 	if (s->exe && (!o->exe_ok || strcmp(o->exe, s->exe) != 0))
-		return HF_SVC_WRONG;
-	return HF_SVC_OK;
+		return false;
+	return true;
 }
 
 void hf_svc_describe(const struct hf_svc *s, char *buf, size_t size)

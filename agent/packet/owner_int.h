@@ -43,8 +43,5 @@ struct owner_resolver {
 
 int owner_resolver_start(struct owner_resolver *r);
 void owner_resolver_stop(struct owner_resolver *r);
-/* Fills o (inode and uid set by the caller) from /proc for each of n inodes: true where a
- * process holds it. One scan of /proc for the whole batch. Exposed for tests. */
-void owner_proc_resolve(struct owner_ans *a, unsigned n);
 
 #endif

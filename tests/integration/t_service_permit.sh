@@ -6,6 +6,7 @@
 # wrong_service naming the process; the real server (and its restart, a new pid) is admitted;
 # elsd keeps filtering other traffic meanwhile.
 . "$(dirname "$0")/lib.sh"
+ELSCTL=${ELSCTL:-$(dirname "$ELSD")/elsctl}
 els_setup
 
 # The "web server" is a copy of python3 at a path of its own; the impostor is another copy of
@@ -67,6 +68,10 @@ check_not "a copy of the binary elsewhere, bound to the dead server's port, is r
 	hello $SRV4 8443
 check "HTTPS (not service-bound) keeps flowing meanwhile" \
 	in_cli curl -sk --max-time 5 "https://$SRV4/"
+out=$(in_srv "$ELSCTL" audit -c "$WORK/elsd.conf")
+check_eq "elsctl audit exits 1 with a stand-in on a service's port" 1 "$?"
+check "audit names the stand-in: WRONG-SERVICE on 8443 with its executable" \
+	grep -Eq "^WRONG-SERVICE +tcp +.*:8443 .*permit web wants exe=$REAL; owned by .*pid=$EVIL_PID exe=$EVIL" <<<"$out"
 stop_listener "$EVIL_PID" 8443
 start_listener real "$REAL" 8443 || fail "restarted server did not start"
 check "the restarted server (new pid, same executable) is reachable" hello $SRV4 8443
