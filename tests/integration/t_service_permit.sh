@@ -122,4 +122,8 @@ n=$(q "count(*)" "kind='drop' AND dir='out' AND reason='wrong_service' AND dport
 check_ge "root's outbound to the user-bound port: wrong_service" 1 "$n"
 n=$(q "count(*)" "kind='drop' AND reason='owner_unknown' AND dport=8445")
 check_ge "the port without a listener: owner_unknown" 1 "$n"
+out=$("$ELSCTL" registry -c "$WORK/elsd.conf" --monitor "$DB")
+check "the registry shows what the permit is bound to" grep -q "bound to: exe=$REAL" <<<"$out"
+check "the registry counts hits per owner (restarts are one owner)" \
+	grep -Eq "hits by owner: unit=- uid=0 exe=$REAL: [2-9]" <<<"$out"
 els_finish
