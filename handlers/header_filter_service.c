@@ -129,9 +129,9 @@ void hf_parse_service(struct hf_build *b, uint32_t idx)
 		v->need |= ELS_OWNER_NEED_PROC;
 	}
 	if (s_user && (v->has_uid = parse_id(b, s_user, "user", &v->uid)))
-		v->need |= ELS_OWNER_NEED_IDS;
+		v->need |= ELS_OWNER_NEED_UID;
 	if (s_group && (v->has_gid = parse_id(b, s_group, "group", &v->gid)))
-		v->need |= ELS_OWNER_NEED_IDS;
+		v->need |= ELS_OWNER_NEED_GID;
 }
 
 void hf_svc_free(struct hf_svc *s)
@@ -159,7 +159,14 @@ enum hf_svc_res hf_svc_check(const struct hf_svc *s, const struct els_ctx *ctx)
 	default:
 		return HF_SVC_UNKNOWN;
 	}
-	return hf_svc_match(s, o) ? HF_SVC_OK : HF_SVC_WRONG;
+	if (hf_svc_match(s, o))
+		return HF_SVC_OK;
+	/* Refused on the ids alone: the drop names the process too, so it is looked up now (a
+	 * refusal is rare; a flow that passes never pays for it). */
+	if (!o->pid &&
+	    ctx->owner(ctx->owner_arg, ctx->pkt, ELS_OWNER_NEED_PROC, &o) == ELS_OWNER_PENDING)
+		return HF_SVC_PENDING;
+	return HF_SVC_WRONG;
 }
 
 bool hf_svc_match(const struct hf_svc *s, const struct els_owner *o)

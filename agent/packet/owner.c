@@ -44,6 +44,8 @@ struct els_owners {
 	uint32_t pkt_uid, pkt_gid;
 	bool has_ids, can_wait, memo_valid;
 	enum els_owner_res memo_res;
+	unsigned memo_need; /* what the memoized answer covers: a light answer (ids only) does
+			       not answer a permit that needs the process */
 	const struct els_owner *last;
 	uint32_t last_ref;
 	struct els_owner scratch; /* the answer handed out: the cached owner with this packet's
@@ -226,6 +228,8 @@ static enum els_owner_res answer(struct els_owners *o, enum els_owner_res res,
 {
 	o->memo_valid = true;
 	o->memo_res = res;
+	o->memo_need = res == ELS_OWNER_FOUND && !o->scratch.pid ? ELS_OWNER_NEED_UID
+								   : ~0u;
 	if (res == ELS_OWNER_FOUND) {
 		*out = &o->scratch;
 		o->last = &o->scratch;
@@ -241,7 +245,7 @@ enum els_owner_res els_owners_query(void *arg, const struct els_pkt *pkt, unsign
 	uint64_t inode = 0;
 	uint32_t uid = 0;
 
-	if (o->memo_valid) { /* several permits may ask about one packet */
+	if (o->memo_valid && !(need & ~o->memo_need)) { /* several permits may ask */
 		if (o->memo_res == ELS_OWNER_FOUND)
 			*out = &o->scratch;
 		return o->memo_res;
@@ -263,6 +267,14 @@ enum els_owner_res els_owners_query(void *arg, const struct els_pkt *pkt, unsign
 	if (!found)
 		return answer(o, ELS_OWNER_UNKNOWN, out); /* no socket: a raw one, the kernel */
 	ctr(&o->st.diag_found);
+	if (!(need & ~ELS_OWNER_NEED_UID)) {
+		/* user alone: the socket's uid is the answer, no process needed */
+		memset(&o->scratch, 0, sizeof(o->scratch));
+		o->scratch.inode = inode;
+		o->scratch.uid = uid;
+		o->last_ref = 0;
+		return answer(o, ELS_OWNER_FOUND, out);
+	}
 
 	uint64_t now = els_now_mono();
 	struct owner_entry *e = cache_find(o, inode);

@@ -140,10 +140,6 @@ struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_work
 	int fd = mnl_socket_get_fd(q->nl);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	q->owners = els_owners_new(o->num);
-	if (!q->owners)
-		goto fail;
-	w->owners = q->owners;
 	return q;
 fail:
 	els_queue_close(q);
@@ -180,7 +176,8 @@ static void judge_oldest(struct els_queue *q)
 	struct in_flight *f = &q->pipe[q->pipe_out++ % QUEUE_PIPE];
 	struct els_decision d;
 
-	els_owners_begin(q->owners, f->uid, f->gid, f->has_ids, q->nheld < QUEUE_HOLD);
+	if (q->owners)
+		els_owners_begin(q->owners, f->uid, f->gid, f->has_ids, q->nheld < QUEUE_HOLD);
 	enum els_action a = els_worker_judge(q->w, &f->dec.pkt, f->dec.has_flow ? &f->dec.hint : NULL,
 					     q->now_mono, q->now_real, &d);
 	if (a == ELS_DEFER) {
@@ -361,17 +358,25 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 {
 	int rc = 0;
 
+	struct els_worker *w = q->w;
+
+	/* Here, on the worker's own thread, so that the resolver thread it starts has the
+	 * worker's privileges, as dropped (agent/daemon/privdrop.c), not the opener's. Without
+	 * it service-bound permits see no owner (their fail policy), and filtering goes on. */
+	if (!q->owners && !(q->owners = els_owners_new(q->num)))
+		fprintf(stderr, "elsd: queue %u: service-bound permits will find no socket owner\n",
+			q->num);
+	w->owners = q->owners;
 	struct pollfd pfd[4] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
 				{.fd = -1, .events = POLLIN},
 				{.fd = -1, .events = POLLIN},
-				{.fd = els_owners_fd(q->owners), .events = POLLIN}};
-	struct els_worker *w = q->w;
+				{.fd = q->owners ? els_owners_fd(q->owners) : -1, .events = POLLIN}};
 
 	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
 		els_worker_refresh(w);
 		els_ctr_inc(&w->heartbeat);
 		int r = read_batch(q);
-		if (els_owners_poll(q->owners) || (q->nheld && q->now_mono - q->held[0].since_ns >=
+		if ((q->owners && els_owners_poll(q->owners)) || (q->nheld && q->now_mono - q->held[0].since_ns >=
 								       QUEUE_HOLD_NS))
 			judge_held(q);
 		flush_verdicts(q);
@@ -422,7 +427,7 @@ void els_queue_close(struct els_queue *q)
 	els_offload_close(q->off);
 	if (q->w && q->w->owners == q->owners)
 		q->w->owners = NULL;
-	els_owners_free(q->owners);
+	els_owners_free(q->owners); /* stops its resolver thread */
 	free(q->rxbuf);
 	free(q->txbuf);
 	free(q);

@@ -34,10 +34,12 @@ enum els_owner_res {
 	ELS_OWNER_PENDING = 2, /* being looked up off the worker thread: the packet waits */
 };
 
-/* What a permit needs of the owner: with only user/group and the packet's own uid/gid (the
- * kernel gives them with outbound packets), no socket lookup is needed. */
-#define ELS_OWNER_NEED_IDS  0x01u
+/* What a permit needs of the owner. The socket's uid comes from sock_diag (inbound) or with
+ * the packet (outbound, with its gid): a permit on user alone, or outbound on user and group,
+ * needs no process, hence no /proc (and no privilege to read other users' processes). */
+#define ELS_OWNER_NEED_UID  0x01u
 #define ELS_OWNER_NEED_PROC 0x02u /* exe or unit: the owning process */
+#define ELS_OWNER_NEED_GID  0x04u /* inbound: the process's effective gid, from /proc */
 
 /* Looks up the owner of the local socket of pkt (inbound: the one that receives it; outbound:
  * the one that sent it). Packet path: no allocation, no lock, no blocking. */

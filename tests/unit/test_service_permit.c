@@ -108,7 +108,7 @@ Test(service_permit, matches_only_the_named_owner)
 	cr_assert_eq(d.action, ELS_ACCEPT);
 	cr_assert_eq(d.reason, ELS_R_PERMIT);
 	cr_assert_eq(d.rule, 1);
-	cr_assert_eq(fake_need, ELS_OWNER_NEED_IDS | ELS_OWNER_NEED_PROC);
+	cr_assert_eq(fake_need, ELS_OWNER_NEED_UID | ELS_OWNER_NEED_GID | ELS_OWNER_NEED_PROC);
 
 	/* each condition alone refuses, and the drop names the permit */
 	const struct {
@@ -195,7 +195,7 @@ Test(service_permit, outbound_user_only_needs_ids)
 	set_owner("", "", false, 0, 0);
 	struct els_decision d = decide_ctx(&b, ELS_DIR_OUT, 40000, false, true);
 	cr_assert_eq(d.action, ELS_ACCEPT);
-	cr_assert_eq(fake_need, ELS_OWNER_NEED_IDS);
+	cr_assert_eq(fake_need, ELS_OWNER_NEED_UID);
 	built_free(&b);
 }
 
