@@ -199,6 +199,20 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 		}
 	}
 	out->flags = 0;
+	if (c->observe && ti >= 0 && ti <= P_UDP && (p->flags & ELS_PKT_HAS_PORTS) && ctx->owner &&
+	    !ctx->origin && y.pending == NONE) {
+		/* Learning (elsctl suggest): the records say who owned the socket. Inbound the
+		 * listener's process (cached: listeners live long); outbound only the ids that come
+		 * with the packet, since every client socket is new and /proc is dear. */
+		const struct els_owner *o;
+		unsigned need = p->dir == ELS_DIR_IN ? ELS_OWNER_NEED_PROC : ELS_OWNER_NEED_UID;
+		if (ctx->owner(ctx->owner_arg, p, need, &o) == ELS_OWNER_PENDING) {
+			out->action = ELS_DEFER;
+			out->rule = 0;
+			out->reason = ELS_R_NO_PERMIT;
+			return ELS_DEFER;
+		}
+	}
 	if (y.pending < best) {
 		/* An earlier permit's answer depends on who owns the socket: wait for it. */
 		out->action = ELS_DEFER;

@@ -294,7 +294,9 @@ enum els_owner_res els_owners_query(void *arg, const struct els_pkt *pkt, unsign
 	}
 	if (e && e->state == E_UNKNOWN && now - e->since_ns < OWNER_NEG_TTL_NS)
 		return answer(o, ELS_OWNER_UNKNOWN, out);
-	if (!o->can_wait)
+	/* A fragment is never held: judged twice, the anomaly handler would take its second
+	 * judging for an overlap. */
+	if (!o->can_wait || (pkt->flags & ELS_PKT_FRAGMENT))
 		return answer(o, ELS_OWNER_UNKNOWN, out);
 	if (e && e->state == E_PENDING)
 		return answer(o, ELS_OWNER_PENDING, out);

@@ -126,4 +126,23 @@ out=$("$ELSCTL" registry -c "$WORK/elsd.conf" --monitor "$DB")
 check "the registry shows what the permit is bound to" grep -q "bound to: exe=$REAL" <<<"$out"
 check "the registry counts hits per owner (restarts are one owner)" \
 	grep -Eq "hits by owner: unit=- uid=0 exe=$REAL: [2-9]" <<<"$out"
+
+# Learning: an observe-mode run records who owned each listener, and elsctl suggest binds the
+# permit it proposes for 8443 to that executable.
+els_config "$WORK/observe.conf" "s|$DB|$WORK/observe.db|" '/^header_filter = {/a\
+  mode = "observe";'
+els_start "$WORK/observe.conf" || exit 1
+start_listener real "$REAL" 8443 || fail "server did not start for the observe run"
+check "observe mode: the connection passes" hello $SRV4 8443
+stop_listener "$LPID" 8443
+els_stop
+out=$("$ELSCTL" suggest "$WORK/observe.db" 2>/dev/null)
+check "elsctl suggest binds the learnt 8443 permit to the server's executable" python3 -c '
+import re, sys
+text = sys.stdin.read()
+for m in re.finditer(r"\{[^{}]*\}", text):
+    p = m.group(0)
+    if re.search(r"local_ports = \[ 8443 \]", p) and ("exe = \"%s\"" % sys.argv[1]) in p:
+        sys.exit(0)
+sys.exit(1)' "$REAL" <<<"$out"
 els_finish
