@@ -21,6 +21,7 @@
 #define OWNER_SETS	 512 /* 2048 sockets' owners per queue */
 #define OWNER_TTL_NS	 (10ull * ELS_NS_PER_S) /* a cached owner older than this is refreshed */
 #define OWNER_NEG_TTL_NS (1ull * ELS_NS_PER_S)	/* "nobody holds it" is believed this long */
+#define OWNER_STALE_NS	 (3 * OWNER_TTL_NS) /* not refreshed by then: looked up afresh */
 
 enum { E_EMPTY, E_PENDING, E_FOUND, E_UNKNOWN };
 
@@ -278,6 +279,13 @@ enum els_owner_res els_owners_query(void *arg, const struct els_pkt *pkt, unsign
 
 	uint64_t now = els_now_mono();
 	struct owner_entry *e = cache_find(o, inode);
+	/* An entry much older than its refresh period, or one whose socket now has another uid,
+	 * is not trusted: a socket inode number can come back after 2^32 sockets. */
+	if (e && e->state == E_FOUND &&
+	    (now - e->since_ns > OWNER_STALE_NS || e->o.uid != uid)) {
+		e->state = E_UNKNOWN;
+		e->since_ns = 0; /* expired at once: looked up again below */
+	}
 	if (e && e->state == E_FOUND) {
 		ctr(&o->st.hits);
 		if (now - e->since_ns > OWNER_TTL_NS && !e->refreshing &&
