@@ -94,7 +94,7 @@ void els_owner_scan(struct els_owner *o, bool *found, unsigned n)
 				els_log(ELS_LL_WARNING,
 					"service-bound permits: cannot read /proc/%u/fd: %s; sockets "
 					"of other users' processes have no known owner (elsd needs "
-					"CAP_SYS_PTRACE for them)",
+					"CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for them)",
 					pid, strerror(errno));
 			}
 			continue;

@@ -80,7 +80,7 @@ void els_owner_describe(const struct els_owner *o, char *buf, size_t size);
 /* For each of n sockets (o[i].inode set, o[i].uid kept): found[i] and the rest of o[i] when a
  * process holds it, the lowest pid among holders (the one that opened it before forking its
  * workers). One scan of /proc for all. Sockets of processes this user may not inspect
- * (another user's, without CAP_SYS_PTRACE) are not found; a warning is logged once. */
+ * (another user's, without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) are not found; a warning is logged once. */
 void els_owner_scan(struct els_owner *o, bool *found, unsigned n);
 /* pid's exe (exe_ok: the file at that name is the running one), unit and effective gid into o;
  * false when the process is gone. */

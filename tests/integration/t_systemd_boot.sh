@@ -349,8 +349,8 @@ session_check "bare nft flush ruleset: the permitted session still echoes"
 # ---- service-bound permits: a unit's restart keeps working, a stand-in is refused -----------
 # A permit bound to a systemd unit, read from the process's cgroup (here cgroup v1's named
 # systemd hierarchy when the host is v1, the unified one on v2). Which process holds a socket
-# is readable only with CAP_SYS_PTRACE for other users' processes: the drop-in grants it, as
-# docs/els-policy.md tells an administrator to.
+# is readable only with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for other users' processes: the
+# drop-in grants them, as docs/els-policy.md tells an administrator to.
 SVCPORT=8443
 cat >"$ROOT/usr/local/bin/els-svcweb" <<'PY'
 #!/usr/bin/python3
@@ -364,14 +364,16 @@ chmod 755 "$ROOT/usr/local/bin/els-svcweb"
 printf '[Service]\nExecStart=/usr/local/bin/els-svcweb %s\n' $SVCPORT \
 	>"$ROOT/etc/systemd/system/els-svcweb.service"
 mkdir -p "$ROOT/etc/systemd/system/elsd.service.d"
-printf '[Service]\nAmbientCapabilities=CAP_NET_ADMIN CAP_SYS_PTRACE\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_PTRACE\n' \
+caps="CAP_NET_ADMIN CAP_DAC_READ_SEARCH CAP_SYS_PTRACE"
+printf '[Service]\nAmbientCapabilities=%s\nCapabilityBoundingSet=%s\n' "$caps" "$caps" \
 	>"$ROOT/etc/systemd/system/elsd.service.d/service-permits.conf"
 sed -i "/permits = (/a\\
     { id = \"svcweb\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ $SVCPORT ]; service = \"els-svcweb\"; }," \
 	"$ROOT/etc/elsd/elsd.conf"
 check "elsd -n accepts a permit bound to a unit" in_ct elsd -n -c /etc/elsd/elsd.conf
 in_ct systemctl daemon-reload
-check "systemctl restart elsd (with CAP_SYS_PTRACE)" in_ct systemctl restart elsd
+check "systemctl restart elsd (reading /proc/PID/fd: the drop-in's capabilities)" \
+	in_ct systemctl restart elsd
 svc_listening() { in_ct ss -ltnH "sport = :$SVCPORT" | grep -q .; }
 svc_hello() {
 	[[ $(nsenter --net="/run/netns/$PR" timeout 5 python3 -c 'import socket,sys
@@ -399,6 +401,9 @@ check "the refusal is wrong_service naming the stand-in's unit" wait_until stand
 check_eq "both server processes' flows were admitted under their unit" 2 \
 	"$(mon "SELECT count(DISTINCT detail) FROM records WHERE kind = 'admit' AND rule_name = 'svcweb'
 		AND detail LIKE 'unit=els-svcweb.service %'")"
+journal
+log "service-bound records: $(mon "SELECT group_concat(kind || ' ' || reason || ' ' || detail, '; ')
+	FROM records WHERE rule_name = 'svcweb'")"
 check_eq "elsd is active at the end" active "$(in_ct systemctl is-active elsd)"
 check "one permitted session lived through every phase above" test -n "$FIRST_SESSION"
 
