@@ -367,6 +367,7 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 		fprintf(stderr, "elsd: queue %u: service-bound permits will find no socket owner\n",
 			q->num);
 	w->owners = q->owners;
+	w->live = true;
 	struct pollfd pfd[4] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
 				{.fd = -1, .events = POLLIN},
 				{.fd = -1, .events = POLLIN},

@@ -266,6 +266,14 @@ static void offload_check(struct els_worker *w, struct els_flow *f)
 	w->offload_now = f;
 }
 
+/* A live worker whose owner lookup could not start: every socket's owner is unknown. */
+static enum els_owner_res owner_none(void *arg, const struct els_pkt *p, unsigned need,
+				     const struct els_owner **out)
+{
+	(void)arg, (void)p, (void)need, (void)out;
+	return ELS_OWNER_UNKNOWN;
+}
+
 /* A packet whose permit asked who owns its socket: its record names the owner (the process a
  * wrong_service drop found on a permitted port). */
 static void owner_of_packet(const struct els_worker *w, struct els_record *r)
@@ -328,7 +336,7 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		.generation = w->pol->generation,
 		.flow_end = flow_end,
 		.flow_end_arg = &fa,
-		.owner = w->owners ? els_owners_query : NULL,
+		.owner = w->owners ? els_owners_query : w->live ? owner_none : NULL,
 		.owner_arg = w->owners,
 	};
 	enum els_action a = els_chain_run(w->pol, &ctx, &d);

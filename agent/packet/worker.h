@@ -85,6 +85,8 @@ struct els_worker {
 	/* [I] socket owners for service-bound permits (agent/packet/owner.h), owned by the
 	 * queue; NULL (replay): such permits see no owner. */
 	struct els_owners *owners;
+	bool live; /* [I] judging live traffic: without owners, service-bound permits see no
+		      owner (their fail policy), never "not asked" as in replay */
 };
 
 /* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;

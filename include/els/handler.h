@@ -66,7 +66,9 @@ struct els_ctx {
 	 * owner, which was checked at its first packet (or not at all, before elsd ran). */
 	uint8_t origin;
 	/* The owner of the packet's local socket, for service-bound permits (els/owner.h). NULL:
-	 * no socket to ask (replay, tools, tests): such permits see ELS_OWNER_UNKNOWN. */
+	 * no sockets to ask (a replayed capture, unit tests): such permits match by addresses
+	 * and ports alone. A live worker always sets it (elsd without a working lookup answers
+	 * ELS_OWNER_UNKNOWN, the fail policy). */
 	els_owner_fn owner;
 	void *owner_arg;
 	/* Reports a flow that ends on the packet path (evicted, reset, revoked) so the worker can
