@@ -23,22 +23,27 @@ svc_config() { # svc_config FILE [BINDING]: the example policy plus a permit for
 
 # svc_rate NAME CONF: new TCP flows per second through elsd with CONF; sets SVC_RATE.
 svc_rate() {
-	SVC_RATE=
+	SVC_RATE= SVC_CPU=
 	els_steer && start_elsd "$2" || { log "$1: elsd did not start"; unsteer; return 1; }
 	ip netns exec "$SRV" $FPIN "$BIN/svc_flows" listen 7443 $((T + 3)) >/dev/null 2>&1 &
 	local lpid=$!
 	sleep 0.3
 	# the first flow pays the miss; the measured ones find the listener's owner cached
 	in_cli "$BIN/svc_flows" connect $SRV4 7443 0.5 --par 1 >/dev/null
-	local out
+	local out c0 c1
+	c0=$(cpu_ticks "$ELSD_PID")
 	out=$(in_cli $PIN "$BIN/svc_flows" connect $SRV4 7443 "$T" --par 16)
+	c1=$(cpu_ticks "$ELSD_PID")
 	kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
 	els_stop; unsteer
 	local n
 	n=$(awk '{print $2}' <<<"$out")
 	num "$n" && ((n > 0)) || { log "$1: no connection completed ($out)"; return 1; }
 	SVC_RATE=$(calc "round($n / $T)")
-	log "$1: $out in ${T}s: $SVC_RATE new flows/s"
+	# elsd's CPU time per flow: steadier than the rate on a shared machine, where the rate
+	# follows whatever else runs
+	SVC_CPU=$(calc "round(($c1 - $c0) / $CLK / $n * 1e6, 1)")
+	log "$1: $out in ${T}s: $SVC_RATE new flows/s, elsd CPU $SVC_CPU us per flow"
 }
 
 svc_bench() {
@@ -63,6 +68,7 @@ svc_bench() {
 		for c in "${order[@]}"; do
 			svc_rate "svc-$c" "$WORK/svc-$c/elsd.conf" || continue
 			[[ $c == plain ]] && p=$SVC_RATE || b=$SVC_RATE
+			sample "svc.cpu_$c" "$SVC_CPU"
 		done
 		sample svc.plain "$p"
 		sample svc.bound "$b"
@@ -71,6 +77,8 @@ svc_bench() {
 	set_r svc_flows_plain "$(median_int svc.plain)"
 	set_r svc_flows_bound "$(median_int svc.bound)"
 	set_r svc_flow_ratio "$(median svc.ratio)"
+	set_r svc_cpu_us_plain "$(median svc.cpu_plain)"
+	set_r svc_cpu_us_bound "$(median svc.cpu_bound)"
 	local n
 	n=$(sqlite3 "$WORK/svc-bound/monitor.db" \
 		"SELECT count(*) FROM records WHERE kind = 'admit' AND rule_name = 'svc' AND detail LIKE '%exe=$BIN/svc_flows'" 2>/dev/null)
@@ -86,5 +94,7 @@ svc_table() {
 	printf "%-48s %12s\n" "  new flows/s, plain permit" "$(fmt "${R[svc_flows_plain]:-}")"
 	printf "%-48s %12s\n" "  new flows/s, exe-bound permit" "$(fmt "${R[svc_flows_bound]:-}")"
 	target "  bound / plain new-flow rate" "${R[svc_flow_ratio]:-}" ">=" 0.8
+	printf "%-48s %12s\n" "  elsd CPU us per new flow, plain" "$(fmt "${R[svc_cpu_us_plain]:-}")"
+	printf "%-48s %12s\n" "  elsd CPU us per new flow, exe-bound" "$(fmt "${R[svc_cpu_us_bound]:-}")"
 	echo "(per round: ${S[svc.ratio]:-none})"
 }
