@@ -42,8 +42,11 @@ int main(int argc, char **argv)
 	}
 	int port = atoi(argv[1]), n = atoi(argv[2]);
 	struct els_owners *o = els_owners_new(0);
-	struct els_pkt p = {.family = ELS_AF_INET, .proto = 6, .dir = ELS_DIR_IN,
-			    .flags = ELS_PKT_HAS_PORTS, .tcp_flags = 0x02};
+	struct els_pkt p = {.family = ELS_AF_INET,
+			    .proto = 6,
+			    .dir = ELS_DIR_IN,
+			    .flags = ELS_PKT_HAS_PORTS,
+			    .tcp_flags = 0x02};
 	const struct els_owner *w;
 	uint64_t *t = calloc((size_t)n, sizeof(*t));
 

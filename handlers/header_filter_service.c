@@ -11,8 +11,8 @@
 
 #include "header_filter.h"
 
-static const char *const unit_suffixes[] = {".service", ".scope", ".socket", ".mount", ".swap",
-					    NULL};
+static const char *const unit_suffixes[] = {".service", ".scope", ".socket",
+					    ".mount",	".swap",  NULL};
 
 static bool has_unit_suffix(const char *s)
 {
@@ -41,10 +41,10 @@ static const char *get_string(struct hf_build *b, const config_setting_t *g, con
 }
 
 /* A user or group: a name this host knows, or a number. */
-static bool parse_id(struct hf_build *b, const config_setting_t *s, const char *key,
-		     uint32_t *out)
+static bool parse_id(struct hf_build *b, const config_setting_t *s, const char *key, uint32_t *out)
 {
-	if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64) {
+	if (config_setting_type(s) == CONFIG_TYPE_INT ||
+	    config_setting_type(s) == CONFIG_TYPE_INT64) {
 		long long v = config_setting_get_int64(s);
 		if (v < 0 || v >= UINT32_MAX) {
 			els_diag_at(b->d, s, "%s: '%s' = %lld is not a valid id", b->where, key, v);
@@ -89,7 +89,10 @@ void hf_parse_service(struct hf_build *b, uint32_t idx)
 
 	if (!s_unit && !s_exe && !s_user && !s_group)
 		return;
-	if ((s = s_unit ? s_unit : s_exe ? s_exe : s_user ? s_user : s_group) &&
+	if ((s = s_unit	  ? s_unit
+		 : s_exe  ? s_exe
+		 : s_user ? s_user
+			  : s_group) &&
 	    (b->pm[idx].protos & ~P_MASK_PORTS)) {
 		els_diag_at(b->d, s,
 			    "%s: service, exe, user and group need proto \"tcp\" or \"udp\" (or "
@@ -119,7 +122,8 @@ void hf_parse_service(struct hf_build *b, uint32_t idx)
 		v->need |= ELS_OWNER_NEED_PROC;
 	}
 	if (exe) {
-		if (exe[0] != '/' || strlen(exe) >= ELS_OWNER_EXE_LEN || exe[strlen(exe) - 1] == '/')
+		if (exe[0] != '/' || strlen(exe) >= ELS_OWNER_EXE_LEN ||
+		    exe[strlen(exe) - 1] == '/')
 			els_diag_at(b->d, s_exe,
 				    "%s: 'exe' = \"%s\" must be an absolute file name (under %d "
 				    "characters)",

@@ -10,8 +10,8 @@
 
 #include "els/owner.h"
 
-static const char *const unit_suffixes[] = {".service", ".scope", ".socket", ".mount", ".swap",
-					    NULL};
+static const char *const unit_suffixes[] = {".service", ".scope", ".socket",
+					    ".mount",	".swap",  NULL};
 
 /* systemd unit names: letters, digits, ":-_.\" and one "@" (template instances); anything
  * else in a cgroup path component means it is not a unit systemd made. */
@@ -167,8 +167,7 @@ bool els_owner_diag_parse(const void *payload, size_t len, uint64_t *inode, uint
 	return true;
 }
 
-int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *inode,
-			  uint32_t *uid)
+int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *inode, uint32_t *uid)
 {
 	/* NLMSG_OK checks each header against what is left before it is read. */
 	int left = len > INT32_MAX ? INT32_MAX : (int)len;
@@ -177,7 +176,8 @@ int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *i
 			continue;
 		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 			return 0; /* NLMSG_ERROR: no such socket */
-		return els_owner_diag_parse(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, inode, uid) &&
+		return els_owner_diag_parse(NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, inode,
+					    uid) &&
 			       *inode
 			   ? 1
 			   : 0;

@@ -91,11 +91,12 @@ void els_owner_scan(struct els_owner *o, bool *found, unsigned n)
 		if (fdd < 0) {
 			if (errno == EACCES && !warned) {
 				warned = true;
-				els_log(ELS_LL_WARNING,
-					"service-bound permits: cannot read /proc/%u/fd: %s; sockets "
-					"of other users' processes have no known owner (elsd needs "
-					"CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for them)",
-					pid, strerror(errno));
+				els_log(
+				    ELS_LL_WARNING,
+				    "service-bound permits: cannot read /proc/%u/fd: %s; sockets "
+				    "of other users' processes have no known owner (elsd needs "
+				    "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for them)",
+				    pid, strerror(errno));
 			}
 			continue;
 		}

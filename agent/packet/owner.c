@@ -18,10 +18,10 @@
 #include "owner_int.h"
 
 #define OWNER_WAYS	 4
-#define OWNER_SETS	 512 /* 2048 sockets' owners per queue */
+#define OWNER_SETS	 512			/* 2048 sockets' owners per queue */
 #define OWNER_TTL_NS	 (10ull * ELS_NS_PER_S) /* a cached owner older than this is refreshed */
 #define OWNER_NEG_TTL_NS (1ull * ELS_NS_PER_S)	/* "nobody holds it" is believed this long */
-#define OWNER_STALE_NS	 (3 * OWNER_TTL_NS) /* not refreshed by then: looked up afresh */
+#define OWNER_STALE_NS	 (3 * OWNER_TTL_NS)	/* not refreshed by then: looked up afresh */
 
 enum { E_EMPTY, E_PENDING, E_FOUND, E_UNKNOWN };
 
@@ -119,8 +119,7 @@ const struct els_owners_stats *els_owners_stats(const struct els_owners *o)
 	return &o->st;
 }
 
-void els_owners_begin(struct els_owners *o, uint32_t uid, uint32_t gid, bool has_ids,
-		      bool can_wait)
+void els_owners_begin(struct els_owners *o, uint32_t uid, uint32_t gid, bool has_ids, bool can_wait)
 {
 	o->pkt_uid = uid;
 	o->pkt_gid = gid;
@@ -133,8 +132,8 @@ void els_owners_begin(struct els_owners *o, uint32_t uid, uint32_t gid, bool has
 /* sock_diag's exact lookup: the socket the kernel would hand this packet to (inbound) or that
  * sent it (outbound). TCP's request names the socket's own side as "src"; UDP's is swapped
  * ("for historical reasons", net/ipv4/udp_diag.c): the remote end is "src". */
-static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int family,
-			uint64_t *inode, uint32_t *uid)
+static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int family, uint64_t *inode,
+			uint32_t *uid)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -153,7 +152,8 @@ static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int famil
 	req.r.sdiag_protocol = p->proto;
 	req.r.idiag_states = ~0u;
 	id->idiag_cookie[0] = id->idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	const struct els_addr *a = p->proto == 6 ? local : remote, *b = p->proto == 6 ? remote : local;
+	const struct els_addr *a = p->proto == 6 ? local : remote,
+			      *b = p->proto == 6 ? remote : local;
 	id->idiag_sport = htons(p->proto == 6 ? lport : rport);
 	id->idiag_dport = htons(p->proto == 6 ? rport : lport);
 	if (family == AF_INET6 && p->family == ELS_AF_INET) {
@@ -185,8 +185,8 @@ static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int famil
 
 static struct owner_entry *cache_find(struct els_owners *o, uint64_t inode)
 {
-	struct owner_entry *set = &o->tab[(inode * 0x9E3779B97F4A7C15ull >> 40) % OWNER_SETS *
-					  OWNER_WAYS];
+	struct owner_entry *set =
+	    &o->tab[(inode * 0x9E3779B97F4A7C15ull >> 40) % OWNER_SETS * OWNER_WAYS];
 	for (unsigned i = 0; i < OWNER_WAYS; i++)
 		if (set[i].state != E_EMPTY && set[i].inode == inode)
 			return &set[i];
@@ -196,8 +196,8 @@ static struct owner_entry *cache_find(struct els_owners *o, uint64_t inode)
 /* A slot for inode: an empty way, else the oldest that is not pending. NULL: all pending. */
 static struct owner_entry *cache_slot(struct els_owners *o, uint64_t inode)
 {
-	struct owner_entry *set = &o->tab[(inode * 0x9E3779B97F4A7C15ull >> 40) % OWNER_SETS *
-					  OWNER_WAYS];
+	struct owner_entry *set =
+	    &o->tab[(inode * 0x9E3779B97F4A7C15ull >> 40) % OWNER_SETS * OWNER_WAYS];
 	struct owner_entry *best = NULL;
 	for (unsigned i = 0; i < OWNER_WAYS; i++) {
 		if (set[i].state == E_EMPTY)
@@ -229,8 +229,7 @@ static enum els_owner_res answer(struct els_owners *o, enum els_owner_res res,
 {
 	o->memo_valid = true;
 	o->memo_res = res;
-	o->memo_need = res == ELS_OWNER_FOUND && !o->scratch.pid ? ELS_OWNER_NEED_UID
-								   : ~0u;
+	o->memo_need = res == ELS_OWNER_FOUND && !o->scratch.pid ? ELS_OWNER_NEED_UID : ~0u;
 	if (res == ELS_OWNER_FOUND) {
 		*out = &o->scratch;
 		o->last = &o->scratch;
@@ -281,15 +280,13 @@ enum els_owner_res els_owners_query(void *arg, const struct els_pkt *pkt, unsign
 	struct owner_entry *e = cache_find(o, inode);
 	/* An entry much older than its refresh period, or one whose socket now has another uid,
 	 * is not trusted: a socket inode number can come back after 2^32 sockets. */
-	if (e && e->state == E_FOUND &&
-	    (now - e->since_ns > OWNER_STALE_NS || e->o.uid != uid)) {
+	if (e && e->state == E_FOUND && (now - e->since_ns > OWNER_STALE_NS || e->o.uid != uid)) {
 		e->state = E_UNKNOWN;
 		e->since_ns = 0; /* expired at once: looked up again below */
 	}
 	if (e && e->state == E_FOUND) {
 		ctr(&o->st.hits);
-		if (now - e->since_ns > OWNER_TTL_NS && !e->refreshing &&
-		    request(o, inode, uid)) {
+		if (now - e->since_ns > OWNER_TTL_NS && !e->refreshing && request(o, inode, uid)) {
 			e->refreshing = 1; /* the answer replaces it; until then it stands */
 			ctr(&o->st.refreshed);
 		}

@@ -33,10 +33,10 @@ struct owner_resolver {
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
-	int req_fd;			/* eventfd: the worker signals requests */
-	int ans_fd;			/* eventfd: the resolver signals answers */
-	struct owner_req_ring *req;	/* worker -> resolver */
-	struct owner_ans_ring *ans;	/* resolver -> worker */
+	int req_fd;		    /* eventfd: the worker signals requests */
+	int ans_fd;		    /* eventfd: the resolver signals answers */
+	struct owner_req_ring *req; /* worker -> resolver */
+	struct owner_ans_ring *ans; /* resolver -> worker */
 	struct els_owners_stats *st;
 	unsigned queue;
 };

@@ -16,12 +16,12 @@
 
 /* What a service-bound permit is compared with. Filled off the packet path. */
 struct els_owner {
-	uint64_t inode;	 /* the socket's inode */
-	uint32_t pid;	 /* the process holding the socket (the lowest pid among holders) */
-	uint32_t uid;	 /* the socket's owner (sock_diag; NFQUEUE's uid for outbound) */
-	uint32_t gid;	 /* the holder's effective gid (NFQUEUE's gid for outbound) */
-	uint8_t exe_ok;	 /* the file at exe is the very file the process runs (same device and
-			    inode): false for a deleted or replaced binary, or another mount's */
+	uint64_t inode; /* the socket's inode */
+	uint32_t pid;	/* the process holding the socket (the lowest pid among holders) */
+	uint32_t uid;	/* the socket's owner (sock_diag; NFQUEUE's uid for outbound) */
+	uint32_t gid;	/* the holder's effective gid (NFQUEUE's gid for outbound) */
+	uint8_t exe_ok; /* the file at exe is the very file the process runs (same device and
+			   inode): false for a deleted or replaced binary, or another mount's */
 	char exe[ELS_OWNER_EXE_LEN];   /* /proc/PID/exe, "" when unreadable */
 	char unit[ELS_OWNER_UNIT_LEN]; /* systemd unit from /proc/PID/cgroup, "" when none */
 };
@@ -80,7 +80,8 @@ void els_owner_describe(const struct els_owner *o, char *buf, size_t size);
 /* For each of n sockets (o[i].inode set, o[i].uid kept): found[i] and the rest of o[i] when a
  * process holds it, the lowest pid among holders (the one that opened it before forking its
  * workers). One scan of /proc for all. Sockets of processes this user may not inspect
- * (another user's, without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) are not found; a warning is logged once. */
+ * (another user's, without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) are not found; a warning is
+ * logged once. */
 void els_owner_scan(struct els_owner *o, bool *found, unsigned n);
 /* pid's exe (exe_ok: the file at that name is the running one), unit and effective gid into o;
  * false when the process is gone. */

@@ -59,8 +59,8 @@ static enum els_owner_res fake_owner(void *arg, const struct els_pkt *p, unsigne
 static struct els_decision decide_ctx(const struct built *b, int dir, int lport, bool origin,
 				      bool with_owner)
 {
-	struct els_pkt p = {.family = ELS_AF_INET, .proto = 6, .dir = (uint8_t)dir,
-			    .flags = ELS_PKT_HAS_PORTS};
+	struct els_pkt p = {
+	    .family = ELS_AF_INET, .proto = 6, .dir = (uint8_t)dir, .flags = ELS_PKT_HAS_PORTS};
 	inet_pton(AF_INET, "198.18.0.2", dir == ELS_DIR_IN ? p.dst.b : p.src.b);
 	inet_pton(AF_INET, "198.18.0.1", dir == ELS_DIR_IN ? p.src.b : p.dst.b);
 	p.dport = (uint16_t)(dir == ELS_DIR_IN ? lport : 5432);
@@ -115,11 +115,12 @@ Test(service_permit, matches_only_the_named_owner)
 		const char *unit, *exe;
 		bool ok;
 		uint32_t uid, gid;
-	} bad[] = {{"apache2.service", "/usr/sbin/nginx", true, 33, 33},
-		   {"nginx.service", "/tmp/nginx", true, 33, 33},
-		   {"nginx.service", "/usr/sbin/nginx", false, 33, 33}, /* another file by that name */
-		   {"nginx.service", "/usr/sbin/nginx", true, 0, 33},
-		   {"nginx.service", "/usr/sbin/nginx", true, 33, 0}};
+	} bad[] = {
+	    {"apache2.service", "/usr/sbin/nginx", true, 33, 33},
+	    {"nginx.service", "/tmp/nginx", true, 33, 33},
+	    {"nginx.service", "/usr/sbin/nginx", false, 33, 33}, /* another file by that name */
+	    {"nginx.service", "/usr/sbin/nginx", true, 0, 33},
+	    {"nginx.service", "/usr/sbin/nginx", true, 33, 0}};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		set_owner(bad[i].unit, bad[i].exe, bad[i].ok, bad[i].uid, bad[i].gid);
 		d = decide(&b, 443);
@@ -169,12 +170,13 @@ Test(service_permit, owner_unknown_follows_the_fail_policy)
 Test(service_permit, pending_defers_unless_an_earlier_permit_matches)
 {
 	struct built b;
-	build_text(&b, "header_filter = { permits = ( "
-		       "{ id = \"any443\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 443 ]; "
-		       "  remote = [ \"198.18.0.9\" ]; },"
-		       "{ id = \"web\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 443 ]; "
-		       "  service = \"nginx.service\"; },"
-		       "{ id = \"late\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 443 ]; } ); };");
+	build_text(
+	    &b, "header_filter = { permits = ( "
+		"{ id = \"any443\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 443 ]; "
+		"  remote = [ \"198.18.0.9\" ]; },"
+		"{ id = \"web\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 443 ]; "
+		"  service = \"nginx.service\"; },"
+		"{ id = \"late\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 443 ]; } ); };");
 	cr_assert_eq(b.rc, 0);
 	set_owner("", "", false, 0, 0);
 	fake_res = ELS_OWNER_PENDING;
@@ -190,8 +192,9 @@ Test(service_permit, pending_defers_unless_an_earlier_permit_matches)
 Test(service_permit, outbound_user_only_needs_ids)
 {
 	struct built b;
-	build_text(&b, "header_filter = { permits = ( { id = \"db\"; dir = \"out\"; proto = \"tcp\"; "
-		       "remote_ports = [ 5432 ]; user = \"root\"; } ); };");
+	build_text(&b,
+		   "header_filter = { permits = ( { id = \"db\"; dir = \"out\"; proto = \"tcp\"; "
+		   "remote_ports = [ 5432 ]; user = \"root\"; } ); };");
 	cr_assert_eq(b.rc, 0);
 	set_owner("", "", false, 0, 0);
 	struct els_decision d = decide_ctx(&b, ELS_DIR_OUT, 40000, false, true);
@@ -220,14 +223,17 @@ static void build_err(const char *permit, const char *msg)
 
 Test(service_permit, bad_settings_are_named)
 {
-	build_err("dir = \"in\"; proto = \"tcp\"; exe = \"nginx\";", "'exe' = \"nginx\" must be an absolute");
+	build_err("dir = \"in\"; proto = \"tcp\"; exe = \"nginx\";",
+		  "'exe' = \"nginx\" must be an absolute");
 	build_err("dir = \"in\"; proto = \"tcp\"; user = \"no-such-user-x\";",
 		  "no user \"no-such-user-x\"");
 	build_err("dir = \"in\"; proto = \"tcp\"; group = \"no-such-group-x\";",
 		  "no group \"no-such-group-x\"");
 	build_err("dir = \"in\"; proto = \"icmp\"; service = \"a.service\";", "ICMP has no socket");
-	build_err("dir = \"in\"; proto = \"tcp\"; service = \"a/b.service\";", "is not a systemd unit");
-	build_err("dir = \"in\"; proto = \"tcp\"; service = \"\";", "'service' must be a non-empty");
+	build_err("dir = \"in\"; proto = \"tcp\"; service = \"a/b.service\";",
+		  "is not a systemd unit");
+	build_err("dir = \"in\"; proto = \"tcp\"; service = \"\";",
+		  "'service' must be a non-empty");
 }
 
 Test(owner_parse, cgroup_units)
@@ -297,7 +303,8 @@ Test(owner_parse, diag_answers)
 	a.h.nlmsg_type = NLMSG_ERROR;
 	cr_assert_eq(els_owner_diag_answer(&a, sizeof(a), 7, &ino, &uid), 0);
 	char d[96];
-	struct els_owner o = {.pid = 12, .uid = 33, .unit = "nginx.service", .exe = "/usr/sbin/nginx"};
+	struct els_owner o = {
+	    .pid = 12, .uid = 33, .unit = "nginx.service", .exe = "/usr/sbin/nginx"};
 	els_owner_describe(&o, d, sizeof(d));
 	cr_assert_str_eq(d, "unit=nginx.service uid=33 pid=12 exe=/usr/sbin/nginx");
 }
