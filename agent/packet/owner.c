@@ -17,11 +17,13 @@
 #include "els/clock.h"
 #include "owner_int.h"
 
-#define OWNER_WAYS	 4
-#define OWNER_SETS	 512			/* 2048 sockets' owners per queue */
-#define OWNER_TTL_NS	 (10ull * ELS_NS_PER_S) /* a cached owner older than this is refreshed */
-#define OWNER_NEG_TTL_NS (1ull * ELS_NS_PER_S)	/* "nobody holds it" is believed this long */
-#define OWNER_STALE_NS	 (3 * OWNER_TTL_NS)	/* not refreshed by then: looked up afresh */
+#define OWNER_WAYS   4
+#define OWNER_SETS   512		    /* 2048 sockets' owners per queue */
+#define OWNER_TTL_NS (10ull * ELS_NS_PER_S) /* a cached owner older than this is refreshed */
+#define OWNER_NEG_TTL_NS                                                                           \
+	OWNER_TTL_NS			  /* "nobody holds it": the same socket stays so (a scan   \
+					   that may not read other users' fds must not rerun per flow) */
+#define OWNER_STALE_NS (3 * OWNER_TTL_NS) /* not refreshed by then: looked up afresh */
 
 enum { E_EMPTY, E_PENDING, E_FOUND, E_UNKNOWN };
 
