@@ -141,8 +141,18 @@ static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int famil
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 r;
 	} req;
+	static const struct els_addr any;
 	const struct els_addr *local = els_pkt_local(p), *remote = els_pkt_remote(p);
 	uint16_t lport = els_pkt_local_port(p), rport = els_pkt_remote_port(p);
+
+	if (p->proto == 6 && p->dir == ELS_DIR_IN) {
+		/* A new inbound TCP flow goes to the listener. With the remote end given, the
+		 * kernel's lookup first finds an older socket of the same four numbers (TIME_WAIT
+		 * after a quick port reuse, a request socket for a retransmitted SYN), which no
+		 * process holds. */
+		remote = &any;
+		rport = 0;
+	}
 	struct inet_diag_sockid *id = &req.r.id;
 
 	memset(&req, 0, sizeof(req));

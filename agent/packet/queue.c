@@ -73,6 +73,7 @@ struct els_queue {
 	struct els_owners *owners;
 	struct held held[QUEUE_HOLD];
 	unsigned nheld;
+	uint64_t held_total; /* packets ever held for an owner lookup */
 };
 
 static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
@@ -184,6 +185,7 @@ static void judge_oldest(struct els_queue *q)
 		q->held[q->nheld].f = *f;
 		q->held[q->nheld].since_ns = q->now_mono;
 		q->nheld++;
+		q->held_total++;
 		return;
 	}
 	add_verdict(q, f->id, a);
@@ -411,6 +413,18 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 	if (q->off)
 		els_offload_unmark_all(q->off, w);
 	w->offload_on = false;
+	if (q->owners) {
+		const struct els_owners_stats *st = els_owners_stats(q->owners);
+		unsigned long long d = atomic_load(&st->diag);
+		if (d)
+			fprintf(stderr,
+				"elsd: info: queue %u: socket owners: %llu lookups, %llu cached, %llu "
+				"from /proc (%llu packets held meanwhile), %llu unknown\n",
+				q->num, d, (unsigned long long)atomic_load(&st->hits),
+				(unsigned long long)atomic_load(&st->misses),
+				(unsigned long long)q->held_total,
+				(unsigned long long)atomic_load(&st->unknown));
+	}
 	return rc;
 }
 
