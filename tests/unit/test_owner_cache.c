@@ -123,3 +123,35 @@ Test(owner_cache, light_answers_and_the_memo)
 	els_owners_free(o);
 	close(s);
 }
+
+/* A SYN on the four numbers of a connection that just ended (the server closed first, so its
+ * side waits in TIME_WAIT) still meets the listener: the TIME_WAIT socket has no process. */
+Test(owner_cache, syn_on_a_reused_port_meets_the_listener)
+{
+	uint16_t port;
+	int s = listener(&port);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				.sin_port = htons(port)},
+			   me;
+	socklen_t l = sizeof(me);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(c, (struct sockaddr *)&me, &l), 0);
+	int acc = accept(s, NULL, NULL);
+	cr_assert(acc >= 0);
+	close(acc); /* the server closes first: its side goes to TIME_WAIT */
+	char b;
+	cr_assert_eq(read(c, &b, 1), 0);
+	close(c);
+
+	struct els_owners *o = els_owners_new(0);
+	const struct els_owner *w = NULL;
+	struct els_pkt p = syn_to(port);
+	p.sport = ntohs(me.sin_port);
+	cr_assert_eq(ask(o, &p, ELS_OWNER_NEED_UID, true, &w), ELS_OWNER_FOUND,
+		     "the listener, not the TIME_WAIT socket");
+	cr_assert_eq(w->uid, (uint32_t)geteuid());
+	els_owners_free(o);
+	close(s);
+}
