@@ -56,6 +56,7 @@ static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx 
 					.ws = ctx->ws, /* session gates and expiry ask it */
 					.now_ns = ctx->now_ns,
 					.generation = ctx->generation,
+					.origin = 1,
 				};
 				struct els_decision sd = {0};
 				origin_packet(ctx->flow, &origin);
@@ -99,6 +100,8 @@ enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
 		d->handler = ELS_HANDLER_CHAIN;
 		d->reason = ELS_R_DEFAULT_POLICY;
 	}
+	if (d->action == ELS_DEFER)
+		return ELS_DEFER; /* judged again once the lookup is done: nothing to commit yet */
 	for (unsigned i = 0; i < p->nlinks; i++)
 		if (p->links[i].h->commit)
 			p->links[i].h->commit(p->links[i].conf, ctx, d);

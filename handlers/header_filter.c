@@ -79,11 +79,19 @@ static bool gate_open(const struct hf_rule *r, const struct els_ctx *ctx)
 				   r->grace_ns);
 }
 
+/* Why candidates did not match: kept so the drop says so. unknown/pending: the first permit
+ * (0-based) whose socket owner could not be found / is being looked up, else NONE. */
+struct hf_why {
+	bool gated;
+	uint32_t wrong, unknown, pending; /* wrong: the first permit refused for its owner */
+};
+
 /* The first permit among lpm's candidates for the packet's remote address that passes its
  * residual checks (other = the port of the side the index is not keyed on), or NONE. A gated
- * permit whose gate is shut sets *gated and does not match. */
+ * permit whose gate is shut sets y->gated and does not match; a service-bound one whose socket
+ * belongs to another process sets y->wrong. */
 static uint32_t first_match(const struct hf_conf *c, const struct els_lpm *lpm,
-			    const struct els_ctx *ctx, uint16_t other, bool *gated)
+			    const struct els_ctx *ctx, uint16_t other, struct hf_why *y)
 {
 	const struct els_pkt *p = ctx->pkt;
 
@@ -103,8 +111,25 @@ static uint32_t first_match(const struct hf_conf *c, const struct els_lpm *lpm,
 		if (r->expires_s && hf_rule_expired_now(r, ctx))
 			continue;
 		if (r->req_proto && !gate_open(r, ctx)) {
-			*gated = true;
+			y->gated = true;
 			continue;
+		}
+		if (r->svc) {
+			/* Asked last: the owner lookup is the dearest check, and only a permit
+			 * that otherwise matches needs it. */
+			switch (hf_svc_check(r->svc, ctx)) {
+			case HF_SVC_OK:
+				break;
+			case HF_SVC_WRONG:
+				y->wrong = in->rule < y->wrong ? in->rule : y->wrong;
+				continue;
+			case HF_SVC_UNKNOWN:
+				y->unknown = in->rule < y->unknown ? in->rule : y->unknown;
+				continue;
+			case HF_SVC_PENDING:
+				y->pending = in->rule < y->pending ? in->rule : y->pending;
+				continue;
+			}
 		}
 		return in->rule;
 	}
@@ -112,11 +137,11 @@ static uint32_t first_match(const struct hf_conf *c, const struct els_lpm *lpm,
 }
 
 static uint32_t side_match(const struct hf_conf *c, const struct hf_index *ix,
-			   const struct els_ctx *ctx, uint16_t key, uint16_t other, bool *gated)
+			   const struct els_ctx *ctx, uint16_t key, uint16_t other, struct hf_why *y)
 {
 	if (!ix->map)
 		return NONE;
-	return first_match(c, ix->lpm[ix->map[key]], ctx, other, gated);
+	return first_match(c, ix->lpm[ix->map[key]], ctx, other, y);
 }
 
 static uint32_t min_u32(uint32_t a, uint32_t b)
@@ -149,7 +174,7 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 	int ti = table_of(p);
 	uint32_t best = NONE;
 	unsigned reason = ELS_R_NO_PERMIT;
-	bool gated = false;
+	struct hf_why y = {.wrong = NONE, .unknown = NONE, .pending = NONE};
 
 	if (ti >= 0 && p->dir <= ELS_DIR_OUT &&
 	    (p->family == ELS_AF_INET || p->family == ELS_AF_INET6)) {
@@ -157,27 +182,62 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 		bool later = p->flags & ELS_PKT_LATER_FRAG;
 		unsigned has = ti <= P_UDP ? ELS_PKT_HAS_PORTS : ELS_PKT_HAS_ICMP;
 		if (later || !(p->flags & has)) {
-			best = first_match(c, t->any, ctx, 0, &gated);
+			best = first_match(c, t->any, ctx, 0, &y);
 			if (later)
 				reason = ELS_R_FRAGMENT_NO_PORTS;
 		} else if (ti <= P_UDP) {
 			uint16_t lp = els_pkt_local_port(p), rp = els_pkt_remote_port(p);
-			best = side_match(c, &t->side[0], ctx, lp, rp, &gated);
-			best = min_u32(best, side_match(c, &t->side[1], ctx, rp, lp, &gated));
+			best = side_match(c, &t->side[0], ctx, lp, rp, &y);
+			best = min_u32(best, side_match(c, &t->side[1], ctx, rp, lp, &y));
 			if (lp && rp)
-				best = min_u32(best, first_match(c, t->any, ctx, 0, &gated));
+				best = min_u32(best, first_match(c, t->any, ctx, 0, &y));
 			else
 				reason = ELS_R_PORT_ZERO;
 		} else {
-			best = side_match(c, &t->side[0], ctx, p->icmp_type, 0, &gated);
-			best = min_u32(best, first_match(c, t->any, ctx, 0, &gated));
+			best = side_match(c, &t->side[0], ctx, p->icmp_type, 0, &y);
+			best = min_u32(best, first_match(c, t->any, ctx, 0, &y));
 		}
 	}
 	out->flags = 0;
+	if (c->observe && ti >= 0 && ti <= P_UDP && (p->flags & ELS_PKT_HAS_PORTS) && ctx->owner &&
+	    !ctx->origin && y.pending == NONE) {
+		/* Learning (elsctl suggest): the records say who owned the socket. Inbound the
+		 * listener's process (cached: listeners live long); outbound only the ids that come
+		 * with the packet, since every client socket is new and /proc is dear. */
+		const struct els_owner *o;
+		unsigned need = p->dir == ELS_DIR_IN ? ELS_OWNER_NEED_PROC : ELS_OWNER_NEED_UID;
+		if (ctx->owner(ctx->owner_arg, p, need, &o) == ELS_OWNER_PENDING) {
+			out->action = ELS_DEFER;
+			out->rule = 0;
+			out->reason = ELS_R_NO_PERMIT;
+			return ELS_DEFER;
+		}
+	}
+	if (y.pending < best) {
+		/* An earlier permit's answer depends on who owns the socket: wait for it. */
+		out->action = ELS_DEFER;
+		out->rule = y.pending + 1;
+		out->reason = ELS_R_PERMIT;
+		return ELS_DEFER;
+	}
+	if (y.unknown < best && c->fail_open) {
+		/* fail = "open": a permit whose socket owner cannot be found matches, and the
+		 * admit says why. */
+		best = y.unknown;
+		reason = ELS_R_OWNER_UNKNOWN;
+	}
 	if (best == NONE) {
 		out->rule = 0;
-		out->reason = (uint16_t)(gated && reason == ELS_R_NO_PERMIT ? ELS_R_SESSION_REQUIRED
-									    : reason);
+		/* The drop names the permit that would have matched but for its owner. */
+		if (reason == ELS_R_NO_PERMIT && y.wrong != NONE) {
+			reason = ELS_R_WRONG_SERVICE;
+			out->rule = y.wrong + 1;
+		} else if (reason == ELS_R_NO_PERMIT && y.unknown != NONE) {
+			reason = ELS_R_OWNER_UNKNOWN;
+			out->rule = y.unknown + 1;
+		}
+		out->reason = (uint16_t)(y.gated && reason == ELS_R_NO_PERMIT ? ELS_R_SESSION_REQUIRED
+									      : reason);
 		out->action = ELS_DROP;
 		if (c->observe) {
 			/* The verdict it would be, recorded; the packet passes. */
@@ -188,7 +248,7 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 	}
 	const struct hf_rule *r = &c->rules[best];
 	out->action = ELS_ACCEPT;
-	out->reason = ELS_R_PERMIT;
+	out->reason = (uint16_t)(reason == ELS_R_OWNER_UNKNOWN ? reason : ELS_R_PERMIT);
 	out->rule = best + 1;
 	if (r->req_proto)
 		out->flags |= ELS_DEC_GATED;

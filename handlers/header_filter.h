@@ -11,6 +11,7 @@
 #include "els/addr.h"
 #include "els/handler.h"
 #include "els/lpm.h"
+#include "els/owner.h"
 #include "portspec.h"
 
 enum { P_TCP, P_UDP, P_ICMP, P_ICMP6, P_N };
@@ -36,6 +37,15 @@ struct hf_interner {
 	uint32_t nslot;
 };
 
+/* A service-bound permit's owner conditions (header_filter_service.c); absent = any. */
+struct hf_svc {
+	char *unit; /* "nginx.service" */
+	char *exe;  /* absolute path */
+	uint32_t uid, gid;
+	bool has_uid, has_gid;
+	unsigned need; /* ELS_OWNER_NEED_* */
+};
+
 struct hf_inst {
 	uint32_t rule;	 /* 0-based permit index */
 	uint32_t off, n; /* residual port ranges in conf->ranges; n == 0: nothing to check */
@@ -53,6 +63,7 @@ struct hf_rule {
 	uint8_t req_proto; /* 0: not gated */
 	uint8_t observe;   /* mode = "observe": matches, but recorded as would_drop */
 	uint8_t expired;   /* expired when built: compiled into no index */
+	struct hf_svc *svc; /* NULL: any process may own the socket */
 };
 
 /* A permit as written, kept after the build for reports and audits. `s` is valid only while
@@ -88,6 +99,8 @@ struct hf_conf {
 	struct hf_permit *pm; /* [nrules], parallel to rules */
 	uint32_t nrules;
 	bool observe;	  /* mode = "observe" for the whole section */
+	bool fail_open;	  /* fail = "open": a service-bound permit whose socket owner cannot be
+			     found matches (reason owner_unknown); else it does not */
 	uint32_t *expiry; /* rule indexes with an expiry date, by date; [nexpiry] */
 	uint32_t nexpiry;
 	struct hf_inst *inst;
@@ -131,6 +144,18 @@ int hf_parse_expiry(const char *text, int64_t *out_s);
 struct els_policy;
 /* The header filter's configuration in p's chain, or NULL. */
 const struct hf_conf *hf_of(const struct els_policy *p);
+
+/* header_filter_service.c */
+/* Reads service/exe/user/group of permit idx into its rule (NULL svc when none is given). */
+void hf_parse_service(struct hf_build *b, uint32_t idx);
+void hf_svc_free(struct hf_svc *s);
+enum hf_svc_res { HF_SVC_OK, HF_SVC_WRONG, HF_SVC_UNKNOWN, HF_SVC_PENDING };
+/* Packet path: whether the owner of the packet's local socket satisfies s. */
+enum hf_svc_res hf_svc_check(const struct hf_svc *s, const struct els_ctx *ctx);
+/* Whether owner o satisfies s (also for audits, off the packet path). */
+bool hf_svc_match(const struct hf_svc *s, const struct els_owner *o);
+/* "unit=nginx.service exe=... user=33", for reports. */
+void hf_svc_describe(const struct hf_svc *s, char *buf, size_t size);
 
 /* header_filter.c */
 bool hf_rule_expired_now(const struct hf_rule *r, const struct els_ctx *ctx);

@@ -93,6 +93,7 @@ void hf_destroy(void *conf)
 	}
 	for (uint32_t i = 0; i < c->nrules; i++) {
 		free(c->rules[i].id);
+		hf_svc_free(c->rules[i].svc);
 		free(c->rules[i].local);
 		els_lpm_free(c->rules[i].local_lpm);
 	}

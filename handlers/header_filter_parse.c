@@ -19,7 +19,7 @@ static const char *const section_keys[] = {"permits", "fail", "mode", NULL};
 static const char *const permit_keys[] = {
     "id",   "dir",	"proto", "local_ports", "remote_ports",	 "local", "remote",   "icmp_types",
     "mode", "requires", "grace", "expires",	"justification", "owner", "category", "mitigations",
-    NULL};
+    "service", "exe", "user", "group", NULL};
 static const char *const modes[] = {"enforce", "observe", NULL};
 
 static int choice(const char *v, const char *const *list)
@@ -465,6 +465,7 @@ static void parse_permit(struct hf_build *b, uint32_t idx)
 	pm->line = config_setting_source_line(g);
 	pm->has_id = config_setting_get_member(g, "id") != NULL;
 	parse_els(b, idx);
+	hf_parse_service(b, idx);
 }
 
 static int id_cmp(const void *a, const void *b, void *arg)
@@ -535,6 +536,9 @@ int hf_build(const config_setting_t *section, const struct els_build_env *env, v
 			els_diag_at(d, m,
 				    "header_filter: 'mode' must be \"enforce\" or \"observe\"");
 		b.c->observe = mv && strcmp(mv, "observe") == 0;
+		const config_setting_t *f = config_setting_get_member(section, "fail");
+		const char *fv = f ? config_setting_get_string(f) : NULL;
+		b.c->fail_open = fv && strcmp(fv, "open") == 0; /* engine/policy.c checks it */
 		list = config_setting_get_member(section, "permits");
 		if (list && !config_setting_is_list(list) &&
 		    !(config_setting_is_array(list) && config_setting_length(list) == 0)) {

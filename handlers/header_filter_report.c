@@ -83,6 +83,73 @@ out:
 	return n;
 }
 
+/* Admissions per permit and owning process (service-bound permits): the admit records' detail
+ * without its pid, so that a service's restarts count as one owner. */
+struct owner_hits {
+	char name[32];
+	char owner[96];
+	long long n;
+};
+
+static void strip_pid(const char *d, char *out, size_t size)
+{
+	const char *p = strstr(d, " pid=");
+	size_t n = 0;
+	if (!p) {
+		snprintf(out, size, "%s", d);
+		return;
+	}
+	n = (size_t)(p - d);
+	const char *rest = strchr(p + 1, ' ');
+	snprintf(out, size, "%.*s%s", (int)n, d, rest ? rest : "");
+}
+
+static int load_owner_hits(const char *path, struct owner_hits **out)
+{
+	static const char q[] = "SELECT rule_name, detail, count(*) FROM records "
+				"WHERE handler = 'header_filter' AND kind = 'admit' AND "
+				"detail IS NOT NULL AND detail != '' GROUP BY rule_name, detail";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct owner_hits *h = NULL;
+	int n = 0, cap = 0;
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char key[96];
+		const char *rn = (const char *)sqlite3_column_text(st, 0);
+		const char *d = (const char *)sqlite3_column_text(st, 1);
+		if (!rn || !d)
+			continue;
+		strip_pid(d, key, sizeof(key));
+		int k = 0;
+		while (k < n && (strcmp(h[k].name, rn) != 0 || strcmp(h[k].owner, key) != 0))
+			k++;
+		if (k == n) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				struct owner_hits *g = realloc(h, (size_t)cap * sizeof(*h));
+				if (!g)
+					break;
+				h = g;
+			}
+			snprintf(h[n].name, sizeof(h[n].name), "%s", rn);
+			snprintf(h[n].owner, sizeof(h[n].owner), "%s", key);
+			h[n].n = 0;
+			n++;
+		}
+		h[k].n += sqlite3_column_int64(st, 2);
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	*out = h;
+	return n;
+}
+
 static void fmt_time(long long ns, char *buf, size_t len)
 {
 	time_t t = (time_t)(ns / 1000000000LL);
@@ -167,8 +234,12 @@ int els_registry_report(const struct els_policy *p, const char *monitor_path,
 	if (!c)
 		return -ENOENT;
 	els_services_load(services_path ? services_path : "/etc/services", &svc);
+	struct owner_hits *oh = NULL;
+	int no = 0;
 	if (monitor_path)
 		nh = load_hits(monitor_path, &h, err, sizeof(err));
+	if (nh >= 0)
+		no = load_owner_hits(monitor_path, &oh);
 	fprintf(out, "PPS registry of %s (sha256 %.16s): %u permits, %s mode\n", p->path, p->hash,
 		c->nrules, c->observe ? "observe" : "enforce");
 	if (nh < 0)
@@ -200,6 +271,11 @@ int els_registry_report(const struct els_policy *p, const char *monitor_path,
 		fprintf(out, "  owner: %s  category: %s\n", pm->owner ? pm->owner : "-",
 			pm->category ? pm->category : "-");
 		fprintf(out, "  mitigations: %s\n", pm->mitigations ? pm->mitigations : "-");
+		if (r->svc) {
+			char d[256];
+			hf_svc_describe(r->svc, d, sizeof(d));
+			fprintf(out, "  bound to: %s\n", d);
+		}
 		if (nh >= 0) {
 			const struct hits *x = NULL;
 			for (int k = 0; k < nh && !x; k++)
@@ -210,8 +286,13 @@ int els_registry_report(const struct els_policy *p, const char *monitor_path,
 			if (x && x->would)
 				fprintf(out, "  would_drop: %lld", x->would);
 			fputc('\n', out);
+			for (int k = 0; k < no; k++)
+				if (strncmp(oh[k].name, r->id, sizeof(oh[k].name) - 1) == 0)
+					fprintf(out, "  hits by owner: %s: %lld\n", oh[k].owner,
+						oh[k].n);
 		}
 	}
+	free(oh);
 	free(h);
 	els_services_free(svc);
 	return expired;
@@ -253,8 +334,12 @@ int els_registry_report_json(const struct els_policy *p, const char *monitor_pat
 	if (!c)
 		return -ENOENT;
 	els_services_load(services_path ? services_path : "/etc/services", &svc);
+	struct owner_hits *oh = NULL;
+	int no = 0;
 	if (monitor_path)
 		nh = load_hits(monitor_path, &h, err, sizeof(err));
+	if (nh >= 0)
+		no = load_owner_hits(monitor_path, &oh);
 	permits = json_array();
 	root = json_pack("{s:s, s:s, s:s, s:o, s:o}", "path", p->path, "sha256", p->hash, "mode",
 			 c->observe ? "observe" : "enforce", "hits_source",
@@ -298,6 +383,18 @@ int els_registry_report_json(const struct els_policy *p, const char *monitor_pat
 			json_object_set_new(o, "last_hit",
 					    x && x->last_ns ? json_string(t) : json_null());
 			json_object_set_new(o, "would_drop", json_integer(x ? x->would : 0));
+			json_t *by = json_array();
+			for (int k = 0; k < no; k++)
+				if (strncmp(oh[k].name, r->id, sizeof(oh[k].name) - 1) == 0)
+					json_array_append_new(by, json_pack("{s:s, s:I}", "owner",
+									    oh[k].owner, "hits",
+									    (json_int_t)oh[k].n));
+			json_object_set_new(o, "hits_by_owner", by);
+		}
+		if (o) {
+			char d[256];
+			hf_svc_describe(r->svc, d, sizeof(d));
+			json_object_set_new(o, "bound_to", r->svc ? json_string(d) : json_null());
 		}
 		json_array_append_new(permits, o);
 	}
@@ -305,6 +402,7 @@ int els_registry_report_json(const struct els_policy *p, const char *monitor_pat
 	json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', out);
 	json_decref(root);
+	free(oh);
 	free(h);
 	els_services_free(svc);
 	return expired;
@@ -369,4 +467,22 @@ void els_registry_inbound_ports(const struct els_policy *p,
 				   pm->lp[pi].r[k].hi);
 		}
 	}
+}
+
+int els_registry_service_check(const struct els_policy *p, const char *id,
+			       const struct els_owner *o, char *want, size_t wlen)
+{
+	const struct hf_conf *c = hf_of(p);
+
+	for (uint32_t i = 0; c && i < c->nrules; i++) {
+		const struct hf_rule *r = &c->rules[i];
+		if (strcmp(r->id, id) != 0)
+			continue;
+		if (!r->svc)
+			return 0;
+		if (want)
+			hf_svc_describe(r->svc, want, wlen);
+		return hf_svc_match(r->svc, o) ? 1 : -1;
+	}
+	return 0;
 }

@@ -56,7 +56,7 @@ int els_sessions_check(const struct els_policy *p, const char *what, els_session
 				      .dport = c->resp_port,
 				      .wire_len = c->family == ELS_AF_INET ? 60 : 80};
 		struct els_ctx ctx = {
-		    .pkt = &pkt, .now_ns = els_now_mono(), .generation = p->generation};
+		    .pkt = &pkt, .now_ns = els_now_mono(), .generation = p->generation, .origin = 1};
 		struct els_decision d;
 		bool observe = false;
 		if (els_chain_run(p, &ctx, &d) == ELS_ACCEPT) {

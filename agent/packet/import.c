@@ -121,7 +121,7 @@ static void judge(const struct els_policy *p, struct els_wstate *ws, uint64_t no
 	struct els_flow f;
 	/* No flow table: the tracker stands aside, as for any first packet. The scratch handler
 	 * state keeps what the judgement touches (scan counts, alerts) out of the workers'. */
-	struct els_ctx ctx = {.pkt = &pkt, .ws = ws, .now_ns = now, .generation = p->generation};
+	struct els_ctx ctx = {.pkt = &pkt, .ws = ws, .now_ns = now, .generation = p->generation, .origin = 1};
 	char a[64], b[64]; /* INET6_ADDRSTRLEN fits */
 
 	first_packet(c, &pkt);

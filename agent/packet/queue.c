@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "offload.h"
+#include "owner.h"
 #include "queue.h"
 
 #define QUEUE_BATCH 128       /* packets judged per turn before verdicts go out */
@@ -31,6 +32,8 @@
 #define QUEUE_POLL_MS 100     /* idle wake-up: generation pickup, timers, stop flag */
 #define QUEUE_PIPE 3          /* decode -> prefetch the flow -> judge: see the top */
 #define QUEUE_OFFLOAD_NS 20000000ull /* conntrack sockets read at least this often when busy */
+#define QUEUE_HOLD 256        /* packets waiting for a socket owner lookup (owner.h) */
+#define QUEUE_HOLD_NS 2000000000ull /* after this, a held packet is judged as owner unknown */
 
 struct pending {
 	uint32_t id;
@@ -42,7 +45,16 @@ struct pending {
 struct in_flight {
 	uint32_t id;
 	uint32_t mark; /* the packet's mark as queued (NFQA_MARK; 0 when absent) */
+	bool mark_changed; /* verdict_mark_unsaved() took the offload bit out of mark */
+	uint32_t uid, gid; /* the sending socket's, when has_ids (NFQA_CFG_F_UID_GID) */
+	bool has_ids;
 	struct els_decoded dec;
+};
+
+/* A packet whose verdict waits for its socket's owner (agent/packet/owner.h). */
+struct held {
+	struct in_flight f;
+	uint64_t since_ns;
 };
 
 struct els_queue {
@@ -66,6 +78,10 @@ struct els_queue {
 	uint64_t now_mono, now_real; /* read once per turn: a turn lasts microseconds */
 	uint64_t offload_read_ns;    /* when the conntrack sockets were last read */
 	bool offload_busy;	     /* ... and that read found messages */
+	struct els_owners *owners;
+	struct held held[QUEUE_HOLD];
+	unsigned nheld;
+	uint64_t held_total; /* packets ever held for an owner lookup */
 };
 
 static int send_config(struct els_queue *q, struct nlmsghdr *nlh)
@@ -119,8 +135,12 @@ struct els_queue *els_queue_open(const struct els_queue_opts *o, struct els_work
 	 * us; only headers are read, so their checksum state does not matter. FAIL_OPEN: what
 	 * the kernel does when the queue is full. */
 	uint32_t flags = NFQA_CFG_F_GSO | (o->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	/* UID_GID: the sending socket's ids come with each outbound packet (service-bound
+	 * permits on user/group need no socket lookup then). */
+	flags |= NFQA_CFG_F_UID_GID;
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
-	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK,
+			 htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_UID_GID));
 	if ((rc = send_config(q, nlh)) < 0) {
 		fprintf(stderr, "elsd: queue %u: cannot configure: %s\n", o->num, strerror(-rc));
 		goto fail;
@@ -169,29 +189,22 @@ static void verdict_mark_unsaved(struct els_queue *q, struct in_flight *f)
 		}
 	}
 	f->mark &= ~ELS_OFFLOAD_MARK;
+	f->mark_changed = true;
 }
 
-/* Judges the oldest packet in the pipeline and queues its verdict. A packet whose flow the
- * worker offloads (w->offload_now) gets NF_REPEAT with ELS_OFFLOAD_MARK added to its packet
- * mark: the kernel runs the steering chain again, whose offload rule saves the bit into the
- * connection's mark, clears it from the packet and accepts. So the mark is in place before
- * the flow's next packet, with no conntrack message: offload costs a new connection nothing
- * beyond the packets it queues anyway. */
-static void judge_oldest(struct els_queue *q)
+/* Queues the verdict of a judged packet (f: its id and mark). A packet whose flow the worker
+ * offloads (w->offload_now) gets NF_REPEAT with ELS_OFFLOAD_MARK added to its packet mark: the
+ * kernel runs the steering chain again, whose offload rule saves the bit into the connection's
+ * mark, clears it from the packet and accepts. So the mark is in place before the flow's next
+ * packet, with no conntrack message: offload costs a new connection nothing beyond the packets
+ * it queues anyway. */
+static void add_verdict(struct els_queue *q, const struct in_flight *f, enum els_action a)
 {
-	struct in_flight *f = &q->pipe[q->pipe_out++ % QUEUE_PIPE];
-	struct els_decision d;
 	struct pending *p = &q->pend[q->npend++];
-
-	bool unsaved = (f->mark & ELS_OFFLOAD_MARK) && q->verdict_mark;
-	if (unsaved)
-		verdict_mark_unsaved(q, f);
-	enum els_action a = els_worker_judge(q->w, &f->dec.pkt, f->dec.has_flow ? &f->dec.hint : NULL,
-					     q->now_mono, q->now_real, &d);
 
 	p->id = f->id;
 	p->verdict = a == ELS_ACCEPT ? NF_ACCEPT : NF_DROP;
-	p->set_mark = unsaved;
+	p->set_mark = f->mark_changed;
 	p->mark = f->mark;
 	if (!q->w->offload_now)
 		return;
@@ -204,6 +217,55 @@ static void judge_oldest(struct els_queue *q)
 	q->offq[q->noffq].key = q->w->offload_now->key;
 	q->offq[q->noffq].init_side = q->w->offload_now->init_side;
 	q->noffq++;
+}
+
+/* Judges the oldest packet in the pipeline and queues its verdict, or holds it while its
+ * socket's owner is looked up. */
+static void judge_oldest(struct els_queue *q)
+{
+	struct in_flight *f = &q->pipe[q->pipe_out++ % QUEUE_PIPE];
+	struct els_decision d;
+
+	if ((f->mark & ELS_OFFLOAD_MARK) && q->verdict_mark)
+		verdict_mark_unsaved(q, f);
+	if (q->owners)
+		els_owners_begin(q->owners, f->uid, f->gid, f->has_ids, q->nheld < QUEUE_HOLD);
+	enum els_action a = els_worker_judge(q->w, &f->dec.pkt, f->dec.has_flow ? &f->dec.hint : NULL,
+					     q->now_mono, q->now_real, &d);
+	if (a == ELS_DEFER) {
+		q->held[q->nheld].f = *f;
+		q->held[q->nheld].since_ns = q->now_mono;
+		q->nheld++;
+		q->held_total++;
+		return;
+	}
+	add_verdict(q, f, a);
+}
+
+/* Judges the held packets again once answers came (or they waited too long: then as owner
+ * unknown); those still waiting stay. The flow table may have changed meanwhile, so no
+ * hint. */
+static void judge_held(struct els_queue *q)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < q->nheld; i++) {
+		struct held *h = &q->held[i];
+		struct els_decision d;
+		if (q->npend >= QUEUE_BATCH) {
+			q->held[keep++] = *h;
+			continue;
+		}
+		bool last_try = q->now_mono - h->since_ns >= QUEUE_HOLD_NS;
+		els_owners_begin(q->owners, h->f.uid, h->f.gid, h->f.has_ids, !last_try);
+		enum els_action a = els_worker_judge(q->w, &h->f.dec.pkt, NULL, q->now_mono,
+						     q->now_real, &d);
+		if (a == ELS_DEFER)
+			q->held[keep++] = *h;
+		else
+			add_verdict(q, &h->f, a);
+	}
+	q->nheld = keep;
 }
 
 /* Judges everything still in the pipeline: at the end of each turn. The counters start again
@@ -241,6 +303,10 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	struct in_flight *f = &q->pipe[q->pipe_in++ % QUEUE_PIPE];
 	f->id = id;
 	f->mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
+	f->mark_changed = false;
+	f->has_ids = attr[NFQA_UID] && attr[NFQA_GID];
+	f->uid = f->has_ids ? ntohl(mnl_attr_get_u32(attr[NFQA_UID])) : 0;
+	f->gid = f->has_ids ? ntohl(mnl_attr_get_u32(attr[NFQA_GID])) : 0;
 	els_worker_decode(q->w, payload ? payload : (const uint8_t *)"", caplen, wire,
 			  hook_dir(ph->hook), &f->dec);
 	if (q->pipe_in - q->pipe_out >= 2) /* the previous packet's bucket has had a recv */
@@ -263,8 +329,10 @@ static void flush_verdicts(struct els_queue *q)
 		unsigned j = i;
 		/* Extend a run while the verdict is the same and the ids are consecutive, so the
 		 * batch verdict covers exactly the packets of the run. */
-		while (!q->pend[i].set_mark && j + 1 < q->npend && !q->pend[j + 1].set_mark &&
-		       q->pend[j + 1].verdict == q->pend[i].verdict &&
+		/* A batch verdict answers every queued id up to its last, held ones too: none
+		 * while a packet is held. */
+		while (!q->nheld && !q->pend[i].set_mark && j + 1 < q->npend &&
+		       !q->pend[j + 1].set_mark && q->pend[j + 1].verdict == q->pend[i].verdict &&
 		       q->pend[j + 1].id == q->pend[j].id + 1)
 			j++;
 		int type = j > i ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT;
@@ -367,15 +435,28 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 {
 	int rc = 0;
 
-	struct pollfd pfd[3] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
-				{.fd = -1, .events = POLLIN},
-				{.fd = -1, .events = POLLIN}};
 	struct els_worker *w = q->w;
+
+	/* Here, on the worker's own thread, so that the resolver thread it starts has the
+	 * worker's privileges, as dropped (agent/daemon/privdrop.c), not the opener's. Without
+	 * it service-bound permits see no owner (their fail policy), and filtering goes on. */
+	if (!q->owners && !(q->owners = els_owners_new(q->num)))
+		fprintf(stderr, "elsd: queue %u: service-bound permits will find no socket owner\n",
+			q->num);
+	w->owners = q->owners;
+	w->live = true;
+	struct pollfd pfd[4] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
+				{.fd = -1, .events = POLLIN},
+				{.fd = -1, .events = POLLIN},
+				{.fd = q->owners ? els_owners_fd(q->owners) : -1, .events = POLLIN}};
 
 	while (!atomic_load_explicit(stop, memory_order_relaxed)) {
 		els_worker_refresh(w);
 		els_ctr_inc(&w->heartbeat);
 		int r = read_batch(q);
+		if ((q->owners && els_owners_poll(q->owners)) || (q->nheld && q->now_mono - q->held[0].since_ns >=
+								       QUEUE_HOLD_NS))
+			judge_held(q);
 		flush_verdicts(q);
 		els_worker_tick(w, q->now_mono, q->now_real); /* the turn's clock: microseconds old */
 		els_worker_snapshot_serve(w); /* management `flows` request, if any */
@@ -387,19 +468,38 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 			break;
 		}
 		if (r == 0)
-			poll(pfd, 3, QUEUE_POLL_MS);
+			poll(pfd, 4, q->nheld ? 50 : QUEUE_POLL_MS);
 	}
 	/* Answer what is already queued before unbinding, so nothing waits for a verdict that
 	 * will never come. */
 	els_worker_refresh(w);
 	while (read_batch(q) > 0)
 		flush_verdicts(q);
+	while (q->nheld) { /* as owner unknown: the resolver's answer will not be waited for */
+		for (unsigned i = 0; i < q->nheld; i++)
+			q->held[i].since_ns = 0;
+		q->now_mono = els_now_mono();
+		judge_held(q);
+		flush_verdicts(q);
+	}
 	flush_verdicts(q);
 	/* Offloaded flows come back to the queue: whoever judges next (a restarted elsd, or the
 	 * fail-open/closed policy) sees them, rather than the kernel passing them unwatched. */
 	if (q->off)
 		els_offload_unmark_all(q->off, w);
 	w->offload_on = false;
+	if (q->owners) {
+		const struct els_owners_stats *st = els_owners_stats(q->owners);
+		unsigned long long d = atomic_load(&st->diag);
+		if (d)
+			fprintf(stderr,
+				"elsd: info: queue %u: socket owners: %llu lookups, %llu cached, %llu "
+				"from /proc (%llu packets held meanwhile), %llu unknown\n",
+				q->num, d, (unsigned long long)atomic_load(&st->hits),
+				(unsigned long long)atomic_load(&st->misses),
+				(unsigned long long)q->held_total,
+				(unsigned long long)atomic_load(&st->unknown));
+	}
 	return rc;
 }
 
@@ -415,6 +515,9 @@ void els_queue_close(struct els_queue *q)
 		mnl_socket_close(q->nl);
 	}
 	els_offload_close(q->off);
+	if (q->w && q->w->owners == q->owners)
+		q->w->owners = NULL;
+	els_owners_free(q->owners); /* stops its resolver thread */
 	free(q->rxbuf);
 	free(q->txbuf);
 	free(q);

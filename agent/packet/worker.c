@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "els/wstate.h"
+#include "owner.h"
 #include "worker.h"
 
 #define WORKER_DROPAGG_SLOTS 4096
@@ -139,10 +140,25 @@ static void admit_fill(struct els_worker *w, struct els_flow *f, const struct el
 	a->generation = w->pol->generation;
 	a->reason = d->reason;
 	copy_name(a->rule_name, sizeof(a->rule_name), els_chain_rule_name(w->pol, d));
+	a->owner_pid = a->owner_uid = a->owner_ref = 0;
+	const struct els_owner *o = w->owners ? els_owners_last(w->owners, &a->owner_ref) : NULL;
+	if (o) {
+		a->owner_pid = o->pid;
+		a->owner_uid = o->uid;
+	}
 out:
 	/* A TCP flow is admitted when its handshake completes: until then it may be one of a
 	 * spoofed flood's, which must cost aggregated records only. */
 	a->half_open = f->key.proto == 6 && f->state < ELS_FS_ESTABLISHED;
+}
+
+/* Admit and end records of a flow a service-bound permit admitted name the socket's owner. */
+static void owner_detail(const struct els_worker *w, const struct els_flow_admit *a,
+			 struct els_record *r)
+{
+	if (a->owner_pid || a->owner_ref)
+		els_owners_describe_ref(w->owners, a->owner_ref, a->owner_pid, a->owner_uid,
+					r->detail, sizeof(r->detail));
 }
 
 static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
@@ -187,6 +203,7 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 		return;
 	}
 	r.handler = "tracker";
+	owner_detail(w, a, &r);
 	r.pkts[0] = f->pkts[0], r.pkts[1] = f->pkts[1];
 	r.bytes[0] = f->bytes[0], r.bytes[1] = f->bytes[1];
 	r.duration_ns = f->last_ns - f->first_ns;
@@ -208,6 +225,7 @@ static void admit_handshake(struct els_worker *w, struct els_flow *f, const stru
 		return;
 	record_from_flow(&r, f);
 	record_permit(&r, a);
+	owner_detail(w, a, &r);
 	r.tcp_flags = pkt->tcp_flags;
 	els_ring_push(w->ring, &r);
 }
@@ -246,6 +264,23 @@ static void offload_check(struct els_worker *w, struct els_flow *f)
 	f->offload |= ELS_FLOW_OFFLOADED | ELS_FLOW_MARKED;
 	w->offloaded++;
 	w->offload_now = f;
+}
+
+/* A live worker whose owner lookup could not start: every socket's owner is unknown. */
+static enum els_owner_res owner_none(void *arg, const struct els_pkt *p, unsigned need,
+				     const struct els_owner **out)
+{
+	(void)arg, (void)p, (void)need, (void)out;
+	return ELS_OWNER_UNKNOWN;
+}
+
+/* A packet whose permit asked who owns its socket: its record names the owner (the process a
+ * wrong_service drop found on a permitted port). */
+static void owner_of_packet(const struct els_worker *w, struct els_record *r)
+{
+	const struct els_owner *o = w->owners ? els_owners_last(w->owners, NULL) : NULL;
+	if (o)
+		els_owner_describe(o, r->detail, sizeof(r->detail));
 }
 
 enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size_t caplen,
@@ -301,9 +336,13 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		.generation = w->pol->generation,
 		.flow_end = flow_end,
 		.flow_end_arg = &fa,
+		.owner = w->owners ? els_owners_query : w->live ? owner_none : NULL,
+		.owner_arg = w->owners,
 	};
 	enum els_action a = els_chain_run(w->pol, &ctx, &d);
 	*dp = d;
+	if (a == ELS_DEFER)
+		return a; /* judged again when the owner is known (worker.h) */
 	els_worker_count(w, &d, a);
 
 	els_ctr_inc(&w->st.packets);
@@ -320,6 +359,7 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		record_flow_permit(&r, &ctx, &fa, w);
 		if (w->name_verdicts)
 			memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
+		owner_of_packet(w, &r);
 		els_dropagg_add(w->drops, &r);
 		return a;
 	}
@@ -332,6 +372,7 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		record_decision(w, &r, &d);
 		if (w->name_verdicts)
 			memcpy(w->permit_name, r.rule_name, sizeof(w->permit_name));
+		owner_of_packet(w, &r);
 		els_ring_push(w->ring, &r);
 		/* Its flow's end is aggregated if it never completes a handshake, like any other
 		 * (an observe-mode host under a SYN flood); it gets no admit record. */
@@ -364,6 +405,8 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
 		record_flow_permit(&r, &ctx, &fa, w);
+		if (admit)
+			owner_of_packet(w, &r);
 		els_ring_push(w->ring, &r);
 	}
 	return a;

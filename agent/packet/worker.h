@@ -82,6 +82,11 @@ struct els_worker {
 	 * valid until the next packet. Off, the packet path never touches it. */
 	bool name_verdicts;
 	char permit_name[32];
+	/* [I] socket owners for service-bound permits (agent/packet/owner.h), owned by the
+	 * queue; NULL (replay): such permits see no owner. */
+	struct els_owners *owners;
+	bool live; /* [I] judging live traffic: without owners, service-bound permits see no
+		      owner (their fail policy), never "not asked" as in replay */
 };
 
 /* Field tags: [I] set before the thread starts, never changed; [W] worker thread only;
@@ -123,6 +128,10 @@ void els_worker_warm(const struct els_worker *w, const struct els_decoded *dp);
 enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt,
 				 const struct els_flow_hint *hint, uint64_t mono_ns,
 				 uint64_t real_ns, struct els_decision *d);
+
+/* els_worker_judge returns ELS_DEFER (els/handler.h) for a packet whose verdict waits for a
+ * socket owner lookup: nothing was counted or recorded; the caller holds it and judges it again
+ * after els_owners_poll() brought answers. */
 
 /* Housekeeping between batches: expires flows, flushes drop aggregates. */
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns);

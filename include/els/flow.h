@@ -79,7 +79,9 @@ struct els_flow_admit {
 				admit record yet, and its end is aggregated (kind half_open) */
 	uint8_t quiet;	    /* observe mode admitted it as a would_drop: no admit record */
 	char rule_name[32]; /* the permit's id string, as in struct els_record */
-	uint8_t pad2[12];   /* to 64 bytes: one cache line */
+	/* The process that owned the local socket, when a service-bound permit asked (else
+	 * 0s): its pid and uid, and the worker's reference to the rest (agent/packet/owner.h). */
+	uint32_t owner_pid, owner_uid, owner_ref;
 };
 
 /* The admit entry of f, a flow of t. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "els/diag.h"
+#include "els/owner.h"
 #include "els/pkt.h"
 #include "els/reason.h"
 
@@ -24,6 +25,9 @@ enum els_action {
 	ELS_ACCEPT = 1,   /* final: the packet passes */
 	ELS_DROP = 2,     /* final: the packet is dropped */
 	ELS_FAIL = 3,     /* the handler could not decide; the chain applies its fail policy */
+	ELS_DEFER = 4,    /* not yet: the packet waits for a lookup off the worker thread (the
+			     owner of a service-bound permit's socket) and is judged again when
+			     it is done; no handler commits, nothing is recorded or counted */
 };
 
 struct els_decision {
@@ -57,6 +61,16 @@ struct els_ctx {
 	uint8_t new_flow;             /* set by the tracker's commit when it created a flow */
 	uint8_t handshake_done;	      /* set by the tracker: this packet completed the TCP
 					 handshake of ctx->flow (the worker writes its admit) */
+	/* pkt stands for a connection that exists already (a flow re-judged after a reload, a
+	 * connection adopted at start): service-bound permits are not asked about its socket's
+	 * owner, which was checked at its first packet (or not at all, before elsd ran). */
+	uint8_t origin;
+	/* The owner of the packet's local socket, for service-bound permits (els/owner.h). NULL:
+	 * no sockets to ask (a replayed capture, unit tests): such permits match by addresses
+	 * and ports alone. A live worker always sets it (elsd without a working lookup answers
+	 * ELS_OWNER_UNKNOWN, the fail policy). */
+	els_owner_fn owner;
+	void *owner_arg;
 	/* Reports a flow that ends on the packet path (evicted, reset, revoked) so the worker can
 	 * write its end record. May be NULL. */
 	void (*flow_end)(const struct els_flow *f, unsigned reason, void *arg);

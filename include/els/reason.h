@@ -80,7 +80,10 @@
 	/* the steering rules (agent/rulewatch.h) */                                               \
 	X(RULES_ALTERED, "steering_rules_altered")    /* removed, or a rule put ahead of them */   \
 	X(RULES_RESTORED, "steering_rules_restored")  /* put back by elsd (rules.self_heal) */     \
-	X(SESSION_CUT, "session_cut")                 /* alert: a new policy cuts a live session */
+	X(SESSION_CUT, "session_cut")                 /* alert: a new policy cuts a live session */ \
+	/* header_filter: service-bound permits (docs/els-policy.md) */                            \
+	X(WRONG_SERVICE, "wrong_service")             /* the local socket belongs to another process */ \
+	X(OWNER_UNKNOWN, "owner_unknown")             /* no process owns the local socket */
 
 enum els_reason {
 #define ELS_X_ENUM(e, s) ELS_R_##e,

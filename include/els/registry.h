@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "els/addr.h"
+#include "els/owner.h"
 
 struct els_policy;
 
@@ -36,6 +37,12 @@ int els_registry_report_json(const struct els_policy *p, const char *monitor_pat
  * whether that permit limits remotes or needs a session. */
 const char *els_registry_inbound(const struct els_policy *p, uint8_t proto, uint8_t family,
 				 const struct els_addr *local, uint16_t port, bool *restricted);
+
+/* For audits: whether the permit named id binds its port to a service (service, exe, user,
+ * group): 0 when it does not (or there is no such permit); 1 when owner o satisfies it; -1
+ * when o does not. want (may be NULL) receives what the permit asks, "service=... exe=...". */
+int els_registry_service_check(const struct els_policy *p, const char *id,
+			       const struct els_owner *o, char *want, size_t wlen);
 
 /* Calls fn for every port range an enforcing, unexpired inbound TCP/UDP permit names in
  * local_ports (permits without local_ports name no port and are skipped). */

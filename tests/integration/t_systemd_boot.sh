@@ -346,6 +346,64 @@ now=$(reached)
 log "a bare nft flush ruleset (${ms} ms unsteered): $((now - base)) probes reached port $DENIED"
 base=$now
 session_check "bare nft flush ruleset: the permitted session still echoes"
+# ---- service-bound permits: a unit's restart keeps working, a stand-in is refused -----------
+# A permit bound to a systemd unit, read from the process's cgroup (here cgroup v1's named
+# systemd hierarchy when the host is v1, the unified one on v2). Which process holds a socket
+# is readable only with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for other users' processes: the
+# drop-in grants them, as docs/els-policy.md tells an administrator to.
+SVCPORT=8443
+cat >"$ROOT/usr/local/bin/els-svcweb" <<'PY'
+#!/usr/bin/python3
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(16)
+while True:
+    c, _ = s.accept(); c.sendall(b"hello\n"); c.close()
+PY
+chmod 755 "$ROOT/usr/local/bin/els-svcweb"
+printf '[Service]\nExecStart=/usr/local/bin/els-svcweb %s\n' $SVCPORT \
+	>"$ROOT/etc/systemd/system/els-svcweb.service"
+mkdir -p "$ROOT/etc/systemd/system/elsd.service.d"
+caps="CAP_NET_ADMIN CAP_DAC_READ_SEARCH CAP_SYS_PTRACE"
+printf '[Service]\nAmbientCapabilities=%s\nCapabilityBoundingSet=%s\n' "$caps" "$caps" \
+	>"$ROOT/etc/systemd/system/elsd.service.d/service-permits.conf"
+sed -i "/permits = (/a\\
+    { id = \"svcweb\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ $SVCPORT ]; service = \"els-svcweb\"; }," \
+	"$ROOT/etc/elsd/elsd.conf"
+check "elsd -n accepts a permit bound to a unit" in_ct elsd -n -c /etc/elsd/elsd.conf
+in_ct systemctl daemon-reload
+check "systemctl restart elsd (reading /proc/PID/fd: the drop-in's capabilities)" \
+	in_ct systemctl restart elsd
+svc_listening() { in_ct ss -ltnH "sport = :$SVCPORT" | grep -q .; }
+svc_hello() {
+	[[ $(nsenter --net="/run/netns/$PR" timeout 5 python3 -c 'import socket,sys
+s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2); print(s.recv(16).decode().strip())' \
+		$SRV4 $SVCPORT 2>/dev/null) == hello ]]
+}
+in_ct systemctl start els-svcweb && wait_until svc_listening
+pid1=$(in_ct systemctl show -p MainPID --value els-svcweb)
+check "the unit's port is reachable through its service-bound permit" svc_hello
+in_ct systemctl restart els-svcweb && wait_until svc_listening
+pid2=$(in_ct systemctl show -p MainPID --value els-svcweb)
+check "after systemctl restart (pid $pid1 -> $pid2) it still is" svc_hello
+test "$pid1" != "$pid2" || fail "the unit's restart kept its pid"
+in_ct systemctl stop els-svcweb
+in_ct systemd-run --unit=els-standin /usr/local/bin/els-svcweb $SVCPORT >/dev/null 2>&1
+wait_until svc_listening
+check_not "the same program as another unit on that port is refused" svc_hello
+in_ct systemctl stop els-standin
+mon() { in_ct sqlite3 /var/lib/elsd/monitor.db "$1" 2>/dev/null; }
+standin_dropped() {
+	(($(mon "SELECT count(*) FROM records WHERE reason = 'wrong_service' AND rule_name = 'svcweb'
+		AND detail LIKE 'unit=els-standin.service %'") > 0))
+}
+check "the refusal is wrong_service naming the stand-in's unit" wait_until standin_dropped
+check_eq "both server processes' flows were admitted under their unit" 2 \
+	"$(mon "SELECT count(DISTINCT detail) FROM records WHERE kind = 'admit' AND rule_name = 'svcweb'
+		AND detail LIKE 'unit=els-svcweb.service %'")"
+journal
+log "service-bound records: $(mon "SELECT group_concat(kind || ' ' || reason || ' ' || detail, '; ')
+	FROM records WHERE rule_name = 'svcweb'")"
 check_eq "elsd is active at the end" active "$(in_ct systemctl is-active elsd)"
 check "one permitted session lived through every phase above" test -n "$FIRST_SESSION"
 

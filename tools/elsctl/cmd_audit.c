@@ -10,6 +10,8 @@
  *   NOT-PERMITTED  listening, but no permit lets a new flow reach it: close it or permit it
  *   permitted      reachable (restricted: only from some remotes or after a session)
  *   loopback       bound to 127.0.0.0/8 or ::1: not reachable from the network
+ *   WRONG-SERVICE  permitted by a service-bound permit, but the listener belongs to another
+ *                  process (unit, executable or user): a stand-in on the service's port
  * and every port an inbound permit names where nothing listens is listed as UNUSED-PERMIT.
  * Exit: 0 when nothing is flagged, 1 when something is. */
 #include <dirent.h>
@@ -27,6 +29,7 @@
 #include "els/addr.h"
 #include "els/diag.h"
 #include "els/policy.h"
+#include "els/owner.h"
 #include "els/registry.h"
 #include "elsctl.h"
 
@@ -38,6 +41,8 @@ struct listener {
 	struct els_addr addr;
 	uint16_t port;
 	uint32_t ino;
+	uint32_t uid; /* the socket's */
+	uint32_t pid; /* 0: not found */
 	char owner[64];
 };
 
@@ -113,7 +118,8 @@ static int dump(struct audit *a, uint8_t family, uint8_t proto, uint32_t states)
 					     .family =
 						 family == AF_INET ? ELS_AF_INET : ELS_AF_INET6,
 					     .port = ntohs(m->id.idiag_sport),
-					     .ino = m->idiag_inode};
+					     .ino = m->idiag_inode,
+					     .uid = m->idiag_uid};
 			memcpy(x.addr.b, m->id.idiag_src, family == AF_INET ? 4 : 16);
 			/* a UDP socket with a peer is a client's, not a service */
 			static const uint32_t nopeer[4];
@@ -166,9 +172,11 @@ static void find_owners(struct audit *a)
 			if (sscanf(link, "socket:[%lu]", &ino) != 1)
 				continue;
 			for (size_t i = 0; i < a->n; i++)
-				if (a->l[i].ino == ino && !a->l[i].owner[0])
+				if (a->l[i].ino == ino && !a->l[i].owner[0]) {
 					snprintf(a->l[i].owner, sizeof(a->l[i].owner),
 						 "%.31s[%.20s]", comm, de->d_name);
+					a->l[i].pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+				}
 		}
 		closedir(fds);
 	}
@@ -258,7 +266,7 @@ int cmd_audit(struct ctl *c, int argc, char *argv[])
 		       "POLICY");
 	for (size_t i = 0; i < a.n; i++) {
 		const struct listener *l = &a.l[i];
-		char addr[ELS_ADDR_STRLEN], where[80], why[128];
+		char addr[ELS_ADDR_STRLEN], where[80], why[256];
 		bool restricted = false;
 		const char *id = NULL, *finding;
 		els_addr_str(&l->addr, l->family, addr);
@@ -272,6 +280,24 @@ int cmd_audit(struct ctl *c, int argc, char *argv[])
 			finding = "permitted";
 			snprintf(why, sizeof(why), "permit %s%s", id,
 				 restricted ? " (some remotes or after a session)" : "");
+			struct els_owner o = {.uid = l->uid};
+			char want[160], have[96];
+			bool known = l->pid && els_owner_from_pid(l->pid, &o);
+			if (!known)
+				o.pid = 0;
+			int svc = els_registry_service_check(p, id, &o, want, sizeof(want));
+			if (svc < 0) {
+				/* A stand-in on a service's port: the permit will refuse its flows,
+				 * and the service it names is not running there. */
+				finding = "WRONG-SERVICE";
+				if (known)
+					els_owner_describe(&o, have, sizeof(have));
+				else
+					snprintf(have, sizeof(have), "an owner this user cannot see");
+				snprintf(why, sizeof(why), "permit %.30s wants %.60s; owned by %.90s",
+					 id, want, have);
+				a.flagged++;
+			}
 		} else {
 			finding = "NOT-PERMITTED";
 			snprintf(why, sizeof(why), "no inbound permit: close it, or permit it");

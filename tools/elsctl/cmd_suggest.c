@@ -9,7 +9,9 @@
  * Remotes become CIDRs: up to 8 addresses are listed one by one; more are widened to their
  * /24 (IPv4) or /64 (IPv6); more than 16 such networks mean "any remote". Services with the
  * same direction, protocol and remote list share one permit. The result is written with
- * libconfig, so it parses; `elsd -n` checks the rest.
+ * libconfig, so it parses; `elsd -n` checks the rest. A group whose every record names one
+ * owner of its socket (the records' detail: observe mode asks) is bound to it: service (or exe)
+ * inbound, user outbound.
  *
  * Traffic the chain flagged is never learnt: every record to or from a remote that the scan or
  * anomaly handler recorded, or that was dropped as deny-listed, or that the base's
@@ -43,6 +45,11 @@ struct group {
 	size_t nr, cr;
 	char remotes[1024]; /* canonical text of the remote list after widening ("" = any) */
 	int merged;	    /* index + 1 of the permit it joined */
+	/* Service binding: what every record of the group said owned its socket ("service=U",
+	 * "exe=E" or "user=N"), when they all agree; bind_state 0 nothing seen yet, 1 all agree,
+	 * 2 they differ or some record named no owner. */
+	char bind[128];
+	int bind_state;
 };
 
 enum flag_why { FLAG_SCAN, FLAG_ANOMALY, FLAG_DENY, FLAG__N };
@@ -191,15 +198,54 @@ static int read_flagged(sqlite3 *db, const char *path, struct learn *l)
 	return 0;
 }
 
+/* The value of "name=" in a record's owner detail ("unit=U uid=N pid=P exe=E"), or "". */
+static void detail_field(const char *d, const char *name, char *out, size_t size)
+{
+	size_t nl = strlen(name);
+	out[0] = '\0';
+	for (const char *p = d; p && *p; p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL) {
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			size_t n = strcspn(p + nl + 1, " ");
+			snprintf(out, size, "%.*s", (int)n, p + nl + 1);
+			return;
+		}
+	}
+}
+
+/* What a service-bound permit would name for a record's owner: inbound the unit (or, outside
+ * any unit, the executable), outbound the user (the kernel's ids with the packet; no process
+ * is looked up for outbound flows while learning). "" when the record names none. */
+static void owner_key(const char *detail, int out, char *key, size_t size)
+{
+	char v[100];
+	key[0] = '\0';
+	if (!detail || !*detail)
+		return;
+	if (out) {
+		detail_field(detail, "uid", v, sizeof(v));
+		if (v[0])
+			snprintf(key, size, "user=%s", v);
+		return;
+	}
+	detail_field(detail, "unit", v, sizeof(v));
+	if (v[0] && strcmp(v, "-") != 0) {
+		snprintf(key, size, "service=%s", v);
+		return;
+	}
+	detail_field(detail, "exe", v, sizeof(v));
+	if (v[0] == '/')
+		snprintf(key, size, "exe=%s", v);
+}
+
 static int read_monitor(const char *path, struct learn *l)
 {
 	/* would_drop rows of the header filter say what the policy lacks; admit rows what it
 	 * had. Anomalies and port 0 are never learnt. */
 	static const char q[] =
-	    "SELECT dir, proto, src, dst, dport, icmp_type, count(*) FROM records "
+	    "SELECT dir, proto, src, dst, dport, icmp_type, count(*), detail FROM records "
 	    "WHERE (kind = 'admit' OR (kind = 'would_drop' AND handler = 'header_filter' AND "
 	    "reason IN ('no_permit', 'session_required'))) AND proto IN ('tcp', 'udp', 'icmp', "
-	    "'icmpv6') GROUP BY dir, proto, src, dst, dport, icmp_type";
+	    "'icmpv6') GROUP BY dir, proto, src, dst, dport, icmp_type, detail";
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
@@ -250,6 +296,16 @@ static int read_monitor(const char *path, struct learn *l)
 			fprintf(stderr, "elsctl: suggest: out of memory\n");
 			rc = SQLITE_NOMEM;
 			break;
+		}
+		if (proto == 6 || proto == 17) {
+			char key[128];
+			owner_key((const char *)sqlite3_column_text(st, 7), out, key, sizeof(key));
+			if (!g->bind_state) {
+				snprintf(g->bind, sizeof(g->bind), "%s", key);
+				g->bind_state = key[0] ? 1 : 2;
+			} else if (strcmp(g->bind, key) != 0) {
+				g->bind_state = 2;
+			}
 		}
 		g->n += n;
 		l->records += n;
@@ -354,6 +410,19 @@ static void emit(config_setting_t *list, struct learn *l, size_t first, int num,
 				 g->r[i].c.plen);
 			config_setting_set_string_elem(r, -1, a);
 		}
+	}
+	if (g->bind_state == 1) {
+		/* Every flow of it went to (or came from) one service: bind the permit to it. */
+		const char *eq = strchr(g->bind, '=');
+		char k[16];
+		snprintf(k, sizeof(k), "%.*s", (int)(eq - g->bind), g->bind);
+		if (strcmp(k, "user") == 0) {
+			config_setting_t *u = config_setting_add(p, "user", CONFIG_TYPE_INT);
+			config_setting_set_int(u, atoi(eq + 1));
+		} else {
+			add_str(p, k, eq + 1);
+		}
+		fprintf(notes, "#     bound to %s: every flow's socket belonged to it\n", g->bind);
 	}
 	add_str(p, "justification", "learnt from an observe-mode run: review before use");
 }
@@ -486,7 +555,9 @@ int cmd_suggest(struct ctl *c, int argc, char *argv[])
 	for (size_t i = 0; i < l.n; i++)
 		for (size_t j = 0; j < i && !l.g[i].merged; j++)
 			if (!l.g[j].merged && l.g[j].dir == l.g[i].dir &&
-			    l.g[j].proto == l.g[i].proto && !strcmp(l.g[j].remotes, l.g[i].remotes))
+			    l.g[j].proto == l.g[i].proto && !strcmp(l.g[j].remotes, l.g[i].remotes) &&
+			    l.g[j].bind_state == l.g[i].bind_state &&
+			    (l.g[i].bind_state != 1 || !strcmp(l.g[j].bind, l.g[i].bind)))
 				l.g[i].merged = (int)j + 1;
 
 	config_setting_t *root = config_root_setting(&cfg);
