@@ -18,7 +18,7 @@
 els_require
 [[ -x $CONSOLE_BIN && -x $ELSCTL ]] || { echo "els-console/elsctl not built in $ELS_BUILD_DIR"; exit 1; }
 T0=$SECONDS
-FLEET_HEALTH_WAIT_S=3 # the canary runs alone this long at least: time to see it by traffic
+FLEET_HEALTH_WAIT_S=5 # the canary runs alone > 4 s: time to see it by traffic (reach_all <= 2 s)
 fleet_setup || { fail "fleet setup (namespaces, PostgreSQL, els-pki)"; els_finish; exit 1; }
 check "els-console starts with PostgreSQL" fleet_start_console
 [[ -n $CONSOLE_PID ]] || { els_finish; exit 1; }
@@ -117,8 +117,9 @@ check_eq "the canary applied before the gate passed, the rest were sent after it
 	       d.gate_passed_at <= min(t.sent_at) FILTER (WHERE wave = 1)
 	       FROM console_deployment_targets t JOIN console_deployments d ON d.id = t.deployment_id
 	       WHERE d.id = $D2 GROUP BY d.gate_passed_at")"
-check_eq "the gate waited health_wait_s (3 s) after the canary's apply" t \
-	"$(pq "SELECT d.gate_passed_at >= t.done_at + interval '3 s' FROM console_deployments d
+# change_gate.c compares whole epoch seconds: health_wait_s = 5 holds the rest back > 4 s
+check_eq "the gate held the rest back health_wait_s (5, in whole seconds) after the canary's apply" t \
+	"$(pq "SELECT d.gate_passed_at > t.done_at + interval '4 s' FROM console_deployments d
 	       JOIN console_deployment_targets t ON t.deployment_id = d.id
 	       WHERE d.id = $D2 AND t.agent_id = 'agent1'")"
 check_eq "the port opens on all three" "$OPEN" "$(reach_all)"
