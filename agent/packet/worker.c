@@ -283,14 +283,6 @@ static void owner_of_packet(const struct els_worker *w, struct els_record *r)
 		els_owner_describe(o, r->detail, sizeof(r->detail));
 }
 
-enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size_t caplen,
-				  size_t wire_len, enum els_dir dir, uint64_t mono_ns,
-				  uint64_t real_ns)
-{
-	struct els_decision d;
-	return els_worker_packet_decision(w, buf, caplen, wire_len, dir, mono_ns, real_ns, &d);
-}
-
 enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf,
 					   size_t caplen, size_t wire_len, enum els_dir dir,
 					   uint64_t mono_ns, uint64_t real_ns,
