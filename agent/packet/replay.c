@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "els/chain.h"
+#include "els/decode.h"
 #include "replay.h"
 #include "replay_print.h"
 

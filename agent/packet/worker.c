@@ -4,7 +4,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/chain.h"
+#include "els/decode.h"
 #include "els/wstate.h"
+#include "generation.h"
 #include "owner.h"
 #include "worker.h"
 

@@ -144,15 +144,6 @@ void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reas
  * rather than lose end records; drain may be NULL. */
 void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg), void *arg);
 
-/* The published generation (agent/generation.c). */
-const struct els_policy *els_gen_current(void);
-/* Publishes p as the next generation; returns the previous one, which the caller frees once
- * els_gen_quiescent() says no worker can still be reading it. */
-const struct els_policy *els_gen_publish(struct els_policy *p);
-/* Waits until every worker has picked up generation gen (or timeout_ms passed): true then. */
-bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t gen,
-		       unsigned timeout_ms);
-
 /* Adds one to a counter that only its worker writes: a plain load and store (readers on
  * other threads still see whole values) instead of a locked read-modify-write per packet. */
 static inline void els_ctr_inc(_Atomic uint64_t *c)
