@@ -1,6 +1,7 @@
 /* Runs a policy's handlers over one packet. Packet path: no allocation, no locks, no I/O. */
 #include <string.h>
 
+#include "els/chain.h"
 #include "els/flow.h"
 #include "els/policy.h"
 

@@ -12,6 +12,7 @@
  * A header that does not fit in claimed is malformed; one that fits in claimed but not in
  * end was only cut by the capture (truncated / truncated_l4).
  */
+#include "els/decode.h"
 #include "els/pkt.h"
 #include "els/reason.h"
 

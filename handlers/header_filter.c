@@ -80,14 +80,14 @@ static bool gate_open(const struct hf_rule *r, const struct els_ctx *ctx)
 }
 
 /* Why candidates did not match: kept so the drop says so. unknown/pending: the first permit
- * (0-based) whose socket owner could not be found / is being looked up, else NONE. */
+ * (0-based) whose socket owner could not be found / is being looked up, else HF_NONE. */
 struct hf_why {
 	bool gated;
 	uint32_t wrong, unknown, pending; /* wrong: the first permit refused for its owner */
 };
 
 /* The first permit among lpm's candidates for the packet's remote address that passes its
- * residual checks (other = the port of the side the index is not keyed on), or NONE. A gated
+ * residual checks (other = the port of the side the index is not keyed on), or HF_NONE. A gated
  * permit whose gate is shut sets y->gated and does not match; a service-bound one whose socket
  * belongs to another process sets y->wrong. */
 static uint32_t first_match(const struct hf_conf *c, const struct els_lpm *lpm,
@@ -96,10 +96,10 @@ static uint32_t first_match(const struct hf_conf *c, const struct els_lpm *lpm,
 	const struct els_pkt *p = ctx->pkt;
 
 	if (!lpm)
-		return NONE;
+		return HF_NONE;
 	uint32_t sid = els_lpm_lookup(lpm, p->family, els_pkt_remote(p), NULL);
 	if (sid == ELS_LPM_NONE)
-		return NONE;
+		return HF_NONE;
 	const struct hf_set *s = &c->cand.sets[sid];
 	for (uint32_t i = 0; i < s->len; i++) {
 		const struct hf_inst *in = &c->inst[c->cand.pool[s->off + i]];
@@ -133,14 +133,14 @@ static uint32_t first_match(const struct hf_conf *c, const struct els_lpm *lpm,
 		}
 		return in->rule;
 	}
-	return NONE;
+	return HF_NONE;
 }
 
 static uint32_t side_match(const struct hf_conf *c, const struct hf_index *ix,
 			   const struct els_ctx *ctx, uint16_t key, uint16_t other, struct hf_why *y)
 {
 	if (!ix->map)
-		return NONE;
+		return HF_NONE;
 	return first_match(c, ix->lpm[ix->map[key]], ctx, other, y);
 }
 
@@ -156,13 +156,13 @@ static int table_of(const struct els_pkt *p)
 {
 	switch (p->proto) {
 	case 6:
-		return P_TCP;
+		return HF_P_TCP;
 	case 17:
-		return P_UDP;
+		return HF_P_UDP;
 	case 1:
-		return p->family == ELS_AF_INET ? P_ICMP : -1;
+		return p->family == ELS_AF_INET ? HF_P_ICMP : -1;
 	case 58:
-		return p->family == ELS_AF_INET6 ? P_ICMP6 : -1;
+		return p->family == ELS_AF_INET6 ? HF_P_ICMP6 : -1;
 	}
 	return -1;
 }
@@ -172,20 +172,20 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 	const struct hf_conf *c = conf;
 	const struct els_pkt *p = ctx->pkt;
 	int ti = table_of(p);
-	uint32_t best = NONE;
+	uint32_t best = HF_NONE;
 	unsigned reason = ELS_R_NO_PERMIT;
-	struct hf_why y = {.wrong = NONE, .unknown = NONE, .pending = NONE};
+	struct hf_why y = {.wrong = HF_NONE, .unknown = HF_NONE, .pending = HF_NONE};
 
 	if (ti >= 0 && p->dir <= ELS_DIR_OUT &&
 	    (p->family == ELS_AF_INET || p->family == ELS_AF_INET6)) {
 		const struct hf_table *t = &c->tab[p->dir][ti];
 		bool later = p->flags & ELS_PKT_LATER_FRAG;
-		unsigned has = ti <= P_UDP ? ELS_PKT_HAS_PORTS : ELS_PKT_HAS_ICMP;
+		unsigned has = ti <= HF_P_UDP ? ELS_PKT_HAS_PORTS : ELS_PKT_HAS_ICMP;
 		if (later || !(p->flags & has)) {
 			best = first_match(c, t->any, ctx, 0, &y);
 			if (later)
 				reason = ELS_R_FRAGMENT_NO_PORTS;
-		} else if (ti <= P_UDP) {
+		} else if (ti <= HF_P_UDP) {
 			uint16_t lp = els_pkt_local_port(p), rp = els_pkt_remote_port(p);
 			best = side_match(c, &t->side[0], ctx, lp, rp, &y);
 			best = min_u32(best, side_match(c, &t->side[1], ctx, rp, lp, &y));
@@ -199,8 +199,8 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 		}
 	}
 	out->flags = 0;
-	if (c->observe && ti >= 0 && ti <= P_UDP && (p->flags & ELS_PKT_HAS_PORTS) && ctx->owner &&
-	    !ctx->origin && y.pending == NONE) {
+	if (c->observe && ti >= 0 && ti <= HF_P_UDP && (p->flags & ELS_PKT_HAS_PORTS) &&
+	    ctx->owner && !ctx->origin && y.pending == HF_NONE) {
 		/* Learning (elsctl suggest): the records say who owned the socket. Inbound the
 		 * listener's process (cached: listeners live long); outbound only the ids that come
 		 * with the packet, since every client socket is new and /proc is dear. */
@@ -226,13 +226,13 @@ static enum els_action hf_handle(const void *conf, struct els_ctx *ctx, struct e
 		best = y.unknown;
 		reason = ELS_R_OWNER_UNKNOWN;
 	}
-	if (best == NONE) {
+	if (best == HF_NONE) {
 		out->rule = 0;
 		/* The drop names the permit that would have matched but for its owner. */
-		if (reason == ELS_R_NO_PERMIT && y.wrong != NONE) {
+		if (reason == ELS_R_NO_PERMIT && y.wrong != HF_NONE) {
 			reason = ELS_R_WRONG_SERVICE;
 			out->rule = y.wrong + 1;
-		} else if (reason == ELS_R_NO_PERMIT && y.unknown != NONE) {
+		} else if (reason == ELS_R_NO_PERMIT && y.unknown != HF_NONE) {
 			reason = ELS_R_OWNER_UNKNOWN;
 			out->rule = y.unknown + 1;
 		}

@@ -14,14 +14,14 @@
 #include "els/owner.h"
 #include "portspec.h"
 
-enum { P_TCP, P_UDP, P_ICMP, P_ICMP6, P_N };
+enum { HF_P_TCP, HF_P_UDP, HF_P_ICMP, HF_P_ICMP6, HF_P_N };
 extern const char *const hf_proto_names[]; /* "tcp", "udp", "icmp", "icmpv6", "any", NULL */
-#define P_MASK_ANY   0x0fu
-#define P_MASK_PORTS ((1u << P_TCP) | (1u << P_UDP))
+#define HF_P_MASK_ANY	0x0fu
+#define HF_P_MASK_PORTS ((1u << HF_P_TCP) | (1u << HF_P_UDP))
 
-#define NONE	     UINT32_MAX
-#define LOCAL_LINEAR 8 /* above this many local prefixes a permit gets its own LPM */
-#define MAX_MAPS     16
+#define HF_NONE		UINT32_MAX
+#define HF_LOCAL_LINEAR 8 /* above this many local prefixes a permit gets its own LPM */
+#define HF_MAX_MAPS	16
 
 struct hf_set {
 	uint32_t off, len; /* into pool */
@@ -73,8 +73,8 @@ struct hf_permit {
 	uint8_t dir, protos; /* protos: bit per P_* */
 	bool has_lp, has_rp, has_types;
 	bool has_id; /* false: the id is the generated "permit-N" (lint warns) */
-	struct els_port_set lp[2], rp[2]; /* [P_TCP], [P_UDP] */
-	struct els_port_set types[2];	  /* [P_ICMP - 2], [P_ICMP6 - 2] */
+	struct els_port_set lp[2], rp[2]; /* [HF_P_TCP], [HF_P_UDP] */
+	struct els_port_set types[2];	  /* [HF_P_ICMP - 2], [HF_P_ICMP6 - 2] */
 	struct els_cidr *remote;	  /* NULL: any */
 	uint32_t nremote;
 	int line; /* config line, for reports */
@@ -94,7 +94,7 @@ struct hf_table {
 };
 
 struct hf_conf {
-	struct hf_table tab[2][P_N];
+	struct hf_table tab[2][HF_P_N];
 	struct hf_rule *rules;
 	struct hf_permit *pm; /* [nrules], parallel to rules */
 	uint32_t nrules;
@@ -108,8 +108,8 @@ struct hf_conf {
 	struct els_port_range *ranges;
 	size_t nranges, cranges;
 	struct hf_interner cand;
-	uint16_t *maps[MAX_MAPS];
-	uint32_t map_dom[MAX_MAPS];
+	uint16_t *maps[HF_MAX_MAPS];
+	uint32_t map_dom[HF_MAX_MAPS];
 	unsigned nmaps;
 };
 

@@ -16,14 +16,14 @@ static uint32_t set_hash(const uint32_t *v, uint32_t n)
 	return (uint32_t)XXH3_64bits(v, (size_t)n * sizeof(*v));
 }
 
-/* The id of the set v[0..n), adding it if new; NONE on allocation failure. */
+/* The id of the set v[0..n), adding it if new; HF_NONE on allocation failure. */
 static uint32_t intern(struct hf_interner *in, const uint32_t *v, uint32_t n)
 {
 	if ((in->nsets + 1) * 2 > in->nslot) {
 		uint32_t ns = in->nslot ? in->nslot * 2 : 1024;
 		uint32_t *slot = calloc(ns, sizeof(*slot));
 		if (!slot)
-			return NONE;
+			return HF_NONE;
 		for (uint32_t i = 0; i < in->nsets; i++) {
 			uint32_t h =
 			    set_hash(in->pool + in->sets[i].off, in->sets[i].len) & (ns - 1);
@@ -45,7 +45,7 @@ static uint32_t intern(struct hf_interner *in, const uint32_t *v, uint32_t n)
 		uint32_t c = in->csets ? in->csets * 2 : 256;
 		struct hf_set *s = realloc(in->sets, c * sizeof(*s));
 		if (!s)
-			return NONE;
+			return HF_NONE;
 		in->sets = s;
 		in->csets = c;
 	}
@@ -55,7 +55,7 @@ static uint32_t intern(struct hf_interner *in, const uint32_t *v, uint32_t n)
 			c *= 2;
 		uint32_t *p = realloc(in->pool, c * sizeof(*p));
 		if (!p)
-			return NONE;
+			return HF_NONE;
 		in->pool = p;
 		in->cpool = c;
 	}
@@ -81,7 +81,7 @@ void hf_destroy(void *conf)
 	if (!c)
 		return;
 	for (unsigned d = 0; d < 2; d++) {
-		for (unsigned p = 0; p < P_N; p++) {
+		for (unsigned p = 0; p < HF_P_N; p++) {
 			struct hf_table *t = &c->tab[d][p];
 			for (unsigned s = 0; s < 2; s++) {
 				for (uint32_t k = 0; t->side[s].lpm && k < t->side[s].nclass; k++)
@@ -147,7 +147,7 @@ static void vec_push(struct hf_build *b, struct vec *v, uint32_t x)
 }
 
 /* Adds an instance of permit rule; res[0..nres) are the ports its residual check allows, key
- * the list its side index is keyed on. Returns its id, or NONE. */
+ * the list its side index is keyed on. Returns its id, or HF_NONE. */
 static uint32_t new_inst(struct hf_build *b, uint32_t rule, const struct els_port_range *res,
 			 uint32_t nres, const struct els_port_set *key)
 {
@@ -183,7 +183,7 @@ static uint32_t new_inst(struct hf_build *b, uint32_t rule, const struct els_por
 	return c->ninst++;
 nomem:
 	b->err = -ENOMEM;
-	return NONE;
+	return HF_NONE;
 }
 
 /* Nothing left to check once the remote address matched: later candidates can never win. */
@@ -293,7 +293,7 @@ static struct els_lpm *build_lpm(struct hf_build *b, const uint32_t *insts, uint
 			m = merge(c, NULL, 0, b->tmp, own, b->tmp2);
 		}
 		uint32_t sid = intern(&c->cand, b->tmp2, m);
-		if (sid == NONE || els_lpm_insert(t, &pf[i].c, sid) < 0)
+		if (sid == HF_NONE || els_lpm_insert(t, &pf[i].c, sid) < 0)
 			goto nomem;
 		/* nested prefixes of one family have distinct lengths: at most 129 deep */
 		stack[depth].c = pf[i].c;
@@ -334,7 +334,7 @@ static const uint16_t *share_map(struct hf_conf *c, uint16_t *map, uint32_t dom)
 			return c->maps[i];
 		}
 	}
-	c->maps[c->nmaps] = map; /* at most 2 directions x 6 side indexes = 12 < MAX_MAPS */
+	c->maps[c->nmaps] = map; /* at most 2 directions x 6 side indexes = 12 < HF_MAX_MAPS */
 	c->map_dom[c->nmaps++] = dom;
 	return map;
 }
@@ -389,7 +389,7 @@ static void build_side(struct hf_build *b, struct hf_index *ix, uint32_t dom, co
 			b->tmp[i] = list[act[i]];
 		qsort(b->tmp, nact, sizeof(*b->tmp), u32_cmp);
 		uint32_t cid = intern(&cls, b->tmp, nact);
-		if (cid == NONE)
+		if (cid == HF_NONE)
 			goto nomem;
 		for (uint32_t p = pos; p < next; p++)
 			map[p] = (uint16_t)cid; /* one class per port at most: ids < 65536 */
@@ -458,21 +458,21 @@ static void build_expiry(struct hf_build *b)
 void hf_compile(struct hf_build *b)
 {
 	struct hf_conf *c = b->c;
-	struct vec lists[2][P_N][3];
+	struct vec lists[2][HF_P_N][3];
 
 	memset(lists, 0, sizeof(lists));
 	for (uint32_t r = 0; r < c->nrules && !b->err; r++) {
 		const struct hf_permit *pm = &b->pm[r];
 		if (c->rules[r].expired)
 			continue; /* stops matching: compiled into no index */
-		for (unsigned p = 0; p < P_N && !b->err; p++) {
+		for (unsigned p = 0; p < HF_P_N && !b->err; p++) {
 			const struct els_port_set *key = NULL;
 			const struct els_port_range *res = NULL;
 			uint32_t nres = 0;
 			unsigned kind = 2;
 			if (!(pm->protos & (1u << p)))
 				continue;
-			if (p <= P_UDP) {
+			if (p <= HF_P_UDP) {
 				/* a list of service names this protocol does not know */
 				if ((pm->has_lp && !pm->lp[p].n) || (pm->has_rp && !pm->rp[p].n))
 					continue;
@@ -489,13 +489,13 @@ void hf_compile(struct hf_build *b)
 				}
 			} else if (pm->has_types) {
 				kind = 0;
-				key = &pm->types[p - P_ICMP];
+				key = &pm->types[p - HF_P_ICMP];
 			}
 			uint32_t id = new_inst(b, r, res, nres, key);
-			if (id != NONE)
+			if (id != HF_NONE)
 				vec_push(b, &lists[pm->dir][p][kind], id);
 		}
-		if (c->rules[r].nlocal > LOCAL_LINEAR)
+		if (c->rules[r].nlocal > HF_LOCAL_LINEAR)
 			build_local_lpm(b, &c->rules[r]);
 	}
 	b->tmp = malloc(((size_t)c->ninst + 1) * sizeof(*b->tmp));
@@ -503,10 +503,10 @@ void hf_compile(struct hf_build *b)
 	if (!b->tmp || !b->tmp2)
 		b->err = -ENOMEM;
 	for (unsigned d = 0; d < 2; d++) {
-		for (unsigned p = 0; p < P_N; p++) {
+		for (unsigned p = 0; p < HF_P_N; p++) {
 			struct hf_table *t = &c->tab[d][p];
 			struct vec *l = lists[d][p];
-			build_side(b, &t->side[0], p <= P_UDP ? 65536 : 256, l[0].v, l[0].n);
+			build_side(b, &t->side[0], p <= HF_P_UDP ? 65536 : 256, l[0].v, l[0].n);
 			build_side(b, &t->side[1], 65536, l[1].v, l[1].n);
 			t->any = build_lpm(b, l[2].v, l[2].n);
 			for (unsigned k = 0; k < 3; k++)

@@ -68,15 +68,16 @@ static bool covers(const struct hf_conf *c, uint32_t i, uint32_t j)
 		return false;
 	if (ra->expires_s && (!rb->expires_s || ra->expires_s < rb->expires_s))
 		return false;
-	for (unsigned p = 0; p < P_N; p++) {
+	for (unsigned p = 0; p < HF_P_N; p++) {
 		if (!(b->protos & (1u << p)))
 			continue;
-		if (p <= P_UDP) {
+		if (p <= HF_P_UDP) {
 			if (!ports_cover(a->has_lp, &a->lp[p], b->has_lp, &b->lp[p]) ||
 			    !ports_cover(a->has_rp, &a->rp[p], b->has_rp, &b->rp[p]))
 				return false;
-		} else if (a->has_types && (!b->has_types || !set_covers(&a->types[p - P_ICMP],
-									 &b->types[p - P_ICMP]))) {
+		} else if (a->has_types &&
+			   (!b->has_types ||
+			    !set_covers(&a->types[p - HF_P_ICMP], &b->types[p - HF_P_ICMP]))) {
 			return false;
 		}
 	}
@@ -122,18 +123,18 @@ static void lint_permit(struct lint *l, const struct hf_conf *c, uint32_t j)
 		     "permit %u has no id: records and reports call it '%s'; give it "
 		     "id = \"...\"",
 		     j + 1, id);
-	if (pm->dir == ELS_DIR_IN && (pm->protos & P_MASK_ANY) == P_MASK_ANY)
+	if (pm->dir == ELS_DIR_IN && (pm->protos & HF_P_MASK_ANY) == HF_P_MASK_ANY)
 		warn(
 		    l, pm->line,
 		    "permit '%s' admits every protocol and every port inbound (proto = \"any\")%s: "
 		    "name the protocol and local_ports",
 		    id, pm->remote ? "" : " from any address");
-	else if (pm->dir == ELS_DIR_IN && (pm->protos & P_MASK_PORTS) && !pm->has_lp)
+	else if (pm->dir == ELS_DIR_IN && (pm->protos & HF_P_MASK_PORTS) && !pm->has_lp)
 		warn(l, pm->line,
 		     "permit '%s' opens every local %s port inbound%s: name local_ports", id,
-		     (pm->protos & P_MASK_PORTS) == P_MASK_PORTS ? "TCP and UDP"
-		     : pm->protos & (1u << P_TCP)		 ? "TCP"
-								 : "UDP",
+		     (pm->protos & HF_P_MASK_PORTS) == HF_P_MASK_PORTS ? "TCP and UDP"
+		     : pm->protos & (1u << HF_P_TCP)		       ? "TCP"
+								       : "UDP",
 		     pm->remote ? "" : " to any address");
 	if (c->rules[j].expired)
 		return;

@@ -82,7 +82,7 @@ static void add_service(struct hf_build *b, const config_setting_t *e, const cha
 	}
 	if (b->svc_err)
 		return; /* reported once, at the first name */
-	for (unsigned p = P_TCP; p <= P_UDP; p++) {
+	for (unsigned p = HF_P_TCP; p <= HF_P_UDP; p++) {
 		int port = (mask & (1u << p)) ? els_services_port(b->svc, text, hf_proto_names[p])
 					      : -ENOENT;
 		if (port >= 0) {
@@ -93,13 +93,13 @@ static void add_service(struct hf_build *b, const config_setting_t *e, const cha
 	if (!found)
 		els_diag_at(b->d, e, "%s: '%s': unknown service \"%s\" for %s in %s", b->where, key,
 			    text,
-			    mask == P_MASK_PORTS     ? "tcp or udp"
-			    : (mask & (1u << P_TCP)) ? "tcp"
-						     : "udp",
+			    mask == HF_P_MASK_PORTS	? "tcp or udp"
+			    : (mask & (1u << HF_P_TCP)) ? "tcp"
+							: "udp",
 			    b->services_path);
 }
 
-/* Reads a port list (key "local_ports"/"remote_ports") into sets[P_TCP], sets[P_UDP] for the
+/* Reads a port list (key "local_ports"/"remote_ports") into sets[HF_P_TCP], sets[HF_P_UDP] for the
  * protocols in mask. Service names are looked up per protocol, so a name only udp knows adds
  * nothing to the tcp list. */
 static void parse_ports(struct hf_build *b, const config_setting_t *s, const char *key,
@@ -141,11 +141,11 @@ static void parse_ports(struct hf_build *b, const config_setting_t *s, const cha
 				continue;
 			}
 		}
-		for (unsigned p = P_TCP; p <= P_UDP; p++)
+		for (unsigned p = HF_P_TCP; p <= HF_P_UDP; p++)
 			if (mask & (1u << p))
 				add_range(b, &sets[p], lo, hi);
 	}
-	for (unsigned p = P_TCP; p <= P_UDP; p++)
+	for (unsigned p = HF_P_TCP; p <= HF_P_UDP; p++)
 		els_portset_normalize(&sets[p]);
 }
 
@@ -432,10 +432,10 @@ static void parse_permit(struct hf_build *b, uint32_t idx)
 	const config_setting_t *rps = config_setting_get_member(g, "remote_ports");
 	const config_setting_t *ts = config_setting_get_member(g, "icmp_types");
 	if (proto >= 0) {
-		pm->protos = proto == P_N ? P_MASK_ANY : (uint8_t)(1u << proto);
-		if ((lps || rps) && proto == P_N)
-			pm->protos = P_MASK_PORTS; /* ports mean tcp and udp, not ICMP */
-		if ((lps || rps) && (proto == P_ICMP || proto == P_ICMP6))
+		pm->protos = proto == HF_P_N ? HF_P_MASK_ANY : (uint8_t)(1u << proto);
+		if ((lps || rps) && proto == HF_P_N)
+			pm->protos = HF_P_MASK_PORTS; /* ports mean tcp and udp, not ICMP */
+		if ((lps || rps) && (proto == HF_P_ICMP || proto == HF_P_ICMP6))
 			els_diag_at(b->d, lps ? lps : rps,
 				    "%s: ports do not apply to %s; use "
 				    "'icmp_types'",
@@ -448,13 +448,13 @@ static void parse_permit(struct hf_build *b, uint32_t idx)
 			pm->has_lp = lps != NULL;
 			pm->has_rp = rps != NULL;
 		}
-		if (ts && proto != P_ICMP && proto != P_ICMP6)
+		if (ts && proto != HF_P_ICMP && proto != HF_P_ICMP6)
 			els_diag_at(b->d, ts,
 				    "%s: 'icmp_types' needs proto \"icmp\" or "
 				    "\"icmpv6\"",
 				    where);
 		else if (ts) {
-			parse_types(b, ts, proto == P_ICMP6, &pm->types[proto - P_ICMP]);
+			parse_types(b, ts, proto == HF_P_ICMP6, &pm->types[proto - HF_P_ICMP]);
 			pm->has_types = true;
 		}
 	}

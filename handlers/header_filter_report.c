@@ -190,15 +190,15 @@ static void print_cidrs(FILE *out, const struct els_cidr *c, uint32_t n)
 
 static void print_what(FILE *out, const struct hf_permit *pm, const struct els_services *svc)
 {
-	bool any = (pm->protos & P_MASK_ANY) == P_MASK_ANY;
+	bool any = (pm->protos & HF_P_MASK_ANY) == HF_P_MASK_ANY;
 	bool first = true;
 
-	for (unsigned p = 0; p < P_N; p++) {
+	for (unsigned p = 0; p < HF_P_N; p++) {
 		if (!(pm->protos & (1u << p)))
 			continue;
 		fprintf(out, "%s%s", first ? "" : " + ", hf_proto_names[p]);
 		first = false;
-		if (p <= P_UDP && (pm->has_lp || pm->has_rp)) {
+		if (p <= HF_P_UDP && (pm->has_lp || pm->has_rp)) {
 			if (pm->has_lp) {
 				fputs(" local ", out);
 				print_ports(out, &pm->lp[p], hf_proto_names[p], svc);
@@ -207,10 +207,10 @@ static void print_what(FILE *out, const struct hf_permit *pm, const struct els_s
 				fputs(" remote ", out);
 				print_ports(out, &pm->rp[p], hf_proto_names[p], svc);
 			}
-		} else if (p <= P_UDP && !any) {
+		} else if (p <= HF_P_UDP && !any) {
 			fputs(" any port", out);
-		} else if (p > P_UDP && pm->has_types) {
-			const struct els_port_set *t = &pm->types[p - P_ICMP];
+		} else if (p > HF_P_UDP && pm->has_types) {
+			const struct els_port_set *t = &pm->types[p - HF_P_ICMP];
 			fputs(" types", out);
 			for (uint32_t i = 0; i < t->n; i++) {
 				fprintf(out, "%s%u", i ? "," : " ", t->r[i].lo);
@@ -420,7 +420,7 @@ const char *els_registry_inbound(const struct els_policy *p, uint8_t proto, uint
 {
 	const struct hf_conf *c = hf_of(p);
 	static const struct els_addr zero;
-	unsigned pi = proto == 6 ? P_TCP : P_UDP;
+	unsigned pi = proto == 6 ? HF_P_TCP : HF_P_UDP;
 	time_t now = time(NULL);
 
 	if (!c || (proto != 6 && proto != 17))
@@ -459,11 +459,11 @@ void els_registry_inbound_ports(const struct els_policy *p,
 		const struct hf_permit *pm = &c->pm[i];
 		if (pm->dir != ELS_DIR_IN || !pm->has_lp || !rule_live(c, i, now))
 			continue;
-		for (unsigned pi = P_TCP; pi <= P_UDP; pi++) {
+		for (unsigned pi = HF_P_TCP; pi <= HF_P_UDP; pi++) {
 			if (!(pm->protos & (1u << pi)))
 				continue;
 			for (uint32_t k = 0; k < pm->lp[pi].n; k++)
-				fn(arg, c->rules[i].id, pi == P_TCP ? 6 : 17, pm->lp[pi].r[k].lo,
+				fn(arg, c->rules[i].id, pi == HF_P_TCP ? 6 : 17, pm->lp[pi].r[k].lo,
 				   pm->lp[pi].r[k].hi);
 		}
 	}

@@ -93,7 +93,7 @@ void hf_parse_service(struct hf_build *b, uint32_t idx)
 		 : s_exe  ? s_exe
 		 : s_user ? s_user
 			  : s_group) &&
-	    (b->pm[idx].protos & ~P_MASK_PORTS)) {
+	    (b->pm[idx].protos & ~HF_P_MASK_PORTS)) {
 		els_diag_at(b->d, s,
 			    "%s: service, exe, user and group need proto \"tcp\" or \"udp\" (or "
 			    "ports): ICMP has no socket that owns it",

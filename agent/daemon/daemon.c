@@ -26,6 +26,7 @@
 #include "els/monitor.h"
 #include "els/policy.h"
 #include "els/registry.h"
+#include "generation.h"
 #include "import.h"
 #include "events.h"
 #include "kdrops.h"

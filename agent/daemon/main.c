@@ -17,6 +17,7 @@
 #include "els/lint.h"
 #include "els/policy.h"
 #include "els/registry.h"
+#include "generation.h"
 #include "mgmt.h"
 #include "replay.h"
 #include "sessions.h"

@@ -14,6 +14,7 @@
 #include "els/clock.h"
 #include "els/log.h"
 #include "els/policy.h"
+#include "generation.h"
 #include "metrics.h"
 #include "notify.h"
 #include "rulewatch.h"

@@ -13,6 +13,7 @@
 
 #include "alert.h"
 #include "els/addr.h"
+#include "els/chain.h"
 #include "els/clock.h"
 #include "els/flow.h"
 #include "import.h"

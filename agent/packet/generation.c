@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "generation.h"
 #include "worker.h"
 
 static _Atomic(struct els_policy *) current;

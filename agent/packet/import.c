@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/chain.h"
 #include "els/wstate.h"
 #include "daemon.h"
 #include "els/addr.h"

@@ -1,9 +1,11 @@
-/* pcap replay: link-layer framing -> IP packet -> els_worker_packet. Flow timeouts follow the
- * capture's clock, so a replay gives the same verdicts however fast it runs. */
+/* pcap replay: link-layer framing -> IP packet -> els_worker_packet_decision. Flow timeouts
+ * follow the capture's clock, so a replay gives the same verdicts however fast it runs. */
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "els/chain.h"
+#include "els/decode.h"
 #include "replay.h"
 #include "replay_print.h"
 

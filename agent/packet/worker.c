@@ -4,7 +4,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "els/chain.h"
+#include "els/decode.h"
 #include "els/wstate.h"
+#include "generation.h"
 #include "owner.h"
 #include "worker.h"
 
@@ -281,14 +284,6 @@ static void owner_of_packet(const struct els_worker *w, struct els_record *r)
 	const struct els_owner *o = w->owners ? els_owners_last(w->owners, NULL) : NULL;
 	if (o)
 		els_owner_describe(o, r->detail, sizeof(r->detail));
-}
-
-enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size_t caplen,
-				  size_t wire_len, enum els_dir dir, uint64_t mono_ns,
-				  uint64_t real_ns)
-{
-	struct els_decision d;
-	return els_worker_packet_decision(w, buf, caplen, wire_len, dir, mono_ns, real_ns, &d);
 }
 
 enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf,

@@ -1,8 +1,9 @@
 /* One packet worker: its flow table, its monitor ring and drop aggregator, its counters.
  * Live queues (queue.c) feed packets through els_worker_decode/warm/judge (a prefetching
- * pipeline) and replay (replay.c) through els_worker_packet(), which is decode + judge: a
- * capture replayed offline is judged and recorded exactly as live traffic is (fuzz_chain
- * checks that the two paths agree). */
+ * pipeline) and replay (replay.c) through els_worker_packet_decision(), which is decode +
+ * judge: a capture replayed offline is judged and recorded by the same els_worker_judge() as
+ * live traffic. (fuzz_chain does not run the worker; it checks only that the chain decides
+ * the same with and without the flow hint the live pipeline builds ahead.) */
 #ifndef ELS_WORKER_H
 #define ELS_WORKER_H
 
@@ -99,13 +100,9 @@ void els_worker_fini(struct els_worker *w);
 /* Picks up the current generation (between packets, never within one). */
 void els_worker_refresh(struct els_worker *w);
 
-/* Decodes and judges one packet, writes its records. mono_ns drives flow timeouts, real_ns
- * stamps records. Returns ELS_ACCEPT or ELS_DROP. */
-enum els_action els_worker_packet(struct els_worker *w, const uint8_t *buf, size_t caplen,
-				  size_t wire_len, enum els_dir dir, uint64_t mono_ns,
-				  uint64_t real_ns);
-
-/* The same, also handing back the decision (replay prints it). */
+/* Decodes and judges one packet, writes its records and hands back the decision (replay
+ * prints it). mono_ns drives flow timeouts, real_ns stamps records. Returns ELS_ACCEPT or
+ * ELS_DROP. */
 enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *buf, size_t caplen,
 					   size_t wire_len, enum els_dir dir, uint64_t mono_ns,
 					   uint64_t real_ns, struct els_decision *d);
@@ -113,7 +110,8 @@ enum els_action els_worker_packet_decision(struct els_worker *w, const uint8_t *
 /* The live path judges in a short pipeline, so that the flow table's cache misses overlap
  * the next receive instead of stalling the chain: els_worker_decode() decodes and starts
  * loading the flow's hash bucket, els_worker_warm() starts loading the flow itself, and
- * els_worker_judge() runs the chain and writes the records, as els_worker_packet() does.
+ * els_worker_judge() runs the chain and writes the records, as replay's
+ * els_worker_packet_decision() does.
  * Packets must be judged in the order decoded, each once, and all before the next
  * els_worker_refresh(). The first two are hints: skipping els_worker_warm() is correct. */
 struct els_decoded {
@@ -145,15 +143,6 @@ void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reas
  * path, so when the ring fills it calls drain(arg) (which waits for the monitor's writer)
  * rather than lose end records; drain may be NULL. */
 void els_worker_finish(struct els_worker *w, uint64_t real_ns, void (*drain)(void *arg), void *arg);
-
-/* The published generation (agent/generation.c). */
-const struct els_policy *els_gen_current(void);
-/* Publishes p as the next generation; returns the previous one, which the caller frees once
- * els_gen_quiescent() says no worker can still be reading it. */
-const struct els_policy *els_gen_publish(struct els_policy *p);
-/* Waits until every worker has picked up generation gen (or timeout_ms passed): true then. */
-bool els_gen_quiescent(struct els_worker *const *workers, unsigned n, uint32_t gen,
-		       unsigned timeout_ms);
 
 /* Adds one to a counter that only its worker writes: a plain load and store (readers on
  * other threads still see whole values) instead of a locked read-modify-write per packet. */

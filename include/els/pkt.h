@@ -1,4 +1,5 @@
-/* The decoded view of one packet's headers. Filled by els_decode(); read by every handler. */
+/* The decoded view of one packet's headers. Filled by els_decode() (els/decode.h); read by
+ * every handler. */
 #ifndef ELS_PKT_H
 #define ELS_PKT_H
 
@@ -64,13 +65,6 @@ struct els_pkt {
 	uint8_t hop_limit;  /* IPv4 TTL or IPv6 hop limit */
 	uint8_t std;        /* ELS_STD_* */
 };
-
-/* Decode caplen bytes starting at the IP header. wire_len is the packet's real length
- * (>= caplen when only the headers were copied). Never reads past buf[caplen-1].
- * Returns pkt->reason; on a decode failure the fields decoded so far stay valid (addresses,
- * family), so a drop can still be attributed. */
-unsigned els_decode(const uint8_t *buf, size_t caplen, size_t wire_len, enum els_dir dir,
-		    struct els_pkt *pkt);
 
 /* "tcp", "udp", "icmp", "icmpv6", or the number written into buf (ELS_PROTO_STRLEN bytes).
  * These are the names the monitor file and the config use. */

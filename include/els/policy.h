@@ -109,16 +109,6 @@ struct els_policy *els_policy_load_report(const char *path, const char *services
  * `elsd --get` can tell a setting left at its default from a misspelt one). */
 bool els_policy_key_known(const char *name);
 
-/* Runs the chain on ctx->pkt and fills out (out->handler is the deciding link's index, or
- * ELS_HANDLER_DECODE / ELS_HANDLER_CHAIN). Always decides: ACCEPT or DROP. Packet path. */
-enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
-			      struct els_decision *out);
-
-/* Name of the handler behind a decision index ("decode", "chain" for the special ones). */
-const char *els_chain_handler_name(const struct els_policy *p, unsigned idx);
-/* Configured name of the rule behind a decision, or NULL. */
-const char *els_chain_rule_name(const struct els_policy *p, const struct els_decision *d);
-
 /* monitor_max_mb when the config does not set it (ELS_MONITOR_SIZE_AUTO, els/monitor.h). */
 #define ELS_MONITOR_MAX_MB_AUTO 0xffffffffu
 

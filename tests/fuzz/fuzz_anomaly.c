@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/decode.h"
 #include "els/wstate.h"
 #include "els/handler.h"
 #include "els/monitor.h"

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/chain.h"
+#include "els/decode.h"
 #include "els/flow.h"
 #include "els/policy.h"
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "els/decode.h"
 #include "els/pkt.h"
 #include "els/reason.h"
 

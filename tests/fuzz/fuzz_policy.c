@@ -10,6 +10,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "els/chain.h"
+#include "els/decode.h"
 #include "els/flow.h"
 #include "els/policy.h"
 

@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include "generation.h"
 #include "replay.h"
 
 static void drain(void *m)

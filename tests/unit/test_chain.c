@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "els/chain.h"
 #include "els/flow.h"
 #include "els/policy.h"
 

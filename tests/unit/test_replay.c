@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "generation.h"
 #include "replay.h"
 
 static char dir[] = "/tmp/els-replay-XXXXXX";
