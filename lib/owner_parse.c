@@ -169,9 +169,17 @@ bool els_owner_diag_parse(const void *payload, size_t len, uint64_t *inode, uint
 
 int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *inode, uint32_t *uid)
 {
-	/* NLMSG_OK checks each header against what is left before it is read. */
-	int left = len > INT32_MAX ? INT32_MAX : (int)len;
-	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+	/* Each header is checked against what is left before it is read (NLMSG_OK's checks,
+	 * written with unsigned sizes throughout, so no sign conversion). */
+	const unsigned char *p = buf;
+	size_t left = len;
+	while (left >= sizeof(struct nlmsghdr)) {
+		const struct nlmsghdr *h = (const void *)p;
+		if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > left)
+			break;
+		size_t step = NLMSG_ALIGN(h->nlmsg_len) < left ? NLMSG_ALIGN(h->nlmsg_len) : left;
+		p += step;
+		left -= step;
 		if (h->nlmsg_seq != seq)
 			continue;
 		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
