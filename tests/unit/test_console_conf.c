@@ -1,4 +1,4 @@
-/* els-console's configuration (console/conf.c): defaults, every kind of error with its file
+/* els-console's configuration (console/core/conf.c): defaults, every kind of error with its file
  * and line, paths beside the file, the listen syntax. */
 #include <criterion/criterion.h>
 #include <stdio.h>

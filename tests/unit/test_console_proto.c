@@ -1,6 +1,6 @@
 /* els-console's pure pieces: hello/heartbeat/response classification and checks
- * (console/hello.c), certificate roles with the console's vocabulary (console/cert.c), and the
- * HTTP routing table (console/http.c). */
+ * (console/agents/hello.c), certificate roles with the console's vocabulary (console/core/cert.c), and the
+ * HTTP routing table (console/core/http.c). */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>

@@ -1,4 +1,4 @@
-/* els-console's browser pages, the parts without a server (console/web_util.c): the times a
+/* els-console's browser pages, the parts without a server (console/web/web_util.c): the times a
  * query string may carry, and a traffic table as CSV (quoting, formula guard). */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "../../tools/elsctl/console_http.c"
+#include "../../tools/elsctl/console/console_http.c"
 #include "../../tools/elsctl/tls.c"
 #include "../../tools/elsctl/wire.c"
 

@@ -95,7 +95,7 @@ struct ctl_req {
 };
 
 struct ctl {
-	const char *console;	 /* --console URL: speak els-console's API (console_client.h) */
+	const char *console;	 /* --console URL: speak els-console's API (console/console_client.h) */
 	const char *agent;	 /* --agent */
 	const char *agents_file; /* --agents */
 	const char *default_port;

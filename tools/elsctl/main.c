@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "console_client.h"
+#include "console/console_client.h"
 #include "elsctl.h"
 
 #define DEFAULT_AGENT "127.0.0.1:" CTL_DEFAULT_PORT

@@ -10,7 +10,7 @@
 #include <openssl/ssl.h>
 #include <stdbool.h>
 
-#include "elsctl.h"
+#include "../elsctl.h"
 
 struct ctl_console_url {
 	char host[256];
