@@ -11,7 +11,7 @@
 cc "${CFLAGS[@]}" -o "$BIN/svc_flows" "$SRC/bench/svc_flows.c" &&
 	cc "${CFLAGS[@]}" -D_GNU_SOURCE -I"$SRC/include" -I"$SRC/agent/packet" \
 		-o "$BIN/owner_cost" "$SRC/bench/owner_cost.c" "$SRC/agent/packet/owner.c" \
-		"$SRC/agent/packet/owner_proc.c" "$SRC/lib/owner_proc.c" "$SRC/lib/owner_parse.c" \
+		"$SRC/agent/packet/owner_proc.c" "$SRC/lib/owner/owner_proc.c" "$SRC/lib/owner/owner_parse.c" \
 		"$SRC/lib/log.c" -lpthread ||
 	{ echo "bench/run: cannot build the service-bound permit programs" >&2; exit 1; }
 

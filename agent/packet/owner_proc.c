@@ -1,5 +1,5 @@
 /* Socket owners, resolver side: a thread per queue that turns socket inodes into processes
- * (lib/owner_proc.c reads /proc). Off the packet path: it may take milliseconds on a busy host,
+ * (lib/owner/owner_proc.c reads /proc). Off the packet path: it may take milliseconds on a busy host,
  * and the packets that wait for it are held by their queue meanwhile (owner.h). */
 #include <poll.h>
 #include <stdio.h>

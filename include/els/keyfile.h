@@ -1,6 +1,6 @@
 /* The one secrecy check every secret file passes (OpenBSD relayd's check_file_secrecy): the
  * agent's management and metrics key, the event stream's client key, the console's key and
- * the monitor's chain key (lib/keyfile.c). */
+ * the monitor's chain key (lib/files/keyfile.c). */
 #ifndef ELS_KEYFILE_H
 #define ELS_KEYFILE_H
 

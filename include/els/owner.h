@@ -1,7 +1,7 @@
 /* Who owns a local socket: the process behind a service-bound permit (docs/els-policy.md,
  * "Service-bound permits"). The header filter asks through els_ctx.owner; elsd answers from its
  * per-worker cache (agent/packet/owner*.c); the pure parsers of what the kernel and /proc say
- * (lib/owner_parse.c) are here too, so that fuzzers and tools reach them. */
+ * (lib/owner/owner_parse.c) are here too, so that fuzzers and tools reach them. */
 #ifndef ELS_OWNER_H
 #define ELS_OWNER_H
 
@@ -46,7 +46,7 @@ enum els_owner_res {
 typedef enum els_owner_res (*els_owner_fn)(void *arg, const struct els_pkt *pkt, unsigned need,
 					   const struct els_owner **out);
 
-/* ---- parsers (lib/owner_parse.c): input from /proc and the kernel, fuzzed ---- */
+/* ---- parsers (lib/owner/owner_parse.c): input from /proc and the kernel, fuzzed ---- */
 
 /* The systemd unit of a /proc/PID/cgroup text (len bytes, not NUL-terminated): from the
  * named systemd hierarchy of cgroup v1 ("N:name=systemd:/PATH") or else the unified one
@@ -75,7 +75,7 @@ int els_owner_diag_answer(const void *buf, size_t len, uint32_t seq, uint64_t *i
  * in their detail. */
 void els_owner_describe(const struct els_owner *o, char *buf, size_t size);
 
-/* ---- /proc (lib/owner_proc.c): off the packet path ---- */
+/* ---- /proc (lib/owner/owner_proc.c): off the packet path ---- */
 
 /* For each of n sockets (o[i].inode set, o[i].uid kept): found[i] and the rest of o[i] when a
  * process holds it, the lowest pid among holders (the one that opened it before forking its

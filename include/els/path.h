@@ -1,4 +1,4 @@
-/* File names in the configuration (lib/path.c). */
+/* File names in the configuration (lib/files/path.c). */
 #ifndef ELS_PATH_H
 #define ELS_PATH_H
 

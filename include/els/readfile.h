@@ -1,4 +1,4 @@
-/* Reading a whole small file the agent was told to read (lib/readfile.c): a policy document,
+/* Reading a whole small file the agent was told to read (lib/files/readfile.c): a policy document,
  * a list file, a CA bundle, a certificate, a CRL. */
 #ifndef ELS_READFILE_H
 #define ELS_READFILE_H

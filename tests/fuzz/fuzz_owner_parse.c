@@ -1,4 +1,4 @@
-/* lib/owner_parse.c on any bytes: /proc/PID/cgroup and status texts, "socket:[N]" links and
+/* lib/owner/owner_parse.c on any bytes: /proc/PID/cgroup and status texts, "socket:[N]" links and
  * sock_diag answers, each read from an exactly-sized heap copy so that any read past the end
  * is caught. The first byte picks the parser. What comes out is checked: a unit is a
  * NUL-terminated name with a unit suffix, never a path. */

@@ -1,6 +1,6 @@
 /* Service-bound permits: the header filter's service/exe/user/group (parse errors, matching
  * against an owner, the fail policy, deferral while the owner is looked up) and the /proc and
- * sock_diag parsers of lib/owner_parse.c. */
+ * sock_diag parsers of lib/owner/owner_parse.c. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <linux/inet_diag.h>
