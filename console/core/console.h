@@ -42,9 +42,6 @@ struct console_principal {
 /* Reads a whole regular file (at most max bytes) into a malloc'd NUL-terminated buffer:
  * 0, or -errno (-EFBIG when larger than max, -EINVAL when not a regular file). */
 int console_read_file(const char *path, size_t max, char **out, size_t *len);
-/* A key file must be the console's own: refused (-EPERM, reason in err) when group or others
- * may read it (relayd's check_file_secrecy). */
-int console_check_secret(int fd, const char *path, char *err, size_t n);
 
 /* ---- audit.c ---- */
 

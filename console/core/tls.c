@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "els/keyfile.h"
 #include "tls.h"
 
 static void ssl_error(char *err, size_t n, const char *what, const char *path)
@@ -19,28 +20,10 @@ static void ssl_error(char *err, size_t n, const char *what, const char *path)
 	ERR_clear_error();
 }
 
+/* The console's key passes the secrecy check every secret file of the product passes. */
 static EVP_PKEY *read_key(const char *path, char *err, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		snprintf(err, n, "cannot read the key %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (console_check_secret(fd, path, err, n) < 0) {
-		close(fd);
-		return NULL;
-	}
-	FILE *f = fdopen(fd, "r");
-	if (!f) {
-		snprintf(err, n, "cannot read the key %s: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	if (!k)
-		ssl_error(err, n, "cannot read the key", path);
-	return k;
+	return els_keyfile_read_pkey("the console key", path, err, n);
 }
 
 /* Every CRL in the PEM file into store; at least one is required, so that a missing CRL is

@@ -81,7 +81,7 @@ check "-n names the file, line and key" grep -q "bad.conf:4: unknown key agents.
 cp "$CA/agents/console-1.key" "$WORK/readable.key" && chmod 644 "$WORK/readable.key"
 sed "s|key = \"$CA/agents/console-1.key\"; };|key = \"$WORK/readable.key\"; };|" "$WORK/c1.conf" >"$WORK/leaky.conf"
 out=$("$CONSOLE" -n -c "$WORK/leaky.conf" 2>&1); rc=$?
-check "-n refuses a key others may read, naming it" grep -q "readable.key is readable by group or others" <<<"$out"
+check "-n refuses a key others may read, naming it" grep -q "readable.key is accessible by group or others" <<<"$out"
 
 start_console() { # start_console 1|2
 	local log=$WORK/console-$1.log
