@@ -1,5 +1,6 @@
-/* Between the endpoint's serving loop (mgmt.c) and its admission and session rules
- * (mgmt_sessions.c): the connection and endpoint state, endpoint process only. */
+/* Between the endpoint's serving loop (mgmt.c), its connections (mgmt_conn.c) and its
+ * admission and session rules (mgmt_sessions.c): the connection and endpoint state, endpoint
+ * process only. */
 #ifndef ELS_MGMT_INT_H
 #define ELS_MGMT_INT_H
 
@@ -68,9 +69,9 @@ void els_mgmt_audit_limited(struct endpoint *e, const char *fmt, ...)
 /* Closes and frees e->conns[i]; the last entry moves into its place. */
 void els_mgmt_conn_free(struct endpoint *e, unsigned i);
 
-/* Queues body (taken; NULL: internal) as k's response frame (mgmt.c). */
+/* Queues body (taken; NULL: internal) as k's response frame (mgmt_conn.c). */
 void els_mgmt_respond(struct endpoint *e, struct conn *k, char *body);
-/* Advances k as far as it goes without blocking; false: close it (mgmt.c). */
+/* Advances k as far as it goes without blocking; false: close it (mgmt_conn.c). */
 bool els_mgmt_conn_step(struct endpoint *e, struct conn *k);
 
 /* ---- dialout.c (endpoint side of the console connection) ---- */

@@ -4,6 +4,7 @@
 
 #include "../../tools/elsctl/console/console_http.c"
 #include "../../tools/elsctl/tls.c"
+#include "../../tools/elsctl/tls_conn.c"
 #include "../../tools/elsctl/wire.c"
 
 Test(console_url, https_host_and_port)
