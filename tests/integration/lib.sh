@@ -199,13 +199,15 @@ while True:
     c,_=s.accept(); c.sendall(b"hello\n"); threading.Timer(30, c.close).start()
 ' "$2"; for _ in $(seq 50); do ip netns exec "$1" ss -ltn | grep -q ":$2 " && return 0; sleep 0.1; done; return 1; }
 
-# wait_until CMD...: runs CMD every 0.1 s until it succeeds, for at most ~5 s.
+# wait_until CMD...: runs CMD every 0.1 s until it succeeds, for at most ELS_WAIT_S seconds
+# (default 15). It returns as soon as CMD succeeds, so the bound only matters on a loaded
+# machine (CI runs two builds' worth of daemons on two cores); no test waits on it to fail.
 wait_until() {
-	for _ in $(seq 50); do
-		"$@" && return 0
+	local end=$((SECONDS + ${ELS_WAIT_S:-15}))
+	until "$@"; do
+		((SECONDS < end)) || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 # Waits until the monitor file has committed records matching a WHERE clause.
