@@ -194,6 +194,8 @@ static void on_response(struct agent_sess *s, json_t *resp)
 		s->q_tail = NULL;
 	if (q->timer)
 		event_free(q->timer);
+	els_log(ELS_LL_DEBUG, "agents: <- %s id %lld%s", s->id, (long long)q->id,
+		q->timed_out ? " (too late: timed out)" : "");
 	if (!q->timed_out)
 		q->cb(s->c, q->arg, resp, NULL);
 	free(q);

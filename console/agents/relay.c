@@ -88,8 +88,18 @@ static void deliver(struct console *c, struct relay_wait *w)
 	if (!PQgetisnull(r, 0, 1))
 		snprintf(err, sizeof(err), "%s", PQgetvalue(r, 0, 1));
 	PQclear(r);
+	els_log(ELS_LL_DEBUG, "relay: request %lld: answer delivered", w->id);
 	finish_wait(c, w, resp, resp ? NULL : (err[0] ? err : "no answer"));
 	json_decref(resp);
+}
+
+static void deliver_id(struct console *c, long long id)
+{
+	for (struct relay_wait *w = c->relay->waits; w; w = w->next)
+		if (w->id == id) {
+			deliver(c, w);
+			return;
+		}
 }
 
 static void on_resp(struct console *c, void *arg, const char *extra)
@@ -97,22 +107,25 @@ static void on_resp(struct console *c, void *arg, const char *extra)
 	(void)arg;
 	struct console_relay *r = c->relay;
 	if (!extra) {
-		/* Reconnected: answers may have come while the connection was down. */
-		for (struct relay_wait *w = r->waits, *next; w; w = next) {
-			next = w->next;
-			deliver(c, w);
-		}
+		/* Reconnected: answers may have come while the connection was down. By id, not
+		 * by pointer: a delivery's own query may dispatch another notification that
+		 * delivers (and frees) a later wait. */
+		size_t n = 0;
+		for (struct relay_wait *w = r->waits; w; w = w->next)
+			n++;
+		long long *ids = n ? calloc(n, sizeof(*ids)) : NULL;
+		size_t k = 0;
+		for (struct relay_wait *w = r->waits; ids && w; w = w->next)
+			ids[k++] = w->id;
+		for (size_t i = 0; i < k; i++)
+			deliver_id(c, ids[i]);
+		free(ids);
 		return;
 	}
 	size_t nl = strlen(c->name);
 	if (strncmp(extra, c->name, nl) != 0 || extra[nl] != ':')
 		return;
-	long long id = atoll(extra + nl + 1);
-	for (struct relay_wait *w = r->waits; w; w = w->next)
-		if (w->id == id) {
-			deliver(c, w);
-			return;
-		}
+	deliver_id(c, atoll(extra + nl + 1));
 }
 
 int console_relay_request(struct console *c, const char *agent_id, const char *cmd, json_t *args,
@@ -163,16 +176,18 @@ int console_relay_request(struct console *c, const char *agent_id, const char *c
 	w->id = atoll(PQgetvalue(r, 0, 0));
 	w->cb = cb;
 	w->arg = arg;
-	const char *n[] = {PQgetvalue(r, 0, 1)};
-	console_db_exec(c, "SELECT pg_notify('els_agent_req', $1)", 1, n);
-	els_log(ELS_LL_DEBUG, "relay: %s %s -> %s (request %lld)", agent_id, cmd, n[0], w->id);
-	PQclear(r);
 	w->timer = evtimer_new(c->base, on_wait_timeout, w);
 	struct timeval tv = {t, 0};
 	if (w->timer)
 		evtimer_add(w->timer, &tv);
 	w->next = c->relay->waits;
 	c->relay->waits = w;
+	/* Only now wake the holder: its answer's notification can come back within this very
+	 * call (a query dispatches what arrived with its result), and must find the wait. */
+	const char *n[] = {PQgetvalue(r, 0, 1)};
+	els_log(ELS_LL_DEBUG, "relay: %s %s -> %s (request %lld)", agent_id, cmd, n[0], w->id);
+	console_db_exec(c, "SELECT pg_notify('els_agent_req', $1)", 1, n);
+	PQclear(r);
 	rc = 0;
 out:
 	free(a);
@@ -193,6 +208,7 @@ static void on_served(struct console *c, void *arg, json_t *resp, const char *er
 			"UPDATE console_agent_requests SET state = 'done', response = $2::jsonb, "
 			"error = $3, done_at = now() WHERE id = $1 AND state = 'sent'",
 			3, p);
+	els_log(ELS_LL_DEBUG, "relay: request %lld from %s answered", s->id, s->from);
 	snprintf(note, sizeof(note), "%s:%lld", s->from, s->id);
 	const char *q[] = {note};
 	console_db_exec(c, "SELECT pg_notify('els_agent_resp', $1)", 1, q);

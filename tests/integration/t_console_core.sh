@@ -260,18 +260,20 @@ fi
 # then NOTIFY els_deploy; prints its id.
 deploy() {
 	local body=$1 starter=$2 state=$3 wave=$4; shift 4
-	local v d
-	v=$(pq "INSERT INTO console_policy_versions (grp, version, body, sha256, author, state)
+	local t vals=
+	for t in "$@"; do vals+="${vals:+, }('${t%:*}', ${t#*:})"; done
+	# One statement: the health gate (every second, in both instances) must never see the
+	# deployment without its targets, or it halts a canary with "no agents" and finishes a
+	# rolling one with nothing left to do.
+	pq "WITH v AS (INSERT INTO console_policy_versions (grp, version, body, sha256, author, state)
 		VALUES ('web', (SELECT count(*) + 1 FROM console_policy_versions), '$body',
-		encode(sha256('$body'::bytea), 'hex'), 'carol', 'approved') RETURNING id" | head -1)
-	d=$(pq "INSERT INTO console_deployments (grp, version_id, started_by, state, open_wave)
-		VALUES ('web', $v, '$starter', '$state', $wave) RETURNING id" | head -1)
-	for t in "$@"; do
-		pq "INSERT INTO console_deployment_targets (deployment_id, agent_id, wave)
-			VALUES ($d, '${t%:*}', ${t#*:})" >/dev/null
-	done
+		encode(sha256('$body'::bytea), 'hex'), 'carol', 'approved') RETURNING id),
+	d AS (INSERT INTO console_deployments (grp, version_id, started_by, state, open_wave)
+		SELECT 'web', id, '$starter', '$state', $wave FROM v RETURNING id),
+	t AS (INSERT INTO console_deployment_targets (deployment_id, agent_id, wave)
+		SELECT d.id, x.a, x.w FROM d, (VALUES $vals) AS x(a, w) RETURNING 1)
+	SELECT id FROM d" | head -1
 	pq "NOTIFY els_deploy" >/dev/null
-	echo "$d"
 }
 target() { pq "SELECT state FROM console_deployment_targets WHERE deployment_id = $1 AND agent_id = '$2'"; }
 target_is() { [[ $(target "$1" "$2") == "$3" ]]; }

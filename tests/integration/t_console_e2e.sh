@@ -100,16 +100,18 @@ els_policy_doc "$WORK/open8080.conf" \
 	"s|{ id = \"https-in\";|$OUT_PERMIT\n    { id = \"web-8080\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 8080 ]; },\n    &|"
 SHA=$(sha256sum "$WORK/open8080.conf" | cut -d' ' -f1)
 deploy() { # deploy FILE STARTER: prints the deployment id
-	local v d
-	v=$(pq "INSERT INTO console_policy_versions (grp, version, body, sha256, author, state)
+	# One statement: the health gate must never see the deployment without its target (a
+	# rolling deployment with nothing left to send is done at once).
+	pq "WITH v AS (INSERT INTO console_policy_versions (grp, version, body, sha256, author, state)
 		VALUES ('web', (SELECT count(*) + 1 FROM console_policy_versions),
 		convert_from(decode('$(base64 -w0 "$1")', 'base64'), 'UTF8'), '$(sha256sum "$1" | cut -d' ' -f1)',
-		'carol', 'approved') RETURNING id" | head -1)
-	d=$(pq "INSERT INTO console_deployments (grp, version_id, started_by, state, open_wave)
-		VALUES ('web', $v, '$2', 'rolling', 1) RETURNING id" | head -1)
-	pq "INSERT INTO console_deployment_targets (deployment_id, agent_id, wave) VALUES ($d, 'agent1', 0);
-		NOTIFY els_deploy" >/dev/null
-	echo "$d"
+		'carol', 'approved') RETURNING id),
+	d AS (INSERT INTO console_deployments (grp, version_id, started_by, state, open_wave)
+		SELECT 'web', id, '$2', 'rolling', 1 FROM v RETURNING id),
+	t AS (INSERT INTO console_deployment_targets (deployment_id, agent_id, wave)
+		SELECT id, 'agent1', 0 FROM d RETURNING 1)
+	SELECT id FROM d" | head -1
+	pq "NOTIFY els_deploy" >/dev/null
 }
 target() { pq "SELECT state FROM console_deployment_targets WHERE deployment_id = $1 AND agent_id = 'agent1'"; }
 target_is() { [[ $(target "$1") == "$2" ]]; }
