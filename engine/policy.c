@@ -195,8 +195,8 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 		else
 			set->offload = config_setting_get_bool(off);
 	}
-	/* rules = { self_heal = true; }: agent/rulewatch.h */
-	static const char *const rules_keys[] = {"self_heal", NULL};
+	/* rules = { self_heal = true; heal_max = 10; heal_window_s = 10; }: agent/rulewatch.h */
+	static const char *const rules_keys[] = {"self_heal", "heal_max", "heal_window_s", NULL};
 	const config_setting_t *rules = member(root, "rules");
 	check_keys(rules, "rules", rules_keys, d);
 	set->rules_self_heal = true;
@@ -207,6 +207,10 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 		else
 			set->rules_self_heal = config_setting_get_bool(heal);
 	}
+	set->rules_heal_max = 10;
+	set->rules_heal_window_s = 10;
+	get_uint(rules, "heal_max", 1, 1000, &set->rules_heal_max, d);
+	get_uint(rules, "heal_window_s", 1, 3600, &set->rules_heal_window_s, d);
 	const char *user = get_string(root, "user", d);
 	if (user && *user && !getpwnam(user))
 		els_diag_at(d, member(root, "user"),

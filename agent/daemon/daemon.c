@@ -502,6 +502,8 @@ int els_daemon_run(const struct els_run_opts *o, struct els_policy *p)
 		    .config = o->config,
 		    .ring = els_monitor_ring(d.mon, d.nq + 1),
 		    .self_heal = p->set.rules_self_heal,
+		    .heal_max = p->set.rules_heal_max,
+		    .heal_window_s = p->set.rules_heal_window_s,
 		    .generation = p->generation});
 	if (rc == 0)
 		els_notify("READY=1\nSTATUS=filtering queues %u-%u, generation %u\nMAINPID=%d",

@@ -78,7 +78,11 @@ static void commit_policy(struct daemon *d, struct els_policy *np)
 	keep_start_settings(np, d->running);
 	els_sessions_warn(np, "the new policy");
 	els_log_set_level(np->set.log_level);
-	els_rulewatch_update(d->rules, np->set.rules_self_heal, np->generation);
+	els_rulewatch_update(d->rules, &(struct els_rulewatch_opts){
+					   .self_heal = np->set.rules_self_heal,
+					   .heal_max = np->set.rules_heal_max,
+					   .heal_window_s = np->set.rules_heal_window_s,
+					   .generation = np->generation});
 	els_metrics_permits_prepare(d->workers, d->nq, d->running->generation + 1);
 	struct els_policy *old = (struct els_policy *)els_gen_publish(np);
 	d->running = np;

@@ -33,8 +33,8 @@
 #define BURST_MAX_NS   (300 * ELS_NS_PER_MS) /* ...or is checked this long after it began */
 #define PERIOD_NS      (10 * ELS_NS_PER_S)   /* checked anyway: iptables-legacy is not announced */
 #define RUN_TIMEOUT_MS 10000		     /* an els-rules that hangs is killed */
-#define HEAL_WINDOW_NS (10 * ELS_NS_PER_S)   /* at most HEAL_MAX restores per window, so that */
-#define HEAL_MAX       10		     /* a fight with another manager cannot spin */
+#define HEAL_DEFAULT   10 /* restores per window and window seconds (rules.heal_max, heal_window_s): */
+			  /* bounded so that a fight with another manager cannot spin */
 #define OUT_MAX	       1024
 #ifndef ELS_NS_PER_MS
 #define ELS_NS_PER_MS 1000000ull
@@ -45,6 +45,8 @@ struct els_rulewatch {
 	int stop_fd;		     /* eventfd: the main thread's stop */
 	struct mnl_socket *nl;	     /* NFNLGRP_NFTABLES notifications */
 	atomic_bool self_heal;	     /* [A] rules.self_heal, from reloads */
+	_Atomic unsigned heal_max;   /* [A] rules.heal_max */
+	_Atomic uint64_t heal_win;   /* [A] rules.heal_window_s, in ns */
 	_Atomic uint32_t generation; /* [A] recorded with events */
 	struct els_ring *ring;	     /* [T] this thread's monitor ring */
 	char *program, *config, *self_exe;
@@ -165,14 +167,22 @@ static void record(struct els_rulewatch *w, unsigned reason, const char *fmt, ..
 			r.detail);
 }
 
-/* True while restores stay under HEAL_MAX per HEAL_WINDOW_NS. */
+/* True while restores stay under heal_max per heal window. */
 static bool heal_allowed(struct els_rulewatch *w, uint64_t now)
 {
-	if (now - w->heal_window_ns >= HEAL_WINDOW_NS) {
+	if (now - w->heal_window_ns >= atomic_load(&w->heal_win)) {
 		w->heal_window_ns = now;
 		w->heals = 0;
 	}
-	return w->heals < HEAL_MAX;
+	return w->heals < atomic_load(&w->heal_max);
+}
+
+static void set_heal(struct els_rulewatch *w, const struct els_rulewatch_opts *o)
+{
+	atomic_store(&w->self_heal, o->self_heal);
+	atomic_store(&w->heal_max, o->heal_max ? o->heal_max : HEAL_DEFAULT);
+	atomic_store(&w->heal_win,
+		     (uint64_t)(o->heal_window_s ? o->heal_window_s : HEAL_DEFAULT) * ELS_NS_PER_S);
 }
 
 /* Reads every pending notification; true when one is about tables, chains or rules (set
@@ -220,15 +230,16 @@ static void restore(struct els_rulewatch *w, uint64_t detected_ns, const char *f
 	uint64_t now = els_now_mono();
 
 	if (!heal_allowed(w, now)) {
-		if (w->heals++ == HEAL_MAX) { /* once per window */
+		unsigned max = atomic_load(&w->heal_max);
+		unsigned long long win_s = atomic_load(&w->heal_win) / ELS_NS_PER_S;
+		if (w->heals++ == max) { /* once per window */
 			els_log(ELS_LL_ERROR,
 				"rules: %u restores in %llu s and they keep being changed: not "
 				"restoring until the window ends (another firewall manager?)",
-				HEAL_MAX, (unsigned long long)(HEAL_WINDOW_NS / ELS_NS_PER_S));
-			record(w, ELS_R_RULES_ALTERED, "restores paused: %u in %llu s", HEAL_MAX,
-			       (unsigned long long)(HEAL_WINDOW_NS / ELS_NS_PER_S));
+				max, win_s);
+			record(w, ELS_R_RULES_ALTERED, "restores paused: %u in %llu s", max, win_s);
 			els_alert(ELS_R_RULES_ALTERED, "restore=paused restores=%u window_s=%llu",
-				  HEAL_MAX, (unsigned long long)(HEAL_WINDOW_NS / ELS_NS_PER_S));
+				  max, win_s);
 		}
 		return;
 	}
@@ -437,7 +448,7 @@ struct els_rulewatch *els_rulewatch_start(const struct els_rulewatch_opts *o)
 	w->program = strdup(prog);
 	w->config = strdup(o->config);
 	w->ring = o->ring;
-	atomic_store(&w->self_heal, o->self_heal);
+	set_heal(w, o);
 	atomic_store(&w->generation, o->generation);
 	/* A clean environment: nothing of elsd's own (BASH_ENV, LD_PRELOAD, NOTIFY_SOCKET) reaches
 	 * the script; the same elsd binary reads the config for it. */
@@ -486,12 +497,12 @@ fail:
 	return NULL;
 }
 
-void els_rulewatch_update(struct els_rulewatch *w, bool self_heal, uint32_t generation)
+void els_rulewatch_update(struct els_rulewatch *w, const struct els_rulewatch_opts *o)
 {
 	if (!w)
 		return;
-	atomic_store(&w->self_heal, self_heal);
-	atomic_store(&w->generation, generation);
+	set_heal(w, o);
+	atomic_store(&w->generation, o->generation);
 }
 
 void els_rulewatch_stop(struct els_rulewatch *w)

@@ -29,14 +29,17 @@ struct els_rulewatch_opts {
 	const char *config;    /* passed as -c */
 	struct els_ring *ring; /* a monitor ring this thread alone pushes to */
 	bool self_heal;
+	unsigned heal_max;	/* restores per window before pausing (0: 10) */
+	unsigned heal_window_s; /* that window (0: 10 s) */
 	uint32_t generation;
 };
 
 /* Starts the watch thread. NULL (after logging why) when the program cannot be run or the
  * netlink socket cannot be opened: elsd runs on without it. Stop with els_rulewatch_stop. */
 struct els_rulewatch *els_rulewatch_start(const struct els_rulewatch_opts *o);
-/* A reload's settings: self_heal and the generation recorded with events. Any thread. */
-void els_rulewatch_update(struct els_rulewatch *w, bool self_heal, uint32_t generation);
+/* A reload's settings (o->self_heal, heal_max, heal_window_s and the generation recorded with
+ * events; program, config and ring are ignored). Any thread. */
+void els_rulewatch_update(struct els_rulewatch *w, const struct els_rulewatch_opts *o);
 /* Stops the thread (waits for a running els-rules, at most its timeout) and frees w. NULL ok. */
 void els_rulewatch_stop(struct els_rulewatch *w);
 

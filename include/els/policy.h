@@ -37,6 +37,8 @@ struct els_settings {
 	bool fail_open;                   /* NFQA_CFG_F_FAIL_OPEN */
 	bool offload; /* [R] established flows bypass the queue via a connmark (agent/offload.h) */
 	bool rules_self_heal; /* [R] rules.self_heal: restore altered steering rules */
+	unsigned rules_heal_max;      /* [R] rules.heal_max: restores per window, then a pause */
+	unsigned rules_heal_window_s; /* [R] rules.heal_window_s: that window */
 	unsigned copy_bytes;              /* headers-only copy range */
 	unsigned queue_maxlen;
 	unsigned flow_capacity;           /* per worker */

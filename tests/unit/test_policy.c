@@ -179,4 +179,30 @@ Test(policy, rules_self_heal)
 	cr_assert(has_error(&d, 4, "unknown setting 'restore' in rules"));
 	els_diag_free(&d);
 	unlink(path);
+
+	/* The restore limit: 10 per 10 s unless set, each bounded. */
+	p = load("chain = [ \"tracker\" ];\n", &d);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->set.rules_heal_max, 10);
+	cr_assert_eq(p->set.rules_heal_window_s, 10);
+	els_policy_free(p);
+	els_diag_free(&d);
+	unlink(path);
+	p = load("chain = [ \"tracker\" ];\nrules = { heal_max = 3; heal_window_s = 2; };\n", &d);
+	dump(&d);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->set.rules_heal_max, 3);
+	cr_assert_eq(p->set.rules_heal_window_s, 2);
+	els_policy_free(p);
+	els_diag_free(&d);
+	unlink(path);
+	p = load("chain = [ \"tracker\" ];\n"
+		 "rules = {\n heal_max = 0;\n heal_window_s = 7200;\n};\n",
+		 &d);
+	dump(&d);
+	cr_assert_null(p);
+	cr_assert(has_error(&d, 3, "heal_max"));
+	cr_assert(has_error(&d, 4, "heal_window_s"));
+	els_diag_free(&d);
+	unlink(path);
 }
