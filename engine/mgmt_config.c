@@ -9,8 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "els/path.h"
 #include "els/mgmt.h"
+#include "els/path.h"
+#include "settings.h"
 
 static const char *const mgmt_keys[] = {
     "listen",	 "ca",		"cert",		"key",	    "crl",
@@ -40,104 +41,25 @@ void els_mgmt_config_free(struct els_mgmt_conf *c)
 	free(c);
 }
 
-/* "A.B.C.D:PORT" or "[V6]:PORT", numeric only: the endpoint binds before anything could
- * resolve a name, and a name would make the listening address depend on DNS. */
-static int parse_listen(const char *s, char host[64], uint16_t *port, const char **why)
+/* The integer member name of g (absent, or g NULL: *out as it was), within lo..hi. */
+static void get_bounded(const config_setting_t *g, const char *section, const char *name,
+			unsigned lo, unsigned hi, unsigned *out, struct els_diag *d)
 {
-	const char *colon;
-	size_t hl;
-	unsigned char tmp[16];
-
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (!end || end[1] != ':') {
-			*why = "an IPv6 address must be written [ADDR]:PORT";
-			return -EINVAL;
-		}
-		hl = (size_t)(end - s - 1);
-		if (hl == 0 || hl >= 64) {
-			*why = "bad IPv6 address";
-			return -EINVAL;
-		}
-		memcpy(host, s + 1, hl);
-		host[hl] = 0;
-		colon = end + 1;
-		if (inet_pton(AF_INET6, host, tmp) != 1) {
-			*why = "not an IPv6 address";
-			return -EINVAL;
-		}
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon) {
-			*why = "expected ADDRESS:PORT, e.g. \"127.0.0.1:7443\"";
-			return -EINVAL;
-		}
-		hl = (size_t)(colon - s);
-		if (hl == 0 || hl >= 64) {
-			*why = "bad address";
-			return -EINVAL;
-		}
-		memcpy(host, s, hl);
-		host[hl] = 0;
-		if (inet_pton(AF_INET, host, tmp) != 1) {
-			*why = "the address must be a numeric IPv4 address, or [IPv6]";
-			return -EINVAL;
-		}
-	}
-	char *end;
-	errno = 0;
-	unsigned long p = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p == 0 || p > 65535) {
-		*why = "the port must be a number 1..65535";
-		return -EINVAL;
-	}
-	*port = (uint16_t)p;
-	return 0;
+	long long v = *out;
+	if (g && els_settings_int(g, section, name, lo, hi, &v, d) == 0)
+		*out = (unsigned)v;
 }
 
-static char *get_path(const config_setting_t *g, const char *name, const char *def,
-		      const char *config_path, struct els_diag *d)
+/* A file path member of g (def when absent, or g NULL), beside the config file. */
+static char *get_path(const config_setting_t *g, const char *section, const char *name,
+		      const char *def, const char *config_path, struct els_diag *d)
 {
-	const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
-	const char *v = def;
-
-	if (s) {
-		v = config_setting_get_string(s);
-		if (!v || !v[0]) {
-			els_diag_at(d, s, "%s: '%s' must be a non-empty string",
-				    config_setting_name(g), name);
-			return NULL;
-		}
-	}
-	if (!v) {
-		els_diag_at(d, g, "%s: '%s' is required (a file path)", config_setting_name(g),
-			    name);
-		return NULL;
-	}
-	char *r = els_path_beside(v, config_path);
+	if (g)
+		return els_settings_path(g, section, name, def, config_path, d);
+	char *r = els_path_beside(def, config_path);
 	if (!r)
-		els_diag_at(d, g, "management: out of memory");
+		els_diag_at(d, NULL, "%s: out of memory", section);
 	return r;
-}
-
-static void get_bounded(const config_setting_t *g, const char *name, unsigned lo, unsigned hi,
-			unsigned *out, struct els_diag *d)
-{
-	const config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
-	if (!s)
-		return;
-	if (config_setting_type(s) != CONFIG_TYPE_INT &&
-	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		els_diag_at(d, s, "%s: '%s' must be an integer", config_setting_name(g), name);
-		return;
-	}
-	long long v = config_setting_get_int64(s);
-	if (v < lo || v > hi) {
-		els_diag_at(d, s, "%s: '%s' = %lld is out of range %u..%u", config_setting_name(g),
-			    name, v, lo, hi);
-		return;
-	}
-	*out = (unsigned)v;
 }
 
 /* sweep_command = [ "/usr/bin/els-sweep", "-c", "/etc/elsd/sweep.conf" ]: an argv, not a
@@ -253,17 +175,6 @@ static void parse_console(const config_setting_t *cg, const char *config_path,
 {
 	const char *why;
 
-	for (int i = 0; i < config_setting_length(cg); i++) {
-		const config_setting_t *s = config_setting_get_elem(cg, (unsigned)i);
-		bool known = false;
-		for (const char *const *k = console_keys; *k; k++)
-			known |= strcmp(*k, config_setting_name(s)) == 0;
-		if (!known)
-			els_diag_at(d, s,
-				    "unknown setting '%s' in console (known: address, ca, cert, key, "
-				    "crl, group, heartbeat_s)",
-				    config_setting_name(s));
-	}
 	const config_setting_t *as = config_setting_get_member(cg, "address");
 	const char *av = as ? config_setting_get_string(as) : NULL;
 	if (!as)
@@ -275,10 +186,10 @@ static void parse_console(const config_setting_t *cg, const char *config_path,
 		els_diag_at(d, as, "console: address \"%s\": %s", av, why);
 	else
 		c->console_address = strdup(av);
-	c->console_ca = get_path(cg, "ca", c->ca, config_path, d);
-	c->console_cert = get_path(cg, "cert", c->cert, config_path, d);
-	c->console_key = get_path(cg, "key", c->key, config_path, d);
-	c->console_crl = get_path(cg, "crl", c->crl, config_path, d);
+	c->console_ca = get_path(cg, "console", "ca", c->ca, config_path, d);
+	c->console_cert = get_path(cg, "console", "cert", c->cert, config_path, d);
+	c->console_key = get_path(cg, "console", "key", c->key, config_path, d);
+	c->console_crl = get_path(cg, "console", "crl", c->crl, config_path, d);
 	const config_setting_t *gs = config_setting_get_member(cg, "group");
 	if (gs) {
 		const char *gv = config_setting_get_string(gs);
@@ -293,7 +204,7 @@ static void parse_console(const config_setting_t *cg, const char *config_path,
 			c->console_group = strdup(gv);
 	}
 	c->heartbeat_s = 10;
-	get_bounded(cg, "heartbeat_s", 1, 3600, &c->heartbeat_s, d);
+	get_bounded(cg, "console", "heartbeat_s", 1, 3600, &c->heartbeat_s, d);
 }
 
 int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
@@ -303,32 +214,18 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	const config_setting_t *cg = root ? config_setting_get_member(root, "console") : NULL;
 	unsigned before = d->count;
 	const char *why;
+	bool loopback; /* not needed: the endpoint authenticates every client */
 
 	*out = NULL;
 	if (!g && !cg)
 		return 0;
-	if (g && !config_setting_is_group(g)) {
-		els_diag_at(d, g, "'management' must be a group: management = { listen = ...; }");
+	if (g && els_settings_group(g, "management", "management = { listen = ...; }", mgmt_keys,
+				    d) < 0)
 		return -EINVAL;
-	}
-	if (cg && !config_setting_is_group(cg)) {
-		els_diag_at(d, cg, "'console' must be a group: console = { address = ...; }");
+	if (cg && els_settings_group(cg, "console", "console = { address = ...; }", console_keys,
+				     d) < 0)
 		return -EINVAL;
-	}
 	const config_setting_t *at = g ? g : cg; /* where a missing setting is reported */
-	for (int i = 0; g && i < config_setting_length(g); i++) {
-		const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-		bool known = false;
-		for (const char *const *k = mgmt_keys; *k; k++)
-			known |= strcmp(*k, config_setting_name(s)) == 0;
-		if (!known)
-			els_diag_at(d, s,
-				    "unknown setting '%s' in management (known: listen, ca, cert, "
-				    "key, crl, user, max_clients, timeout_s, sweep_command, "
-				    "handshake_timeout_s, reserved_slots, per_source, "
-				    "per_source_preauth, buffer_mb)",
-				    config_setting_name(s));
-	}
 	struct els_mgmt_conf *c = calloc(1, sizeof(*c));
 	if (!c) {
 		els_diag_at(d, at, "management: out of memory");
@@ -347,7 +244,8 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	const char *lv = ls ? config_setting_get_string(ls) : NULL;
 	if (ls && !lv)
 		els_diag_at(d, ls, "management: 'listen' must be a string \"ADDRESS:PORT\"");
-	else if (lv && parse_listen(lv, c->host, &c->port, &why) < 0)
+	else if (lv && (why = els_settings_listen(lv, c->host, sizeof(c->host), &c->port,
+						   &loopback)))
 		els_diag_at(d, ls, "management: listen \"%s\": %s", lv, why);
 	else if (lv)
 		c->listen = strdup(lv);
@@ -357,10 +255,10 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 			    "reach the agent (the endpoint no longer listens by default; add listen "
 			    "= \"127.0.0.1:7443\" for the old default, or console = { address = ...; })");
 
-	c->ca = get_path(g, "ca", "/etc/elsd/tls/ca.crt", config_path, d);
-	c->cert = get_path(g, "cert", "/etc/elsd/tls/agent.crt", config_path, d);
-	c->key = get_path(g, "key", "/etc/elsd/tls/agent.key", config_path, d);
-	c->crl = get_path(g, "crl", "/etc/elsd/tls/crl.pem", config_path, d);
+	c->ca = get_path(g, "management", "ca", "/etc/elsd/tls/ca.crt", config_path, d);
+	c->cert = get_path(g, "management", "cert", "/etc/elsd/tls/agent.crt", config_path, d);
+	c->key = get_path(g, "management", "key", "/etc/elsd/tls/agent.key", config_path, d);
+	c->crl = get_path(g, "management", "crl", "/etc/elsd/tls/crl.pem", config_path, d);
 
 	const config_setting_t *us = g ? config_setting_get_member(g, "user") : NULL;
 	/* Default: nobody when elsd starts as root; otherwise (systemd's User=elsd, where
@@ -382,17 +280,17 @@ int els_mgmt_config_parse(const config_setting_t *root, const char *config_path,
 	} else {
 		c->user = strdup(uv);
 	}
-	get_bounded(g, "max_clients", 1, 1024, &c->max_clients, d);
-	get_bounded(g, "timeout_s", 1, 3600, &c->timeout_s, d);
-	get_bounded(g, "handshake_timeout_s", 1, 60, &c->handshake_timeout_s, d);
-	get_bounded(g, "per_source", 1, 1024, &c->per_source, d);
-	get_bounded(g, "per_source_preauth", 1, 1024, &c->per_source_preauth, d);
-	get_bounded(g, "buffer_mb", ELS_MGMT_MAX_FRAME >> 20, 4096, &c->buffer_mb, d);
+	get_bounded(g, "management", "max_clients", 1, 1024, &c->max_clients, d);
+	get_bounded(g, "management", "timeout_s", 1, 3600, &c->timeout_s, d);
+	get_bounded(g, "management", "handshake_timeout_s", 1, 60, &c->handshake_timeout_s, d);
+	get_bounded(g, "management", "per_source", 1, 1024, &c->per_source, d);
+	get_bounded(g, "management", "per_source_preauth", 1, 1024, &c->per_source_preauth, d);
+	get_bounded(g, "management", "buffer_mb", ELS_MGMT_MAX_FRAME >> 20, 4096, &c->buffer_mb, d);
 	/* Defaults that follow max_clients: a quarter of the slots kept for authenticated
 	 * sessions (at least one), so a flood of handshakes never fills them all. */
 	const config_setting_t *rs = g ? config_setting_get_member(g, "reserved_slots") : NULL;
 	c->reserved_slots = c->max_clients / 4 ? c->max_clients / 4 : c->max_clients > 1;
-	get_bounded(g, "reserved_slots", 0, 1023, &c->reserved_slots, d);
+	get_bounded(g, "management", "reserved_slots", 0, 1023, &c->reserved_slots, d);
 	if (c->reserved_slots >= c->max_clients && d->count == before)
 		els_diag_at(d, rs ? rs : at,
 			    "management: reserved_slots (%u) must be below max_clients (%u): the "

@@ -106,17 +106,40 @@ short els_control_events(const struct els_control *c)
 	return (short)(POLLIN | (els_ipc_pending(&c->ipc) ? POLLOUT : 0));
 }
 
+/* The listener's clients: the role is the one their certificate carries, verified here. */
+static bool client_verify(struct els_control *c, const uint8_t *der, size_t derlen,
+			  const char *json, size_t jlen, char identity[65], int *role, char *why,
+			  size_t whylen)
+{
+	(void)json;
+	(void)jlen;
+	*role = c->trust ? els_mgmt_trust_role(c->trust, der, derlen, identity, 65, why, whylen)
+			 : ELS_ROLE_NONE;
+	return *role != ELS_ROLE_NONE;
+}
+
+static const struct els_control_source client_source = {
+    .what = "request",
+    .role_name = "none",
+    .whose = "client's",
+    .via = "",
+    .no_trust = "no trust anchors",
+    .verify = client_verify,
+};
+
 /* A request from the endpoint: peer certificates, peer address, JSON (ipc.h). The role comes
  * from verifying the certificates here, never from the endpoint: a compromised endpoint can
  * only act as a valid certificate of the CA, at the time of the request. */
-static void on_request(struct els_control *c, struct els_ipc_msg *m)
+void els_control_request(struct els_control *c, struct els_ipc_msg *m,
+			 const struct els_control_source *src)
 {
 	char identity[65] = "?", why[128] = "";
 	const char *outcome = "internal";
 	char *resp = NULL;
+	int role = ELS_ROLE_NONE;
 
 	if (m->len < 4) {
-		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
+		els_log(ELS_LL_WARNING, "management: malformed %s from the endpoint", src->what);
 		return;
 	}
 	size_t derlen = (size_t)m->body[0] << 24 | (size_t)m->body[1] << 16 |
@@ -131,27 +154,25 @@ static void on_request(struct els_control *c, struct els_ipc_msg *m)
 	for (const char *q = peer; printable && q < nul; q++)
 		printable = *q > 0x20 && *q < 0x7f;
 	if (!nul || nul - peer > 63 || !printable) {
-		els_log(ELS_LL_WARNING, "management: malformed request from the endpoint");
+		els_log(ELS_LL_WARNING, "management: malformed %s from the endpoint", src->what);
 		return;
 	}
 	const char *json = nul + 1;
 	size_t jlen = m->len - (size_t)(json - (const char *)m->body);
-	int role = c->trust ? els_mgmt_trust_role(c->trust, m->body + 4, derlen, identity,
-						  sizeof(identity), why, sizeof(why))
-			    : ELS_ROLE_NONE;
-	if (role == ELS_ROLE_NONE) {
+	if (!src->verify(c, m->body + 4, derlen, json, jlen, identity, &role, why, sizeof(why))) {
 		char text[96], detail[80], id[128];
 		outcome = "forbidden";
-		snprintf(detail, sizeof(detail), " (%s)", why[0] ? why : "no trust anchors");
-		els_mgmt_audit_text(text, sizeof(text), identity, "none", peer, "?", outcome,
-				    detail);
+		snprintf(detail, sizeof(detail), " (%s)", why[0] ? why : src->no_trust);
+		els_mgmt_audit_text(text, sizeof(text), identity, src->role_name, peer, "?",
+				    outcome, detail);
 		els_control_audit(c, text);
-		els_alert_limited(ELS_R_MGMT_REFUSED, "identity=\"%s\" peer=%s outcome=%s why=\"%s\"",
+		els_alert_limited(ELS_R_MGMT_REFUSED,
+				  "identity=\"%s\" peer=%s outcome=%s why=\"%s\"%s",
 				  els_alert_clean(id, sizeof(id), identity), peer, outcome,
-				  why[0] ? why : "no trust anchors");
+				  why[0] ? why : src->no_trust, src->via);
 		resp = els_mgmt_error(-1, "forbidden", NULL,
-				      "the agent does not accept this client's certificate: %s",
-				      why[0] ? why : "no trust anchors");
+				      "the agent does not accept this %s certificate: %s",
+				      src->whose, why[0] ? why : src->no_trust);
 	} else {
 		resp = els_control_execute(c, identity, role, peer, m->conn, json, jlen,
 					   &outcome);
@@ -194,7 +215,7 @@ static void on_message(struct els_control *c, struct els_ipc_msg *m)
 			m->type);
 		return;
 	}
-	on_request(c, m);
+	els_control_request(c, m, &client_source);
 }
 
 /* Sends resp (taken; NULL: out of memory) to the endpoint for connection conn. */

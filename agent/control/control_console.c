@@ -6,12 +6,9 @@
  * auditor), and the monitor record names "WHO via CONSOLE". Everything after that is the
  * listener's path: els_control_execute, the same role table, checks and records. */
 #include <errno.h>
-#include <jansson.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "alert.h"
 #include "control_int.h"
 #include "els/log.h"
 #include "els/mgmt.h"
@@ -51,56 +48,38 @@ void els_control_dial_status(struct els_control *c, const char *text)
 		c->env.dial_status(c->env.arg, up, up ? clean + 3 : clean + (o > 5 ? 5 : o));
 }
 
+/* The console's certificates, as a TLS server naming the host dialled; then the role and
+ * identity its request states on_behalf_of (a role the agent does not know, or none stated
+ * with on_behalf_of, is ELS_ROLE_NONE: the request check refuses every command, as for a
+ * certificate without a role). Refused: identity is the console's CN. */
+static bool console_verify(struct els_control *c, const uint8_t *der, size_t derlen,
+			   const char *json, size_t jlen, char identity[65], int *role, char *why,
+			   size_t whylen)
+{
+	char cn[65] = "?";
+	bool ok = c->console_trust && c->console_host &&
+		  els_mgmt_trust_console(c->console_trust, der, derlen, c->console_host, cn,
+					 sizeof(cn), why, whylen);
+	if (!ok) {
+		memcpy(identity, cn, sizeof(cn));
+		return false;
+	}
+	*role = els_mgmt_on_behalf(json, jlen, cn, identity, 65);
+	return true;
+}
+
+static const struct els_control_source console_source = {
+    .what = "console request",
+    .role_name = "console",
+    .whose = "console's",
+    .via = " via=console",
+    .no_trust = "no console settings",
+    .verify = console_verify,
+};
+
 void els_control_console_request(struct els_control *c, struct els_ipc_msg *m)
 {
-	char cn[65] = "?", identity[65], why[128] = "";
-	const char *outcome = "internal";
-
-	if (m->len < 4) {
-		els_log(ELS_LL_WARNING, "management: malformed console request from the endpoint");
-		return;
-	}
-	size_t derlen = (size_t)m->body[0] << 24 | (size_t)m->body[1] << 16 |
-			(size_t)m->body[2] << 8 | m->body[3];
-	bool fits = derlen <= ELS_MGMT_PEER_MAX && derlen < m->len - 4;
-	const char *peer = fits ? (const char *)m->body + 4 + derlen : NULL;
-	const char *nul = fits ? memchr(peer, 0, m->len - 4 - derlen) : NULL;
-	bool printable = nul && nul > peer;
-	for (const char *q = peer; printable && q < nul; q++)
-		printable = *q > 0x20 && *q < 0x7f;
-	if (!nul || nul - peer > 63 || !printable) {
-		els_log(ELS_LL_WARNING, "management: malformed console request from the endpoint");
-		return;
-	}
-	const char *json = nul + 1;
-	size_t jlen = m->len - (size_t)(json - (const char *)m->body);
-	bool ok = c->console_trust && c->console_host &&
-		  els_mgmt_trust_console(c->console_trust, m->body + 4, derlen, c->console_host, cn,
-					 sizeof(cn), why, sizeof(why));
-	char *resp;
-	if (!ok) {
-		char text[96], detail[80], id[128];
-		outcome = "forbidden";
-		snprintf(detail, sizeof(detail), " (%s)", why[0] ? why : "no console settings");
-		els_mgmt_audit_text(text, sizeof(text), cn, "console", peer, "?", outcome, detail);
-		els_control_audit(c, text);
-		els_alert_limited(ELS_R_MGMT_REFUSED,
-				  "identity=\"%s\" peer=%s outcome=%s why=\"%s\" via=console",
-				  els_alert_clean(id, sizeof(id), cn), peer, outcome,
-				  why[0] ? why : "no console settings");
-		resp = els_mgmt_error(-1, "forbidden", NULL,
-				      "the agent does not accept this console's certificate: %s",
-				      why[0] ? why : "no console settings");
-	} else {
-		/* A role the agent does not know (or none stated with on_behalf_of) is
-		 * ELS_ROLE_NONE: the request check refuses every command, as for a
-		 * certificate without a role. */
-		int role = els_mgmt_on_behalf(json, jlen, cn, identity, sizeof(identity));
-		resp = els_control_execute(c, identity, role, peer, m->conn, json, jlen, &outcome);
-		if (!resp && strcmp(outcome, "pending") == 0)
-			return;
-	}
-	els_control_send(c, m->conn, resp);
+	els_control_request(c, m, &console_source);
 }
 
 void els_control_console_crl(struct els_control *c, bool force)

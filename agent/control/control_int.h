@@ -51,6 +51,25 @@ json_t *els_cmd_sweep(struct els_control *c, json_t *args, struct els_cmd_err *e
 
 /* ---- between control.c (requests) and control_channel.c (the endpoint's channel) ---- */
 
+/* Where an endpoint request came from (the listener's clients, control_channel.c; the
+ * console connection, control_console.c) and how its certificates are verified. */
+struct els_control_source {
+	const char *what;      /* in the log: "malformed WHAT from the endpoint" */
+	const char *role_name; /* in a refusal's audit line */
+	const char *whose;     /* "this WHOSE certificate" in a refusal's error */
+	const char *via;       /* appended to a refusal's alert fields */
+	const char *no_trust;  /* the reason when verify gave none */
+	/* Verifies der (the peer's certificates) against this source's trust: true with the
+	 * role and identity the request runs as; false (why set, identity the one refused). */
+	bool (*verify)(struct els_control *c, const uint8_t *der, size_t derlen,
+		       const char *json, size_t jlen, char identity[65], int *role, char *why,
+		       size_t whylen);
+};
+/* One request from the endpoint (ipc.h: certificates, peer, JSON): split, verified by src,
+ * executed or refused (audited, alerted), and answered. */
+void els_control_request(struct els_control *c, struct els_ipc_msg *m,
+			 const struct els_control_source *src);
+
 /* One line of the management audit: a monitor event record of handler "mgmt". */
 void els_control_audit(struct els_control *c, const char *text);
 /* Sends resp (taken) to the endpoint as the answer for connection conn. */

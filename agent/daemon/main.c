@@ -19,6 +19,7 @@
 #include "els/registry.h"
 #include "generation.h"
 #include "mgmt.h"
+#include "owner_caps.h"
 #include "replay.h"
 #include "sessions.h"
 #include "worker.h"
@@ -44,7 +45,8 @@ static const char usage_text[] =
     "                        Also warns (FILE:LINE: warning: ...) about permits that\n"
     "                        are valid but likely mistakes: inbound proto \"any\" or\n"
     "                        any local port, duplicates, permits an earlier one shadows,\n"
-    "                        permits without an id, strings joined for want of a comma;\n"
+    "                        permits without an id, strings joined for want of a comma,\n"
+    "                        service/exe-bound permits elsd lacks the capabilities for;\n"
     "                        and names each established TCP connection of this host\n"
     "                        that the policy would cut (\"warning: ...\")\n"
     "      --strict          with -n: warnings make the check fail (exit 1)\n"
@@ -490,7 +492,7 @@ int main(int argc, char **argv)
 	if (o.check) {
 		/* Warnings go to stderr beside the errors' FILE:LINE form; the OK line to stdout.
 		 */
-		unsigned warnings = els_policy_lint(p, stderr);
+		unsigned warnings = els_policy_lint(p, stderr) + els_owner_caps_lint(p, stderr);
 		if (warnings && o.strict) {
 			fprintf(stderr, "%s: %u warning%s, and --strict: not accepted\n", o.config,
 				warnings, warnings == 1 ? "" : "s");

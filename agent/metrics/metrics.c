@@ -13,6 +13,7 @@
 #include "els/reason.h"
 #include "els/log.h"
 #include "metrics_int.h"
+#include "owner.h"
 #include "worker.h"
 
 /* ---- process-wide state (any thread sets it; relaxed: each value stands alone) ---- */
@@ -86,12 +87,68 @@ void els_metrics_policy(struct els_metrics *m, const struct els_policy *p)
 		els_log(ELS_LL_WARNING, "metrics: out of memory; hits per permit not updated");
 }
 
+/* A counter family with one sample per queue: name, help, and where the counter sits in the
+ * block counters_of gives for a worker (NULL: 0). */
+struct per_queue_counter {
+	const char *name, *help;
+	size_t off;
+};
+
+static void render_per_queue(struct els_metrics *m, struct els_mbuf *b,
+			     const struct per_queue_counter *t, size_t n,
+			     const void *(*counters_of)(const struct els_worker *w))
+{
+	char q[16];
+	for (size_t k = 0; k < n; k++) {
+		els_metric_family(b, t[k].name, "counter", t[k].help);
+		for (unsigned i = 0; i < m->src.nq; i++) {
+			const struct els_worker *w = &m->src.workers[i];
+			const char *base = counters_of(w);
+			const _Atomic uint64_t *c =
+			    base ? (const _Atomic uint64_t *)(base + t[k].off) : NULL;
+			snprintf(q, sizeof(q), "%u", w->queue);
+			els_metric_u64(b, t[k].name, (const char *const[]){"queue", q, NULL},
+				       c ? atomic_load_explicit(c, memory_order_relaxed) : 0);
+		}
+	}
+}
+
+static const void *worker_counters(const struct els_worker *w)
+{
+	return &w->st;
+}
+
+/* The worker's socket owners (agent/packet/owner.h) once its thread started them. */
+static const void *owner_counters(const struct els_worker *w)
+{
+	struct els_owners *o = __atomic_load_n(&w->owners, __ATOMIC_ACQUIRE);
+	return o ? els_owners_stats(o) : NULL;
+}
+
+/* Socket-owner lookups of service-bound permits, per queue; 0 for a queue whose worker has
+ * not started its lookups (or could not). */
+static void render_owners(struct els_metrics *m, struct els_mbuf *b)
+{
+	static const struct per_queue_counter t[] = {
+	    {"els_owner_cache_hits_total",
+	     "Socket-owner lookups answered from the cache (service-bound permits).",
+	     offsetof(struct els_owners_stats, hits)},
+	    {"els_owner_cache_misses_total",
+	     "Socket-owner lookups sent to the resolver thread (a scan of /proc).",
+	     offsetof(struct els_owners_stats, misses)},
+	    {"els_owner_lookups_deferred_total",
+	     "Socket-owner lookups answered pending: the packet waited in the queue.",
+	     offsetof(struct els_owners_stats, deferred)},
+	    {"els_owner_unknown_total",
+	     "Socket-owner lookups that found no owner (the fail policy applied).",
+	     offsetof(struct els_owners_stats, unknown)},
+	};
+	render_per_queue(m, b, t, sizeof(t) / sizeof(t[0]), owner_counters);
+}
+
 static void render_queues(struct els_metrics *m, struct els_mbuf *b)
 {
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} per_queue[] = {
+	static const struct per_queue_counter t[] = {
 	    {"els_queue_packets_total", "Packets judged, per NFQUEUE.",
 	     offsetof(struct els_worker_stats, packets)},
 	    {"els_queue_decode_errors_total", "Packets the decoder could not read (dropped).",
@@ -102,18 +159,7 @@ static void render_queues(struct els_metrics *m, struct els_mbuf *b)
 	     offsetof(struct els_worker_stats, verdict_errors)},
 	};
 	char q[16];
-	for (size_t k = 0; k < sizeof(per_queue) / sizeof(per_queue[0]); k++) {
-		els_metric_family(b, per_queue[k].name, "counter", per_queue[k].help);
-		for (unsigned i = 0; i < m->src.nq; i++) {
-			const struct els_worker *w = &m->src.workers[i];
-			const _Atomic uint64_t *c =
-			    (const _Atomic uint64_t *)((const char *)&w->st + per_queue[k].off);
-			snprintf(q, sizeof(q), "%u", w->queue);
-			els_metric_u64(b, per_queue[k].name,
-				       (const char *const[]){"queue", q, NULL},
-				       atomic_load_explicit(c, memory_order_relaxed));
-		}
-	}
+	render_per_queue(m, b, t, sizeof(t) / sizeof(t[0]), worker_counters);
 	els_metric_family(b, "els_queue_verdicts_total", "counter",
 			  "Verdicts given, per NFQUEUE and verdict.");
 	for (unsigned i = 0; i < m->src.nq; i++) {
@@ -126,6 +172,7 @@ static void render_queues(struct els_metrics *m, struct els_mbuf *b)
 			       (const char *const[]){"queue", q, "verdict", "drop", NULL},
 			       atomic_load_explicit(&w->st.dropped, memory_order_relaxed));
 	}
+	render_owners(m, b);
 	els_metric_family(b, "els_flows_active", "gauge",
 			  "Flows in the queue's flow table (updated between batches).");
 	for (unsigned i = 0; i < m->src.nq; i++) {

@@ -6,7 +6,6 @@
  * request check, then to the main process, which verifies the console's certificate itself
  * and takes the role from on_behalf_of. */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -22,7 +21,6 @@
 #include "mgmt.h"
 #include "mgmt_int.h"
 
-#define PARENT_TIMEOUT_MS 60000
 #define MISSED_BEATS	  3 /* heartbeat intervals a write may stall before the link is lost */
 
 static void status(struct endpoint *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -240,34 +238,7 @@ void els_dial_request(struct endpoint *e, struct conn *k)
 		els_mgmt_respond(e, k, err);
 		return;
 	}
-	char *json = json_dumps(req.json, JSON_COMPACT);
-	json_decref(req.json);
-	size_t lp = strlen(k->peer) + 1, lj = json ? strlen(json) : 0;
-	size_t total = 4 + k->derlen + lp + lj;
-	uint8_t *m = json ? malloc(total) : NULL;
-	int rc = -ENOMEM;
-	if (m) {
-		m[0] = (uint8_t)(k->derlen >> 24);
-		m[1] = (uint8_t)(k->derlen >> 16);
-		m[2] = (uint8_t)(k->derlen >> 8);
-		m[3] = (uint8_t)k->derlen;
-		memcpy(m + 4, k->der, k->derlen);
-		memcpy(m + 4 + k->derlen, k->peer, lp);
-		memcpy(m + 4 + k->derlen + lp, json, lj);
-		k->token = ++e->next_token ? e->next_token : ++e->next_token;
-		rc = els_ipc_send(e->ipc, ELS_IPC_CONSOLE_REQUEST, k->token, m, total);
-	}
-	free(m);
-	free(json);
-	if (rc < 0) {
-		els_mgmt_respond(e, k,
-				 els_mgmt_error(req.id, "unavailable", NULL,
-						"the agent cannot take the request now (%s); retry",
-						strerror(-rc)));
-		return;
-	}
-	k->st = C_WAITING;
-	k->deadline = els_mgmt_now_ms() + PARENT_TIMEOUT_MS;
+	els_mgmt_forward(e, k, &req, ELS_IPC_CONSOLE_REQUEST);
 }
 
 void els_dial_recheck(struct endpoint *e)

@@ -106,6 +106,42 @@ static void respond(struct endpoint *e, struct conn *k, char *body)
 	k->deadline = els_mgmt_now_ms() + e->c->timeout_s * 1000ull;
 }
 
+/* To the main process as one IPC message of type: the length of the peer's certificates
+ * (4 bytes, big-endian), the certificates (DER), the peer address with its NUL, the request's
+ * JSON (ipc.h). Takes req->json; k waits for the answer, or gets "unavailable" at once. */
+void els_mgmt_forward(struct endpoint *e, struct conn *k, struct els_mgmt_req *req,
+		      unsigned type)
+{
+	char *json = json_dumps(req->json, JSON_COMPACT);
+	json_decref(req->json);
+	size_t lp = strlen(k->peer) + 1, lj = json ? strlen(json) : 0;
+	size_t total = 4 + k->derlen + lp + lj;
+	uint8_t *m = json ? malloc(total) : NULL;
+	int rc = -ENOMEM;
+	if (m) {
+		m[0] = (uint8_t)(k->derlen >> 24);
+		m[1] = (uint8_t)(k->derlen >> 16);
+		m[2] = (uint8_t)(k->derlen >> 8);
+		m[3] = (uint8_t)k->derlen;
+		memcpy(m + 4, k->der, k->derlen);
+		memcpy(m + 4 + k->derlen, k->peer, lp);
+		memcpy(m + 4 + k->derlen + lp, json, lj);
+		k->token = ++e->next_token ? e->next_token : ++e->next_token;
+		rc = els_ipc_send(e->ipc, type, k->token, m, total);
+	}
+	free(m);
+	free(json);
+	if (rc < 0) {
+		respond(e, k,
+			els_mgmt_error(req->id, "unavailable", NULL,
+				       "the agent cannot take the request now (%s); retry",
+				       strerror(-rc)));
+		return;
+	}
+	k->st = C_WAITING;
+	k->deadline = els_mgmt_now_ms() + PARENT_TIMEOUT_MS;
+}
+
 /* To the main process: the client's certificates, its address and the checked request. The
  * role the endpoint found goes nowhere: the main process maps the certificate itself. */
 static void handle_request(struct endpoint *e, struct conn *k)
@@ -124,35 +160,7 @@ static void handle_request(struct endpoint *e, struct conn *k)
 		respond(e, k, err);
 		return;
 	}
-	char *json = json_dumps(req.json, JSON_COMPACT);
-	json_decref(req.json);
-	size_t lp = strlen(k->peer) + 1, lj = json ? strlen(json) : 0;
-	size_t total = 4 + k->derlen + lp + lj;
-	char *msg = json ? malloc(total) : NULL;
-	int rc = -ENOMEM;
-	if (msg) {
-		uint8_t *m = (uint8_t *)msg;
-		m[0] = (uint8_t)(k->derlen >> 24);
-		m[1] = (uint8_t)(k->derlen >> 16);
-		m[2] = (uint8_t)(k->derlen >> 8);
-		m[3] = (uint8_t)k->derlen;
-		memcpy(m + 4, k->der, k->derlen);
-		memcpy(m + 4 + k->derlen, k->peer, lp);
-		memcpy(m + 4 + k->derlen + lp, json, lj);
-		k->token = ++e->next_token ? e->next_token : ++e->next_token;
-		rc = els_ipc_send(e->ipc, ELS_IPC_REQUEST, k->token, msg, total);
-	}
-	free(msg);
-	free(json);
-	if (rc < 0) {
-		respond(e, k,
-			els_mgmt_error(req.id, "unavailable", NULL,
-				       "the agent cannot take the request now (%s); retry",
-				       strerror(-rc)));
-		return;
-	}
-	k->st = C_WAITING;
-	k->deadline = els_mgmt_now_ms() + PARENT_TIMEOUT_MS;
+	els_mgmt_forward(e, k, &req, ELS_IPC_REQUEST);
 }
 
 /* After the handshake: who the client is, until when, and the certificates to forward. */

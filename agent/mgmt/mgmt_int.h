@@ -71,6 +71,11 @@ void els_mgmt_conn_free(struct endpoint *e, unsigned i);
 
 /* Queues body (taken; NULL: internal) as k's response frame (mgmt_conn.c). */
 void els_mgmt_respond(struct endpoint *e, struct conn *k, char *body);
+/* A checked request (its JSON taken) to the main process as an IPC message of type
+ * (ELS_IPC_REQUEST, ELS_IPC_CONSOLE_REQUEST) with k's certificates and address; k then waits
+ * for the answer, or is answered "unavailable" at once (mgmt_conn.c). */
+void els_mgmt_forward(struct endpoint *e, struct conn *k, struct els_mgmt_req *req,
+		      unsigned type);
 /* Advances k as far as it goes without blocking; false: close it (mgmt_conn.c). */
 bool els_mgmt_conn_step(struct endpoint *e, struct conn *k);
 

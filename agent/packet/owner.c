@@ -247,6 +247,8 @@ static enum els_owner_res answer(struct els_owners *o, enum els_owner_res res,
 		o->last = &o->scratch;
 	} else if (res == ELS_OWNER_UNKNOWN)
 		ctr(&o->st.unknown);
+	else if (res == ELS_OWNER_PENDING)
+		ctr(&o->st.deferred);
 	return res;
 }
 

@@ -53,9 +53,10 @@ void els_owners_describe_ref(const struct els_owners *o, uint32_t ref, uint32_t 
  * many arrived: held packets are worth judging again. */
 unsigned els_owners_poll(struct els_owners *o);
 
-/* Counters (any thread, relaxed). */
+/* Counters (any thread, relaxed); the metrics export hits, misses, deferred and unknown. */
 struct els_owners_stats {
 	_Atomic uint64_t diag, diag_found, hits, misses, resolved, unknown, refreshed;
+	_Atomic uint64_t deferred; /* answers "pending": the packet waits for the resolver */
 };
 const struct els_owners_stats *els_owners_stats(const struct els_owners *o);
 

@@ -443,7 +443,8 @@ int els_queue_run(struct els_queue *q, const atomic_bool *stop)
 	if (!q->owners && !(q->owners = els_owners_new(q->num)))
 		fprintf(stderr, "elsd: queue %u: service-bound permits will find no socket owner\n",
 			q->num);
-	w->owners = q->owners;
+	/* Published to the metrics thread, which may already be reading the workers. */
+	__atomic_store_n(&w->owners, q->owners, __ATOMIC_RELEASE);
 	w->live = true;
 	struct pollfd pfd[4] = {{.fd = mnl_socket_get_fd(q->nl), .events = POLLIN},
 				{.fd = -1, .events = POLLIN},

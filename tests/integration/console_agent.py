@@ -22,9 +22,10 @@ import hashlib
 import json
 import socket
 import ssl
-import struct
 import sys
 import time
+
+from mgmt_frame import send_frame, take_frame
 
 
 def connect(addr, ca, cert, key, tls12=False, timeout=10):
@@ -44,26 +45,6 @@ def connect(addr, ca, cert, key, tls12=False, timeout=10):
     except Exception:
         raw.close()
         raise
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
-
-
-def read_frame(s):
-    (n,) = struct.unpack(">I", recv_exact(s, 4))
-    return json.loads(recv_exact(s, n))
-
-
-def send(s, obj):
-    body = json.dumps(obj).encode()
-    s.sendall(struct.pack(">I", len(body)) + body)
 
 
 class State:
@@ -120,13 +101,13 @@ def session(st):
     a = st.args
     s = connect(a.addr, a.ca, a.cert, a.key)
     emit(a, event="connected", id=a.id)
-    send(s, st.frame("hello"))
+    send_frame(s, st.frame("hello"))
     s.settimeout(0.2)
     next_hb = time.monotonic() + a.heartbeat
     buf = b""
     while True:
         if time.monotonic() >= next_hb:
-            send(s, st.frame("heartbeat"))
+            send_frame(s, st.frame("heartbeat"))
             next_hb = time.monotonic() + a.heartbeat
         try:
             chunk = s.recv(65536)
@@ -135,19 +116,17 @@ def session(st):
         if not chunk:
             raise EOFError("closed by the console")
         buf += chunk
-        while len(buf) >= 4:
-            (n,) = struct.unpack(">I", buf[:4])
-            if len(buf) < 4 + n:
+        while True:
+            req, buf = take_frame(buf)
+            if req is None:
                 break
-            req = json.loads(buf[4:4 + n])
-            buf = buf[4 + n:]
             emit(a, event="request", cmd=req.get("cmd"), id=req.get("id"),
                  args=req.get("args"), on_behalf_of=req.get("on_behalf_of"))
             resp = answer(st, req)
             if resp is not None:
-                send(s, resp)
+                send_frame(s, resp)
                 # A real agent reports what it runs at once: so does this one.
-                send(s, st.frame("heartbeat"))
+                send_frame(s, st.frame("heartbeat"))
 
 
 def run(a):
@@ -173,7 +152,7 @@ def probe(a):
     deadline = time.monotonic() + a.wait
     try:
         if not a.no_hello:
-            send(s, State(a).frame("hello"))
+            send_frame(s, State(a).frame("hello"))
         while time.monotonic() < deadline:
             s.settimeout(max(0.05, deadline - time.monotonic()))
             try:

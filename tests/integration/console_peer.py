@@ -15,10 +15,11 @@ answer before the next. Runs until killed.
 import json
 import socket
 import ssl
-import struct
 import sys
 import threading
 import time
+
+from mgmt_frame import read_frame, send_frame
 
 lock = threading.Lock()
 
@@ -27,28 +28,6 @@ def log(path, obj):
     obj["t"] = round(time.time(), 3)
     with lock, open(path, "a") as f:
         f.write(json.dumps(obj) + "\n")
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("closed")
-        buf += chunk
-    return buf
-
-
-def read_frame(s):
-    (n,) = struct.unpack(">I", recv_exact(s, 4))
-    if n == 0 or n > 16 << 20:
-        raise ValueError("bad frame length %d" % n)
-    return json.loads(recv_exact(s, n))
-
-
-def send_frame(s, obj):
-    body = json.dumps(obj).encode()
-    s.sendall(struct.pack(">I", len(body)) + body)
 
 
 requests_sent = False
@@ -68,7 +47,7 @@ def serve(conn, ctx, logpath, requests):
     try:
         pending = None
         while True:
-            f = read_frame(s)
+            f = read_frame(s, max_len=16 << 20)
             log(logpath, {"ev": "frame", "body": f})
             if f.get("type") == "hello" and not requests_sent and requests:
                 requests_sent = True

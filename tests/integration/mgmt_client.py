@@ -23,9 +23,10 @@ import json
 import os
 import socket
 import ssl
-import struct
 import sys
 import time
+
+from mgmt_frame import read_frame, send_frame
 
 
 def connect(addr, ca, cert, key, tls12=False):
@@ -41,24 +42,8 @@ def connect(addr, ca, cert, key, tls12=False):
     return s
 
 
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("connection closed")
-        buf += chunk
-    return buf
-
-
-def read_frame(s):
-    (n,) = struct.unpack(">I", recv_exact(s, 4))
-    return json.loads(recv_exact(s, n))
-
-
 def request(s, rid, cmd, args):
-    body = json.dumps({"v": 1, "id": rid, "cmd": cmd, "args": args}).encode()
-    s.sendall(struct.pack(">I", len(body)) + body)
+    send_frame(s, {"v": 1, "id": rid, "cmd": cmd, "args": args})
     return read_frame(s)
 
 

@@ -60,4 +60,31 @@ check_eq "a missing file exits 1" 1 "$rc"
 check "a missing file is named" grep -q "missing.conf" <<<"$msg"
 check "--help documents --replay" sh -c "'$ELSD' --help | grep -q -- --replay"
 "$ELSD" --bogus >/dev/null 2>&1; check_eq "an unknown option exits 2" 2 $?
+# Service-bound permits need CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE to see other users' socket
+# owners (docs/els-policy.md, "Privileges"): -n warns, naming the permit's line, when elsd would
+# lack them, whether this process lacks them or the `user` drop would shed them.
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|local_ports = \[ "https" \]|local_ports = [ "https" ]; exe = "/usr/sbin/nginx"|' "$C"
+line=$(grep -n -m1 -F 'exe = "/usr/sbin/nginx"' "$C" | cut -d: -f1)
+nocaps() { capsh --drop=cap_dac_read_search,cap_sys_ptrace -- -c "$(printf '%q ' "$@")"; }
+msg=$("$ELSD" -n -c "$C" 2>&1)
+check_eq "with both capabilities (root): no warning about owners" 0 "$(grep -c "will lack" <<<"$msg")"
+msg=$(nocaps "$ELSD" -n -c "$C" 2>&1); rc=$?
+check_eq "without them the config is still valid" 0 "$rc"
+check "... with a warning at the permit's line naming it, its binding and both capabilities" \
+	grep -qE "^$C:$line: warning: permit 'https-in' is bound to exe=/usr/sbin/nginx, but elsd will lack CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE" <<<"$msg"
+check "... saying what happens and where the drop-in is" \
+	grep -q "fail policy (reason owner_unknown); grant both with the systemd drop-in in docs/els-policy.md" <<<"$msg"
+check "... counted in the OK line" grep -q "OK: .*, 1 warning$" <<<"$msg"
+nocaps "$ELSD" -n --strict -c "$C" >/dev/null 2>&1
+check_eq "... and --strict refuses it" 1 "$?"
+sed -i 's|^# user = "elsd";|user = "nobody";|' "$C"
+msg=$("$ELSD" -n -c "$C" 2>&1)
+check "as root with user = \"nobody\": warned too (the drop keeps CAP_NET_ADMIN alone)" \
+	grep -q "^$C:$line: warning: .*user setting drops elsd" <<<"$msg"
+cp "$ELS_SOURCE_DIR/conf/elsd.conf" "$C"
+sed -i 's|local_ports = \[ "https" \]|local_ports = [ "https" ]; user = "nobody"|' "$C"
+msg=$(nocaps "$ELSD" -n -c "$C" 2>&1)
+check_eq "a permit bound by user alone needs no /proc: no warning" 0 "$(grep -c "will lack" <<<"$msg")"
+
 els_finish

@@ -232,30 +232,6 @@ check "... and is connected again" wait_until bash -c "(( \$(grep -c '\"connecte
 check "... to console-1" wait_until is_connected web-01 console-1
 
 # ---- the deployer ----
-if [[ $(pq "SELECT to_regclass('console_deploy_pending') IS NOT NULL") != t ]]; then
-	# Change control (c-api's 002_change.sql) is not in this build: its tables and the view
-	# the deployer reads, as CONSOLE.md and 002_change.sql define them.
-	log "console_deploy_pending absent: creating the change-control fixture"
-	pq "CREATE TABLE console_policy_versions (id bigserial PRIMARY KEY, grp text NOT NULL,
-		version int NOT NULL, body text NOT NULL, sha256 text NOT NULL, author text NOT NULL,
-		created_at timestamptz NOT NULL DEFAULT now(), approved_by text, approved_at timestamptz,
-		state text NOT NULL DEFAULT 'proposed', parent_id bigint, comment text);
-	CREATE TABLE console_deployments (id bigserial PRIMARY KEY, grp text NOT NULL,
-		version_id bigint NOT NULL REFERENCES console_policy_versions(id), started_by text NOT NULL,
-		state text NOT NULL DEFAULT 'canary', canary text, open_wave int NOT NULL DEFAULT 0,
-		created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
-		halt_reason text);
-	CREATE TABLE console_deployment_targets (deployment_id bigint NOT NULL
-		REFERENCES console_deployments(id), agent_id text NOT NULL, wave int NOT NULL,
-		state text NOT NULL DEFAULT 'pending', error text, sent_at timestamptz,
-		done_at timestamptz, sent_by text, PRIMARY KEY (deployment_id, agent_id));
-	CREATE VIEW console_deploy_pending AS SELECT t.deployment_id, t.agent_id, t.wave, v.body,
-		v.sha256, d.started_by FROM console_deployment_targets t
-		JOIN console_deployments d ON d.id = t.deployment_id
-		JOIN console_policy_versions v ON v.id = d.version_id
-		WHERE t.state = 'pending' AND t.wave <= d.open_wave
-		AND d.state IN ('canary', 'waiting_health', 'rolling')" >/dev/null
-fi
 # deploy BODY STARTER STATE OPEN_WAVE AGENT:WAVE...: a deployment as change control makes one,
 # then NOTIFY els_deploy; prints its id.
 deploy() {

@@ -133,9 +133,11 @@ log "large frames from many clients at once"
 rss() { awk -v k="$2:" '$1 == k { print int($2 / 1024) }' "/proc/$1/status"; }
 before=$(rss "$EP" VmRSS)
 in_srv python3 - "$ADDR" "$TLS/ca.crt" "$CA/consoles/alice.crt" "$CA/consoles/alice.key" \
-	>"$WORK/big.out" <<'EOF'
-import json, select, socket, ssl, struct, sys, threading
+	"$ELS_SOURCE_DIR/tests/integration" >"$WORK/big.out" <<'EOF'
+import select, socket, ssl, struct, sys, threading
 addr, ca, cert, key = sys.argv[1:5]
+sys.path.insert(0, sys.argv[5])
+from mgmt_frame import read_frame  # noqa: E402 (the framing, mgmt_frame.py)
 N, SIZE = 16, 15 << 20
 body = b'{"v":1,"id":1,"cmd":"status"}' + b" " * (SIZE - 29)
 ready = threading.Barrier(N)
@@ -164,19 +166,10 @@ def one(i):
             if select.select([s], [], [], 0)[0] or s.pending():
                 break  # answered before the body: refused
             s.sendall(body[off:off + (1 << 16)])
-        n = struct.unpack(">I", read(s, 4))[0]
-        r = json.loads(read(s, n))
+        r = read_frame(s)
         out.append("ok" if r.get("ok") else r["error"]["code"])
     except Exception as e:
         out.append("noanswer:%s" % e)
-def read(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed")
-        b += c
-    return b
 ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
 for t in ts: t.start()
 for t in ts: t.join()

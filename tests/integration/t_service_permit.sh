@@ -36,6 +36,8 @@ els_config "$WORK/elsd.conf" "/permits = (/a\\
     { id = \"db-client\"; dir = \"out\"; proto = \"tcp\"; remote_ports = [ 5432 ]; exe = \"$REAL\"; },\\
     { id = \"db-user\"; dir = \"out\"; proto = \"tcp\"; remote_ports = [ 5433 ]; user = \"nobody\"; },\\
     { id = \"no-listener\"; dir = \"in\"; proto = \"tcp\"; local_ports = [ 8445 ]; exe = \"$REAL\"; },"
+# The socket-owner counters go to the metrics (docs/metrics.md), read below on a Unix socket.
+echo "metrics = { listen = \"$WORK/metrics.sock\"; };" >>"$WORK/elsd.conf"
 els_https_server || fail "https server did not start"
 els_listen "$CLI" 5432 || fail "client listener 5432 did not start"
 els_listen "$CLI" 5433 || fail "client listener 5433 did not start"
@@ -100,6 +102,16 @@ check_not "user-bound outbound: root is refused" \
 
 # No socket at all behind a service-bound port: owner unknown, fail closed.
 check_not "a service-bound port nobody listens on stays closed" hello $SRV4 8445
+
+# The same lookups as the metrics count them, summed over the queues: the first connection to
+# each listener missed the cache and waited (deferred) for /proc, a second one to the same
+# listener was a hit, and the port without a listener had no owner.
+curl -s --max-time 5 --unix-socket "$WORK/metrics.sock" http://elsd/metrics >"$WORK/metrics.txt"
+owner_metric() { awk -v n="$1" '$1 ~ "^"n"[{]" { s += $2 } END { print s + 0 }' "$WORK/metrics.txt"; }
+check_ge "metrics: owner lookups that missed the cache" 1 "$(owner_metric els_owner_cache_misses_total)"
+check_ge "metrics: lookups deferred while /proc was read" 1 "$(owner_metric els_owner_lookups_deferred_total)"
+check_ge "metrics: owner cache hits" 1 "$(owner_metric els_owner_cache_hits_total)"
+check_ge "metrics: owners unknown (the port without a listener)" 1 "$(owner_metric els_owner_unknown_total)"
 
 els_stop
 q() { sql "SELECT $1 FROM records WHERE $2"; }

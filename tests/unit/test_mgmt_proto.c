@@ -363,6 +363,11 @@ Test(config, every_error_with_its_line)
 		}
 	for (int l = 2; l <= 5; l++)
 		cr_assert(lines[l], "an error at line %d", l);
+	bool named = false; /* the field as section.key, from engine/settings.c */
+	for (unsigned i = 0; i < d.count; i++)
+		named |= strstr(d.msgs[i], "elsd.conf:4: 'management.max_clients' = 0 is out of "
+					   "range 1..1024") != NULL;
+	cr_assert(named, "the out-of-range field is named with its line");
 	els_diag_free(&d);
 	cr_assert_eq(parse("management = { listen = \"1.2.3.4:70000\"; };", &c, &d), -EINVAL);
 	els_diag_free(&d);
