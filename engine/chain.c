@@ -1,4 +1,5 @@
 /* Runs a policy's handlers over one packet. Packet path: no allocation, no locks, no I/O. */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "els/chain.h"
@@ -17,15 +18,15 @@ static void origin_packet(const struct els_flow *f, struct els_pkt *o)
 	o->dir = f->init_dir;
 	o->src = f->key.addr[a];
 	o->dst = f->key.addr[b];
-	if (o->proto == 6 || o->proto == 17) {
+	if (o->proto == IPPROTO_TCP || o->proto == IPPROTO_UDP) {
 		o->flags = ELS_PKT_HAS_PORTS;
 		o->sport = f->key.port[a];
 		o->dport = f->key.port[b];
-		o->tcp_flags = o->proto == 6 ? ELS_TCP_SYN : 0;
-	} else if (o->proto == 1 || o->proto == 58) {
+		o->tcp_flags = o->proto == IPPROTO_TCP ? ELS_TCP_SYN : 0;
+	} else if (o->proto == IPPROTO_ICMP || o->proto == IPPROTO_ICMPV6) {
 		/* Only echo exchanges form ICMP flows (els_flow_key_of). */
 		o->flags = ELS_PKT_HAS_ICMP | ELS_PKT_ICMP_ECHO;
-		o->icmp_type = o->proto == 1 ? 8 : 128;
+		o->icmp_type = o->proto == IPPROTO_ICMP ? 8 : 128;
 		o->icmp_id = f->key.port[0];
 	}
 }

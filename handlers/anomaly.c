@@ -25,6 +25,7 @@
  * Place it early in the chain (before the tracker) so packets of admitted flows are checked too.
  * Every detection is alerted (rate-limited per reason) through the worker's alert ring. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,7 +210,7 @@ static bool martian_destination(const struct els_pkt *p)
  * advertisement carries certificates and may be fragmented (RFC 6980 5): not with_cpa. */
 static bool is_nd(const struct els_pkt *p, bool with_cpa)
 {
-	return p->proto == 58 && (p->flags & ELS_PKT_HAS_ICMP) &&
+	return p->proto == IPPROTO_ICMPV6 && (p->flags & ELS_PKT_HAS_ICMP) &&
 	       ((p->icmp_type >= 133 && p->icmp_type <= 137) || p->icmp_type == 148 ||
 		(with_cpa && p->icmp_type == 149));
 }
@@ -245,7 +246,7 @@ static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
 		return AN_ND_FRAGMENTED;
 	if (is_nd(p, true) && p->hop_limit != 255)
 		return AN_ND_HOP_LIMIT;
-	if (p->proto == 6 && (p->flags & ELS_PKT_HAS_PORTS)) {
+	if (p->proto == IPPROTO_TCP && (p->flags & ELS_PKT_HAS_PORTS)) {
 		uint8_t fl = p->tcp_flags & 0x3f; /* ECE and CWR are congestion bits, not shape */
 		const uint8_t xmas = ELS_TCP_FIN | ELS_TCP_PSH | ELS_TCP_URG;
 		if (fl == 0)

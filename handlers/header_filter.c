@@ -35,6 +35,7 @@
  * Memory: 100,000 permits cost a few tens of MB. A pathological policy where many permits
  * share a port class, list many nested remote prefixes and all need residual checks can grow
  * the candidate sets quadratically; real policies do not look like that. */
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,13 +156,13 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 static int table_of(const struct els_pkt *p)
 {
 	switch (p->proto) {
-	case 6:
+	case IPPROTO_TCP:
 		return HF_P_TCP;
-	case 17:
+	case IPPROTO_UDP:
 		return HF_P_UDP;
-	case 1:
+	case IPPROTO_ICMP:
 		return p->family == ELS_AF_INET ? HF_P_ICMP : -1;
-	case 58:
+	case IPPROTO_ICMPV6:
 		return p->family == ELS_AF_INET6 ? HF_P_ICMP6 : -1;
 	}
 	return -1;

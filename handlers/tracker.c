@@ -3,6 +3,7 @@
  * the header filter so replies need no permit of their own. The flow table is per worker and
  * reaches us through the context; conf holds only the timeouts. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,12 +112,12 @@ static void tracker_destroy(void *conf)
 
 static bool is_tcp(const struct els_pkt *p)
 {
-	return p->proto == 6 && (p->flags & ELS_PKT_HAS_PORTS);
+	return p->proto == IPPROTO_TCP && (p->flags & ELS_PKT_HAS_PORTS);
 }
 
 static uint64_t timeout_of(const struct tracker_conf *c, uint8_t proto, unsigned state)
 {
-	if (proto == 6) {
+	if (proto == IPPROTO_TCP) {
 		switch (state) {
 		case ELS_FS_ESTABLISHED:
 			return c->timeout_ns[TMO_TCP_ESTABLISHED];
@@ -129,7 +130,7 @@ static uint64_t timeout_of(const struct tracker_conf *c, uint8_t proto, unsigned
 			return c->timeout_ns[TMO_TCP_SYN];
 		}
 	}
-	if (proto == 1 || proto == 58)
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
 		return c->timeout_ns[TMO_ICMP];
 	return state == ELS_FS_ESTABLISHED ? c->timeout_ns[TMO_UDP_ESTABLISHED]
 					   : c->timeout_ns[TMO_UDP_UNREPLIED];

@@ -1,5 +1,6 @@
 /* Alerts to syslog (see alert.h). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -120,7 +121,7 @@ void els_alert_format(const struct els_record *r, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, " src=%s dst=%s dir=%s proto=%s", src, dst,
 				      r->dir == ELS_DIR_OUT ? "out" : "in",
 				      els_proto_name(r->proto, pb));
-		if ((r->proto == 6 || r->proto == 17) && n < len)
+		if ((r->proto == IPPROTO_TCP || r->proto == IPPROTO_UDP) && n < len)
 			n += (size_t)snprintf(buf + n, len - n, " sport=%u dport=%u", r->sport,
 					      r->dport);
 	}

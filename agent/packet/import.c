@@ -92,7 +92,7 @@ static void first_packet(const struct els_import_conn *c, struct els_pkt *p)
 	p->sport = c->init_port;
 	p->dport = c->resp_port;
 	p->flags = ELS_PKT_HAS_PORTS;
-	p->tcp_flags = c->proto == 6 ? ELS_TCP_SYN : 0;
+	p->tcp_flags = c->proto == IPPROTO_TCP ? ELS_TCP_SYN : 0;
 	p->wire_len = c->family == ELS_AF_INET ? 60 : 80;
 }
 
@@ -156,8 +156,9 @@ static void judge(const struct els_policy *p, struct els_wstate *ws, uint64_t no
 		els_addr_str(&c->init_addr, c->family, a);
 		els_addr_str(&c->resp_addr, c->family, b);
 		els_log(ELS_LL_DEBUG, "start: %s connection %s %s:%u -> %s:%u not permitted (%s)%s",
-			c->proto == 6 ? "tcp" : "udp", c->dir == ELS_DIR_IN ? "in" : "out", a,
-			c->init_port, b, c->resp_port, els_reason_name(d.reason),
+			c->proto == IPPROTO_TCP ? "tcp" : "udp",
+			c->dir == ELS_DIR_IN ? "in" : "out", a, c->init_port, b, c->resp_port,
+			els_reason_name(d.reason),
 			e.verdict == ELS_ADOPT_CUT ? ": cut at its next packet"
 						   : ": observe mode, passes");
 	}

@@ -1,5 +1,6 @@
 /* Packet worker: decode -> chain -> records. Shared by live queues and replay. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -114,7 +115,7 @@ static void record_from_flow(struct els_record *r, const struct els_flow *f)
 	r->family = f->key.family;
 	r->proto = f->key.proto;
 	r->dir = f->init_dir;
-	if (f->key.proto != 6 && f->key.proto != 17)
+	if (f->key.proto != IPPROTO_TCP && f->key.proto != IPPROTO_UDP)
 		r->sport = r->dport = 0; /* echo ids are not ports */
 }
 
@@ -152,7 +153,7 @@ static void admit_fill(struct els_worker *w, struct els_flow *f, const struct el
 out:
 	/* A TCP flow is admitted when its handshake completes: until then it may be one of a
 	 * spoofed flood's, which must cost aggregated records only. */
-	a->half_open = f->key.proto == 6 && f->state < ELS_FS_ESTABLISHED;
+	a->half_open = f->key.proto == IPPROTO_TCP && f->state < ELS_FS_ESTABLISHED;
 }
 
 /* Admit and end records of a flow a service-bound permit admitted name the socket's owner. */
@@ -262,7 +263,8 @@ void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reas
 static void offload_check(struct els_worker *w, struct els_flow *f)
 {
 	if (f->state != ELS_FS_ESTABLISHED || f->generation != w->pol->generation ||
-	    (f->offload & ELS_FLOW_MARKED) || (f->key.proto != 6 && f->key.proto != 17))
+	    (f->offload & ELS_FLOW_MARKED) ||
+	    (f->key.proto != IPPROTO_TCP && f->key.proto != IPPROTO_UDP))
 		return;
 	f->offload |= ELS_FLOW_OFFLOADED | ELS_FLOW_MARKED;
 	w->offloaded++;
