@@ -29,9 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anomaly_frag.h"
 #include "els/handler.h"
 #include "els/monitor.h"
-#include "els/wstate.h"
+#include "els/worker_out.h"
 
 enum an_check {
 	AN_TCP_NULL,
@@ -223,8 +224,8 @@ static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
 
 	/* Every fragment goes into the range memory, whatever else is wrong with it, so a later
 	 * fragment is compared with all of its predecessors. */
-	if ((p->flags & ELS_PKT_FRAGMENT) && ctx->ws && c->action[AN_FRAG_OVERLAP] != AN_OFF &&
-	    els_ws_frag_overlaps(ctx->ws, p))
+	if ((p->flags & ELS_PKT_FRAGMENT) && ctx->hstate && c->action[AN_FRAG_OVERLAP] != AN_OFF &&
+	    an_frags_overlap(ctx->hstate, p, ctx->now_ns))
 		found = AN_FRAG_OVERLAP;
 	if (memcmp(&p->src, &p->dst, sizeof(p->src)) == 0 && !land_exempt(p))
 		return AN_LAND;
@@ -271,7 +272,7 @@ static void report(struct els_ctx *ctx, uint16_t reason, uint8_t kind)
 {
 	const struct els_pkt *p = ctx->pkt;
 	struct els_record r = {.kind = kind,
-			       .ts_ns = ctx->ws->real_ns,
+			       .ts_ns = ctx->real_ns,
 			       .count = 1,
 			       .src = p->src,
 			       .dst = p->dst,
@@ -288,8 +289,8 @@ static void report(struct els_ctx *ctx, uint16_t reason, uint8_t kind)
 		r.tcp_flags = p->tcp_flags;
 	}
 	if (kind == ELS_REC_WOULD_DROP)
-		els_ws_record(ctx->ws, &r);
-	els_ws_alert(ctx->ws, &r, true);
+		els_worker_out_record(ctx->out, &r);
+	els_worker_out_alert(ctx->out, &r, true, ctx->now_ns);
 }
 
 static enum els_action an_handle(const void *conf, struct els_ctx *ctx, struct els_decision *out)
@@ -300,11 +301,11 @@ static enum els_action an_handle(const void *conf, struct els_ctx *ctx, struct e
 	if (k == AN__COUNT || c->action[k] == AN_OFF)
 		return ELS_CONTINUE;
 	if (c->action[k] == AN_OBSERVE) {
-		if (ctx->ws)
+		if (ctx->out)
 			report(ctx, checks[k].reason, ELS_REC_WOULD_DROP);
 		return ELS_CONTINUE;
 	}
-	if (ctx->ws)
+	if (ctx->out)
 		report(ctx, checks[k].reason, ELS_REC_EVENT); /* the worker records the drop */
 	out->action = ELS_DROP;
 	out->reason = checks[k].reason;
@@ -327,4 +328,6 @@ const struct els_handler els_handler_anomaly = {
     .destroy = an_destroy,
     .handle = an_handle,
     .rule_name = an_rule_name,
+    .worker_init = an_frags_new,
+    .worker_free = an_frags_free,
 };

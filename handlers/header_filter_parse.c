@@ -12,7 +12,7 @@
 #include "header_filter.h"
 #include "els/log.h"
 
-#define MAX_GRACE_S 3600 /* handlers/wstate.h keeps ended sessions this long */
+#define MAX_GRACE_S 3600 /* els/sessions.h keeps ended sessions this long */
 
 /* ---- config ---- */
 

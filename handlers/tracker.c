@@ -11,7 +11,7 @@
 #include "els/clock.h"
 #include "els/flow.h"
 #include "els/handler.h"
-#include "els/wstate.h"
+#include "els/sessions.h"
 
 #define MAX_TIMEOUT_S (366ll * 86400) /* a year: longer is a typo, and keeps ns in range */
 
@@ -251,7 +251,7 @@ static enum els_action tracker_adopted(const struct tracker_conf *c, struct els_
 	/* the caller's state machine continues from the state the kernel reported */
 	els_flow_touch(ctx->flows, f, e->state, ctx->now_ns, timeout_of(c, key->proto, e->state));
 	if (e->state == ELS_FS_ESTABLISHED)
-		els_ws_session_change(ctx->ws, f, 1);
+		els_sessions_change(ctx->sessions, f, 1, ctx->now_ns);
 	*fp = f;
 	*kind = e->verdict;
 	return ELS_CONTINUE;
@@ -371,7 +371,8 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 			ctx->handshake_done = 1;
 		/* The session index counts established flows (session-gated permits). */
 		if ((was == ELS_FS_ESTABLISHED) != (st == ELS_FS_ESTABLISHED))
-			els_ws_session_change(ctx->ws, f, st == ELS_FS_ESTABLISHED ? 1 : -1);
+			els_sessions_change(ctx->sessions, f, st == ELS_FS_ESTABLISHED ? 1 : -1,
+					    ctx->now_ns);
 		if (f->generation != ctx->generation) {
 			ctx->recheck = 1;
 			return ELS_CONTINUE;

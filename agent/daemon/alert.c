@@ -13,10 +13,10 @@
 #include "alert.h"
 #include "els/addr.h"
 #include "els/clock.h"
-#include "els/reason.h"
-#include "els/wstate.h"
-#include "events.h"
 #include "els/log.h"
+#include "els/reason.h"
+#include "els/worker_out.h"
+#include "events.h"
 
 #define ALERT_MAX_RINGS 64
 #define ALERT_PERIOD_MS 200
@@ -163,11 +163,11 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-/* Hands the handlers' per-worker state (els/wstate.h) this drain before main() runs: the
+/* Hands the workers' alert rings (els/worker_out.h) this drain before main() runs: the
  * handlers' layer cannot call up into elsd, and elsd links this file whenever it runs workers. */
 __attribute__((constructor)) static void alert_sink_install(void)
 {
-	els_ws_set_alert_sink(els_alert_register, els_alert_unregister);
+	els_worker_out_set_alert_sink(els_alert_register, els_alert_unregister);
 }
 
 int els_alert_register(struct els_ring *r)
