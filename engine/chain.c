@@ -1,4 +1,5 @@
 /* Runs a policy's handlers over one packet. Packet path: no allocation, no locks, no I/O. */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "els/chain.h"
@@ -17,17 +18,32 @@ static void origin_packet(const struct els_flow *f, struct els_pkt *o)
 	o->dir = f->init_dir;
 	o->src = f->key.addr[a];
 	o->dst = f->key.addr[b];
-	if (o->proto == 6 || o->proto == 17) {
+	if (o->proto == IPPROTO_TCP || o->proto == IPPROTO_UDP) {
 		o->flags = ELS_PKT_HAS_PORTS;
 		o->sport = f->key.port[a];
 		o->dport = f->key.port[b];
-		o->tcp_flags = o->proto == 6 ? ELS_TCP_SYN : 0;
-	} else if (o->proto == 1 || o->proto == 58) {
+		o->tcp_flags = o->proto == IPPROTO_TCP ? ELS_TCP_SYN : 0;
+	} else if (o->proto == IPPROTO_ICMP || o->proto == IPPROTO_ICMPV6) {
 		/* Only echo exchanges form ICMP flows (els_flow_key_of). */
 		o->flags = ELS_PKT_HAS_ICMP | ELS_PKT_ICMP_ECHO;
-		o->icmp_type = o->proto == 1 ? 8 : 128;
+		o->icmp_type = o->proto == IPPROTO_ICMP ? 8 : 128;
 		o->icmp_id = f->key.port[0];
 	}
+}
+
+void *els_chain_hstate(const struct els_chain_link *l, const struct els_ctx *ctx)
+{
+	return ctx->hstates ? ctx->hstates[l->stat_slot] : NULL;
+}
+
+void els_chain_tick(const struct els_policy *p, struct els_ctx *ctx)
+{
+	for (unsigned i = 0; i < p->nlinks; i++)
+		if (p->links[i].h->tick) {
+			ctx->hstate = els_chain_hstate(&p->links[i], ctx);
+			p->links[i].h->tick(p->links[i].conf, ctx);
+		}
+	ctx->hstate = NULL;
 }
 
 /* Runs links [from, n) on pkt; fills d and returns true when one of them decided. */
@@ -37,6 +53,7 @@ static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx 
 	for (unsigned i = from; i < p->nlinks; i++) {
 		const struct els_chain_link *l = &p->links[i];
 		struct els_decision hd = {0};
+		ctx->hstate = els_chain_hstate(l, ctx);
 		enum els_action a = l->h->handle(l->conf, ctx, &hd);
 
 		hd.handler = (uint8_t)i;
@@ -54,8 +71,12 @@ static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx 
 				struct els_pkt origin;
 				struct els_ctx sub = {
 					.pkt = &origin,
-					.ws = ctx->ws, /* session gates and expiry ask it */
+					/* session gates and expiry ask these */
+					.sessions = ctx->sessions,
+					.out = ctx->out,
+					.hstates = ctx->hstates,
 					.now_ns = ctx->now_ns,
+					.real_ns = ctx->real_ns,
 					.generation = ctx->generation,
 					.origin = 1,
 				};
@@ -104,8 +125,11 @@ enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
 	if (d->action == ELS_DEFER)
 		return ELS_DEFER; /* judged again once the lookup is done: nothing to commit yet */
 	for (unsigned i = 0; i < p->nlinks; i++)
-		if (p->links[i].h->commit)
+		if (p->links[i].h->commit) {
+			ctx->hstate = els_chain_hstate(&p->links[i], ctx);
 			p->links[i].h->commit(p->links[i].conf, ctx, d);
+		}
+	ctx->hstate = NULL;
 	return (enum els_action)d->action;
 }
 

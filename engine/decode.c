@@ -12,6 +12,8 @@
  * A header that does not fit in claimed is malformed; one that fits in claimed but not in
  * end was only cut by the capture (truncated / truncated_l4).
  */
+#include <netinet/in.h>
+
 #include "els/decode.h"
 #include "els/pkt.h"
 #include "els/reason.h"
@@ -20,22 +22,12 @@
  * option headers); short enough that a crafted chain cannot make us spin. */
 #define ELS_DECODE_MAX_EXT 16
 
+/* Next-header values netinet/in.h does not name. */
 enum {
-	P_HOPOPTS = 0,
-	P_ICMP = 1,
-	P_TCP = 6,
-	P_UDP = 17,
-	P_ROUTING = 43,
-	P_FRAGMENT = 44,
-	P_AH = 51,
-	P_ICMPV6 = 58,
-	P_NONE = 59,
-	P_DSTOPTS = 60,
-	P_MH = 135,
-	P_HIP = 139,
-	P_SHIM6 = 140,
-	P_EXP1 = 253,
-	P_EXP2 = 254,
+	ELS_IPPROTO_HIP = 139,	 /* Host Identity Protocol, RFC 7401 */
+	ELS_IPPROTO_SHIM6 = 140, /* RFC 5533 */
+	ELS_IPPROTO_EXP1 = 253,	 /* experimentation and testing, RFC 3692 */
+	ELS_IPPROTO_EXP2 = 254,
 };
 
 #define TCP_HDR_MIN  20u
@@ -63,7 +55,7 @@ static inline unsigned fail(struct els_pkt *p, enum els_reason r)
 static inline unsigned later_fragment(struct els_pkt *p)
 {
 	p->flags |= ELS_PKT_LATER_FRAG;
-	if (p->proto == P_TCP && p->frag_off == 8)
+	if (p->proto == IPPROTO_TCP && p->frag_off == 8)
 		return fail(p, ELS_R_TINY_FRAGMENT);
 	return ELS_R_NONE;
 }
@@ -96,14 +88,14 @@ static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t cla
 	size_t need;
 
 	switch (p->proto) {
-	case P_TCP:
+	case IPPROTO_TCP:
 		need = TCP_HDR_MIN;
 		break;
-	case P_UDP:
+	case IPPROTO_UDP:
 		need = UDP_HDR_LEN;
 		break;
-	case P_ICMP:
-	case P_ICMPV6:
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
 		need = ICMP_HDR_LEN;
 		break;
 	default:
@@ -117,7 +109,7 @@ static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t cla
 		return fail(p, ELS_R_TRUNCATED_L4);
 
 	switch (p->proto) {
-	case P_TCP: {
+	case IPPROTO_TCP: {
 		size_t doff = (size_t)(h[12] >> 4) * 4;
 
 		/* Options need not be captured (we never read them), but must fit in the packet.
@@ -127,7 +119,7 @@ static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t cla
 		p->tcp_flags = h[13];
 		break;
 	}
-	case P_UDP: {
+	case IPPROTO_UDP: {
 		size_t ulen = rd16(h + 4);
 
 		/* In a first fragment the UDP length covers the whole datagram, not this piece. */
@@ -138,7 +130,7 @@ static unsigned decode_l4(const uint8_t *buf, size_t off, size_t end, size_t cla
 	default: {
 		/* ICMP and ICMPv6 are told apart by protocol number, not by IP version. */
 		bool echo =
-		    p->proto == P_ICMP ? h[0] == 8 || h[0] == 0 : h[0] == 128 || h[0] == 129;
+		    p->proto == IPPROTO_ICMP ? h[0] == 8 || h[0] == 0 : h[0] == 128 || h[0] == 129;
 
 		p->icmp_type = h[0];
 		p->icmp_code = h[1];
@@ -213,14 +205,22 @@ static inline unsigned ext_fits(struct els_pkt *p, size_t off, size_t hlen, size
 static uint32_t once_bit(uint8_t nh)
 {
 	switch (nh) {
-	case P_HOPOPTS: return 1u << 0;
-	case P_ROUTING: return 1u << 1;
-	case P_MH: return 1u << 2;
-	case P_HIP: return 1u << 3;
-	case P_SHIM6: return 1u << 4;
-	case P_EXP1: return 1u << 5;
-	case P_EXP2: return 1u << 6;
-	case P_AH: return 1u << 7;
+	case IPPROTO_HOPOPTS:
+		return 1u << 0;
+	case IPPROTO_ROUTING:
+		return 1u << 1;
+	case IPPROTO_MH:
+		return 1u << 2;
+	case ELS_IPPROTO_HIP:
+		return 1u << 3;
+	case ELS_IPPROTO_SHIM6:
+		return 1u << 4;
+	case ELS_IPPROTO_EXP1:
+		return 1u << 5;
+	case ELS_IPPROTO_EXP2:
+		return 1u << 6;
+	case IPPROTO_AH:
+		return 1u << 7;
 	default: return 0;
 	}
 }
@@ -256,29 +256,29 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 	claimed = 40 + (size_t)rd16(buf + 4);
 	/* Payload length 0 with hop-by-hop options is a jumbogram (RFC 2675): not supported,
 	 * and a hop-by-hop header would not fit in a zero-length payload anyway. */
-	if (claimed > wire || (claimed == 40 && nh == P_HOPOPTS))
+	if (claimed > wire || (claimed == 40 && nh == IPPROTO_HOPOPTS))
 		return fail(p, ELS_R_BAD_IP_LENGTH);
 	end = caplen < claimed ? caplen : claimed;
 
 	for (;;) {
 		switch (nh) {
-		case P_HOPOPTS:
+		case IPPROTO_HOPOPTS:
 			/* RFC 8200 4.1: only directly after the fixed header; Linux drops it
 			 * anywhere else, so a filter must not read the chain differently. */
 			if (p->ext_count)
 				return fail(p, ELS_R_HBH_NOT_FIRST);
 			/* fall through */
-		case P_ROUTING:
-		case P_DSTOPTS:
-		case P_MH:
-		case P_HIP:
-		case P_SHIM6:
-		case P_EXP1:
-		case P_EXP2:
-		case P_AH:
-		case P_FRAGMENT:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+		case IPPROTO_MH:
+		case ELS_IPPROTO_HIP:
+		case ELS_IPPROTO_SHIM6:
+		case ELS_IPPROTO_EXP1:
+		case ELS_IPPROTO_EXP2:
+		case IPPROTO_AH:
+		case IPPROTO_FRAGMENT:
 			break;
-		case P_NONE:
+		case IPPROTO_NONE:
 			return ELS_R_NONE; /* nothing follows: no L4 to decode */
 		default:
 			/* TCP, UDP, ICMP; ESP and the rest are unknown_protocol */
@@ -287,10 +287,10 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 		if (p->ext_count >= ELS_DECODE_MAX_EXT)
 			return fail(p, ELS_R_EXT_CHAIN_TOO_LONG);
 		/* next header and length bytes first, then the whole header */
-		r = ext_fits(p, off, nh == P_FRAGMENT ? 8 : 2, end, claimed);
+		r = ext_fits(p, off, nh == IPPROTO_FRAGMENT ? 8 : 2, end, claimed);
 		if (r)
 			return r;
-		if (nh == P_FRAGMENT) {
+		if (nh == IPPROTO_FRAGMENT) {
 			uint16_t fo = rd16(buf + off + 2);
 
 			/* two fragment headers would mean fragments of fragments */
@@ -306,16 +306,17 @@ static unsigned decode_v6(const uint8_t *buf, size_t caplen, size_t wire, struct
 				check_fragment(p, fo & 1, off - 40, claimed - off - 8);
 			}
 		} else {
-			if (nh == P_AH) /* RFC 4302: length in 4-octet units, minus 2 */
+			if (nh == IPPROTO_AH) /* RFC 4302: length in 4-octet units, minus 2 */
 				hlen = ((size_t)buf[off + 1] + 2) * 4;
 			else
 				hlen = ((size_t)buf[off + 1] + 1) * 8;
 			r = ext_fits(p, off, hlen, end, claimed);
 			if (r)
 				return r;
-			if (nh == P_ROUTING)
+			if (nh == IPPROTO_ROUTING)
 				routing_type(p, buf[off + 2], buf[off + 3]);
-			if (nh == P_DSTOPTS ? ++dst_opts > 2 : (seen_once & once_bit(nh)) != 0)
+			if (nh == IPPROTO_DSTOPTS ? ++dst_opts > 2
+						  : (seen_once & once_bit(nh)) != 0)
 				p->flags |= ELS_PKT_EXT_REPEAT;
 			seen_once |= once_bit(nh);
 		}

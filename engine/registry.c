@@ -1,9 +1,9 @@
 /* The handlers elsd knows, by the name the config's chain list uses. Adding a handler takes
- * more than its line here and its file in handlers/: its drop reasons go into els/reason.h
- * (ELS_REASONS), and any per-worker state it keeps into els/wstate.h (one struct for every
- * handler until each owns its state through the handler contract); the management `stats`
- * keep a slot per handler, ELS_STATS_HANDLERS (16) in agent/packet/worker.h, so the list
- * below holds at most 16. */
+ * its line here, its file in handlers/ (with its per-worker state, if any, behind its
+ * worker_init/worker_free hooks) and its drop reasons in els/reason.h (ELS_REASONS); the
+ * management `stats` keep a slot per handler, ELS_STATS_HANDLERS (16) in
+ * agent/packet/worker.h, so the list below holds at most 16. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "els/handler.h"
@@ -36,4 +36,30 @@ const struct els_handler *els_handler_find(const char *name)
 		if (strcmp((*h)->name, name) == 0)
 			return *h;
 	return NULL;
+}
+
+#define NREG (sizeof(registry) / sizeof(registry[0]) - 1)
+
+void **els_handler_states_new(const struct els_worker_env *env)
+{
+	void **st = calloc(NREG, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	for (unsigned i = 0; i < NREG; i++)
+		if (registry[i]->worker_init && !(st[i] = registry[i]->worker_init(env))) {
+			els_handler_states_free(st);
+			return NULL;
+		}
+	return st;
+}
+
+void els_handler_states_free(void **hstates)
+{
+	if (!hstates)
+		return;
+	for (unsigned i = 0; i < NREG; i++)
+		if (registry[i]->worker_free && hstates[i])
+			registry[i]->worker_free(hstates[i]);
+	free(hstates);
 }

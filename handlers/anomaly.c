@@ -25,12 +25,14 @@
  * Place it early in the chain (before the tracker) so packets of admitted flows are checked too.
  * Every detection is alerted (rate-limited per reason) through the worker's alert ring. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "anomaly_frag.h"
 #include "els/handler.h"
 #include "els/monitor.h"
-#include "els/wstate.h"
+#include "els/worker_out.h"
 
 enum an_check {
 	AN_TCP_NULL,
@@ -209,7 +211,7 @@ static bool martian_destination(const struct els_pkt *p)
  * advertisement carries certificates and may be fragmented (RFC 6980 5): not with_cpa. */
 static bool is_nd(const struct els_pkt *p, bool with_cpa)
 {
-	return p->proto == 58 && (p->flags & ELS_PKT_HAS_ICMP) &&
+	return p->proto == IPPROTO_ICMPV6 && (p->flags & ELS_PKT_HAS_ICMP) &&
 	       ((p->icmp_type >= 133 && p->icmp_type <= 137) || p->icmp_type == 148 ||
 		(with_cpa && p->icmp_type == 149));
 }
@@ -222,8 +224,8 @@ static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
 
 	/* Every fragment goes into the range memory, whatever else is wrong with it, so a later
 	 * fragment is compared with all of its predecessors. */
-	if ((p->flags & ELS_PKT_FRAGMENT) && ctx->ws && c->action[AN_FRAG_OVERLAP] != AN_OFF &&
-	    els_ws_frag_overlaps(ctx->ws, p))
+	if ((p->flags & ELS_PKT_FRAGMENT) && ctx->hstate && c->action[AN_FRAG_OVERLAP] != AN_OFF &&
+	    an_frags_overlap(ctx->hstate, p, ctx->now_ns))
 		found = AN_FRAG_OVERLAP;
 	if (memcmp(&p->src, &p->dst, sizeof(p->src)) == 0 && !land_exempt(p))
 		return AN_LAND;
@@ -245,7 +247,7 @@ static unsigned classify(const struct an_conf *c, struct els_ctx *ctx)
 		return AN_ND_FRAGMENTED;
 	if (is_nd(p, true) && p->hop_limit != 255)
 		return AN_ND_HOP_LIMIT;
-	if (p->proto == 6 && (p->flags & ELS_PKT_HAS_PORTS)) {
+	if (p->proto == IPPROTO_TCP && (p->flags & ELS_PKT_HAS_PORTS)) {
 		uint8_t fl = p->tcp_flags & 0x3f; /* ECE and CWR are congestion bits, not shape */
 		const uint8_t xmas = ELS_TCP_FIN | ELS_TCP_PSH | ELS_TCP_URG;
 		if (fl == 0)
@@ -270,7 +272,7 @@ static void report(struct els_ctx *ctx, uint16_t reason, uint8_t kind)
 {
 	const struct els_pkt *p = ctx->pkt;
 	struct els_record r = {.kind = kind,
-			       .ts_ns = ctx->ws->real_ns,
+			       .ts_ns = ctx->real_ns,
 			       .count = 1,
 			       .src = p->src,
 			       .dst = p->dst,
@@ -287,8 +289,8 @@ static void report(struct els_ctx *ctx, uint16_t reason, uint8_t kind)
 		r.tcp_flags = p->tcp_flags;
 	}
 	if (kind == ELS_REC_WOULD_DROP)
-		els_ws_record(ctx->ws, &r);
-	els_ws_alert(ctx->ws, &r, true);
+		els_worker_out_record(ctx->out, &r);
+	els_worker_out_alert(ctx->out, &r, true, ctx->now_ns);
 }
 
 static enum els_action an_handle(const void *conf, struct els_ctx *ctx, struct els_decision *out)
@@ -299,11 +301,11 @@ static enum els_action an_handle(const void *conf, struct els_ctx *ctx, struct e
 	if (k == AN__COUNT || c->action[k] == AN_OFF)
 		return ELS_CONTINUE;
 	if (c->action[k] == AN_OBSERVE) {
-		if (ctx->ws)
+		if (ctx->out)
 			report(ctx, checks[k].reason, ELS_REC_WOULD_DROP);
 		return ELS_CONTINUE;
 	}
-	if (ctx->ws)
+	if (ctx->out)
 		report(ctx, checks[k].reason, ELS_REC_EVENT); /* the worker records the drop */
 	out->action = ELS_DROP;
 	out->reason = checks[k].reason;
@@ -326,4 +328,6 @@ const struct els_handler els_handler_anomaly = {
     .destroy = an_destroy,
     .handle = an_handle,
     .rule_name = an_rule_name,
+    .worker_init = an_frags_new,
+    .worker_free = an_frags_free,
 };

@@ -35,14 +35,16 @@
  * Memory: 100,000 permits cost a few tens of MB. A pathological policy where many permits
  * share a port class, list many nested remote prefixes and all need residual checks can grow
  * the candidate sets quadratically; real policies do not look like that. */
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "els/clock.h"
 #include "els/flow.h"
+#include "els/sessions.h"
+#include "els/worker_out.h"
 #include "header_filter.h"
-#include "els/wstate.h"
 
 const char *const hf_proto_names[] = {"tcp", "udp", "icmp", "icmpv6", "any", NULL};
 
@@ -64,9 +66,10 @@ static bool local_ok(const struct hf_rule *r, const struct els_pkt *p)
 
 bool hf_rule_expired_now(const struct hf_rule *r, const struct els_ctx *ctx)
 {
-	/* Without worker state (unit tests without one) only the build-time check applies. */
-	return r->expires_s && ctx->ws && ctx->ws->real_ns &&
-	       (int64_t)(ctx->ws->real_ns / ELS_NS_PER_S) >= r->expires_s;
+	/* Without the time of day (unit tests, connections adopted at start) only the
+	 * build-time check applies. */
+	return r->expires_s && ctx->real_ns &&
+	       (int64_t)(ctx->real_ns / ELS_NS_PER_S) >= r->expires_s;
 }
 
 /* The gate of a permit with `requires`: the packet's remote holds (or held, within the grace)
@@ -75,8 +78,8 @@ bool hf_rule_expired_now(const struct hf_rule *r, const struct els_ctx *ctx)
 static bool gate_open(const struct hf_rule *r, const struct els_ctx *ctx)
 {
 	const struct els_pkt *p = ctx->pkt;
-	return els_ws_session_held(ctx->ws, p->family, els_pkt_remote(p), r->req_proto, r->req_port,
-				   r->grace_ns);
+	return els_sessions_held(ctx->sessions, p->family, els_pkt_remote(p), r->req_proto,
+				 r->req_port, r->grace_ns, ctx->now_ns);
 }
 
 /* Why candidates did not match: kept so the drop says so. unknown/pending: the first permit
@@ -155,13 +158,13 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 static int table_of(const struct els_pkt *p)
 {
 	switch (p->proto) {
-	case 6:
+	case IPPROTO_TCP:
 		return HF_P_TCP;
-	case 17:
+	case IPPROTO_UDP:
 		return HF_P_UDP;
-	case 1:
+	case IPPROTO_ICMP:
 		return p->family == ELS_AF_INET ? HF_P_ICMP : -1;
-	case 58:
+	case IPPROTO_ICMPV6:
 		return p->family == ELS_AF_INET6 ? HF_P_ICMP6 : -1;
 	}
 	return -1;
@@ -276,11 +279,11 @@ static _Atomic int64_t alerted_upto;
 static void hf_tick(const void *conf, struct els_ctx *ctx)
 {
 	const struct hf_conf *c = conf;
-	struct els_wstate *ws = ctx->ws;
+	struct els_worker_out *out = ctx->out;
 
-	if (!ws || !ws->real_ns || !c->nexpiry)
+	if (!out || !ctx->real_ns || !c->nexpiry)
 		return;
-	int64_t now_s = (int64_t)(ws->real_ns / ELS_NS_PER_S);
+	int64_t now_s = (int64_t)(ctx->real_ns / ELS_NS_PER_S);
 	int64_t seen = atomic_load(&alerted_upto);
 	uint32_t lo = 0, hi = c->nexpiry;
 	while (lo < hi) { /* the first entry not yet alerted */
@@ -300,7 +303,7 @@ static void hf_tick(const void *conf, struct els_ctx *ctx)
 		if (r->expires_s > now_s)
 			break;
 		struct els_record rec = {.kind = ELS_REC_EVENT,
-					 .ts_ns = ws->real_ns,
+					 .ts_ns = ctx->real_ns,
 					 .count = 1,
 					 .reason = ELS_R_PERMIT_EXPIRED,
 					 .handler = "header_filter",
@@ -309,8 +312,8 @@ static void hf_tick(const void *conf, struct els_ctx *ctx)
 		snprintf(rec.rule_name, sizeof(rec.rule_name), "%s", r->id);
 		snprintf(rec.detail, sizeof(rec.detail), "permit=%.30s expires=%.20s owner=%.16s",
 			 r->id, pm->expires ? pm->expires : "?", pm->owner ? pm->owner : "-");
-		els_ws_record(ws, &rec);
-		els_ws_alert(ws, &rec, false);
+		els_worker_out_record(out, &rec);
+		els_worker_out_alert(out, &rec, false, ctx->now_ns);
 	}
 }
 

@@ -2,6 +2,7 @@
  * reports) and their packet-path parts (struct hf_rule), collecting every error, then hands
  * them to hf_compile. Off the packet path. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "header_filter.h"
 #include "els/log.h"
 
-#define MAX_GRACE_S 3600 /* handlers/wstate.h keeps ended sessions this long */
+#define MAX_GRACE_S 3600 /* els/sessions.h keeps ended sessions this long */
 
 /* ---- config ---- */
 
@@ -346,7 +347,7 @@ static void parse_requires(struct hf_build *b, const config_setting_t *s, struct
 			    b->where, slash + 1, proto);
 		return;
 	}
-	r->req_proto = proto[0] == 't' ? 6 : 17;
+	r->req_proto = proto[0] == 't' ? IPPROTO_TCP : IPPROTO_UDP;
 	r->req_port = (uint16_t)port;
 }
 

@@ -1,6 +1,7 @@
 /* header_filter, report half: the PPS registry (include/els/registry.h). Off the packet path. */
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,10 +421,10 @@ const char *els_registry_inbound(const struct els_policy *p, uint8_t proto, uint
 {
 	const struct hf_conf *c = hf_of(p);
 	static const struct els_addr zero;
-	unsigned pi = proto == 6 ? HF_P_TCP : HF_P_UDP;
+	unsigned pi = proto == IPPROTO_TCP ? HF_P_TCP : HF_P_UDP;
 	time_t now = time(NULL);
 
-	if (!c || (proto != 6 && proto != 17))
+	if (!c || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return NULL;
 	for (uint32_t i = 0; i < c->nrules; i++) {
 		const struct hf_rule *r = &c->rules[i];
@@ -463,8 +464,8 @@ void els_registry_inbound_ports(const struct els_policy *p,
 			if (!(pm->protos & (1u << pi)))
 				continue;
 			for (uint32_t k = 0; k < pm->lp[pi].n; k++)
-				fn(arg, c->rules[i].id, pi == HF_P_TCP ? 6 : 17, pm->lp[pi].r[k].lo,
-				   pm->lp[pi].r[k].hi);
+				fn(arg, c->rules[i].id, pi == HF_P_TCP ? IPPROTO_TCP : IPPROTO_UDP,
+				   pm->lp[pi].r[k].lo, pm->lp[pi].r[k].hi);
 		}
 	}
 }

@@ -8,21 +8,26 @@
  * scan of unpermitted ports produces. The commit hook sees that final decision; handle, placed
  * first in the chain, enforces the deny set.
  *
- * State is per worker (handlers/wstate.h): no lock on the packet path. With several queues a
- * scanner's TCP probes all reach one worker (the kernel hashes addresses and protocol), so the
- * count is right per protocol; a scan that mixes TCP and UDP is counted per protocol. */
+ * State is per worker (struct scan_state, made by scan_worker_init): no lock on the packet path.
+ * With several queues a scanner's TCP probes all reach one worker (the kernel hashes addresses and
+ * protocol), so the count is right per protocol; a scan that mixes TCP and UDP is counted per
+ * protocol. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "els/addr.h"
 #include "els/clock.h"
 #include "els/handler.h"
 #include "els/monitor.h"
-#include "els/wstate.h"
+#include "els/worker_out.h"
+#include "scan.h"
 
 #define SWEEP_BUDGET 64u
+#define SCAN_SETS    1024u
 
 struct scan_conf {
 	unsigned ports; /* distinct closed ports that make a scan */
@@ -70,7 +75,7 @@ static int scan_build(const config_setting_t *section, const struct els_build_en
 				    config_setting_name(s));
 	}
 	if (section) {
-		get_int(section, "ports", 1, ELS_WS_SCAN_PORTS - 1, &ports, diag);
+		get_int(section, "ports", 1, SCAN_PORTS - 1, &ports, diag);
 		get_int(section, "window", 1, 3600, &window, diag);
 		get_int(section, "deny", 0, 86400, &deny, diag);
 	}
@@ -90,16 +95,92 @@ static void scan_destroy(void *conf)
 	free(conf);
 }
 
+/* ---- per-worker state: a set-associative table of sources ---- */
+
+void *scan_worker_init(const struct els_worker_env *env)
+{
+	struct scan_state *st = calloc(1, sizeof(*st));
+
+	(void)env;
+	if (!st)
+		return NULL;
+	if (getentropy(&st->seed, sizeof(st->seed)) < 0)
+		st->seed = (uint64_t)(uintptr_t)st;
+	st->sets = SCAN_SETS;
+	st->src = calloc((size_t)SCAN_SETS * SCAN_WAYS, sizeof(*st->src));
+	if (!st->src) {
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void scan_worker_free(void *hstate)
+{
+	struct scan_state *st = hstate;
+
+	if (st)
+		free(st->src);
+	free(st);
+}
+
+static uint32_t set_of(const struct scan_state *st, uint8_t family, const struct els_addr *a)
+{
+	struct {
+		struct els_addr a;
+		uint32_t extra;
+		uint8_t family, pad[3];
+	} k;
+	memset(&k, 0, sizeof(k));
+	k.a = *a;
+	k.extra = 0x5ca7;
+	k.family = family;
+	return (uint32_t)XXH3_64bits_withSeed(&k, sizeof(k), st->seed) % st->sets;
+}
+
+struct scan_src *scan_src_get(struct scan_state *st, uint8_t family, const struct els_addr *a,
+			      bool create, uint64_t now_ns)
+{
+	struct scan_src *w = &st->src[set_of(st, family, a) * SCAN_WAYS], *victim = NULL;
+
+	for (unsigned i = 0; i < SCAN_WAYS; i++)
+		if (w[i].used && w[i].family == family && memcmp(&w[i].addr, a, sizeof(*a)) == 0)
+			return &w[i];
+	if (!create)
+		return NULL;
+	/* A free way, else the least recently seen source that is not denied: a flood of
+	 * spoofed sources cannot push a denied scanner out of the table. */
+	for (unsigned i = 0; i < SCAN_WAYS; i++) {
+		struct scan_src *e = &w[i];
+		if (!e->used) {
+			victim = e;
+			break;
+		}
+		if (e->deny_until_ns > now_ns)
+			continue;
+		if (!victim || e->last_ns < victim->last_ns)
+			victim = e;
+	}
+	if (!victim)
+		return NULL;
+	memset(victim, 0, sizeof(*victim));
+	victim->used = 1;
+	victim->family = family;
+	victim->addr = *a;
+	victim->win_start_ns = now_ns;
+	return victim;
+}
+
 static enum els_action scan_handle(const void *conf, struct els_ctx *ctx, struct els_decision *out)
 {
 	const struct els_pkt *p = ctx->pkt;
-	struct els_ws_scan *e;
+	struct scan_src *e;
 
 	(void)conf;
-	if (!ctx->ws || (p->family != ELS_AF_INET && p->family != ELS_AF_INET6))
+	if (!ctx->hstate || (p->family != ELS_AF_INET && p->family != ELS_AF_INET6))
 		return ELS_CONTINUE;
-	e = els_ws_scan_get(ctx->ws, p->family, els_pkt_remote(p), false);
-	if (!e || e->deny_until_ns <= ctx->ws->now_ns)
+	e = scan_src_get(ctx->hstate, p->family, els_pkt_remote(p), false, ctx->now_ns);
+	if (!e || e->deny_until_ns <= ctx->now_ns)
 		return ELS_CONTINUE;
 	e->denied_pkts++;
 	out->action = ELS_DROP;
@@ -124,47 +205,50 @@ static bool closed_port_reason(unsigned r)
 	return false;
 }
 
-static void scan_event(struct els_wstate *ws, const struct els_ws_scan *e, uint16_t reason,
-		       uint32_t gen, const char *what)
+static void scan_event(const struct els_ctx *ctx, const struct scan_src *e, uint16_t reason,
+		       const char *what)
 {
 	struct els_record r = {.kind = ELS_REC_EVENT,
-			       .ts_ns = ws->real_ns,
+			       .ts_ns = ctx->real_ns,
 			       .count = 1,
 			       .src = e->addr,
 			       .family = e->family,
 			       .handler = "scan",
 			       .reason = reason,
-			       .generation = gen};
+			       .generation = ctx->generation};
 	char a[ELS_ADDR_STRLEN];
 	snprintf(r.detail, sizeof(r.detail), "%s %s", what, els_addr_str(&e->addr, e->family, a));
-	els_ws_record(ws, &r);
-	els_ws_alert(ws, &r, false);
+	if (!ctx->out)
+		return;
+	els_worker_out_record(ctx->out, &r);
+	els_worker_out_alert(ctx->out, &r, false, ctx->now_ns);
 }
 
 static void scan_commit(const void *conf, struct els_ctx *ctx, struct els_decision *final)
 {
 	const struct scan_conf *c = conf;
 	const struct els_pkt *p = ctx->pkt;
-	struct els_wstate *ws = ctx->ws;
+	struct scan_state *st = ctx->hstate;
+	uint64_t now = ctx->now_ns;
 
-	if (!ws || final->action != ELS_DROP || p->dir != ELS_DIR_IN ||
+	if (!st || final->action != ELS_DROP || p->dir != ELS_DIR_IN ||
 	    !(p->flags & ELS_PKT_HAS_PORTS) || !closed_port_reason(final->reason))
 		return;
-	struct els_ws_scan *e = els_ws_scan_get(ws, p->family, &p->src, true);
+	struct scan_src *e = scan_src_get(st, p->family, &p->src, true, now);
 	if (!e)
 		return; /* every way of its set holds a denied scanner */
-	e->last_ns = ws->now_ns;
-	if (e->deny_until_ns > ws->now_ns)
+	e->last_ns = now;
+	if (e->deny_until_ns > now)
 		return;
-	if (ws->now_ns - e->win_start_ns > c->window_ns) {
-		e->win_start_ns = ws->now_ns;
+	if (now - e->win_start_ns > c->window_ns) {
+		e->win_start_ns = now;
 		e->nports = 0;
 		e->alerted = 0;
 	}
 	unsigned i;
 	for (i = 0; i < e->nports && e->ports[i] != p->dport; i++)
 		;
-	if (i < e->nports || e->nports == ELS_WS_SCAN_PORTS)
+	if (i < e->nports || e->nports == SCAN_PORTS)
 		return;
 	e->ports[e->nports++] = p->dport;
 	if (e->nports <= c->ports || e->alerted)
@@ -173,7 +257,7 @@ static void scan_commit(const void *conf, struct els_ctx *ctx, struct els_decisi
 	final->reason = ELS_R_SCAN_DETECTED; /* this probe's drop record marks the moment */
 	char what[64];
 	if (c->deny_ns) {
-		e->deny_until_ns = ws->now_ns + c->deny_ns;
+		e->deny_until_ns = now + c->deny_ns;
 		e->denied_pkts = 0;
 		snprintf(what, sizeof(what),
 			 "scan: %u closed ports in %llus, denied %llus:", e->nports,
@@ -184,21 +268,21 @@ static void scan_commit(const void *conf, struct els_ctx *ctx, struct els_decisi
 			 "scan: %u closed ports in %llus, not denied:", e->nports,
 			 (unsigned long long)(c->window_ns / ELS_NS_PER_S));
 	}
-	scan_event(ws, e, ELS_R_SCAN_DETECTED, ctx->generation, what);
+	scan_event(ctx, e, ELS_R_SCAN_DETECTED, what);
 }
 
 /* Finds deny entries whose time is up, a few per tick, so their end is recorded and alerted;
  * handle already ignores them from the moment they expire. */
 static void scan_tick(const void *conf, struct els_ctx *ctx)
 {
-	struct els_wstate *ws = ctx->ws;
-	uint32_t n = ws ? ws->scan_sets * ELS_WS_SCAN_WAYS : 0;
+	struct scan_state *st = ctx->hstate;
+	uint32_t n = st ? st->sets * SCAN_WAYS : 0;
 
 	(void)conf;
 	for (unsigned k = 0; k < SWEEP_BUDGET && n; k++) {
-		struct els_ws_scan *e = &ws->scan[ws->scan_sweep];
-		ws->scan_sweep = (ws->scan_sweep + 1) % n;
-		if (!e->used || !e->deny_until_ns || e->deny_until_ns > ws->now_ns)
+		struct scan_src *e = &st->src[st->sweep];
+		st->sweep = (st->sweep + 1) % n;
+		if (!e->used || !e->deny_until_ns || e->deny_until_ns > ctx->now_ns)
 			continue;
 		char what[64];
 		snprintf(what, sizeof(what), "scan deny expired after %llu dropped packets:",
@@ -206,8 +290,8 @@ static void scan_tick(const void *conf, struct els_ctx *ctx)
 		e->deny_until_ns = 0;
 		e->nports = 0;
 		e->alerted = 0;
-		e->win_start_ns = ws->now_ns;
-		scan_event(ws, e, ELS_R_SCAN_DENY, ctx->generation, what);
+		e->win_start_ns = ctx->now_ns;
+		scan_event(ctx, e, ELS_R_SCAN_DENY, what);
 	}
 }
 
@@ -219,4 +303,6 @@ const struct els_handler els_handler_scan = {
     .handle = scan_handle,
     .commit = scan_commit,
     .tick = scan_tick,
+    .worker_init = scan_worker_init,
+    .worker_free = scan_worker_free,
 };

@@ -3,6 +3,7 @@
  * the header filter so replies need no permit of their own. The flow table is per worker and
  * reaches us through the context; conf holds only the timeouts. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 #include "els/clock.h"
 #include "els/flow.h"
 #include "els/handler.h"
-#include "els/wstate.h"
+#include "els/sessions.h"
 
 #define MAX_TIMEOUT_S (366ll * 86400) /* a year: longer is a typo, and keeps ns in range */
 
@@ -111,12 +112,12 @@ static void tracker_destroy(void *conf)
 
 static bool is_tcp(const struct els_pkt *p)
 {
-	return p->proto == 6 && (p->flags & ELS_PKT_HAS_PORTS);
+	return p->proto == IPPROTO_TCP && (p->flags & ELS_PKT_HAS_PORTS);
 }
 
 static uint64_t timeout_of(const struct tracker_conf *c, uint8_t proto, unsigned state)
 {
-	if (proto == 6) {
+	if (proto == IPPROTO_TCP) {
 		switch (state) {
 		case ELS_FS_ESTABLISHED:
 			return c->timeout_ns[TMO_TCP_ESTABLISHED];
@@ -129,7 +130,7 @@ static uint64_t timeout_of(const struct tracker_conf *c, uint8_t proto, unsigned
 			return c->timeout_ns[TMO_TCP_SYN];
 		}
 	}
-	if (proto == 1 || proto == 58)
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
 		return c->timeout_ns[TMO_ICMP];
 	return state == ELS_FS_ESTABLISHED ? c->timeout_ns[TMO_UDP_ESTABLISHED]
 					   : c->timeout_ns[TMO_UDP_UNREPLIED];
@@ -250,7 +251,7 @@ static enum els_action tracker_adopted(const struct tracker_conf *c, struct els_
 	/* the caller's state machine continues from the state the kernel reported */
 	els_flow_touch(ctx->flows, f, e->state, ctx->now_ns, timeout_of(c, key->proto, e->state));
 	if (e->state == ELS_FS_ESTABLISHED)
-		els_ws_session_change(ctx->ws, f, 1);
+		els_sessions_change(ctx->sessions, f, 1, ctx->now_ns);
 	*fp = f;
 	*kind = e->verdict;
 	return ELS_CONTINUE;
@@ -370,7 +371,8 @@ static enum els_action tracker_handle(const void *conf, struct els_ctx *ctx,
 			ctx->handshake_done = 1;
 		/* The session index counts established flows (session-gated permits). */
 		if ((was == ELS_FS_ESTABLISHED) != (st == ELS_FS_ESTABLISHED))
-			els_ws_session_change(ctx->ws, f, st == ELS_FS_ESTABLISHED ? 1 : -1);
+			els_sessions_change(ctx->sessions, f, st == ELS_FS_ESTABLISHED ? 1 : -1,
+					    ctx->now_ns);
 		if (f->generation != ctx->generation) {
 			ctx->recheck = 1;
 			return ELS_CONTINUE;

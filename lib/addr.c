@@ -2,6 +2,7 @@
  * prefix length and the host-bits check. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,13 +85,13 @@ const char *els_addr_str(const struct els_addr *a, unsigned family, char *buf)
 const char *els_proto_name(unsigned proto, char buf[ELS_PROTO_STRLEN])
 {
 	switch (proto) {
-	case 1:
+	case IPPROTO_ICMP:
 		return "icmp";
-	case 6:
+	case IPPROTO_TCP:
 		return "tcp";
-	case 17:
+	case IPPROTO_UDP:
 		return "udp";
-	case 58:
+	case IPPROTO_ICMPV6:
 		return "icmpv6";
 	default:
 		snprintf(buf, ELS_PROTO_STRLEN, "%u", proto & 0xffu);

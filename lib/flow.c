@@ -7,6 +7,7 @@
  * the high-water mark plus a free list threaded through hnext, so creating a large table does
  * not touch every page up front. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,9 @@ const char *els_flow_state_name(unsigned state)
 
 static unsigned pclass(uint8_t proto)
 {
-	if (proto == 6)
+	if (proto == IPPROTO_TCP)
 		return 0;
-	if (proto == 1 || proto == 58)
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
 		return 2;
 	return 1;
 }
@@ -170,7 +171,8 @@ bool els_flow_key_of(const struct els_pkt *p, struct els_flow_key *key, uint8_t 
 	if (p->flags & ELS_PKT_HAS_PORTS) {
 		sport = p->sport;
 		dport = p->dport;
-	} else if ((p->flags & ELS_PKT_ICMP_ECHO) && (p->proto == 1 || p->proto == 58)) {
+	} else if ((p->flags & ELS_PKT_ICMP_ECHO) &&
+		   (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6)) {
 		/* The echo id is the same in request and reply, so using it as both ports makes
 		 * the reply normalise to the request's key. */
 		sport = dport = p->icmp_id;

@@ -1,5 +1,6 @@
 /* Alerts to syslog (see alert.h). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,10 +13,10 @@
 #include "alert.h"
 #include "els/addr.h"
 #include "els/clock.h"
-#include "els/reason.h"
-#include "els/wstate.h"
-#include "events.h"
 #include "els/log.h"
+#include "els/reason.h"
+#include "els/worker_out.h"
+#include "events.h"
 
 #define ALERT_MAX_RINGS 64
 #define ALERT_PERIOD_MS 200
@@ -120,7 +121,7 @@ void els_alert_format(const struct els_record *r, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, " src=%s dst=%s dir=%s proto=%s", src, dst,
 				      r->dir == ELS_DIR_OUT ? "out" : "in",
 				      els_proto_name(r->proto, pb));
-		if ((r->proto == 6 || r->proto == 17) && n < len)
+		if ((r->proto == IPPROTO_TCP || r->proto == IPPROTO_UDP) && n < len)
 			n += (size_t)snprintf(buf + n, len - n, " sport=%u dport=%u", r->sport,
 					      r->dport);
 	}
@@ -162,11 +163,11 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-/* Hands the handlers' per-worker state (els/wstate.h) this drain before main() runs: the
+/* Hands the workers' alert rings (els/worker_out.h) this drain before main() runs: the
  * handlers' layer cannot call up into elsd, and elsd links this file whenever it runs workers. */
 __attribute__((constructor)) static void alert_sink_install(void)
 {
-	els_ws_set_alert_sink(els_alert_register, els_alert_unregister);
+	els_worker_out_set_alert_sink(els_alert_register, els_alert_unregister);
 }
 
 int els_alert_register(struct els_ring *r)

@@ -9,7 +9,7 @@
  * journal. When stderr is not the journal (no JOURNAL_STREAM), each alert is also logged to
  * stderr, so a foreground elsd shows it.
  *
- * Workers never do I/O: they push alert records onto their own ring (handlers/wstate.h), and
+ * Workers never do I/O: they push alert records onto their own ring (els/worker_out.h), and
  * one thread here drains every registered ring every 200 ms. */
 #ifndef ELS_ALERT_H
 #define ELS_ALERT_H

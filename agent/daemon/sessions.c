@@ -47,7 +47,7 @@ int els_sessions_check(const struct els_policy *p, const char *what, els_session
 			continue; /* closing: nothing left to cut */
 		bool in = c->dir == ELS_DIR_IN;
 		struct els_pkt pkt = {.family = c->family,
-				      .proto = 6,
+				      .proto = IPPROTO_TCP,
 				      .dir = c->dir,
 				      .flags = ELS_PKT_HAS_PORTS,
 				      .tcp_flags = ELS_TCP_SYN,

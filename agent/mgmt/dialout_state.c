@@ -3,6 +3,7 @@
  * policy and the packet counters. Built on the main thread every heartbeat_s; nothing here is
  * on the packet path. */
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,8 @@ static void add_permit(void *arg, const char *id, uint8_t proto, uint16_t lo, ui
 		snprintf(port, sizeof(port), "%u-%u", lo, hi);
 	json_array_append_new((json_t *)arg,
 			      json_pack("{s:s,s:s,s:s,s:s}", "id", id ? id : "", "proto",
-					proto == 6 ? "tcp" : "udp", "port", port, "dir", "in"));
+					proto == IPPROTO_TCP ? "tcp" : "udp", "port", port, "dir",
+					"in"));
 }
 
 char *els_dialout_state_json(const struct els_dialout_state_in *in)

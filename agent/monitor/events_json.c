@@ -1,5 +1,6 @@
 /* Records as EVE JSON lines (docs/events.md has the field mapping). Pure: no I/O, no locks, no
  * allocation, so the unit test and the fuzz target drive it directly. */
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,15 +112,15 @@ static void put_str(char *buf, size_t len, size_t *pos, const char *key, const c
 static const char *eve_proto(unsigned proto, char num[8])
 {
 	switch (proto) {
-	case 6:
+	case IPPROTO_TCP:
 		return "TCP";
-	case 17:
+	case IPPROTO_UDP:
 		return "UDP";
-	case 1:
+	case IPPROTO_ICMP:
 		return "ICMP";
-	case 58:
+	case IPPROTO_ICMPV6:
 		return "IPv6-ICMP";
-	case 132:
+	case IPPROTO_SCTP:
 		return "SCTP";
 	default:
 		snprintf(num, 8, "%u", proto);
@@ -203,8 +204,9 @@ size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const
 		      char *buf, size_t len)
 {
 	bool packet = r->family == 4 || r->family == 6;
-	bool ports = packet && (r->proto == 6 || r->proto == 17 || r->proto == 132);
-	bool icmp = packet && (r->proto == 1 || r->proto == 58);
+	bool ports = packet && (r->proto == IPPROTO_TCP || r->proto == IPPROTO_UDP ||
+				r->proto == IPPROTO_SCTP);
+	bool icmp = packet && (r->proto == IPPROTO_ICMP || r->proto == IPPROTO_ICMPV6);
 	size_t pos = 0;
 	char num[8];
 
@@ -285,7 +287,7 @@ size_t els_eve_format(const struct els_record *r, enum els_eve_source src, const
 	put(buf, len, &pos, ",\"count\":%llu", (unsigned long long)(r->count ? r->count : 1));
 	if (packet && r->proto)
 		put(buf, len, &pos, ",\"dir\":\"%s\"", r->dir == ELS_DIR_OUT ? "out" : "in");
-	if (packet && r->proto == 6 && r->tcp_flags)
+	if (packet && r->proto == IPPROTO_TCP && r->tcp_flags)
 		put(buf, len, &pos, ",\"tcp_flags\":\"%02x\"", r->tcp_flags);
 	if (r->kind == ELS_REC_FLOW_END)
 		put(buf, len, &pos, ",\"duration_ms\":%llu",

@@ -6,13 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "els/chain.h"
-#include "els/wstate.h"
 #include "daemon.h"
 #include "els/addr.h"
+#include "els/chain.h"
 #include "els/clock.h"
-#include "import.h"
 #include "els/log.h"
+#include "els/sessions.h"
+#include "els/worker_out.h"
+#include "import.h"
 
 int els_import_list_add(struct els_import_list *l, const struct els_import_conn *c)
 {
@@ -92,7 +93,7 @@ static void first_packet(const struct els_import_conn *c, struct els_pkt *p)
 	p->sport = c->init_port;
 	p->dport = c->resp_port;
 	p->flags = ELS_PKT_HAS_PORTS;
-	p->tcp_flags = c->proto == 6 ? ELS_TCP_SYN : 0;
+	p->tcp_flags = c->proto == IPPROTO_TCP ? ELS_TCP_SYN : 0;
 	p->wire_len = c->family == ELS_AF_INET ? 60 : 80;
 }
 
@@ -112,17 +113,32 @@ struct tally {
 	unsigned granted, cut, observed;
 };
 
+/* Scratch per-worker state for the judgement: it keeps what the judgement touches (session
+ * counts, scan counts, alerts) out of the workers'. */
+struct scratch {
+	struct els_sessions *sessions;
+	struct els_worker_out *out;
+	void **hstates;
+	uint64_t now_ns, real_ns;
+};
+
 /* Judges c with p's chain as its first packet would be judged and adds it to set. */
-static void judge(const struct els_policy *p, struct els_wstate *ws, uint64_t now,
+static void judge(const struct els_policy *p, const struct scratch *ws,
 		  const struct els_import_conn *c, struct els_adopt *set, struct tally *t)
 {
 	struct els_pkt pkt;
 	struct els_decision d;
 	struct els_adopt_entry e;
 	struct els_flow f;
-	/* No flow table: the tracker stands aside, as for any first packet. The scratch handler
-	 * state keeps what the judgement touches (scan counts, alerts) out of the workers'. */
-	struct els_ctx ctx = {.pkt = &pkt, .ws = ws, .now_ns = now, .generation = p->generation, .origin = 1};
+	/* No flow table: the tracker stands aside, as for any first packet. */
+	struct els_ctx ctx = {.pkt = &pkt,
+			      .sessions = ws->sessions,
+			      .out = ws->out,
+			      .hstates = ws->hstates,
+			      .now_ns = ws->now_ns,
+			      .real_ns = ws->real_ns,
+			      .generation = p->generation,
+			      .origin = 1};
 	char a[64], b[64]; /* INET6_ADDRSTRLEN fits */
 
 	first_packet(c, &pkt);
@@ -156,8 +172,9 @@ static void judge(const struct els_policy *p, struct els_wstate *ws, uint64_t no
 		els_addr_str(&c->init_addr, c->family, a);
 		els_addr_str(&c->resp_addr, c->family, b);
 		els_log(ELS_LL_DEBUG, "start: %s connection %s %s:%u -> %s:%u not permitted (%s)%s",
-			c->proto == 6 ? "tcp" : "udp", c->dir == ELS_DIR_IN ? "in" : "out", a,
-			c->init_port, b, c->resp_port, els_reason_name(d.reason),
+			c->proto == IPPROTO_TCP ? "tcp" : "udp",
+			c->dir == ELS_DIR_IN ? "in" : "out", a, c->init_port, b, c->resp_port,
+			els_reason_name(d.reason),
 			e.verdict == ELS_ADOPT_CUT ? ": cut at its next packet"
 						   : ": observe mode, passes");
 	}
@@ -169,7 +186,7 @@ struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *
 	struct els_import_list l = {.limit = limit};
 	struct els_import_local local;
 	struct els_adopt *set = NULL;
-	struct els_wstate *ws = NULL;
+	struct scratch ws = {0};
 	struct tally t = {0};
 	unsigned unmarked = 0;
 	int nsock, nct = -ENOENT;
@@ -205,8 +222,10 @@ struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *
 	if (getentropy(&seed, sizeof(seed)) < 0)
 		seed = els_now_real();
 	set = els_adopt_new(l.n, seed);
-	ws = els_ws_new(l.n, NULL, false);
-	if (!set || !ws) {
+	ws.sessions = els_sessions_new(l.n);
+	ws.out = els_worker_out_new(NULL, false);
+	ws.hstates = els_handler_states_new(&(struct els_worker_env){.flow_capacity = l.n});
+	if (!set || !ws.sessions || !ws.out || !ws.hstates) {
 		els_log(ELS_LL_ERROR,
 			"start: out of memory for %u existing connections: none "
 			"adopted",
@@ -224,12 +243,12 @@ struct els_adopt *els_import_flows(const struct els_policy *p, struct els_ring *
 		if (l.c[i].state != ELS_FS_ESTABLISHED)
 			continue;
 		flow_of(&l.c[i], &f);
-		els_ws_session_change(ws, &f, 1);
+		els_sessions_change(ws.sessions, &f, 1, set->start_ns);
 	}
-	ws->now_ns = set->start_ns;
-	ws->real_ns = els_now_real();
+	ws.now_ns = set->start_ns;
+	ws.real_ns = els_now_real();
 	for (uint32_t i = 0; i < l.n; i++)
-		judge(p, ws, set->start_ns, &l.c[i], set, &t);
+		judge(p, &ws, &l.c[i], set, &t);
 out:
 	els_log(ELS_LL_INFO,
 		"start: adopted %u existing connections (%d from sockets, %d from conntrack, %u "
@@ -241,7 +260,9 @@ out:
 		els_push_event(ring, p->generation,
 			       "adopt: %u connections, %u permitted, %u cut, %u observed",
 			       t.granted + t.cut + t.observed, t.granted, t.cut, t.observed);
-	els_ws_free(ws);
+	els_handler_states_free(ws.hstates);
+	els_worker_out_free(ws.out);
+	els_sessions_free(ws.sessions);
 	free(l.c);
 	return set;
 }

@@ -29,7 +29,7 @@ struct els_import_conn {
 	struct els_addr init_addr, resp_addr;
 	uint16_t init_port, resp_port;
 	uint8_t family; /* enum els_family */
-	uint8_t proto;	/* 6 or 17 */
+	uint8_t proto;	/* IPPROTO_TCP or IPPROTO_UDP */
 	uint8_t state;	/* ELS_FS_ESTABLISHED, ELS_FS_FIN_WAIT or ELS_FS_UNREPLIED */
 	uint8_t dir;	/* enum els_dir of the initiator's packets */
 };

@@ -42,7 +42,7 @@ static bool conn_of(const struct nf_conntrack *ct, const struct els_import_local
 {
 	memset(c, 0, sizeof(*c));
 	c->proto = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO);
-	if (c->proto != 6 && c->proto != 17)
+	if (c->proto != IPPROTO_TCP && c->proto != IPPROTO_UDP)
 		return false;
 	switch (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)) {
 	case AF_INET:
@@ -68,7 +68,7 @@ static bool conn_of(const struct nf_conntrack *ct, const struct els_import_local
 		c->dir = ELS_DIR_IN;
 	else
 		return false;
-	if (c->proto == 6) {
+	if (c->proto == IPPROTO_TCP) {
 		switch (nfct_get_attr_u8(ct, ATTR_TCP_STATE)) {
 		case TCP_CONNTRACK_ESTABLISHED:
 			c->state = ELS_FS_ESTABLISHED;

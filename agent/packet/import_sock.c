@@ -63,7 +63,7 @@ static int on_msg(const struct nlmsghdr *nlh, void *arg)
 {
 	struct dump *d = arg;
 	const struct inet_diag_msg *m = mnl_nlmsg_get_payload(nlh);
-	struct els_import_conn c = {.proto = 6};
+	struct els_import_conn c = {.proto = IPPROTO_TCP};
 	struct els_addr src, dst;
 	uint16_t sport, dport;
 	uint8_t fam;

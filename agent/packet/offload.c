@@ -8,6 +8,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,7 @@ static struct els_flow *flow_of(struct els_worker *w, const struct nf_conntrack 
 
 	memset(&p, 0, sizeof(p));
 	p.proto = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO);
-	if (p.proto != 6 && p.proto != 17)
+	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
 		return NULL;
 	switch (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO)) {
 	case AF_INET:
@@ -210,9 +211,9 @@ static int on_ct(const struct nlmsghdr *nlh, void *data)
 		if (f->offload & ELS_FLOW_MARKED)
 			o->w->offloaded--;
 		f->last_ns = o->mono_ns;
-		els_worker_flow_end(o->w, f,
-				    f->key.proto == 6 ? ELS_R_FLOW_CLOSED : ELS_R_FLOW_TIMEOUT,
-				    o->real_ns);
+		els_worker_flow_end(
+		    o->w, f, f->key.proto == IPPROTO_TCP ? ELS_R_FLOW_CLOSED : ELS_R_FLOW_TIMEOUT,
+		    o->real_ns);
 	} else if (f->offload & ELS_FLOW_MARKED) {
 		/* Alive in the kernel: alive here, with the timeout it already had, so the
 		 * expiry list keeps its order. */

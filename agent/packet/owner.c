@@ -7,6 +7,7 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,7 @@ static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int famil
 	const struct els_addr *local = els_pkt_local(p), *remote = els_pkt_remote(p);
 	uint16_t lport = els_pkt_local_port(p), rport = els_pkt_remote_port(p);
 
-	if (p->proto == 6 && p->dir == ELS_DIR_IN) {
+	if (p->proto == IPPROTO_TCP && p->dir == ELS_DIR_IN) {
 		/* A new inbound TCP flow goes to the listener. With the remote end given, the
 		 * kernel's lookup first finds an older socket of the same four numbers (TIME_WAIT
 		 * after a quick port reuse, a request socket for a retransmitted SYN), which no
@@ -164,10 +165,10 @@ static bool diag_lookup(struct els_owners *o, const struct els_pkt *p, int famil
 	req.r.sdiag_protocol = p->proto;
 	req.r.idiag_states = ~0u;
 	id->idiag_cookie[0] = id->idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	const struct els_addr *a = p->proto == 6 ? local : remote,
-			      *b = p->proto == 6 ? remote : local;
-	id->idiag_sport = htons(p->proto == 6 ? lport : rport);
-	id->idiag_dport = htons(p->proto == 6 ? rport : lport);
+	const struct els_addr *a = p->proto == IPPROTO_TCP ? local : remote,
+			      *b = p->proto == IPPROTO_TCP ? remote : local;
+	id->idiag_sport = htons(p->proto == IPPROTO_TCP ? lport : rport);
+	id->idiag_dport = htons(p->proto == IPPROTO_TCP ? rport : lport);
 	if (family == AF_INET6 && p->family == ELS_AF_INET) {
 		/* an IPv4 packet meeting a dual-stack IPv6 socket: v4-mapped addresses */
 		((uint8_t *)id->idiag_src)[10] = ((uint8_t *)id->idiag_src)[11] = 0xff;
@@ -264,7 +265,8 @@ enum els_owner_res els_owners_query(void *arg, const struct els_pkt *pkt, unsign
 			*out = &o->scratch;
 		return o->memo_res;
 	}
-	if (!(pkt->flags & ELS_PKT_HAS_PORTS) || (pkt->proto != 6 && pkt->proto != 17))
+	if (!(pkt->flags & ELS_PKT_HAS_PORTS) ||
+	    (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
 		return answer(o, ELS_OWNER_UNKNOWN, out);
 	if (pkt->dir == ELS_DIR_OUT && o->has_ids && !(need & ELS_OWNER_NEED_PROC)) {
 		/* user/group only: the kernel gave the sending socket's ids with the packet */

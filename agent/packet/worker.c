@@ -1,12 +1,14 @@
 /* Packet worker: decode -> chain -> records. Shared by live queues and replay. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "els/chain.h"
 #include "els/decode.h"
-#include "els/wstate.h"
+#include "els/sessions.h"
+#include "els/worker_out.h"
 #include "generation.h"
 #include "owner.h"
 #include "worker.h"
@@ -28,8 +30,11 @@ int els_worker_init(struct els_worker *w, unsigned index, unsigned flow_capacity
 		seed = els_now_real() ^ (uint64_t)(uintptr_t)w;
 	w->flows = els_flow_table_new(flow_capacity, seed);
 	w->drops = els_dropagg_new(WORKER_DROPAGG_SLOTS, ring);
-	w->ws = els_ws_new(flow_capacity, ring, true);
-	if (!w->flows || !w->drops || !w->ws) {
+	w->sessions = els_sessions_new(flow_capacity);
+	w->out = els_worker_out_new(ring, true);
+	w->hstates =
+	    els_handler_states_new(&(struct els_worker_env){.flow_capacity = flow_capacity});
+	if (!w->flows || !w->drops || !w->sessions || !w->out || !w->hstates) {
 		els_worker_fini(w);
 		return -ENOMEM;
 	}
@@ -40,10 +45,14 @@ void els_worker_fini(struct els_worker *w)
 {
 	els_flow_table_free(w->flows);
 	els_dropagg_free(w->drops);
-	els_ws_free(w->ws);
+	els_handler_states_free(w->hstates);
+	els_worker_out_free(w->out);
+	els_sessions_free(w->sessions);
 	w->flows = NULL;
 	w->drops = NULL;
-	w->ws = NULL;
+	w->hstates = NULL;
+	w->out = NULL;
+	w->sessions = NULL;
 }
 
 void els_worker_refresh(struct els_worker *w)
@@ -114,7 +123,7 @@ static void record_from_flow(struct els_record *r, const struct els_flow *f)
 	r->family = f->key.family;
 	r->proto = f->key.proto;
 	r->dir = f->init_dir;
-	if (f->key.proto != 6 && f->key.proto != 17)
+	if (f->key.proto != IPPROTO_TCP && f->key.proto != IPPROTO_UDP)
 		r->sport = r->dport = 0; /* echo ids are not ports */
 }
 
@@ -152,7 +161,7 @@ static void admit_fill(struct els_worker *w, struct els_flow *f, const struct el
 out:
 	/* A TCP flow is admitted when its handshake completes: until then it may be one of a
 	 * spoofed flood's, which must cost aggregated records only. */
-	a->half_open = f->key.proto == 6 && f->state < ELS_FS_ESTABLISHED;
+	a->half_open = f->key.proto == IPPROTO_TCP && f->state < ELS_FS_ESTABLISHED;
 }
 
 /* Admit and end records of a flow a service-bound permit admitted name the socket's owner. */
@@ -179,7 +188,8 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 	fa->ended = true;
 	fa->ended_admit = *a;
 	if (f->state == ELS_FS_ESTABLISHED)
-		els_ws_session_change(w->ws, f, -1); /* every flow's end comes through here */
+		/* every flow's end comes through here */
+		els_sessions_change(w->sessions, f, -1, w->now_ns);
 	if (reason == ELS_R_FLOW_EVICTED)
 		els_ctr_inc(&w->st.flows_evicted);
 	record_from_flow(&r, f);
@@ -262,7 +272,8 @@ void els_worker_flow_end(struct els_worker *w, struct els_flow *f, unsigned reas
 static void offload_check(struct els_worker *w, struct els_flow *f)
 {
 	if (f->state != ELS_FS_ESTABLISHED || f->generation != w->pol->generation ||
-	    (f->offload & ELS_FLOW_MARKED) || (f->key.proto != 6 && f->key.proto != 17))
+	    (f->offload & ELS_FLOW_MARKED) ||
+	    (f->key.proto != IPPROTO_TCP && f->key.proto != IPPROTO_UDP))
 		return;
 	f->offload |= ELS_FLOW_OFFLOADED | ELS_FLOW_MARKED;
 	w->offloaded++;
@@ -320,14 +331,16 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 	struct flow_end_arg fa = {.w = w, .real_ns = real_ns};
 
 	w->offload_now = NULL;
-	w->ws->now_ns = mono_ns;
-	w->ws->real_ns = real_ns;
+	w->now_ns = mono_ns;
 	struct els_ctx ctx = {
 		.pkt = pkt,
 		.flow_hint = hint,
 		.flows = w->flows,
-		.ws = w->ws,
+		.sessions = w->sessions,
+		.out = w->out,
+		.hstates = w->hstates,
 		.now_ns = mono_ns,
+		.real_ns = real_ns,
 		.generation = w->pol->generation,
 		.flow_end = flow_end,
 		.flow_end_arg = &fa,
@@ -414,17 +427,19 @@ void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)
 	if (mono_ns - w->last_tick_ns < WORKER_TICK_NS && mono_ns >= w->last_tick_ns)
 		return;
 	w->last_tick_ns = mono_ns;
-	w->ws->now_ns = mono_ns;
-	w->ws->real_ns = real_ns;
+	w->now_ns = mono_ns;
 	els_flow_expire(w->flows, mono_ns, WORKER_EXPIRE_BUDGET, flow_end, &fa);
 	atomic_store_explicit(&w->st.flows_live, els_flow_count(w->flows), memory_order_relaxed);
-	els_ws_tick(w->ws);
+	els_sessions_sweep(w->sessions, mono_ns);
 	if (w->pol) {
-		struct els_ctx ctx = {.flows = w->flows, .ws = w->ws, .now_ns = mono_ns,
+		struct els_ctx ctx = {.flows = w->flows,
+				      .sessions = w->sessions,
+				      .out = w->out,
+				      .hstates = w->hstates,
+				      .now_ns = mono_ns,
+				      .real_ns = real_ns,
 				      .generation = w->pol->generation};
-		for (unsigned i = 0; i < w->pol->nlinks; i++)
-			if (w->pol->links[i].h->tick)
-				w->pol->links[i].h->tick(w->pol->links[i].conf, &ctx);
+		els_chain_tick(w->pol, &ctx);
 	}
 	els_dropagg_flush(w->drops, real_ns);
 }

@@ -66,7 +66,11 @@ struct els_worker {
 	struct els_flow_table *flows; /* [W] owned by the worker thread */
 	struct els_ring *ring;	      /* [I] owned by the monitor */
 	struct els_dropagg *drops;    /* [W] */
-	struct els_wstate *ws;	      /* [W] handler state: sessions, scans (handlers/wstate.h) */
+	struct els_sessions *sessions; /* [W] session index of the flows (els/sessions.h) */
+	struct els_worker_out *out;    /* [W] monitor and alert rings as handlers see them */
+	void **hstates;		       /* [W] each handler's per-worker state (worker_init) */
+	uint64_t now_ns; /* [W] CLOCK_MONOTONIC of the packet or tick being handled: the end time
+			    of a flow that ends meanwhile, for the session index's grace */
 	const struct els_policy *pol; /* [W] generation in use for the current batch */
 	_Atomic uint32_t seen_gen;    /* generation the worker last picked up (quiescence) */
 	_Atomic uint64_t heartbeat;   /* bumped every loop turn: liveness for the watchdog */

@@ -10,6 +10,12 @@
 enum els_action els_chain_run(const struct els_policy *p, struct els_ctx *ctx,
 			      struct els_decision *out);
 
+/* Calls each link's tick (housekeeping between batches) with ctx->hstate set. pkt NULL. */
+void els_chain_tick(const struct els_policy *p, struct els_ctx *ctx);
+
+/* The per-worker state of link l's handler in ctx (els_ctx.hstates), or NULL. */
+void *els_chain_hstate(const struct els_chain_link *l, const struct els_ctx *ctx);
+
 /* Name of the handler behind a decision index ("decode", "chain" for the special ones). */
 const char *els_chain_handler_name(const struct els_policy *p, unsigned idx);
 /* Configured name of the rule behind a decision, or NULL. */

@@ -3,8 +3,10 @@
  * A handler has two halves. build/destroy run off the packet path, when a policy generation
  * is built from the config: they compile the handler's section into an immutable `conf`.
  * handle runs on the packet path, on a worker thread, for every packet: it must not allocate,
- * take a lock shared with another thread, or do I/O. Mutable per-worker state (the flow table)
- * reaches it through the context, never through conf, because conf is shared by all workers. */
+ * take a lock shared with another thread, or do I/O. Mutable per-worker state reaches it
+ * through the context, never through conf, because conf is shared by all workers: the flow
+ * table and session index (flow tracking's), the worker's monitor and alert rings, and the
+ * handler's own state, which it allocates in worker_init when a worker starts. */
 #ifndef ELS_HANDLER_H
 #define ELS_HANDLER_H
 
@@ -18,7 +20,8 @@
 
 struct els_flow;
 struct els_flow_table;
-struct els_wstate;
+struct els_sessions;
+struct els_worker_out;
 
 enum els_action {
 	ELS_CONTINUE = 0, /* no opinion: the next handler decides */
@@ -48,13 +51,22 @@ struct els_decision {
 struct els_ctx {
 	const struct els_pkt *pkt;
 	struct els_flow_table *flows; /* this worker's flow table (NULL in unit tests without one) */
-	struct els_wstate *ws;        /* this worker's handler state (handlers/wstate.h): session
-					 index, scan table, fragment ranges; NULL: none */
+	struct els_sessions *sessions; /* this worker's session index (els/sessions.h); NULL: none,
+					  no session is ever held */
+	struct els_worker_out *out;    /* this worker's monitor and alert rings; NULL: none */
+	/* Every registered handler's per-worker state, by registry position (els_handler_all),
+	 * from els_handler_states_new; NULL: none. The chain sets hstate from it. */
+	void *const *hstates;
+	/* The state worker_init made for the handler being run (set by the chain before handle,
+	 * commit and tick); NULL when the handler has none or the worker has no states. */
+	void *hstate;
 	struct els_flow *flow;        /* set by the tracker: the flow the packet belongs to */
 	/* The packet's flow key and bucket when the worker built them already (agent/queue.c
 	 * does, to prefetch); NULL otherwise, and the tracker builds them. */
 	const struct els_flow_hint *flow_hint;
 	uint64_t now_ns;              /* CLOCK_MONOTONIC time of the packet (replay: capture time) */
+	uint64_t real_ns;	      /* CLOCK_REALTIME of the same (permit expiry, records); 0:
+					 unknown, and expiry dates are checked at build only */
 	uint32_t generation;          /* policy generation deciding this packet */
 	uint8_t recheck;              /* set by the tracker: flow predates this generation, ask the
 					 handlers after it whether its permit still holds */
@@ -89,6 +101,11 @@ struct els_build_env {
 	const char *policy_dir;
 };
 
+/* What worker_init may need: the worker's size. */
+struct els_worker_env {
+	uint32_t flow_capacity; /* entries of the worker's flow table */
+};
+
 struct els_handler {
 	const char *name;    /* as written in the config's chain list and as its section name */
 	const char *summary; /* one line for `elsd --handlers` */
@@ -113,14 +130,29 @@ struct els_handler {
 	const char *(*rule_name)(const void *conf, uint32_t rule);
 
 	/* Optional: housekeeping on the worker thread between batches (about every 100 ms), with
-	 * ctx->ws, now_ns and generation set and pkt NULL: expiry dates, runtime deny entries
-	 * that ran out. Same rules as handle: no allocation, no lock, no I/O. */
+	 * ctx->hstate, out, now_ns, real_ns and generation set and pkt NULL: expiry dates,
+	 * runtime deny entries that ran out. Same rules as handle: no allocation, no lock, no
+	 * I/O. */
 	void (*tick)(const void *conf, struct els_ctx *ctx);
+
+	/* Optional: the handler's mutable per-worker state (scan table, fragment ranges, ...),
+	 * made once when a worker starts, off the packet path, whether or not the current
+	 * policy's chain names the handler: it outlives policy generations (a reload keeps a
+	 * scanner denied), so it cannot depend on a conf. NULL on allocation failure (the
+	 * worker does not start). handle, commit and tick find it in ctx->hstate. worker_free
+	 * frees it when the worker ends. */
+	void *(*worker_init)(const struct els_worker_env *env);
+	void (*worker_free)(void *hstate);
 };
 
 /* Registry (handlers/registry.c): NULL when no handler has that name. */
 const struct els_handler *els_handler_find(const char *name);
 /* NULL-terminated list of every registered handler. */
 const struct els_handler *const *els_handler_all(void);
+
+/* A worker's states of every registered handler (worker_init of each that has one), indexed
+ * like els_handler_all(), for els_ctx.hstates. NULL on allocation failure. */
+void **els_handler_states_new(const struct els_worker_env *env);
+void els_handler_states_free(void **hstates);
 
 #endif

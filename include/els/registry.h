@@ -32,9 +32,9 @@ int els_registry_report_json(const struct els_policy *p, const char *monitor_pat
 			     const char *services_path, FILE *out);
 
 /* For audits: the id of the first enforcing, unexpired inbound permit that lets a new flow of
- * proto (6 or 17) reach local port `port` on local address `local` (family 4/6; an all-zero
- * address means "any local address", as a wildcard listener has), or NULL. *restricted says
- * whether that permit limits remotes or needs a session. */
+ * proto (IPPROTO_TCP or IPPROTO_UDP) reach local port `port` on local address `local` (family
+ * 4/6; an all-zero address means "any local address", as a wildcard listener has), or NULL.
+ * *restricted says whether that permit limits remotes or needs a session. */
 const char *els_registry_inbound(const struct els_policy *p, uint8_t proto, uint8_t family,
 				 const struct els_addr *local, uint16_t port, bool *restricted);
 

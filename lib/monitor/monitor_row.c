@@ -1,5 +1,6 @@
 /* Monitor records -> the column values a row stores (see docs/monitor-schema.md). The same
  * values are bound and MACed, so what is written and what is chained cannot differ. */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,8 +122,8 @@ void mon_row_of(struct mon_row *w, uint64_t seq, const struct els_record *r)
 	const char *kind = kind_name(r->kind);
 	bool pkt = r->kind != ELS_REC_GAP && r->kind != ELS_REC_EVENT;
 	bool has_l3 = pkt && (r->family == ELS_AF_INET || r->family == ELS_AF_INET6);
-	bool tcp = has_l3 && r->proto == 6, udp = has_l3 && r->proto == 17;
-	bool icmp = has_l3 && (r->proto == 1 || r->proto == 58);
+	bool tcp = has_l3 && r->proto == IPPROTO_TCP, udp = has_l3 && r->proto == IPPROTO_UDP;
+	bool icmp = has_l3 && (r->proto == IPPROTO_ICMP || r->proto == IPPROTO_ICMPV6);
 
 	for (unsigned i = 0; i < ELS_MON_NCOLS; i++)
 		v[i] = (struct mon_val){.type = SQLITE_NULL};

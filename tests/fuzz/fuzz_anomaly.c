@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/worker_state.h"
 #include "els/decode.h"
-#include "els/wstate.h"
 #include "els/handler.h"
 #include "els/monitor.h"
 
@@ -49,11 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 "fragment_overlap = \"observe\"; port_zero = \"off\"; };");
 		sc = conf_of(&els_handler_scan, "scan = { ports = 3; window = 5; deny = 7; };");
 	}
-	struct els_wstate *ws = els_ws_new(64, NULL, false);
+	struct test_ws *ws = test_ws_new(64);
 	struct els_ring *mon = els_ring_new(64);
 	if (!ws || !mon)
 		abort();
-	ws->mon = mon;
+	ws->out->mon = mon;
 	ws->now_ns = 1;
 	for (size_t off = 0; off + 2 <= size;) {
 		size_t n = (size_t)data[off] << 8 | data[off + 1];
@@ -64,26 +64,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		els_decode(data + off, n, n, n & 1 ? ELS_DIR_OUT : ELS_DIR_IN, &p);
 		off += n;
 		ws->now_ns += 1000000000ull;
-		struct els_ctx ctx = {.pkt = &p, .ws = ws, .now_ns = ws->now_ns, .generation = 1};
+		struct els_ctx ctx = test_ws_ctx(ws, &els_handler_scan);
+		struct els_ctx an_ctx = test_ws_ctx(ws, &els_handler_anomaly);
+		ctx.pkt = an_ctx.pkt = &p;
+		ctx.generation = an_ctx.generation = 1;
 		struct els_decision d = {0};
 		enum els_action a = els_handler_scan.handle(sc, &ctx, &d);
 		if (a == ELS_DROP && d.reason != ELS_R_SCAN_DENY)
 			abort();
 		if (a == ELS_CONTINUE)
-			a = els_handler_anomaly.handle(n & 2 ? an_obs : an, &ctx, &d);
+			a = els_handler_anomaly.handle(n & 2 ? an_obs : an, &an_ctx, &d);
 		if (a == ELS_DROP && !els_handler_anomaly.rule_name(an, d.rule) &&
 		    d.reason != ELS_R_SCAN_DENY)
 			abort();
 		if (a == ELS_CONTINUE)
 			d = (struct els_decision){.action = ELS_DROP, .reason = ELS_R_NO_PERMIT};
 		els_handler_scan.commit(sc, &ctx, &d);
-		struct els_ctx tick = {.ws = ws, .now_ns = ws->now_ns};
+		struct els_ctx tick = test_ws_ctx(ws, &els_handler_scan);
 		els_handler_scan.tick(sc, &tick);
-		els_ws_tick(ws);
+		els_sessions_sweep(ws->sessions, ws->now_ns);
 		drain(mon);
-		drain(ws->alerts);
+		drain(ws->out->alerts);
 	}
 	els_ring_free(mon);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	return 0;
 }

@@ -5,8 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "els/wstate.h"
 #include "els/handler.h"
+#include "worker_state.h"
 
 extern const struct els_handler els_handler_anomaly;
 
@@ -38,10 +38,12 @@ static struct els_pkt tcp(const char *src, const char *dst, int sport, int dport
 	return p;
 }
 
-static struct els_decision judge(void *conf, struct els_wstate *ws, struct els_pkt p,
+static struct els_decision judge(void *conf, struct test_ws *ws, struct els_pkt p,
 				 enum els_action *a)
 {
-	struct els_ctx ctx = {.pkt = &p, .ws = ws, .generation = 1};
+	struct els_ctx ctx = test_ws_ctx(ws, &els_handler_anomaly);
+	ctx.pkt = &p;
+	ctx.generation = 1;
 	struct els_decision d = {0};
 	*a = els_handler_anomaly.handle(conf, &ctx, &d);
 	return d;
@@ -53,7 +55,7 @@ static struct els_decision judge(void *conf, struct els_wstate *ws, struct els_p
 Test(anomaly, each_check_has_its_reason)
 {
 	void *c = build("anomaly = { };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	enum els_action a;
 	static const struct {
 		uint8_t fl;
@@ -103,8 +105,8 @@ Test(anomaly, each_check_has_its_reason)
 	cr_assert_eq(d.reason, ELS_R_EXT_REPEATED);
 	/* drops are alerted, one per reason per 10 s */
 	uint64_t lost;
-	cr_assert_not_null(els_ring_peek(ws->alerts, &lost));
-	els_ws_free(ws);
+	cr_assert_not_null(els_ring_peek(ws->out->alerts, &lost));
+	test_ws_free(ws);
 	els_handler_anomaly.destroy(c);
 }
 
@@ -112,10 +114,10 @@ Test(anomaly, observe_and_off)
 {
 	void *c = build("anomaly = { tcp_null = \"observe\"; tcp_xmas = \"off\"; "
 			"max_ext_headers = 2; ext_repeat = \"off\"; };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	struct els_ring *mon = els_ring_new(16);
 	enum els_action a;
-	ws->mon = mon;
+	ws->out->mon = mon;
 	judge(c, ws, tcp(C, S, 40000, 443, 0), &a);
 	cr_assert_eq(a, ELS_CONTINUE);
 	uint64_t lost;
@@ -135,7 +137,7 @@ Test(anomaly, observe_and_off)
 	v6.ext_count = 3;
 	judge(c, ws, v6, &a);
 	cr_assert_eq(a, ELS_DROP);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	els_ring_free(mon);
 	els_handler_anomaly.destroy(c);
 }
@@ -143,7 +145,7 @@ Test(anomaly, observe_and_off)
 Test(anomaly, fragment_overlap)
 {
 	void *c = build("anomaly = { };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	enum els_action a;
 	struct els_pkt f = tcp(C, S, 0, 0, 0);
 	f.proto = 17;
@@ -165,7 +167,7 @@ Test(anomaly, fragment_overlap)
 	g.frag_id = 78; /* another datagram */
 	judge(c, ws, g, &a);
 	cr_assert_eq(a, ELS_CONTINUE);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	els_handler_anomaly.destroy(c);
 }
 
@@ -207,7 +209,7 @@ static struct els_pkt icmp6(const char *src, const char *dst, uint8_t type, uint
 Test(anomaly, rfc_discards_have_their_reasons)
 {
 	void *c = build("anomaly = { };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	enum els_action a;
 	struct {
 		struct els_pkt p;
@@ -280,14 +282,14 @@ Test(anomaly, rfc_discards_have_their_reasons)
 		judge(c, ws, fine[i], &a);
 		cr_assert_eq(a, ELS_CONTINUE, "fine case %zu", i);
 	}
-	els_ws_free(ws);
+	test_ws_free(ws);
 	els_handler_anomaly.destroy(c);
 }
 
 Test(anomaly, rfc_checks_observe_and_off)
 {
 	void *c = build("anomaly = { rh0 = \"observe\"; martian_source = \"off\"; };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	enum els_action a;
 
 	cr_assert_not_null(c);
@@ -297,7 +299,7 @@ Test(anomaly, rfc_checks_observe_and_off)
 	cr_assert_eq(a, ELS_CONTINUE);
 	judge(c, ws, pkt6("ff02::1", "2001:db8::2", 17), &a);
 	cr_assert_eq(a, ELS_CONTINUE);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	els_handler_anomaly.destroy(c);
 	cr_assert_null(build("anomaly = { rh_zero = \"drop\"; };"), "an unknown key is refused");
 }

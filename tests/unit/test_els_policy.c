@@ -9,11 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "els/wstate.h"
 #include "els/flow.h"
 #include "els/handler.h"
 #include "els/policy.h"
 #include "els/registry.h"
+#include "worker_state.h"
 
 extern const struct els_handler els_handler_header_filter;
 extern const struct els_handler els_handler_tracker;
@@ -58,9 +58,12 @@ static struct els_pkt tcp_in(const char *src, int dport, uint8_t flags)
 	return p;
 }
 
-static struct els_decision decide(void *conf, struct els_wstate *ws, struct els_pkt p)
+static struct els_decision decide(void *conf, struct test_ws *ws, struct els_pkt p)
 {
-	struct els_ctx ctx = {.pkt = &p, .ws = ws};
+	struct els_ctx ctx = {0};
+	if (ws) /* NULL: no worker state at all */
+		ctx = test_ws_ctx(ws, &els_handler_header_filter);
+	ctx.pkt = &p;
 	struct els_decision d;
 	memset(&d, 0xee, sizeof(d));
 	els_handler_header_filter.handle(conf, &ctx, &d);
@@ -70,17 +73,19 @@ static struct els_decision decide(void *conf, struct els_wstate *ws, struct els_
 /* Runs tracker + header_filter like the chain does, on one worker's flow table. */
 struct worker {
 	struct els_flow_table *t;
-	struct els_wstate *ws;
+	struct test_ws *ws;
 	void *tracker;
 	uint64_t now;
 };
 
 static struct els_decision run(struct worker *w, void *hf, struct els_pkt p)
 {
-	struct els_ctx ctx = {
-	    .pkt = &p, .flows = w->t, .ws = w->ws, .now_ns = w->now, .generation = 1};
-	struct els_decision d = {0};
 	w->ws->now_ns = w->now;
+	struct els_ctx ctx = test_ws_ctx(w->ws, &els_handler_tracker);
+	ctx.pkt = &p;
+	ctx.flows = w->t;
+	ctx.generation = 1;
+	struct els_decision d = {0};
 	enum els_action a = els_handler_tracker.handle(w->tracker, &ctx, &d);
 	if (a == ELS_CONTINUE && ctx.recheck && ctx.flow) {
 		/* the chain's recheck: the origin packet against the header filter */
@@ -136,9 +141,8 @@ Test(els_policy, gate_opens_with_session_and_closes_after_grace)
 {
 	struct built b;
 	struct els_diag d;
-	struct worker w = {.t = els_flow_table_new(64, 1),
-			   .ws = els_ws_new(64, NULL, false),
-			   .now = 1000000000ull};
+	struct worker w = {
+	    .t = els_flow_table_new(64, 1), .ws = test_ws_new(64), .now = 1000000000ull};
 	els_diag_init(&d, "t");
 	cr_assert_eq(els_handler_tracker.build(NULL, NULL, &w.tracker, &d), 0);
 	build_text(&b, gated_policy);
@@ -182,47 +186,54 @@ Test(els_policy, gate_opens_with_session_and_closes_after_grace)
 	built_free(&b);
 	els_handler_tracker.destroy(w.tracker);
 	els_flow_table_free(w.t);
-	els_ws_free(w.ws);
+	test_ws_free(w.ws);
 	els_diag_free(&d);
 }
 
 Test(els_policy, session_index_counts_and_sweeps)
 {
-	struct els_wstate *ws = els_ws_new(4, NULL, false);
+	struct els_sessions *s = els_sessions_new(4);
 	struct els_flow f = {.key = {.family = ELS_AF_INET, .proto = 6, .port = {40000, 443}},
 			     .init_side = 0,
 			     .init_dir = ELS_DIR_IN};
 	inet_pton(AF_INET, "203.0.113.5", f.key.addr[0].b);
 	inet_pton(AF_INET, "198.18.0.2", f.key.addr[1].b);
 	const struct els_addr *r = &f.key.addr[0];
+	const uint64_t long_grace = 2 * ELS_SESSIONS_MAX_GRACE_NS;
 
-	ws->now_ns = 10;
-	cr_assert_not(els_ws_session_held(ws, ELS_AF_INET, r, 6, 443, 0));
-	els_ws_session_change(ws, &f, 1);
-	els_ws_session_change(ws, &f, 1);
-	els_ws_session_change(ws, &f, -1);
-	cr_assert(els_ws_session_held(ws, ELS_AF_INET, r, 6, 443, 0));
-	cr_assert_not(els_ws_session_held(ws, ELS_AF_INET, r, 17, 443, 0));
-	els_ws_session_change(ws, &f, -1);
-	cr_assert_not(els_ws_session_held(ws, ELS_AF_INET, r, 6, 443, 0));
-	cr_assert(els_ws_session_held(ws, ELS_AF_INET, r, 6, 443, 5));
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 6, 443, 0, 10));
+	els_sessions_change(s, &f, 1, 10);
+	els_sessions_change(s, &f, 1, 10);
+	els_sessions_change(s, &f, -1, 10);
+	cr_assert(els_sessions_held(s, ELS_AF_INET, r, 6, 443, 0, 10));
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 17, 443, 0, 10));
+	els_sessions_change(s, &f, -1, 10);
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 6, 443, 0, 10));
+	cr_assert(els_sessions_held(s, ELS_AF_INET, r, 6, 443, 5, 10));
 	/* outbound flows are no session of the remote's */
 	f.init_dir = ELS_DIR_OUT;
-	els_ws_session_change(ws, &f, 1);
-	cr_assert_not(els_ws_session_held(ws, ELS_AF_INET, r, 6, 443, 0));
-	/* a full index refuses new entries (the gate stays shut) and the sweep frees ended ones */
+	els_sessions_change(s, &f, 1, 10);
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 6, 443, 0, 10));
+	/* a full index (4 entries) refuses new ones, so their gate stays shut ... */
 	f.init_dir = ELS_DIR_IN;
 	for (int i = 0; i < 8; i++) {
 		f.key.port[1] = (uint16_t)(1000 + i);
-		els_ws_session_change(ws, &f, 1);
-		els_ws_session_change(ws, &f, -1);
+		els_sessions_change(s, &f, 1, 10);
+		els_sessions_change(s, &f, -1, 10);
 	}
-	cr_assert_eq(ws->sess_used, 4);
-	ws->now_ns = ELS_WS_MAX_GRACE_NS + 100;
+	cr_assert(els_sessions_held(s, ELS_AF_INET, r, 6, 1002, long_grace, 20));
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 6, 1003, long_grace, 20));
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 6, 1007, long_grace, 20));
+	/* ... and the sweep frees ended entries whose grace is long over */
 	for (int i = 0; i < 8; i++)
-		els_ws_tick(ws);
-	cr_assert_eq(ws->sess_used, 0);
-	els_ws_free(ws);
+		els_sessions_sweep(s, ELS_SESSIONS_MAX_GRACE_NS + 100);
+	cr_assert_not(els_sessions_held(s, ELS_AF_INET, r, 6, 1002, long_grace, 20));
+	for (int i = 0; i < 4; i++) {
+		f.key.port[1] = (uint16_t)(2000 + i);
+		els_sessions_change(s, &f, 1, 30);
+		cr_assert(els_sessions_held(s, ELS_AF_INET, r, 6, (uint16_t)(2000 + i), 0, 30));
+	}
+	els_sessions_free(s);
 }
 
 Test(els_policy, expiry_at_build_and_at_run_time)
@@ -243,7 +254,7 @@ Test(els_policy, expiry_at_build_and_at_run_time)
 		 soon);
 	build_text(&b, text);
 	cr_assert_eq(b.rc, 0);
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	ws->real_ns = (uint64_t)now * 1000000000ull;
 	cr_assert_eq(decide(b.conf, ws, tcp_in("203.0.113.5", 22, ELS_TCP_SYN)).action, ELS_DROP);
 	cr_assert_eq(decide(b.conf, ws, tcp_in("203.0.113.5", 23, ELS_TCP_SYN)).action, ELS_ACCEPT);
@@ -251,19 +262,20 @@ Test(els_policy, expiry_at_build_and_at_run_time)
 	cr_assert_eq(decide(b.conf, ws, tcp_in("203.0.113.5", 23, ELS_TCP_SYN)).action, ELS_DROP);
 
 	/* the tick alerts each expired permit once */
-	struct els_ctx ctx = {.ws = ws, .generation = 1};
+	struct els_ctx ctx = test_ws_ctx(ws, &els_handler_header_filter);
+	ctx.generation = 1;
 	els_handler_header_filter.tick(b.conf, &ctx);
 	els_handler_header_filter.tick(b.conf, &ctx);
 	unsigned n = 0;
 	uint64_t lost;
 	const struct els_record *r;
-	while ((r = els_ring_peek(ws->alerts, &lost))) {
+	while ((r = els_ring_peek(ws->out->alerts, &lost))) {
 		cr_assert_eq(r->reason, ELS_R_PERMIT_EXPIRED);
 		n++;
-		els_ring_consume(ws->alerts);
+		els_ring_consume(ws->out->alerts);
 	}
 	cr_assert_eq(n, 2);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	built_free(&b);
 }
 

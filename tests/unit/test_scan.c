@@ -4,8 +4,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "els/wstate.h"
 #include "els/handler.h"
+#include "scan.h"
+#include "worker_state.h"
 
 extern const struct els_handler els_handler_scan;
 
@@ -40,9 +41,11 @@ static struct els_pkt probe(const char *src, int dport)
 }
 
 /* handle, then (when it did not decide) a no_permit drop for the commit hook to see */
-static struct els_decision probe_once(void *c, struct els_wstate *ws, struct els_pkt p)
+static struct els_decision probe_once(void *c, struct test_ws *ws, struct els_pkt p)
 {
-	struct els_ctx ctx = {.pkt = &p, .ws = ws, .generation = 1};
+	struct els_ctx ctx = test_ws_ctx(ws, &els_handler_scan);
+	ctx.pkt = &p;
+	ctx.generation = 1;
 	struct els_decision d = {0};
 	if (els_handler_scan.handle(c, &ctx, &d) == ELS_CONTINUE)
 		d = (struct els_decision){.action = ELS_DROP, .reason = ELS_R_NO_PERMIT};
@@ -53,9 +56,9 @@ static struct els_decision probe_once(void *c, struct els_wstate *ws, struct els
 Test(scan, threshold_deny_and_expiry)
 {
 	void *c = build("scan = { ports = 5; window = 10; deny = 30; };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	struct els_ring *mon = els_ring_new(64);
-	ws->mon = mon;
+	ws->out->mon = mon;
 	ws->now_ns = 100 * S_NS;
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(probe_once(c, ws, probe("203.0.113.5", 1000 + i)).reason,
@@ -76,12 +79,12 @@ Test(scan, threshold_deny_and_expiry)
 	cr_assert_eq(r->reason, ELS_R_SCAN_DETECTED);
 	cr_assert_str_eq(r->detail, "scan: 6 closed ports in 10s, denied 30s: 203.0.113.5");
 	els_ring_consume(mon);
-	cr_assert_not_null(els_ring_peek(ws->alerts, &lost));
+	cr_assert_not_null(els_ring_peek(ws->out->alerts, &lost));
 
 	/* 30 s later it lapses: handle lets it through, the tick records the end */
 	ws->now_ns += 31 * S_NS;
 	cr_assert_eq(probe_once(c, ws, probe("203.0.113.5", 443)).reason, ELS_R_NO_PERMIT);
-	struct els_ctx ctx = {.ws = ws};
+	struct els_ctx ctx = test_ws_ctx(ws, &els_handler_scan);
 	for (int i = 0; i < 64; i++)
 		els_handler_scan.tick(c, &ctx);
 	r = els_ring_peek(mon, &lost);
@@ -90,14 +93,14 @@ Test(scan, threshold_deny_and_expiry)
 	cr_assert(strstr(r->detail, "scan deny expired after 2 dropped packets: 203.0.113.5"), "%s",
 		  r->detail);
 	els_ring_free(mon);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	els_handler_scan.destroy(c);
 }
 
 Test(scan, window_resets_and_accepts_do_not_count)
 {
 	void *c = build("scan = { ports = 3; window = 5; deny = 0; };");
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct test_ws *ws = test_ws_new(16);
 	ws->now_ns = S_NS;
 	for (int i = 0; i < 3; i++)
 		probe_once(c, ws, probe("203.0.113.5", 1000 + i));
@@ -105,7 +108,8 @@ Test(scan, window_resets_and_accepts_do_not_count)
 	cr_assert_eq(probe_once(c, ws, probe("203.0.113.5", 2000)).reason, ELS_R_NO_PERMIT);
 	/* an accepted packet is no probe of a closed port */
 	struct els_pkt p = probe("203.0.113.5", 3000);
-	struct els_ctx ctx = {.pkt = &p, .ws = ws};
+	struct els_ctx ctx = test_ws_ctx(ws, &els_handler_scan);
+	ctx.pkt = &p;
 	struct els_decision acc = {.action = ELS_ACCEPT, .reason = ELS_R_PERMIT};
 	for (int i = 0; i < 10; i++) {
 		p.dport = (uint16_t)(3000 + i);
@@ -116,26 +120,25 @@ Test(scan, window_resets_and_accepts_do_not_count)
 	/* deny = 0: detected and alerted, never denied */
 	cr_assert_eq(probe_once(c, ws, probe("203.0.113.5", 2003)).reason, ELS_R_SCAN_DETECTED);
 	cr_assert_eq(probe_once(c, ws, probe("203.0.113.5", 443)).reason, ELS_R_NO_PERMIT);
-	els_ws_free(ws);
+	test_ws_free(ws);
 	els_handler_scan.destroy(c);
 }
 
 Test(scan, denied_entries_survive_a_flood_of_sources)
 {
-	struct els_wstate *ws = els_ws_new(16, NULL, false);
+	struct scan_state *st = scan_worker_init(&(struct els_worker_env){.flow_capacity = 16});
 	struct els_addr a = {{203, 0, 113, 5}};
-	ws->now_ns = S_NS;
-	struct els_ws_scan *e = els_ws_scan_get(ws, ELS_AF_INET, &a, true);
+	struct scan_src *e = scan_src_get(st, ELS_AF_INET, &a, true, S_NS);
 	cr_assert_not_null(e);
 	e->deny_until_ns = 1000 * S_NS;
 	for (uint32_t i = 0; i < 100000; i++) {
 		struct els_addr x = {{10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i}};
-		els_ws_scan_get(ws, ELS_AF_INET, &x, true);
+		scan_src_get(st, ELS_AF_INET, &x, true, S_NS);
 	}
-	e = els_ws_scan_get(ws, ELS_AF_INET, &a, false);
+	e = scan_src_get(st, ELS_AF_INET, &a, false, S_NS);
 	cr_assert_not_null(e);
 	cr_assert_eq(e->deny_until_ns, 1000 * S_NS);
-	els_ws_free(ws);
+	scan_worker_free(st);
 }
 
 Test(scan, config_errors)
