@@ -225,11 +225,10 @@ static bool from_parent(struct endpoint *e)
 	return rc == 0;
 }
 
-static void serve(struct endpoint *e)
+/* pfd: room for max_clients + 3 entries. Returns when the channel to the main process is
+ * gone (or poll fails). */
+static void serve(struct endpoint *e, struct pollfd *pfd)
 {
-	struct pollfd *pfd = calloc(e->c->max_clients + 3, sizeof(*pfd));
-	if (!pfd)
-		return;
 	for (;;) {
 		uint64_t now = els_mgmt_now_ms();
 		time_t wall = time(NULL);
@@ -318,9 +317,19 @@ void els_mgmt_serve(const struct els_mgmt_conf *c, struct els_mgmt_tls *tls, str
 	    .budget = (size_t)c->buffer_mb << 20,
 	};
 	e.conns = calloc(c->max_clients, sizeof(*e.conns));
-	if (!e.conns) {
+	struct pollfd *pfd = calloc(c->max_clients + 3, sizeof(*pfd));
+	if (!e.conns || !pfd) {
 		els_mgmt_log(ipc, "out of memory for %u connections", c->max_clients);
+		free(e.conns);
+		free(pfd);
 		return;
 	}
-	serve(&e);
+	serve(&e, pfd);
+	/* The main process is gone: the clients still connected are closed here, so that a
+	 * caller other than the endpoint's exit (a test) gets everything back. */
+	while (e.nconns)
+		els_mgmt_conn_free(&e, e.nconns - 1);
+	free(e.conns);
+	free(e.state);
+	free(pfd);
 }

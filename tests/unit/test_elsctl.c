@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../tools/elsctl/endpoint.c"
+#include "../../tools/elsctl/transport/endpoint.c"
 #include "../../tools/elsctl/output.c"
-#include "../../tools/elsctl/wire.c"
+#include "../../tools/elsctl/transport/wire.c"
 
 static struct ctl_endpoint ep;
 static const char *why;

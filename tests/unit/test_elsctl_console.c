@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "../../tools/elsctl/console/console_http.c"
-#include "../../tools/elsctl/tls.c"
-#include "../../tools/elsctl/tls_conn.c"
-#include "../../tools/elsctl/wire.c"
+#include "../../tools/elsctl/transport/tls.c"
+#include "../../tools/elsctl/transport/tls_conn.c"
+#include "../../tools/elsctl/transport/wire.c"
 
 Test(console_url, https_host_and_port)
 {

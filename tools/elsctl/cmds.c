@@ -1,7 +1,7 @@
 /* elsctl subcommands: the table, help, and what every subcommand shares (argument checks,
- * reading result fields). The subcommands themselves are in cmd_*.c: each turns its arguments
- * into one protocol request and knows how to show the answer to a person and summarise it on
- * a fleet line. */
+ * reading result fields). The subcommands themselves are in policy/cmd_*.c and
+ * state/cmd_*.c: each turns its arguments into one protocol request and knows how to show the
+ * answer to a person and summarise it on a fleet line. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>

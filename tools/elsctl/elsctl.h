@@ -1,5 +1,11 @@
-/* elsctl internals: the console's modules (endpoint and fleet-file parsing, TLS client, wire
- * framing, request runner, output). Nothing here is shared with elsd. */
+/* elsctl internals: the console's modules. Nothing here is shared with elsd. By folder:
+ *   ./          main.c (options), cmds.c (the subcommand table), output.c (tables, errors)
+ *   transport/  reaching agents: endpoint and fleet-file parsing, TLS client, wire framing,
+ *               the request runner (one agent or a fleet)
+ *   policy/     writing and checking policies: policy get/check/apply/rollback, and the local
+ *               tools suggest, audit and registry
+ *   state/      an agent's running state: status, stats, flows, log, deny/allow lists, sweep
+ *   console/    --console mode: els-console's HTTPS API */
 #ifndef ELSCTL_H
 #define ELSCTL_H
 
@@ -130,7 +136,8 @@ int cmd_sweep(struct ctl *c, int argc, char *argv[]);
 int cmd_list(struct ctl *c, int argc, char *argv[]);
 int cmd_flows(struct ctl *c, int argc, char *argv[]);
 int cmd_log(struct ctl *c, int argc, char *argv[]);
-/* Local subcommands of the ELS policy tools (cmd_suggest.c, cmd_audit.c, cmd_registry.c). */
+/* Local subcommands of the ELS policy tools (policy/cmd_suggest.c, cmd_audit.c,
+ * cmd_registry.c). */
 int cmd_suggest(struct ctl *c, int argc, char *argv[]);
 int cmd_audit(struct ctl *c, int argc, char *argv[]);
 int cmd_registry(struct ctl *c, int argc, char *argv[]);

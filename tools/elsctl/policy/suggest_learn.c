@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "els/addr.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 #include "suggest_int.h"
 
 static struct group *group_of(struct learn *l, int dir, int proto, int port)

@@ -12,7 +12,7 @@
 #include "els/diag.h"
 #include "els/mgmt.h"
 #include "els/policy.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 
 /* The body cap minus room for the envelope and JSON escaping of a typical policy. */
 #define POLICY_TEXT_MAX (ELS_MGMT_MAX_FRAME / 2)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "els/mgmt.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 
 struct outcome {
 	int exit;     /* CTL_EXIT_OK, _FAILED (the agent said no) or _CONN */

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "elsctl.h"
+#include "../elsctl.h"
 
 struct ctl_conn {
 	SSL *ssl;

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "els/addr.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 #include "suggest_int.h"
 
 static const char *const flag_names[FLAG__N] = {"scanning", "anomalies", "deny-listed"};

@@ -1,7 +1,7 @@
 /* sweep: ask the agent to run its forensic sweep (els-sweep) now. */
 #include <stdio.h>
 
-#include "elsctl.h"
+#include "../elsctl.h"
 
 static int show_sweep(json_t *r, FILE *out)
 {

@@ -16,7 +16,7 @@
 #include "els/handler.h"
 #include "els/monitor.h"
 #include "els/query.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 
 #define PAGE_ROWS	10000 /* the protocol's largest limit */
 #define MAX_PAGES	100   /* a million rows scanned at most per answer */

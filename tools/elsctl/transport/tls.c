@@ -18,7 +18,7 @@
 
 #include "els/keyfile.h"
 #include "els/mgmt.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 #include "tls_int.h"
 
 int conn_idx = -1, ctx_crl_idx = -1;

@@ -18,7 +18,7 @@
 
 #include "els/keyfile.h"
 #include "els/mgmt.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 #include "tls_int.h"
 
 static int connect_timeout(const struct ctl_endpoint *ep, unsigned timeout_s, char *err,

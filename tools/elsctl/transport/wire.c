@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "els/mgmt.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 
 /* *buf is malloc'd; the caller frees it. */
 int ctl_frame_encode(json_t *msg, unsigned char **buf, size_t *len, char *err, size_t errlen)

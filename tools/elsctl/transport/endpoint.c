@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "elsctl.h"
+#include "../elsctl.h"
 
 #define FLEET_FILE_MAX (4u << 20)
 

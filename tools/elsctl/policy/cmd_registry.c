@@ -8,7 +8,7 @@
 #include "els/diag.h"
 #include "els/policy.h"
 #include "els/registry.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 
 /* `elsctl registry`: the PPS registry report, as `elsd --report` prints it. */
 int cmd_registry(struct ctl *c, int argc, char *argv[])

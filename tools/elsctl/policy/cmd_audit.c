@@ -31,7 +31,7 @@
 #include "els/policy.h"
 #include "els/owner.h"
 #include "els/registry.h"
-#include "elsctl.h"
+#include "../elsctl.h"
 
 #define TCP_LISTEN_STATE 10
 #define UDP_UNCONN_STATE 7 /* TCP_CLOSE: a UDP socket with no peer */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "elsctl.h"
+#include "../elsctl.h"
 
 /* ---- status ---- */
 
