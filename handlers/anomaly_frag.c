@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "anomaly_frag.h"
+#include "els/addr.h"
 #include "els/clock.h"
 
 #define FRAG_SLOTS  1024u
@@ -49,16 +49,8 @@ void an_frags_free(void *hstate)
 
 static uint32_t hash_of(const struct an_frags *fr, const struct els_pkt *p)
 {
-	struct {
-		struct els_addr a;
-		uint32_t extra;
-		uint8_t family, pad[3];
-	} k;
-	memset(&k, 0, sizeof(k));
-	k.a = p->src;
-	k.extra = p->frag_id ^ ((uint32_t)p->proto << 24);
-	k.family = p->family;
-	return (uint32_t)XXH3_64bits_withSeed(&k, sizeof(k), fr->seed);
+	return (uint32_t)els_addr_hash(p->family, &p->src,
+				       p->frag_id ^ ((uint32_t)p->proto << 24), fr->seed);
 }
 
 /* A lower bound of the fragment's data length: the IP header length is not in els_pkt, so

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "els/addr.h"
 #include "els/clock.h"
@@ -126,16 +125,7 @@ void scan_worker_free(void *hstate)
 
 static uint32_t set_of(const struct scan_state *st, uint8_t family, const struct els_addr *a)
 {
-	struct {
-		struct els_addr a;
-		uint32_t extra;
-		uint8_t family, pad[3];
-	} k;
-	memset(&k, 0, sizeof(k));
-	k.a = *a;
-	k.extra = 0x5ca7;
-	k.family = family;
-	return (uint32_t)XXH3_64bits_withSeed(&k, sizeof(k), st->seed) % st->sets;
+	return (uint32_t)els_addr_hash(family, a, 0x5ca7, st->seed) % st->sets;
 }
 
 struct scan_src *scan_src_get(struct scan_state *st, uint8_t family, const struct els_addr *a,

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "els/addr.h"
 
 static void clear_host_bits(struct els_addr *a, unsigned plen, unsigned bits, bool *had_bits)
@@ -110,4 +112,18 @@ bool els_cidr_contains(const struct els_cidr *c, unsigned family, const struct e
 		return true;
 	uint8_t mask = (uint8_t)(0xffu << (8 - rest));
 	return (a->b[full] & mask) == c->addr.b[full];
+}
+
+uint64_t els_addr_hash(uint8_t family, const struct els_addr *a, uint32_t extra, uint64_t seed)
+{
+	struct {
+		struct els_addr a;
+		uint32_t extra;
+		uint8_t family, pad[3];
+	} k;
+	memset(&k, 0, sizeof(k));
+	k.a = *a;
+	k.extra = extra;
+	k.family = family;
+	return XXH3_64bits_withSeed(&k, sizeof(k), seed);
 }

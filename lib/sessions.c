@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "els/addr.h"
 #include "els/sessions.h"
 
 #define SESS_MAX	  65536u
@@ -64,16 +64,7 @@ void els_sessions_free(struct els_sessions *s)
 static uint32_t home(const struct els_sessions *s, uint8_t family, const struct els_addr *a,
 		     uint8_t proto, uint16_t port)
 {
-	struct {
-		struct els_addr a;
-		uint32_t extra;
-		uint8_t family, pad[3];
-	} k;
-	memset(&k, 0, sizeof(k));
-	k.a = *a;
-	k.extra = (uint32_t)proto << 16 | port;
-	k.family = family;
-	return (uint32_t)XXH3_64bits_withSeed(&k, sizeof(k), s->seed) & s->mask;
+	return (uint32_t)els_addr_hash(family, a, (uint32_t)proto << 16 | port, s->seed) & s->mask;
 }
 
 static bool is(const struct sess_entry *e, uint8_t family, const struct els_addr *a, uint8_t proto,

@@ -26,4 +26,9 @@ const char *els_addr_str(const struct els_addr *a, unsigned family, char *buf);
 /* True when a lies inside c (same family). */
 bool els_cidr_contains(const struct els_cidr *c, unsigned family, const struct els_addr *a);
 
+/* A seeded hash of (family, address, extra) for the per-worker tables keyed by an address
+ * (sessions, scan sources, fragment ranges): one key layout, padding zeroed, so that equal
+ * keys hash equally. extra is the caller's (a port and protocol, a fragment id, a tag). */
+uint64_t els_addr_hash(uint8_t family, const struct els_addr *a, uint32_t extra, uint64_t seed);
+
 #endif
