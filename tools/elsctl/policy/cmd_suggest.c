@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <libconfig.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static void emit(config_setting_t *list, struct learn *l, size_t first, int num,
 	config_setting_t *p = config_setting_add(list, NULL, CONFIG_TYPE_GROUP);
 	char id[64];
 	long long flows = 0;
-	bool icmp = g->proto == 1 || g->proto == 58;
+	bool icmp = g->proto == IPPROTO_ICMP || g->proto == IPPROTO_ICMPV6;
 
 	snprintf(id, sizeof(id), "learn-%d-%s-%s", num, g->dir ? "out" : "in",
 		 proto_name(g->proto));
@@ -109,7 +110,7 @@ static void emit(config_setting_t *list, struct learn *l, size_t first, int num,
 		fprintf(notes, " %s %d", icmp ? "type" : "port", l->g[i].port);
 	}
 	fprintf(notes, ": %lld %s from %zu remote%s%s\n", flows,
-		icmp || g->proto == 17 ? "flows or packets" : "flows", g->nr, g->nr == 1 ? "" : "s",
+		icmp || g->proto == IPPROTO_UDP ? "flows or packets" : "flows", g->nr, g->nr == 1 ? "" : "s",
 		g->remotes[0] ? "" : " (any)");
 	if (g->remotes[0]) {
 		config_setting_t *r = config_setting_add(p, "remote", CONFIG_TYPE_ARRAY);
