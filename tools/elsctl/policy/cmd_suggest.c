@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "els/addr.h"
+#include "els/handler.h"
 #include "../elsctl.h"
 #include "suggest_int.h"
 
@@ -223,7 +224,8 @@ static int base_config(config_t *cfg, const char *base)
 	config_setting_t *root = config_root_setting(cfg);
 	add_str(root, "queues", "0");
 	config_setting_t *chain = config_setting_add(root, "chain", CONFIG_TYPE_ARRAY);
-	config_setting_set_string_elem(chain, -1, "tracker");
+	/* the flow stage, then the admitting handler (docs/design-flow-stage.md) */
+	config_setting_set_string_elem(chain, -1, els_handler_flow_stage()->name);
 	config_setting_set_string_elem(chain, -1, "header_filter");
 	return 0;
 }
