@@ -7,7 +7,7 @@
 #include "els/policy.h"
 
 /* The packet that opened a flow, rebuilt from the flow entry, so that the handlers after the
- * tracker can say whether the current policy still grants that flow. */
+ * flow stage can say whether the current policy still grants that flow. */
 static void origin_packet(const struct els_flow *f, struct els_pkt *o)
 {
 	unsigned a = f->init_side, b = !f->init_side;
@@ -46,7 +46,54 @@ void els_chain_tick(const struct els_policy *p, struct els_ctx *ctx)
 	ctx->hstate = NULL;
 }
 
-/* Runs links [from, n) on pkt; fills d and returns true when one of them decided. */
+static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx *ctx,
+		      struct els_decision *d);
+
+static bool is_flow_stage(const struct els_chain_link *l)
+{
+	return (l->h->flags & ELS_HANDLER_FLOW_STAGE) != 0;
+}
+
+/* The flow stage at link `at` found ctx->flow admitted under an older generation and let the
+ * packet through to here: the admitting handlers after it judge the flow's origin packet
+ * under the current policy, and the flow goes on (ELS_R_FLOW, their rule) or is cut
+ * (ELS_R_PERMIT_REVOKED, the flow's old rule). The screens before the stage saw the packet
+ * itself already. */
+static bool rejudge_flow(const struct els_policy *p, unsigned at, struct els_ctx *ctx,
+			 struct els_decision *d)
+{
+	struct els_pkt origin;
+	struct els_ctx sub = {
+		.pkt = &origin,
+		/* session gates and expiry ask these */
+		.sessions = ctx->sessions,
+		.out = ctx->out,
+		.hstates = ctx->hstates,
+		.now_ns = ctx->now_ns,
+		.real_ns = ctx->real_ns,
+		.generation = ctx->generation,
+		.origin = 1,
+	};
+	struct els_decision sd = {0};
+	origin_packet(ctx->flow, &origin);
+	bool decided = run_links(p, at + 1, &sub, &sd);
+	d->handler = (uint8_t)at;
+	if (decided && sd.action == ELS_ACCEPT) {
+		d->action = ELS_ACCEPT;
+		d->reason = ELS_R_FLOW;
+		d->rule = sd.rule;
+		d->flags = sd.flags & ELS_DEC_GATED;
+	} else {
+		d->action = ELS_DROP;
+		d->reason = ELS_R_PERMIT_REVOKED;
+		d->rule = ctx->flow->rule;
+	}
+	return true;
+}
+
+/* Runs links [from, n) on pkt; fills d and returns true when one of them decided. The flow
+ * stage (ELS_HANDLER_FLOW_STAGE) runs where the configured chain lists it: links before it
+ * are screens, links after it admit new flows (docs/design-flow-stage.md). */
 static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx *ctx,
 		      struct els_decision *d)
 {
@@ -66,36 +113,8 @@ static bool run_links(const struct els_policy *p, unsigned from, struct els_ctx 
 			return true;
 		}
 		if (a == ELS_CONTINUE) {
-			if (ctx->recheck && ctx->flow) {
-				/* The tracker found a flow admitted under an older generation. */
-				struct els_pkt origin;
-				struct els_ctx sub = {
-					.pkt = &origin,
-					/* session gates and expiry ask these */
-					.sessions = ctx->sessions,
-					.out = ctx->out,
-					.hstates = ctx->hstates,
-					.now_ns = ctx->now_ns,
-					.real_ns = ctx->real_ns,
-					.generation = ctx->generation,
-					.origin = 1,
-				};
-				struct els_decision sd = {0};
-				origin_packet(ctx->flow, &origin);
-				bool decided = run_links(p, i + 1, &sub, &sd);
-				d->handler = (uint8_t)i;
-				if (decided && sd.action == ELS_ACCEPT) {
-					d->action = ELS_ACCEPT;
-					d->reason = ELS_R_FLOW;
-					d->rule = sd.rule;
-					d->flags = sd.flags & ELS_DEC_GATED;
-				} else {
-					d->action = ELS_DROP;
-					d->reason = ELS_R_PERMIT_REVOKED;
-					d->rule = ctx->flow->rule;
-				}
-				return true;
-			}
+			if (is_flow_stage(l) && ctx->recheck && ctx->flow)
+				return rejudge_flow(p, i, ctx, d);
 			continue;
 		}
 		hd.action = (uint8_t)a;
@@ -147,10 +166,10 @@ const char *els_chain_rule_name(const struct els_policy *p, const struct els_dec
 	if (d->handler >= p->nlinks || !d->rule)
 		return NULL;
 	const struct els_chain_link *l = &p->links[d->handler];
-	if (d->reason == ELS_R_FLOW || d->reason == ELS_R_PERMIT_REVOKED ||
-	    d->reason == ELS_R_ADOPTED) {
-		/* The tracker passes on the rule of the handler that admitted the flow; its
-		 * name belongs to that handler (the first after the tracker with names). */
+	if (is_flow_stage(l) && (d->reason == ELS_R_FLOW || d->reason == ELS_R_PERMIT_REVOKED ||
+				 d->reason == ELS_R_ADOPTED)) {
+		/* The flow stage passes on the rule of the handler that admitted the flow; its
+		 * name belongs to that handler (the first after the stage with names). */
 		for (unsigned i = d->handler + 1u; i < p->nlinks; i++)
 			if (p->links[i].h->rule_name)
 				return p->links[i].h->rule_name(p->links[i].conf, d->rule);

@@ -269,7 +269,9 @@ void els_policy_build_chain(const config_setting_t *root, struct els_policy *p,
 		els_diag_at(d, chain, "'chain' must be a list of handler names");
 		return;
 	}
-	int tracker_at = -1, filter_at = -1;
+	/* The flow stage by its flag (ELS_HANDLER_FLOW_STAGE), never by its name: where it stands
+	 * splits the chain into screens and admitting handlers (docs/design-flow-stage.md). */
+	const struct els_handler *flow_stage = NULL, *after_flow = NULL;
 	for (int i = 0; i < config_setting_length(chain); i++) {
 		const config_setting_t *e = config_setting_get_elem(chain, (unsigned)i);
 		const char *name = config_setting_get_string(e);
@@ -294,10 +296,10 @@ void els_policy_build_chain(const config_setting_t *root, struct els_policy *p,
 			els_diag_at(d, e, "chain has more than %d handlers", ELS_CHAIN_MAX);
 			break;
 		}
-		if (strcmp(name, "tracker") == 0)
-			tracker_at = i;
-		if (strcmp(name, "header_filter") == 0)
-			filter_at = i;
+		if (h->flags & ELS_HANDLER_FLOW_STAGE)
+			flow_stage = h;
+		else if ((h->flags & ELS_HANDLER_AFTER_FLOW) && !flow_stage && !after_flow)
+			after_flow = h; /* before the flow stage, if the chain has one further on */
 
 		const config_setting_t *sec = member(root, name);
 		if (sec && !config_setting_is_group(sec)) {
@@ -314,10 +316,11 @@ void els_policy_build_chain(const config_setting_t *root, struct els_policy *p,
 		if (h->build(sec, env, &l->conf, d) == 0)
 			p->nlinks++;
 	}
-	if (tracker_at >= 0 && filter_at >= 0 && tracker_at > filter_at)
+	if (flow_stage && after_flow)
 		els_diag_at(d, chain,
-			    "'tracker' must come before 'header_filter' in chain, or replies of "
-			    "admitted flows meet the header filter's default deny");
+			    "'%s' must come before '%s' in chain, or replies of admitted flows "
+			    "meet the %s's default deny",
+			    flow_stage->name, after_flow->name, after_flow->name);
 	/* A handler section whose handler is not in the chain is kept (it may be switched on
 	 * later), but a section named after no handler at all is a typo worth reporting. A
 	 * management document has its own check (policy_doc.c). */

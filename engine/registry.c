@@ -30,6 +30,14 @@ const struct els_handler *const *els_handler_all(void)
 	return registry;
 }
 
+const struct els_handler *els_handler_flow_stage(void)
+{
+	for (const struct els_handler *const *h = registry; *h; h++)
+		if ((*h)->flags & ELS_HANDLER_FLOW_STAGE)
+			return *h;
+	return NULL;
+}
+
 const struct els_handler *els_handler_find(const char *name)
 {
 	for (const struct els_handler *const *h = registry; *h; h++)

@@ -320,6 +320,7 @@ static void hf_tick(const void *conf, struct els_ctx *ctx)
 const struct els_handler els_handler_header_filter = {
     .name = "header_filter",
     .summary = "ports-and-protocols policy: deny all, permit by exception, in and out",
+    .flags = ELS_HANDLER_AFTER_FLOW,
     .build = hf_build,
     .destroy = hf_destroy,
     .handle = hf_handle,

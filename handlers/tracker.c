@@ -469,6 +469,7 @@ frag:
 const struct els_handler els_handler_tracker = {
     .name = "tracker",
     .summary = "tracks TCP/UDP/ICMP flows; accepts packets of flows a later handler admitted",
+    .flags = ELS_HANDLER_FLOW_STAGE,
     .build = tracker_build,
     .destroy = tracker_destroy,
     .handle = tracker_handle,

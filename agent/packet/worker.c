@@ -215,7 +215,9 @@ static void flow_end(const struct els_flow *f, unsigned reason, void *arg)
 		els_dropagg_add(w->drops, &r);
 		return;
 	}
-	r.handler = "tracker";
+	/* Flow tracking writes a flow's end, under the registered flow stage's name (the one
+	 * metrics and `stats` use), whether or not the running chain still lists it. */
+	r.handler = els_handler_flow_stage()->name;
 	owner_detail(w, a, &r);
 	r.pkts[0] = f->pkts[0], r.pkts[1] = f->pkts[1];
 	r.bytes[0] = f->bytes[0], r.bytes[1] = f->bytes[1];

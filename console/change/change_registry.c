@@ -4,6 +4,7 @@
  * and its permits through the registry view (include/els/registry.h). */
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,7 +160,7 @@ static void check_port(void *arg, const char *id, uint8_t proto, uint16_t lo, ui
 {
 	struct port_walk *w = arg;
 	const struct change_registry_entry *e = find(w->reg, w->nreg, id);
-	const char *pn = proto == 6 ? "tcp" : "udp";
+	const char *pn = proto == IPPROTO_TCP ? "tcp" : "udp";
 
 	if (!e)
 		return; /* reported as not in the registry */

@@ -44,7 +44,7 @@ struct els_decision {
 /* decision flags */
 #define ELS_DEC_OBSERVE 0x01u /* accepted only because of observe mode: reason says what the
 				 verdict would have been (the worker records a would_drop) */
-#define ELS_DEC_GATED	0x02u /* admitted by a session-gated permit: the tracker asks again
+#define ELS_DEC_GATED	0x02u /* admitted by a session-gated permit: the flow stage asks again
 				 on every packet of the flow, so it closes with the session */
 
 /* Per-packet context a worker hands the chain. */
@@ -60,18 +60,18 @@ struct els_ctx {
 	/* The state worker_init made for the handler being run (set by the chain before handle,
 	 * commit and tick); NULL when the handler has none or the worker has no states. */
 	void *hstate;
-	struct els_flow *flow;        /* set by the tracker: the flow the packet belongs to */
+	struct els_flow *flow;        /* set by the flow stage: the flow the packet belongs to */
 	/* The packet's flow key and bucket when the worker built them already (agent/queue.c
-	 * does, to prefetch); NULL otherwise, and the tracker builds them. */
+	 * does, to prefetch); NULL otherwise, and the flow stage builds them. */
 	const struct els_flow_hint *flow_hint;
 	uint64_t now_ns;              /* CLOCK_MONOTONIC time of the packet (replay: capture time) */
 	uint64_t real_ns;	      /* CLOCK_REALTIME of the same (permit expiry, records); 0:
 					 unknown, and expiry dates are checked at build only */
 	uint32_t generation;          /* policy generation deciding this packet */
-	uint8_t recheck;              /* set by the tracker: flow predates this generation, ask the
-					 handlers after it whether its permit still holds */
-	uint8_t new_flow;             /* set by the tracker's commit when it created a flow */
-	uint8_t handshake_done;	      /* set by the tracker: this packet completed the TCP
+	uint8_t recheck;              /* set by the flow stage: flow predates this generation, ask
+					 the handlers after it whether its permit still holds */
+	uint8_t new_flow;             /* set by the flow stage's commit when it created a flow */
+	uint8_t handshake_done;	      /* set by the flow stage: this packet completed the TCP
 					 handshake of ctx->flow (the worker writes its admit) */
 	/* pkt stands for a connection that exists already (a flow re-judged after a reload, a
 	 * connection adopted at start): service-bound permits are not asked about its socket's
@@ -106,9 +106,22 @@ struct els_worker_env {
 	uint32_t flow_capacity; /* entries of the worker's flow table */
 };
 
+/* What a handler is to the chain (els_handler.flags); see docs/design-flow-stage.md. */
+/* The worker's flow stage: finds the packet's flow (ctx->flow), accepts packets of admitted
+ * flows, sets ctx->recheck for a flow admitted under an older generation, and makes flows in
+ * commit. At most one registered handler has it. The chain runs it where the configured chain
+ * lists it: the links before it are screens that see every packet, the links after it are
+ * the admitting handlers, which see a flow's first packet (and its origin packet when the
+ * stage asks for a recheck). */
+#define ELS_HANDLER_FLOW_STAGE 0x01u
+/* An admitting handler with a default deny: it must stand after the flow stage, or the
+ * replies of flows it admitted meet its deny (checked when the chain is built). */
+#define ELS_HANDLER_AFTER_FLOW 0x02u
+
 struct els_handler {
 	const char *name;    /* as written in the config's chain list and as its section name */
 	const char *summary; /* one line for `elsd --handlers` */
+	unsigned flags;      /* ELS_HANDLER_*; 0 for an ordinary handler */
 
 	/* Compiles the handler's config section (NULL when the config has none) into *conf.
 	 * Returns 0, or -EINVAL after adding at least one message to diag. Frees everything it
@@ -145,10 +158,13 @@ struct els_handler {
 	void (*worker_free)(void *hstate);
 };
 
-/* Registry (handlers/registry.c): NULL when no handler has that name. */
+/* Registry (engine/registry.c): NULL when no handler has that name. */
 const struct els_handler *els_handler_find(const char *name);
 /* NULL-terminated list of every registered handler. */
 const struct els_handler *const *els_handler_all(void);
+/* The registered handler with ELS_HANDLER_FLOW_STAGE (its name is the one records, metrics
+ * and `stats` give flow tracking), or NULL when none is registered. */
+const struct els_handler *els_handler_flow_stage(void);
 
 /* A worker's states of every registered handler (worker_init of each that has one), indexed
  * like els_handler_all(), for els_ctx.hstates. NULL on allocation failure. */

@@ -52,6 +52,12 @@ static const struct els_handler fake_h = {
 	.rule_name = fake_rule_name,
 };
 
+/* The same fake, registered as the worker's flow stage (what the tracker is). */
+static const struct els_handler fake_flow_h = {
+	.name = "fake_flow", .flags = ELS_HANDLER_FLOW_STAGE, .handle = fake_handle,
+	.commit = fake_commit,
+};
+
 static struct els_policy pol;
 static struct fake fk[4];
 static struct els_pkt pkt;
@@ -163,6 +169,7 @@ static void recheck_setup(enum els_action later)
 	flow.init_side = 1;
 	flow.rule = 4;
 	ctx.flow = &flow;
+	pol.links[0].h = &fake_flow_h;
 	fk[0].action = ELS_CONTINUE;
 	fk[0].set_recheck = true;
 	fk[1].action = later;
@@ -187,4 +194,43 @@ Test(chain, recheck_cuts_a_flow_the_new_policy_revoked)
 	cr_assert_eq(els_chain_run(&pol, &ctx, &d), ELS_DROP);
 	cr_assert_eq(d.reason, ELS_R_PERMIT_REVOKED);
 	cr_assert_eq(d.rule, 4);
+}
+
+Test(chain, only_the_flow_stage_asks_for_a_recheck)
+{
+	struct els_decision d;
+	recheck_setup(ELS_ACCEPT);
+	pol.links[0].h = &fake_h; /* an ordinary handler setting recheck is not the flow stage */
+	cr_assert_eq(els_chain_run(&pol, &ctx, &d), ELS_ACCEPT);
+	cr_assert_eq(d.handler, 1);
+	cr_assert_eq(d.reason, ELS_R_NONE);
+	cr_assert_eq(d.rule, 9);
+}
+
+Test(chain, a_flow_stage_decision_takes_its_rule_name_from_the_admitting_handler)
+{
+	struct els_decision d;
+	setup(2);
+	pol.links[0].h = &fake_flow_h; /* no rule names of its own */
+	fk[0].action = ELS_ACCEPT;
+	fk[0].reason = ELS_R_FLOW;
+	fk[0].rule = 7;
+	els_chain_run(&pol, &ctx, &d);
+	cr_assert_eq(d.handler, 0);
+	cr_assert_str_eq(els_chain_rule_name(&pol, &d), "seven");
+	pol.links[0].h = &fake_h; /* an ordinary handler's rule is its own */
+	fk[0].rule = 8;
+	els_chain_run(&pol, &ctx, &d);
+	cr_assert_null(els_chain_rule_name(&pol, &d));
+}
+
+Test(chain, the_registry_knows_one_flow_stage)
+{
+	const struct els_handler *fs = els_handler_flow_stage();
+	unsigned n = 0;
+	cr_assert_not_null(fs);
+	for (const struct els_handler *const *h = els_handler_all(); *h; h++)
+		n += ((*h)->flags & ELS_HANDLER_FLOW_STAGE) != 0;
+	cr_assert_eq(n, 1);
+	cr_assert_eq(els_handler_find(fs->name), fs);
 }

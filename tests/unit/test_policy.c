@@ -115,6 +115,22 @@ Test(policy, chain_order_and_duplicates)
 	unlink(path);
 }
 
+Test(policy, a_chain_without_the_flow_stage_loads_as_written)
+{
+	/* No flow stage is added behind the config's back: every packet meets the handlers. */
+	struct els_diag d;
+	struct els_policy *p = load("chain = [ \"iplist\", \"header_filter\" ];\n"
+				    "header_filter = { permits = ( ); };\n", &d);
+	dump(&d);
+	cr_assert_not_null(p);
+	cr_assert_eq(p->nlinks, 2);
+	for (unsigned i = 0; i < p->nlinks; i++)
+		cr_assert_not(p->links[i].h->flags & ELS_HANDLER_FLOW_STAGE);
+	els_policy_free(p);
+	els_diag_free(&d);
+	unlink(path);
+}
+
 Test(policy, syntax_error_names_the_line)
 {
 	struct els_diag d;

@@ -212,11 +212,11 @@ static void check_unused(void *arg, const char *id, uint8_t proto, uint16_t lo, 
 		if (u->arr)
 			json_array_append_new(u->arr, json_pack("{s:s,s:s,s:i,s:s}", "finding",
 								"unused_permit", "proto",
-								proto == 6 ? "tcp" : "udp", "port",
+								proto == IPPROTO_TCP ? "tcp" : "udp", "port",
 								(int)port, "permit", id));
 		else
 			printf("UNUSED-PERMIT  %-4s %-28u %-20s permit %s: nothing listens\n",
-			       proto == 6 ? "tcp" : "udp", port, "-", id);
+			       proto == IPPROTO_TCP ? "tcp" : "udp", port, "-", id);
 	}
 }
 
@@ -306,12 +306,12 @@ int cmd_audit(struct ctl *c, int argc, char *argv[])
 		if (arr)
 			json_array_append_new(
 			    arr, json_pack("{s:s,s:s,s:s,s:i,s:s,s:s*}", "finding", finding,
-					   "proto", l->proto == 6 ? "tcp" : "udp", "address", addr,
+					   "proto", l->proto == IPPROTO_TCP ? "tcp" : "udp", "address", addr,
 					   "port", (int)l->port, "process",
 					   l->owner[0] ? l->owner : "?", "permit", id));
 		else
 			printf("%-14s %-4s %-28s %-20s %s\n", finding,
-			       l->proto == 6 ? "tcp" : "udp", where, l->owner[0] ? l->owner : "?",
+			       l->proto == IPPROTO_TCP ? "tcp" : "udp", where, l->owner[0] ? l->owner : "?",
 			       why);
 	}
 	struct unused_arg u = {&a, arr};

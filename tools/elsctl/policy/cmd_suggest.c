@@ -21,11 +21,13 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <libconfig.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "els/addr.h"
+#include "els/handler.h"
 #include "../elsctl.h"
 #include "suggest_int.h"
 
@@ -88,7 +90,7 @@ static void emit(config_setting_t *list, struct learn *l, size_t first, int num,
 	config_setting_t *p = config_setting_add(list, NULL, CONFIG_TYPE_GROUP);
 	char id[64];
 	long long flows = 0;
-	bool icmp = g->proto == 1 || g->proto == 58;
+	bool icmp = g->proto == IPPROTO_ICMP || g->proto == IPPROTO_ICMPV6;
 
 	snprintf(id, sizeof(id), "learn-%d-%s-%s", num, g->dir ? "out" : "in",
 		 proto_name(g->proto));
@@ -109,7 +111,7 @@ static void emit(config_setting_t *list, struct learn *l, size_t first, int num,
 		fprintf(notes, " %s %d", icmp ? "type" : "port", l->g[i].port);
 	}
 	fprintf(notes, ": %lld %s from %zu remote%s%s\n", flows,
-		icmp || g->proto == 17 ? "flows or packets" : "flows", g->nr, g->nr == 1 ? "" : "s",
+		icmp || g->proto == IPPROTO_UDP ? "flows or packets" : "flows", g->nr, g->nr == 1 ? "" : "s",
 		g->remotes[0] ? "" : " (any)");
 	if (g->remotes[0]) {
 		config_setting_t *r = config_setting_add(p, "remote", CONFIG_TYPE_ARRAY);
@@ -222,7 +224,8 @@ static int base_config(config_t *cfg, const char *base)
 	config_setting_t *root = config_root_setting(cfg);
 	add_str(root, "queues", "0");
 	config_setting_t *chain = config_setting_add(root, "chain", CONFIG_TYPE_ARRAY);
-	config_setting_set_string_elem(chain, -1, "tracker");
+	/* the flow stage, then the admitting handler (docs/design-flow-stage.md) */
+	config_setting_set_string_elem(chain, -1, els_handler_flow_stage()->name);
 	config_setting_set_string_elem(chain, -1, "header_filter");
 	return 0;
 }

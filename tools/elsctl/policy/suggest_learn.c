@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <libconfig.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +59,13 @@ static int add_remote(struct group *g, const struct els_cidr *c, long long n)
 static int proto_num(const char *p)
 {
 	if (!strcmp(p, "tcp"))
-		return 6;
+		return IPPROTO_TCP;
 	if (!strcmp(p, "udp"))
-		return 17;
+		return IPPROTO_UDP;
 	if (!strcmp(p, "icmp"))
-		return 1;
+		return IPPROTO_ICMP;
 	if (!strcmp(p, "icmpv6"))
-		return 58;
+		return IPPROTO_ICMPV6;
 	return -1;
 }
 
@@ -221,7 +222,7 @@ int read_monitor(const char *path, struct learn *l)
 			f->left += n;
 			continue;
 		}
-		if (proto == 6 || proto == 17) {
+		if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 			if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 				continue;
 			port = sqlite3_column_int(st, 4);
@@ -238,7 +239,7 @@ int read_monitor(const char *path, struct learn *l)
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		if (proto == 6 || proto == 17) {
+		if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 			char key[128];
 			owner_key((const char *)sqlite3_column_text(st, 7), out, key, sizeof(key));
 			if (!g->bind_state) {
