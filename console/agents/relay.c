@@ -108,8 +108,7 @@ static void on_resp(struct console *c, void *arg, const char *extra)
 	struct console_relay *r = c->relay;
 	if (!extra) {
 		/* Reconnected: answers may have come while the connection was down. By id, not
-		 * by pointer: a delivery's own query may dispatch another notification that
-		 * delivers (and frees) a later wait. */
+		 * by pointer: a delivery's callback may end other waits. */
 		size_t n = 0;
 		for (struct relay_wait *w = r->waits; w; w = w->next)
 			n++;
@@ -182,8 +181,7 @@ int console_relay_request(struct console *c, const char *agent_id, const char *c
 		evtimer_add(w->timer, &tv);
 	w->next = c->relay->waits;
 	c->relay->waits = w;
-	/* Only now wake the holder: its answer's notification can come back within this very
-	 * call (a query dispatches what arrived with its result), and must find the wait. */
+	/* Only now wake the holder: its answer must find the wait, however soon it comes. */
 	const char *n[] = {PQgetvalue(r, 0, 1)};
 	els_log(ELS_LL_DEBUG, "relay: %s %s -> %s (request %lld)", agent_id, cmd, n[0], w->id);
 	console_db_exec(c, "SELECT pg_notify('els_agent_req', $1)", 1, n);

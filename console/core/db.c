@@ -22,6 +22,8 @@ struct console_db {
 	PGconn *conn;
 	struct event *sock_ev; /* readable: notifications */
 	struct event *retry;   /* every second while the connection is down */
+	struct event *dispatch; /* listeners run from the loop, never inside a query */
+	bool tell_reconnect;	/* listeners still to be told that some may have been missed */
 	struct listen_entry listens[MAX_LISTENS];
 	unsigned nlistens;
 	bool was_down; /* logged once per outage */
@@ -45,6 +47,17 @@ static void msg_trim(char *s)
 }
 
 static void on_socket(evutil_socket_t fd, short what, void *arg);
+
+/* Listeners run on the next turn of the loop, never from inside console_db_query: a listener
+ * called there would run in the middle of its caller's logic (the relay once dropped an answer
+ * that came back within the query that sent its request). A query leaves what it read with
+ * its result in libpq's buffer, where the socket no longer shows it: this event picks it up. */
+static void schedule_dispatch(struct console *c)
+{
+	static const struct timeval now = {0, 0};
+	if (c->db->dispatch)
+		evtimer_add(c->db->dispatch, &now);
+}
 
 /* The event loop waits on every call: a database that stops answering must cost seconds, not
  * the kernel's TCP timeouts (minutes), or every agent session would stall with it. These come
@@ -114,8 +127,8 @@ static void after_reconnect(struct console *c)
 				   "last_seen = now()",
 				   1, NULL, p, NULL, NULL, 0);
 	PQclear(r);
-	for (unsigned i = 0; i < db->nlistens; i++)
-		db->listens[i].fn(c, db->listens[i].arg, NULL);
+	db->tell_reconnect = true;
+	schedule_dispatch(c);
 }
 
 static bool ensure_conn(struct console *c)
@@ -168,6 +181,20 @@ static void dispatch_notifies(struct console *c)
 	}
 }
 
+static void on_dispatch(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct console *c = arg;
+	struct console_db *db = c->db;
+	if (db->tell_reconnect) {
+		db->tell_reconnect = false;
+		for (unsigned i = 0; i < db->nlistens; i++)
+			db->listens[i].fn(c, db->listens[i].arg, NULL);
+	}
+	dispatch_notifies(c);
+}
+
 static void on_socket(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -196,7 +223,7 @@ PGresult *console_db_query(struct console *c, const char *sql, int nparams,
 		ExecStatusType st = PQresultStatus(r);
 		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 			/* A query may have read notifications along with its answer. */
-			dispatch_notifies(c);
+			schedule_dispatch(c);
 			return r;
 		}
 		bool lost = PQstatus(c->db->conn) != CONNECTION_OK;
@@ -356,6 +383,9 @@ int console_db_open(struct console *c)
 	int rc = apply_schema(c, c->conf->sql_dir);
 	if (rc < 0)
 		return rc;
+	db->dispatch = evtimer_new(c->base, on_dispatch, c);
+	if (!db->dispatch)
+		return -ENOMEM;
 	after_reconnect(c);
 	db->retry = event_new(c->base, -1, EV_PERSIST, on_retry, c);
 	struct timeval one = {1, 0};
@@ -373,6 +403,8 @@ void console_db_close(struct console *c)
 		event_free(db->sock_ev);
 	if (db->retry)
 		event_free(db->retry);
+	if (db->dispatch)
+		event_free(db->dispatch);
 	for (unsigned i = 0; i < db->nlistens; i++)
 		free(db->listens[i].channel);
 	if (db->conn)

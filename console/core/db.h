@@ -32,7 +32,8 @@ PGconn *console_db_conn(struct console *c);
 
 /* Calls fn(c, arg, extra) for each NOTIFY on channel (LISTENed now and after each
  * reconnect), and also once after each reconnect with extra NULL (notifications sent while
- * the connection was down are lost: the listener then re-reads its state). 0 or -errno. */
+ * the connection was down are lost: the listener then re-reads its state). 0 or -errno.
+ * fn always runs from the event loop, never inside a console_db_query call. */
 typedef void (*console_db_notify_fn)(struct console *c, void *arg, const char *extra);
 int console_db_listen(struct console *c, const char *channel, console_db_notify_fn fn, void *arg);
 
