@@ -186,7 +186,15 @@ check_eq "no management refusal counted yet" 0 "$(refusals)"
 in_srv openssl s_client -connect 127.0.0.1:7443 -CAfile "$WORK/ca/ca.crt" </dev/null >/dev/null 2>&1
 for _ in $(seq 30); do [[ $(refusals) -ge 1 ]] 2>/dev/null && break; sleep 0.2; done
 check_eq "a management handshake without a certificate is counted as a refusal" 1 "$(refusals)"
-check "and still serves the authenticated scraper" page_with \
+# One retry, said in the log: a scrape of this page timed out once in about twenty runs on a
+# loaded CI machine (not reproduced in 14 runs here, under load too), and what this check is
+# about is that the refusal did not take the endpoint down.
+scraped() {
+	page_with "$@" && return 0
+	log "the scrape after the refusal failed once; retrying"
+	page_with "$@"
+}
+check "and still serves the authenticated scraper" scraped \
 	--cert "$WORK/ca/consoles/scraper.crt" --key "$WORK/ca/consoles/scraper.key"
 "$PKI" revoke "$WORK/ca" "$WORK/ca/consoles/scraper.crt" >/dev/null 2>&1 || fail "els-pki revoke failed"
 kill -HUP "$ELSD_PID"
