@@ -354,7 +354,7 @@ https_stop() {
 run_flood() { # run_flood NAME PORT: FL_SENT FL_OK FL_ATT FL_P50 FL_P99 FL_ROWS FL_BYTES
 	local name=$1 port=$2 db= r0= fpid out
 	FL_SENT= FL_OK= FL_ATT= FL_P50= FL_P99= FL_ROWS= FL_BYTES=
-	[[ $CUR == n ]] || db=$WORK/$CUR/monitor.db
+	[[ $CUR == n || $CUR == b ]] || db=$WORK/$CUR/monitor.db # nft and nfq_min keep no records
 	quiesce
 	# the flood's rows: not those of the legitimate client's own connections (admit, flow_end)
 	q_flood() { sqlite3 -cmd '.timeout 5000' "$db" "SELECT count(*) FROM records
