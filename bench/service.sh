@@ -21,6 +21,22 @@ svc_config() { # svc_config FILE [BINDING]: the example policy plus a permit for
 	sed -i "s|$DB|$(dirname "$1")/monitor.db|" "$1"
 }
 
+# svc_counters: the kernel's counters that say why new connections would stall (SYN
+# retransmissions on the client, listen drops on the server, the queue's drops, conntrack's
+# size), as NAME=VALUE words; svc_rate logs the ones that moved during a run.
+svc_counters() {
+	local f
+	for f in "$CLI:cli" "$SRV:srv"; do
+		ip netns exec "${f%%:*}" awk -v p="${f##*:}" '
+			/^(Tcp|TcpExt):/ { if (!h[$1]) { h[$1] = 1; for (i = 2; i <= NF; i++) k[$1, i] = $i; next }
+				for (i = 2; i <= NF; i++) if (k[$1, i] ~ /^(RetransSegs|TCPSynRetrans|ListenOverflows|ListenDrops|TCPReqQFullDrop|SyncookiesSent|AttemptFails|OutRsts)$/)
+					printf "%s.%s=%s ", p, k[$1, i], $i }' /proc/net/snmp /proc/net/netstat
+	done
+	in_srv awk '{printf "queue%s.dropped=%s queue%s.user_dropped=%s ", $1, $6, $1, $7}' \
+		/proc/net/netfilter/nfnetlink_queue 2>/dev/null
+	printf "srv.conntrack=%s\n" "$(in_srv conntrack -C 2>/dev/null || echo 0)"
+}
+
 # svc_rate NAME CONF: new TCP flows per second through elsd with CONF; sets SVC_RATE.
 svc_rate() {
 	SVC_RATE= SVC_CPU=
@@ -30,10 +46,17 @@ svc_rate() {
 	sleep 0.3
 	# the first flow pays the miss; the measured ones find the listener's owner cached
 	in_cli "$BIN/svc_flows" connect $SRV4 7443 0.5 --par 1 >/dev/null
-	local out c0 c1
+	local out c0 c1 k0 k1
+	k0=$(svc_counters)
 	c0=$(cpu_ticks "$ELSD_PID")
 	out=$(in_cli $PIN "$BIN/svc_flows" connect $SRV4 7443 "$T" --par 16)
 	c1=$(cpu_ticks "$ELSD_PID")
+	k1=$(svc_counters)
+	log "$1: kernel counters during the run: $(paste -d' ' <(tr ' ' '\n' <<<"$k0") <(tr ' ' '\n' <<<"$k1") |
+		awk -F'[= ]' '$2 != $4 {printf "%s +%d ", $1, $4 - $2}')"
+	log "$1: elsd's drop records: $(sqlite3 -cmd '.timeout 5000' "$(dirname "$2")/monitor.db" \
+		"SELECT group_concat(reason || '=' || n, ' ') FROM (SELECT reason, sum(count) n FROM records
+		 WHERE verdict = 'drop' GROUP BY reason)" 2>/dev/null)"
 	kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
 	els_stop; unsteer
 	local n

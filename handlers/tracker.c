@@ -163,8 +163,17 @@ static int tcp_next(unsigned st, bool from_init, uint8_t side, uint8_t fl, uint8
 		return -1;
 	}
 	switch (st) {
-	case ELS_FS_NONE:
 	case ELS_FS_SYN_SENT:
+		/* A bare ACK from the responder is its answer to a SYN that meets an older
+		 * connection on the same ports (RFC 5961 4.2's challenge ACK, RFC 9293's ACK
+		 * from TIME-WAIT): the initiator answers it with a RST that clears the old
+		 * connection. Dropped, the stale connection stays and every retransmitted SYN
+		 * meets it again (conntrack lets it through too). It can carry nothing to the
+		 * initiator, whose TCP accepts no segment but a SYN-ACK in SYN-SENT. */
+		if (!from_init && fl == ELS_TCP_ACK)
+			return (int)st;
+		return -1;
+	case ELS_FS_NONE:
 		return -1; /* nothing but SYN, SYN-ACK or RST before the responder answers */
 	case ELS_FS_SYN_RECV:
 		if (!from_init || !(fl & ELS_TCP_ACK))

@@ -393,6 +393,12 @@ Test(tracker, bad_transitions_dropped)
 	expect(&r, &ack, 1 * S, ELS_DROP, ELS_R_BAD_TCP_STATE, ELS_FS_SYN_SENT);
 	struct els_pkt synack_wrong = tcp(false, ELS_TCP_SYN | ELS_TCP_ACK);
 	expect(&r, &synack_wrong, 1 * S, ELS_DROP, ELS_R_BAD_TCP_STATE, ELS_FS_SYN_SENT);
+	/* the responder's challenge ACK (its older connection on these ports) passes, so the
+	 * initiator's RST can clear that connection; with data flags it is still refused */
+	struct els_pkt challenge = tcp(true, ELS_TCP_ACK);
+	expect(&r, &challenge, 1 * S, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_SYN_SENT);
+	struct els_pkt challenge_psh = tcp(true, ELS_TCP_ACK | ELS_TCP_PSH);
+	expect(&r, &challenge_psh, 1 * S, ELS_DROP, ELS_R_BAD_TCP_STATE, ELS_FS_SYN_SENT);
 	expect(&r, &synack, 1 * S, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_SYN_RECV);
 	expect(&r, &data_out, 1 * S, ELS_DROP, ELS_R_BAD_TCP_STATE, ELS_FS_SYN_RECV);
 	expect(&r, &ack, 1 * S, ELS_ACCEPT, ELS_R_FLOW, ELS_FS_ESTABLISHED);
