@@ -351,6 +351,9 @@ https_stop() {
 	for p in "${HTTPS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	HTTPS_PIDS=()
 }
+flood_queue_stats() { # queue 0's packets so far, kernel drops (full queue), dropped by the peer
+	in_srv awk '$1 == 0 {printf "%s/%s/%s", $8, $6, $7}' /proc/net/netfilter/nfnetlink_queue 2>/dev/null
+}
 run_flood() { # run_flood NAME PORT: FL_SENT FL_OK FL_ATT FL_P50 FL_P99 FL_ROWS FL_BYTES
 	local name=$1 port=$2 db= r0= fpid out
 	FL_SENT= FL_OK= FL_ATT= FL_P50= FL_P99= FL_ROWS= FL_BYTES=
@@ -360,11 +363,18 @@ run_flood() { # run_flood NAME PORT: FL_SENT FL_OK FL_ATT FL_P50 FL_P99 FL_ROWS 
 	q_flood() { sqlite3 -cmd '.timeout 5000' "$db" "SELECT count(*) FROM records
 		WHERE coalesce(src, '') <> '$CLI4' AND coalesce(dst, '') <> '$CLI4'"; }
 	[[ -n $db ]] && r0=$(q_flood)
+	# what the queue and the filter did meanwhile, for the log (a run that goes wrong says why)
+	local s0= k0 k1 c0 c1
+	[[ -n $db ]] && s0=$(sqlite3 -cmd '.timeout 5000' "$db" "SELECT coalesce(max(seq), 0) FROM records")
+	k0=$(flood_queue_stats) c0=$(cpu_ticks "$FPID")
 	in_cli $PIN "$BIN/blast" syn-flood $SRV4 "$port" "$FLOOD_T" >"$WORK/flood.out" 2>&1 &
 	fpid=$!
 	sleep 0.2
 	out=$(in_cli python3 "$SRC/bench/https_probe.py" $SRV4 443 "$(calc "$FLOOD_T - 0.5")" 4 2)
 	wait $fpid
+	k1=$(flood_queue_stats) c1=$(cpu_ticks "$FPID")
+	log "$name -> :$port: queue (packets, kernel drops, verdict-less drops) $k0 -> $k1;" \
+		"filter CPU $(calc "round(($c1 - $c0) / $CLK, 2)") s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 	FL_SENT=$(awk '/^sent/ {print $2}' "$WORK/flood.out")
 	read -r _ FL_ATT _ FL_OK _ FL_P50 _ FL_P99 <<<"$out"
 	num "$FL_SENT" && num "$FL_ATT" && ((FL_ATT > 0)) && filter_alive "$FPID" ||
@@ -380,6 +390,9 @@ run_flood() { # run_flood NAME PORT: FL_SENT FL_OK FL_ATT FL_P50 FL_P99 FL_ROWS 
 			"SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
 		all=$(sqlite3 -cmd '.timeout 5000' "$db" "SELECT count(*) FROM records")
 		num "$size" && num "$all" && ((all > 0)) && FL_BYTES=$(calc "round($FL_ROWS * $size / $all)")
+		log "$name -> :$port: records since the start of the flood: $(sqlite3 -cmd '.timeout 5000' "$db" \
+			"SELECT group_concat(k, ' ') FROM (SELECT kind || '/' || coalesce(reason, '-') || '=' || sum(count) k
+			 FROM records WHERE seq > ${s0:-0} GROUP BY kind, reason)"); the file holds $all rows"
 	fi
 	log "$name -> :$port: $FL_SENT SYNs in ${FLOOD_T}s; handshakes $FL_OK/$FL_ATT ok, p50 $FL_P50 ms, p99 $FL_P99 ms; monitor +${FL_ROWS:--} rows, +${FL_BYTES:--} bytes"
 }
