@@ -21,7 +21,7 @@
 static const char *const top_keys[] = {
 	"queues",	 "fail_open", "copy_bytes", "queue_maxlen", "log_level",
 	"local_addresses", "flows",	"monitor",    "chain",	      "user", "management", "agent_id",
-	"offload", "rules", "policy_dir", "metrics", "events", "console", NULL,
+	"offload", "syn_guard", "rules", "policy_dir", "metrics", "events", "console", NULL,
 };
 
 static bool name_in(const char *name, const char *const *list)
@@ -103,6 +103,43 @@ static int get_choice(const config_setting_t *group, const char *name, const cha
 			 i ? ", " : "", names[i]);
 	els_diag_at(d, member(group, name), "'%s' = \"%s\" is not one of %s", name, v, list);
 	return def;
+}
+
+/* syn_guard = [ 443 ]: TCP ports whose handshakes the kernel's SYNPROXY completes before
+ * anything is queued (els-rules writes the rules; agent/packet/syn_guard.c judges the
+ * connection at the server's SYN-ACK). A list, so that a typo cannot guard a range. */
+static void parse_syn_guard(const config_setting_t *g, struct els_settings *set,
+			    struct els_diag *d)
+{
+	if (!g)
+		return;
+	if (config_setting_type(g) != CONFIG_TYPE_ARRAY && config_setting_type(g) != CONFIG_TYPE_LIST) {
+		els_diag_at(d, g, "'syn_guard' must be a list of TCP ports, e.g. [ 443 ]");
+		return;
+	}
+	int n = config_setting_length(g);
+	if (n > ELS_SYN_GUARD_MAX) {
+		els_diag_at(d, g, "'syn_guard' lists %d ports; at most %d", n, ELS_SYN_GUARD_MAX);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+		int t = config_setting_type(e);
+		long long v = (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+				  ? config_setting_get_int64(e) : -1;
+		if (v < 1 || v > 65535) {
+			els_diag_at(d, e, "'syn_guard' entry %d must be a TCP port from 1 to 65535", i + 1);
+			continue;
+		}
+		bool dup = false;
+		for (unsigned k = 0; k < set->nsyn_guard; k++)
+			dup |= set->syn_guard[k] == (uint16_t)v;
+		if (dup) {
+			els_diag_at(d, e, "'syn_guard' lists port %lld twice", v);
+			continue;
+		}
+		set->syn_guard[set->nsyn_guard++] = (uint16_t)v;
+	}
 }
 
 static void parse_queues(const config_setting_t *root, struct els_settings *set,
@@ -195,6 +232,7 @@ static void parse_settings(const config_setting_t *root, struct els_settings *se
 		else
 			set->offload = config_setting_get_bool(off);
 	}
+	parse_syn_guard(member(root, "syn_guard"), set, d);
 	/* rules = { self_heal = true; heal_max = 10; heal_window_s = 10; }: agent/rulewatch.h */
 	static const char *const rules_keys[] = {"self_heal", "heal_max", "heal_window_s", NULL};
 	const config_setting_t *rules = member(root, "rules");

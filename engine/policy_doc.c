@@ -25,6 +25,7 @@
 static const char *const agent_keys[] = {
     "queues",	  "fail_open",	   "copy_bytes", "queue_maxlen", "log_level", "local_addresses",
     "flows",	  "monitor",	   "user",	 "management",	 "agent_id",  "offload",
+    "syn_guard",
     "policy_dir", "sweep_command", "rules",	 "metrics",	 "events",    "console",
     NULL,
 };

@@ -81,10 +81,10 @@ static const char usage_text[] =
     "  -j, --json            with --report: print the registry as one JSON object;\n"
     "                        with --handlers: the list as JSON; with --verdicts: NDJSON\n"
     "      --get SETTING     check the configuration, then print one setting's value\n"
-    "                        (queues, fail_open and offload with their defaults applied;\n"
-    "                        others, such as management.listen, as written, nothing if\n"
-    "                        absent) and exit; for scripts such as els-rules. A name that\n"
-    "                        is no setting of elsd.conf is an error (exit 1)\n"
+    "                        (queues, fail_open, offload and syn_guard with their defaults\n"
+    "                        applied; others, such as management.listen, as written,\n"
+    "                        nothing if absent) and exit; for scripts such as els-rules.\n"
+    "                        A name that is no setting of elsd.conf is an error (exit 1)\n"
     "  -V, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
@@ -263,7 +263,7 @@ static struct els_policy *load(const struct options *o)
 	return els_policy_load_report(o->config, o->services, stderr);
 }
 
-/* --get: one value for a shell script. queues, fail_open and offload come from the checked
+/* --get: one value for a shell script. queues, fail_open, offload and syn_guard come from the checked
  * policy, so that their defaults live in one place; anything else is read as written. */
 static int print_setting(const struct els_policy *p, const char *name)
 {
@@ -280,6 +280,13 @@ static int print_setting(const struct els_policy *p, const char *name)
 	}
 	if (strcmp(name, "offload") == 0) {
 		puts(p->set.offload ? "true" : "false");
+		return 0;
+	}
+	if (strcmp(name, "syn_guard") == 0) {
+		/* "443,8443" (empty: none), the form els-rules writes into its rules */
+		for (unsigned i = 0; i < p->set.nsyn_guard; i++)
+			printf("%s%u", i ? "," : "", p->set.syn_guard[i]);
+		putchar('\n');
 		return 0;
 	}
 	config_t cfg;

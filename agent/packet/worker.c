@@ -11,6 +11,7 @@
 #include "els/worker_out.h"
 #include "generation.h"
 #include "owner.h"
+#include "syn_guard.h"
 #include "worker.h"
 
 #define WORKER_DROPAGG_SLOTS 4096
@@ -325,7 +326,7 @@ void els_worker_warm(const struct els_worker *w, const struct els_decoded *dp)
 		els_flow_prefetch(w->flows, dp->hint.bucket);
 }
 
-enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt,
+static enum els_action judge_one(struct els_worker *w, const struct els_pkt *pkt,
 				 const struct els_flow_hint *hint, uint64_t mono_ns,
 				 uint64_t real_ns, struct els_decision *dp)
 {
@@ -420,6 +421,46 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 		els_ring_push(w->ring, &r);
 	}
 	return a;
+}
+
+/* A server's SYN-ACK on a guarded port that meets no flow: the kernel's SYNPROXY made the
+ * handshake (syn_guard.h). The client's SYN is judged first, as the chain would have judged
+ * it had it been queued; refused (or waiting for its owner), the SYN-ACK shares its fate.
+ * Admitted, the SYN-ACK and the client's ACK (which SYNPROXY checked) follow, so the flow is
+ * established, its admit record written and, with offload, the mark set in this verdict. */
+static enum els_action judge_guarded(struct els_worker *w, const struct els_pkt *synack,
+				     uint64_t mono_ns, uint64_t real_ns, struct els_decision *dp)
+{
+	struct els_pkt syn, ack;
+	struct els_decision d;
+
+	els_syn_guard_handshake(synack, &syn, &ack);
+	enum els_action a = judge_one(w, &syn, NULL, mono_ns, real_ns, dp);
+	if (a != ELS_ACCEPT)
+		return a;
+	a = judge_one(w, synack, NULL, mono_ns, real_ns, dp);
+	if (a != ELS_ACCEPT)
+		return a;
+	judge_one(w, &ack, NULL, mono_ns, real_ns, &d);
+	return a;
+}
+
+static bool flow_known(const struct els_worker *w, const struct els_pkt *pkt)
+{
+	struct els_flow_key key;
+	uint8_t side;
+
+	return !w->flows || !els_flow_key_of(pkt, &key, &side) ||
+	       els_flow_lookup(w->flows, &key) != NULL;
+}
+
+enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt,
+				 const struct els_flow_hint *hint, uint64_t mono_ns,
+				 uint64_t real_ns, struct els_decision *dp)
+{
+	if (els_syn_guard_synack(&w->pol->set, pkt) && !flow_known(w, pkt))
+		return judge_guarded(w, pkt, mono_ns, real_ns, dp);
+	return judge_one(w, pkt, hint, mono_ns, real_ns, dp);
 }
 
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)

@@ -23,6 +23,8 @@ struct els_events_conf;
 
 enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
 
+#define ELS_SYN_GUARD_MAX 16 /* ports in syn_guard */
+
 struct els_chain_link {
 	const struct els_handler *h;
 	void *conf;        /* owned: freed with h->destroy */
@@ -36,6 +38,8 @@ struct els_settings {
 	unsigned queue_first, queue_last; /* NFQUEUE numbers served, one worker each */
 	bool fail_open;                   /* NFQA_CFG_F_FAIL_OPEN */
 	bool offload; /* [R] established flows bypass the queue via a connmark (agent/offload.h) */
+	uint16_t syn_guard[ELS_SYN_GUARD_MAX]; /* [R] syn_guard: ports behind SYNPROXY */
+	unsigned nsyn_guard;
 	bool rules_self_heal; /* [R] rules.self_heal: restore altered steering rules */
 	unsigned rules_heal_max;      /* [R] rules.heal_max: restores per window, then a pause */
 	unsigned rules_heal_window_s; /* [R] rules.heal_window_s: that window */

@@ -72,6 +72,8 @@ TestSuite(worker, .init = setup, .fini = teardown);
 
 /* Loads a config of this text and publishes it as the next generation; the worker picks it
  * up. The previous generation is freed (no other worker reads it). */
+static const char *top_extra = ""; /* settings before the chain, for one test */
+
 static void publish(const char *log, const char *hf_extra, const char *permits)
 {
 	FILE *f = fopen(conf, "w");
@@ -81,11 +83,12 @@ static void publish(const char *log, const char *hf_extra, const char *permits)
 	fprintf(f,
 		"local_addresses = [ \"198.18.0.2\" ];\n"
 		"flows = { capacity = 64; };\n"
+		"%s\n"
 		"monitor = { log = \"%s\"; };\n"
 		"chain = [ \"tracker\", \"header_filter\" ];\n"
 		"tracker = { udp_unreplied = 30; udp_established = 120; };\n"
 		"header_filter = { %s permits = (\n%s); };\n",
-		log, hf_extra, permits);
+		top_extra, log, hf_extra, permits);
 	fclose(f);
 	els_diag_init(&d, conf);
 	struct els_policy *p = els_policy_load(conf, "/dev/null", &d);
@@ -568,4 +571,53 @@ Test(worker, service_permit_held_then_wrong_service_names_the_owner)
 	w.owners = NULL;
 	els_owners_free(o);
 	close(lfd);
+}
+
+/* syn_guard: the kernel's SYNPROXY made the handshake, and the server's SYN-ACK is the first
+ * packet elsd sees. The client's SYN is judged there: permitted, the flow is established at
+ * once (SYNPROXY checked the client's ACK) with its admit record; refused, the SYN-ACK drops
+ * with the SYN's reason, and so does a SYN-ACK of an unguarded port that meets no flow. */
+Test(worker, syn_guard_judges_the_handshake_at_the_synack)
+{
+	uint8_t b[64];
+	struct els_decision d;
+	size_t n;
+
+	top_extra = "syn_guard = [ 8443, 9443 ];";
+	publish("default", "", HF_PERMITS);
+	top_extra = "";
+	n = ip4(b, 6, "198.18.0.2", 8443, "198.18.1.9", 40000, 0x12);
+	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0, &d), ELS_ACCEPT);
+	n = ip4(b, 6, "198.18.1.9", 40000, "198.18.0.2", 8443, 0x18);
+	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + MS, &d), ELS_ACCEPT);
+	cr_assert_eq(d.reason, ELS_R_FLOW, "the client's data meets an established flow");
+	n = ip4(b, 6, "198.18.0.2", 8443, "198.18.1.9", 40000, 0x18);
+	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 2 * MS, &d), ELS_ACCEPT);
+	cr_assert_eq(d.reason, ELS_R_FLOW);
+	drain();
+	cr_assert_eq(nrecs, 1, "one admit record, got %u", nrecs);
+	cr_assert_eq(recs[0].kind, ELS_REC_ADMIT);
+	cr_assert_str_eq(recs[0].rule_name, "web-in");
+	cr_assert_eq(recs[0].dport, 8443, "recorded as the client's connection");
+	cr_assert_eq(recs[0].sport, 40000);
+	cr_assert_eq(recs[0].dir, ELS_DIR_IN);
+
+	/* guarded, but no permit: the SYN's refusal drops the SYN-ACK */
+	n = ip4(b, 6, "198.18.0.2", 9443, "198.18.1.9", 40001, 0x12);
+	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 3 * MS, &d), ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_NO_PERMIT);
+	n = ip4(b, 6, "198.18.1.9", 40001, "198.18.0.2", 9443, 0x18);
+	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + 4 * MS, &d), ELS_DROP,
+		     "no flow was made for the refused connection");
+	/* not guarded: a SYN-ACK without its SYN is out of state, as ever */
+	n = ip4(b, 6, "198.18.0.2", 8080, "198.18.1.9", 40002, 0x12);
+	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 5 * MS, &d), ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_OUT_OF_STATE);
+	els_worker_tick(&w, T0 + S, R0 + T0 + S);
+	drain();
+	bool refused = false;
+	for (unsigned i = 0; i < nrecs; i++)
+		refused |= recs[i].kind == ELS_REC_DROP && recs[i].reason == ELS_R_NO_PERMIT &&
+			   recs[i].dport == 9443 && recs[i].dir == ELS_DIR_IN;
+	cr_assert(refused, "the refused SYN is recorded as the client's, inbound to 9443");
 }
