@@ -18,7 +18,7 @@
 #include "els/policy.h"
 
 /* True for an outbound SYN-ACK (no FIN or RST) from one of the guarded ports. The caller
- * checks that it meets no flow: a known flow's SYN-ACK (a retransmission) is its own. */
+ * checks that it opens a connection: a live flow's SYN-ACK (a retransmission) is its own. */
 bool els_syn_guard_synack(const struct els_settings *set, const struct els_pkt *p);
 
 /* The handshake packets the kernel handled for elsd, made from the server's SYN-ACK: the

@@ -23,6 +23,7 @@ insn_per_pkt_1k_list insn_per_pkt_1m_list monitor_records_per_s apply_1m_list_s
 apply_lost_packets bytes_per_flow pps_offload_tcp ratio_offload_kernel
 ratio_newconn_nft ratio_newconn_offload_nft ratio_offload_tcp_nft ratio_udp_nft
 ratio_newconn_min_nft ratio_newconn_elsd_min synflood_ok_min ratio_newconn_opensnitch ratio_monitor_ulogd synflood_ok_elsd synflood_ok_nft
+synflood_ok_elsd_guard monitor_rows_per_100k_syn_guard
 monitor_rows_per_100k_syn newconn_growth_1m_flows svc_hit_p50_us
 svc_hit_p99_us svc_miss_ms svc_flows_plain svc_flows_bound svc_flow_ratio svc_cpu_us_plain
 svc_cpu_us_bound""".split()
@@ -36,6 +37,8 @@ skipped_in_quick = {
     "synflood_ok_elsd": "SYN flood: skipped: --quick",
     "synflood_ok_nft": "SYN flood: skipped: --quick",
     "synflood_ok_min": "SYN flood: skipped: --quick",
+    "synflood_ok_elsd_guard": "SYN flood: skipped: --quick",
+    "monitor_rows_per_100k_syn_guard": "SYN flood: skipped: --quick",
     "monitor_rows_per_100k_syn": "SYN flood: skipped: --quick",
     "newconn_growth_1m_flows": "new connections with 10k/100k/1M flows: skipped: --quick",
 }

@@ -602,6 +602,26 @@ Test(worker, syn_guard_judges_the_handshake_at_the_synack)
 	cr_assert_eq(recs[0].sport, 40000);
 	cr_assert_eq(recs[0].dir, ELS_DIR_IN);
 
+	/* the connection closes; the client reuses its ports at once: the new SYN-ACK meets
+	 * the flow in TIME_WAIT, which it reopens (a second admit) */
+	n = ip4(b, 6, "198.18.1.9", 40000, "198.18.0.2", 8443, 0x11);
+	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + 3 * MS, &d), ELS_ACCEPT);
+	n = ip4(b, 6, "198.18.0.2", 8443, "198.18.1.9", 40000, 0x11);
+	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 3 * MS, &d), ELS_ACCEPT);
+	n = ip4(b, 6, "198.18.1.9", 40000, "198.18.0.2", 8443, 0x10);
+	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + 3 * MS, &d), ELS_ACCEPT);
+	n = ip4(b, 6, "198.18.0.2", 8443, "198.18.1.9", 40000, 0x12);
+	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 4 * MS, &d), ELS_ACCEPT,
+		     "a port reuse opens the flow again");
+	n = ip4(b, 6, "198.18.1.9", 40000, "198.18.0.2", 8443, 0x18);
+	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + 4 * MS, &d), ELS_ACCEPT);
+	cr_assert_eq(d.reason, ELS_R_FLOW);
+	drain();
+	unsigned admits = 0;
+	for (unsigned i = 0; i < nrecs; i++)
+		admits += recs[i].kind == ELS_REC_ADMIT;
+	cr_assert_eq(admits, 1, "the reopened connection has its own admit record");
+
 	/* guarded, but no permit: the SYN's refusal drops the SYN-ACK */
 	n = ip4(b, 6, "198.18.0.2", 9443, "198.18.1.9", 40001, 0x12);
 	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 3 * MS, &d), ELS_DROP);
