@@ -477,6 +477,14 @@ struct els_policy *els_policy_load_with(const char *path, const char *services_p
 	};
 	parse_settings(root, &p->set, d);
 	els_mgmt_config_parse(root, path, &p->set.mgmt, d);
+	/* The management port is accepted ahead of the guard's rules: listed, it would look
+	 * guarded and not be. */
+	for (unsigned i = 0; p->set.mgmt && p->set.mgmt->listen && i < p->set.nsyn_guard; i++)
+		if (p->set.syn_guard[i] == p->set.mgmt->port)
+			els_diag_at(d, config_setting_get_member(root, "syn_guard"),
+				    "'syn_guard' lists %u, the management port (management.listen): "
+				    "it is accepted before the guard; remove it from syn_guard",
+				    p->set.mgmt->port);
 	els_metrics_config_parse(root, path, &p->set.metrics, d);
 	els_events_conf_parse(root, path, &p->set.events, d);
 	/* Everything in policy_dir is a console's to name (as list files): the host's own

@@ -17,7 +17,7 @@
 #include "els/pkt.h"
 #include "els/policy.h"
 
-/* True for an outbound SYN-ACK (no FIN or RST) from one of the guarded ports. The caller
+/* True for an outbound SYN-ACK (no FIN, RST, PSH or URG) from one of the guarded ports. The caller
  * checks that it opens a connection: a live flow's SYN-ACK (a retransmission) is its own. */
 bool els_syn_guard_synack(const struct els_settings *set, const struct els_pkt *p);
 

@@ -448,7 +448,7 @@ static enum els_action judge_guarded(struct els_worker *w, const struct els_pkt 
 /* The guarded SYN-ACK opens a connection unless it belongs to a live one (a retransmission).
  * A flow in TIME_WAIT, or one the kernel carried (offloaded), is over: the SYN made from the
  * SYN-ACK reopens it, as the tracker reopens such a flow for a real SYN (port reuse). */
-static bool guard_opens(const struct els_worker *w, const struct els_pkt *pkt)
+static bool guard_opens(const struct els_worker *w, const struct els_pkt *pkt, uint64_t now_ns)
 {
 	struct els_flow_key key;
 	uint8_t side;
@@ -456,14 +456,16 @@ static bool guard_opens(const struct els_worker *w, const struct els_pkt *pkt)
 	if (!w->flows || !els_flow_key_of(pkt, &key, &side))
 		return false;
 	const struct els_flow *f = els_flow_lookup(w->flows, &key);
-	return !f || f->state == ELS_FS_TIME_WAIT || (f->offload & ELS_FLOW_OFFLOADED);
+	/* past its timeout, not yet reaped: over too (the tracker ends it when it meets it) */
+	return !f || f->expire_ns <= now_ns || f->state == ELS_FS_TIME_WAIT ||
+	       (f->offload & ELS_FLOW_OFFLOADED);
 }
 
 enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt,
 				 const struct els_flow_hint *hint, uint64_t mono_ns,
 				 uint64_t real_ns, struct els_decision *dp)
 {
-	if (els_syn_guard_synack(&w->pol->set, pkt) && guard_opens(w, pkt))
+	if (els_syn_guard_synack(&w->pol->set, pkt) && guard_opens(w, pkt, mono_ns))
 		return judge_guarded(w, pkt, mono_ns, real_ns, dp);
 	return judge_one(w, pkt, hint, mono_ns, real_ns, dp);
 }

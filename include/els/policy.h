@@ -23,7 +23,7 @@ struct els_events_conf;
 
 enum els_log_level { ELS_LL_ERROR = 0, ELS_LL_WARNING, ELS_LL_INFO, ELS_LL_DEBUG };
 
-#define ELS_SYN_GUARD_MAX 16 /* ports in syn_guard */
+#define ELS_SYN_GUARD_MAX 15 /* ports in syn_guard: what one iptables multiport match takes */
 
 struct els_chain_link {
 	const struct els_handler *h;
