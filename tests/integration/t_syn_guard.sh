@@ -124,6 +124,23 @@ check_eq "no spoofed SYN cost a monitor row" 0 \
 check_eq "no flow for the forged SYN-ACK's ports" 0 \
 	"$(sql "SELECT count(*) FROM records WHERE kind = 'admit' AND (sport = 40999 OR dport = 40999)")"
 
+# With offload: the verdict on the server's SYN-ACK marks the connection, so everything after
+# it stays in the kernel: a guarded connection queues one packet (without offload, every one).
+sed 's/^syn_guard = .*/syn_guard = [ 443 ];\noffload = true;/' "$WORK/elsd.conf" >"$WORK/offload.conf"
+in_srv env ELSD="$ELSD" "$RULES" -c "$WORK/offload.conf" -b iptables install >/dev/null 2>&1
+s0=$(sql "SELECT max(seq) FROM records")
+els_start "$WORK/offload.conf" || exit 1
+q0=$(in_srv awk '$1 == 0 { print $8 }' /proc/net/netfilter/nfnetlink_queue)
+ok=0
+for i in $(seq 10); do hello "$SRV4" 443 && ok=$((ok + 1)); done
+q1=$(in_srv awk '$1 == 0 { print $8 }' /proc/net/netfilter/nfnetlink_queue)
+log "offload: 10 connections queued $((q1 - q0)) packets"
+check_eq "with offload, 10 guarded connections succeed" 10 "$ok"
+check "and queue at most 2 packets each (the SYN-ACK; $((q1 - q0)) for 10)" test $((q1 - q0)) -le 20
+els_stop || fail "elsd (offload) exited non-zero"
+adm=$(sql "SELECT count(*) FROM records WHERE seq > $s0 AND kind = 'admit' AND dport = 443 AND src = '$CLI4'")
+check_ge "each was admitted" 10 "$adm"
+
 # The guard off: an install without it takes its rules away and puts conntrack's setting back.
 grep -v '^syn_guard' "$WORK/elsd.conf" >"$WORK/plain.conf"
 in_srv env ELSD="$ELSD" "$RULES" -c "$WORK/plain.conf" -b iptables install >/dev/null 2>&1
