@@ -113,6 +113,7 @@ static void parse_syn_guard(const config_setting_t *g, struct els_settings *set,
 {
 	if (!g)
 		return;
+	set->syn_guard_line = (int)config_setting_source_line(g);
 	if (config_setting_type(g) != CONFIG_TYPE_ARRAY && config_setting_type(g) != CONFIG_TYPE_LIST) {
 		els_diag_at(d, g, "'syn_guard' must be a list of TCP ports, e.g. [ 443 ]");
 		return;

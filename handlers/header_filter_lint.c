@@ -155,6 +155,43 @@ static void lint_permit(struct lint *l, const struct hf_conf *c, uint32_t j)
 	}
 }
 
+/* Whether permit j lets every source open TCP connections to local port `port`: inbound,
+ * TCP, the port among its local ports, no remote list, not gated by a session, not expired. */
+static bool opens_to_all(const struct hf_conf *c, uint32_t j, uint16_t port)
+{
+	const struct hf_permit *pm = &c->pm[j];
+	const struct hf_rule *r = &c->rules[j];
+
+	if (pm->dir != ELS_DIR_IN || !(pm->protos & (1u << HF_P_TCP)) || pm->remote ||
+	    r->req_proto || r->expired)
+		return false;
+	if (!pm->has_lp)
+		return true;
+	const struct els_port_set *ps = &pm->lp[HF_P_TCP];
+	for (uint32_t k = 0; k < ps->n; k++)
+		if (ps->r[k].lo <= port && port <= ps->r[k].hi)
+			return true;
+	return false;
+}
+
+/* The SYN guard's SYNPROXY answers every source's SYN to a guarded port, so the port looks
+ * open to all: meant only for ports that a permit opens to every source. */
+static void lint_syn_guard(struct lint *l, const struct els_policy *p, const struct hf_conf *c)
+{
+	for (unsigned i = 0; i < p->set.nsyn_guard; i++) {
+		uint16_t port = p->set.syn_guard[i];
+		bool open = false;
+		for (uint32_t j = 0; c && j < c->nrules && !open; j++)
+			open = opens_to_all(c, j, port);
+		if (!open)
+			warn(l, p->set.syn_guard_line,
+			     "syn_guard lists port %u, which no permit opens to every source: the "
+			     "kernel's SYNPROXY answers every source's SYN there, so it looks open to "
+			     "all; guard only ports permitted to everyone",
+			     port);
+	}
+}
+
 unsigned els_policy_lint(const struct els_policy *p, FILE *out)
 {
 	struct lint l = {.out = out, .path = p->path};
@@ -164,6 +201,7 @@ unsigned els_policy_lint(const struct els_policy *p, FILE *out)
 
 	for (uint32_t j = 0; c && j < c->nrules; j++)
 		lint_permit(&l, c, j);
+	lint_syn_guard(&l, p, c);
 	els_cfgerr_glued(buf, len, glued, &l);
 	free(buf);
 	return l.n;

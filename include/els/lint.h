@@ -11,7 +11,8 @@ struct els_policy;
  * "any" or that opens every local TCP/UDP port; a permit that matches exactly the traffic of
  * an earlier one (duplicate) or only traffic an earlier, broader one already matches
  * (shadowed: it never matches); a permit without an id; two strings that libconfig joined for
- * want of a comma. Returns the number of warnings. */
+ * want of a comma; a syn_guard port that no permit opens to every source. Returns the number
+ * of warnings. */
 unsigned els_policy_lint(const struct els_policy *p, FILE *out);
 
 #endif

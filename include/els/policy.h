@@ -40,6 +40,7 @@ struct els_settings {
 	bool offload; /* [R] established flows bypass the queue via a connmark (agent/offload.h) */
 	uint16_t syn_guard[ELS_SYN_GUARD_MAX]; /* [R] syn_guard: ports behind SYNPROXY */
 	unsigned nsyn_guard;
+	int syn_guard_line; /* its line in the config, for the lint */
 	bool rules_self_heal; /* [R] rules.self_heal: restore altered steering rules */
 	unsigned rules_heal_max;      /* [R] rules.heal_max: restores per window, then a pause */
 	unsigned rules_heal_window_s; /* [R] rules.heal_window_s: that window */

@@ -37,6 +37,12 @@ loose0=$(in_srv cat /proc/sys/net/netfilter/nf_conntrack_tcp_loose)
 
 els_config "$WORK/elsd.conf"
 echo 'syn_guard = [ 443 ];' >>"$WORK/elsd.conf"
+# A guarded port no permit opens to every source would look open to all: elsd -n says so.
+sed 's/^syn_guard = .*/syn_guard = [ 443, 8443 ];/' "$WORK/elsd.conf" >"$WORK/lint.conf"
+lint=$("$ELSD" -n -c "$WORK/lint.conf" 2>&1)
+check "elsd -n warns about a guarded port no permit opens to all (8443)" \
+	grep -q "lint.conf:[0-9]*: warning: syn_guard lists port 8443, which no permit opens to every source" <<<"$lint"
+check_not "but not about 443 (https-in opens it to every source)" grep -q "port 443, which" <<<"$lint"
 out=$(in_srv env ELSD="$ELSD" "$RULES" -c "$WORK/elsd.conf" -b iptables install 2>&1)
 check "els-rules installs the SYN guard" grep -q "SYN guard (SYNPROXY) on ports 443" <<<"$out"
 check "the raw chain takes guarded SYNs out of conntrack" \
