@@ -309,6 +309,8 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	f->gid = f->has_ids ? ntohl(mnl_attr_get_u32(attr[NFQA_GID])) : 0;
 	els_worker_decode(q->w, payload ? payload : (const uint8_t *)"", caplen, wire,
 			  hook_dir(ph->hook), &f->dec);
+	if (f->has_ids)
+		f->dec.pkt.flags |= ELS_PKT_FROM_SOCKET;
 	if (q->pipe_in - q->pipe_out >= 2) /* the previous packet's bucket has had a recv */
 		els_worker_warm(q->w, &q->pipe[(q->pipe_in - 2) % QUEUE_PIPE].dec);
 	if (q->pipe_in - q->pipe_out == QUEUE_PIPE)

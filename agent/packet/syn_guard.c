@@ -8,8 +8,12 @@ bool els_syn_guard_synack(const struct els_settings *set, const struct els_pkt *
 	/* exactly SYN and ACK among the six classic flags (ECN's two may be there) */
 	const uint8_t classic = ELS_TCP_FIN | ELS_TCP_SYN | ELS_TCP_RST | ELS_TCP_PSH |
 				ELS_TCP_ACK | ELS_TCP_URG;
+	/* A server's SYN-ACK leaves from the kernel (a request or no socket, never a process's):
+	 * one sent by a process's socket is a raw socket's forgery, and opens nothing, even
+	 * where the guard's rules that drop it are missing (the config changed, the rules not). */
 	if (!set->nsyn_guard || p->dir != ELS_DIR_OUT || p->proto != IPPROTO_TCP ||
-	    !(p->flags & ELS_PKT_HAS_PORTS) || (p->tcp_flags & classic) != (ELS_TCP_SYN | ELS_TCP_ACK))
+	    (p->flags & (ELS_PKT_HAS_PORTS | ELS_PKT_FROM_SOCKET)) != ELS_PKT_HAS_PORTS ||
+	    (p->tcp_flags & classic) != (ELS_TCP_SYN | ELS_TCP_ACK))
 		return false;
 	for (unsigned i = 0; i < set->nsyn_guard; i++)
 		if (set->syn_guard[i] == p->sport)

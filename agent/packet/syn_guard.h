@@ -17,8 +17,9 @@
 #include "els/pkt.h"
 #include "els/policy.h"
 
-/* True for an outbound SYN-ACK (no FIN, RST, PSH or URG) from one of the guarded ports. The caller
- * checks that it opens a connection: a live flow's SYN-ACK (a retransmission) is its own. */
+/* True for an outbound SYN-ACK (no FIN, RST, PSH or URG) from one of the guarded ports, sent
+ * by the kernel rather than a process's socket (ELS_PKT_FROM_SOCKET). The caller checks that
+ * it opens a connection: a live flow's SYN-ACK (a retransmission) is its own. */
 bool els_syn_guard_synack(const struct els_settings *set, const struct els_pkt *p);
 
 /* The handshake packets the kernel handled for elsd, made from the server's SYN-ACK: the

@@ -326,9 +326,14 @@ void els_worker_warm(const struct els_worker *w, const struct els_decoded *dp)
 		els_flow_prefetch(w->flows, dp->hint.bucket);
 }
 
+/* What a judgement adds to the counters (packets, accepted, dropped, per handler): a queued
+ * packet counts; a stand-in for a packet the kernel handled (judge_guarded) counts only when
+ * its drop becomes the queued packet's verdict, or never. */
+enum judge_count { COUNT_PACKET, COUNT_IF_DROPPED, COUNT_NEVER };
+
 static enum els_action judge_one(struct els_worker *w, const struct els_pkt *pkt,
 				 const struct els_flow_hint *hint, uint64_t mono_ns,
-				 uint64_t real_ns, struct els_decision *dp)
+				 uint64_t real_ns, struct els_decision *dp, enum judge_count count)
 {
 	struct els_decision d;
 	struct flow_end_arg fa = {.w = w, .real_ns = real_ns};
@@ -354,16 +359,19 @@ static enum els_action judge_one(struct els_worker *w, const struct els_pkt *pkt
 	*dp = d;
 	if (a == ELS_DEFER)
 		return a; /* judged again when the owner is known (worker.h) */
-	els_worker_count(w, &d, a);
-
-	els_ctr_inc(&w->st.packets);
-	if (pkt->reason != ELS_R_NONE)
-		els_ctr_inc(&w->st.decode_errors);
+	bool counted = count == COUNT_PACKET || (count == COUNT_IF_DROPPED && a == ELS_DROP);
+	if (counted) {
+		els_worker_count(w, &d, a);
+		els_ctr_inc(&w->st.packets);
+		if (pkt->reason != ELS_R_NONE)
+			els_ctr_inc(&w->st.decode_errors);
+	}
 	int mode = w->pol->set.log_mode;
 	if (w->name_verdicts)
 		w->permit_name[0] = '\0';
 	if (a == ELS_DROP) {
-		els_ctr_inc(&w->st.dropped);
+		if (counted)
+			els_ctr_inc(&w->st.dropped);
 		struct els_record r = {.kind = ELS_REC_DROP, .ts_ns = real_ns, .count = 1};
 		record_from_pkt(&r, pkt);
 		record_decision(w, &r, &d);
@@ -374,7 +382,8 @@ static enum els_action judge_one(struct els_worker *w, const struct els_pkt *pkt
 		els_dropagg_add(w->drops, &r);
 		return a;
 	}
-	els_ctr_inc(&w->st.accepted);
+	if (counted)
+		els_ctr_inc(&w->st.accepted);
 	if (d.flags & ELS_DEC_OBSERVE) {
 		/* Observe mode: passed, but recorded as what it would have been. Its own kind, so
 		 * no query for drops ever counts it. */
@@ -435,13 +444,13 @@ static enum els_action judge_guarded(struct els_worker *w, const struct els_pkt 
 	struct els_decision d;
 
 	els_syn_guard_handshake(synack, &syn, &ack);
-	enum els_action a = judge_one(w, &syn, NULL, mono_ns, real_ns, dp);
+	enum els_action a = judge_one(w, &syn, NULL, mono_ns, real_ns, dp, COUNT_IF_DROPPED);
 	if (a != ELS_ACCEPT)
 		return a;
-	a = judge_one(w, synack, NULL, mono_ns, real_ns, dp);
+	a = judge_one(w, synack, NULL, mono_ns, real_ns, dp, COUNT_PACKET);
 	if (a != ELS_ACCEPT)
 		return a;
-	judge_one(w, &ack, NULL, mono_ns, real_ns, &d);
+	judge_one(w, &ack, NULL, mono_ns, real_ns, &d, COUNT_NEVER);
 	return a;
 }
 
@@ -467,7 +476,7 @@ enum els_action els_worker_judge(struct els_worker *w, const struct els_pkt *pkt
 {
 	if (els_syn_guard_synack(&w->pol->set, pkt) && guard_opens(w, pkt, mono_ns))
 		return judge_guarded(w, pkt, mono_ns, real_ns, dp);
-	return judge_one(w, pkt, hint, mono_ns, real_ns, dp);
+	return judge_one(w, pkt, hint, mono_ns, real_ns, dp, COUNT_PACKET);
 }
 
 void els_worker_tick(struct els_worker *w, uint64_t mono_ns, uint64_t real_ns)

@@ -28,6 +28,10 @@ struct els_addr {
  * Destination Options twice). The packet still decodes ("should", not "must"): the anomaly
  * handler decides what to do with it. */
 #define ELS_PKT_EXT_REPEAT 0x20u
+/* Sent by a process's socket: NFQUEUE reported its owner (NFQA_UID). The kernel's own packets
+ * (a listener's SYN-ACK, SYNPROXY's, a RST) have none; a raw socket's forgery has one. Set by
+ * the queue, never by decoding. */
+#define ELS_PKT_FROM_SOCKET 0x40u
 
 /* pkt->std: what RFCs say a receiver discards, decoded but left to the anomaly handler, so
  * that it can be observed or turned off (docs/anomaly-rfc-audit.md). */

@@ -94,6 +94,23 @@ sleep 0.3
 got=$(in_cli iptables -nvxL INPUT | awk '/spt:443 dpt:40999/ { print $1 }')
 check_eq "no forged packet from the guarded port reached the client" 0 "${got:-missing}"
 
+# Defence in depth: without the guard's OUTPUT rules (syn_guard in the config, rules written
+# without it), a forged SYN-ACK reaches the queue. elsd still opens nothing for it: a SYN-ACK
+# sent by a process's socket (NFQUEUE names its owner) is never the kernel's handshake.
+while read -r r; do eval "in_srv iptables ${r/#-A/-D}"; done < <(in_srv iptables -S ELSD-OUT | grep 'syn guard')
+check_not "the guard's OUTPUT rules are gone" grep -q 'syn guard' <<<"$(in_srv iptables -S ELSD-OUT)"
+in_cli iptables -A INPUT -p tcp --sport 443 --dport 41000 -j ACCEPT
+fq0=$(in_srv awk '$1 == 0 { print $8 }' /proc/net/netfilter/nfnetlink_queue)
+in_srv hping3 -q -S -A -s 443 -k -p 41000 -c 2 -i u10000 -d 200 "$CLI4" >/dev/null 2>&1
+in_srv hping3 -q -A -P -s 443 -k -p 41000 -c 2 -i u10000 -d 200 "$CLI4" >/dev/null 2>&1
+sleep 0.3
+fq1=$(in_srv awk '$1 == 0 { print $8 }' /proc/net/netfilter/nfnetlink_queue)
+check_ge "the forgeries reached elsd's queue" 4 $((fq1 - fq0))
+got=$(in_cli iptables -nvxL INPUT | awk '/spt:443 dpt:41000/ { print $1 }')
+check_eq "and none of them reached the client" 0 "${got:-missing}"
+in_srv env ELSD="$ELSD" "$RULES" -c "$WORK/elsd.conf" -b iptables install >/dev/null 2>&1
+check "a reinstall puts the guard's OUTPUT rules back" grep -q 'syn guard' <<<"$(in_srv iptables -S ELSD-OUT)"
+
 # A flushed raw chain turns the guard off silently: verify says so, and elsd puts it back.
 raw_jumped() { grep -q -x -- '-A PREROUTING -j ELSD-RAW' <<<"$(in_srv iptables -t raw -S PREROUTING)"; }
 in_srv iptables -t raw -D PREROUTING -j ELSD-RAW
@@ -127,8 +144,10 @@ check_ge "its refusal is recorded as its connection to 443 (deny_list)" 1 \
 	"$(sql "SELECT count(*) FROM records WHERE kind = 'drop' AND src = '$BAD4' AND dport = 443 AND reason = 'deny_list'")"
 check_eq "no spoofed SYN cost a monitor row" 0 \
 	"$(sql "SELECT count(*) FROM records WHERE src LIKE '198.18.%' AND src NOT IN ('$CLI4', '$SRV4')")"
-check_eq "no flow for the forged SYN-ACK's ports" 0 \
-	"$(sql "SELECT count(*) FROM records WHERE kind = 'admit' AND (sport = 40999 OR dport = 40999)")"
+check_eq "no flow for the forged SYN-ACKs' ports" 0 \
+	"$(sql "SELECT count(*) FROM records WHERE kind = 'admit' AND (sport IN (40999, 41000) OR dport IN (40999, 41000))")"
+check_ge "the queued forgeries were dropped as out of state" 1 \
+	"$(sql "SELECT count(*) FROM records WHERE kind = 'drop' AND sport = 443 AND dport = 41000 AND reason = 'out_of_state'")"
 
 # With offload: the verdict on the server's SYN-ACK marks the connection, so everything after
 # it stays in the kernel: a guarded connection queues one packet (without offload, every one).

@@ -20,6 +20,7 @@
 
 #include "alert.h"
 #include "els/chain.h"
+#include "els/decode.h"
 #include "generation.h"
 #include "owner.h"
 #include "worker.h"
@@ -588,6 +589,9 @@ Test(worker, syn_guard_judges_the_handshake_at_the_synack)
 	top_extra = "";
 	n = ip4(b, 6, "198.18.0.2", 8443, "198.18.1.9", 40000, 0x12);
 	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0, &d), ELS_ACCEPT);
+	cr_assert_eq(ctr(&w.st.packets), 1, "one queued packet counts once, not as three");
+	cr_assert_eq(ctr(&w.st.accepted), 1);
+	cr_assert_eq(decided_sum(0), 1);
 	n = ip4(b, 6, "198.18.1.9", 40000, "198.18.0.2", 8443, 0x18);
 	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + MS, &d), ELS_ACCEPT);
 	cr_assert_eq(d.reason, ELS_R_FLOW, "the client's data meets an established flow");
@@ -624,8 +628,12 @@ Test(worker, syn_guard_judges_the_handshake_at_the_synack)
 
 	/* guarded, but no permit: the SYN's refusal drops the SYN-ACK */
 	n = ip4(b, 6, "198.18.0.2", 9443, "198.18.1.9", 40001, 0x12);
+	uint64_t pk = ctr(&w.st.packets), dr = ctr(&w.st.dropped);
 	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 3 * MS, &d), ELS_DROP);
 	cr_assert_eq(d.reason, ELS_R_NO_PERMIT);
+	cr_assert_eq(ctr(&w.st.packets), pk + 1, "the refused SYN-ACK counts once");
+	cr_assert_eq(ctr(&w.st.dropped), dr + 1);
+	cr_assert_eq(drops_of(ELS_R_NO_PERMIT), 1);
 	n = ip4(b, 6, "198.18.1.9", 40001, "198.18.0.2", 9443, 0x18);
 	cr_assert_eq(judge(b, n, ELS_DIR_IN, T0 + 4 * MS, &d), ELS_DROP,
 		     "no flow was made for the refused connection");
@@ -633,6 +641,14 @@ Test(worker, syn_guard_judges_the_handshake_at_the_synack)
 	n = ip4(b, 6, "198.18.0.2", 8080, "198.18.1.9", 40002, 0x12);
 	cr_assert_eq(judge(b, n, ELS_DIR_OUT, T0 + 5 * MS, &d), ELS_DROP);
 	cr_assert_eq(d.reason, ELS_R_OUT_OF_STATE);
+	/* guarded and permitted, but sent by a process's socket (a raw socket's forgery): it
+	 * opens nothing */
+	struct els_pkt forged;
+	n = ip4(b, 6, "198.18.0.2", 8443, "198.18.1.9", 40003, 0x12);
+	els_decode(b, n, n, ELS_DIR_OUT, &forged);
+	forged.flags |= ELS_PKT_FROM_SOCKET;
+	cr_assert_eq(els_worker_judge(&w, &forged, NULL, T0 + 5 * MS, R0 + T0 + 5 * MS, &d), ELS_DROP);
+	cr_assert_eq(d.reason, ELS_R_OUT_OF_STATE, "a process's SYN-ACK is no handshake of the kernel's");
 	els_worker_tick(&w, T0 + S, R0 + T0 + S);
 	drain();
 	bool refused = false;
